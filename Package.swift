@@ -1,0 +1,79 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// Layers (a module imports only those below it), see README "Layout":
+//   executables -> BackupKit -> BackupStorage -> BackupInterop -> BackupCore
+//   BackupInterop is the only user of the C modules.
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "Contingency",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "backup-job", targets: ["backup-job"]),
+        .executable(name: "restore-job", targets: ["restore-job"]),
+        .executable(name: "cleanup-job", targets: ["cleanup-job"]),
+        .executable(name: "health-sidecar", targets: ["health-sidecar"]),
+        .library(name: "BackupKit", targets: ["BackupKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    ],
+    targets: [
+        // C libraries from Debian's -dev packages.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CLibArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+
+        // Pure Swift: names, manifest, schedules, configuration, errors. No I/O.
+        .target(name: "BackupCore", swiftSettings: strict),
+        // The only module that touches C: one owning type per C handle, plus child processes.
+        .target(
+            name: "BackupInterop",
+            dependencies: [
+                "BackupCore", "CLibPQ", "CLibArchive", "CCurl", "COpenSSL",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The Storage protocol, the volume store, leases. Stores reach C (libcurl for S3) through BackupInterop.
+        .target(
+            name: "BackupStorage",
+            dependencies: ["BackupCore", "BackupInterop", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // Use cases: runBackup, runRestore, verify, loops. Called by the executables and the tests alike.
+        .target(
+            name: "BackupKit",
+            dependencies: [
+                "BackupCore", "BackupStorage", "BackupInterop",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .executableTarget(name: "backup-job", dependencies: ["BackupKit"], swiftSettings: strict),
+        .executableTarget(name: "restore-job", dependencies: ["BackupKit"], swiftSettings: strict),
+        .executableTarget(name: "cleanup-job", dependencies: ["BackupKit"], swiftSettings: strict),
+        .executableTarget(name: "health-sidecar", dependencies: ["BackupKit"], swiftSettings: strict),
+
+        // Shared by every integration suite: throwaway PostgreSQL servers, job runners, fixtures.
+        .target(
+            name: "TestSupport",
+            dependencies: ["BackupKit", "BackupCore"],
+            path: "Tests/TestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "BackupCoreTests", dependencies: ["BackupCore"], swiftSettings: strict),
+        .testTarget(
+            name: "BackupIntegrationTests",
+            dependencies: ["BackupKit", "BackupCore", "BackupStorage", "BackupInterop", "TestSupport"],
+            swiftSettings: strict
+        ),
+    ]
+)

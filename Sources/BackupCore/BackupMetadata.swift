@@ -1,0 +1,103 @@
+import Foundation
+
+/// `metadata.json`, the last member of every archive: what was backed up, from where, with which tools,
+/// and each member's size and sha256 so a restore can check every byte it extracts.
+///
+/// Keys are snake_case as in the runbook's `metadata.json` (`timestamp`, `database`, `version`, `node_version`).
+public struct BackupMetadata: Codable, Sendable, Equatable {
+    /// Identifies archives written by this product; archives of the runbook's shell script have none.
+    public static let currentFormat = "contingency-backup/1"
+
+    public var format: String
+    /// `backup-job <version>`.
+    public var producer: String
+    /// The runbook's timestamp: `2025-01-15_14-30-00` (UTC).
+    public var timestamp: String
+    /// ISO 8601 UTC time at which the backup began.
+    public var created: Date
+    public var database: String
+    /// The application's version, read from package.json; nil when there is none.
+    public var version: String?
+    /// The application's Node.js version when known (`NODE_VERSION`), as the runbook records it.
+    public var nodeVersion: String?
+    public var pgDumpVersion: String
+    public var serverVersion: String
+    public var hostname: String
+    public var compression: Compression
+    /// Top-level members in archive order: `database.dump`, `.env.backup`, `package.json`, …
+    public var members: [Member]
+    /// The uploads folder as one aggregate entry, so the metadata stays small whatever the file count.
+    public var uploads: UploadsSummary?
+    /// Optional files that did not exist when the backup ran (`package-lock.json`, …).
+    public var missing: [String]
+
+    public init(
+        producer: String, timestamp: String, created: Date, database: String, version: String?,
+        nodeVersion: String?, pgDumpVersion: String, serverVersion: String, hostname: String,
+        compression: Compression, members: [Member], uploads: UploadsSummary?, missing: [String]
+    ) {
+        self.format = Self.currentFormat
+        self.producer = producer
+        self.timestamp = timestamp
+        self.created = created
+        self.database = database
+        self.version = version
+        self.nodeVersion = nodeVersion
+        self.pgDumpVersion = pgDumpVersion
+        self.serverVersion = serverVersion
+        self.hostname = hostname
+        self.compression = compression
+        self.members = members
+        self.uploads = uploads
+        self.missing = missing
+    }
+
+    /// One file member of the archive.
+    public struct Member: Codable, Sendable, Equatable {
+        public var name: String
+        public var size: Int64
+        public var sha256: String
+        public init(name: String, size: Int64, sha256: String) {
+            self.name = name
+            self.size = size
+            self.sha256 = sha256
+        }
+    }
+
+    /// The uploads tree: counts, bytes, and one sha256 over every entry's path, type, size and content hash
+    /// in archive order (see `UploadsDigest`).
+    public struct UploadsSummary: Codable, Sendable, Equatable {
+        public var files: Int
+        public var directories: Int
+        public var bytes: Int64
+        public var sha256: String
+        public init(files: Int, directories: Int, bytes: Int64, sha256: String) {
+            self.files = files
+            self.directories = directories
+            self.bytes = bytes
+            self.sha256 = sha256
+        }
+    }
+
+    public func member(named name: String) -> Member? { members.first { $0.name == name } }
+
+    enum CodingKeys: String, CodingKey {
+        case format, producer, timestamp, created, database, version
+        case nodeVersion = "node_version"
+        case pgDumpVersion = "pg_dump_version"
+        case serverVersion = "server_version"
+        case hostname, compression, members, uploads, missing
+    }
+}
+
+/// Names of the archive's members, shared by the writer and the reader.
+public enum ArchiveLayout {
+    public static let databaseDump = "database.dump"
+    public static let envBackup = ".env.backup"
+    public static let packageJSON = "package.json"
+    public static let packageLock = "package-lock.json"
+    public static let metadata = "metadata.json"
+    public static let uploadsDirectory = "uploads"
+    /// The runbook's shell script nested the uploads as a second archive.
+    public static let legacyUploadsArchive = "uploads.tar.gz"
+}

@@ -1,0 +1,87 @@
+/// Resolves settings in one order for every executable: flag > environment > `<NAME>_FILE` (secrets) > default.
+///
+/// swift-argument-parser has no environment support; this small resolver is the one place that adds it.
+/// Reading a `_FILE` is injected so this module stays free of I/O.
+public struct ConfigurationValues: Sendable {
+    public let environment: [String: String]
+    public let flags: [String: String]
+    private let readFile: @Sendable (String) throws -> String
+
+    public init(
+        environment: [String: String], flags: [String: String] = [:],
+        readFile: @escaping @Sendable (String) throws -> String
+    ) {
+        self.environment = environment
+        self.flags = flags
+        self.readFile = readFile
+    }
+
+    /// The raw value, or nil when unset and without default. An empty value counts as set.
+    public func string(_ setting: Setting) throws(ContingencyError) -> String? {
+        if let value = flags[setting.name] { return value }
+        if let value = environment[setting.name] { return value }
+        if setting.secret, let path = environment[setting.name + "_FILE"], !path.isEmpty {
+            do {
+                var text = try readFile(path)
+                while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+                return text
+            } catch {
+                throw .configuration(
+                    "\(setting.name)_FILE=\(path) cannot be read (\(error))",
+                    hint: "mount the secret file there or unset \(setting.name)_FILE")
+            }
+        }
+        return setting.defaultValue
+    }
+
+    public func nonEmpty(_ setting: Setting) throws(ContingencyError) -> String? {
+        guard let value = try string(setting), !value.isEmpty else { return nil }
+        return value
+    }
+
+    public func required(_ setting: Setting) throws(ContingencyError) -> String {
+        guard let value = try nonEmpty(setting) else {
+            throw .configuration("\(setting.name) is not set", hint: "set it in the environment or with its flag")
+        }
+        return value
+    }
+
+    /// One of a fixed set of words; anything else is refused, naming the accepted values.
+    public func choice<T: RawRepresentable & CaseIterable>(_ setting: Setting, as: T.Type) throws(ContingencyError) -> T
+    where T.RawValue == String {
+        let raw = try required(setting)
+        guard let value = T(rawValue: raw.lowercased()) else {
+            let accepted = T.allCases.map(\.rawValue).joined(separator: ", ")
+            throw .configuration("\(setting.name)=\(raw) is not one of: \(accepted)")
+        }
+        return value
+    }
+
+    public func bool(_ setting: Setting) throws(ContingencyError) -> Bool {
+        let raw = try string(setting) ?? "false"
+        switch raw.lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off", "": return false
+        default: throw .configuration("\(setting.name)=\(raw) is not a boolean (true or false)")
+        }
+    }
+
+    public func integer(_ setting: Setting, in range: ClosedRange<Int>) throws(ContingencyError) -> Int? {
+        guard let raw = try nonEmpty(setting) else { return nil }
+        guard let value = Int(raw), range.contains(value) else {
+            throw .configuration(
+                "\(setting.name)=\(raw) is not a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    /// Seconds, written `90`, `90s`, `5m`, `1h30m` or `2d`.
+    public func duration(_ setting: Setting) throws(ContingencyError) -> Int {
+        let raw = try required(setting)
+        if let seconds = Int(raw), seconds >= 0 { return seconds }
+        guard let seconds = Schedule.parseInterval(raw) else {
+            throw .configuration("\(setting.name)=\(raw) is not a duration", hint: "write it like 30s, 5m, 1h30m or 0")
+        }
+        return seconds
+    }
+}

@@ -1,0 +1,158 @@
+/// Settings every job shares: the store, locking and logging.
+public struct StoreConfiguration: Sendable, Equatable {
+    public var backupDirectory: String
+    public var prefix: String
+    public var lockTTLSeconds: Int
+    public var lockTimeoutSeconds: Int
+
+    public init(backupDirectory: String, prefix: String, lockTTLSeconds: Int = 60, lockTimeoutSeconds: Int = 0) {
+        self.backupDirectory = backupDirectory
+        self.prefix = prefix
+        self.lockTTLSeconds = lockTTLSeconds
+        self.lockTimeoutSeconds = lockTimeoutSeconds
+    }
+
+    public static let settings: [Setting] = [
+        Settings.backupDir, Settings.backupPrefix, Settings.lockTTL, Settings.lockTimeout,
+    ]
+
+    public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> StoreConfiguration {
+        let prefix = try values.required(Settings.backupPrefix)
+        let allowed = prefix.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)
+        }
+        guard allowed, !prefix.hasPrefix(".") else {
+            throw .configuration(
+                "BACKUP_PREFIX=\(prefix) may hold only letters, digits, '.', '_' and '-', and may not start with '.'")
+        }
+        let ttl = try values.duration(Settings.lockTTL)
+        guard ttl >= 3 else {
+            throw .configuration("LOCK_TTL=\(ttl)s is too short", hint: "use at least 3s; the lease is renewed every third of it")
+        }
+        return StoreConfiguration(
+            backupDirectory: try values.required(Settings.backupDir),
+            prefix: prefix,
+            lockTTLSeconds: ttl,
+            lockTimeoutSeconds: try values.duration(Settings.lockTimeout))
+    }
+}
+
+/// The log line format.
+public enum LogFormat: String, Sendable, CaseIterable {
+    case text
+    case json
+}
+
+/// Where the application's files are.
+public struct ApplicationPaths: Sendable, Equatable {
+    /// nil: the application has no uploads folder to back up.
+    public var uploadsDirectory: String?
+    public var envFile: String?
+    public var appDirectory: String?
+
+    public init(uploadsDirectory: String?, envFile: String?, appDirectory: String?) {
+        self.uploadsDirectory = uploadsDirectory
+        self.envFile = envFile
+        self.appDirectory = appDirectory
+    }
+
+    public static let settings: [Setting] = [Settings.uploadsDir, Settings.envFile, Settings.appDir]
+
+    public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> ApplicationPaths {
+        ApplicationPaths(
+            uploadsDirectory: try values.nonEmpty(Settings.uploadsDir).map(Self.trimmingSlash),
+            envFile: try values.nonEmpty(Settings.envFile),
+            appDirectory: try values.nonEmpty(Settings.appDir))
+    }
+
+    static func trimmingSlash(_ path: String) -> String {
+        var path = path
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        return path
+    }
+}
+
+/// Everything `backup-job` needs, resolved and checked before any work starts.
+public struct BackupConfiguration: Sendable, Equatable {
+    public var store: StoreConfiguration
+    public var database: DatabaseSettings
+    public var paths: ApplicationPaths
+    public var compression: Compression
+    public var compressionLevel: Int?
+    public var schedule: Schedule
+    public var pgBinDirectory: String?
+    public var nodeVersion: String?
+
+    public init(
+        store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths,
+        compression: Compression = .gzip, compressionLevel: Int? = nil, schedule: Schedule,
+        pgBinDirectory: String? = nil, nodeVersion: String? = nil
+    ) {
+        self.store = store
+        self.database = database
+        self.paths = paths
+        self.compression = compression
+        self.compressionLevel = compressionLevel
+        self.schedule = schedule
+        self.pgBinDirectory = pgBinDirectory
+        self.nodeVersion = nodeVersion
+    }
+
+    public static let settings: [Setting] =
+        StoreConfiguration.settings + DatabaseSettings.settings + ApplicationPaths.settings + [
+            Settings.compression, Settings.compressionLevel, Settings.schedule, Settings.pgBinDir,
+            Settings.nodeVersion, Settings.logFormat,
+        ]
+
+    public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> BackupConfiguration {
+        let compression = try values.choice(Settings.compression, as: Compression.self)
+        let levels: ClosedRange<Int> = compression == .gzip ? 1...9 : 1...19
+        return BackupConfiguration(
+            store: try StoreConfiguration.load(values),
+            database: try DatabaseSettings.load(values),
+            paths: try ApplicationPaths.load(values),
+            compression: compression,
+            compressionLevel: try values.integer(Settings.compressionLevel, in: levels),
+            schedule: try Schedule.parse(try values.required(Settings.schedule)),
+            pgBinDirectory: try values.nonEmpty(Settings.pgBinDir),
+            nodeVersion: try values.nonEmpty(Settings.nodeVersion))
+    }
+}
+
+/// Everything `restore-job` needs.
+public struct RestoreConfiguration: Sendable, Equatable {
+    public var store: StoreConfiguration
+    public var database: DatabaseSettings
+    public var paths: ApplicationPaths
+    /// A name or a path; nil restores the newest complete backup.
+    public var backup: String?
+    public var terminateConnections: Bool
+    public var pgBinDirectory: String?
+
+    public init(
+        store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths, backup: String? = nil,
+        terminateConnections: Bool = false, pgBinDirectory: String? = nil
+    ) {
+        self.store = store
+        self.database = database
+        self.paths = paths
+        self.backup = backup
+        self.terminateConnections = terminateConnections
+        self.pgBinDirectory = pgBinDirectory
+    }
+
+    public static let settings: [Setting] =
+        StoreConfiguration.settings + DatabaseSettings.settings + ApplicationPaths.settings + [
+            Settings.latestBackup, Settings.terminateConnections, Settings.pgBinDir, Settings.logFormat,
+        ]
+
+    public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> RestoreConfiguration {
+        RestoreConfiguration(
+            store: try StoreConfiguration.load(values),
+            database: try DatabaseSettings.load(values),
+            paths: try ApplicationPaths.load(values),
+            backup: try values.nonEmpty(Settings.latestBackup),
+            terminateConnections: try values.bool(Settings.terminateConnections),
+            pgBinDirectory: try values.nonEmpty(Settings.pgBinDir))
+    }
+}

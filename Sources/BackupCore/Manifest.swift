@@ -1,0 +1,80 @@
+import Foundation
+
+/// The manifest beside each archive (`<archive>.json`): the archive's metadata plus its own size and sha256.
+/// It is written last, after the archive is durable, so its existence is what makes a backup exist.
+public struct Manifest: Codable, Sendable, Equatable {
+    public var metadata: BackupMetadata
+    public var archive: ArchiveInfo
+    /// Set by a restore drill; nil until one has verified the backup.
+    public var verified: Verification?
+
+    public init(metadata: BackupMetadata, archive: ArchiveInfo, verified: Verification? = nil) {
+        self.metadata = metadata
+        self.archive = archive
+        self.verified = verified
+    }
+
+    /// The archive object itself.
+    public struct ArchiveInfo: Codable, Sendable, Equatable {
+        public var name: String
+        public var size: Int64
+        public var sha256: String
+        public var encrypted: Bool
+        public init(name: String, size: Int64, sha256: String, encrypted: Bool) {
+            self.name = name
+            self.size = size
+            self.sha256 = sha256
+            self.encrypted = encrypted
+        }
+    }
+
+    /// The outcome of the last restore drill of this backup.
+    public struct Verification: Codable, Sendable, Equatable {
+        public var at: Date
+        public var ok: Bool
+        public var detail: String
+        public init(at: Date, ok: Bool, detail: String) {
+            self.at = at
+            self.ok = ok
+            self.detail = detail
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case archive, verified, complete
+        case backupSize = "backup_size"
+    }
+
+    // The metadata's keys sit at the top level beside `archive`, so `jq .database` works on both files.
+    public init(from decoder: any Decoder) throws {
+        metadata = try BackupMetadata(from: decoder)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        archive = try container.decode(ArchiveInfo.self, forKey: .archive)
+        verified = try container.decodeIfPresent(Verification.self, forKey: .verified)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try metadata.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(archive, forKey: .archive)
+        try container.encode(verified, forKey: .verified)
+        try container.encode(true, forKey: .complete)
+        try container.encode(ByteFormat.string(archive.size), forKey: .backupSize)
+    }
+}
+
+/// The JSON coding used for metadata.json and manifests: ISO 8601 dates, sorted keys, readable.
+public enum ContingencyJSON {
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}

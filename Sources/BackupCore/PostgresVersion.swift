@@ -1,0 +1,43 @@
+/// A PostgreSQL version as the tools and the server report it.
+public struct PostgresVersion: Sendable, Equatable, Comparable, CustomStringConvertible, Codable {
+    public var major: Int
+    public var minor: Int
+
+    public init(major: Int, minor: Int) {
+        self.major = major
+        self.minor = minor
+    }
+
+    /// From `server_version_num` / `PQserverVersion`: 150018 → 15.18, 90624 → 9.6.24 (shown as 9.6).
+    public init(versionNumber: Int) {
+        if versionNumber >= 100_000 {
+            self.init(major: versionNumber / 10_000, minor: versionNumber % 10_000)
+        } else {
+            self.init(major: versionNumber / 10_000 * 10 + versionNumber / 100 % 100, minor: versionNumber % 100)
+        }
+    }
+
+    /// From a tool's `--version` line: `pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` → 15.18.
+    public static func parse(toolVersionLine line: String) -> PostgresVersion? {
+        for word in line.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+            let parts = word.split(separator: ".")
+            guard let first = parts.first, let major = Int(first) else { continue }
+            let minorDigits = parts.count > 1 ? parts[1].prefix { $0.isNumber } : ""
+            // Releases 10+ are MAJOR.MINOR; 9.x are 9.6.24 with 9.6 the major (kept as 96 so majors compare).
+            if major >= 10 { return PostgresVersion(major: major, minor: Int(minorDigits) ?? 0) }
+            let patch = parts.count > 2 ? Int(parts[2].prefix { $0.isNumber }) ?? 0 : 0
+            return PostgresVersion(major: major * 10 + (Int(minorDigits) ?? 0), minor: patch)
+        }
+        return nil
+    }
+
+    /// `15.18`; the 9.x series shows as `9.6.24`.
+    public var description: String {
+        major >= 10 ? "\(major).\(minor)" : "\(major / 10).\(major % 10).\(minor)"
+    }
+
+    /// `15`, or `9.6` for the old series: the number a Debian package name uses (postgresql-client-15).
+    public var majorName: String { major >= 10 ? "\(major)" : "\(major / 10).\(major % 10)" }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.major, lhs.minor) < (rhs.major, rhs.minor) }
+}

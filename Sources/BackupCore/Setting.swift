@@ -1,0 +1,64 @@
+/// One configuration variable: its environment name, default, meaning and whether it is a secret.
+/// Every executable's `--help` is generated from the settings it reads, so the list cannot drift.
+public struct Setting: Sendable, Hashable {
+    public let name: String
+    public let defaultValue: String?
+    public let help: String
+    /// Secrets are also read from `<NAME>_FILE` and are never logged or printed.
+    public let secret: Bool
+
+    public init(_ name: String, default defaultValue: String? = nil, secret: Bool = false, _ help: String) {
+        self.name = name
+        self.defaultValue = defaultValue
+        self.secret = secret
+        self.help = help
+    }
+
+    /// `  BACKUP_DIR  (default /backups)  Where archives…` for `--help`.
+    public static func helpText(_ settings: [Setting]) -> String {
+        let width = min(32, (settings.map { $0.name.count }.max() ?? 0) + 2)
+        return settings.map { setting in
+            var line = "  " + setting.name.padding(toLength: max(width, setting.name.count + 1), withPad: " ", startingAt: 0)
+            line += setting.help
+            if let value = setting.defaultValue { line += " (default: \(value.isEmpty ? "empty" : value))" }
+            if setting.secret { line += " [secret; also \(setting.name)_FILE]" }
+            return line
+        }.joined(separator: "\n")
+    }
+}
+
+/// The variables the jobs read. Names from the runbook are kept (`BACKUP_DIR`, `DATABASE_NAME`, …).
+public enum Settings {
+    public static let backupDir = Setting("BACKUP_DIR", default: "/backups", "Folder of the backup store (a shared volume)")
+    public static let backupPrefix = Setting(
+        "BACKUP_PREFIX", default: "visual_backup", "Name prefix of archives; installs sharing a store use different prefixes")
+    public static let databaseURL = Setting(
+        "DATABASE_URL", secret: true, "postgres://user:password@host:port/dbname (libpq URI); parts below override it")
+    public static let databaseName = Setting("DATABASE_NAME", "Database to back up or restore (libpq PGDATABASE also works)")
+    public static let databaseUser = Setting("DATABASE_USER", "Database user (libpq PGUSER also works)")
+    public static let databasePassword = Setting(
+        "DATABASE_PASSWORD", secret: true, "Database password (libpq PGPASSWORD / PGPASSFILE also work)")
+    public static let pgPassword = Setting("PGPASSWORD", secret: true, "libpq's password variable")
+    public static let pgBinDir = Setting(
+        "PG_BIN_DIR", "Folder holding pg_dump and pg_restore (default: the newest /usr/lib/postgresql/*/bin, then PATH)")
+    public static let uploadsDir = Setting(
+        "UPLOADS_DIR", default: "/app/uploads", "The application's uploads folder; empty for none")
+    public static let envFile = Setting("ENV_FILE", default: "/app/.env", "The application's .env file; empty for none")
+    public static let appDir = Setting("APP_DIR", default: "/app", "Folder holding package.json and package-lock.json")
+    public static let nodeVersion = Setting("NODE_VERSION", "The application's Node.js version, recorded in metadata.json")
+    public static let compression = Setting(
+        "BACKUP_COMPRESSION", default: "gzip", "gzip (.tar.gz) or zstd (.tar.zst)")
+    public static let compressionLevel = Setting(
+        "BACKUP_COMPRESSION_LEVEL", "Compression level (gzip 1-9, default 6; zstd 1-19, default 3)")
+    public static let schedule = Setting(
+        "BACKUP_SCHEDULE", default: "0 0 * * *", "With --loop: 5-field cron (UTC), @daily-style macro, or interval (24h)")
+    public static let lockTTL = Setting(
+        "LOCK_TTL", default: "60s", "Lease time of the store lock; renewed every third of it while held")
+    public static let lockTimeout = Setting(
+        "LOCK_TIMEOUT", default: "0", "How long to wait for a lock held by another job (0: exit 11 at once)")
+    public static let logFormat = Setting("LOG_FORMAT", default: "text", "text or json (one JSON object per line)")
+    public static let latestBackup = Setting(
+        "LATEST_BACKUP", "Backup to restore: a name or a path (default: the newest complete backup)")
+    public static let terminateConnections = Setting(
+        "RESTORE_TERMINATE_CONNECTIONS", default: "false", "End other sessions on the database before restoring")
+}

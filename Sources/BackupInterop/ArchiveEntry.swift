@@ -1,0 +1,86 @@
+import CLibArchive
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One tar entry's header. Owns one `archive_entry`; reused across entries by readers.
+public final class ArchiveEntry {
+    /// The kinds of entry the product handles; anything else (fifo, socket, device) is `.other`.
+    public enum Kind: Sendable, Equatable {
+        case file
+        case directory
+        case symlink
+        case hardlink
+        case other
+    }
+
+    let pointer: OpaquePointer
+
+    public init() {
+        guard let pointer = archive_entry_new() else { fatalError("archive_entry_new: out of memory") }
+        self.pointer = pointer
+    }
+
+    deinit { archive_entry_free(pointer) }
+
+    /// A regular file entry with the given path, size, permission bits and modification time.
+    public convenience init(file path: String, size: Int64, permissions: mode_t = 0o644, modified: Date = Date()) {
+        self.init()
+        pathname = path
+        archive_entry_set_filetype(pointer, UInt32(Glibc.S_IFREG))
+        archive_entry_set_perm(pointer, permissions)
+        self.size = size
+        archive_entry_set_mtime(pointer, time_t(modified.timeIntervalSince1970), 0)
+    }
+
+    /// A directory entry.
+    public convenience init(directory path: String, permissions: mode_t = 0o755, modified: Date = Date()) {
+        self.init()
+        pathname = path
+        archive_entry_set_filetype(pointer, UInt32(Glibc.S_IFDIR))
+        archive_entry_set_perm(pointer, permissions)
+        archive_entry_set_mtime(pointer, time_t(modified.timeIntervalSince1970), 0)
+    }
+
+    public func clear() { archive_entry_clear(pointer) }
+
+    /// The path inside the archive, UTF-8.
+    public var pathname: String {
+        get {
+            if let utf8 = archive_entry_pathname_utf8(pointer) { return String(cString: utf8) }
+            if let native = archive_entry_pathname(pointer) { return String(cString: native) }
+            return ""
+        }
+        set { archive_entry_set_pathname_utf8(pointer, newValue) }
+    }
+
+    /// The target of a symbolic link or a hard link.
+    public var linkTarget: String? {
+        if let target = archive_entry_symlink_utf8(pointer) ?? archive_entry_symlink(pointer) {
+            return String(cString: target)
+        }
+        if let target = archive_entry_hardlink_utf8(pointer) ?? archive_entry_hardlink(pointer) {
+            return String(cString: target)
+        }
+        return nil
+    }
+
+    public var size: Int64 {
+        get { archive_entry_size(pointer) }
+        set { archive_entry_set_size(pointer, newValue) }
+    }
+
+    public var permissions: mode_t { archive_entry_perm(pointer) }
+
+    public var kind: Kind {
+        if archive_entry_hardlink(pointer) != nil { return .hardlink }
+        switch Int32(archive_entry_filetype(pointer)) {
+        case Int32(Glibc.S_IFREG): return .file
+        case Int32(Glibc.S_IFDIR): return .directory
+        case Int32(Glibc.S_IFLNK): return .symlink
+        default: return .other
+        }
+    }
+}

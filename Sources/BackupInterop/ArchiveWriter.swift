@@ -1,0 +1,94 @@
+import BackupCore
+import CLibArchive
+import Foundation
+
+/// Writes a compressed pax tar stream into a `ByteSink`. Owns one libarchive write handle.
+///
+/// The stream is produced once: entries go in, compressed bytes come out to the sink as libarchive fills
+/// its blocks, so memory stays at libarchive's block buffers whatever the size of the data.
+public final class ArchiveWriter {
+    private let archive: OpaquePointer
+    private let box: CallbackBox<any ByteSink>
+    private var closed = false
+
+    public init(compression: Compression, level: Int?, sink: any ByteSink) throws {
+        _ = ArchiveCall.utf8Locale
+        guard let archive = archive_write_new() else { throw ContingencyError.failed("archive_write_new: out of memory") }
+        self.archive = archive
+        self.box = CallbackBox(sink)
+        let context = "creating the archive"
+        try ArchiveCall.check(archive_write_set_format_pax_restricted(archive), "archive_write_set_format_pax_restricted", archive, context: context)
+        switch compression {
+        case .gzip:
+            try ArchiveCall.check(archive_write_add_filter_gzip(archive), "archive_write_add_filter_gzip", archive, context: context)
+            try ArchiveCall.check(
+                archive_write_set_filter_option(archive, "gzip", "compression-level", String(level ?? 6)),
+                "archive_write_set_filter_option(gzip)", archive, context: context)
+        case .zstd:
+            try ArchiveCall.check(archive_write_add_filter_zstd(archive), "archive_write_add_filter_zstd", archive, context: context)
+            try ArchiveCall.check(
+                archive_write_set_filter_option(archive, "zstd", "compression-level", String(level ?? 3)),
+                "archive_write_set_filter_option(zstd)", archive, context: context)
+        }
+        // No zero padding after the compressed stream: the object's size is exactly the compressor's output.
+        try ArchiveCall.check(archive_write_set_bytes_in_last_block(archive, 1), "archive_write_set_bytes_in_last_block", archive, context: context)
+        let status = archive_write_open(
+            archive, Unmanaged.passUnretained(box).toOpaque(), nil,
+            { _, client, buffer, length in
+                let box = Unmanaged<CallbackBox<any ByteSink>>.fromOpaque(client!).takeUnretainedValue()
+                guard box.error == nil else { return -1 }
+                do {
+                    try box.stream.write(UnsafeRawBufferPointer(start: buffer, count: length))
+                    return length
+                } catch {
+                    box.error = error
+                    return -1
+                }
+            }, nil)
+        try rethrowing(status, "archive_write_open")
+    }
+
+    deinit { archive_write_free(archive) }
+
+    /// Writes an entry's header. For a regular file, exactly `entry.size` bytes must follow through `write`.
+    public func writeHeader(_ entry: ArchiveEntry) throws {
+        try rethrowing(archive_write_header(archive, entry.pointer), "archive_write_header(\(entry.pathname))")
+    }
+
+    /// Writes entry data; every byte is taken or the call throws.
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = archive_write_data(archive, bytes.baseAddress! + offset, bytes.count - offset)
+            if written <= 0 {
+                try rethrowing(Int32(written < 0 ? Int(written) : Int(ARCHIVE_FATAL)), "archive_write_data")
+            }
+            offset += written
+        }
+    }
+
+    public func finishEntry() throws {
+        try rethrowing(archive_write_finish_entry(archive), "archive_write_finish_entry")
+    }
+
+    /// A whole small file from memory: header, data, end.
+    public func writeFile(_ path: String, contents: [UInt8], permissions: mode_t = 0o644, modified: Date = Date()) throws {
+        let entry = ArchiveEntry(file: path, size: Int64(contents.count), permissions: permissions, modified: modified)
+        try writeHeader(entry)
+        try contents.withUnsafeBytes { try write($0) }
+        try finishEntry()
+    }
+
+    /// Flushes the compressor and the tar trailer into the sink. The sink has every byte once this returns.
+    public func finish() throws {
+        guard !closed else { return }
+        closed = true
+        try rethrowing(archive_write_close(archive), "archive_write_close")
+    }
+
+    private func rethrowing(_ status: Int32, _ function: String) throws {
+        if status >= ARCHIVE_WARN { return }
+        if let error = box.error { throw error }
+        try ArchiveCall.check(status, function, archive, context: "writing the archive")
+    }
+}

@@ -1,0 +1,84 @@
+import BackupCore
+import CLibPQ
+import Foundation
+
+/// A libpq connection. Owns one `PGconn`; freed in `deinit` whatever state it reached (a failed
+/// connection must be freed too, as pgBackRest does).
+public final class PostgresConnection {
+    private let connection: OpaquePointer
+
+    /// Connects with resolved libpq keyword parameters (see `ConnectionParameters`). Never prompts.
+    public init(_ parameters: ConnectionParameters) throws {
+        let keywords = parameters.values.keys.sorted()
+        let values = keywords.map { parameters.values[$0]! }
+        let cKeywords = keywords.map { strdup($0) } + [nil]
+        let cValues = values.map { strdup($0) } + [nil]
+        defer {
+            cKeywords.forEach { free($0) }
+            cValues.forEach { free($0) }
+        }
+        let connection = cKeywords.map { UnsafePointer($0) }.withUnsafeBufferPointer { keywordBuffer in
+            cValues.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
+                PQconnectdbParams(keywordBuffer.baseAddress, valueBuffer.baseAddress, 0)
+            }
+        }
+        guard let connection else { throw ContingencyError.failed("PQconnectdbParams: out of memory") }
+        self.connection = connection
+        guard PQstatus(connection) == CONNECTION_OK else {
+            throw ContingencyError.failed(
+                "cannot connect to PostgreSQL (\(parameters)): \(errorMessage)",
+                hint: "check DATABASE_URL / DATABASE_NAME / DATABASE_USER / PGHOST / PGPORT and the password")
+        }
+    }
+
+    deinit { PQfinish(connection) }
+
+    /// The server's version (`PQserverVersion`).
+    public var serverVersion: PostgresVersion { PostgresVersion(versionNumber: Int(PQserverVersion(connection))) }
+
+    /// The database this connection is on.
+    public var database: String { PQdb(connection).map { String(cString: $0) } ?? "" }
+
+    public var user: String { PQuser(connection).map { String(cString: $0) } ?? "" }
+
+    /// Runs one statement with text parameters ($1, $2 …) and returns its rows.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [String?] = []) throws -> PostgresResult {
+        let copies = parameters.map { $0.map { strdup($0) } ?? nil }
+        defer { copies.forEach { free($0) } }
+        let raw = copies.map { UnsafePointer($0) }.withUnsafeBufferPointer { buffer in
+            PQexecParams(connection, sql, Int32(parameters.count), nil, buffer.baseAddress, nil, nil, 0)
+        }
+        guard let raw else { throw ContingencyError.failed("PQexecParams: \(errorMessage)") }
+        let result = PostgresResult(raw)
+        let status = PQresultStatus(raw)
+        guard status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK else {
+            let message = PQresultErrorMessage(raw).map { String(cString: $0) } ?? errorMessage
+            throw ContingencyError.failed("query failed: \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        return result
+    }
+
+    private var errorMessage: String {
+        (PQerrorMessage(connection).map { String(cString: $0) } ?? "unknown libpq error")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// The rows of one query. Owns one `PGresult`.
+public final class PostgresResult {
+    private let result: OpaquePointer
+
+    init(_ result: OpaquePointer) { self.result = result }
+
+    deinit { PQclear(result) }
+
+    public var rowCount: Int { Int(PQntuples(result)) }
+    public var columnCount: Int { Int(PQnfields(result)) }
+
+    /// The text value at (row, column); nil for SQL NULL.
+    public func value(_ row: Int, _ column: Int) -> String? {
+        guard PQgetisnull(result, Int32(row), Int32(column)) == 0 else { return nil }
+        return String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+    }
+}

@@ -1,0 +1,106 @@
+import BackupCore
+import Foundation
+import Subprocess
+
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+/// Runs PostgreSQL's client programs (pg_dump, pg_restore) as child processes. Connection details travel in
+/// their environment (`PGPASSWORD`, …), never on the command line, where `ps` would show them.
+public struct PostgresTools: Sendable {
+    /// The folder holding the programs, or nil to find them on PATH.
+    public let binDirectory: String?
+
+    /// Uses `configured` when given; otherwise the newest `/usr/lib/postgresql/<major>/bin` that has pg_dump
+    /// (Debian's layout, which avoids the version-guessing `pg_wrapper` in /usr/bin), else PATH.
+    public init(binDirectory configured: String?) {
+        if let configured {
+            binDirectory = configured
+            return
+        }
+        let root = "/usr/lib/postgresql"
+        let majors = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [])
+            .compactMap { Double($0) }
+            .sorted(by: >)
+        binDirectory = majors.lazy
+            .map { "\(root)/\($0.truncatingRemainder(dividingBy: 1) == 0 ? String(Int($0)) : String($0))/bin" }
+            .first { FileManager.default.isExecutableFile(atPath: "\($0)/pg_dump") }
+    }
+
+    /// What a finished child printed and how it ended.
+    public struct Outcome: Sendable {
+        public let status: TerminationStatus
+        public let standardError: String
+        public var succeeded: Bool { status.isSuccess }
+    }
+
+    /// The program's version from `--version`.
+    public func version(of program: String) async throws -> PostgresVersion {
+        let result: ExecutionResult<Void, StringOutput<UTF8>, DiscardedOutput>
+        do {
+            result = try await Subprocess.run(executable(program), arguments: ["--version"], output: .string(limit: 4096))
+        } catch {
+            throw ContingencyError.failed(
+                "cannot run \(path(of: program)) (\(error))",
+                hint: "install PostgreSQL's client programs (Debian: postgresql-client) or set PG_BIN_DIR")
+        }
+        let line = result.standardOutput
+        guard result.terminationStatus.isSuccess, let version = PostgresVersion.parse(toolVersionLine: line) else {
+            throw ContingencyError.failed("\(path(of: program)) --version printed no version: \(line)")
+        }
+        return version
+    }
+
+    /// Runs a program to completion. On task cancellation the child gets SIGTERM, then SIGKILL after 5 s.
+    public func run(
+        _ program: String, _ arguments: [String], environment: [String: String] = [:]
+    ) async throws -> Outcome {
+        var options = PlatformOptions()
+        options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(5))]
+        var updates: [Environment.Key: String?] = [:]
+        for (key, value) in environment { updates[Environment.Key(rawValue: key)!] = value }
+        let result: ExecutionResult<Void, DiscardedOutput, StringOutput<UTF8>>
+        do {
+            result = try await Subprocess.run(
+                executable(program), arguments: Arguments(arguments), environment: .inherit.updating(updates),
+                platformOptions: options, output: .discarded, error: .string(limit: 4 << 20))
+        } catch {
+            if Task.isCancelled { throw ContingencyError.cancelled() }
+            throw ContingencyError.failed("cannot run \(path(of: program)): \(error)")
+        }
+        if Task.isCancelled { throw ContingencyError.cancelled() }
+        return Outcome(
+            status: result.terminationStatus,
+            standardError: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// `pg_dump` in custom format, uncompressed (the archive compresses everything once), into `file`.
+    public func dump(to file: String, connection: ConnectionParameters) async throws -> Outcome {
+        try await run(
+            "pg_dump", ["--format=custom", "--compress=0", "--no-password", "--no-sync", "--file=\(file)"],
+            environment: connection.childEnvironment)
+    }
+
+    /// `pg_restore --list`: reads the whole table of contents; fails on a truncated or foreign file.
+    public func list(_ file: String) async throws -> Outcome {
+        try await run("pg_restore", ["--list", file])
+    }
+
+    /// `pg_restore --clean --if-exists` into the connection's database, in one transaction so that a failure
+    /// leaves the database as it was.
+    public func restore(_ file: String, connection: ConnectionParameters, database: String) async throws -> Outcome {
+        try await run(
+            "pg_restore",
+            ["--clean", "--if-exists", "--single-transaction", "--exit-on-error", "--no-password", "--dbname=\(database)", file],
+            environment: connection.childEnvironment.filter { $0.key != "PGDATABASE" })
+    }
+
+    public func path(of program: String) -> String { binDirectory.map { "\($0)/\(program)" } ?? program }
+
+    private func executable(_ program: String) -> Executable {
+        binDirectory.map { .path(FilePath("\($0)/\(program)")) } ?? .name(program)
+    }
+}

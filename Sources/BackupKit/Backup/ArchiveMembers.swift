@@ -1,0 +1,108 @@
+import BackupCore
+import BackupInterop
+import Foundation
+import Logging
+
+/// Adds files and trees to an archive under its top folder, hashing every byte on the way.
+final class ArchiveMembers {
+    private let archive: ArchiveWriter
+    private let root: String
+    private let progress: ProgressReporter
+    private let sink: HashingSink
+    private var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    private var bytesIn: Int64 = 0
+
+    init(archive: ArchiveWriter, root: String, progress: ProgressReporter, sink: HashingSink) {
+        self.archive = archive
+        self.root = root
+        self.progress = progress
+        self.sink = sink
+    }
+
+    /// Adds the file at `path` as `member`. A missing optional file returns nil; a missing required one throws.
+    func addFile(_ member: String, from path: String, required: Bool) throws -> BackupMetadata.Member? {
+        let file: LocalFile
+        do {
+            file = try LocalFile(reading: path)
+        } catch let error as ContingencyError {
+            if !required && !FileManager.default.fileExists(atPath: path) { return nil }
+            throw error
+        }
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw ContingencyError.failed("reading \(path): \(String(cString: strerror(errno)))") }
+        let size = Int64(info.st_size)
+        let entry = ArchiveEntry(
+            file: "\(root)/\(member)", size: size, permissions: info.st_mode & 0o7777,
+            modified: Date(timeIntervalSince1970: Double(info.st_mtim.tv_sec)))
+        try archive.writeHeader(entry)
+        let sha = try copy(from: file, size: size, name: path)
+        try archive.finishEntry()
+        return BackupMetadata.Member(name: member, size: size, sha256: sha)
+    }
+
+    /// Adds the tree at `path` as `member/…`, in the walk's order, and returns its aggregate digest.
+    func addTree(_ member: String, from path: String, logger: Logger) throws -> BackupMetadata.UploadsSummary {
+        let tree = try DiskTreeReader(root: path)
+        let digest = UploadsDigest()
+        let entry = ArchiveEntry()
+        while try tree.next(into: entry) {
+            let relative = Self.relative(entry.pathname, to: path)
+            entry.pathname = relative.isEmpty ? "\(root)/\(member)" : "\(root)/\(member)/\(relative)"
+            switch entry.kind {
+            case .directory:
+                try archive.writeHeader(entry)
+                try archive.finishEntry()
+                if !relative.isEmpty { digest.addDirectory(relative) }
+            case .symlink:
+                try archive.writeHeader(entry)
+                try archive.finishEntry()
+                digest.addSymlink(relative, target: entry.linkTarget ?? "")
+            case .file:
+                let size = entry.size
+                try archive.writeHeader(entry)
+                let sha = try copy(from: tree, size: size, name: "\(path)/\(relative)", logger: logger)
+                try archive.finishEntry()
+                digest.addFile(relative, size: size, sha256: sha)
+            case .hardlink, .other:
+                logger.warning("Skipping \(path)/\(relative): not a regular file, folder or symlink")
+            }
+            try Task.checkCancellation()
+        }
+        return digest.summary()
+    }
+
+    /// Copies exactly `size` bytes (the size already in the tar header) and returns their sha256. A file that
+    /// shrank while being read is zero-filled to its header size, and said so, so the archive stays valid and
+    /// its recorded hash matches what a restore will extract.
+    private func copy(from source: any ByteSource, size: Int64, name: String, logger: Logger? = nil) throws -> String {
+        let hash = BackupInterop.SHA256()
+        var remaining = size
+        try buffer.withUnsafeMutableBytes { raw in
+            while remaining > 0 {
+                let want = Int(min(Int64(raw.count), remaining))
+                var n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<want]))
+                if n == 0 {
+                    logger?.warning("\(name) shrank while being read; its last \(remaining) bytes are zero-filled in this backup")
+                    n = want
+                    memset(raw.baseAddress!, 0, n)
+                }
+                let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<n])
+                hash.update(chunk)
+                try archive.write(chunk)
+                remaining -= Int64(n)
+                bytesIn += Int64(n)
+                progress.update("archive \(ByteFormat.string(bytesIn)) read, written", bytes: sink.count)
+            }
+        }
+        return hash.finalizeHex()
+    }
+
+    static func relative(_ pathname: String, to root: String) -> String {
+        var base = root
+        while base.count > 1 && base.hasSuffix("/") { base.removeLast() }
+        guard pathname.hasPrefix(base) else { return pathname }
+        var rest = pathname.dropFirst(base.count)
+        while rest.hasPrefix("/") { rest = rest.dropFirst() }
+        return String(rest)
+    }
+}

@@ -1,0 +1,186 @@
+import BackupCore
+import BackupInterop
+import BackupStorage
+import Foundation
+import Logging
+
+/// What a finished backup produced.
+public struct BackupResult: Sendable {
+    public let name: BackupName
+    public let manifest: Manifest
+    public let duration: TimeInterval
+}
+
+/// The backup use case: one full backup of the database, the uploads and the configuration into one archive,
+/// committed by its manifest. The executable and the tests call exactly this.
+public struct BackupJob: Sendable {
+    public let configuration: BackupConfiguration
+    public let storage: VolumeStorage
+    public let logger: Logger
+    public var now: @Sendable () -> Date = { Date() }
+    public var progressInterval: TimeInterval = 10
+    public static let lockName = "store"
+    public static let version = "0.1.0"
+
+    public init(configuration: BackupConfiguration, storage: VolumeStorage, logger: Logger) {
+        self.configuration = configuration
+        self.storage = storage
+        self.logger = logger
+    }
+
+    /// Runs one backup. On any error or cancellation nothing that looks complete is left behind.
+    public func run(lostLease: @escaping @Sendable (ContingencyError) -> Void = { _ in }) async throws -> BackupResult {
+        let started = Date()
+        logger.info("Starting scheduled backup...")
+        let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
+        let preflight = try await Preflight.check(configuration, tools: tools, logger: logger)
+
+        let lease = try await Lease.acquire(
+            Self.lockName, storage: storage, job: "backup-job", ttl: configuration.store.lockTTLSeconds,
+            timeout: configuration.store.lockTimeoutSeconds,
+            onWait: { [logger] holder in logger.info("Waiting for the store lock held by \(holder.holderDescription(now: Date()))") },
+            onLost: lostLease)
+        defer { lease.release() }
+        let stale = storage.removeStaleTemporaries()
+        if stale > 0 { logger.info("Removed \(stale) temporary file(s) left by an interrupted run") }
+
+        let catalog = BackupCatalog(storage: storage, prefix: configuration.store.prefix)
+        try checkFreeSpace(catalog: catalog)
+        var name = BackupName(prefix: configuration.store.prefix, date: now(), compression: configuration.compression)
+        while try catalog.isTaken(name) {
+            // Two backups in the same second: the name is the contract, so the next second is used.
+            name = BackupName(prefix: name.prefix, date: name.date.addingTimeInterval(1), compression: name.compression)
+        }
+
+        let dumpPath = storage.temporaryPath("\(name.stem).dump")
+        defer { unlink(dumpPath) }
+        try await dumpDatabase(to: dumpPath, preflight: preflight, tools: tools)
+        Failpoint.hit("dump")
+
+        let writer = try storage.makeWriter(key: name.fileName)
+        defer { writer.abort() }
+        let hashing = HashingSink(writer)
+        let metadata = try writeArchive(name: name, dumpPath: dumpPath, preflight: preflight, into: hashing)
+        let archiveInfo = Manifest.ArchiveInfo(
+            name: name.fileName, size: hashing.count, sha256: hashing.finalizeHex(), encrypted: false)
+
+        // Fencing: publish only while the lease is still ours.
+        try lease.confirm()
+        try Task.checkCancellation()
+        try writer.commit()
+        var published = false
+        defer { if !published { _ = try? storage.delete(key: name.fileName, ifMatch: nil) } }
+        Failpoint.hit("publish")
+        try lease.confirm()
+        try Task.checkCancellation()
+        let manifest = Manifest(metadata: metadata, archive: archiveInfo)
+        try storage.put(key: name.manifestName, data: Array(try ContingencyJSON.encoder().encode(manifest)))
+        published = true
+
+        let duration = Date().timeIntervalSince(started)
+        logger.info(
+            "Backup created successfully: \(name.fileName) (\(ByteFormat.string(archiveInfo.size)) in \(DurationFormat.string(seconds: duration)), \(ByteFormat.rate(bytes: archiveInfo.size, seconds: duration)); data read \(ByteFormat.string(inputBytes(metadata))))"
+        )
+        return BackupResult(name: name, manifest: manifest, duration: duration)
+    }
+
+    /// The runbook's rule: at least twice the last backup's size free before starting.
+    private func checkFreeSpace(catalog: BackupCatalog) throws {
+        guard let available = try storage.availableBytes(), let last = try catalog.list().first else { return }
+        let needed = last.size * 2
+        guard available >= needed else {
+            throw ContingencyError.failed(
+                "not enough free space in \(storage): \(ByteFormat.string(available)) free, \(ByteFormat.string(needed)) needed (twice the last backup, \(last.fileName), \(ByteFormat.string(last.size)))",
+                hint: "free space on the backup volume or remove old backups (cleanup-job) before the next run")
+        }
+    }
+
+    private func dumpDatabase(to path: String, preflight: Preflight, tools: PostgresTools) async throws {
+        let started = Date()
+        logger.info("Dumping database \(preflight.database) (PostgreSQL \(preflight.serverVersion), pg_dump \(preflight.pgDumpVersion))")
+        let progress = ProgressReporter(logger: logger, interval: progressInterval)
+        let watcher = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(500))
+                var info = stat()
+                if stat(path, &info) == 0 { progress.update("database dump", bytes: Int64(info.st_size)) }
+            }
+        }
+        defer { watcher.cancel() }
+        let outcome = try await tools.dump(to: path, connection: preflight.connection)
+        guard outcome.succeeded else {
+            throw ContingencyError.failed(
+                "pg_dump of \(preflight.database) failed (\(outcome.status)): \(outcome.standardError)",
+                hint: "nothing was published; check the database server and its logs")
+        }
+        // Never trust an exit status alone: the dump must be a complete, readable archive.
+        let listing = try await tools.list(path)
+        guard listing.succeeded else {
+            throw ContingencyError.failed("the dump of \(preflight.database) is not readable by pg_restore: \(listing.standardError)")
+        }
+        var info = stat()
+        _ = stat(path, &info)
+        logger.info(
+            "Database dumped: \(ByteFormat.string(Int64(info.st_size))) in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
+    }
+
+    private func writeArchive(name: BackupName, dumpPath: String, preflight: Preflight, into sink: HashingSink) throws -> BackupMetadata {
+        let started = Date()
+        let archive = try ArchiveWriter(compression: configuration.compression, level: configuration.compressionLevel, sink: sink)
+        let members = ArchiveMembers(archive: archive, root: name.stem, progress: ProgressReporter(logger: logger, interval: progressInterval), sink: sink)
+        var recorded: [BackupMetadata.Member] = []
+        var missing: [String] = []
+
+        // database.dump is the one member staged on disk: a tar header needs its size before its data, and
+        // pg_dump's output size is known only when it ends.
+        recorded.append(try members.addFile(ArchiveLayout.databaseDump, from: dumpPath, required: true)!)
+        Failpoint.hit("archive")
+        try Task.checkCancellation()
+
+        var uploads: BackupMetadata.UploadsSummary?
+        if let directory = configuration.paths.uploadsDirectory {
+            uploads = try members.addTree(ArchiveLayout.uploadsDirectory, from: directory, logger: logger)
+        }
+        try Task.checkCancellation()
+
+        let optional: [(member: String, path: String?)] = [
+            (ArchiveLayout.envBackup, configuration.paths.envFile),
+            (ArchiveLayout.packageJSON, configuration.paths.appDirectory.map { "\($0)/package.json" }),
+            (ArchiveLayout.packageLock, configuration.paths.appDirectory.map { "\($0)/package-lock.json" }),
+        ]
+        for (member, path) in optional {
+            guard let path, let entry = try members.addFile(member, from: path, required: false) else {
+                missing.append(member)
+                logger.info("No \(member) to back up (\(path ?? "not configured")): recorded as missing")
+                continue
+            }
+            recorded.append(entry)
+        }
+
+        let metadata = BackupMetadata(
+            producer: "backup-job \(Self.version)", timestamp: name.timestamp, created: name.date,
+            database: preflight.database, version: Self.applicationVersion(configuration.paths.appDirectory),
+            nodeVersion: configuration.nodeVersion, pgDumpVersion: preflight.pgDumpVersion.description,
+            serverVersion: preflight.serverVersion.description, hostname: ProcessInfo.processInfo.hostName,
+            compression: configuration.compression, members: recorded, uploads: uploads, missing: missing)
+        try archive.writeFile(
+            "\(name.stem)/\(ArchiveLayout.metadata)", contents: Array(try ContingencyJSON.encoder().encode(metadata)))
+        try archive.finish()
+        logger.info(
+            "Archive written: \(ByteFormat.string(sink.count)) from \(ByteFormat.string(inputBytes(metadata))) in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
+        return metadata
+    }
+
+    private func inputBytes(_ metadata: BackupMetadata) -> Int64 {
+        metadata.members.reduce(0) { $0 + $1.size } + (metadata.uploads?.bytes ?? 0)
+    }
+
+    /// The `version` field of the application's package.json, if there is one.
+    static func applicationVersion(_ appDirectory: String?) -> String? {
+        guard let appDirectory,
+            let data = FileManager.default.contents(atPath: "\(appDirectory)/package.json"),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return nil }
+        return object["version"] as? String
+    }
+}

@@ -1,0 +1,89 @@
+import BackupCore
+import Dispatch
+import Foundation
+import Logging
+
+/// The shared shell of every executable: turns the environment and flags into configuration values, runs the
+/// job in a task that SIGTERM and SIGINT cancel, prints the failure and maps it to the documented exit code.
+public enum JobRunner {
+    /// flag > environment > `<NAME>_FILE` > default, over this process's environment.
+    public static func values(flags: [String: String?]) -> ConfigurationValues {
+        ConfigurationValues(
+            environment: ProcessInfo.processInfo.environment,
+            flags: flags.compactMapValues { $0 },
+            readFile: { path in try String(contentsOfFile: path, encoding: .utf8) })
+    }
+
+    /// The log format from `LOG_FORMAT`, text when unset or unknown (the unknown value is then reported by `run`).
+    public static func logFormat(_ values: ConfigurationValues) -> LogFormat {
+        (try? values.choice(Settings.logFormat, as: LogFormat.self)) ?? .text
+    }
+
+    /// Runs `body` with cancellation on SIGTERM/SIGINT and returns the exit status to end the process with.
+    public static func run(
+        label: String, values: ConfigurationValues, failure: String,
+        _ body: @escaping @Sendable (Logger, _ cancel: @escaping @Sendable () -> Void) async throws -> Void
+    ) async -> ExitStatus {
+        let logger = JobLogHandler.logger(label, format: logFormat(values))
+        do {
+            _ = try values.choice(Settings.logFormat, as: LogFormat.self)
+        } catch {
+            logger.error("\(failure): \(error)")
+            return error.exitStatus
+        }
+        let task = Task { try await body(logger, {}) }
+        let cancelTask: @Sendable () -> Void = { task.cancel() }
+        let signals = [SIGTERM, SIGINT].map { signalNumber -> any DispatchSourceSignal in
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler {
+                logger.warning("Received \(signalNumber == SIGTERM ? "SIGTERM" : "SIGINT"): stopping; nothing half-written is kept")
+                cancelTask()
+            }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        do {
+            try await task.value
+            return .ok
+        } catch let error as ContingencyError {
+            logger.error("\(failure): \(error)")
+            return error.exitStatus
+        } catch is CancellationError {
+            logger.error("\(failure): cancelled; nothing half-written is kept")
+            return .cancelled
+        } catch {
+            logger.error("\(failure): \(error)")
+            return .failed
+        }
+    }
+
+    /// Waits until `date`, returning false if cancelled first.
+    public static func sleep(until date: Date) async -> Bool {
+        let seconds = date.timeIntervalSinceNow
+        guard seconds > 0 else { return !Task.isCancelled }
+        do {
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// The help epilogue: the variables an executable reads and the exit codes.
+    public static func discussion(_ intro: String, settings: [Setting]) -> String {
+        var unique: [Setting] = []
+        for setting in settings where !unique.contains(setting) { unique.append(setting) }
+        let codes = ExitStatus.allCases.map { "  \($0.rawValue)\(String(repeating: " ", count: max(1, 5 - String($0.rawValue).count)))\($0.meaning)" }
+        return """
+            \(intro)
+
+            Environment (flags override them; secrets also read from NAME_FILE, never logged):
+            \(Setting.helpText(unique))
+
+            Exit codes:
+            \(codes.joined(separator: "\n"))
+            """
+    }
+}

@@ -1,0 +1,232 @@
+import BackupCore
+import BackupInterop
+import BackupStorage
+import Foundation
+import Logging
+
+/// What a finished restore did.
+public struct RestoreResult: Sendable {
+    public let backup: String
+    public let duration: TimeInterval
+}
+
+/// The restore use case: verify the chosen backup completely, and only then restore the database, the uploads
+/// and the .env. The executable and the tests call exactly this.
+public struct RestoreJob: Sendable {
+    public var configuration: RestoreConfiguration
+    public let storage: VolumeStorage
+    public let logger: Logger
+    public var progressInterval: TimeInterval = 10
+
+    public init(configuration: RestoreConfiguration, storage: VolumeStorage, logger: Logger) {
+        self.configuration = configuration
+        self.storage = storage
+        self.logger = logger
+    }
+
+    /// Which archive to restore and where it is.
+    struct Target {
+        let fileName: String
+        let storage: VolumeStorage
+        let manifest: Manifest?
+    }
+
+    public func run() async throws -> RestoreResult {
+        let started = Date()
+        logger.info("Starting restore...")
+        let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
+        let lease = try await Lease.acquire(
+            BackupJob.lockName, storage: storage, job: "restore-job", ttl: configuration.store.lockTTLSeconds,
+            timeout: configuration.store.lockTimeoutSeconds,
+            onWait: { [logger] holder in logger.info("Waiting for the store lock held by \(holder.holderDescription(now: Date()))") })
+        defer { lease.release() }
+
+        let target = try chooseTarget()
+        logger.info("Restoring \(target.fileName)")
+
+        // 1. Verify and stage: nothing live is touched until every check has passed.
+        let id = UUID().uuidString.prefix(8).lowercased()
+        let dumpPath = storage.temporaryPath("restore-\(id).dump")
+        let uploadsStaging = configuration.paths.uploadsDirectory.map { Self.sibling($0, "restore-\(id)") }
+        let envStaging = configuration.paths.envFile.map { Self.sibling($0, "restore-\(id)") }
+        defer {
+            unlink(dumpPath)
+            if let uploadsStaging { try? FileManager.default.removeItem(atPath: uploadsStaging) }
+            if let envStaging { unlink(envStaging) }
+        }
+        if let uploadsDirectory = configuration.paths.uploadsDirectory {
+            try FileManager.default.createDirectory(
+                atPath: (uploadsDirectory as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        }
+        let report = try await timed("Verified") {
+            try await Self.verify(
+                target, destinations: .init(dump: dumpPath, uploads: uploadsStaging, env: envStaging), tools: tools,
+                logger: logger, progressInterval: progressInterval)
+        }
+
+        // 2. The database.
+        let parameters = try ConnectionParameters(configuration.database)
+        let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
+        try await timed("Database \(database) restored") {
+            try await restoreDatabase(dumpPath, parameters: parameters, database: database, tools: tools)
+        }
+
+        // 3. The uploads, swapped in whole.
+        if let uploadsDirectory = configuration.paths.uploadsDirectory, let uploadsStaging {
+            if report.hasUploads {
+                try await timed("Uploads restored to \(uploadsDirectory) (\(report.uploads?.files ?? 0) files, \(ByteFormat.string(report.uploads?.bytes ?? 0)))") {
+                    try FolderSwap.swap(staged: uploadsStaging, into: uploadsDirectory)
+                }
+            } else {
+                logger.warning("The backup holds no uploads; \(uploadsDirectory) is left as it is")
+            }
+        }
+
+        // 4. The .env, the current one kept beside it.
+        if let envFile = configuration.paths.envFile, let envStaging {
+            if report.hasEnv {
+                try FolderSwap.replaceFile(envFile, with: envStaging, keepingOldAs: envFile + ".before-restore")
+                logger.info("Restored \(envFile) (the previous one is kept as \(envFile).before-restore)")
+            } else {
+                logger.warning("The backup holds no .env; \(envFile) is left as it is")
+            }
+        }
+
+        let duration = Date().timeIntervalSince(started)
+        logger.info("Restore completed successfully: \(target.fileName) in \(DurationFormat.string(seconds: duration))")
+        return RestoreResult(backup: target.fileName, duration: duration)
+    }
+
+    /// Checks a backup without restoring anything: every byte hashed and compared, the dump listed by pg_restore.
+    public func verify(_ backup: String?) async throws -> String {
+        let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
+        var copy = self
+        copy.configuration.backup = backup ?? configuration.backup
+        let target = try copy.chooseTarget()
+        let dumpPath = storage.temporaryPath("verify.dump")
+        defer { unlink(dumpPath) }
+        _ = try await Self.verify(
+            target, destinations: .init(dump: dumpPath, uploads: nil, env: nil), tools: tools, logger: logger,
+            progressInterval: progressInterval)
+        logger.info("Backup \(target.fileName) verified")
+        return target.fileName
+    }
+
+    func chooseTarget() throws -> Target {
+        let catalog = BackupCatalog(storage: storage, prefix: configuration.store.prefix)
+        guard let requested = configuration.backup else {
+            guard let newest = try catalog.list().first else {
+                throw ContingencyError.noBackupFound(
+                    "no complete backup in \(storage) (prefix \(configuration.store.prefix))",
+                    hint: "check BACKUP_DIR and BACKUP_PREFIX, or name one with LATEST_BACKUP")
+            }
+            return Target(fileName: newest.fileName, storage: storage, manifest: newest.manifest)
+        }
+        let fileName = BackupName.fileName(fromNameOrPath: requested)
+        var store = storage
+        if requested.contains("/") {
+            let folder = (requested as NSString).deletingLastPathComponent
+            if (folder as NSString).standardizingPath != (storage.root as NSString).standardizingPath {
+                store = try VolumeStorage(root: folder)
+            }
+        }
+        guard store.exists(fileName) else {
+            throw ContingencyError.noBackupFound(
+                "LATEST_BACKUP=\(requested): no such archive in \(store)", hint: "list the backups with ls \(store) or the API")
+        }
+        let manifest = try store.read(key: fileName + ".json").flatMap {
+            try? ContingencyJSON.decoder().decode(Manifest.self, from: Data($0.data))
+        }
+        return Target(fileName: fileName, storage: store, manifest: manifest)
+    }
+
+    /// Reads the whole archive once, compares everything with the manifest and metadata, lists the dump.
+    static func verify(
+        _ target: Target, destinations: ArchiveVerifier.Destinations, tools: PostgresTools, logger: Logger,
+        progressInterval: TimeInterval
+    ) async throws -> ArchiveVerifier.Report {
+        guard let reader = try target.storage.openReader(key: target.fileName) else {
+            throw ContingencyError.noBackupFound("\(target.fileName) vanished from \(target.storage)")
+        }
+        let verifier = ArchiveVerifier(logger: logger, progressInterval: progressInterval)
+        let report: ArchiveVerifier.Report
+        do {
+            report = try verifier.read(reader, name: target.fileName, into: destinations)
+        } catch let error as ContingencyError {
+            throw error.prefixed("\(target.fileName) failed verification; nothing was restored")
+        }
+        try BackupCheck.compare(report, manifest: target.manifest, name: target.fileName, logger: logger)
+        let listing = try await tools.list(destinations.dump)
+        guard listing.succeeded else {
+            throw ContingencyError.failed(
+                "\(target.fileName): its database.dump is not readable by pg_restore: \(listing.standardError); nothing was restored")
+        }
+        return report
+    }
+
+    private func restoreDatabase(_ dump: String, parameters: ConnectionParameters, database: String, tools: PostgresTools) async throws {
+        let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
+        let exists = try maintenance.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]).rowCount > 0
+        if !exists {
+            logger.info("Database \(database) does not exist: creating it")
+            try maintenance.query("CREATE DATABASE \(Self.quoteIdentifier(database))")
+        } else if configuration.terminateConnections {
+            let ended = try maintenance.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                [database]
+            ).rowCount
+            logger.info("Ended \(ended) other session(s) on \(database) (RESTORE_TERMINATE_CONNECTIONS=true)")
+        }
+        let outcome = try await tools.restore(dump, connection: parameters, database: database)
+        guard outcome.succeeded else {
+            throw ContingencyError.failed(
+                "pg_restore into \(database) failed (\(outcome.status)); it ran in one transaction, so the database is unchanged: \(outcome.standardError)",
+                hint: configuration.terminateConnections
+                    ? nil : "if other sessions hold locks, set RESTORE_TERMINATE_CONNECTIONS=true or stop the application first")
+        }
+    }
+
+    private func timed<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        let started = Date()
+        let value = try await body()
+        logger.info("\(what) in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
+        return value
+    }
+
+    /// `/app/uploads` → `/app/.uploads.restore-1a2b3c4d`: beside the target, so a rename swaps it in.
+    static func sibling(_ path: String, _ suffix: String) -> String {
+        let parent = (path as NSString).deletingLastPathComponent
+        let name = (path as NSString).lastPathComponent
+        return (parent.isEmpty ? "" : parent + "/") + ".\(name).\(suffix)"
+    }
+
+    static func quoteIdentifier(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+}
+
+extension RestoreJob {
+    /// `restore-job --verify`: the named backup (LATEST_BACKUP), or every complete backup, newest first.
+    /// Throws the first failure after checking them all.
+    public func verifyAll() async throws {
+        if configuration.backup != nil {
+            _ = try await verify(nil)
+            return
+        }
+        let entries = try BackupCatalog(storage: storage, prefix: configuration.store.prefix).list()
+        guard !entries.isEmpty else {
+            throw ContingencyError.noBackupFound("no complete backup in \(storage) (prefix \(configuration.store.prefix))")
+        }
+        var failures: [ContingencyError] = []
+        for entry in entries {
+            do {
+                _ = try await verify(entry.fileName)
+            } catch let error as ContingencyError {
+                logger.error("\(error)")
+                failures.append(error)
+            }
+        }
+        if let first = failures.first {
+            throw ContingencyError.failed("\(failures.count) of \(entries.count) backups failed verification; first: \(first.message)")
+        }
+        logger.info("All \(entries.count) backups verified")
+    }
+}

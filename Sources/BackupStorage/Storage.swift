@@ -1,0 +1,78 @@
+import BackupCore
+import Foundation
+
+/// Where backups and coordination objects live: a shared volume, or (later) an S3-compatible bucket.
+/// Keys are relative, `/`-separated paths (`visual_backup_….tar.gz`, `.contingency/locks/store.lock`).
+///
+/// The contract every implementation keeps, and that the conformance tests check:
+/// - **Atomic publish.** An object written through `makeWriter` is invisible under its key until `commit()`
+///   returns; a writer that is aborted, or whose process dies, leaves nothing under the key. `put` is the
+///   same for small objects. A reader sees either the old object or the new one, never a mix.
+/// - **Durability.** When `commit()` or `put` returns, the object survives a crash of this machine.
+/// - **Listing.** `list` returns the committed objects directly under a folder, in no particular order; an
+///   object committed before the call started is listed.
+/// - **Conditional create and compare-and-swap.** `create(ifAbsent:)` succeeds for exactly one of any number
+///   of concurrent callers; `replace(ifMatch:)` and `delete(ifMatch:)` succeed only when the object's
+///   version is still the one given. Versions (`ETag`s) change whenever content changes.
+/// - **Errors.** A missing object is `nil` / `false`, never an error. Anything else (permission denied, disk
+///   full, I/O error) throws a `ContingencyError` naming the store and key, never a secret.
+public protocol Storage: Sendable, CustomStringConvertible {
+    /// Starts a new object under `key`; nothing is visible there until the writer commits.
+    func makeWriter(key: String) throws -> any ObjectWriter
+    /// Opens an object for streaming reads, or nil when it does not exist.
+    func openReader(key: String) throws -> (any ObjectReader)?
+    /// Reads a small object whole, with its version, or nil when it does not exist.
+    func read(key: String) throws -> StoredObject?
+    /// Publishes a small object atomically, replacing any previous one.
+    func put(key: String, data: [UInt8]) throws
+    /// Creates `key` only if it does not exist. Returns the new version, or nil when the key already existed.
+    func create(key: String, data: [UInt8]) throws -> String?
+    /// Replaces `key` only if its version is `etag`. Returns the new version, or nil when it changed or vanished.
+    func replace(key: String, data: [UInt8], ifMatch etag: String) throws -> String?
+    /// Deletes `key`; with `ifMatch`, only if its version is still that. Returns whether something was deleted.
+    @discardableResult
+    func delete(key: String, ifMatch etag: String?) throws -> Bool
+    /// Committed objects directly under `folder` ("" for the top).
+    func list(folder: String) throws -> [ObjectInfo]
+    /// Bytes free for new objects, or nil where the notion does not apply (a bucket).
+    func availableBytes() throws -> Int64?
+}
+
+/// A small object read whole, with its version.
+public struct StoredObject: Sendable {
+    public let data: [UInt8]
+    public let etag: String
+    public init(data: [UInt8], etag: String) {
+        self.data = data
+        self.etag = etag
+    }
+}
+
+/// One listed object.
+public struct ObjectInfo: Sendable, Equatable {
+    /// The full key.
+    public let key: String
+    /// The last path component of the key.
+    public var name: String { String(key.split(separator: "/").last ?? Substring(key)) }
+    public let size: Int64
+    public let modified: Date
+    public init(key: String, size: Int64, modified: Date) {
+        self.key = key
+        self.size = size
+        self.modified = modified
+    }
+}
+
+/// An object being written. Bytes go in through `write`; `commit` publishes, `abort` discards.
+/// Dropping a writer without committing aborts it.
+public protocol ObjectWriter: ByteSink {
+    /// Makes the object durable and visible under its key.
+    func commit() throws
+    /// Discards everything written. Safe to call more than once and after a failed commit.
+    func abort()
+}
+
+/// An object being read.
+public protocol ObjectReader: ByteSource {
+    var size: Int64 { get }
+}

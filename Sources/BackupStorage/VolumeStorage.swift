@@ -1,0 +1,307 @@
+import BackupCore
+import BackupInterop
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A store on a local or shared folder (`BACKUP_DIR`).
+///
+/// Atomic publish is write to `.contingency/tmp`, fsync, rename into place, fsync the folder. Conditional
+/// create is `link(2)` of a complete temporary file (fails with EEXIST, never shows a half-written object);
+/// compare-and-swap runs under an exclusive `flock` on the folder's `.guard` file, which every conditional
+/// operation takes. Versions are the sha256 of the content.
+public struct VolumeStorage: Storage {
+    public let root: String
+    static let temporaryFolder = ".contingency/tmp"
+
+    /// Opens (and creates if needed) the store at `root`. Fails when the folder cannot be written.
+    public init(root: String) throws {
+        self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: self.root, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ContingencyError.configuration(
+                "BACKUP_DIR \(self.root) does not exist or is not a folder",
+                hint: "create it (mkdir -p \(self.root)) or mount the backup volume there")
+        }
+        try makeFolder(Self.temporaryFolder)
+        guard access(self.root, W_OK) == 0 else {
+            throw ContingencyError.configuration(
+                "BACKUP_DIR \(self.root) is not writable by uid \(geteuid())",
+                hint: "chown the volume to the job's user or run the job as its owner")
+        }
+    }
+
+    public var description: String { root }
+
+    func path(_ key: String) -> String { key.isEmpty ? root : "\(root)/\(key)" }
+
+    func makeFolder(_ folder: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: path(folder), withIntermediateDirectories: true)
+        } catch {
+            throw VolumeError.failure("creating folder", path(folder), errno: EACCES, detail: "\(error)")
+        }
+    }
+
+    public func makeWriter(key: String) throws -> any ObjectWriter {
+        try makeFolder(parent(of: key))
+        return try VolumeObjectWriter(storage: self, key: key)
+    }
+
+    public func openReader(key: String) throws -> (any ObjectReader)? {
+        let fd = open(path(key), O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return nil }
+            throw VolumeError.failure("opening", path(key))
+        }
+        return VolumeObjectReader(fd: fd, path: path(key))
+    }
+
+    public func read(key: String) throws -> StoredObject? {
+        guard let reader = try openReader(key: key) else { return nil }
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { try reader.read(into: $0) }
+            if n == 0 { break }
+            data.append(contentsOf: chunk[0..<n])
+        }
+        return StoredObject(data: data, etag: Self.etag(data))
+    }
+
+    public func put(key: String, data: [UInt8]) throws {
+        try makeFolder(parent(of: key))
+        let temporary = try writeTemporary(for: key, data: data, mode: 0o644)
+        guard rename(temporary, path(key)) == 0 else {
+            let error = VolumeError.failure("publishing", path(key))
+            unlink(temporary)
+            throw error
+        }
+        try syncFolder(parent(of: key))
+    }
+
+    public func create(key: String, data: [UInt8]) throws -> String? {
+        try makeFolder(parent(of: key))
+        return try withGuard(parent(of: key)) {
+            let temporary = try writeTemporary(for: key, data: data, mode: 0o644)
+            defer { unlink(temporary) }
+            guard link(temporary, path(key)) == 0 else {
+                if errno == EEXIST { return nil }
+                throw VolumeError.failure("creating", path(key))
+            }
+            try syncFolder(parent(of: key))
+            return Self.etag(data)
+        }
+    }
+
+    public func replace(key: String, data: [UInt8], ifMatch etag: String) throws -> String? {
+        try withGuard(parent(of: key)) {
+            guard let current = try read(key: key), current.etag == etag else { return nil }
+            try put(key: key, data: data)
+            return Self.etag(data)
+        }
+    }
+
+    @discardableResult
+    public func delete(key: String, ifMatch etag: String?) throws -> Bool {
+        let remove = {
+            guard unlink(path(key)) == 0 else {
+                if errno == ENOENT { return false }
+                throw VolumeError.failure("deleting", path(key))
+            }
+            return true
+        }
+        guard let etag else { return try remove() }
+        return try withGuard(parent(of: key)) {
+            guard let current = try read(key: key), current.etag == etag else { return false }
+            return try remove()
+        }
+    }
+
+    public func list(folder: String) throws -> [ObjectInfo] {
+        let folderPath = path(folder)
+        guard let directory = opendir(folderPath) else {
+            if errno == ENOENT { return [] }
+            throw VolumeError.failure("listing", folderPath)
+        }
+        defer { closedir(directory) }
+        var objects: [ObjectInfo] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            var info = stat()
+            guard lstat("\(folderPath)/\(name)", &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+            let key = folder.isEmpty ? name : "\(folder)/\(name)"
+            let modified = Date(timeIntervalSince1970: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
+            objects.append(ObjectInfo(key: key, size: Int64(info.st_size), modified: modified))
+        }
+        return objects
+    }
+
+    /// Whether an object exists under `key`.
+    public func exists(_ key: String) -> Bool { access(path(key), F_OK) == 0 }
+
+    public func availableBytes() throws -> Int64? {
+        var info = statvfs()
+        guard statvfs(root, &info) == 0 else { throw VolumeError.failure("checking free space of", root) }
+        return Int64(info.f_bavail) * Int64(info.f_frsize)
+    }
+
+    /// Removes temporary files left by runs that died. Only safe while holding the store's exclusive lease.
+    public func removeStaleTemporaries() -> Int {
+        let entries = (try? list(folder: Self.temporaryFolder)) ?? []
+        for entry in entries { unlink(path(entry.key)) }
+        return entries.count
+    }
+
+    /// A fresh path in the store's temporary folder, on the same filesystem as the store (for rename).
+    public func temporaryPath(_ name: String) -> String {
+        path("\(Self.temporaryFolder)/\(name).\(UUID().uuidString.prefix(8).lowercased()).partial")
+    }
+
+    static func etag(_ data: [UInt8]) -> String { String(BackupInterop.SHA256.hex(of: data).prefix(32)) }
+
+    private func parent(of key: String) -> String {
+        guard let slash = key.lastIndex(of: "/") else { return "" }
+        return String(key[..<slash])
+    }
+
+    private func writeTemporary(for key: String, data: [UInt8], mode: mode_t) throws -> String {
+        let temporary = temporaryPath(String(key.split(separator: "/").last ?? "object"))
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw VolumeError.failure("writing", temporary) }
+        defer { close(fd) }
+        do {
+            try data.withUnsafeBytes { try VolumeObjectWriter.writeAll(fd, $0, path: path(key)) }
+            guard fsync(fd) == 0 else { throw VolumeError.failure("syncing", temporary) }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        return temporary
+    }
+
+    func syncFolder(_ folder: String) throws {
+        let fd = open(path(folder), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw VolumeError.failure("opening folder", path(folder)) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw VolumeError.failure("syncing folder", path(folder)) }
+    }
+
+    private func withGuard<T>(_ folder: String, _ body: () throws -> T) throws -> T {
+        let guardPath = path(folder.isEmpty ? ".guard" : "\(folder)/.guard")
+        let fd = open(guardPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw VolumeError.failure("opening", guardPath) }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw VolumeError.failure("locking", guardPath) }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+}
+
+/// Builds errors for failed system calls on the volume, with the advice an operator needs.
+enum VolumeError {
+    static func failure(_ action: String, _ path: String, errno code: Int32 = errno, detail: String? = nil) -> ContingencyError {
+        let reason = detail ?? String(cString: strerror(code))
+        switch code {
+        case ENOSPC, EDQUOT:
+            return .failed(
+                "\(action) \(path): \(reason)",
+                hint: "free space on the backup volume or remove old backups (cleanup-job); nothing was published")
+        case EACCES, EPERM, EROFS:
+            return .failed("\(action) \(path): \(reason)", hint: "check the backup volume's permissions and mount options")
+        default:
+            return .failed("\(action) \(path): \(reason)")
+        }
+    }
+}
+
+/// Streams into a temporary file in the store; `commit` fsyncs and renames it into place.
+final class VolumeObjectWriter: ObjectWriter {
+    private let storage: VolumeStorage
+    private let key: String
+    private let temporary: String
+    private var fd: Int32
+    private var finished = false
+
+    init(storage: VolumeStorage, key: String) throws {
+        self.storage = storage
+        self.key = key
+        self.temporary = storage.temporaryPath(String(key.split(separator: "/").last ?? "object"))
+        // 0600: archives hold the application's .env and its database.
+        fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw VolumeError.failure("creating", temporary) }
+    }
+
+    deinit { abort() }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        try Self.writeAll(fd, bytes, path: storage.path(key))
+    }
+
+    func commit() throws {
+        guard !finished else { return }
+        do {
+            guard fsync(fd) == 0 else { throw VolumeError.failure("syncing", temporary) }
+            close(fd)
+            fd = -1
+            guard rename(temporary, storage.path(key)) == 0 else { throw VolumeError.failure("publishing", storage.path(key)) }
+            finished = true
+            let folder = key.contains("/") ? String(key[..<key.lastIndex(of: "/")!]) : ""
+            try storage.syncFolder(folder)
+        } catch {
+            abort()
+            throw error
+        }
+    }
+
+    func abort() {
+        guard !finished else { return }
+        finished = true
+        if fd >= 0 { close(fd) }
+        fd = -1
+        unlink(temporary)
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw VolumeError.failure("writing", path)
+            }
+            offset += n
+        }
+    }
+}
+
+/// Reads a file of the store.
+final class VolumeObjectReader: ObjectReader {
+    private let fd: Int32
+    private let path: String
+    let size: Int64
+
+    init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+        var info = stat()
+        size = fstat(fd, &info) == 0 ? Int64(info.st_size) : 0
+    }
+
+    deinit { close(fd) }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n >= 0 { return n }
+            if errno != EINTR { throw VolumeError.failure("reading", path) }
+        }
+    }
+}
