@@ -2,8 +2,7 @@ import BackupCore
 import CLibArchive
 import Foundation
 
-/// Creates files, folders and links on disk from archive entries, refusing `..`, absolute paths and writes
-/// through symlinks (libarchive's secure extraction flags). Owns one `archive_write_disk` handle.
+/// Creates files, folders and links on disk from archive entries, refusing `..` and writes through symlinks (libarchive's secure extraction flags). Owns one `archive_write_disk` handle.
 public final class DiskTreeWriter {
     private let archive: OpaquePointer
 
@@ -11,8 +10,10 @@ public final class DiskTreeWriter {
         _ = ArchiveCall.utf8Locale
         guard let archive = archive_write_disk_new() else { throw ContingencyError.failed("archive_write_disk_new: out of memory") }
         self.archive = archive
+        // Callers rewrite every entry's path to `<staging folder>/<relative path>`, which is absolute, so
+        // NOABSOLUTEPATHS cannot be used; NODOTDOT (any `..` refused) and SYMLINKS keep entries inside it.
         var flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_NODOTDOT
-            | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS
+            | ARCHIVE_EXTRACT_SECURE_SYMLINKS
         // Ownership can be restored only by root; other users keep their own, as tar does.
         if geteuid() == 0 { flags |= ARCHIVE_EXTRACT_OWNER }
         try ArchiveCall.check(archive_write_disk_set_options(archive, flags), "archive_write_disk_set_options", archive, context: "extracting")
