@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-swift build --build-tests 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true
-swift build 2>&1 | tail -3
+echo "Building (the first build of the Swift packages takes several minutes)..."
+log="$(mktemp)"
+if ! swift build --build-tests >"$log" 2>&1; then
+    cat "$log"
+    exit 1
+fi
+grep -E "warning:" "$log" | sort -u || true
+rm -f "$log"
 exec swift test --skip-build 2>&1
