@@ -1,0 +1,167 @@
+import BackupCore
+import BackupKit
+import BackupStorage
+import Foundation
+import Testing
+import TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A backup-job killed at any point leaves nothing that is listed or restorable, older backups still verify,
+/// and the next run goes ahead once the dead holder's lease has expired.
+@Suite("Killed and cancelled backups")
+struct CrashTests {
+    enum Point: String, CaseIterable, Sendable {
+        case dump, archive, publish
+    }
+
+    @Test("kill -9 during the dump, the archive and the final write", arguments: Point.allCases)
+    func killedBackup(at point: Point) async throws {
+        try await ApplicationFixture.with(uploadFiles: 20) { app in
+            let first = try await app.run("backup-job")
+            try #require(first.succeeded, "\(first)")
+            let good = try app.storeFiles()
+
+            let job: LaunchedProcess
+            var lock: TableLock?
+            switch point {
+            case .dump:
+                // pg_dump blocks behind a table lock: the job is caught in the middle of its dump.
+                lock = try await TableLock(server: app.server, database: app.database, table: "posts")
+                job = try app.launch("backup-job")
+                try await lock?.waitForBlockedDump()
+            case .archive, .publish:
+                job = try app.launch("backup-job", environment: ["CONTINGENCY_FAILPOINT": point.rawValue])
+                try await eventually("backup-job to stop at \(point)") { job.isStopped }
+            }
+            job.kill(SIGKILL)
+            _ = try await job.waitForExit(timeout: .seconds(30))
+            try await lock?.release()
+
+            let catalog = BackupCatalog(storage: try VolumeStorage(root: app.backupDirectory.path), prefix: "visual_backup")
+            let listed = try catalog.list().map(\.fileName)
+            #expect(listed == good.filter { !$0.hasSuffix(".json") })
+
+            if point == .publish {
+                // The archive reached its final name, but without its manifest it is not a backup.
+                let orphan = try #require(try app.storeFiles().first { !good.contains($0) })
+                let restore = try await app.run("restore-job", environment: ["LATEST_BACKUP": orphan])
+                #expect(restore.status == 1, "\(restore)")
+                #expect(restore.stderr.contains("has no manifest"), "\(restore.stderr)")
+            }
+            let verify = try await app.run("restore-job", ["--verify"])
+            #expect(verify.succeeded, "\(verify)")
+
+            // The dead job's lease is still there; the next run waits for it to expire (LOCK_TTL=3s), then succeeds.
+            let next = try await app.run("backup-job", environment: ["LOCK_TIMEOUT": "30s"])
+            #expect(next.succeeded, "\(next)")
+            #expect(try catalog.list().count == 2)
+            #expect(app.temporaryFiles().isEmpty)
+        }
+    }
+
+    @Test("SIGTERM during a backup aborts it cleanly with exit 130")
+    func sigterm() async throws {
+        try await ApplicationFixture.with(uploadFiles: 5) { app in
+            let lock = try await TableLock(server: app.server, database: app.database, table: "posts")
+            let job = try app.launch("backup-job")
+            try await lock.waitForBlockedDump()
+            job.kill(SIGTERM)
+            let result = try await job.waitForExit(timeout: .seconds(30))
+            try await lock.release()
+            #expect(result.status == 130, "\(result)")
+            #expect(try app.storeFiles().isEmpty)
+            #expect(app.temporaryFiles().isEmpty)
+            // The lease was released on the way out: the next run does not wait.
+            let next = try await app.run("backup-job")
+            #expect(next.succeeded, "\(next)")
+        }
+    }
+}
+
+/// Two jobs at once: exactly one works, the other exits 11 naming the holder.
+@Suite("Store lock")
+struct LockTests {
+    @Test("two backup-jobs at once: one archive, the other exits 11 naming the holder")
+    func twoBackups() async throws {
+        try await ApplicationFixture.with(uploadFiles: 5) { app in
+            let lock = try await TableLock(server: app.server, database: app.database, table: "posts")
+            let first = try app.launch("backup-job")
+            try await lock.waitForBlockedDump()
+            let second = try await app.run("backup-job")
+            #expect(second.status == 11, "\(second)")
+            #expect(second.stderr.contains("locked by backup-job (pid \(first.pid) on host"), "\(second.stderr)")
+            try await lock.release()
+            let result = try await first.waitForExit(timeout: .seconds(120))
+            #expect(result.succeeded, "\(result)")
+            #expect(try app.storeFiles().filter { $0.hasSuffix(".tar.gz") }.count == 1)
+        }
+    }
+
+    @Test("a lease: one holder at a time, takeover after expiry with a higher token, release never frees another's")
+    func leaseSemantics() async throws {
+        let folder = try TemporaryDirectory()
+        let storage = try VolumeStorage(root: folder.path)
+        let first = try await Lease.acquire("store", storage: storage, job: "one", ttl: 3, timeout: 0)
+        await #expect(throws: ContingencyError.self) {
+            _ = try await Lease.acquire("store", storage: storage, job: "two", ttl: 3, timeout: 0)
+        }
+        // Simulate a holder that stopped renewing: rewrite its lease as expired.
+        let key = Lease.key(for: "store")
+        let current = try #require(try storage.read(key: key))
+        var record = try ContingencyJSON.decoder().decode(LeaseRecord.self, from: Data(current.data))
+        record.expires = Date().addingTimeInterval(-1)
+        _ = try #require(try storage.replace(key: key, data: Array(try ContingencyJSON.encoder().encode(record)), ifMatch: current.etag))
+        let second = try await Lease.acquire("store", storage: storage, job: "two", ttl: 3, timeout: 0)
+        #expect(second.token == first.token + 1)
+        // The old holder is fenced out: its renewal is refused and its release leaves the new lease alone.
+        #expect(throws: ContingencyError.self) { try first.confirm() }
+        first.release()
+        let after = try ContingencyJSON.decoder().decode(LeaseRecord.self, from: Data(try #require(try storage.read(key: key)).data))
+        #expect(after.job == "two" && !after.released)
+        try second.confirm()
+        second.release()
+        let third = try await Lease.acquire("store", storage: storage, job: "three", ttl: 3, timeout: 0)
+        #expect(third.token == second.token + 1)
+        third.release()
+    }
+
+    @Test("concurrent contenders: never two holders at once")
+    func contenders() async throws {
+        let folder = try TemporaryDirectory()
+        let storage = try VolumeStorage(root: folder.path)
+        let holders = Holders()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<20 {
+                group.addTask {
+                    let lease = try await Lease.acquire("store", storage: storage, job: "c\(index)", ttl: 5, timeout: 60)
+                    holders.enter()
+                    try await Task.sleep(for: .milliseconds(5))
+                    holders.leave()
+                    lease.release()
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(holders.maximum == 1)
+        #expect(holders.total == 20)
+    }
+}
+
+/// Counts simultaneous lease holders.
+final class Holders: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current = 0
+    private(set) var maximum = 0
+    private(set) var total = 0
+    func enter() {
+        lock.withLock {
+            current += 1
+            total += 1
+            maximum = max(maximum, current)
+        }
+    }
+    func leave() { lock.withLock { current -= 1 } }
+}

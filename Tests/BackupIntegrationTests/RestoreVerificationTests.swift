@@ -1,0 +1,56 @@
+import BackupCore
+import Foundation
+import Testing
+import TestSupport
+
+/// A restore refuses a damaged or incomplete backup before it touches the database or any file.
+@Suite("Restore verification")
+struct RestoreVerificationTests {
+    @Test("one flipped byte, at the start, the middle and the end of the archive", arguments: [0.01, 0.5, 0.99])
+    func flippedByte(at fraction: Double) async throws {
+        try await ApplicationFixture.with(uploadFiles: 20) { app in
+            try #require(try await app.run("backup-job").succeeded)
+            let archive = app.backupDirectory.appendingPathComponent(try #require(try app.storeFiles().first { $0.hasSuffix(".tar.gz") }))
+            var bytes = try Data(contentsOf: archive)
+            let offset = Int(Double(bytes.count - 1) * fraction)
+            bytes[offset] ^= 0x01
+            try bytes.write(to: archive)
+
+            // Changes made after the backup must survive the refused restore.
+            _ = try await app.server.psql("UPDATE users SET name = 'after the backup' WHERE id = 1", database: app.database)
+            try Data("after the backup".utf8).write(to: app.uploadsDirectory.appendingPathComponent("new.txt"))
+            let before = try await app.snapshot()
+
+            let restore = try await app.run("restore-job")
+            #expect(restore.status == 1, "\(restore)")
+            #expect(restore.stderr.contains("nothing was restored"), "\(restore.stderr)")
+            #expect(try await app.snapshot() == before)
+            let verify = try await app.run("restore-job", ["--verify"])
+            #expect(verify.status == 1)
+            // No staging folder is left beside the uploads.
+            let siblings = try FileManager.default.contentsOfDirectory(atPath: app.appDirectory.path)
+            #expect(siblings.filter { $0.contains("restore-") }.isEmpty, "\(siblings)")
+        }
+    }
+
+    @Test("an empty store: exit 10")
+    func noBackup() async throws {
+        try await ApplicationFixture.with(uploadFiles: 1) { app in
+            let restore = try await app.run("restore-job")
+            #expect(restore.status == 10, "\(restore)")
+            #expect(restore.stderr.contains("no complete backup"), "\(restore.stderr)")
+        }
+    }
+
+    @Test("a restore into a database that was dropped recreates it")
+    func droppedDatabase() async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            let before = try await app.snapshot()
+            try #require(try await app.run("backup-job").succeeded)
+            try await app.server.dropDatabase(app.database)
+            let restore = try await app.run("restore-job")
+            try #require(restore.succeeded, "\(restore)")
+            #expect(try await app.snapshot() == before)
+        }
+    }
+}
