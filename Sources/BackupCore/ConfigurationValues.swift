@@ -23,7 +23,8 @@ public struct ConfigurationValues: Sendable {
         if setting.secret, let path = environment[setting.name + "_FILE"], !path.isEmpty {
             do {
                 var text = try readFile(path)
-                while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+                // "\r\n" is one Character, which neither hasSuffix("\n") nor hasSuffix("\r") matches.
+                while text.hasSuffix("\n") || text.hasSuffix("\r") || text.hasSuffix("\r\n") { text.removeLast() }
                 return text
             } catch {
                 throw .configuration(

@@ -21,7 +21,8 @@ public struct PostgresVersion: Sendable, Equatable, Comparable, CustomStringConv
     public static func parse(toolVersionLine line: String) -> PostgresVersion? {
         for word in line.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
             let parts = word.split(separator: ".")
-            guard let first = parts.first, let major = Int(first) else { continue }
+            // `17devel`, `18beta1`, `16rc1`: pre-releases have no minor.
+            guard let first = parts.first, let major = Int(first.prefix { $0.isASCII && $0.isNumber }) else { continue }
             let minorDigits = parts.count > 1 ? parts[1].prefix { $0.isNumber } : ""
             // Releases 10+ are MAJOR.MINOR; 9.x are 9.6.24 with 9.6 the major (kept as 96 so majors compare).
             if major >= 10 { return PostgresVersion(major: major, minor: Int(minorDigits) ?? 0) }
@@ -33,11 +34,19 @@ public struct PostgresVersion: Sendable, Equatable, Comparable, CustomStringConv
 
     /// `15.18`; the 9.x series shows as `9.6.24`.
     public var description: String {
-        major >= 10 ? "\(major).\(minor)" : "\(major / 10).\(major % 10).\(minor)"
+        isOldSeries ? "\(major / 10).\(major % 10).\(minor)" : "\(major).\(minor)"
     }
 
     /// `15`, or `9.6` for the old series: the number a Debian package name uses (postgresql-client-15).
-    public var majorName: String { major >= 10 ? "\(major)" : "\(major / 10).\(major % 10)" }
+    public var majorName: String { isOldSeries ? "\(major / 10).\(major % 10)" : "\(major)" }
 
-    public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.major, lhs.minor) < (rhs.major, rhs.minor) }
+    /// 6.x to 9.x, stored as 60 to 99 (9.6 → 96); releases 10 and later keep their own number.
+    private var isOldSeries: Bool { (60...99).contains(major) }
+
+    /// 9.6 → 9, 15 → 15: orders the old series before release 10.
+    private var series: Int { isOldSeries ? major / 10 : major }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.series, lhs.major, lhs.minor) < (rhs.series, rhs.major, rhs.minor)
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -41,9 +42,7 @@ public final class LaunchedProcess: Sendable {
         process.standardError = errPipe
         let inPipe: Pipe? = stdin == nil ? nil : Pipe()
         process.standardInput = inPipe ?? FileHandle.nullDevice
-        do {
-            try process.run()
-        } catch {
+        if let error = Self.spawnWithDefaultSignalMask(process) {
             throw ProcessError.launchFailed(command: command, reason: "\(error)")
         }
         self.process = process
@@ -56,18 +55,18 @@ public final class LaunchedProcess: Sendable {
     }
 
     deinit {
-        if process.isRunning {
+        if exitStatus() == nil {
             sendSignal(-pid, SIGKILL)
         }
     }
 
-    /// Whether the child has not been reaped yet (it may be stopped, but it has not exited).
-    public var isRunning: Bool { process.isRunning }
+    /// Whether the child has not exited yet (it may be stopped).
+    public var isRunning: Bool { exitStatus() == nil }
 
     /// Whether the child is stopped (state "T" in /proc/<pid>/stat, e.g. after SIGSTOP).
     public var isStopped: Bool {
         guard process.isRunning else { return false }
-        return Self.procState(pid) == "T"
+        return Self.procStat(pid)?.state == "T"
     }
 
     /// Standard output collected so far.
@@ -76,10 +75,14 @@ public final class LaunchedProcess: Sendable {
     public var stderrSoFar: String { stderrReader.text }
 
     /// Sends `signal` to the child (default SIGKILL), or to its whole process group when
-    /// `includingChildren` is true. Does nothing once the child has been reaped.
+    /// `includingChildren` is true. Does nothing once the child has exited, except that a group
+    /// is still signalled (the leader's helpers may outlive it).
     public func kill(_ signal: Int32 = SIGKILL, includingChildren: Bool = false) {
-        guard process.isRunning else { return }
-        sendSignal(includingChildren ? -pid : pid, signal)
+        if includingChildren {
+            if process.isRunning { sendSignal(-pid, signal) }  // the pid stays reserved until reaped
+        } else if exitStatus() == nil {
+            sendSignal(pid, signal)
+        }
     }
 
     /// Waits until the child exits and returns its result. If it is still running after
@@ -89,7 +92,7 @@ public final class LaunchedProcess: Sendable {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         var interval: Duration = .milliseconds(1)
-        while process.isRunning {
+        while exitStatus() == nil {
             if clock.now >= deadline {
                 let partial = await killAndCollect()
                 throw ProcessError.timedOut(command: command, timeout: timeout, partial: partial)
@@ -110,10 +113,10 @@ public final class LaunchedProcess: Sendable {
     public func waitForExitBlocking(timeout: Duration = .seconds(60)) throws -> ProcessResult {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
-        while process.isRunning {
+        while exitStatus() == nil {
             if clock.now >= deadline {
-                sendSignal(-pid, SIGKILL)
-                while process.isRunning { usleep(1000) }
+                if process.isRunning { sendSignal(-pid, SIGKILL) }
+                while exitStatus() == nil { usleep(1000) }
                 throw ProcessError.timedOut(command: command, timeout: timeout, partial: collectBlocking())
             }
             usleep(1000)
@@ -135,10 +138,29 @@ public final class LaunchedProcess: Sendable {
 
     // MARK: - Internals
 
+    /// The child's wait status decoded as (exit code or signal, killed by a signal), or nil while
+    /// it runs.
+    ///
+    /// Foundation's `Process` notices an exit only when a socket it hands to the child reaches
+    /// end-of-file; a child that starts a daemon (`pg_ctl start`) passes that socket on, so
+    /// Foundation would report it running until the daemon stops. A child that has exited but
+    /// is not reaped yet is a zombie, though, and Linux shows its wait status in /proc/<pid>/stat
+    /// (the pid cannot be reused before Foundation reaps it, so this is safe).
+    private func exitStatus() -> (code: Int32, signalled: Bool)? {
+        if !process.isRunning {
+            return (process.terminationStatus, process.terminationReason == .uncaughtSignal)
+        }
+        guard let stat = Self.procStat(pid), stat.state == "Z" || stat.state == "X",
+              let waitStatus = stat.exitCode
+        else { return nil }
+        let signal = waitStatus & 0x7F
+        return signal == 0 ? ((waitStatus >> 8) & 0xFF, false) : (signal, true)
+    }
+
     private func killAndCollect() async -> ProcessResult {
-        if process.isRunning { sendSignal(-pid, SIGKILL) }
-        while process.isRunning {
-            // Not cancellable on purpose: a killed child is reaped within milliseconds.
+        if process.isRunning { sendSignal(-pid, SIGKILL) }  // not reaped: the pid is still ours
+        while exitStatus() == nil {
+            // Not cancellable on purpose: a killed child is gone within milliseconds.
             usleep(1000)
             await Task.yield()
         }
@@ -164,8 +186,7 @@ public final class LaunchedProcess: Sendable {
     }
 
     private func makeResult() -> ProcessResult {
-        let signalled = process.terminationReason == .uncaughtSignal
-        let code = process.terminationStatus
+        let (code, signalled) = exitStatus() ?? (-1, false)
         return ProcessResult(
             status: signalled ? 128 + code : code,
             stdout: stdoutReader.text,
@@ -174,13 +195,43 @@ public final class LaunchedProcess: Sendable {
         )
     }
 
-    /// The one-letter state from /proc/<pid>/stat ("R", "S", "T", "Z", …), or nil if unreadable.
-    static func procState(_ pid: Int32) -> String? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")")
-        else { return nil }
-        let rest = stat[stat.index(after: close)...].drop(while: { $0 == " " })
-        return rest.first.map(String.init)
+    /// Starts `process` from a short-lived thread whose signal mask is empty, and waits for that.
+    ///
+    /// A child inherits the signal mask of the thread that spawns it, and Foundation's `Process`
+    /// does not reset it. Swift concurrency's worker threads block nearly every signal, so a
+    /// child started from an async test would ignore SIGTERM, SIGINT, SIGHUP… forever.
+    private static func spawnWithDefaultSignalMask(_ process: Process) -> (any Error)? {
+        let failure = Mutex<(any Error)?>(nil)
+        let launched = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            var empty = sigset_t()
+            sigemptyset(&empty)
+            pthread_sigmask(SIG_SETMASK, &empty, nil)
+            do {
+                try process.run()
+            } catch {
+                failure.withLock { $0 = error }
+            }
+            launched.signal()
+        }
+        thread.name = "TestSupport.spawn"
+        thread.start()
+        launched.wait()
+        return failure.withLock { $0 }
+    }
+
+    /// The state letter ("R", "S", "T", "Z", …) and, for an exited process, the wait status
+    /// (field 52, exit_code) from /proc/<pid>/stat; nil if unreadable.
+    static func procStat(_ pid: Int32) -> (state: String, exitCode: Int32?)? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        // Field 2, the command name, is in parentheses and may contain anything: skip past it.
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
+        guard let state = fields.first else { return nil }
+        // fields[0] is field 3 (state), so field 52 is fields[49].
+        let exitCode = fields.count > 49 ? Int32(fields[49].trimmingCharacters(in: .whitespacesAndNewlines)) : nil
+        return (String(state), exitCode)
     }
 }
 

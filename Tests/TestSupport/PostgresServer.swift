@@ -129,7 +129,8 @@ public final class PostgresServer: Sendable {
                 let fast = try? await PostgresTemplate.runAsPostgres(
                     "pg_ctl", ["stop", "-D", dataDirectory.path, "-m", "fast", "-w", "-t", "60"],
                     workingDirectory: directory.url)
-                if fast?.succeeded != true {
+                // A server that is already gone (killed from outside) is not a failure to stop.
+                if fast?.succeeded != true && PostgresTemplate.isPostmasterAlive(dataDirectory: dataDirectory) {
                     failure = fast.map { "\($0)" } ?? "pg_ctl could not be run"
                     PostgresTemplate.shutDownImmediately(dataDirectory: dataDirectory)
                 }
@@ -198,7 +199,6 @@ public final class PostgresServer: Sendable {
             "-c port=\(port)",
             "-c unix_socket_directories='\(serverDirectory.path)'",
             "-c fsync=off",
-            "-c synchronous_commit=off",
             "-c full_page_writes=off",
             "-c max_connections=50",
             "-c shared_buffers=32MB",
@@ -274,9 +274,10 @@ public final class PostgresServer: Sendable {
             ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "--field-separator=\u{1F}", "--record-separator-zero", "-f", "-"],
             environment: clientEnvironment(database: database), inheritEnvironment: false,
             stdin: Data(sql.utf8), timeout: timeout, requireSuccess: true)
-        var output = Substring(result.stdout)
-        if output.hasSuffix("\n") { output = output.dropLast() }
-        return output.split(separator: "\0", omittingEmptySubsequences: true).map { record in
+        // Each record, the last one included, ends with a NUL.
+        var records = result.stdout.split(separator: "\0", omittingEmptySubsequences: false)
+        if records.last?.isEmpty == true { records.removeLast() }
+        return records.map { record in
             record.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
         }
     }

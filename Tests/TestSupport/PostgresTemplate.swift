@@ -41,7 +41,7 @@ enum PostgresTemplate {
     static func shared() async throws -> Cluster {
         let task = cache.withLock { cached in
             if let cached { return cached }
-            let task = Task<Cluster, any Error> { try await createCluster() }
+            let task = Task<Cluster, any Error>.detached { try await createCluster() }
             cached = task
             return task
         }
@@ -113,14 +113,25 @@ enum PostgresTemplate {
         return pid
     }
 
+    /// The pid of the postmaster running on `dataDirectory`, if there is one. postmaster.pid may
+    /// be stale and its pid reused, so the process's command line must name the directory.
+    static func livePostmasterPID(dataDirectory: URL) -> pid_t? {
+        guard let pid = postmasterPID(dataDirectory: dataDirectory), kill(pid, 0) == 0,
+              let commandLine = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+              String(decoding: commandLine, as: UTF8.self).contains(dataDirectory.path)
+        else { return nil }
+        return pid
+    }
+
+    /// Whether a postmaster is running on `dataDirectory`.
+    static func isPostmasterAlive(dataDirectory: URL) -> Bool {
+        livePostmasterPID(dataDirectory: dataDirectory) != nil
+    }
+
     /// Sends SIGQUIT (immediate shutdown) to the postmaster of `dataDirectory` and waits up to
     /// `wait` for it to go; SIGKILL if it is still there. Synchronous, for deinit and exit.
     static func shutDownImmediately(dataDirectory: URL, wait: Duration = .seconds(5)) {
-        guard let pid = postmasterPID(dataDirectory: dataDirectory), kill(pid, 0) == 0 else { return }
-        // postmaster.pid may be stale and its pid reused: only signal the postmaster of this directory.
-        guard let commandLine = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")),
-              String(decoding: commandLine, as: UTF8.self).contains(dataDirectory.path)
-        else { return }
+        guard let pid = livePostmasterPID(dataDirectory: dataDirectory) else { return }
         kill(pid, SIGQUIT)
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: wait)

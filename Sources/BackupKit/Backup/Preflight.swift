@@ -27,7 +27,7 @@ struct Preflight: Sendable {
         let database = connection.database
 
         let pgDumpVersion = try await tools.version(of: "pg_dump")
-        guard pgDumpVersion.major >= serverVersion.major else {
+        guard PostgresVersion(major: pgDumpVersion.major, minor: 0) >= PostgresVersion(major: serverVersion.major, minor: 0) else {
             throw ContingencyError.failed(
                 "pg_dump \(pgDumpVersion) (\(tools.path(of: "pg_dump"))) is older than the server (PostgreSQL \(serverVersion)) and cannot dump it",
                 hint: "use pg_dump \(serverVersion.majorName) or newer: install postgresql-client-\(serverVersion.majorName) in the backup image, or point PG_BIN_DIR at its bin folder")

@@ -1,0 +1,206 @@
+import Foundation
+import Testing
+
+@testable import BackupCore
+
+/// 2025-01-15T14:30:00Z
+private let began = Date(timeIntervalSince1970: 1_736_951_400)
+
+private func sampleMetadata(
+    version: String? = "2.4.1", nodeVersion: String? = "20.11.0", uploads: Bool = true
+) -> BackupMetadata {
+    BackupMetadata(
+        producer: "backup-job 1.0.0", timestamp: "2025-01-15_14-30-00", created: began, database: "visual",
+        version: version, nodeVersion: nodeVersion, pgDumpVersion: "15.18", serverVersion: "15.18",
+        hostname: "backup-7f9c", compression: .gzip,
+        members: [
+            .init(name: ArchiveLayout.databaseDump, size: 1_048_576, sha256: String(repeating: "a", count: 64)),
+            .init(name: ArchiveLayout.envBackup, size: 412, sha256: String(repeating: "b", count: 64)),
+            .init(name: ArchiveLayout.packageJSON, size: 2_048, sha256: String(repeating: "c", count: 64)),
+        ],
+        uploads: uploads
+            ? .init(files: 1_204, directories: 37, bytes: 523_000_000, sha256: String(repeating: "d", count: 64)) : nil,
+        missing: uploads ? [ArchiveLayout.packageLock] : [])
+}
+
+private func sampleManifest(
+    size: Int64 = 524_288_000, encrypted: Bool = false, verified: Manifest.Verification? = nil,
+    metadata: BackupMetadata = sampleMetadata()
+) -> Manifest {
+    Manifest(
+        metadata: metadata,
+        archive: .init(
+            name: "visual_backup_2025-01-15_14-30-00.tar.gz\(encrypted ? ".age" : "")", size: size,
+            sha256: String(repeating: "e", count: 64), encrypted: encrypted),
+        verified: verified)
+}
+
+private func encode(_ value: some Encodable) throws -> Data { try ContingencyJSON.encoder().encode(value) }
+
+private func jsonObject(_ data: Data) throws -> [String: Any] {
+    try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+}
+
+private func decodeManifest(_ object: [String: Any]) throws -> Manifest {
+    try ContingencyJSON.decoder().decode(Manifest.self, from: JSONSerialization.data(withJSONObject: object))
+}
+
+struct ManifestTests {
+    // MARK: - Round trips
+
+    struct ManifestCase: Sendable, CustomTestStringConvertible {
+        let label: String
+        let manifest: Manifest
+        var testDescription: String { label }
+    }
+
+    @Test(arguments: [
+        ManifestCase(label: "plain", manifest: sampleManifest()),
+        ManifestCase(label: "encrypted", manifest: sampleManifest(encrypted: true)),
+        ManifestCase(
+            label: "verified",
+            manifest: sampleManifest(
+                verified: .init(at: Date(timeIntervalSince1970: 1_737_000_000), ok: true, detail: "restored into drill_db"))),
+        ManifestCase(
+            label: "failed drill",
+            manifest: sampleManifest(
+                verified: .init(at: Date(timeIntervalSince1970: 1_737_000_000), ok: false, detail: "sha256 mismatch"))),
+        ManifestCase(
+            label: "no version, no uploads",
+            manifest: sampleManifest(metadata: sampleMetadata(version: nil, nodeVersion: nil, uploads: false))),
+        ManifestCase(label: "empty archive", manifest: sampleManifest(size: 0)),
+    ])
+    func manifestRoundTrips(_ row: ManifestCase) throws {
+        let data = try encode(row.manifest)
+        let decoded = try ContingencyJSON.decoder().decode(Manifest.self, from: data)
+        #expect(decoded == row.manifest)
+        // Encoding is deterministic (sorted keys), so a re-encode is byte-identical.
+        #expect(try encode(decoded) == data)
+    }
+
+    @Test func metadataRoundTrips() throws {
+        let metadata = sampleMetadata()
+        let data = try encode(metadata)
+        #expect(try ContingencyJSON.decoder().decode(BackupMetadata.self, from: data) == metadata)
+        let object = try jsonObject(data)
+        #expect(object["format"] as? String == "contingency-backup/1")
+        #expect(object["node_version"] as? String == "20.11.0")
+        #expect(object["archive"] == nil)
+        #expect(object["complete"] == nil)
+    }
+
+    // MARK: - The JSON layout
+
+    @Test func manifestKeepsTheRunbookKeysAtTopLevel() throws {
+        let object = try jsonObject(try encode(sampleManifest()))
+
+        #expect(object["timestamp"] as? String == "2025-01-15_14-30-00")
+        #expect(object["database"] as? String == "visual")
+        #expect(object["version"] as? String == "2.4.1")
+        #expect(object["node_version"] as? String == "20.11.0")
+        #expect(object["pg_dump_version"] as? String == "15.18")
+        #expect(object["server_version"] as? String == "15.18")
+        #expect(object["hostname"] as? String == "backup-7f9c")
+        #expect(object["compression"] as? String == "gzip")
+        #expect(object["format"] as? String == BackupMetadata.currentFormat)
+
+        let archive = try #require(object["archive"] as? [String: Any])
+        #expect(archive["name"] as? String == "visual_backup_2025-01-15_14-30-00.tar.gz")
+        #expect((archive["size"] as? NSNumber)?.int64Value == 524_288_000)
+        #expect(archive["encrypted"] as? Bool == false)
+
+        #expect(object["complete"] as? Bool == true)
+        #expect(object["backup_size"] as? String == "500 MB")
+        // `verified` is present and null until a drill runs.
+        #expect(object.keys.contains("verified"))
+        #expect(object["verified"] is NSNull)
+
+        // The metadata is flattened, not nested, and no camelCase spelling leaks out.
+        for key in ["metadata", "nodeVersion", "pgDumpVersion", "serverVersion", "backupSize"] {
+            #expect(object[key] == nil, "unexpected key \(key)")
+        }
+
+        let members = try #require(object["members"] as? [[String: Any]])
+        // Members keep archive order (sorted keys do not reorder arrays).
+        #expect(members.map { $0["name"] as? String } == ["database.dump", ".env.backup", "package.json"])
+        #expect(object["missing"] as? [String] == ["package-lock.json"])
+        let uploads = try #require(object["uploads"] as? [String: Any])
+        #expect(uploads["files"] as? Int == 1_204)
+    }
+
+    @Test func absentOptionalsAreNullOrMissingButDecodeAsNil() throws {
+        let manifest = sampleManifest(metadata: sampleMetadata(version: nil, nodeVersion: nil, uploads: false))
+        let object = try jsonObject(try encode(manifest))
+        #expect(object["version"] == nil || object["version"] is NSNull)
+        #expect(object["node_version"] == nil || object["node_version"] is NSNull)
+        let decoded = try decodeManifest(object)
+        #expect(decoded.metadata.version == nil)
+        #expect(decoded.metadata.nodeVersion == nil)
+        #expect(decoded.metadata.uploads == nil)
+    }
+
+    @Test(arguments: [
+        (Int64(0), "0 B"),
+        (512, "512 B"),
+        (1_536, "1.5 KB"),
+        (524_288_000, "500 MB"),
+        (1_288_490_189, "1.2 GB"),
+    ])
+    func backupSizeIsFormatted(_ row: (Int64, String)) throws {
+        let object = try jsonObject(try encode(sampleManifest(size: row.0)))
+        #expect(object["backup_size"] as? String == row.1)
+        #expect(((object["archive"] as? [String: Any])?["size"] as? NSNumber)?.int64Value == row.0)
+    }
+
+    @Test func datesAreISO8601InUTC() throws {
+        let manifest = sampleManifest(verified: .init(at: Date(timeIntervalSince1970: 1_737_000_000), ok: true, detail: "ok"))
+        let data = try encode(manifest)
+        let object = try jsonObject(data)
+        #expect(object["created"] as? String == "2025-01-15T14:30:00Z")
+        let verified = try #require(object["verified"] as? [String: Any])
+        #expect(verified["at"] as? String == "2025-01-16T04:00:00Z")
+        #expect(verified["ok"] as? Bool == true)
+        // Slashes are written as they are, so `grep contingency-backup/1` finds manifests.
+        #expect(String(decoding: data, as: UTF8.self).contains("\"contingency-backup/1\""))
+    }
+
+    @Test func decodingReadsISO8601Dates() throws {
+        var object = try jsonObject(try encode(sampleManifest()))
+        object["created"] = "2024-02-29T23:59:59Z"
+        #expect(try decodeManifest(object).metadata.created == Date(timeIntervalSince1970: 1_709_251_199))
+        object["created"] = 1_709_251_199  // seconds since 1970 are not ISO 8601
+        #expect(throws: DecodingError.self) { try decodeManifest(object) }
+    }
+
+    // MARK: - Refused manifests
+
+    @Test(arguments: ["archive", "database", "timestamp", "pg_dump_version", "members", "format"])
+    func decodingAManifestMissingARequiredKeyFails(_ key: String) throws {
+        var object = try jsonObject(try encode(sampleManifest()))
+        #expect(object[key] != nil)
+        object[key] = nil
+        #expect(throws: DecodingError.self) { try decodeManifest(object) }
+    }
+
+    @Test func aBareMetadataFileIsNotAManifest() throws {
+        // metadata.json has everything but `archive`: it must not be mistaken for a commit marker.
+        let object = try jsonObject(try encode(sampleMetadata()))
+        #expect(throws: DecodingError.self) { try decodeManifest(object) }
+    }
+
+    @Test func derivedKeysAreNotNeededToDecode() throws {
+        var object = try jsonObject(try encode(sampleManifest()))
+        object["complete"] = nil
+        object["backup_size"] = nil
+        object["verified"] = nil
+        let decoded = try decodeManifest(object)
+        #expect(decoded == sampleManifest())
+    }
+
+    @Test func metadataLooksUpMembersByName() {
+        let metadata = sampleMetadata()
+        #expect(metadata.member(named: "database.dump")?.size == 1_048_576)
+        #expect(metadata.member(named: ".env.backup")?.size == 412)
+        #expect(metadata.member(named: "package-lock.json") == nil)
+    }
+}
