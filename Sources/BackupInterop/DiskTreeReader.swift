@@ -29,10 +29,12 @@ public final class DiskTreeReader: ByteSource {
     public func next(into entry: ArchiveEntry) throws -> Bool {
         let status = archive_read_next_header2(archive, entry.pointer)
         if status == ARCHIVE_EOF { return false }
-        try ArchiveCall.check(status, "archive_read_next_header2", archive, context: "reading \(root)")
-        if status == ARCHIVE_WARN {
-            throw ContingencyError.failed("reading \(root): \(ArchiveCall.message(of: archive))",
-                hint: "make the uploads folder readable by the backup job's user")
+        if status != ARCHIVE_OK {
+            let code = archive_errno(archive)
+            let reason = code != 0 ? " (\(String(cString: strerror(code))))" : ""
+            throw ContingencyError.failed(
+                "\(root) is not readable by uid \(geteuid()): \(ArchiveCall.message(of: archive))\(reason)",
+                hint: "make the whole uploads folder readable by the backup job's user; nothing was published")
         }
         if archive_read_disk_can_descend(archive) != 0 {
             try ArchiveCall.check(archive_read_disk_descend(archive), "archive_read_disk_descend", archive, context: "reading \(entry.pathname)")

@@ -47,7 +47,7 @@ struct CrashTests {
             if point == .publish {
                 // The archive reached its final name, but without its manifest it is not a backup.
                 let orphan = try #require(try app.storeFiles().first { !good.contains($0) })
-                let restore = try await app.run("restore-job", environment: ["LATEST_BACKUP": orphan])
+                let restore = try await app.run("restore-job", environment: ["LATEST_BACKUP": orphan, "LOCK_TIMEOUT": "30s"])
                 #expect(restore.status == 1, "\(restore)")
                 #expect(restore.stderr.contains("has no manifest"), "\(restore.stderr)")
             }

@@ -58,6 +58,12 @@ final class ArchiveVerifier {
             case ArchiveLayout.metadata:
                 var data: [UInt8] = []
                 try drain(archive) { data.append(contentsOf: $0) }
+                // The runbook's script wrote a metadata.json of its own (no `format`): it is informative only.
+                let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any]
+                guard object?["format"] != nil else {
+                    report.legacyLayout = true
+                    continue
+                }
                 guard let metadata = try? ContingencyJSON.decoder().decode(BackupMetadata.self, from: Data(data)) else {
                     throw ContingencyError.failed("\(name): metadata.json is not valid")
                 }
