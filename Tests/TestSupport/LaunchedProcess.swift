@@ -23,6 +23,7 @@ public final class LaunchedProcess: Sendable {
     private let process: Process
     private let stdoutReader: PipeReader
     private let stderrReader: PipeReader
+    private let observedExit = Mutex<(code: Int32, signalled: Bool)?>(nil)
 
     /// After the child exits, how long to wait for its pipes to reach end-of-file (a grandchild
     /// that inherited them may keep them open) before returning what was read.
@@ -146,15 +147,22 @@ public final class LaunchedProcess: Sendable {
     /// Foundation would report it running until the daemon stops. A child that has exited but
     /// is not reaped yet is a zombie, though, and Linux shows its wait status in /proc/<pid>/stat
     /// (the pid cannot be reused before Foundation reaps it, so this is safe).
+    ///
+    /// The first status seen is kept: once Foundation reaps the zombie, /proc no longer shows it, and
+    /// `Process.isRunning` turns false only a moment later, on Foundation's own queue.
     private func exitStatus() -> (code: Int32, signalled: Bool)? {
+        if let known = observedExit.withLock({ $0 }) { return known }
+        let status: (code: Int32, signalled: Bool)?
         if !process.isRunning {
-            return (process.terminationStatus, process.terminationReason == .uncaughtSignal)
+            status = (process.terminationStatus, process.terminationReason == .uncaughtSignal)
+        } else if let stat = Self.procStat(pid), stat.state == "Z" || stat.state == "X", let waitStatus = stat.exitCode {
+            let signal = waitStatus & 0x7F
+            status = signal == 0 ? ((waitStatus >> 8) & 0xFF, false) : (signal, true)
+        } else {
+            status = nil
         }
-        guard let stat = Self.procStat(pid), stat.state == "Z" || stat.state == "X",
-              let waitStatus = stat.exitCode
-        else { return nil }
-        let signal = waitStatus & 0x7F
-        return signal == 0 ? ((waitStatus >> 8) & 0xFF, false) : (signal, true)
+        if let status { observedExit.withLock { $0 = status } }
+        return status
     }
 
     private func killAndCollect() async -> ProcessResult {

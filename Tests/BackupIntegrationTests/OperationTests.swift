@@ -1,0 +1,90 @@
+import BackupCore
+import Foundation
+import Testing
+import TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the jobs behave in operation: the loop, the logs, the free-space rule, mounted folders.
+@Suite("Operation")
+struct OperationTests {
+    @Test("--loop backs up on its schedule and exits 0 on SIGTERM while idle")
+    func loop() async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            let job = try app.launch("backup-job", ["--loop"], environment: ["BACKUP_SCHEDULE": "2s"])
+            try await eventually(timeout: .seconds(60), "two scheduled backups") {
+                try app.storeFiles().filter { $0.hasSuffix(".json") }.count >= 2
+            }
+            try await eventually("the loop to be idle again") { job.stdoutSoFar.components(separatedBy: "Next backup at").count >= 4 }
+            job.kill(SIGTERM)
+            let result = try await job.waitForExit(timeout: .seconds(30))
+            #expect(result.status == 0, "\(result)")
+            #expect(result.stdout.contains("Scheduled backup completed successfully"))
+        }
+    }
+
+    @Test("LOG_FORMAT=json prints one JSON object per line")
+    func jsonLogs() async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            let result = try await app.run("backup-job", environment: ["LOG_FORMAT": "json"])
+            try #require(result.succeeded, "\(result)")
+            let lines = result.stdout.split(separator: "\n")
+            #expect(lines.count >= 3)
+            for line in lines {
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+                #expect(object["component"] as? String == "Backup")
+                #expect(object["message"] is String && object["level"] is String && object["time"] is String)
+            }
+            #expect(lines.contains { $0.contains("Backup created successfully") })
+        }
+    }
+
+    @Test("less free space than twice the last backup: refused before writing anything")
+    func freeSpaceRule() async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            let store = try TemporaryDirectory()
+            _ = try await ProcessRunner.run("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", store.path], requireSuccess: true)
+            defer { _ = try? ProcessRunner.runBlocking("umount", ["-l", store.path]) }
+            _ = try await ProcessRunner.run("dd", ["if=/dev/urandom", "of=\(app.uploadsDirectory.path)/big.bin", "bs=1M", "count=1"], requireSuccess: true)
+            try #require(try await app.run("backup-job", environment: ["BACKUP_DIR": store.path]).succeeded)
+            // Leave one and a half times that backup's size free: enough to write it, less than the rule's twice.
+            let archive = try #require(try FileManager.default.contentsOfDirectory(atPath: store.path).first { $0.hasSuffix(".tar.gz") })
+            let size = try #require(try FileManager.default.attributesOfItem(atPath: "\(store.path)/\(archive)")[.size] as? Int)
+            let free = try #require(try FileManager.default.attributesOfFileSystem(forPath: store.path)[.systemFreeSize] as? Int)
+            let filler = free - size * 3 / 2
+            try #require(filler > 0)
+            _ = try await ProcessRunner.run("fallocate", ["-l", "\(filler)", "\(store.path)/filler"], requireSuccess: true)
+            let result = try await app.run("backup-job", environment: ["BACKUP_DIR": store.path])
+            #expect(result.status == 1, "\(result)")
+            #expect(result.stderr.contains("not enough free space"), "\(result.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: store.path).filter { $0.hasSuffix(".json") }.count == 1)
+        }
+    }
+
+    @Test("an uploads folder that is a mount point is restored in place")
+    func mountedUploads() async throws {
+        try await ApplicationFixture.with(uploadFiles: 0) { app in
+            _ = try await ProcessRunner.run("mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", app.uploadsDirectory.path], requireSuccess: true)
+            defer { _ = try? ProcessRunner.runBlocking("umount", ["-l", app.uploadsDirectory.path]) }
+            try FileTreeSnapshot.makeSampleUploads(in: app.uploadsDirectory, fileCount: 15)
+            let before = try await app.snapshot()
+            try #require(try await app.run("backup-job").succeeded)
+            try FileManager.default.removeItem(at: app.uploadsDirectory.appendingPathComponent("avatars"))
+            try Data("stray".utf8).write(to: app.uploadsDirectory.appendingPathComponent("stray.txt"))
+            let restore = try await app.run("restore-job")
+            try #require(restore.succeeded, "\(restore)")
+            let after = try await app.snapshot()
+            #expect(after.uploads == before.uploads, "\(after.uploads.differences(from: before.uploads))")
+        }
+    }
+
+    @Test("every executable answers --help with its variables and the exit codes", arguments: ["backup-job", "restore-job", "cleanup-job", "health-sidecar"])
+    func help(executable: String) async throws {
+        let result = try await ProcessRunner.run(ApplicationFixture.executable(executable), ["--help"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("BACKUP_DIR"))
+        #expect(result.stdout.contains("Exit codes:") && result.stdout.contains("11   another job holds the store's lock"))
+    }
+}
