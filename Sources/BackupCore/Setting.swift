@@ -14,16 +14,31 @@ public struct Setting: Sendable, Hashable {
         self.help = help
     }
 
-    /// `  BACKUP_DIR  (default /backups)  Where archives…` for `--help`.
+    /// One entry per setting for `--help`, kept under 80 columns so the help printer leaves it as it is:
+    ///
+    ///     BACKUP_DIR (default: /backups)
+    ///         Folder of the backup store (a shared volume)
     public static func helpText(_ settings: [Setting]) -> String {
-        let width = min(32, (settings.map { $0.name.count }.max() ?? 0) + 2)
-        return settings.map { setting in
-            var line = "  " + setting.name.padding(toLength: max(width, setting.name.count + 1), withPad: " ", startingAt: 0)
-            line += setting.help
-            if let value = setting.defaultValue { line += " (default: \(value.isEmpty ? "empty" : value))" }
-            if setting.secret { line += " [secret; also \(setting.name)_FILE]" }
-            return line
+        settings.map { setting in
+            var head = "  " + setting.name
+            if let value = setting.defaultValue { head += " (default: \(value.isEmpty ? "empty" : value))" }
+            if setting.secret { head += " [secret; also \(setting.name)_FILE]" }
+            return ([head] + wrap(setting.help, width: 72).map { "      " + $0 }).joined(separator: "\n")
         }.joined(separator: "\n")
+    }
+
+    static func wrap(_ text: String, width: Int) -> [String] {
+        var lines: [String] = []
+        var line = ""
+        for word in text.split(separator: " ") {
+            if !line.isEmpty && line.count + 1 + word.count > width {
+                lines.append(line)
+                line = ""
+            }
+            line += (line.isEmpty ? "" : " ") + word
+        }
+        if !line.isEmpty { lines.append(line) }
+        return lines
     }
 }
 
