@@ -1,0 +1,26 @@
+# Contingency: the four executables in one image. Run one per container (the command picks which).
+# Build:  docker build -t contingency .
+FROM swift:6.2-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        libpq-dev libarchive-dev libcurl4-openssl-dev libssl-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Package.swift ./
+COPY Sources ./Sources
+COPY Tests ./Tests
+RUN swift build -c release --static-swift-stdlib \
+        --product backup-job --product restore-job --product cleanup-job --product health-sidecar \
+    && mkdir -p /out && cp "$(swift build -c release --show-bin-path)"/{backup-job,restore-job,cleanup-job,health-sidecar} /out/
+
+FROM debian:bookworm-slim
+# pg_dump must be at least the server's major version: install the client matching your server
+# (postgresql-client-15 here; PGDG's apt repository has newer ones) or set PG_BIN_DIR.
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        libpq5 libarchive13 libcurl4 libssl3 postgresql-client-15 ca-certificates tzdata \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home /nonexistent contingency
+COPY --from=build /out/ /usr/local/bin/
+USER 10001
+VOLUME ["/backups"]
+ENTRYPOINT []
+CMD ["backup-job", "--loop"]
