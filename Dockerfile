@@ -10,7 +10,8 @@ COPY Sources ./Sources
 COPY Tests ./Tests
 RUN swift build -c release --static-swift-stdlib \
         --product backup-job --product restore-job --product cleanup-job --product health-sidecar \
-    && mkdir -p /out && cp "$(swift build -c release --show-bin-path)"/{backup-job,restore-job,cleanup-job,health-sidecar} /out/
+    && mkdir -p /out && bin="$(swift build -c release --show-bin-path)" \
+    && cp "$bin/backup-job" "$bin/restore-job" "$bin/cleanup-job" "$bin/health-sidecar" /out/
 
 FROM debian:bookworm-slim
 # pg_dump must be at least the server's major version: install the client matching your server

@@ -82,11 +82,13 @@ public struct BackupConfiguration: Sendable, Equatable {
     public var schedule: Schedule
     public var pgBinDirectory: String?
     public var nodeVersion: String?
+    /// Seconds between progress lines during long work.
+    public var progressInterval: Int
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths,
         compression: Compression = .gzip, compressionLevel: Int? = nil, schedule: Schedule,
-        pgBinDirectory: String? = nil, nodeVersion: String? = nil
+        pgBinDirectory: String? = nil, nodeVersion: String? = nil, progressInterval: Int = 10
     ) {
         self.store = store
         self.database = database
@@ -96,12 +98,13 @@ public struct BackupConfiguration: Sendable, Equatable {
         self.schedule = schedule
         self.pgBinDirectory = pgBinDirectory
         self.nodeVersion = nodeVersion
+        self.progressInterval = progressInterval
     }
 
     public static let settings: [Setting] =
         StoreConfiguration.settings + DatabaseSettings.settings + ApplicationPaths.settings + [
             Settings.compression, Settings.compressionLevel, Settings.schedule, Settings.pgBinDir,
-            Settings.nodeVersion, Settings.logFormat,
+            Settings.nodeVersion, Settings.progressInterval, Settings.logFormat,
         ]
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> BackupConfiguration {
@@ -115,7 +118,8 @@ public struct BackupConfiguration: Sendable, Equatable {
             compressionLevel: try values.integer(Settings.compressionLevel, in: levels),
             schedule: try Schedule.parse(try values.required(Settings.schedule)),
             pgBinDirectory: try values.nonEmpty(Settings.pgBinDir),
-            nodeVersion: try values.nonEmpty(Settings.nodeVersion))
+            nodeVersion: try values.nonEmpty(Settings.nodeVersion),
+            progressInterval: try values.duration(Settings.progressInterval))
     }
 }
 
@@ -128,10 +132,12 @@ public struct RestoreConfiguration: Sendable, Equatable {
     public var backup: String?
     public var terminateConnections: Bool
     public var pgBinDirectory: String?
+    /// Seconds between progress lines during long work.
+    public var progressInterval: Int
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths, backup: String? = nil,
-        terminateConnections: Bool = false, pgBinDirectory: String? = nil
+        terminateConnections: Bool = false, pgBinDirectory: String? = nil, progressInterval: Int = 10
     ) {
         self.store = store
         self.database = database
@@ -139,11 +145,13 @@ public struct RestoreConfiguration: Sendable, Equatable {
         self.backup = backup
         self.terminateConnections = terminateConnections
         self.pgBinDirectory = pgBinDirectory
+        self.progressInterval = progressInterval
     }
 
     public static let settings: [Setting] =
         StoreConfiguration.settings + DatabaseSettings.settings + ApplicationPaths.settings + [
-            Settings.latestBackup, Settings.terminateConnections, Settings.pgBinDir, Settings.logFormat,
+            Settings.latestBackup, Settings.terminateConnections, Settings.pgBinDir, Settings.progressInterval,
+            Settings.logFormat,
         ]
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> RestoreConfiguration {
@@ -153,6 +161,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
             paths: try ApplicationPaths.load(values),
             backup: try values.nonEmpty(Settings.latestBackup),
             terminateConnections: try values.bool(Settings.terminateConnections),
-            pgBinDirectory: try values.nonEmpty(Settings.pgBinDir))
+            pgBinDirectory: try values.nonEmpty(Settings.pgBinDir),
+            progressInterval: try values.duration(Settings.progressInterval))
     }
 }

@@ -71,6 +71,8 @@ public enum Settings {
         "LOCK_TTL", default: "60s", "Lease time of the store lock; renewed every third of it while held")
     public static let lockTimeout = Setting(
         "LOCK_TIMEOUT", default: "0", "How long to wait for a lock held by another job (0: exit 11 at once)")
+    public static let progressInterval = Setting(
+        "PROGRESS_INTERVAL", default: "10s", "How often long work logs a progress line (0: at every step)")
     public static let logFormat = Setting("LOG_FORMAT", default: "text", "text or json (one JSON object per line)")
     public static let latestBackup = Setting(
         "LATEST_BACKUP", "Backup to restore: a name or a path (default: the newest complete backup)")

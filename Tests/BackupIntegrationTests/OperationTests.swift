@@ -80,6 +80,29 @@ struct OperationTests {
         }
     }
 
+    @Test("the database password from DATABASE_URL_FILE; flags override the environment; progress lines")
+    func secretsFlagsAndProgress() async throws {
+        try await ApplicationFixture.with(uploadFiles: 12) { app in
+            let secrets = try TemporaryDirectory()
+            let urlFile = secrets.appending("database-url")
+            try Data("\(app.server.connectionURL(database: app.database))\n".utf8).write(to: urlFile)
+            chmod(urlFile.path, 0o600)
+            let elsewhere = app.root.appending("elsewhere", isDirectory: true)
+            try FileManager.default.createDirectory(at: elsewhere, withIntermediateDirectories: true)
+            var environment = app.environment(["DATABASE_URL_FILE": urlFile.path, "PROGRESS_INTERVAL": "0"])
+            environment["PGPASSWORD"] = nil
+            environment["DATABASE_NAME"] = nil
+            let result = try await ProcessRunner.run(
+                ApplicationFixture.executable("backup-job"), ["--backup-dir", elsewhere.path],
+                environment: environment)
+            try #require(result.succeeded, "\(result)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: elsewhere.path).contains { $0.hasSuffix(".tar.gz.json") })
+            #expect(try app.storeFiles().isEmpty)
+            #expect(result.stdout.contains("[Backup] Progress: "), "\(result.stdout)")
+            #expect(!result.stdout.contains(app.server.password) && !result.stderr.contains(app.server.password))
+        }
+    }
+
     @Test("every executable answers --help with its variables and the exit codes", arguments: ["backup-job", "restore-job", "cleanup-job", "health-sidecar"])
     func help(executable: String) async throws {
         let result = try await ProcessRunner.run(ApplicationFixture.executable(executable), ["--help"])

@@ -18,7 +18,6 @@ public struct BackupJob: Sendable {
     public let storage: VolumeStorage
     public let logger: Logger
     public var now: @Sendable () -> Date = { Date() }
-    public var progressInterval: TimeInterval = 10
     public static let lockName = "store"
     public static let version = "0.1.0"
 
@@ -98,7 +97,7 @@ public struct BackupJob: Sendable {
     private func dumpDatabase(to path: String, preflight: Preflight, tools: PostgresTools) async throws {
         let started = Date()
         logger.info("Dumping database \(preflight.database) (PostgreSQL \(preflight.serverVersion), pg_dump \(preflight.pgDumpVersion))")
-        let progress = ProgressReporter(logger: logger, interval: progressInterval)
+        let progress = ProgressReporter(logger: logger, interval: TimeInterval(configuration.progressInterval))
         let watcher = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(500))
@@ -127,7 +126,7 @@ public struct BackupJob: Sendable {
     private func writeArchive(name: BackupName, dumpPath: String, preflight: Preflight, into sink: HashingSink) throws -> BackupMetadata {
         let started = Date()
         let archive = try ArchiveWriter(compression: configuration.compression, level: configuration.compressionLevel, sink: sink)
-        let members = ArchiveMembers(archive: archive, root: name.stem, progress: ProgressReporter(logger: logger, interval: progressInterval), sink: sink)
+        let members = ArchiveMembers(archive: archive, root: name.stem, progress: ProgressReporter(logger: logger, interval: TimeInterval(configuration.progressInterval)), sink: sink)
         var recorded: [BackupMetadata.Member] = []
         var missing: [String] = []
 

@@ -16,7 +16,6 @@ public struct RestoreJob: Sendable {
     public var configuration: RestoreConfiguration
     public let storage: VolumeStorage
     public let logger: Logger
-    public var progressInterval: TimeInterval = 10
 
     public init(configuration: RestoreConfiguration, storage: VolumeStorage, logger: Logger) {
         self.configuration = configuration
@@ -61,7 +60,7 @@ public struct RestoreJob: Sendable {
         let report = try await timed("Verified") {
             try await Self.verify(
                 target, destinations: .init(dump: dumpPath, uploads: uploadsStaging, env: envStaging), tools: tools,
-                logger: logger, progressInterval: progressInterval)
+                logger: logger, progressInterval: TimeInterval(configuration.progressInterval))
         }
 
         // 2. The database.
@@ -107,7 +106,7 @@ public struct RestoreJob: Sendable {
         defer { unlink(dumpPath) }
         _ = try await Self.verify(
             target, destinations: .init(dump: dumpPath, uploads: nil, env: nil), tools: tools, logger: logger,
-            progressInterval: progressInterval)
+            progressInterval: TimeInterval(configuration.progressInterval))
         logger.info("Backup \(target.fileName) verified")
         return target.fileName
     }
