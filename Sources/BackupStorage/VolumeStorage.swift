@@ -16,8 +16,9 @@ public struct VolumeStorage: Storage {
     public let root: String
     static let temporaryFolder = ".contingency/tmp"
 
-    /// Opens (and creates if needed) the store at `root`. Fails when the folder cannot be written.
-    public init(root: String) throws {
+    /// Opens the store at `root`, creating its `.contingency` folders. Fails when the folder cannot be written,
+    /// unless `readOnly`, for reading an archive from a folder that is not a store (and may be read-only).
+    public init(root: String, readOnly: Bool = false) throws {
         self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: self.root, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -25,6 +26,7 @@ public struct VolumeStorage: Storage {
                 "BACKUP_DIR \(self.root) does not exist or is not a folder",
                 hint: "create it (mkdir -p \(self.root)) or mount the backup volume there")
         }
+        guard !readOnly else { return }
         try makeFolder(Self.temporaryFolder)
         guard access(self.root, W_OK) == 0 else {
             throw ContingencyError.configuration(

@@ -36,7 +36,7 @@ struct BackupJobCommand: AsyncParsableCommand {
             Settings.compression.name: compression, Settings.schedule.name: schedule,
         ])
         let loop = loop
-        let status = await JobRunner.run(label: "Backup", values: values, failure: "Backup failed") { logger, _ in
+        let status = await JobRunner.run(label: "Backup", values: values, failure: "Backup failed") { logger in
             let configuration = try BackupConfiguration.load(values)
             let storage = try VolumeStorage(root: configuration.store.backupDirectory)
             let job = BackupJob(configuration: configuration, storage: storage, logger: logger)

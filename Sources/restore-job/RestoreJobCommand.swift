@@ -39,7 +39,7 @@ struct RestoreJobCommand: AsyncParsableCommand {
         let verify = verify
         let status = await JobRunner.run(
             label: "Restore", values: values, failure: verify ? "Verification failed" : "Restore failed"
-        ) { logger, _ in
+        ) { logger in
             let configuration = try RestoreConfiguration.load(values)
             let storage = try VolumeStorage(root: configuration.store.backupDirectory)
             let job = RestoreJob(configuration: configuration, storage: storage, logger: logger)

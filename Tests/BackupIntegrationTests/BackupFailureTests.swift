@@ -123,9 +123,8 @@ struct BackupFailureTests {
     @Test("a full disk: clear error, no partial file under a final name, older backups intact")
     func fullDisk() async throws {
         try await ApplicationFixture.with(uploadFiles: 40) { app in
-            let store = try TemporaryDirectory()
-            _ = try await ProcessRunner.run("mount", ["-t", "tmpfs", "-o", "size=3m", "tmpfs", store.path], requireSuccess: true)
-            defer { _ = try? ProcessRunner.runBlocking("umount", ["-l", store.path]) }
+            let store = try await TmpfsMount(size: "3m")
+            defer { store.unmount() }
             // A first, small backup fits.
             let small = try await app.run(
                 "backup-job", environment: ["BACKUP_DIR": store.path, "UPLOADS_DIR": "", "BACKUP_COMPRESSION": "zstd"])

@@ -44,9 +44,8 @@ struct OperationTests {
     @Test("less free space than twice the last backup: refused before writing anything")
     func freeSpaceRule() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
-            let store = try TemporaryDirectory()
-            _ = try await ProcessRunner.run("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", store.path], requireSuccess: true)
-            defer { _ = try? ProcessRunner.runBlocking("umount", ["-l", store.path]) }
+            let store = try await TmpfsMount(size: "8m")
+            defer { store.unmount() }
             _ = try await ProcessRunner.run("dd", ["if=/dev/urandom", "of=\(app.uploadsDirectory.path)/big.bin", "bs=1M", "count=1"], requireSuccess: true)
             try #require(try await app.run("backup-job", environment: ["BACKUP_DIR": store.path]).succeeded)
             // Leave one and a half times that backup's size free: enough to write it, less than the rule's twice.
@@ -66,8 +65,8 @@ struct OperationTests {
     @Test("an uploads folder that is a mount point is restored in place")
     func mountedUploads() async throws {
         try await ApplicationFixture.with(uploadFiles: 0) { app in
-            _ = try await ProcessRunner.run("mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", app.uploadsDirectory.path], requireSuccess: true)
-            defer { _ = try? ProcessRunner.runBlocking("umount", ["-l", app.uploadsDirectory.path]) }
+            let mount = try await TmpfsMount(size: "16m", on: app.uploadsDirectory.path)
+            defer { mount.unmount() }
             try FileTreeSnapshot.makeSampleUploads(in: app.uploadsDirectory, fileCount: 15)
             let before = try await app.snapshot()
             try #require(try await app.run("backup-job").succeeded)

@@ -19,23 +19,24 @@ public final class TableLock: Sendable {
             server.binDir.appendingPathComponent("psql").path,
             ["-X", "-q", "-d", database, "-c", "BEGIN; LOCK TABLE \(table) IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3600);"],
             environment: environment)
-        let name = self.name
-        try await eventually("the lock on \(table) to be granted") {
-            let rows = try await server.query(
-                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = '\(name)' AND l.mode = 'AccessExclusiveLock' AND l.granted",
-                database: database)
-            return rows.first?.first.flatMap { Int($0) } ?? 0 > 0
-        }
+        try await waitForSession(
+            "the lock on \(table) to be granted",
+            "pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = '\(name)' AND l.mode = 'AccessExclusiveLock' AND l.granted")
     }
 
     /// Waits until a `pg_dump` session is blocked behind the lock.
     public func waitForBlockedDump() async throws {
+        try await waitForSession(
+            "pg_dump to block on the table lock",
+            "pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'")
+    }
+
+    /// Waits until `SELECT count(*) FROM <relation>` counts at least one row.
+    private func waitForSession(_ what: String, _ relation: String) async throws {
         let server = self.server
         let database = self.database
-        try await eventually("pg_dump to block on the table lock") {
-            let rows = try await server.query(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'",
-                database: database)
+        try await eventually(what) {
+            let rows = try await server.query("SELECT count(*) FROM \(relation)", database: database)
             return rows.first?.first.flatMap { Int($0) } ?? 0 > 0
         }
     }

@@ -8,15 +8,13 @@ final class ArchiveMembers {
     private let archive: ArchiveWriter
     private let root: String
     private let progress: ProgressReporter
-    private let sink: HashingSink
     private var buffer = [UInt8](repeating: 0, count: 1 << 20)
     private var bytesIn: Int64 = 0
 
-    init(archive: ArchiveWriter, root: String, progress: ProgressReporter, sink: HashingSink) {
+    init(archive: ArchiveWriter, root: String, progress: ProgressReporter) {
         self.archive = archive
         self.root = root
         self.progress = progress
-        self.sink = sink
     }
 
     /// Adds the file at `path` as `member`. A missing optional file returns nil; a missing required one throws.
@@ -91,7 +89,7 @@ final class ArchiveMembers {
                 try archive.write(chunk)
                 remaining -= Int64(n)
                 bytesIn += Int64(n)
-                progress.update("archive \(ByteFormat.string(bytesIn)) read, written", bytes: sink.count)
+                progress.update("archive, data read", bytes: bytesIn)
             }
         }
         return hash.finalizeHex()

@@ -126,7 +126,9 @@ public struct BackupJob: Sendable {
     private func writeArchive(name: BackupName, dumpPath: String, preflight: Preflight, into sink: HashingSink) throws -> BackupMetadata {
         let started = Date()
         let archive = try ArchiveWriter(compression: configuration.compression, level: configuration.compressionLevel, sink: sink)
-        let members = ArchiveMembers(archive: archive, root: name.stem, progress: ProgressReporter(logger: logger, interval: TimeInterval(configuration.progressInterval)), sink: sink)
+        let members = ArchiveMembers(
+            archive: archive, root: name.stem,
+            progress: ProgressReporter(logger: logger, interval: TimeInterval(configuration.progressInterval)))
         var recorded: [BackupMetadata.Member] = []
         var missing: [String] = []
 

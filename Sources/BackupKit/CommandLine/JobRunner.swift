@@ -22,7 +22,7 @@ public enum JobRunner {
     /// Runs `body` with cancellation on SIGTERM/SIGINT and returns the exit status to end the process with.
     public static func run(
         label: String, values: ConfigurationValues, failure: String,
-        _ body: @escaping @Sendable (Logger, _ cancel: @escaping @Sendable () -> Void) async throws -> Void
+        _ body: @escaping @Sendable (Logger) async throws -> Void
     ) async -> ExitStatus {
         let logger = JobLogHandler.logger(label, format: logFormat(values))
         do {
@@ -31,7 +31,7 @@ public enum JobRunner {
             logger.error("\(failure): \(error)")
             return error.exitStatus
         }
-        let task = Task { try await body(logger, {}) }
+        let task = Task { try await body(logger) }
         let cancelTask: @Sendable () -> Void = { task.cancel() }
         let signals = [SIGTERM, SIGINT].map { signalNumber -> any DispatchSourceSignal in
             signal(signalNumber, SIG_IGN)

@@ -41,7 +41,7 @@ final class ArchiveVerifier {
         let hashing = HashingSource(reader)
         let archive = try ArchiveReader(source: hashing, name: name)
         var report = Report()
-        var digest = UploadsDigest()
+        let digest = UploadsDigest()
         var disk = try destinations.uploads.map { _ in try DiskTreeWriter() }
         let entry = ArchiveEntry()
         while try archive.next(into: entry) {
@@ -94,7 +94,6 @@ final class ArchiveVerifier {
         report.archiveSize = hashing.count
         report.archiveSHA256 = hashing.finalizeHex()
         if report.hasUploads { report.uploads = digest.summary() }
-        digest = UploadsDigest()
         return report
     }
 

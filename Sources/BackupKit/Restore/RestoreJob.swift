@@ -126,7 +126,7 @@ public struct RestoreJob: Sendable {
         if requested.contains("/") {
             let folder = (requested as NSString).deletingLastPathComponent
             if (folder as NSString).standardizingPath != (storage.root as NSString).standardizingPath {
-                store = try VolumeStorage(root: folder)
+                store = try VolumeStorage(root: folder, readOnly: true)
             }
         }
         guard store.exists(fileName) else {
