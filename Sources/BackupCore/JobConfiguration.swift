@@ -131,26 +131,31 @@ public struct RestoreConfiguration: Sendable, Equatable {
     /// A name or a path; nil restores the newest complete backup.
     public var backup: String?
     public var terminateConnections: Bool
+    /// Seconds pg_restore waits for a lock before failing; 0 waits forever.
+    public var lockTimeout: Int
     public var pgBinDirectory: String?
     /// Seconds between progress lines during long work.
     public var progressInterval: Int
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths, backup: String? = nil,
-        terminateConnections: Bool = false, pgBinDirectory: String? = nil, progressInterval: Int = 10
+        terminateConnections: Bool = false, lockTimeout: Int = 60, pgBinDirectory: String? = nil,
+        progressInterval: Int = 10
     ) {
         self.store = store
         self.database = database
         self.paths = paths
         self.backup = backup
         self.terminateConnections = terminateConnections
+        self.lockTimeout = lockTimeout
         self.pgBinDirectory = pgBinDirectory
         self.progressInterval = progressInterval
     }
 
     public static let settings: [Setting] =
         StoreConfiguration.settings + DatabaseSettings.settings + ApplicationPaths.settings + [
-            Settings.latestBackup, Settings.terminateConnections, Settings.pgBinDir, Settings.progressInterval,
+            Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
+            Settings.progressInterval,
             Settings.logFormat,
         ]
 
@@ -161,6 +166,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
             paths: try ApplicationPaths.load(values),
             backup: try values.nonEmpty(Settings.latestBackup),
             terminateConnections: try values.bool(Settings.terminateConnections),
+            lockTimeout: try values.duration(Settings.restoreLockTimeout),
             pgBinDirectory: try values.nonEmpty(Settings.pgBinDir),
             progressInterval: try values.duration(Settings.progressInterval))
     }

@@ -76,6 +76,9 @@ public enum Settings {
     public static let logFormat = Setting("LOG_FORMAT", default: "text", "text or json (one JSON object per line)")
     public static let latestBackup = Setting(
         "LATEST_BACKUP", "Backup to restore: a name or a path (default: the newest complete backup)")
+    public static let restoreLockTimeout = Setting(
+        "RESTORE_LOCK_TIMEOUT", default: "60s",
+        "How long pg_restore waits for a table another session holds before failing (0: forever)")
     public static let terminateConnections = Setting(
         "RESTORE_TERMINATE_CONNECTIONS", default: "false", "End other sessions on the database before restoring")
 }

@@ -53,4 +53,27 @@ struct RestoreVerificationTests {
             #expect(try await app.snapshot() == before)
         }
     }
+
+    @Test("a session holding a table: refused after RESTORE_LOCK_TIMEOUT with nothing changed; ended with RESTORE_TERMINATE_CONNECTIONS")
+    func sessionHoldingATable() async throws {
+        try await ApplicationFixture.with(uploadFiles: 5) { app in
+            let before = try await app.snapshot()
+            try #require(try await app.run("backup-job").succeeded)
+            _ = try await app.server.psql("UPDATE users SET name = 'after the backup'", database: app.database)
+            let lock = try await TableLock(server: app.server, database: app.database, table: "posts")
+
+            let refused = try await app.run("restore-job", environment: ["RESTORE_LOCK_TIMEOUT": "1s"])
+            #expect(refused.status == 1, "\(refused)")
+            #expect(refused.stderr.contains("RESTORE_TERMINATE_CONNECTIONS=true"), "\(refused.stderr)")
+            // `users` is not locked: it still has the change made after the backup.
+            let names = try await app.server.query("SELECT DISTINCT name FROM users", database: app.database)
+            #expect(names == [["after the backup"]])
+
+            let restored = try await app.run("restore-job", environment: ["RESTORE_TERMINATE_CONNECTIONS": "true"])
+            #expect(restored.succeeded, "\(restored)")
+            #expect(restored.stdout.contains("Ended 1 other session(s)"), "\(restored.stdout)")
+            try await lock.release()
+            #expect(try await app.snapshot() == before)
+        }
+    }
 }

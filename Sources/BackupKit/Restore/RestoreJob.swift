@@ -176,12 +176,21 @@ public struct RestoreJob: Sendable {
             ).rowCount
             logger.info("Ended \(ended) other session(s) on \(database) (RESTORE_TERMINATE_CONNECTIONS=true)")
         }
-        let outcome = try await tools.restore(dump, connection: parameters, database: database)
+        let applicationName = "contingency-restore-\(UUID().uuidString.prefix(8).lowercased())"
+        let watchdog = LockWatchdog(
+            connection: parameters.with("dbname", database), applicationName: applicationName,
+            timeout: configuration.lockTimeout)
+        let watching = Task { try await watchdog.watch() }
+        let outcome = try await tools.restore(dump, connection: parameters, database: database, applicationName: applicationName)
+        watching.cancel()
         guard outcome.succeeded else {
+            if let blockers = try? await watching.value {
+                throw ContingencyError.failed(
+                    "pg_restore into \(database) waited more than RESTORE_LOCK_TIMEOUT (\(configuration.lockTimeout)s) for a table held by \(blockers) and was cancelled; it ran in one transaction, so the database is unchanged",
+                    hint: "stop the application first, or set RESTORE_TERMINATE_CONNECTIONS=true to end other sessions")
+            }
             throw ContingencyError.failed(
-                "pg_restore into \(database) failed (\(outcome.status)); it ran in one transaction, so the database is unchanged: \(outcome.standardError)",
-                hint: configuration.terminateConnections
-                    ? nil : "if other sessions hold locks, set RESTORE_TERMINATE_CONNECTIONS=true or stop the application first")
+                "pg_restore into \(database) failed (\(outcome.status)); it ran in one transaction, so the database is unchanged: \(outcome.standardError)")
         }
     }
 
