@@ -171,3 +171,26 @@ public struct RestoreConfiguration: Sendable, Equatable {
             progressInterval: try values.duration(Settings.progressInterval))
     }
 }
+
+/// What `health-sidecar` probes.
+public struct HealthConfiguration: Sendable, Equatable {
+    public var url: String
+    public var timeoutSeconds: Int
+
+    public init(url: String, timeoutSeconds: Int = 10) {
+        self.url = url
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    public static let settings: [Setting] = [Settings.healthCheckURL, Settings.healthCheckTimeout, Settings.logFormat]
+
+    public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> HealthConfiguration {
+        let url = try values.required(Settings.healthCheckURL)
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+            throw .configuration("HEALTH_CHECK_URL must start with http:// or https://")
+        }
+        let timeout = try values.duration(Settings.healthCheckTimeout)
+        guard timeout > 0 else { throw .configuration("HEALTH_CHECK_TIMEOUT must be at least 1s") }
+        return HealthConfiguration(url: url, timeoutSeconds: timeout)
+    }
+}

@@ -73,6 +73,10 @@ public enum Settings {
         "LOCK_TIMEOUT", default: "0", "How long to wait for a lock held by another job (0: exit 11 at once)")
     public static let progressInterval = Setting(
         "PROGRESS_INTERVAL", default: "10s", "How often long work logs a progress line (0: at every step)")
+    public static let healthCheckURL = Setting(
+        "HEALTH_CHECK_URL", default: "http://localhost:5000/healthz", "The application's health endpoint")
+    public static let healthCheckTimeout = Setting(
+        "HEALTH_CHECK_TIMEOUT", default: "10s", "A probe that has no HTTP 200 within this time counts as a failure")
     public static let logFormat = Setting("LOG_FORMAT", default: "text", "text or json (one JSON object per line)")
     public static let latestBackup = Setting(
         "LATEST_BACKUP", "Backup to restore: a name or a path (default: the newest complete backup)")
