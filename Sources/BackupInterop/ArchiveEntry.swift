@@ -56,6 +56,33 @@ public final class ArchiveEntry {
         set { archive_entry_set_pathname_utf8(pointer, newValue) }
     }
 
+    /// The path byte for byte, as the filesystem and the tar header hold it. File names need not be valid
+    /// UTF-8: going through `String` would turn two such names into the same one.
+    public var pathBytes: [UInt8] {
+        get { Self.bytes(archive_entry_pathname(pointer)) ?? [] }
+        set { Self.withCString(newValue) { archive_entry_copy_pathname(pointer, $0) } }
+    }
+
+    /// A symbolic link's target, byte for byte.
+    public var symlinkTargetBytes: [UInt8]? { Self.bytes(archive_entry_symlink(pointer)) }
+
+    /// A hard link's target (another entry's path), byte for byte.
+    public var hardlinkTargetBytes: [UInt8]? {
+        get { Self.bytes(archive_entry_hardlink(pointer)) }
+        set {
+            if let newValue { Self.withCString(newValue) { archive_entry_copy_hardlink(pointer, $0) } }
+        }
+    }
+
+    static func bytes(_ text: UnsafePointer<CChar>?) -> [UInt8]? {
+        guard let text else { return nil }
+        return Array(UnsafeRawBufferPointer(start: text, count: strlen(text)))
+    }
+
+    static func withCString<T>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) -> T) -> T {
+        (bytes + [0]).withUnsafeBytes { body($0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+    }
+
     /// The target of a symbolic link or a hard link.
     public var linkTarget: String? {
         if let target = archive_entry_symlink_utf8(pointer) ?? archive_entry_symlink(pointer) {

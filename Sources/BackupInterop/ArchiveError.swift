@@ -4,11 +4,16 @@ import Foundation
 
 /// Turns libarchive's status codes into errors naming the failing function and libarchive's own message.
 enum ArchiveCall {
-    /// Checks a libarchive status. ARCHIVE_WARN passes (the caller may log `warning(of:)`), failures throw.
+    /// Checks a libarchive status. OK, EOF and WARN pass; RETRY, FAILED and FATAL throw (a RETRY on a
+    /// damaged header would otherwise skip entries silently).
     @discardableResult
     static func check(_ status: Int32, _ function: String, _ archive: OpaquePointer, context: String) throws -> Int32 {
-        if status >= ARCHIVE_WARN { return status }
+        if succeeded(status) { return status }
         throw ContingencyError.failed("\(context): \(function): \(message(of: archive))")
+    }
+
+    static func succeeded(_ status: Int32) -> Bool {
+        status == ARCHIVE_OK || status == ARCHIVE_EOF || status == ARCHIVE_WARN
     }
 
     static func message(of archive: OpaquePointer) -> String {

@@ -56,7 +56,7 @@ public final class ArchiveReader: ByteSource {
     }
 
     private func rethrowing(_ status: Int32, _ function: String) throws {
-        if status >= ARCHIVE_WARN { return }
+        if ArchiveCall.succeeded(status) { return }
         if let error = box.error { throw error }
         let message = ArchiveCall.message(of: archive)
         throw ContingencyError.failed("\(name) is not a readable archive: \(function): \(message)")

@@ -87,7 +87,7 @@ public final class ArchiveWriter {
     }
 
     private func rethrowing(_ status: Int32, _ function: String) throws {
-        if status >= ARCHIVE_WARN { return }
+        if ArchiveCall.succeeded(status) { return }
         if let error = box.error { throw error }
         try ArchiveCall.check(status, function, archive, context: "writing the archive")
     }

@@ -17,12 +17,11 @@ public struct ConnectionParameters: Sendable, Equatable, CustomStringConvertible
         if let url = settings.url {
             var message: UnsafeMutablePointer<CChar>?
             guard let options = PQconninfoParse(url, &message) else {
-                let reason = message.map { String(cString: $0) } ?? "unparseable"
+                // libpq's message quotes the offending part, which may be the password: it is not shown.
                 if let message { PQfreemem(message) }
-                // The URL may hold a password: the message names the variable, never the value.
                 throw ContingencyError.configuration(
-                    "DATABASE_URL is not a valid libpq connection string: \(reason.trimmingCharacters(in: .whitespacesAndNewlines))",
-                    hint: "write it as postgres://user:password@host:5432/dbname")
+                    "DATABASE_URL is not a valid libpq connection string",
+                    hint: "write it as postgres://user:password@host:5432/dbname, with special characters in the password percent-encoded (% as %25, @ as %40)")
             }
             defer { PQconninfoFree(options) }
             var option = options

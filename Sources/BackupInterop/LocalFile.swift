@@ -17,10 +17,10 @@ public final class LocalFile: ByteSource, ByteSink {
         guard fd >= 0 else { throw Self.error("opening", path) }
     }
 
-    /// Creates a new file (never overwrites one) for writing.
-    public init(creating path: String, permissions: mode_t = 0o600) throws {
+    /// Opens a file for writing from its start: created (mode `permissions`) when missing, emptied when not.
+    public init(writing path: String, permissions: mode_t = 0o600) throws {
         self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, permissions)
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, permissions)
         guard fd >= 0 else { throw Self.error("creating", path) }
     }
 
@@ -51,9 +51,11 @@ public final class LocalFile: ByteSource, ByteSink {
         guard fsync(fd) == 0 else { throw Self.error("syncing", path) }
     }
 
-    public var size: Int64 {
+    /// The open file's status (size, mode, times), from the descriptor: what is read is what is described.
+    public func status() throws -> stat {
         var info = stat()
-        return fstat(fd, &info) == 0 ? Int64(info.st_size) : 0
+        guard fstat(fd, &info) == 0 else { throw Self.error("checking", path) }
+        return info
     }
 
     public func close() {
@@ -75,7 +77,8 @@ public final class LocalFile: ByteSource, ByteSink {
 
 /// Aggregate digest of an uploads tree: one sha256 over every entry's kind, relative path, size and content
 /// hash in archive order. The writer and the reader compute it the same way, so a restore checks the whole
-/// tree with one value while the metadata stays small whatever the number of files.
+/// tree with one value while the metadata stays small whatever the number of files. Paths are bytes: file
+/// names need not be valid UTF-8.
 public final class UploadsDigest {
     private let hash = SHA256()
     public private(set) var files = 0
@@ -84,19 +87,27 @@ public final class UploadsDigest {
 
     public init() {}
 
-    public func addFile(_ path: String, size: Int64, sha256: String) {
-        hash.update("f \(path)\u{0}\(size)\u{0}\(sha256)\n")
+    public func addFile(_ path: [UInt8], size: Int64, sha256: String) {
+        add("f", path, "\(size)\u{0}\(sha256)")
         files += 1
         bytes += size
     }
 
-    public func addDirectory(_ path: String) {
-        hash.update("d \(path)\n")
+    public func addDirectory(_ path: [UInt8]) {
+        add("d", path, "")
         directories += 1
     }
 
-    public func addSymlink(_ path: String, target: String) {
-        hash.update("l \(path)\u{0}\(target)\n")
+    public func addSymlink(_ path: [UInt8], target: [UInt8]) {
+        hash.update(Array("l ".utf8) + path + [0] + target + [0x0A])
+    }
+
+    public func addHardlink(_ path: [UInt8], target: [UInt8]) {
+        hash.update(Array("h ".utf8) + path + [0] + target + [0x0A])
+    }
+
+    private func add(_ kind: String, _ path: [UInt8], _ rest: String) {
+        hash.update(Array("\(kind) ".utf8) + path + (rest.isEmpty ? [] : [0] + Array(rest.utf8)) + [0x0A])
     }
 
     public func summary() -> BackupMetadata.UploadsSummary {

@@ -71,7 +71,8 @@ public struct PostgresTools: Sendable {
             if Task.isCancelled { throw ContingencyError.cancelled() }
             throw ContingencyError.failed("cannot run \(path(of: program)): \(error)")
         }
-        if Task.isCancelled { throw ContingencyError.cancelled() }
+        // A program that finished its work is not undone by a signal that came meanwhile: the caller decides.
+        if Task.isCancelled && !result.terminationStatus.isSuccess { throw ContingencyError.cancelled() }
         return Outcome(
             status: result.terminationStatus,
             standardError: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))

@@ -43,7 +43,7 @@ public final class Lease: @unchecked Sendable {
     private var record: LeaseRecord
     private var etag: String
     private var lost: ContingencyError?
-    private var renewal: Task<Void, Never>?
+    private var renewal: (any DispatchSourceTimer)?
 
     private init(name: String, key: String, storage: any Storage, ttl: TimeInterval, record: LeaseRecord, etag: String) {
         self.name = name
@@ -53,6 +53,8 @@ public final class Lease: @unchecked Sendable {
         self.record = record
         self.etag = etag
     }
+
+    deinit { renewal?.cancel() }
 
     public static func key(for name: String) -> String { ".contingency/locks/\(name).lock" }
 
@@ -135,7 +137,7 @@ public final class Lease: @unchecked Sendable {
 
     /// Stops renewing and lets the next job in at once. Never touches a lease that another holder took over.
     public func release() {
-        renewal?.cancel()
+        lock.withLock { renewal }?.cancel()
         lock.withLock {
             guard lost == nil else { return }
             var released = record
@@ -145,23 +147,26 @@ public final class Lease: @unchecked Sendable {
         }
     }
 
+    /// Renews every third of the TTL from a timer on its own dispatch queue, not from Swift's cooperative
+    /// thread pool: the job's long synchronous work (compressing, hashing) occupies that pool's threads, and
+    /// on a one-CPU container the renewal would otherwise wait behind it until the lease expired.
     private func startingRenewal(onLost: @escaping @Sendable (ContingencyError) -> Void) -> Lease {
         let interval = max(ttl / 3, 0.5)
-        renewal = Task { [weak self] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
-                guard !Task.isCancelled, let self else { return }
-                do {
-                    try self.renew()
-                } catch let error as ContingencyError where error.exitStatus == .locked {
-                    onLost(error)
-                    return
-                } catch {
-                    // A transient store error: the next attempt may succeed before the lease runs out.
-                    continue
-                }
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "contingency.lease.\(name)"))
+        timer.schedule(deadline: .now() + interval, repeating: interval)
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            do {
+                try self.renew()
+            } catch let error as ContingencyError where error.exitStatus == .locked {
+                self.lock.withLock { self.renewal }?.cancel()
+                onLost(error)
+            } catch {
+                // A transient store error: the next attempt may succeed before the lease runs out.
             }
         }
+        lock.withLock { renewal = timer }
+        timer.resume()
         return self
     }
 

@@ -66,8 +66,9 @@ public struct ObjectInfo: Sendable, Equatable {
 /// An object being written. Bytes go in through `write`; `commit` publishes, `abort` discards.
 /// Dropping a writer without committing aborts it.
 public protocol ObjectWriter: ByteSink {
-    /// Makes the object durable and visible under its key.
-    func commit() throws
+    /// Makes the object durable, runs `check` (the lease's fencing check), and only if it passes makes the
+    /// object visible under its key. A slow flush therefore cannot outlast the lease unnoticed.
+    func commit(beforePublishing check: () throws -> Void) throws
     /// Discards everything written. Safe to call more than once and after a failed commit.
     func abort()
 }

@@ -28,6 +28,8 @@ public struct VolumeStorage: Storage {
         }
         guard !readOnly else { return }
         try makeFolder(Self.temporaryFolder)
+        // Temporary files hold uncompressed dumps and .env copies: owner only.
+        chmod(path(Self.temporaryFolder), 0o700)
         guard access(self.root, W_OK) == 0 else {
             throw ContingencyError.configuration(
                 "BACKUP_DIR \(self.root) is not writable by uid \(geteuid())",
@@ -153,16 +155,32 @@ public struct VolumeStorage: Storage {
         return Int64(info.f_bavail) * Int64(info.f_frsize)
     }
 
-    /// Removes temporary files left by runs that died. Only safe while holding the store's exclusive lease.
+    /// Removes temporary files left by runs that died. Every temporary file in use is held under a shared
+    /// `flock` by its writer, which the kernel drops when that process dies: a file whose exclusive lock can
+    /// be taken belongs to nobody alive, whichever job (a lease-free `--verify` too) made it.
     public func removeStaleTemporaries() -> Int {
-        let entries = (try? list(folder: Self.temporaryFolder)) ?? []
-        for entry in entries { unlink(path(entry.key)) }
-        return entries.count
+        var removed = 0
+        for entry in (try? list(folder: Self.temporaryFolder)) ?? [] {
+            let fd = open(path(entry.key), O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+                unlink(path(entry.key))
+                removed += 1
+            }
+            close(fd)
+        }
+        return removed
     }
 
     /// A fresh path in the store's temporary folder, on the same filesystem as the store (for rename).
-    public func temporaryPath(_ name: String) -> String {
+    func temporaryPath(_ name: String) -> String {
         path("\(Self.temporaryFolder)/\(name).\(UUID().uuidString.prefix(8).lowercased()).partial")
+    }
+
+    /// A new empty file (mode 0600) in the store's temporary folder, held in use until the object goes away,
+    /// when it is removed. For data that another program writes by path (pg_dump's output).
+    public func makeTemporaryFile(_ name: String) throws -> TemporaryFile {
+        try TemporaryFile(path: temporaryPath(name))
     }
 
     static func etag(_ data: [UInt8]) -> String { String(BackupInterop.SHA256.hex(of: data).prefix(32)) }
@@ -177,6 +195,7 @@ public struct VolumeStorage: Storage {
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw VolumeError.failure("writing", temporary) }
         defer { close(fd) }
+        flock(fd, LOCK_SH)
         do {
             try data.withUnsafeBytes { try VolumeObjectWriter.writeAll(fd, $0, path: path(key)) }
             guard fsync(fd) == 0 else { throw VolumeError.failure("syncing", temporary) }
@@ -239,6 +258,7 @@ final class VolumeObjectWriter: ObjectWriter {
         // 0600: archives hold the application's .env and its database.
         fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw VolumeError.failure("creating", temporary) }
+        flock(fd, LOCK_SH)  // in use: see `removeStaleTemporaries`
     }
 
     deinit { abort() }
@@ -247,10 +267,11 @@ final class VolumeObjectWriter: ObjectWriter {
         try Self.writeAll(fd, bytes, path: storage.path(key))
     }
 
-    func commit() throws {
+    func commit(beforePublishing check: () throws -> Void) throws {
         guard !finished else { return }
         do {
             guard fsync(fd) == 0 else { throw VolumeError.failure("syncing", temporary) }
+            try check()
             close(fd)
             fd = -1
             guard rename(temporary, storage.path(key)) == 0 else { throw VolumeError.failure("publishing", storage.path(key)) }
@@ -305,5 +326,30 @@ final class VolumeObjectReader: ObjectReader {
             if n >= 0 { return n }
             if errno != EINTR { throw VolumeError.failure("reading", path) }
         }
+    }
+}
+
+/// A file in the store's temporary folder, marked in use (a shared `flock`) for as long as this object lives,
+/// then removed. Created empty with mode 0600 so that what is written into it is never readable by others.
+public final class TemporaryFile: Sendable {
+    public let path: String
+    private let fd: Int32
+
+    init(path: String) throws {
+        self.path = path
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw VolumeError.failure("creating", path) }
+        flock(fd, LOCK_SH)
+    }
+
+    deinit {
+        unlink(path)
+        close(fd)
+    }
+
+    /// The file's current size.
+    public var size: Int64 {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int64(info.st_size) : 0
     }
 }

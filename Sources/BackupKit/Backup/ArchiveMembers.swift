@@ -26,8 +26,7 @@ final class ArchiveMembers {
             if !required && !FileManager.default.fileExists(atPath: path) { return nil }
             throw error
         }
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw ContingencyError.failed("reading \(path): \(String(cString: strerror(errno)))") }
+        let info = try file.status()
         let size = Int64(info.st_size)
         let entry = ArchiveEntry(
             file: "\(root)/\(member)", size: size, permissions: info.st_mode & 0o7777,
@@ -43,9 +42,11 @@ final class ArchiveMembers {
         let tree = try DiskTreeReader(root: path)
         let digest = UploadsDigest()
         let entry = ArchiveEntry()
+        let prefix = Array("\(root)/\(member)".utf8)
         while try tree.next(into: entry) {
-            let relative = Self.relative(entry.pathname, to: path)
-            entry.pathname = relative.isEmpty ? "\(root)/\(member)" : "\(root)/\(member)/\(relative)"
+            let relative = Self.relative(entry.pathBytes, to: path)
+            let shown = "\(path)/\(String(decoding: relative, as: UTF8.self))"
+            entry.pathBytes = relative.isEmpty ? prefix : prefix + [0x2F] + relative
             switch entry.kind {
             case .directory:
                 try archive.writeHeader(entry)
@@ -54,15 +55,15 @@ final class ArchiveMembers {
             case .symlink:
                 try archive.writeHeader(entry)
                 try archive.finishEntry()
-                digest.addSymlink(relative, target: entry.linkTarget ?? "")
+                digest.addSymlink(relative, target: entry.symlinkTargetBytes ?? [])
             case .file:
                 let size = entry.size
                 try archive.writeHeader(entry)
-                let sha = try copy(from: tree, size: size, name: "\(path)/\(relative)", logger: logger)
+                let sha = try copy(from: tree, size: size, name: shown, logger: logger)
                 try archive.finishEntry()
                 digest.addFile(relative, size: size, sha256: sha)
             case .hardlink, .other:
-                logger.warning("Skipping \(path)/\(relative): not a regular file, folder or symlink")
+                logger.warning("Skipping \(shown): not a regular file, folder or symlink")
             }
             try Task.checkCancellation()
         }
@@ -78,6 +79,7 @@ final class ArchiveMembers {
         try buffer.withUnsafeMutableBytes { raw in
             while remaining > 0 {
                 let want = Int(min(Int64(raw.count), remaining))
+                try Task.checkCancellation()
                 var n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<want]))
                 if n == 0 {
                     logger?.warning("\(name) shrank while being read; its last \(remaining) bytes are zero-filled in this backup")
@@ -95,12 +97,11 @@ final class ArchiveMembers {
         return hash.finalizeHex()
     }
 
-    static func relative(_ pathname: String, to root: String) -> String {
-        var base = root
-        while base.count > 1 && base.hasSuffix("/") { base.removeLast() }
-        guard pathname.hasPrefix(base) else { return pathname }
-        var rest = pathname.dropFirst(base.count)
-        while rest.hasPrefix("/") { rest = rest.dropFirst() }
-        return String(rest)
+    /// The entry's path below the walked root, as bytes (the walk reports `<root>/<relative>`).
+    static func relative(_ pathname: [UInt8], to root: String) -> [UInt8] {
+        var base = Array(root.utf8)
+        while base.count > 1 && base.last == 0x2F { base.removeLast() }
+        guard pathname.starts(with: base) else { return pathname }
+        return Array(pathname.dropFirst(base.count).drop { $0 == 0x2F })
     }
 }

@@ -51,22 +51,22 @@ public struct BackupJob: Sendable {
             name = BackupName(prefix: name.prefix, date: name.date.addingTimeInterval(1), compression: name.compression)
         }
 
-        let dumpPath = storage.temporaryPath("\(name.stem).dump")
-        defer { unlink(dumpPath) }
-        try await dumpDatabase(to: dumpPath, preflight: preflight, tools: tools)
+        let dump = try storage.makeTemporaryFile("\(name.stem).dump")
+        try await dumpDatabase(to: dump, preflight: preflight, tools: tools)
         Failpoint.hit("dump")
 
         let writer = try storage.makeWriter(key: name.fileName)
         defer { writer.abort() }
         let hashing = HashingSink(writer)
-        let metadata = try writeArchive(name: name, dumpPath: dumpPath, preflight: preflight, into: hashing)
+        let metadata = try writeArchive(name: name, dumpPath: dump.path, preflight: preflight, into: hashing)
         let archiveInfo = Manifest.ArchiveInfo(
             name: name.fileName, size: hashing.count, sha256: hashing.finalizeHex(), encrypted: false)
 
-        // Fencing: publish only while the lease is still ours.
-        try lease.confirm()
-        try Task.checkCancellation()
-        try writer.commit()
+        // Fencing: publish only while the lease is still ours, checked after the flush, right before the rename.
+        try writer.commit {
+            try lease.confirm()
+            try Task.checkCancellation()
+        }
         var published = false
         defer { if !published { _ = try? storage.delete(key: name.fileName, ifMatch: nil) } }
         Failpoint.hit("publish")
@@ -94,33 +94,30 @@ public struct BackupJob: Sendable {
         }
     }
 
-    private func dumpDatabase(to path: String, preflight: Preflight, tools: PostgresTools) async throws {
+    private func dumpDatabase(to dump: TemporaryFile, preflight: Preflight, tools: PostgresTools) async throws {
         let started = Date()
         logger.info("Dumping database \(preflight.database) (PostgreSQL \(preflight.serverVersion), pg_dump \(preflight.pgDumpVersion))")
         let progress = ProgressReporter(logger: logger, interval: TimeInterval(configuration.progressInterval))
         let watcher = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(500))
-                var info = stat()
-                if stat(path, &info) == 0 { progress.update("database dump", bytes: Int64(info.st_size)) }
+                progress.update("database dump", bytes: dump.size)
             }
         }
         defer { watcher.cancel() }
-        let outcome = try await tools.dump(to: path, connection: preflight.connection)
+        let outcome = try await tools.dump(to: dump.path, connection: preflight.connection)
         guard outcome.succeeded else {
             throw ContingencyError.failed(
                 "pg_dump of \(preflight.database) failed (\(outcome.status)): \(outcome.standardError)",
                 hint: "nothing was published; check the database server and its logs")
         }
         // Never trust an exit status alone: the dump must be a complete, readable archive.
-        let listing = try await tools.list(path)
+        let listing = try await tools.list(dump.path)
         guard listing.succeeded else {
             throw ContingencyError.failed("the dump of \(preflight.database) is not readable by pg_restore: \(listing.standardError)")
         }
-        var info = stat()
-        _ = stat(path, &info)
         logger.info(
-            "Database dumped: \(ByteFormat.string(Int64(info.st_size))) in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
+            "Database dumped: \(ByteFormat.string(dump.size)) in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
     }
 
     private func writeArchive(name: BackupName, dumpPath: String, preflight: Preflight, into sink: HashingSink) throws -> BackupMetadata {

@@ -4,33 +4,40 @@ import Logging
 
 extension BackupJob {
     /// Runs one backup; if the lease is lost midway (another job took it over), the run is cancelled before
-    /// it can publish anything.
+    /// it can publish anything and fails with the lease error (exit 11), not as a cancellation.
     @discardableResult
     public func runCancellingOnLostLease() async throws -> BackupResult {
         let handle = CancelHandle()
-        let task = Task { try await run(lostLease: { _ in handle.cancel() }) }
+        let task = Task { try await run(lostLease: { error in handle.cancel(because: error) }) }
         handle.set(task)
-        return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+        do {
+            return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+        } catch {
+            if let lost = handle.reason { throw lost }
+            throw error
+        }
     }
 }
 
-/// Lets a callback cancel a task created after the callback was.
+/// Lets a callback cancel a task created after the callback was, and remembers why.
 final class CancelHandle: @unchecked Sendable {
     private let lock = NSLock()
-    private var cancelled = false
+    private var cancelled: ContingencyError?
     private var task: Task<BackupResult, any Error>?
+
+    var reason: ContingencyError? { lock.withLock { cancelled } }
 
     func set(_ task: Task<BackupResult, any Error>) {
         let cancelNow = lock.withLock {
             self.task = task
-            return cancelled
+            return cancelled != nil
         }
         if cancelNow { task.cancel() }
     }
 
-    func cancel() {
+    func cancel(because reason: ContingencyError) {
         let task = lock.withLock {
-            cancelled = true
+            cancelled = reason
             return self.task
         }
         task?.cancel()
@@ -53,7 +60,9 @@ public struct BackupLoop: Sendable {
             do {
                 try await job.runCancellingOnLostLease()
                 job.logger.info("Scheduled backup completed successfully")
-            } catch let error as ContingencyError where !error.isCancellation {
+            } catch {
+                // Only this loop's own cancellation (SIGTERM) ends it; a failed run waits for the next time.
+                if Task.isCancelled { throw error }
                 job.logger.error("Scheduled backup failed: \(error)")
             }
         }

@@ -46,7 +46,16 @@ final class ArchiveVerifier {
         let entry = ArchiveEntry()
         while try archive.next(into: entry) {
             try Task.checkCancellation()
-            guard let member = Self.memberPath(entry.pathname) else { continue }
+            guard let memberBytes = Self.memberPath(entry.pathBytes) else { continue }
+            if let relative = Self.below(ArchiveLayout.uploadsDirectory, memberBytes) {
+                report.hasUploads = true
+                try extractTreeEntry(
+                    archive, entry, relative: relative, into: destinations.uploads, disk: disk, digest: digest,
+                    linkTarget: { Self.memberPath($0).flatMap { Self.below(ArchiveLayout.uploadsDirectory, $0) } })
+                continue
+            }
+            // Every other member has an ASCII name.
+            let member = String(decoding: memberBytes, as: UTF8.self)
             switch member {
             case ArchiveLayout.databaseDump:
                 report.members[member] = try extract(archive, member, size: entry.size, to: destinations.dump)
@@ -74,17 +83,13 @@ final class ArchiveVerifier {
                 let nested = try ArchiveReader(source: archive, name: "\(name)/\(member)")
                 let nestedEntry = ArchiveEntry()
                 while try nested.next(into: nestedEntry) {
-                    let path = Self.legacyUploadsPath(nestedEntry.pathname)
-                    try extractTreeEntry(nested, nestedEntry, relative: path, into: destinations.uploads, disk: disk, digest: digest)
+                    try extractTreeEntry(
+                        nested, nestedEntry, relative: Self.legacyUploadsPath(nestedEntry.pathBytes),
+                        into: destinations.uploads, disk: disk, digest: digest,
+                        linkTarget: { Self.legacyUploadsPath($0) })
                 }
             default:
-                if member == ArchiveLayout.uploadsDirectory || member.hasPrefix(ArchiveLayout.uploadsDirectory + "/") {
-                    report.hasUploads = true
-                    let relative = String(member.dropFirst(ArchiveLayout.uploadsDirectory.count).drop { $0 == "/" })
-                    try extractTreeEntry(archive, entry, relative: relative, into: destinations.uploads, disk: disk, digest: digest)
-                } else {
-                    logger.warning("Ignoring unexpected member \(entry.pathname) in \(name)")
-                }
+                logger.warning("Ignoring unexpected member \(entry.pathname) in \(name)")
             }
         }
         try disk?.close()
@@ -98,31 +103,41 @@ final class ArchiveVerifier {
     }
 
     /// The member path inside the archive's top folder: `visual_backup_…/uploads/a.png` → `uploads/a.png`.
-    static func memberPath(_ pathname: String) -> String? {
-        var components = pathname.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        while components.first == "." { components.removeFirst() }
+    static func memberPath(_ pathname: [UInt8]) -> [UInt8]? {
+        var components = pathname.split(separator: 0x2F, omittingEmptySubsequences: true).map(Array.init)
+        while components.first == [0x2E] { components.removeFirst() }
         guard let first = components.first else { return nil }
-        let topLevel: Set<String> = [
-            ArchiveLayout.databaseDump, ArchiveLayout.envBackup, ArchiveLayout.packageJSON, ArchiveLayout.packageLock,
-            ArchiveLayout.metadata, ArchiveLayout.uploadsDirectory, ArchiveLayout.legacyUploadsArchive,
-        ]
+        let topLevel: Set<[UInt8]> = Set(
+            [
+                ArchiveLayout.databaseDump, ArchiveLayout.envBackup, ArchiveLayout.packageJSON, ArchiveLayout.packageLock,
+                ArchiveLayout.metadata, ArchiveLayout.uploadsDirectory, ArchiveLayout.legacyUploadsArchive,
+            ].map { Array($0.utf8) })
         if !topLevel.contains(first) {
             components.removeFirst()  // the archive's top folder
             guard !components.isEmpty else { return nil }
         }
-        return components.joined(separator: "/")
+        return Array(components.joined(separator: [0x2F]))
+    }
+
+    /// `uploads/a/b.png` below `uploads` → `a/b.png`; `uploads` itself → empty; anything else → nil.
+    static func below(_ folder: String, _ path: [UInt8]) -> [UInt8]? {
+        let prefix = Array(folder.utf8)
+        guard path.starts(with: prefix) else { return nil }
+        let rest = path.dropFirst(prefix.count)
+        guard rest.isEmpty || rest.first == 0x2F else { return nil }
+        return Array(rest.drop { $0 == 0x2F })
     }
 
     /// Inside the runbook's `uploads.tar.gz`, entries are `uploads/…` or `./…`.
-    static func legacyUploadsPath(_ pathname: String) -> String {
-        var components = pathname.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        while components.first == "." { components.removeFirst() }
-        if components.first == ArchiveLayout.uploadsDirectory { components.removeFirst() }
-        return components.joined(separator: "/")
+    static func legacyUploadsPath(_ pathname: [UInt8]) -> [UInt8] {
+        var components = pathname.split(separator: 0x2F, omittingEmptySubsequences: true).map(Array.init)
+        while components.first == [0x2E] { components.removeFirst() }
+        if components.first == Array(ArchiveLayout.uploadsDirectory.utf8) { components.removeFirst() }
+        return Array(components.joined(separator: [0x2F]))
     }
 
     private func extract(_ archive: ArchiveReader, _ member: String, size: Int64, to path: String?) throws -> BackupMetadata.Member {
-        let file = try path.map { try LocalFile(creating: $0) }
+        let file = try path.map { try LocalFile(writing: $0) }
         let hash = BackupInterop.SHA256()
         var count: Int64 = 0
         try drain(archive) { chunk in
@@ -134,17 +149,22 @@ final class ArchiveVerifier {
         return BackupMetadata.Member(name: member, size: count, sha256: hash.finalizeHex())
     }
 
+    /// One entry of the uploads tree: hashed into the digest and, when extracting, created under `root`.
+    /// Only files, folders and symlinks are created. A hard link is created only when its target is another
+    /// entry of the same tree (its path rewritten into `root`); devices, fifos and sockets are never created.
     private func extractTreeEntry(
-        _ archive: ArchiveReader, _ entry: ArchiveEntry, relative: String, into root: String?, disk: DiskTreeWriter?,
-        digest: UploadsDigest
+        _ archive: ArchiveReader, _ entry: ArchiveEntry, relative: [UInt8], into root: String?, disk: DiskTreeWriter?,
+        digest: UploadsDigest, linkTarget: ([UInt8]) -> [UInt8]?
     ) throws {
-        let kind = entry.kind
-        if let root, let disk {
-            entry.pathname = relative.isEmpty ? root : "\(root)/\(relative)"
-            try disk.writeHeader(entry)
-        }
-        switch kind {
+        let shown = String(decoding: relative, as: UTF8.self)
+        let rootBytes = root.map { Array($0.utf8) }
+        func destination(_ path: [UInt8]) -> [UInt8]? { rootBytes.map { path.isEmpty ? $0 : $0 + [0x2F] + path } }
+        switch entry.kind {
         case .file:
+            if let path = destination(relative), let disk {
+                entry.pathBytes = path
+                try disk.writeHeader(entry)
+            }
             let hash = BackupInterop.SHA256()
             var count: Int64 = 0
             try drain(archive) { chunk in
@@ -154,11 +174,33 @@ final class ArchiveVerifier {
             }
             digest.addFile(relative, size: count, sha256: hash.finalizeHex())
         case .directory:
+            if let path = destination(relative), let disk {
+                entry.pathBytes = path
+                try disk.writeHeader(entry)
+            }
             if !relative.isEmpty { digest.addDirectory(relative) }
         case .symlink:
-            digest.addSymlink(relative, target: entry.linkTarget ?? "")
-        case .hardlink, .other:
-            break
+            if let path = destination(relative), let disk {
+                entry.pathBytes = path
+                try disk.writeHeader(entry)
+            }
+            digest.addSymlink(relative, target: entry.symlinkTargetBytes ?? [])
+        case .hardlink:
+            guard let original = entry.hardlinkTargetBytes, let target = linkTarget(original), !target.isEmpty,
+                !target.split(separator: 0x2F).contains([0x2E, 0x2E])
+            else {
+                throw ContingencyError.failed(
+                    "the hard link uploads/\(shown) points outside the uploads (\(String(decoding: entry.hardlinkTargetBytes ?? [], as: UTF8.self)))")
+            }
+            if let path = destination(relative), let linked = destination(target), let disk {
+                entry.pathBytes = path
+                entry.hardlinkTargetBytes = linked
+                try disk.writeHeader(entry)
+            }
+            digest.addHardlink(relative, target: target)
+        case .other:
+            logger.warning("Not restoring uploads/\(shown): not a regular file, folder or link")
+            return
         }
         if root != nil { try disk?.finishEntry() }
     }

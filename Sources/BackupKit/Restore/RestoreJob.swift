@@ -43,52 +43,63 @@ public struct RestoreJob: Sendable {
         let target = try chooseTarget()
         logger.info("Restoring \(target.fileName)")
 
-        // 1. Verify and stage: nothing live is touched until every check has passed.
+        // 1. Verify and stage: nothing live is touched until every check has passed. Targets are resolved
+        // first: an UPLOADS_DIR that is a symlink is restored where it points, the link is left alone.
         let id = UUID().uuidString.prefix(8).lowercased()
-        let dumpPath = storage.temporaryPath("restore-\(id).dump")
-        let uploadsStaging = configuration.paths.uploadsDirectory.map { Self.sibling($0, "restore-\(id)") }
-        let envStaging = configuration.paths.envFile.map { Self.sibling($0, "restore-\(id)") }
-        defer {
-            unlink(dumpPath)
-            if let uploadsStaging { try? FileManager.default.removeItem(atPath: uploadsStaging) }
-            if let envStaging { unlink(envStaging) }
-        }
-        if let uploadsDirectory = configuration.paths.uploadsDirectory {
+        let dump = try storage.makeTemporaryFile("restore-\(id).dump")
+        let uploadsTarget = configuration.paths.uploadsDirectory.map(FolderSwap.resolved)
+        let envTarget = configuration.paths.envFile.map(FolderSwap.resolved)
+        if let uploadsTarget {
             try FileManager.default.createDirectory(
-                atPath: (uploadsDirectory as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                atPath: (uploadsTarget as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        }
+        let uploadsStaging = uploadsTarget.map { FolderSwap.stagingFolder(for: $0, id: id) }
+        let envStaging = envTarget.map { FolderSwap.sibling($0, "restore-\(id)") }
+        defer {
+            if let uploadsStaging { try? FileManager.default.removeItem(atPath: uploadsStaging) }
+            if let envStaging { try? FileManager.default.removeItem(atPath: envStaging) }
         }
         let report = try await timed("Verified") {
             try await Self.verify(
-                target, destinations: .init(dump: dumpPath, uploads: uploadsStaging, env: envStaging), tools: tools,
+                target, destinations: .init(dump: dump.path, uploads: uploadsStaging, env: envStaging), tools: tools,
                 logger: logger, progressInterval: TimeInterval(configuration.progressInterval))
         }
 
-        // 2. The database.
+        // 2. The database, in one transaction. Fencing: live data changes only while the lease is ours.
+        try lease.confirm()
+        try Task.checkCancellation()
         let parameters = try ConnectionParameters(configuration.database)
         let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
         try await timed("Database \(database) restored") {
-            try await restoreDatabase(dumpPath, parameters: parameters, database: database, tools: tools)
+            try await restoreDatabase(dump.path, parameters: parameters, database: database, tools: tools)
         }
 
-        // 3. The uploads, swapped in whole.
-        if let uploadsDirectory = configuration.paths.uploadsDirectory, let uploadsStaging {
-            if report.hasUploads {
-                try await timed("Uploads restored to \(uploadsDirectory) (\(report.uploads?.files ?? 0) files, \(ByteFormat.string(report.uploads?.bytes ?? 0)))") {
-                    try FolderSwap.swap(staged: uploadsStaging, into: uploadsDirectory)
+        // 3 and 4. The files. From here on a signal no longer stops the restore (these steps do not wait on
+        // anything that cancellation interrupts), so the database and the files end up from the same backup.
+        do {
+            if let uploadsTarget, let uploadsStaging {
+                if report.hasUploads {
+                    try lease.confirm()
+                    try await timed("Uploads restored to \(uploadsTarget) (\(report.uploads?.files ?? 0) files, \(ByteFormat.string(report.uploads?.bytes ?? 0)))") {
+                        try FolderSwap.swap(staged: uploadsStaging, into: uploadsTarget)
+                    }
+                } else {
+                    logger.warning("The backup holds no uploads; \(uploadsTarget) is left as it is")
                 }
-            } else {
-                logger.warning("The backup holds no uploads; \(uploadsDirectory) is left as it is")
             }
-        }
-
-        // 4. The .env, the current one kept beside it.
-        if let envFile = configuration.paths.envFile, let envStaging {
-            if report.hasEnv {
-                try FolderSwap.replaceFile(envFile, with: envStaging, keepingOldAs: envFile + ".before-restore")
-                logger.info("Restored \(envFile) (the previous one is kept as \(envFile).before-restore)")
-            } else {
-                logger.warning("The backup holds no .env; \(envFile) is left as it is")
+            if let envTarget, let envStaging {
+                if report.hasEnv {
+                    try lease.confirm()
+                    try FolderSwap.replaceFile(envTarget, with: envStaging, keepingOldAs: envTarget + ".before-restore")
+                    logger.info("Restored \(envTarget) (the previous one is kept as \(envTarget).before-restore)")
+                } else {
+                    logger.warning("The backup holds no .env; \(envTarget) is left as it is")
+                }
             }
+        } catch let error as ContingencyError {
+            throw ContingencyError.failed(
+                "the database was restored from \(target.fileName) but the files were not all restored: \(error.message)",
+                hint: "fix the cause and run restore-job again with LATEST_BACKUP=\(target.fileName)")
         }
 
         let duration = Date().timeIntervalSince(started)
@@ -102,10 +113,9 @@ public struct RestoreJob: Sendable {
         var copy = self
         copy.configuration.backup = backup ?? configuration.backup
         let target = try copy.chooseTarget()
-        let dumpPath = storage.temporaryPath("verify.dump")
-        defer { unlink(dumpPath) }
+        let dump = try storage.makeTemporaryFile("verify.dump")
         _ = try await Self.verify(
-            target, destinations: .init(dump: dumpPath, uploads: nil, env: nil), tools: tools, logger: logger,
+            target, destinations: .init(dump: dump.path, uploads: nil, env: nil), tools: tools, logger: logger,
             progressInterval: TimeInterval(configuration.progressInterval))
         logger.info("Backup \(target.fileName) verified")
         return target.fileName
@@ -199,13 +209,6 @@ public struct RestoreJob: Sendable {
         let value = try await body()
         logger.info("\(what) in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
         return value
-    }
-
-    /// `/app/uploads` → `/app/.uploads.restore-1a2b3c4d`: beside the target, so a rename swaps it in.
-    static func sibling(_ path: String, _ suffix: String) -> String {
-        let parent = (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
-        return (parent.isEmpty ? "" : parent + "/") + ".\(name).\(suffix)"
     }
 
     static func quoteIdentifier(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
