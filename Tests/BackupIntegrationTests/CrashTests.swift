@@ -62,6 +62,24 @@ struct CrashTests {
         }
     }
 
+    @Test("a holder paused past its lease is fenced out: another job takes over, the paused one publishes nothing and exits 11")
+    func pausedHolder() async throws {
+        try await ApplicationFixture.with(uploadFiles: 5) { app in
+            let paused = try app.launch("backup-job", environment: ["CONTINGENCY_FAILPOINT": "archive"])
+            try await eventually("backup-job to stop midway") { paused.isStopped }
+            // The next job waits for the paused holder's lease to expire (LOCK_TTL=3s), takes it over and publishes.
+            let next = try await app.run("backup-job", environment: ["LOCK_TIMEOUT": "30s"])
+            try #require(next.succeeded, "\(next)")
+            let published = try app.storeFiles()
+            paused.kill(SIGCONT)
+            let result = try await paused.waitForExit(timeout: .seconds(60))
+            #expect(result.status == 11, "\(result)")
+            #expect(result.stderr.contains("lost the lease"), "\(result.stderr)")
+            #expect(try app.storeFiles() == published)
+            #expect(published.filter { $0.hasSuffix(".json") }.count == 1)
+        }
+    }
+
     @Test("SIGTERM during a backup aborts it cleanly with exit 130")
     func sigterm() async throws {
         try await ApplicationFixture.with(uploadFiles: 5) { app in
