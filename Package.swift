@@ -71,6 +71,8 @@ let package = Package(
         ),
         .testTarget(name: "BackupCoreTests", dependencies: ["BackupCore"], swiftSettings: strict),
         .testTarget(
+            name: "BackupInteropTests", dependencies: ["BackupInterop", "BackupCore", "TestSupport"], swiftSettings: strict),
+        .testTarget(
             name: "BackupIntegrationTests",
             dependencies: ["BackupKit", "BackupCore", "BackupStorage", "BackupInterop", "TestSupport"],
             swiftSettings: strict
