@@ -30,11 +30,15 @@ public struct BackupMetadata: Codable, Sendable, Equatable {
     public var uploads: UploadsSummary?
     /// Optional files that did not exist when the backup ran (`package-lock.json`, …).
     public var missing: [String]
+    /// Exact row count of every dumped table (`schema.table`), counted in the dump's own snapshot: what a
+    /// restore drill compares. Nil when not recorded.
+    public var tables: [String: Int64]?
 
     public init(
         producer: String, timestamp: String, created: Date, database: String, version: String?,
         nodeVersion: String?, pgDumpVersion: String, serverVersion: String, hostname: String,
-        compression: Compression, members: [Member], uploads: UploadsSummary?, missing: [String]
+        compression: Compression, members: [Member], uploads: UploadsSummary?, missing: [String],
+        tables: [String: Int64]? = nil
     ) {
         self.format = Self.currentFormat
         self.producer = producer
@@ -50,6 +54,7 @@ public struct BackupMetadata: Codable, Sendable, Equatable {
         self.members = members
         self.uploads = uploads
         self.missing = missing
+        self.tables = tables
     }
 
     /// One file member of the archive.
@@ -86,7 +91,7 @@ public struct BackupMetadata: Codable, Sendable, Equatable {
         case nodeVersion = "node_version"
         case pgDumpVersion = "pg_dump_version"
         case serverVersion = "server_version"
-        case hostname, compression, members, uploads, missing
+        case hostname, compression, members, uploads, missing, tables
     }
 }
 

@@ -33,6 +33,15 @@ public final class PostgresConnection {
 
     deinit { PQfinish(connection) }
 
+    /// Asks the server to cancel the query this connection is running, if any. Safe from another thread
+    /// (libpq's PQcancel is made for that); the running `query` then throws.
+    public func cancelRunningQuery() {
+        guard let cancel = PQgetCancel(connection) else { return }
+        defer { PQfreeCancel(cancel) }
+        var buffer = [CChar](repeating: 0, count: 256)
+        _ = PQcancel(cancel, &buffer, Int32(buffer.count))
+    }
+
     /// The server's version (`PQserverVersion`).
     public var serverVersion: PostgresVersion { PostgresVersion(versionNumber: Int(PQserverVersion(connection))) }
 

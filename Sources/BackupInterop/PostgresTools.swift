@@ -79,9 +79,12 @@ public struct PostgresTools: Sendable {
     }
 
     /// `pg_dump` in custom format, uncompressed (the archive compresses everything once), into `file`.
-    public func dump(to file: String, connection: ConnectionParameters) async throws -> Outcome {
+    /// With `snapshot`, the dump reads the database as that exported snapshot sees it.
+    public func dump(to file: String, connection: ConnectionParameters, snapshot: String? = nil) async throws -> Outcome {
         try await run(
-            "pg_dump", ["--format=custom", "--compress=0", "--no-password", "--no-sync", "--file=\(file)"],
+            "pg_dump",
+            ["--format=custom", "--compress=0", "--no-password", "--no-sync", "--file=\(file)"]
+                + (snapshot.map { ["--snapshot=\($0)"] } ?? []),
             environment: connection.childEnvironment)
     }
 

@@ -74,6 +74,9 @@ struct RoundTripTests {
             #expect(metadata.missing == ["package-lock.json"])
             #expect(metadata.timestamp == String(stem.dropFirst("visual_backup_".count)))
             #expect(metadata.uploads?.files == 12)
+            // Row counts recorded in the dump's snapshot, for drills: every table, exact.
+            let database = try await app.server.snapshot(database: app.database)
+            #expect(metadata.tables == database.tables.mapValues { Int64($0.rowCount) })
             let dumpMember = try #require(metadata.member(named: "database.dump"))
             let dumpSHA = try await ProcessRunner.run("sha256sum", [dump], requireSuccess: true).stdout.prefix(64)
             #expect(dumpMember.sha256 == String(dumpSHA))

@@ -52,13 +52,14 @@ public struct BackupJob: Sendable {
         }
 
         let dump = try storage.makeTemporaryFile("\(name.stem).dump")
-        try await dumpDatabase(to: dump, preflight: preflight, tools: tools)
+        let tables = try await dumpDatabase(to: dump, preflight: preflight, tools: tools)
         Failpoint.hit("dump")
 
         let writer = try storage.makeWriter(key: name.fileName)
         defer { writer.abort() }
         let hashing = HashingSink(writer)
-        let metadata = try writeArchive(name: name, dumpPath: dump.path, preflight: preflight, into: hashing)
+        let metadata = try writeArchive(
+            name: name, dumpPath: dump.path, preflight: preflight, tables: tables, into: hashing)
         let archiveInfo = Manifest.ArchiveInfo(
             name: name.fileName, size: hashing.count, sha256: hashing.finalizeHex(), encrypted: false)
 
@@ -94,7 +95,9 @@ public struct BackupJob: Sendable {
         }
     }
 
-    private func dumpDatabase(to dump: TemporaryFile, preflight: Preflight, tools: PostgresTools) async throws {
+    /// Dumps the database and, in the same snapshot and at the same time, counts every table's rows for the
+    /// metadata (what a restore drill compares). Returns the counts.
+    private func dumpDatabase(to dump: TemporaryFile, preflight: Preflight, tools: PostgresTools) async throws -> [String: Int64] {
         let started = Date()
         logger.info("Dumping database \(preflight.database) (PostgreSQL \(preflight.serverVersion), pg_dump \(preflight.pgDumpVersion))")
         let progress = ProgressReporter(logger: logger, interval: TimeInterval(configuration.progressInterval))
@@ -105,8 +108,25 @@ public struct BackupJob: Sendable {
             }
         }
         defer { watcher.cancel() }
-        let outcome = try await tools.dump(to: dump.path, connection: preflight.connection)
+        let snapshot = try ExportedSnapshot(preflight.connection)
+        let counting = Task.detached { try snapshot.countRows() }
+        let stopCounting: @Sendable () -> Void = {
+            counting.cancel()
+            snapshot.cancel()
+        }
+        let outcome: PostgresTools.Outcome
+        do {
+            outcome = try await withTaskCancellationHandler {
+                try await tools.dump(to: dump.path, connection: preflight.connection, snapshot: snapshot.id)
+            } onCancel: {
+                stopCounting()
+            }
+        } catch {
+            stopCounting()
+            throw error
+        }
         guard outcome.succeeded else {
+            stopCounting()
             throw ContingencyError.failed(
                 "pg_dump of \(preflight.database) failed (\(outcome.status)): \(outcome.standardError)",
                 hint: "nothing was published; check the database server and its logs")
@@ -116,11 +136,19 @@ public struct BackupJob: Sendable {
         guard listing.succeeded else {
             throw ContingencyError.failed("the dump of \(preflight.database) is not readable by pg_restore: \(listing.standardError)")
         }
+        let tables = try await withTaskCancellationHandler {
+            try await counting.value
+        } onCancel: {
+            stopCounting()
+        }
         logger.info(
-            "Database dumped: \(ByteFormat.string(dump.size)) in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
+            "Database dumped: \(ByteFormat.string(dump.size)), \(tables.count) tables, \(tables.values.reduce(0, +)) rows in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
+        return tables
     }
 
-    private func writeArchive(name: BackupName, dumpPath: String, preflight: Preflight, into sink: HashingSink) throws -> BackupMetadata {
+    private func writeArchive(
+        name: BackupName, dumpPath: String, preflight: Preflight, tables: [String: Int64], into sink: HashingSink
+    ) throws -> BackupMetadata {
         let started = Date()
         let archive = try ArchiveWriter(compression: configuration.compression, level: configuration.compressionLevel, sink: sink)
         let members = ArchiveMembers(
@@ -160,7 +188,8 @@ public struct BackupJob: Sendable {
             database: preflight.database, version: Self.applicationVersion(configuration.paths.appDirectory),
             nodeVersion: configuration.nodeVersion, pgDumpVersion: preflight.pgDumpVersion.description,
             serverVersion: preflight.serverVersion.description, hostname: ProcessInfo.processInfo.hostName,
-            compression: configuration.compression, members: recorded, uploads: uploads, missing: missing)
+            compression: configuration.compression, members: recorded, uploads: uploads, missing: missing,
+            tables: tables)
         try archive.writeFile(
             "\(name.stem)/\(ArchiveLayout.metadata)", contents: Array(try ContingencyJSON.encoder().encode(metadata)))
         try archive.finish()

@@ -1,0 +1,45 @@
+import BackupCore
+import Foundation
+
+/// A read-only transaction whose snapshot is exported for pg_dump (`--snapshot`), so that what is counted here
+/// is exactly what the dump holds. Owns its connection; the transaction stays open until this object goes.
+///
+/// `@unchecked Sendable`: the connection is used by one task at a time, never concurrently: the snapshot is
+/// exported in `init`, then `countRows` runs in one task while pg_dump runs in another process.
+public final class ExportedSnapshot: @unchecked Sendable {
+    private let connection: PostgresConnection
+    /// The snapshot's identifier, for `pg_dump --snapshot`.
+    public let id: String
+
+    public init(_ parameters: ConnectionParameters) throws {
+        connection = try PostgresConnection(parameters.with("application_name", "contingency-backup"))
+        try connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        guard let id = try connection.query("SELECT pg_export_snapshot()").value(0, 0) else {
+            throw ContingencyError.failed("pg_export_snapshot() returned nothing")
+        }
+        self.id = id
+    }
+
+    /// Cancels a `countRows` in progress (from another task); it then throws.
+    public func cancel() { connection.cancelRunningQuery() }
+
+    /// Exact row counts of every table whose data pg_dump dumps (user tables, not those of extensions), by
+    /// `schema.table`, in the exported snapshot.
+    public func countRows() throws -> [String: Int64] {
+        let tables = try connection.query(
+            """
+            SELECT format('%I.%I', n.nspname, c.relname), n.nspname || '.' || c.relname
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+              AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+            """)
+        var counts: [String: Int64] = [:]
+        for row in 0..<tables.rowCount {
+            guard let quoted = tables.value(row, 0), let name = tables.value(row, 1) else { continue }
+            try Task.checkCancellation()
+            counts[name] = Int64(try connection.query("SELECT count(*) FROM ONLY \(quoted)").value(0, 0) ?? "0") ?? 0
+        }
+        return counts
+    }
+}
