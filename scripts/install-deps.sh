@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing Contingency needs on a fresh Debian 12 machine: the C libraries'
-# -dev packages, PostgreSQL 15 (server and client) and the command-line tools the tests compare against.
+# -dev packages, PostgreSQL 15 (server and client) and the command-line tools the tests compare against
+# (GNU tar, zstd, Debian's age for encryption interop, prometheus for promtool).
 # Installs nothing when everything is already there.
 set -euo pipefail
-packages=(libpq-dev libarchive-dev libcurl4-openssl-dev libssl-dev postgresql-15 postgresql-client-15 zstd gzip tar util-linux procps)
+packages=(libpq-dev libarchive-dev libcurl4-openssl-dev libssl-dev postgresql-15 postgresql-client-15 zstd gzip tar util-linux procps age prometheus)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

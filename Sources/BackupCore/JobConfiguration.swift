@@ -194,3 +194,30 @@ public struct HealthConfiguration: Sendable, Equatable {
         return HealthConfiguration(url: url, timeoutSeconds: timeout)
     }
 }
+
+/// What `restore-job --drill` needs beyond a restore's configuration.
+public struct DrillConfiguration: Sendable, Equatable {
+    public var restore: RestoreConfiguration
+    /// The scratch database: created, restored into, checked and dropped by each drill.
+    public var scratch: DatabaseSettings
+    public var schedule: Schedule
+
+    public init(restore: RestoreConfiguration, scratch: DatabaseSettings, schedule: Schedule) {
+        self.restore = restore
+        self.scratch = scratch
+        self.schedule = schedule
+    }
+
+    public static let settings: [Setting] = [Settings.drillDatabaseURL, Settings.drillSchedule]
+
+    public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> DrillConfiguration {
+        guard let url = try values.nonEmpty(Settings.drillDatabaseURL) else {
+            throw .configuration(
+                "DRILL_DATABASE_URL is not set",
+                hint: "name a scratch database for the drill, e.g. postgres://user@host:5432/contingency_drill (created and dropped by each drill)")
+        }
+        return DrillConfiguration(
+            restore: try RestoreConfiguration.load(values), scratch: DatabaseSettings(url: url),
+            schedule: try Schedule.parse(try values.required(Settings.drillSchedule)))
+    }
+}

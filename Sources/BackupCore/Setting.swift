@@ -73,6 +73,11 @@ public enum Settings {
         "LOCK_TIMEOUT", default: "0", "How long to wait for a lock held by another job (0: exit 11 at once)")
     public static let progressInterval = Setting(
         "PROGRESS_INTERVAL", default: "10s", "How often long work logs a progress line (0: at every step)")
+    public static let drillDatabaseURL = Setting(
+        "DRILL_DATABASE_URL", secret: true,
+        "restore-job --drill: a scratch database (libpq URI) the drill creates, restores into and drops; never the application's")
+    public static let drillSchedule = Setting(
+        "DRILL_SCHEDULE", default: "@weekly", "restore-job --drill --loop: when to drill the newest backup")
     public static let healthCheckURL = Setting(
         "HEALTH_CHECK_URL", default: "http://localhost:5000/healthz", "The application's health endpoint")
     public static let healthCheckTimeout = Setting(

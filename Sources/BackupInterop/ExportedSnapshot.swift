@@ -23,10 +23,15 @@ public final class ExportedSnapshot: @unchecked Sendable {
     /// Cancels a `countRows` in progress (from another task); it then throws.
     public func cancel() { connection.cancelRunningQuery() }
 
+    /// Exact row counts of every dumped table, in the exported snapshot (see `PostgresConnection.countRows`).
+    public func countRows() throws -> [String: Int64] { try connection.countRows() }
+}
+
+extension PostgresConnection {
     /// Exact row counts of every table whose data pg_dump dumps (user tables, not those of extensions), by
-    /// `schema.table`, in the exported snapshot.
+    /// `schema.table`: recorded at backup time, compared by restore drills.
     public func countRows() throws -> [String: Int64] {
-        let tables = try connection.query(
+        let tables = try query(
             """
             SELECT format('%I.%I', n.nspname, c.relname), n.nspname || '.' || c.relname
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -38,7 +43,7 @@ public final class ExportedSnapshot: @unchecked Sendable {
         for row in 0..<tables.rowCount {
             guard let quoted = tables.value(row, 0), let name = tables.value(row, 1) else { continue }
             try Task.checkCancellation()
-            counts[name] = Int64(try connection.query("SELECT count(*) FROM ONLY \(quoted)").value(0, 0) ?? "0") ?? 0
+            counts[name] = Int64(try query("SELECT count(*) FROM ONLY \(quoted)").value(0, 0) ?? "0") ?? 0
         }
         return counts
     }

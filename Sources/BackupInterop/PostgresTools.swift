@@ -96,14 +96,17 @@ public struct PostgresTools: Sendable {
     /// `pg_restore --clean --if-exists` into the connection's database, in one transaction so that a failure
     /// leaves the database as it was. Its session carries `applicationName`, so it can be watched and cancelled
     /// (the dump's own preamble sets `lock_timeout = 0`, so a session setting cannot bound its lock waits).
+    /// `ownership: false` restores with `--no-owner --no-acl` (a drill's scratch server may lack the roles).
     public func restore(
-        _ file: String, connection: ConnectionParameters, database: String, applicationName: String
+        _ file: String, connection: ConnectionParameters, database: String, applicationName: String,
+        ownership: Bool = true
     ) async throws -> Outcome {
         var environment = connection.childEnvironment.filter { $0.key != "PGDATABASE" }
         environment["PGAPPNAME"] = applicationName
         return try await run(
             "pg_restore",
-            ["--clean", "--if-exists", "--single-transaction", "--exit-on-error", "--no-password", "--dbname=\(database)", file],
+            ["--clean", "--if-exists", "--single-transaction", "--exit-on-error", "--no-password", "--dbname=\(database)"]
+                + (ownership ? [] : ["--no-owner", "--no-acl"]) + [file],
             environment: environment)
     }
 

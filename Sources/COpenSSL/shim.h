@@ -2,3 +2,7 @@
 #include <openssl/err.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <openssl/kdf.h>
+#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>

@@ -8,7 +8,7 @@ import Foundation
 struct RestoreJobCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore-job",
-        abstract: "Restore the database, uploads and .env from a backup, after verifying all of it.",
+        abstract: "Restore the database, uploads and .env from a backup, after verifying all of it; or verify or drill backups.",
         discussion: JobRunner.discussion(
             """
             Restores LATEST_BACKUP (a name or a path) or, when unset, the newest complete backup in BACKUP_DIR. \
@@ -17,10 +17,19 @@ struct RestoreJobCommand: AsyncParsableCommand {
             file is touched. Then: the database with pg_restore --clean --if-exists in one transaction, the \
             uploads extracted beside UPLOADS_DIR and swapped in, the .env (the current one kept as \
             .env.before-restore). Archives made by the runbook's shell script (uploads.tar.gz inside) are read too.
-            """, settings: RestoreConfiguration.settings))
 
-    @Flag(help: "Only verify the backup (every byte, and the dump with pg_restore --list); restore nothing.")
+            --verify checks one backup (or all) and restores nothing. --drill restores one backup (default: the \
+            newest) into the scratch database DRILL_DATABASE_URL and a scratch folder, compares tables, row \
+            counts, files and bytes with what the backup recorded, drops the scratch copies, and records the \
+            outcome in the manifest ("verified") and in .contingency/metrics/drill.prom; with --loop it drills \
+            the newest backup on DRILL_SCHEDULE.
+            """, settings: RestoreConfiguration.settings + DrillConfiguration.settings))
+
+    @Flag(help: "Only verify the backup, or every backup (every byte, the dump with pg_restore --list).")
     var verify = false
+    @Flag(help: "Restore drill into DRILL_DATABASE_URL; nothing live is touched.") var drill = false
+    @Flag(help: "With --drill: drill the newest backup on DRILL_SCHEDULE.") var loop = false
+    @Argument(help: "The backup: a name or a path (same as LATEST_BACKUP).") var name: String?
     @Option(name: .customLong("backup"), help: "LATEST_BACKUP: the backup to restore, a name or a path")
     var backup: String?
     @Option(help: "BACKUP_DIR") var backupDir: String?
@@ -30,16 +39,34 @@ struct RestoreJobCommand: AsyncParsableCommand {
     @Option(help: "UPLOADS_DIR") var uploadsDir: String?
     @Option(help: "ENV_FILE") var envFile: String?
 
+    func validate() throws {
+        if verify && drill { throw ValidationError("--verify and --drill are different runs: choose one") }
+        if loop && !drill {
+            throw ValidationError("--loop runs scheduled drills (--drill --loop); restore requests are not implemented in this version")
+        }
+        if loop && (name ?? backup) != nil { throw ValidationError("--drill --loop always drills the newest backup: name none") }
+    }
+
     func run() async throws {
         let values = JobRunner.values(flags: [
-            Settings.latestBackup.name: backup, Settings.backupDir.name: backupDir, Settings.backupPrefix.name: prefix,
-            Settings.databaseName.name: databaseName, Settings.databaseUser.name: databaseUser,
-            Settings.uploadsDir.name: uploadsDir, Settings.envFile.name: envFile,
+            Settings.latestBackup.name: name ?? backup, Settings.backupDir.name: backupDir,
+            Settings.backupPrefix.name: prefix, Settings.databaseName.name: databaseName,
+            Settings.databaseUser.name: databaseUser, Settings.uploadsDir.name: uploadsDir, Settings.envFile.name: envFile,
         ])
-        let verify = verify
-        let status = await JobRunner.run(
-            label: "Restore", values: values, failure: verify ? "Verification failed" : "Restore failed"
-        ) { logger in
+        let (verify, drill, loop) = (verify, drill, loop)
+        let failure = verify ? "Verification failed" : drill ? "Restore drill failed" : "Restore failed"
+        let status = await JobRunner.run(label: drill ? "Drill" : "Restore", values: values, failure: failure) { logger in
+            if drill {
+                let configuration = try DrillConfiguration.load(values)
+                let storage = try VolumeStorage(root: configuration.restore.store.backupDirectory)
+                let job = DrillJob(configuration: configuration, storage: storage, logger: logger)
+                if loop {
+                    try await job.runOnSchedule()
+                } else {
+                    try await job.run(nil)
+                }
+                return
+            }
             let configuration = try RestoreConfiguration.load(values)
             let storage = try VolumeStorage(root: configuration.store.backupDirectory)
             let job = RestoreJob(configuration: configuration, storage: storage, logger: logger)

@@ -44,27 +44,16 @@ final class CancelHandle: @unchecked Sendable {
     }
 }
 
-/// `backup-job --loop`: a backup at every fire time of the schedule. A failed run is logged and the loop goes
-/// on to the next time; SIGTERM while idle exits 0, during a backup aborts it cleanly.
+/// `backup-job --loop`: a backup at every fire time of BACKUP_SCHEDULE; SIGTERM while idle exits 0, during a
+/// backup aborts it cleanly.
 public struct BackupLoop: Sendable {
     public let job: BackupJob
 
     public init(job: BackupJob) { self.job = job }
 
     public func run() async throws {
-        let schedule = job.configuration.schedule
-        while !Task.isCancelled {
-            let next = schedule.nextFire(after: Date())
-            job.logger.info("Next backup at \(ISO8601DateFormatter().string(from: next)) (schedule \(schedule))")
-            guard await JobRunner.sleep(until: next) else { return }
-            do {
-                try await job.runCancellingOnLostLease()
-                job.logger.info("Scheduled backup completed successfully")
-            } catch {
-                // Only this loop's own cancellation (SIGTERM) ends it; a failed run waits for the next time.
-                if Task.isCancelled { throw error }
-                job.logger.error("Scheduled backup failed: \(error)")
-            }
+        try await ScheduledLoop.run(job.configuration.schedule, what: "backup", logger: job.logger) {
+            try await job.runCancellingOnLostLease()
         }
     }
 }

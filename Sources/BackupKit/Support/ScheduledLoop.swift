@@ -1,0 +1,24 @@
+import BackupCore
+import Foundation
+import Logging
+
+/// Runs work at every fire time of a schedule, for the `--loop` modes. A failed run is logged and the loop
+/// goes on to the next time; only the loop's own cancellation (SIGTERM) ends it, at once while idle.
+enum ScheduledLoop {
+    static func run(
+        _ schedule: Schedule, what: String, logger: Logger, _ body: () async throws -> Void
+    ) async throws {
+        while !Task.isCancelled {
+            let next = schedule.nextFire(after: Date())
+            logger.info("Next \(what) at \(ISO8601DateFormatter().string(from: next)) (schedule \(schedule))")
+            guard await JobRunner.sleep(until: next) else { return }
+            do {
+                try await body()
+                logger.info("Scheduled \(what) completed successfully")
+            } catch {
+                if Task.isCancelled { throw error }
+                logger.error("Scheduled \(what) failed: \(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import BackupCore
+import Foundation
+import Testing
+import TestSupport
+
+/// Restore drills: a scratch database and folder, checks against what the backup recorded, the outcome in
+/// the manifest and the metrics; nothing live touched.
+@Suite("Restore drills")
+struct DrillTests {
+    func manifest(_ app: ApplicationFixture) throws -> Manifest {
+        let name = try #require(try app.storeFiles().first { $0.hasSuffix(".json") })
+        return try ContingencyJSON.decoder().decode(Manifest.self, from: Data(contentsOf: app.backupDirectory.appendingPathComponent(name)))
+    }
+
+    func metrics(_ app: ApplicationFixture) throws -> String {
+        try String(contentsOf: app.backupDirectory.appendingPathComponent(".contingency/metrics/drill.prom"), encoding: .utf8)
+    }
+
+    @Test("a good backup passes, is marked verified, metrics pass promtool, the scratch database is gone")
+    func goodBackup() async throws {
+        try await ApplicationFixture.with(uploadFiles: 12) { app in
+            try #require(try await app.run("backup-job").succeeded)
+            let before = try await app.snapshot()
+            let scratch = app.server.connectionURL(database: "drill_scratch")
+            let drill = try await app.run("restore-job", ["--drill"], environment: ["DRILL_DATABASE_URL": scratch])
+            try #require(drill.succeeded, "\(drill)")
+            #expect(drill.stdout.contains("[Drill] Restore drill passed"), "\(drill.stdout)")
+            #expect(!drill.stdout.contains(app.server.password) && !drill.stderr.contains(app.server.password))
+
+            let verified = try #require(try manifest(app).verified)
+            #expect(verified.ok)
+            let rows = before.database.tables.values.reduce(0) { $0 + $1.rowCount }
+            #expect(verified.detail.contains("\(before.database.tables.count) tables, \(rows) rows, 12 files"), "\(verified.detail)")
+            #expect(abs(verified.at.timeIntervalSinceNow) < 300)
+
+            let text = try metrics(app)
+            #expect(text.contains("backup_drill_success 1"))
+            #expect(text.contains("backup_last_verified_timestamp_seconds \(Int(verified.at.timeIntervalSince1970.rounded()))"))
+            let promtool = try await ProcessRunner.run("promtool", ["check", "metrics"], stdin: Data(text.utf8))
+            #expect(promtool.succeeded, "\(promtool)")
+
+            #expect(try await app.server.databaseExists("drill_scratch") == false)
+            #expect(try await app.snapshot() == before)
+            #expect(app.temporaryFiles().isEmpty, "\(app.temporaryFiles())")
+        }
+    }
+
+    @Test("a backup whose dump was damaged fails, says why, and is recorded as failed")
+    func damagedBackup() async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            try #require(try await app.run("backup-job").succeeded)
+            let archive = app.backupDirectory.appendingPathComponent(try #require(try app.storeFiles().first { $0.hasSuffix(".tar.gz") }))
+            var bytes = try Data(contentsOf: archive)
+            bytes[bytes.count / 3] ^= 0x40  // database.dump comes first in the archive
+            try bytes.write(to: archive)
+            let drill = try await app.run(
+                "restore-job", ["--drill"], environment: ["DRILL_DATABASE_URL": app.server.connectionURL(database: "drill_scratch")])
+            #expect(drill.status == 1, "\(drill)")
+            #expect(drill.stderr.contains("restore drill of visual_backup_"), "\(drill.stderr)")
+            let verified = try #require(try manifest(app).verified)
+            #expect(!verified.ok)
+            #expect(!verified.detail.isEmpty)
+            #expect(try metrics(app).contains("backup_drill_success 0"))
+            #expect(try metrics(app).contains("backup_last_verified_timestamp_seconds 0"))
+        }
+    }
+
+    @Test("the drill refuses the application's own database and a database it did not create")
+    func refusesLiveDatabases() async throws {
+        try await ApplicationFixture.with(uploadFiles: 1) { app in
+            try #require(try await app.run("backup-job").succeeded)
+            let own = try await app.run(
+                "restore-job", ["--drill"], environment: ["DRILL_DATABASE_URL": app.server.connectionURL(database: app.database)])
+            #expect(own.status == 1)
+            #expect(own.stderr.contains("points at the application's own database"), "\(own.stderr)")
+
+            try await app.server.createDatabase("someone_elses")
+            let other = try await app.run(
+                "restore-job", ["--drill"], environment: ["DRILL_DATABASE_URL": app.server.connectionURL(database: "someone_elses")])
+            #expect(other.status == 1)
+            #expect(other.stderr.contains("was not made by a drill"), "\(other.stderr)")
+            #expect(try await app.server.databaseExists("someone_elses"))
+        }
+    }
+}
