@@ -20,7 +20,7 @@ public struct ConfigurationValues: Sendable {
     public func string(_ setting: Setting) throws(ContingencyError) -> String? {
         if let value = flags[setting.name] { return value }
         if let value = environment[setting.name] { return value }
-        if setting.secret, let path = environment[setting.name + "_FILE"], !path.isEmpty {
+        if setting.readsFile, let path = environment[setting.name + "_FILE"], !path.isEmpty {
             do {
                 var text = try readFile(path)
                 // "\r\n" is one Character, which neither hasSuffix("\n") nor hasSuffix("\r") matches.

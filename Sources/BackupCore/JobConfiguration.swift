@@ -84,11 +84,13 @@ public struct BackupConfiguration: Sendable, Equatable {
     public var nodeVersion: String?
     /// Seconds between progress lines during long work.
     public var progressInterval: Int
+    public var encryption: EncryptionSettings
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths,
         compression: Compression = .gzip, compressionLevel: Int? = nil, schedule: Schedule,
-        pgBinDirectory: String? = nil, nodeVersion: String? = nil, progressInterval: Int = 10
+        pgBinDirectory: String? = nil, nodeVersion: String? = nil, progressInterval: Int = 10,
+        encryption: EncryptionSettings = .none
     ) {
         self.store = store
         self.database = database
@@ -99,12 +101,14 @@ public struct BackupConfiguration: Sendable, Equatable {
         self.pgBinDirectory = pgBinDirectory
         self.nodeVersion = nodeVersion
         self.progressInterval = progressInterval
+        self.encryption = encryption
     }
 
     public static let settings: [Setting] =
         StoreConfiguration.settings + DatabaseSettings.settings + ApplicationPaths.settings + [
             Settings.compression, Settings.compressionLevel, Settings.schedule, Settings.pgBinDir,
-            Settings.nodeVersion, Settings.progressInterval, Settings.logFormat,
+            Settings.nodeVersion, Settings.ageRecipients, Settings.agePassphrase, Settings.progressInterval,
+            Settings.logFormat,
         ]
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> BackupConfiguration {
@@ -119,7 +123,8 @@ public struct BackupConfiguration: Sendable, Equatable {
             schedule: try Schedule.parse(try values.required(Settings.schedule)),
             pgBinDirectory: try values.nonEmpty(Settings.pgBinDir),
             nodeVersion: try values.nonEmpty(Settings.nodeVersion),
-            progressInterval: try values.duration(Settings.progressInterval))
+            progressInterval: try values.duration(Settings.progressInterval),
+            encryption: try EncryptionSettings.load(values))
     }
 }
 
@@ -136,11 +141,14 @@ public struct RestoreConfiguration: Sendable, Equatable {
     public var pgBinDirectory: String?
     /// Seconds between progress lines during long work.
     public var progressInterval: Int
+    /// The text of an age identity file (AGE_IDENTITY / AGE_IDENTITY_FILE), for encrypted archives.
+    public var ageIdentities: String?
+    public var agePassphrase: String?
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths, backup: String? = nil,
         terminateConnections: Bool = false, lockTimeout: Int = 60, pgBinDirectory: String? = nil,
-        progressInterval: Int = 10
+        progressInterval: Int = 10, ageIdentities: String? = nil, agePassphrase: String? = nil
     ) {
         self.store = store
         self.database = database
@@ -150,11 +158,13 @@ public struct RestoreConfiguration: Sendable, Equatable {
         self.lockTimeout = lockTimeout
         self.pgBinDirectory = pgBinDirectory
         self.progressInterval = progressInterval
+        self.ageIdentities = ageIdentities
+        self.agePassphrase = agePassphrase
     }
 
     public static let settings: [Setting] =
         StoreConfiguration.settings + DatabaseSettings.settings + ApplicationPaths.settings + [
-            Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
+            Settings.ageIdentity, Settings.agePassphrase, Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
             Settings.progressInterval,
             Settings.logFormat,
         ]
@@ -168,7 +178,9 @@ public struct RestoreConfiguration: Sendable, Equatable {
             terminateConnections: try values.bool(Settings.terminateConnections),
             lockTimeout: try values.duration(Settings.restoreLockTimeout),
             pgBinDirectory: try values.nonEmpty(Settings.pgBinDir),
-            progressInterval: try values.duration(Settings.progressInterval))
+            progressInterval: try values.duration(Settings.progressInterval),
+            ageIdentities: try values.nonEmpty(Settings.ageIdentity),
+            agePassphrase: try values.nonEmpty(Settings.agePassphrase))
     }
 }
 
@@ -219,5 +231,40 @@ public struct DrillConfiguration: Sendable, Equatable {
         return DrillConfiguration(
             restore: try RestoreConfiguration.load(values), scratch: DatabaseSettings(url: url),
             schedule: try Schedule.parse(try values.required(Settings.drillSchedule)))
+    }
+}
+
+/// How archives are encrypted: not at all, for age X25519 recipients, or with an age passphrase. Key strings
+/// are parsed and checked by the age implementation before any work starts.
+public enum EncryptionSettings: Sendable, Equatable, CustomStringConvertible {
+    case none
+    /// `age1…` public keys.
+    case recipients([String])
+    case passphrase(String)
+
+    public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> EncryptionSettings {
+        let recipients = try values.nonEmpty(Settings.ageRecipients)
+        let passphrase = try values.nonEmpty(Settings.agePassphrase)
+        switch (recipients, passphrase) {
+        case (nil, nil): return .none
+        case (let list?, nil):
+            let keys = list.split(whereSeparator: { ",\n\r\t ".contains($0) }).map(String.init)
+                .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+            return .recipients(keys)
+        case (nil, let secret?): return .passphrase(secret)
+        case (_?, _?):
+            throw .configuration(
+                "AGE_RECIPIENTS and AGE_PASSPHRASE are both set",
+                hint: "age encrypts a file for recipients or for a passphrase, not both: keep one")
+        }
+    }
+
+    /// Never shows the passphrase.
+    public var description: String {
+        switch self {
+        case .none: "none"
+        case .recipients(let keys): "age X25519 for \(keys.joined(separator: ", "))"
+        case .passphrase: "age passphrase (scrypt)"
+        }
     }
 }

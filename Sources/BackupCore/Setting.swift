@@ -6,11 +6,16 @@ public struct Setting: Sendable, Hashable {
     public let help: String
     /// Secrets are also read from `<NAME>_FILE` and are never logged or printed.
     public let secret: Bool
+    /// Also read from `<NAME>_FILE` (always true for secrets; also for long public values like key lists).
+    public let readsFile: Bool
 
-    public init(_ name: String, default defaultValue: String? = nil, secret: Bool = false, _ help: String) {
+    public init(
+        _ name: String, default defaultValue: String? = nil, secret: Bool = false, readsFile: Bool = false, _ help: String
+    ) {
         self.name = name
         self.defaultValue = defaultValue
         self.secret = secret
+        self.readsFile = secret || readsFile
         self.help = help
     }
 
@@ -22,7 +27,11 @@ public struct Setting: Sendable, Hashable {
         settings.map { setting in
             var head = "  " + setting.name
             if let value = setting.defaultValue { head += " (default: \(value.isEmpty ? "empty" : value))" }
-            if setting.secret { head += " [secret; also \(setting.name)_FILE]" }
+            if setting.secret {
+                head += " [secret; also \(setting.name)_FILE]"
+            } else if setting.readsFile {
+                head += " [also \(setting.name)_FILE]"
+            }
             return ([head] + wrap(setting.help, width: 72).map { "      " + $0 }).joined(separator: "\n")
         }.joined(separator: "\n")
     }
@@ -78,6 +87,14 @@ public enum Settings {
         "restore-job --drill: a scratch database (libpq URI) the drill creates, restores into and drops; never the application's")
     public static let drillSchedule = Setting(
         "DRILL_SCHEDULE", default: "@weekly", "restore-job --drill --loop: when to drill the newest backup")
+    public static let ageRecipients = Setting(
+        "AGE_RECIPIENTS", readsFile: true,
+        "Encrypt archives (.age) for these age X25519 public keys (age1…, comma or line separated); the job then cannot read what it wrote")
+    public static let agePassphrase = Setting(
+        "AGE_PASSPHRASE", secret: true, "Encrypt archives (.age) with this passphrase (age scrypt); also decrypts them")
+    public static let ageIdentity = Setting(
+        "AGE_IDENTITY", secret: true,
+        "restore-job: age identities (AGE-SECRET-KEY-1…) that decrypt .age archives; usually AGE_IDENTITY_FILE, as age-keygen writes it")
     public static let healthCheckURL = Setting(
         "HEALTH_CHECK_URL", default: "http://localhost:5000/healthz", "The application's health endpoint")
     public static let healthCheckTimeout = Setting(

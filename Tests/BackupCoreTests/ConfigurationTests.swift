@@ -113,9 +113,11 @@ struct ConfigurationTests {
     }
 
     @Test func secretSettingsAreTheOnesWithCredentials() {
-        let all = BackupConfiguration.settings + RestoreConfiguration.settings + [Settings.pgPassword]
+        let all = BackupConfiguration.settings + RestoreConfiguration.settings + DrillConfiguration.settings + [Settings.pgPassword]
         let secrets = Set(all.filter(\.secret).map(\.name))
-        #expect(secrets == ["DATABASE_URL", "DATABASE_PASSWORD", "PGPASSWORD"])
+        #expect(secrets == ["DATABASE_URL", "DATABASE_PASSWORD", "PGPASSWORD", "DRILL_DATABASE_URL", "AGE_PASSPHRASE", "AGE_IDENTITY"])
+        // Public keys are not secret, but a list of them is easier to mount as a file.
+        #expect(Settings.ageRecipients.readsFile && !Settings.ageRecipients.secret)
     }
 
     @Test(arguments: [Settings.databaseURL, Settings.databasePassword, Settings.pgPassword])
@@ -551,7 +553,8 @@ struct ConfigurationTests {
             } else {
                 #expect(!head.contains("(default:"), "\(head)")
             }
-            #expect(head.contains("\(setting.name)_FILE") == setting.secret, "\(head)")
+            #expect(head.contains("\(setting.name)_FILE") == setting.readsFile, "\(head)")
+            #expect(head.contains("secret") == setting.secret, "\(head)")
         }
     }
 
