@@ -20,11 +20,14 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var size: Int64
         public var sha256: String
         public var encrypted: Bool
-        public init(name: String, size: Int64, sha256: String, encrypted: Bool) {
+        /// Who can decrypt it: `age1…` public keys, or "passphrase (scrypt)". Never a secret.
+        public var recipients: [String]?
+        public init(name: String, size: Int64, sha256: String, encrypted: Bool, recipients: [String]? = nil) {
             self.name = name
             self.size = size
             self.sha256 = sha256
             self.encrypted = encrypted
+            self.recipients = recipients
         }
     }
 
