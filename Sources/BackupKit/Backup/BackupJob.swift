@@ -33,6 +33,10 @@ public struct BackupJob: Sendable {
         logger.info("Starting scheduled backup...")
         let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
         let preflight = try await Preflight.check(configuration, tools: tools, logger: logger)
+        let recipients = try Self.recipients(configuration.encryption)
+        if let recipients {
+            logger.info("Encrypting with age for \(recipients.map(\.description).joined(separator: ", "))")
+        }
 
         let lease = try await Lease.acquire(
             Self.lockName, storage: storage, job: "backup-job", ttl: configuration.store.lockTTLSeconds,
@@ -45,10 +49,14 @@ public struct BackupJob: Sendable {
 
         let catalog = BackupCatalog(storage: storage, prefix: configuration.store.prefix)
         try checkFreeSpace(catalog: catalog)
-        var name = BackupName(prefix: configuration.store.prefix, date: now(), compression: configuration.compression)
+        var name = BackupName(
+            prefix: configuration.store.prefix, date: now(), compression: configuration.compression,
+            encrypted: recipients != nil)
         while try catalog.isTaken(name) {
             // Two backups in the same second: the name is the contract, so the next second is used.
-            name = BackupName(prefix: name.prefix, date: name.date.addingTimeInterval(1), compression: name.compression)
+            name = BackupName(
+                prefix: name.prefix, date: name.date.addingTimeInterval(1), compression: name.compression,
+                encrypted: name.encrypted)
         }
 
         let dump = try storage.makeTemporaryFile("\(name.stem).dump")
@@ -57,11 +65,15 @@ public struct BackupJob: Sendable {
 
         let writer = try storage.makeWriter(key: name.fileName)
         defer { writer.abort() }
+        // archive → (age) → hash → store: the stored bytes are hashed, plaintext never touches the disk.
         let hashing = HashingSink(writer)
+        let encrypting = try recipients.map { try AgeEncryptingSink(recipients: $0, next: hashing) }
         let metadata = try writeArchive(
-            name: name, dumpPath: dump.path, preflight: preflight, tables: tables, into: hashing)
+            name: name, dumpPath: dump.path, preflight: preflight, tables: tables, into: encrypting ?? hashing)
+        try encrypting?.finish()
         let archiveInfo = Manifest.ArchiveInfo(
-            name: name.fileName, size: hashing.count, sha256: hashing.finalizeHex(), encrypted: false)
+            name: name.fileName, size: hashing.count, sha256: hashing.finalizeHex(), encrypted: recipients != nil,
+            recipients: recipients?.map(\.description))
 
         // Fencing: publish only while the lease is still ours, checked after the flush, right before the rename.
         try writer.commit {
@@ -147,7 +159,7 @@ public struct BackupJob: Sendable {
     }
 
     private func writeArchive(
-        name: BackupName, dumpPath: String, preflight: Preflight, tables: [String: Int64], into sink: HashingSink
+        name: BackupName, dumpPath: String, preflight: Preflight, tables: [String: Int64], into sink: any ByteSink
     ) throws -> BackupMetadata {
         let started = Date()
         let archive = try ArchiveWriter(compression: configuration.compression, level: configuration.compressionLevel, sink: sink)
@@ -194,12 +206,23 @@ public struct BackupJob: Sendable {
             "\(name.stem)/\(ArchiveLayout.metadata)", contents: Array(try ContingencyJSON.encoder().encode(metadata)))
         try archive.finish()
         logger.info(
-            "Archive written: \(ByteFormat.string(sink.count)) from \(ByteFormat.string(inputBytes(metadata))) in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
+            "Archive written from \(ByteFormat.string(inputBytes(metadata))) of data in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
         return metadata
     }
 
     private func inputBytes(_ metadata: BackupMetadata) -> Int64 {
         metadata.members.reduce(0) { $0 + $1.size } + (metadata.uploads?.bytes ?? 0)
+    }
+
+    /// The age recipients archives are encrypted for, or nil for none; bad keys are refused before any work.
+    static func recipients(_ encryption: EncryptionSettings) throws -> [AgeRecipient]? {
+        switch encryption {
+        case .none: return nil
+        case .recipients(let keys):
+            guard !keys.isEmpty else { throw ContingencyError.configuration("AGE_RECIPIENTS holds no key") }
+            return try keys.map { try AgeRecipient(parsing: $0) }
+        case .passphrase(let passphrase): return [try AgeRecipient.passphrase(passphrase)]
+        }
     }
 
     /// The `version` field of the application's package.json, if there is one.

@@ -68,9 +68,8 @@ public struct DrillJob: Sendable {
         let dump = try storage.makeTemporaryFile("drill-\(id).dump")
         let scratchFolder = "\(storage.root)/.contingency/tmp/drill-\(id)"
         defer { try? FileManager.default.removeItem(atPath: scratchFolder) }
-        let report = try await RestoreJob.verify(
-            target, destinations: .init(dump: dump.path, uploads: scratchFolder, env: nil), tools: tools, logger: logger,
-            progressInterval: TimeInterval(configuration.restore.progressInterval))
+        let report = try await RestoreJob(configuration: configuration.restore, storage: storage, logger: logger)
+            .check(target, into: .init(dump: dump.path, uploads: scratchFolder, env: nil))
         guard let metadata = target.manifest?.metadata else { throw ContingencyError.failed("no metadata") }
 
         let scratch = try ConnectionParameters(configuration.scratch)

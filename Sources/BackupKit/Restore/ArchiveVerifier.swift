@@ -37,9 +37,12 @@ final class ArchiveVerifier {
         self.progress = ProgressReporter(logger: logger, interval: progressInterval)
     }
 
-    func read(_ reader: any ObjectReader, name: String, into destinations: Destinations) throws -> Report {
+    /// Reads the archive once. With `identities`, it is age-decrypted on the way: every chunk is authenticated
+    /// before its bytes are used, the stored (encrypted) bytes are what is hashed.
+    func read(_ reader: any ObjectReader, name: String, identities: [AgeIdentity]?, into destinations: Destinations) throws -> Report {
         let hashing = HashingSource(reader)
-        let archive = try ArchiveReader(source: hashing, name: name)
+        let plain: any ByteSource = try identities.map { try AgeDecryptingSource(identities: $0, source: hashing) } ?? hashing
+        let archive = try ArchiveReader(source: plain, name: name)
         var report = Report()
         let digest = UploadsDigest()
         var disk = try destinations.uploads.map { _ in try DiskTreeWriter() }
@@ -94,8 +97,12 @@ final class ArchiveVerifier {
         }
         try disk?.close()
         disk = nil
-        // Read the stream to its very end so the hash covers every byte of the object.
-        try buffer.withUnsafeMutableBytes { raw in while try hashing.read(into: raw) > 0 {} }
+        // Read the stream to its very end so the hash covers every byte of the object and, when encrypted,
+        // the final chunk is authenticated too.
+        try buffer.withUnsafeMutableBytes { raw in
+            while try plain.read(into: raw) > 0 {}
+            while try hashing.read(into: raw) > 0 {}
+        }
         report.archiveSize = hashing.count
         report.archiveSHA256 = hashing.finalizeHex()
         if report.hasUploads { report.uploads = digest.summary() }

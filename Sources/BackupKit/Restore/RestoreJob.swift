@@ -60,9 +60,7 @@ public struct RestoreJob: Sendable {
             if let envStaging { try? FileManager.default.removeItem(atPath: envStaging) }
         }
         let report = try await timed("Verified") {
-            try await Self.verify(
-                target, destinations: .init(dump: dump.path, uploads: uploadsStaging, env: envStaging), tools: tools,
-                logger: logger, progressInterval: TimeInterval(configuration.progressInterval))
+            try await check(target, into: .init(dump: dump.path, uploads: uploadsStaging, env: envStaging))
         }
 
         // 2. The database, in one transaction. Fencing: live data changes only while the lease is ours.
@@ -109,14 +107,11 @@ public struct RestoreJob: Sendable {
 
     /// Checks a backup without restoring anything: every byte hashed and compared, the dump listed by pg_restore.
     public func verify(_ backup: String?) async throws -> String {
-        let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
         var copy = self
         copy.configuration.backup = backup ?? configuration.backup
         let target = try copy.chooseTarget()
         let dump = try storage.makeTemporaryFile("verify.dump")
-        _ = try await Self.verify(
-            target, destinations: .init(dump: dump.path, uploads: nil, env: nil), tools: tools, logger: logger,
-            progressInterval: TimeInterval(configuration.progressInterval))
+        _ = try await check(target, into: .init(dump: dump.path, uploads: nil, env: nil))
         logger.info("Backup \(target.fileName) verified")
         return target.fileName
     }
@@ -150,17 +145,19 @@ public struct RestoreJob: Sendable {
     }
 
     /// Reads the whole archive once, compares everything with the manifest and metadata, lists the dump.
-    static func verify(
-        _ target: Target, destinations: ArchiveVerifier.Destinations, tools: PostgresTools, logger: Logger,
-        progressInterval: TimeInterval
-    ) async throws -> ArchiveVerifier.Report {
+    /// Decrypts when the archive is encrypted (its name ends in `.age`), with AGE_IDENTITY(_FILE) or
+    /// AGE_PASSPHRASE; a missing or wrong key fails here, exit 12, before anything is touched.
+    func check(_ target: Target, into destinations: ArchiveVerifier.Destinations) async throws -> ArchiveVerifier.Report {
+        let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
+        let encrypted = target.fileName.hasSuffix(".age") || target.manifest?.archive.encrypted == true
+        let identities = encrypted ? try decryptionIdentities(for: target) : nil
         guard let reader = try target.storage.openReader(key: target.fileName) else {
             throw ContingencyError.noBackupFound("\(target.fileName) vanished from \(target.storage)")
         }
-        let verifier = ArchiveVerifier(logger: logger, progressInterval: progressInterval)
+        let verifier = ArchiveVerifier(logger: logger, progressInterval: TimeInterval(configuration.progressInterval))
         let report: ArchiveVerifier.Report
         do {
-            report = try verifier.read(reader, name: target.fileName, into: destinations)
+            report = try verifier.read(reader, name: target.fileName, identities: identities, into: destinations)
         } catch let error as ContingencyError {
             throw error.prefixed("\(target.fileName) failed verification; nothing was restored")
         }
@@ -171,6 +168,19 @@ public struct RestoreJob: Sendable {
                 "\(target.fileName): its database.dump is not readable by pg_restore: \(listing.standardError); nothing was restored")
         }
         return report
+    }
+
+    private func decryptionIdentities(for target: Target) throws -> [AgeIdentity] {
+        var identities: [AgeIdentity] = []
+        if let text = configuration.ageIdentities { identities += try AgeIdentity.parseFile(text) }
+        if let passphrase = configuration.agePassphrase { identities.append(.passphrase(passphrase)) }
+        guard !identities.isEmpty else {
+            let recipients = target.manifest?.archive.recipients.map { " (encrypted for \($0.joined(separator: ", ")))" } ?? ""
+            throw ContingencyError.key(
+                "\(target.fileName) is encrypted\(recipients) and no key was given; nothing was restored",
+                hint: "set AGE_IDENTITY_FILE to the identity file (age-keygen's output) or AGE_PASSPHRASE")
+        }
+        return identities
     }
 
     private func restoreDatabase(_ dump: String, parameters: ConnectionParameters, database: String, tools: PostgresTools) async throws {
