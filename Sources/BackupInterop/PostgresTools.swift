@@ -54,43 +54,100 @@ public struct PostgresTools: Sendable {
         return version
     }
 
+    /// Where a child's standard input comes from and its standard output goes.
+    public enum Stream {
+        case none
+        /// Standard output is written into this sink, as it comes.
+        case output(any ByteSink)
+        /// Standard input is read from this source; a child that stops reading early ends the feeding.
+        case input(any ByteSource)
+    }
+
     /// Runs a program to completion. On task cancellation the child gets SIGTERM, then SIGKILL after 5 s.
     public func run(
-        _ program: String, _ arguments: [String], environment: [String: String] = [:]
+        _ program: String, _ arguments: [String], environment: [String: String] = [:], stream: Stream = .none
     ) async throws -> Outcome {
         var options = PlatformOptions()
         options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(5))]
         var updates: [Environment.Key: String?] = [:]
         for (key, value) in environment { updates[Environment.Key(rawValue: key)!] = value }
-        let result: ExecutionResult<Void, DiscardedOutput, StringOutput<UTF8>>
+        let status: TerminationStatus
+        let standardError: String
         do {
-            result = try await Subprocess.run(
-                executable(program), arguments: Arguments(arguments), environment: .inherit.updating(updates),
-                platformOptions: options, output: .discarded, error: .string(limit: 4 << 20))
+            let executable = executable(program)
+            let arguments = Arguments(arguments)
+            let environment = Environment.inherit.updating(updates)
+            switch stream {
+            case .none:
+                let result = try await Subprocess.run(
+                    executable, arguments: arguments, environment: environment, platformOptions: options,
+                    output: .discarded, error: .string(limit: 4 << 20))
+                (status, standardError) = (result.terminationStatus, result.standardError)
+            case .output(let sink):
+                let result = try await Subprocess.run(
+                    executable, arguments: arguments, environment: environment, platformOptions: options,
+                    input: .none, output: .sequence, error: .string(limit: 4 << 20)
+                ) { execution in
+                    for try await buffer in execution.standardOutput {
+                        try buffer.withUnsafeBytes { try sink.write($0) }
+                    }
+                }
+                (status, standardError) = (result.terminationStatus, result.standardError)
+            case .input(let source):
+                let result = try await Subprocess.run(
+                    executable, arguments: arguments, environment: environment, platformOptions: options,
+                    input: .inputWriter, output: .discarded, error: .string(limit: 4 << 20)
+                ) { execution in
+                    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+                    while true {
+                        let count = try chunk.withUnsafeMutableBytes { try source.read(into: $0) }
+                        if count == 0 { break }
+                        // A child that exits early (an error) closes its input: its status says why.
+                        do { _ = try await execution.standardInputWriter.write(Array(chunk[0..<count])) } catch { break }
+                    }
+                    try? await execution.standardInputWriter.finish()
+                }
+                (status, standardError) = (result.terminationStatus, result.standardError)
+            }
+        } catch let error as ContingencyError {
+            throw error
         } catch {
             if Task.isCancelled { throw ContingencyError.cancelled() }
-            throw ContingencyError.failed("cannot run \(path(of: program)): \(error)")
+            throw ContingencyError.failed("running \(path(of: program)): \(error)")
         }
         // A program that finished its work is not undone by a signal that came meanwhile: the caller decides.
-        if Task.isCancelled && !result.terminationStatus.isSuccess { throw ContingencyError.cancelled() }
-        return Outcome(
-            status: result.terminationStatus,
-            standardError: result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))
+        if Task.isCancelled && !status.isSuccess { throw ContingencyError.cancelled() }
+        return Outcome(status: status, standardError: standardError.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
-    /// `pg_dump` in custom format, uncompressed (the archive compresses everything once), into `file`.
+    /// `pg_dump` in custom format, uncompressed (the archive compresses everything once), into `sink`.
     /// With `snapshot`, the dump reads the database as that exported snapshot sees it.
-    public func dump(to file: String, connection: ConnectionParameters, snapshot: String? = nil) async throws -> Outcome {
+    public func dump(into sink: any ByteSink, connection: ConnectionParameters, snapshot: String? = nil) async throws -> Outcome {
         try await run(
-            "pg_dump",
-            ["--format=custom", "--compress=0", "--no-password", "--no-sync", "--file=\(file)"]
-                + (snapshot.map { ["--snapshot=\($0)"] } ?? []),
-            environment: connection.childEnvironment)
+            "pg_dump", ["--format=custom", "--compress=0", "--no-password"] + (snapshot.map { ["--snapshot=\($0)"] } ?? []),
+            environment: connection.childEnvironment, stream: .output(sink))
     }
 
-    /// `pg_restore --list`: reads the whole table of contents; fails on a truncated or foreign file.
-    public func list(_ file: String) async throws -> Outcome {
-        try await run("pg_restore", ["--list", file])
+    /// A custom-format dump for pg_restore: a plain file (which pg_restore can seek in), or a stream on its
+    /// standard input.
+    public enum DumpInput {
+        case file(String)
+        case stream(any ByteSource)
+
+        var argument: [String] {
+            if case .file(let path) = self { return [path] }
+            return []
+        }
+
+        var stream: Stream {
+            if case .stream(let source) = self { return .input(source) }
+            return .none
+        }
+    }
+
+    /// `pg_restore --list`: reads the whole table of contents; fails on a truncated or foreign dump.
+    public func list(_ dump: DumpInput) async throws -> Outcome {
+        try await run("pg_restore", ["--list"] + dump.argument, stream: dump.stream)
     }
 
     /// `pg_restore --clean --if-exists` into the connection's database, in one transaction so that a failure
@@ -98,7 +155,7 @@ public struct PostgresTools: Sendable {
     /// (the dump's own preamble sets `lock_timeout = 0`, so a session setting cannot bound its lock waits).
     /// `ownership: false` restores with `--no-owner --no-acl` (a drill's scratch server may lack the roles).
     public func restore(
-        _ file: String, connection: ConnectionParameters, database: String, applicationName: String,
+        _ dump: DumpInput, connection: ConnectionParameters, database: String, applicationName: String,
         ownership: Bool = true
     ) async throws -> Outcome {
         var environment = connection.childEnvironment.filter { $0.key != "PGDATABASE" }
@@ -106,8 +163,8 @@ public struct PostgresTools: Sendable {
         return try await run(
             "pg_restore",
             ["--clean", "--if-exists", "--single-transaction", "--exit-on-error", "--no-password", "--dbname=\(database)"]
-                + (ownership ? [] : ["--no-owner", "--no-acl"]) + [file],
-            environment: environment)
+                + (ownership ? [] : ["--no-owner", "--no-acl"]) + dump.argument,
+            environment: environment, stream: dump.stream)
     }
 
     public func path(of program: String) -> String { binDirectory.map { "\($0)/\(program)" } ?? program }

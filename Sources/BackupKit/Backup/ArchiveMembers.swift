@@ -27,12 +27,17 @@ final class ArchiveMembers {
             throw error
         }
         let info = try file.status()
-        let size = Int64(info.st_size)
-        let entry = ArchiveEntry(
-            file: "\(root)/\(member)", size: size, permissions: info.st_mode & 0o7777,
-            modified: Date(timeIntervalSince1970: Double(info.st_mtim.tv_sec)))
-        try archive.writeHeader(entry)
-        let sha = try copy(from: file, size: size, name: path)
+        return try addStream(
+            member, from: file, size: Int64(info.st_size), permissions: info.st_mode & 0o7777,
+            modified: Date(timeIntervalSince1970: Double(info.st_mtim.tv_sec)), name: path)
+    }
+
+    /// Adds `size` bytes read from `source` as the file `member`.
+    func addStream(
+        _ member: String, from source: any ByteSource, size: Int64, permissions: mode_t, modified: Date, name: String? = nil
+    ) throws -> BackupMetadata.Member {
+        try archive.writeHeader(ArchiveEntry(file: "\(root)/\(member)", size: size, permissions: permissions, modified: modified))
+        let sha = try copy(from: source, size: size, name: name ?? member)
         try archive.finishEntry()
         return BackupMetadata.Member(name: member, size: size, sha256: sha)
     }

@@ -59,7 +59,7 @@ public struct BackupJob: Sendable {
                 encrypted: name.encrypted)
         }
 
-        let dump = try storage.makeTemporaryFile("\(name.stem).dump")
+        let dump = try StagedDump(storage: storage, name: "\(name.stem).dump", sealed: recipients != nil)
         let tables = try await dumpDatabase(to: dump, preflight: preflight, tools: tools)
         Failpoint.hit("dump")
 
@@ -69,7 +69,7 @@ public struct BackupJob: Sendable {
         let hashing = HashingSink(writer)
         let encrypting = try recipients.map { try AgeEncryptingSink(recipients: $0, next: hashing) }
         let metadata = try writeArchive(
-            name: name, dumpPath: dump.path, preflight: preflight, tables: tables, into: encrypting ?? hashing)
+            name: name, dump: dump, preflight: preflight, tables: tables, into: encrypting ?? hashing)
         try encrypting?.finish()
         let archiveInfo = Manifest.ArchiveInfo(
             name: name.fileName, size: hashing.count, sha256: hashing.finalizeHex(), encrypted: recipients != nil,
@@ -109,14 +109,15 @@ public struct BackupJob: Sendable {
 
     /// Dumps the database and, in the same snapshot and at the same time, counts every table's rows for the
     /// metadata (what a restore drill compares). Returns the counts.
-    private func dumpDatabase(to dump: TemporaryFile, preflight: Preflight, tools: PostgresTools) async throws -> [String: Int64] {
+    private func dumpDatabase(to dump: StagedDump, preflight: Preflight, tools: PostgresTools) async throws -> [String: Int64] {
         let started = Date()
         logger.info("Dumping database \(preflight.database) (PostgreSQL \(preflight.serverVersion), pg_dump \(preflight.pgDumpVersion))")
         let progress = ProgressReporter(logger: logger, interval: TimeInterval(configuration.progressInterval))
+        let file = dump.file
         let watcher = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(500))
-                progress.update("database dump", bytes: dump.size)
+                progress.update("database dump", bytes: file.size)
             }
         }
         defer { watcher.cancel() }
@@ -127,9 +128,10 @@ public struct BackupJob: Sendable {
             snapshot.cancel()
         }
         let outcome: PostgresTools.Outcome
+        let sink = try dump.sink()
         do {
             outcome = try await withTaskCancellationHandler {
-                try await tools.dump(to: dump.path, connection: preflight.connection, snapshot: snapshot.id)
+                try await tools.dump(into: sink, connection: preflight.connection, snapshot: snapshot.id)
             } onCancel: {
                 stopCounting()
             }
@@ -143,8 +145,9 @@ public struct BackupJob: Sendable {
                 "pg_dump of \(preflight.database) failed (\(outcome.status)): \(outcome.standardError)",
                 hint: "nothing was published; check the database server and its logs")
         }
+        try dump.finish()
         // Never trust an exit status alone: the dump must be a complete, readable archive.
-        let listing = try await tools.list(dump.path)
+        let listing = try await tools.list(try dump.input())
         guard listing.succeeded else {
             throw ContingencyError.failed("the dump of \(preflight.database) is not readable by pg_restore: \(listing.standardError)")
         }
@@ -159,7 +162,7 @@ public struct BackupJob: Sendable {
     }
 
     private func writeArchive(
-        name: BackupName, dumpPath: String, preflight: Preflight, tables: [String: Int64], into sink: any ByteSink
+        name: BackupName, dump: StagedDump, preflight: Preflight, tables: [String: Int64], into sink: any ByteSink
     ) throws -> BackupMetadata {
         let started = Date()
         let archive = try ArchiveWriter(compression: configuration.compression, level: configuration.compressionLevel, sink: sink)
@@ -171,7 +174,9 @@ public struct BackupJob: Sendable {
 
         // database.dump is the one member staged on disk: a tar header needs its size before its data, and
         // pg_dump's output size is known only when it ends.
-        recorded.append(try members.addFile(ArchiveLayout.databaseDump, from: dumpPath, required: true)!)
+        recorded.append(
+            try members.addStream(
+                ArchiveLayout.databaseDump, from: try dump.source(), size: dump.size, permissions: 0o600, modified: name.date))
         Failpoint.hit("archive")
         try Task.checkCancellation()
 

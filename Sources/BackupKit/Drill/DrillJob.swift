@@ -65,11 +65,11 @@ public struct DrillJob: Sendable {
     private func drill(_ target: RestoreJob.Target) async throws -> String {
         let tools = PostgresTools(binDirectory: configuration.restore.pgBinDirectory)
         let id = UUID().uuidString.prefix(8).lowercased()
-        let dump = try storage.makeTemporaryFile("drill-\(id).dump")
+        let dump = try target.stagedDump(in: storage, "drill")
         let scratchFolder = "\(storage.root)/.contingency/tmp/drill-\(id)"
         defer { try? FileManager.default.removeItem(atPath: scratchFolder) }
         let report = try await RestoreJob(configuration: configuration.restore, storage: storage, logger: logger)
-            .check(target, into: .init(dump: dump.path, uploads: scratchFolder, env: nil))
+            .check(target, into: .init(dump: dump, uploads: scratchFolder, env: nil))
         guard let metadata = target.manifest?.metadata else { throw ContingencyError.failed("no metadata") }
 
         let scratch = try ConnectionParameters(configuration.scratch)
@@ -77,7 +77,8 @@ public struct DrillJob: Sendable {
         try createScratchDatabase(database, on: scratch)
         do {
             let outcome = try await tools.restore(
-                dump.path, connection: scratch, database: database, applicationName: "contingency-drill", ownership: false)
+                try dump.input(), connection: scratch, database: database, applicationName: "contingency-drill",
+                ownership: false)
             guard outcome.succeeded else {
                 throw ContingencyError.failed("pg_restore into the scratch database \(database) failed: \(outcome.standardError)")
             }

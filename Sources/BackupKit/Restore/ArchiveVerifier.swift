@@ -10,7 +10,7 @@ import Logging
 final class ArchiveVerifier {
     /// Where extracted members go; nil means hash only.
     struct Destinations {
-        var dump: String
+        var dump: StagedDump
         var uploads: String?
         var env: String?
     }
@@ -61,12 +61,15 @@ final class ArchiveVerifier {
             let member = String(decoding: memberBytes, as: UTF8.self)
             switch member {
             case ArchiveLayout.databaseDump:
-                report.members[member] = try extract(archive, member, size: entry.size, to: destinations.dump)
+                report.members[member] = try extract(archive, member, to: try destinations.dump.sink())
+                try destinations.dump.finish()
             case ArchiveLayout.envBackup:
                 report.hasEnv = true
-                report.members[member] = try extract(archive, member, size: entry.size, to: destinations.env)
+                let file = try destinations.env.map { try LocalFile(writing: $0) }
+                report.members[member] = try extract(archive, member, to: file)
+                try file?.sync()
             case ArchiveLayout.packageJSON, ArchiveLayout.packageLock:
-                report.members[member] = try extract(archive, member, size: entry.size, to: nil)
+                report.members[member] = try extract(archive, member, to: nil)
             case ArchiveLayout.metadata:
                 var data: [UInt8] = []
                 try drain(archive) { data.append(contentsOf: $0) }
@@ -143,16 +146,15 @@ final class ArchiveVerifier {
         return Array(components.joined(separator: [0x2F]))
     }
 
-    private func extract(_ archive: ArchiveReader, _ member: String, size: Int64, to path: String?) throws -> BackupMetadata.Member {
-        let file = try path.map { try LocalFile(writing: $0) }
+    /// Copies the current member into `sink` (or only hashes it) and returns its size and sha256.
+    private func extract(_ archive: ArchiveReader, _ member: String, to sink: (any ByteSink)?) throws -> BackupMetadata.Member {
         let hash = BackupInterop.SHA256()
         var count: Int64 = 0
         try drain(archive) { chunk in
             hash.update(chunk)
-            try file?.write(chunk)
+            try sink?.write(chunk)
             count += Int64(chunk.count)
         }
-        try file?.sync()
         return BackupMetadata.Member(name: member, size: count, sha256: hash.finalizeHex())
     }
 

@@ -28,6 +28,14 @@ public struct RestoreJob: Sendable {
         let fileName: String
         let storage: VolumeStorage
         let manifest: Manifest?
+
+        /// Encrypted archives end in `.age` (and say so in their manifest).
+        var isEncrypted: Bool { fileName.hasSuffix(".age") || manifest?.archive.encrypted == true }
+
+        /// Where to stage its dump: sealed with a key held only in memory when the archive is encrypted.
+        func stagedDump(in storage: VolumeStorage, _ purpose: String) throws -> StagedDump {
+            try StagedDump(storage: storage, name: "\(purpose)-\(UUID().uuidString.prefix(8).lowercased()).dump", sealed: isEncrypted)
+        }
     }
 
     public func run() async throws -> RestoreResult {
@@ -46,7 +54,7 @@ public struct RestoreJob: Sendable {
         // 1. Verify and stage: nothing live is touched until every check has passed. Targets are resolved
         // first: an UPLOADS_DIR that is a symlink is restored where it points, the link is left alone.
         let id = UUID().uuidString.prefix(8).lowercased()
-        let dump = try storage.makeTemporaryFile("restore-\(id).dump")
+        let dump = try target.stagedDump(in: storage, "restore")
         let uploadsTarget = configuration.paths.uploadsDirectory.map(FolderSwap.resolved)
         let envTarget = configuration.paths.envFile.map(FolderSwap.resolved)
         if let uploadsTarget {
@@ -60,7 +68,7 @@ public struct RestoreJob: Sendable {
             if let envStaging { try? FileManager.default.removeItem(atPath: envStaging) }
         }
         let report = try await timed("Verified") {
-            try await check(target, into: .init(dump: dump.path, uploads: uploadsStaging, env: envStaging))
+            try await check(target, into: .init(dump: dump, uploads: uploadsStaging, env: envStaging))
         }
 
         // 2. The database, in one transaction. Fencing: live data changes only while the lease is ours.
@@ -69,7 +77,7 @@ public struct RestoreJob: Sendable {
         let parameters = try ConnectionParameters(configuration.database)
         let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
         try await timed("Database \(database) restored") {
-            try await restoreDatabase(dump.path, parameters: parameters, database: database, tools: tools)
+            try await restoreDatabase(dump, parameters: parameters, database: database, tools: tools)
         }
 
         // 3 and 4. The files. From here on a signal no longer stops the restore (these steps do not wait on
@@ -110,8 +118,7 @@ public struct RestoreJob: Sendable {
         var copy = self
         copy.configuration.backup = backup ?? configuration.backup
         let target = try copy.chooseTarget()
-        let dump = try storage.makeTemporaryFile("verify.dump")
-        _ = try await check(target, into: .init(dump: dump.path, uploads: nil, env: nil))
+        _ = try await check(target, into: .init(dump: try target.stagedDump(in: storage, "verify"), uploads: nil, env: nil))
         logger.info("Backup \(target.fileName) verified")
         return target.fileName
     }
@@ -149,8 +156,7 @@ public struct RestoreJob: Sendable {
     /// AGE_PASSPHRASE; a missing or wrong key fails here, exit 12, before anything is touched.
     func check(_ target: Target, into destinations: ArchiveVerifier.Destinations) async throws -> ArchiveVerifier.Report {
         let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
-        let encrypted = target.fileName.hasSuffix(".age") || target.manifest?.archive.encrypted == true
-        let identities = encrypted ? try decryptionIdentities(for: target) : nil
+        let identities = target.isEncrypted ? try decryptionIdentities(for: target) : nil
         guard let reader = try target.storage.openReader(key: target.fileName) else {
             throw ContingencyError.noBackupFound("\(target.fileName) vanished from \(target.storage)")
         }
@@ -162,7 +168,7 @@ public struct RestoreJob: Sendable {
             throw error.prefixed("\(target.fileName) failed verification; nothing was restored")
         }
         try BackupCheck.compare(report, manifest: target.manifest, name: target.fileName, logger: logger)
-        let listing = try await tools.list(destinations.dump)
+        let listing = try await tools.list(try destinations.dump.input())
         guard listing.succeeded else {
             throw ContingencyError.failed(
                 "\(target.fileName): its database.dump is not readable by pg_restore: \(listing.standardError); nothing was restored")
@@ -183,7 +189,7 @@ public struct RestoreJob: Sendable {
         return identities
     }
 
-    private func restoreDatabase(_ dump: String, parameters: ConnectionParameters, database: String, tools: PostgresTools) async throws {
+    private func restoreDatabase(_ dump: StagedDump, parameters: ConnectionParameters, database: String, tools: PostgresTools) async throws {
         let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
         let exists = try maintenance.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]).rowCount > 0
         if !exists {
@@ -201,7 +207,8 @@ public struct RestoreJob: Sendable {
             connection: parameters.with("dbname", database), applicationName: applicationName,
             timeout: configuration.lockTimeout)
         let watching = Task { try await watchdog.watch() }
-        let outcome = try await tools.restore(dump, connection: parameters, database: database, applicationName: applicationName)
+        let outcome = try await tools.restore(
+            try dump.input(), connection: parameters, database: database, applicationName: applicationName)
         watching.cancel()
         guard outcome.succeeded else {
             if let blockers = try? await watching.value {
