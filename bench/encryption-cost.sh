@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE="${SCALE:-20}" UPLOADS_MB="${UPLOADS_MB:-300}" RUNS="${RUNS:-3}" COMPRESSION="${COMPRESSION:-gzip}"
 scripts/install-deps.sh
-swift build -c release --product backup-job >/dev/null
-BIN="$(swift build -c release --show-bin-path)"
+# Its own build folder, so a benchmark never waits for (or disturbs) a debug build or a test run.
+swift build -c release --scratch-path .build-bench --product backup-job >/dev/null
+BIN="$(swift build -c release --scratch-path .build-bench --show-bin-path)"
 
 WORK="$(mktemp -d /tmp/contingency-bench.XXXXXX)"; chmod 755 "$WORK"
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"

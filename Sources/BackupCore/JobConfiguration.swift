@@ -179,7 +179,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
             lockTimeout: try values.duration(Settings.restoreLockTimeout),
             pgBinDirectory: try values.nonEmpty(Settings.pgBinDir),
             progressInterval: try values.duration(Settings.progressInterval),
-            ageIdentities: try values.nonEmpty(Settings.ageIdentity),
+            ageIdentities: try keyFile(values, Settings.ageIdentity),
             agePassphrase: try values.nonEmpty(Settings.agePassphrase))
     }
 }
@@ -204,6 +204,15 @@ public struct HealthConfiguration: Sendable, Equatable {
         let timeout = try values.duration(Settings.healthCheckTimeout)
         guard timeout > 0 else { throw .configuration("HEALTH_CHECK_TIMEOUT must be at least 1s") }
         return HealthConfiguration(url: url, timeoutSeconds: timeout)
+    }
+}
+
+/// A key that cannot be read is a key error (exit 12), like a wrong one.
+private func keyFile(_ values: ConfigurationValues, _ setting: Setting) throws(ContingencyError) -> String? {
+    do {
+        return try values.nonEmpty(setting)
+    } catch {
+        throw .key(error.message, hint: error.hint)
     }
 }
 

@@ -11,7 +11,13 @@ public enum JobRunner {
         ConfigurationValues(
             environment: ProcessInfo.processInfo.environment,
             flags: flags.compactMapValues { $0 },
-            readFile: { path in try String(contentsOfFile: path, encoding: .utf8) })
+            readFile: { path in
+                let fileManager = FileManager.default
+                guard fileManager.fileExists(atPath: path) else { throw ReadFailure("no such file") }
+                guard fileManager.isReadableFile(atPath: path) else { throw ReadFailure("permission denied for uid \(geteuid())") }
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ReadFailure("not UTF-8 text") }
+                return text
+            })
     }
 
     /// The log format from `LOG_FORMAT`, text when unset or unknown (the unknown value is then reported by `run`).
@@ -89,4 +95,10 @@ public enum JobRunner {
             \(codes.joined(separator: "\n"))
             """
     }
+}
+
+/// Why a `NAME_FILE` could not be read, in a few words (never its content).
+struct ReadFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
