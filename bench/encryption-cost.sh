@@ -20,7 +20,7 @@ mkdir -p "$WORK/pg" "$WORK/app/uploads" "$WORK/backups"
 [ "$(id -u)" -eq 0 ] && chown postgres "$WORK/pg"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 as_postgres "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust --no-locale >/dev/null
-as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w -o "-c listen_addresses=127.0.0.1 -c port=$PORT -c unix_socket_directories=$WORK/pg" start >/dev/null
+as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg/server.log" -w -o "-c listen_addresses=127.0.0.1 -c port=$PORT -c unix_socket_directories=$WORK/pg" start >/dev/null
 export PGHOST=127.0.0.1 PGPORT="$PORT" PGUSER=postgres
 "$PGBIN/createdb" visual_db
 "$PGBIN/pgbench" -i -q -s "$SCALE" visual_db >/dev/null 2>&1

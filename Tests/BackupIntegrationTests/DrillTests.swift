@@ -82,4 +82,21 @@ struct DrillTests {
             #expect(try await app.server.databaseExists("someone_elses"))
         }
     }
+
+    @Test("--drill --loop drills the newest backup on DRILL_SCHEDULE and exits 0 on SIGTERM")
+    func loop() async throws {
+        try await ApplicationFixture.with(uploadFiles: 2) { app in
+            try #require(try await app.run("backup-job").succeeded)
+            let job = try app.launch(
+                "restore-job", ["--drill", "--loop"],
+                environment: ["DRILL_SCHEDULE": "1s", "DRILL_DATABASE_URL": app.server.connectionURL(database: "drill_scratch")])
+            try await eventually(timeout: .seconds(60), "two scheduled drills") {
+                job.stdoutSoFar.components(separatedBy: "Restore drill passed").count >= 3
+            }
+            job.kill(SIGTERM)
+            let result = try await job.waitForExit(timeout: .seconds(30))
+            #expect(result.status == 0, "\(result)")
+            #expect(try manifest(app).verified?.ok == true)
+        }
+    }
 }
