@@ -27,7 +27,7 @@ export PGHOST=127.0.0.1 PGPORT="$PORT" PGUSER=postgres
 # Half incompressible, half text-like uploads.
 for i in $(seq 1 $((UPLOADS_MB / 20))); do
     head -c 10000000 /dev/urandom > "$WORK/app/uploads/photo-$i.bin"
-    base64 -w 120 < /dev/urandom | head -c 10000000 > "$WORK/app/uploads/doc-$i.txt"
+    head -c 7500000 /dev/urandom | base64 -w 120 > "$WORK/app/uploads/doc-$i.txt"
 done
 echo "KEY=value" > "$WORK/app/.env"
 KEY="$(age-keygen 2>/dev/null | grep '^AGE-SECRET-KEY')"

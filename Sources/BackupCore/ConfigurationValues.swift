@@ -19,8 +19,11 @@ public struct ConfigurationValues: Sendable {
     /// The raw value, or nil when unset and without default. An empty value counts as set.
     public func string(_ setting: Setting) throws(ContingencyError) -> String? {
         if let value = flags[setting.name] { return value }
-        if let value = environment[setting.name] { return value }
-        if setting.readsFile, let path = environment[setting.name + "_FILE"], !path.isEmpty {
+        let filePath = setting.readsFile ? environment[setting.name + "_FILE"].flatMap { $0.isEmpty ? nil : $0 } : nil
+        // `NAME: ${NAME:-}` beside a `NAME_FILE` secret is a common compose line: an empty NAME never hides
+        // the file (for AGE_RECIPIENTS that would silently turn encryption off).
+        if let value = environment[setting.name], !(value.isEmpty && filePath != nil) { return value }
+        if let path = filePath {
             do {
                 var text = try readFile(path)
                 // "\r\n" is one Character, which neither hasSuffix("\n") nor hasSuffix("\r") matches.

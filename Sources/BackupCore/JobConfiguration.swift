@@ -180,7 +180,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
             pgBinDirectory: try values.nonEmpty(Settings.pgBinDir),
             progressInterval: try values.duration(Settings.progressInterval),
             ageIdentities: try keyFile(values, Settings.ageIdentity),
-            agePassphrase: try values.nonEmpty(Settings.agePassphrase))
+            agePassphrase: try keyFile(values, Settings.agePassphrase))
     }
 }
 
@@ -247,19 +247,24 @@ public struct DrillConfiguration: Sendable, Equatable {
 /// are parsed and checked by the age implementation before any work starts.
 public enum EncryptionSettings: Sendable, Equatable, CustomStringConvertible {
     case none
-    /// `age1…` public keys.
-    case recipients([String])
+    /// `age1…` public keys, as written (comma, space or line separated, `#` comments).
+    case recipients(String)
     case passphrase(String)
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> EncryptionSettings {
         let recipients = try values.nonEmpty(Settings.ageRecipients)
         let passphrase = try values.nonEmpty(Settings.agePassphrase)
         switch (recipients, passphrase) {
-        case (nil, nil): return .none
-        case (let list?, nil):
-            let keys = list.split(whereSeparator: { ",\n\r\t ".contains($0) }).map(String.init)
-                .filter { !$0.isEmpty && !$0.hasPrefix("#") }
-            return .recipients(keys)
+        case (nil, nil):
+            // A key file that is set but empty is a mistake, not a wish for plaintext backups.
+            for setting in [Settings.ageRecipients, Settings.agePassphrase] {
+                if let path = values.environment[setting.name + "_FILE"], !path.isEmpty {
+                    throw .configuration(
+                        "\(setting.name)_FILE=\(path) is empty", hint: "put the key in it, or unset \(setting.name)_FILE for unencrypted backups")
+                }
+            }
+            return .none
+        case (let list?, nil): return .recipients(list)
         case (nil, let secret?): return .passphrase(secret)
         case (_?, _?):
             throw .configuration(
@@ -272,7 +277,7 @@ public enum EncryptionSettings: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .none: "none"
-        case .recipients(let keys): "age X25519 for \(keys.joined(separator: ", "))"
+        case .recipients(let keys): "age X25519 for \(keys)"
         case .passphrase: "age passphrase (scrypt)"
         }
     }

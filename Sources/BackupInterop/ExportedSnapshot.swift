@@ -24,13 +24,28 @@ public final class ExportedSnapshot: @unchecked Sendable {
     public func cancel() { connection.cancelRunningQuery() }
 
     /// Exact row counts of every dumped table, in the exported snapshot (see `PostgresConnection.countRows`).
-    public func countRows() throws -> [String: Int64] { try connection.countRows() }
+    /// Locks the tables first, as pg_dump does, so none is renamed or dropped under the count, and gives up
+    /// after `lockTimeout` seconds rather than wait behind another session's DDL.
+    ///
+    /// Runs on a thread of its own: libpq blocks, and on Swift's shared pool (one thread per CPU) a blocked
+    /// count could keep the pool from draining pg_dump's output, which the count may be waiting for.
+    public func countRowsOnOwnThread(lockTimeout: Int) async throws -> [String: Int64] {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { [self] in
+                continuation.resume(with: Result { try connection.countRows(lockingFirstWithTimeout: lockTimeout) })
+            }
+            thread.name = "contingency.row-counts"
+            thread.start()
+        }
+    }
 }
 
 extension PostgresConnection {
     /// Exact row counts of every table whose data pg_dump dumps (user tables, not those of extensions), by
     /// `schema.table`: recorded at backup time, compared by restore drills.
-    public func countRows() throws -> [String: Int64] {
+    /// With `lockingFirstWithTimeout`, every table is locked ACCESS SHARE before counting, waiting at most
+    /// that many seconds.
+    public func countRows(lockingFirstWithTimeout lockTimeout: Int? = nil) throws -> [String: Int64] {
         let tables = try query(
             """
             SELECT format('%I.%I', n.nspname, c.relname), n.nspname || '.' || c.relname
@@ -39,6 +54,11 @@ extension PostgresConnection {
               AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
             """)
+        if let lockTimeout, tables.rowCount > 0 {
+            try query("SET LOCAL lock_timeout = '\(lockTimeout)s'")
+            let names = (0..<tables.rowCount).compactMap { tables.value($0, 0) }.joined(separator: ", ")
+            try query("LOCK TABLE \(names) IN ACCESS SHARE MODE")
+        }
         var counts: [String: Int64] = [:]
         for row in 0..<tables.rowCount {
             guard let quoted = tables.value(row, 0), let name = tables.value(row, 1) else { continue }

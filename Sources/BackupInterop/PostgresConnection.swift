@@ -6,6 +6,7 @@ import Foundation
 /// connection must be freed too, as pgBackRest does).
 public final class PostgresConnection {
     private let connection: OpaquePointer
+    private let canceller: PostgresCanceller?
 
     /// Connects with resolved libpq keyword parameters (see `ConnectionParameters`). Never prompts.
     public init(_ parameters: ConnectionParameters) throws {
@@ -24,10 +25,13 @@ public final class PostgresConnection {
         }
         guard let connection else { throw ContingencyError.failed("PQconnectdbParams: out of memory") }
         self.connection = connection
+        // Server notices (DROP … IF EXISTS) are not the operator's business: libpq would print them to stderr.
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
+        canceller = PQstatus(connection) == CONNECTION_OK ? PQgetCancel(connection).map(PostgresCanceller.init) : nil
         guard PQstatus(connection) == CONNECTION_OK else {
             throw ContingencyError.failed(
                 "cannot connect to PostgreSQL (\(parameters)): \(errorMessage)",
-                hint: "check DATABASE_URL / DATABASE_NAME / DATABASE_USER / PGHOST / PGPORT and the password")
+                hint: "check the connection settings (DATABASE_URL, DATABASE_NAME, DATABASE_USER, DRILL_DATABASE_URL for drills, PGHOST, PGPORT) and the password")
         }
     }
 
@@ -35,12 +39,7 @@ public final class PostgresConnection {
 
     /// Asks the server to cancel the query this connection is running, if any. Safe from another thread
     /// (libpq's PQcancel is made for that); the running `query` then throws.
-    public func cancelRunningQuery() {
-        guard let cancel = PQgetCancel(connection) else { return }
-        defer { PQfreeCancel(cancel) }
-        var buffer = [CChar](repeating: 0, count: 256)
-        _ = PQcancel(cancel, &buffer, Int32(buffer.count))
-    }
+    public func cancelRunningQuery() { canceller?.cancel() }
 
     /// The server's version (`PQserverVersion`).
     public var serverVersion: PostgresVersion { PostgresVersion(versionNumber: Int(PQserverVersion(connection))) }
@@ -89,5 +88,20 @@ public final class PostgresResult {
     public func value(_ row: Int, _ column: Int) -> String? {
         guard PQgetisnull(result, Int32(row), Int32(column)) == 0 else { return nil }
         return String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+    }
+}
+
+/// libpq's cancel request for one connection (`PGcancel`), made when the connection opens so that another
+/// thread can use it while the connection is busy.
+final class PostgresCanceller {
+    private let handle: OpaquePointer
+
+    init(_ handle: OpaquePointer) { self.handle = handle }
+
+    deinit { PQfreeCancel(handle) }
+
+    func cancel() {
+        var buffer = [CChar](repeating: 0, count: 256)
+        _ = PQcancel(handle, &buffer, Int32(buffer.count))
     }
 }

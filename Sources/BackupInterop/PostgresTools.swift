@@ -70,6 +70,8 @@ public struct PostgresTools: Sendable {
         var options = PlatformOptions()
         options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(5))]
         var updates: [Environment.Key: String?] = [:]
+        // The children need libpq's variables only: the product's own secrets are not passed on.
+        for secret in Self.withheld { updates[Environment.Key(rawValue: secret)!] = .some(nil) }
         for (key, value) in environment { updates[Environment.Key(rawValue: key)!] = value }
         let status: TerminationStatus
         let standardError: String
@@ -166,6 +168,14 @@ public struct PostgresTools: Sendable {
                 + (ownership ? [] : ["--no-owner", "--no-acl"]) + dump.argument,
             environment: environment, stream: dump.stream)
     }
+
+    /// Variables of this product that hold secrets (or name them) and that no child needs.
+    static let withheld = [
+        "DATABASE_URL", "DATABASE_URL_FILE", "DATABASE_PASSWORD", "DATABASE_PASSWORD_FILE", "DRILL_DATABASE_URL",
+        "DRILL_DATABASE_URL_FILE", "AGE_PASSPHRASE", "AGE_PASSPHRASE_FILE", "AGE_IDENTITY", "AGE_IDENTITY_FILE",
+        "PGPASSWORD_FILE", "API_ADMIN_TOKEN", "API_ADMIN_TOKEN_FILE", "AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY_FILE",
+        "AWS_SESSION_TOKEN",
+    ]
 
     public func path(of program: String) -> String { binDirectory.map { "\($0)/\(program)" } ?? program }
 

@@ -160,11 +160,13 @@ public struct VolumeStorage: Storage {
     /// be taken belongs to nobody alive, whichever job (a lease-free `--verify` too) made it.
     public func removeStaleTemporaries() -> Int {
         var removed = 0
-        for entry in (try? list(folder: Self.temporaryFolder)) ?? [] {
-            let fd = open(path(entry.key), O_RDONLY | O_CLOEXEC)
+        let folder = path(Self.temporaryFolder)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+            let entry = "\(folder)/\(name)"
+            let fd = open(entry, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { continue }
             if flock(fd, LOCK_EX | LOCK_NB) == 0 {
-                unlink(path(entry.key))
+                try? FileManager.default.removeItem(atPath: entry)
                 removed += 1
             }
             close(fd)
@@ -175,6 +177,12 @@ public struct VolumeStorage: Storage {
     /// A fresh path in the store's temporary folder, on the same filesystem as the store (for rename).
     func temporaryPath(_ name: String) -> String {
         path("\(Self.temporaryFolder)/\(name).\(UUID().uuidString.prefix(8).lowercased()).partial")
+    }
+
+    /// A new empty folder (mode 0700) in the store's temporary folder, held in use until the object goes away,
+    /// when it is removed with its content.
+    public func makeTemporaryFolder(_ name: String) throws -> TemporaryFolder {
+        try TemporaryFolder(path: temporaryPath(name))
     }
 
     /// A new empty file (mode 0600) in the store's temporary folder, held in use until the object goes away,
@@ -351,5 +359,25 @@ public final class TemporaryFile: Sendable {
     public var size: Int64 {
         var info = stat()
         return stat(path, &info) == 0 ? Int64(info.st_size) : 0
+    }
+}
+
+/// A folder in the store's temporary folder, marked in use (a shared `flock` on it) for as long as this object
+/// lives, then removed with everything in it.
+public final class TemporaryFolder: Sendable {
+    public let path: String
+    private let fd: Int32
+
+    init(path: String) throws {
+        self.path = path
+        guard mkdir(path, 0o700) == 0 else { throw VolumeError.failure("creating", path) }
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw VolumeError.failure("opening", path) }
+        flock(fd, LOCK_SH)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: path)
+        close(fd)
     }
 }

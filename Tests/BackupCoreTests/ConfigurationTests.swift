@@ -70,8 +70,9 @@ struct ConfigurationTests {
             expected: "from-file"),
         PrecedenceRow(label: "default last", flags: [:], environment: [:], expected: "fallback"),
         PrecedenceRow(
-            label: "empty env counts as set", flags: [:],
-            environment: ["TEST_TOKEN": "", "TEST_TOKEN_FILE": "/run/secrets/token"], expected: ""),
+            label: "an empty env does not hide the file", flags: [:],
+            environment: ["TEST_TOKEN": "", "TEST_TOKEN_FILE": "/run/secrets/token"], expected: "from-file"),
+        PrecedenceRow(label: "empty env without a file counts as set", flags: [:], environment: ["TEST_TOKEN": ""], expected: ""),
         PrecedenceRow(
             label: "empty flag counts as set", flags: ["TEST_TOKEN": ""], environment: ["TEST_TOKEN": "from-env"],
             expected: ""),

@@ -89,14 +89,40 @@ struct DrillTests {
             try #require(try await app.run("backup-job").succeeded)
             let job = try app.launch(
                 "restore-job", ["--drill", "--loop"],
-                environment: ["DRILL_SCHEDULE": "1s", "DRILL_DATABASE_URL": app.server.connectionURL(database: "drill_scratch")])
+                environment: ["DRILL_SCHEDULE": "3s", "DRILL_DATABASE_URL": app.server.connectionURL(database: "drill_scratch")])
+            // Two drills done and the loop idle again (the third "Next restore drill at"): SIGTERM now ends it cleanly.
             try await eventually(timeout: .seconds(60), "two scheduled drills") {
-                job.stdoutSoFar.components(separatedBy: "Restore drill passed").count >= 3
+                job.stdoutSoFar.components(separatedBy: "Next restore drill at").count >= 4
             }
+            #expect(job.stdoutSoFar.components(separatedBy: "Restore drill passed").count == 3)
             job.kill(SIGTERM)
             let result = try await job.waitForExit(timeout: .seconds(30))
             #expect(result.status == 0, "\(result)")
             #expect(try manifest(app).verified?.ok == true)
+        }
+    }
+
+    @Test("a drill while another holds the scratch database exits 11 and records nothing")
+    func oneDrillAtATime() async throws {
+        try await ApplicationFixture.with(uploadFiles: 1) { app in
+            try #require(try await app.run("backup-job").succeeded)
+            var environment = app.server.environment
+            environment["PGAPPNAME"] = "other-drill"
+            let other = try ProcessRunner.launch(
+                app.server.binDir.appendingPathComponent("psql").path,
+                ["-X", "-q", "-d", "postgres", "-c", "SELECT pg_advisory_lock(hashtext('contingency-drill:drill_scratch')); SELECT pg_sleep(600)"],
+                environment: environment)
+            try await eventually("the other drill's lock") {
+                let rows = try await app.server.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+                return rows.first?.first == "1"
+            }
+            let drill = try await app.run(
+                "restore-job", ["--drill"], environment: ["DRILL_DATABASE_URL": app.server.connectionURL(database: "drill_scratch")])
+            _ = try await app.server.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'other-drill'")
+            _ = try await other.waitForExit(timeout: .seconds(30))
+            #expect(drill.status == 11, "\(drill)")
+            #expect(drill.stderr.contains("another restore drill"), "\(drill.stderr)")
+            #expect(try manifest(app).verified == nil)
         }
     }
 }

@@ -123,4 +123,30 @@ struct EncryptionTests {
             _ = try await job.waitForExit()
         }
     }
+
+    @Test("AGE_RECIPIENTS_FILE with comments beside an empty AGE_RECIPIENTS encrypts; a drill without the key is exit 12 and not recorded")
+    func recipientsFile() async throws {
+        try await ApplicationFixture.with(uploadFiles: 2) { app in
+            let keys = try TemporaryDirectory()
+            let (_, recipient) = try await keyPair(in: keys)
+            let file = keys.appending("recipients.txt")
+            try Data("# ops team key\n\(recipient)\n".utf8).write(to: file)
+            let backup = try await app.run("backup-job", environment: ["AGE_RECIPIENTS": "", "AGE_RECIPIENTS_FILE": file.path])
+            try #require(backup.succeeded, "\(backup)")
+            #expect(try app.storeFiles().contains { $0.hasSuffix(".tar.gz.age") })
+
+            let drill = try await app.run(
+                "restore-job", ["--drill"], environment: ["DRILL_DATABASE_URL": app.server.connectionURL(database: "drill_scratch")])
+            #expect(drill.status == 12, "\(drill)")
+            let name = try #require(try app.storeFiles().first { $0.hasSuffix(".json") })
+            let manifest = try ContingencyJSON.decoder().decode(Manifest.self, from: Data(contentsOf: app.backupDirectory.appendingPathComponent(name)))
+            #expect(manifest.verified == nil)
+
+            let empty = keys.appending("empty.txt")
+            try Data().write(to: empty)
+            let refused = try await app.run("backup-job", environment: ["AGE_RECIPIENTS_FILE": empty.path])
+            #expect(refused.status == 1)
+            #expect(refused.stderr.contains("AGE_RECIPIENTS_FILE=\(empty.path) is empty"), "\(refused.stderr)")
+        }
+    }
 }

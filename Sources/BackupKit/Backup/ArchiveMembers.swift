@@ -37,7 +37,8 @@ final class ArchiveMembers {
         _ member: String, from source: any ByteSource, size: Int64, permissions: mode_t, modified: Date, name: String? = nil
     ) throws -> BackupMetadata.Member {
         try archive.writeHeader(ArchiveEntry(file: "\(root)/\(member)", size: size, permissions: permissions, modified: modified))
-        let sha = try copy(from: source, size: size, name: name ?? member)
+        // A staged stream (no file name) must deliver every byte it announced.
+        let sha = try copy(from: source, size: size, name: name ?? member, strict: name == nil)
         try archive.finishEntry()
         return BackupMetadata.Member(name: member, size: size, sha256: sha)
     }
@@ -78,7 +79,8 @@ final class ArchiveMembers {
     /// Copies exactly `size` bytes (the size already in the tar header) and returns their sha256. A file that
     /// shrank while being read is zero-filled to its header size, and said so, so the archive stays valid and
     /// its recorded hash matches what a restore will extract.
-    private func copy(from source: any ByteSource, size: Int64, name: String, logger: Logger? = nil) throws -> String {
+    /// `strict`: a source that ends early is an error (the staged dump), not a file that shrank.
+    private func copy(from source: any ByteSource, size: Int64, name: String, logger: Logger? = nil, strict: Bool = false) throws -> String {
         let hash = BackupInterop.SHA256()
         var remaining = size
         try buffer.withUnsafeMutableBytes { raw in
@@ -86,6 +88,9 @@ final class ArchiveMembers {
                 let want = Int(min(Int64(raw.count), remaining))
                 try Task.checkCancellation()
                 var n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<want]))
+                if n == 0 && strict {
+                    throw ContingencyError.failed("\(name) ended after \(size - remaining) of its \(size) bytes")
+                }
                 if n == 0 {
                     logger?.warning("\(name) shrank while being read; its last \(remaining) bytes are zero-filled in this backup")
                     n = want

@@ -17,8 +17,6 @@ public struct DrillJob: Sendable {
     public let configuration: DrillConfiguration
     public let storage: VolumeStorage
     public let logger: Logger
-    /// Marks the scratch databases this job creates, so it never drops a database it did not make.
-    static let scratchComment = "contingency restore drill scratch database"
 
     public init(configuration: DrillConfiguration, storage: VolumeStorage, logger: Logger) {
         self.configuration = configuration
@@ -26,69 +24,74 @@ public struct DrillJob: Sendable {
         self.logger = logger
     }
 
-    /// Drills `backup` (a name or path; nil: the newest complete backup). Throws when the drill fails, after
-    /// recording the failure.
+    /// Drills `backup` (a name or path; nil: LATEST_BACKUP, else the newest complete backup; `newest` ignores
+    /// LATEST_BACKUP). What is not the backup's fault (configuration, keys, the scratch server, another drill
+    /// running) fails before the drill and is not recorded against the backup; the drill's own outcome is
+    /// recorded in the manifest and, either way, in the drill metrics.
     @discardableResult
-    public func run(_ backup: String?) async throws -> DrillResult {
+    public func run(_ backup: String?, newest: Bool = false) async throws -> DrillResult {
         let started = Date()
-        var restore = RestoreJob(configuration: configuration.restore, storage: storage, logger: logger)
-        restore.configuration.backup = backup ?? configuration.restore.backup
-        let target = try restore.chooseTarget()
-        guard target.manifest != nil else {
-            throw ContingencyError.failed(
-                "\(target.fileName) has no manifest: a drill checks a complete backup against what it recorded",
-                hint: "drill a backup listed by restore-job --verify")
-        }
-        logger.info("Starting restore drill of \(target.fileName)")
-        let outcome: Result<String, ContingencyError>
         do {
-            outcome = .success(try await drill(target))
-        } catch let error as ContingencyError {
-            if error.isCancellation { throw error }
-            outcome = .failure(error)
+            var restore = RestoreJob(configuration: configuration.restore, storage: storage, logger: logger)
+            restore.configuration.backup = newest ? nil : backup ?? configuration.restore.backup
+            let target = try restore.chooseTarget()
+            guard target.manifest != nil else {
+                throw ContingencyError.failed(
+                    "\(target.fileName) has no manifest: a drill checks a complete backup against what it recorded",
+                    hint: "drill a backup listed by restore-job --verify")
+            }
+            if target.isEncrypted { _ = try restore.decryptionIdentities(for: target) }
+            let scratch = try ScratchDatabase(configuration: configuration, logger: logger)
+            logger.info("Starting restore drill of \(target.fileName) (scratch database \(scratch.name))")
+
+            let verification: Manifest.Verification
+            do {
+                verification = .init(at: Date(), ok: true, detail: try await drill(target, restore: restore, scratch: scratch))
+            } catch let error as ContingencyError where !error.isCancellation && error.exitStatus != .keyError {
+                let failure = Manifest.Verification(at: Date(), ok: false, detail: Self.summary(of: error))
+                try record(failure, for: target, duration: Date().timeIntervalSince(started))
+                throw ContingencyError.failed("restore drill of \(target.fileName) failed: \(error.message)", hint: error.hint)
+            }
+            try record(verification, for: target, duration: Date().timeIntervalSince(started))
+            logger.info("Restore drill passed: \(target.fileName) (\(verification.detail)) in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
+            return DrillResult(backup: target.fileName, verification: verification)
+        } catch let error as ContingencyError where !error.isCancellation && !error.message.hasPrefix("restore drill of ") {
+            try? publishMetrics(ok: false, at: Date(), duration: Date().timeIntervalSince(started))
+            throw error
         }
-        let verification: Manifest.Verification
-        switch outcome {
-        case .success(let figures):
-            verification = .init(at: Date(), ok: true, detail: figures)
-        case .failure(let error):
-            verification = .init(at: Date(), ok: false, detail: error.message)
-        }
-        try record(verification, for: target.fileName, duration: Date().timeIntervalSince(started))
-        if case .failure(let error) = outcome {
-            throw ContingencyError.failed("restore drill of \(target.fileName) failed: \(error.message)", hint: error.hint)
-        }
-        logger.info("Restore drill passed: \(target.fileName) (\(verification.detail)) in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
-        return DrillResult(backup: target.fileName, verification: verification)
     }
 
-    private func drill(_ target: RestoreJob.Target) async throws -> String {
+    /// What goes into the manifest, which is not encrypted: the first line of the reason, short, so that a
+    /// pg_restore error never copies row values (its DETAIL lines) there.
+    static func summary(of error: ContingencyError) -> String {
+        let first = error.message.split(separator: "\n").first.map(String.init) ?? error.message
+        return first.count > 300 ? String(first.prefix(300)) + "…" : first
+    }
+
+    private func drill(_ target: RestoreJob.Target, restore: RestoreJob, scratch: ScratchDatabase) async throws -> String {
         let tools = PostgresTools(binDirectory: configuration.restore.pgBinDirectory)
-        let id = UUID().uuidString.prefix(8).lowercased()
         let dump = try target.stagedDump(in: storage, "drill")
-        let scratchFolder = "\(storage.root)/.contingency/tmp/drill-\(id)"
-        defer { try? FileManager.default.removeItem(atPath: scratchFolder) }
-        let report = try await RestoreJob(configuration: configuration.restore, storage: storage, logger: logger)
-            .check(target, into: .init(dump: dump, uploads: scratchFolder, env: nil))
+        // An encrypted backup's files are counted as they stream by, never written out in plaintext; a plain
+        // one is extracted into a scratch folder (held in use, removed after, or by a later run if this dies).
+        let folder = target.isEncrypted ? nil : try storage.makeTemporaryFolder("drill")
+        let report = try await restore.check(target, into: .init(dump: dump, uploads: folder?.path, env: nil))
         guard let metadata = target.manifest?.metadata else { throw ContingencyError.failed("no metadata") }
 
-        let scratch = try ConnectionParameters(configuration.scratch)
-        let database = try scratchDatabaseName(scratch)
-        try createScratchDatabase(database, on: scratch)
+        try scratch.create()
         do {
             let outcome = try await tools.restore(
-                try dump.input(), connection: scratch, database: database, applicationName: "contingency-drill",
-                ownership: false)
+                try dump.input(), connection: scratch.parameters, database: scratch.name,
+                applicationName: "contingency-drill", ownership: false)
             guard outcome.succeeded else {
-                throw ContingencyError.failed("pg_restore into the scratch database \(database) failed: \(outcome.standardError)")
+                throw ContingencyError.failed("pg_restore into the scratch database \(scratch.name) failed: \(outcome.standardError)")
             }
-            let counts = try PostgresConnection(scratch.with("dbname", database)).countRows()
-            let files = report.hasUploads ? try Self.figures(of: scratchFolder) : nil
-            let figures = try compare(counts: counts, files: files, with: metadata)
-            try dropScratchDatabase(database, on: scratch)
+            let counts = try PostgresConnection(scratch.parameters.with("dbname", scratch.name)).countRows()
+            let files = try folder.map { try Self.figures(of: $0.path) } ?? report.uploads
+            let figures = try compare(counts: counts, files: report.hasUploads ? files : nil, with: metadata)
+            try scratch.drop()
             return figures
         } catch {
-            try? dropScratchDatabase(database, on: scratch)
+            try? scratch.drop()
             throw error
         }
     }
@@ -137,57 +140,26 @@ public struct DrillJob: Sendable {
         return .init(files: files, directories: max(0, directories - 1), bytes: bytes, sha256: "")
     }
 
-    private func scratchDatabaseName(_ scratch: ConnectionParameters) throws -> String {
-        guard let name = scratch.values["dbname"], !name.isEmpty else {
-            throw ContingencyError.configuration("DRILL_DATABASE_URL names no database", hint: "end it with /<scratch database name>")
-        }
-        let application = try ConnectionParameters(configuration.restore.database)
-        let environment = ProcessInfo.processInfo.environment
-        let same = { (key: String, variable: String, fallback: String) in
-            (scratch.values[key] ?? environment[variable] ?? fallback) == (application.values[key] ?? environment[variable] ?? fallback)
-        }
-        if name == application.databaseName(environment: environment), same("host", "PGHOST", "localhost"), same("port", "PGPORT", "5432") {
-            throw ContingencyError.configuration(
-                "DRILL_DATABASE_URL points at the application's own database \(name)",
-                hint: "name a scratch database: the drill drops it when it is done")
-        }
-        return name
-    }
-
-    private func createScratchDatabase(_ name: String, on scratch: ConnectionParameters) throws {
-        let maintenance = try PostgresConnection(scratch.with("dbname", "postgres"))
-        let existing = try maintenance.query(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", [name])
-        if existing.rowCount > 0 {
-            guard existing.value(0, 0) == Self.scratchComment else {
-                throw ContingencyError.failed(
-                    "the drill's scratch database \(name) already exists and was not made by a drill",
-                    hint: "name a database that does not exist in DRILL_DATABASE_URL; the drill creates and drops it")
+    /// Writes the outcome into the backup's manifest (compare-and-swap, so a concurrent update is not lost),
+    /// when the backup is one of the store's, and publishes the drill metrics.
+    private func record(_ verification: Manifest.Verification, for target: RestoreJob.Target, duration: TimeInterval) throws {
+        if target.storage.root == storage.root {
+            let key = target.fileName + ".json"
+            var saved = false
+            for _ in 0..<5 where !saved {
+                guard let current = try storage.read(key: key),
+                    var manifest = try? ContingencyJSON.decoder().decode(Manifest.self, from: Data(current.data))
+                else { break }
+                manifest.verified = verification
+                saved = try storage.replace(
+                    key: key, data: Array(try ContingencyJSON.encoder().encode(manifest)), ifMatch: current.etag) != nil
             }
-            try dropScratchDatabase(name, on: scratch)
+            if !saved { logger.warning("The drill's outcome could not be written into \(key) (it changed or vanished meanwhile)") }
         }
-        try maintenance.query("CREATE DATABASE \(RestoreJob.quoteIdentifier(name))")
-        try maintenance.query("COMMENT ON DATABASE \(RestoreJob.quoteIdentifier(name)) IS '\(Self.scratchComment)'")
+        try publishMetrics(ok: verification.ok, at: verification.at, duration: duration)
     }
 
-    private func dropScratchDatabase(_ name: String, on scratch: ConnectionParameters) throws {
-        let maintenance = try PostgresConnection(scratch.with("dbname", "postgres"))
-        try maintenance.query("DROP DATABASE IF EXISTS \(RestoreJob.quoteIdentifier(name)) WITH (FORCE)")
-    }
-
-    /// Writes the outcome into the manifest (compare-and-swap, so a concurrent update is not lost) and the
-    /// drill's metrics.
-    private func record(_ verification: Manifest.Verification, for fileName: String, duration: TimeInterval) throws {
-        let key = fileName + ".json"
-        for _ in 0..<5 {
-            guard let current = try storage.read(key: key),
-                var manifest = try? ContingencyJSON.decoder().decode(Manifest.self, from: Data(current.data))
-            else { break }
-            manifest.verified = verification
-            if try storage.replace(key: key, data: Array(try ContingencyJSON.encoder().encode(manifest)), ifMatch: current.etag) != nil {
-                break
-            }
-        }
+    private func publishMetrics(ok: Bool, at: Date, duration: TimeInterval) throws {
         let catalog = try BackupCatalog(storage: storage, prefix: configuration.restore.store.prefix).list()
         let lastVerified = catalog.compactMap { $0.manifest.verified }.filter(\.ok).map(\.at).max()
         try MetricsFile(
@@ -196,9 +168,9 @@ public struct DrillJob: Sendable {
                 .init(
                     "backup_last_verified_timestamp_seconds", "Time of the newest restore drill that passed, in seconds since the epoch.",
                     lastVerified?.timeIntervalSince1970.rounded() ?? 0),
-                .init("backup_drill_success", "Whether the last restore drill passed (1) or failed (0).", verification.ok ? 1 : 0),
+                .init("backup_drill_success", "Whether the last restore drill passed (1) or failed (0).", ok ? 1 : 0),
                 .init("backup_drill_duration_seconds", "Duration of the last restore drill.", duration.rounded()),
-                .init("backup_drill_timestamp_seconds", "Time of the last restore drill.", verification.at.timeIntervalSince1970.rounded()),
+                .init("backup_drill_timestamp_seconds", "Time of the last restore drill.", at.timeIntervalSince1970.rounded()),
             ]
         ).publish(to: storage)
     }
@@ -209,7 +181,7 @@ extension DrillJob {
     /// drill is recorded and logged; the loop goes on).
     public func runOnSchedule() async throws {
         try await ScheduledLoop.run(configuration.schedule, what: "restore drill", logger: logger) {
-            try await run(nil)
+            try await run(nil, newest: true)
         }
     }
 }

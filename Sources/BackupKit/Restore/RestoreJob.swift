@@ -176,9 +176,15 @@ public struct RestoreJob: Sendable {
         return report
     }
 
-    private func decryptionIdentities(for target: Target) throws -> [AgeIdentity] {
+    func decryptionIdentities(for target: Target) throws -> [AgeIdentity] {
         var identities: [AgeIdentity] = []
-        if let text = configuration.ageIdentities { identities += try AgeIdentity.parseFile(text) }
+        if let text = configuration.ageIdentities {
+            do {
+                identities += try AgeIdentity.parseFile(text)
+            } catch let error as ContingencyError {
+                throw ContingencyError.key("AGE_IDENTITY(_FILE) is not an age identity file: \(error.message)", hint: error.hint)
+            }
+        }
         if let passphrase = configuration.agePassphrase { identities.append(.passphrase(passphrase)) }
         guard !identities.isEmpty else {
             let recipients = target.manifest?.archive.recipients.map { " (encrypted for \($0.joined(separator: ", ")))" } ?? ""
@@ -253,7 +259,8 @@ extension RestoreJob {
             }
         }
         if let first = failures.first {
-            throw ContingencyError.failed("\(failures.count) of \(entries.count) backups failed verification; first: \(first.message)")
+            // The first failure's kind decides the exit code (12 when a key is missing or wrong).
+            throw first.prefixed("\(failures.count) of \(entries.count) backups failed verification; the first")
         }
         logger.info("All \(entries.count) backups verified")
     }
