@@ -56,8 +56,10 @@ printf 'DATABASE_URL=postgres://app@db/visual_db\nSESSION_SECRET=%s\n' "$(head -
 echo '{"name": "visual-platform", "version": "1.5.0"}' > "$APP/package.json"
 
 fingerprint() {
-    psql -AtX -d visual_db -c "SELECT 'users ' || count(*) || ' ' || md5(string_agg(u::text, ',' ORDER BY id)) FROM users u" \
-        -c "SELECT 'posts ' || count(*) || ' ' || md5(string_agg(p::text, ',' ORDER BY id)) FROM posts p" 2>&1 || true
+    for table in users posts; do
+        psql -AtX -d visual_db -c "SELECT '$table ' || count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY id)) FROM $table t" 2>/dev/null \
+            || echo "$table (table missing)"
+    done
     echo "uploads $(cd "$APP/uploads" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
     echo ".env    $(sha256sum < "$APP/.env" | cut -c1-16)"
 }
