@@ -1,0 +1,88 @@
+import BackupCore
+import BackupStorage
+import Foundation
+import Testing
+import TestSupport
+
+/// The `Storage` contract, checked the same way on every store (the volume here; a bucket store runs the same
+/// checks): atomic publish, conditional create, compare-and-swap, listing, missing objects.
+enum StorageConformance {
+    static func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+    static func check(_ storage: any Storage) async throws {
+        // Nothing is visible before commit; everything after.
+        let writer = try storage.makeWriter(key: "a/object.bin")
+        try bytes("hello ").withUnsafeBytes { try writer.write($0) }
+        try bytes("world").withUnsafeBytes { try writer.write($0) }
+        #expect(try storage.read(key: "a/object.bin") == nil)
+        #expect(try storage.list(folder: "a").isEmpty)
+        try writer.commit {}
+        #expect(try storage.read(key: "a/object.bin")?.data == bytes("hello world"))
+        #expect(try storage.list(folder: "a").map(\.key) == ["a/object.bin"])
+        let reader = try #require(try storage.openReader(key: "a/object.bin"))
+        #expect(reader.size == 11)
+
+        // Aborted, abandoned, or refused by the fencing check: nothing published.
+        let aborted = try storage.makeWriter(key: "a/aborted")
+        try bytes("x").withUnsafeBytes { try aborted.write($0) }
+        aborted.abort()
+        do {
+            let abandoned = try storage.makeWriter(key: "a/abandoned")
+            try bytes("x").withUnsafeBytes { try abandoned.write($0) }
+        }
+        let fenced = try storage.makeWriter(key: "a/fenced")
+        #expect(throws: ContingencyError.self) { try fenced.commit { throw ContingencyError.locked("lease lost") } }
+        #expect(try storage.list(folder: "a").map(\.key) == ["a/object.bin"])
+
+        // Missing objects are nil or false, never errors.
+        #expect(try storage.read(key: "a/missing") == nil)
+        #expect(try storage.openReader(key: "a/missing") == nil)
+        #expect(try storage.delete(key: "a/missing", ifMatch: nil) == false)
+
+        // put replaces; versions change with content.
+        try storage.put(key: "b/state.json", data: bytes("one"))
+        let first = try #require(try storage.read(key: "b/state.json"))
+        try storage.put(key: "b/state.json", data: bytes("two"))
+        let second = try #require(try storage.read(key: "b/state.json"))
+        #expect(second.data == bytes("two") && second.etag != first.etag)
+
+        // Conditional create: once.
+        let created = try #require(try storage.create(key: "c/lock", data: bytes("mine")))
+        #expect(try storage.create(key: "c/lock", data: bytes("theirs")) == nil)
+        #expect(try storage.read(key: "c/lock")?.data == bytes("mine"))
+
+        // Compare-and-swap: only against the current version.
+        #expect(try storage.replace(key: "c/lock", data: bytes("stale"), ifMatch: "not-the-version") == nil)
+        let swapped = try #require(try storage.replace(key: "c/lock", data: bytes("renewed"), ifMatch: created))
+        #expect(try storage.replace(key: "c/lock", data: bytes("late"), ifMatch: created) == nil)
+        #expect(try storage.read(key: "c/lock")?.data == bytes("renewed"))
+        #expect(try storage.replace(key: "c/absent", data: bytes("x"), ifMatch: swapped) == nil)
+
+        // Conditional delete.
+        #expect(try storage.delete(key: "c/lock", ifMatch: created) == false)
+        #expect(try storage.delete(key: "c/lock", ifMatch: swapped) == true)
+        #expect(try storage.read(key: "c/lock") == nil)
+
+        // Many concurrent creators: exactly one wins.
+        let winners = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<20 {
+                group.addTask { try storage.create(key: "d/contended", data: bytes("creator \(index)")) != nil }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(winners == 1)
+    }
+}
+
+@Suite("Storage contract")
+struct StorageConformanceTests {
+    @Test("the volume store keeps the Storage contract")
+    func volume() async throws {
+        let folder = try TemporaryDirectory()
+        let storage = try VolumeStorage(root: folder.path)
+        try await StorageConformance.check(storage)
+        #expect(try storage.availableBytes() ?? 0 > 0)
+        // Nothing is left in the temporary folder once writers are done.
+        #expect(storage.removeStaleTemporaries() == 0)
+    }
+}
