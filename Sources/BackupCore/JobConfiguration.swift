@@ -85,6 +85,7 @@ public struct BackupConfiguration: Sendable, Equatable {
     /// Seconds between progress lines during long work.
     public var progressInterval: Int
     public var encryption: EncryptionSettings
+    public var hooks: Hooks = Hooks()
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths,
@@ -107,14 +108,14 @@ public struct BackupConfiguration: Sendable, Equatable {
     public static let settings: [Setting] =
         StoreConfiguration.settings + DatabaseSettings.settings + ApplicationPaths.settings + [
             Settings.compression, Settings.compressionLevel, Settings.schedule, Settings.pgBinDir,
-            Settings.nodeVersion, Settings.ageRecipients, Settings.agePassphrase, Settings.progressInterval,
-            Settings.logFormat,
+            Settings.nodeVersion, Settings.ageRecipients, Settings.agePassphrase, Settings.backupPreCommand,
+            Settings.backupPostCommand, Settings.hookTimeout, Settings.progressInterval, Settings.logFormat,
         ]
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> BackupConfiguration {
         let compression = try values.choice(Settings.compression, as: Compression.self)
         let levels: ClosedRange<Int> = compression == .gzip ? 1...9 : 1...19
-        return BackupConfiguration(
+        var configuration = BackupConfiguration(
             store: try StoreConfiguration.load(values),
             database: try DatabaseSettings.load(values),
             paths: try ApplicationPaths.load(values),
@@ -125,6 +126,8 @@ public struct BackupConfiguration: Sendable, Equatable {
             nodeVersion: try values.nonEmpty(Settings.nodeVersion),
             progressInterval: try values.duration(Settings.progressInterval),
             encryption: try EncryptionSettings.load(values))
+        configuration.hooks = try Hooks.load(values, pre: Settings.backupPreCommand, post: Settings.backupPostCommand)
+        return configuration
     }
 }
 
@@ -144,6 +147,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
     /// The text of an age identity file (AGE_IDENTITY / AGE_IDENTITY_FILE), for encrypted archives.
     public var ageIdentities: String?
     public var agePassphrase: String?
+    public var hooks: Hooks = Hooks()
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths, backup: String? = nil,
@@ -164,13 +168,14 @@ public struct RestoreConfiguration: Sendable, Equatable {
 
     public static let settings: [Setting] =
         StoreConfiguration.settings + DatabaseSettings.settings + ApplicationPaths.settings + [
-            Settings.ageIdentity, Settings.agePassphrase, Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
+            Settings.ageIdentity, Settings.agePassphrase, Settings.restorePreCommand, Settings.restorePostCommand,
+            Settings.hookTimeout, Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
             Settings.progressInterval,
             Settings.logFormat,
         ]
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> RestoreConfiguration {
-        RestoreConfiguration(
+        var configuration = RestoreConfiguration(
             store: try StoreConfiguration.load(values),
             database: try DatabaseSettings.load(values),
             paths: try ApplicationPaths.load(values),
@@ -181,6 +186,8 @@ public struct RestoreConfiguration: Sendable, Equatable {
             progressInterval: try values.duration(Settings.progressInterval),
             ageIdentities: try keyFile(values, Settings.ageIdentity),
             agePassphrase: try keyFile(values, Settings.agePassphrase))
+        configuration.hooks = try Hooks.load(values, pre: Settings.restorePreCommand, post: Settings.restorePostCommand)
+        return configuration
     }
 }
 
@@ -280,5 +287,25 @@ public enum EncryptionSettings: Sendable, Equatable, CustomStringConvertible {
         case .recipients(let keys): "age X25519 for \(keys)"
         case .passphrase: "age passphrase (scrypt)"
         }
+    }
+}
+
+/// Shell commands run around a job: the pre command must succeed for the job to run; the post command
+/// always runs, with the outcome in its environment.
+public struct Hooks: Sendable, Equatable {
+    public var pre: String?
+    public var post: String?
+    public var timeoutSeconds: Int
+
+    public init(pre: String? = nil, post: String? = nil, timeoutSeconds: Int = 300) {
+        self.pre = pre
+        self.post = post
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    public static func load(_ values: ConfigurationValues, pre: Setting, post: Setting) throws(ContingencyError) -> Hooks {
+        Hooks(
+            pre: try values.nonEmpty(pre), post: try values.nonEmpty(post),
+            timeoutSeconds: max(1, try values.duration(Settings.hookTimeout)))
     }
 }

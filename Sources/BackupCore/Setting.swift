@@ -95,6 +95,16 @@ public enum Settings {
     public static let ageIdentity = Setting(
         "AGE_IDENTITY", secret: true,
         "restore-job: age identities (AGE-SECRET-KEY-1…) that decrypt .age archives; usually AGE_IDENTITY_FILE, as age-keygen writes it")
+    public static let backupPreCommand = Setting(
+        "BACKUP_PRE_COMMAND", "Shell command run before a backup; if it fails or times out, the backup does not run")
+    public static let backupPostCommand = Setting(
+        "BACKUP_POST_COMMAND", "Shell command run after every backup, failed or not (CONTINGENCY_OUTCOME=success|failure)")
+    public static let restorePreCommand = Setting(
+        "RESTORE_PRE_COMMAND", "Shell command run before a restore; if it fails or times out, the restore does not run")
+    public static let restorePostCommand = Setting(
+        "RESTORE_POST_COMMAND", "Shell command run after every restore, failed or not (CONTINGENCY_OUTCOME=success|failure)")
+    public static let hookTimeout = Setting(
+        "HOOK_TIMEOUT", default: "5m", "A pre or post command still running after this is stopped (SIGTERM, then SIGKILL) and fails")
     public static let healthCheckURL = Setting(
         "HEALTH_CHECK_URL", default: "http://localhost:5000/healthz", "The application's health endpoint")
     public static let healthCheckTimeout = Setting(

@@ -27,8 +27,17 @@ public struct BackupJob: Sendable {
         self.logger = logger
     }
 
-    /// Runs one backup. On any error or cancellation nothing that looks complete is left behind.
+    /// Runs one backup between BACKUP_PRE_COMMAND and BACKUP_POST_COMMAND. On any error or cancellation
+    /// nothing that looks complete is left behind.
     public func run(lostLease: @escaping @Sendable (ContingencyError) -> Void = { _ in }) async throws -> BackupResult {
+        try await configuration.hooks.around(
+            job: "backup", logger: logger, describe: { ["CONTINGENCY_BACKUP": $0.name.fileName] }
+        ) {
+            try await backUp(lostLease: lostLease)
+        }
+    }
+
+    private func backUp(lostLease: @escaping @Sendable (ContingencyError) -> Void) async throws -> BackupResult {
         let started = Date()
         logger.info("Starting scheduled backup...")
         let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)

@@ -38,7 +38,14 @@ public struct RestoreJob: Sendable {
         }
     }
 
+    /// Runs one restore between RESTORE_PRE_COMMAND and RESTORE_POST_COMMAND.
     public func run() async throws -> RestoreResult {
+        try await configuration.hooks.around(job: "restore", logger: logger, describe: { ["CONTINGENCY_BACKUP": $0.backup] }) {
+            try await restore()
+        }
+    }
+
+    private func restore() async throws -> RestoreResult {
         let started = Date()
         logger.info("Starting restore...")
         let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)

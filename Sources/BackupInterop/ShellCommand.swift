@@ -1,0 +1,73 @@
+import BackupCore
+import Foundation
+import Subprocess
+
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+/// An operator's shell command (a pre or post hook), run with `/bin/sh -c`, a time limit and extra
+/// environment variables. The product's own secrets are not passed on.
+public struct ShellCommand: Sendable {
+    public let command: String
+    public let timeoutSeconds: Int
+
+    public init(_ command: String, timeoutSeconds: Int) {
+        self.command = command
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    /// What the command printed (standard output and error, the last 64 KiB) and how it ended.
+    public struct Outcome: Sendable {
+        public let status: TerminationStatus
+        public let output: String
+        public let timedOut: Bool
+        public var succeeded: Bool { status.isSuccess && !timedOut }
+    }
+
+    /// Runs the command to completion, or stops it once the time is up: SIGTERM to its whole process group
+    /// (a shell's children too), SIGKILL 5 s later.
+    public func run(environment: [String: String]) async throws -> Outcome {
+        var options = PlatformOptions()
+        options.processGroupID = 0  // its own group, so a timeout reaches everything it started
+        var updates: [Environment.Key: String?] = [:]
+        for secret in PostgresTools.withheld { updates[Environment.Key(rawValue: secret)!] = .some(nil) }
+        for (key, value) in environment { updates[Environment.Key(rawValue: key)!] = value }
+        let timeout = timeoutSeconds
+        let fired = TimeoutFlag()
+        let result = try await Subprocess.run(
+            .path(FilePath("/bin/sh")), arguments: ["-c", command], environment: .inherit.updating(updates),
+            platformOptions: options, input: .none, output: .sequence, error: .combinedWithOutput
+        ) { execution -> [UInt8] in
+            let group = execution.processIdentifier.value
+            let timer = Task {
+                try await Task.sleep(for: .seconds(timeout))
+                fired.set()
+                kill(-group, SIGTERM)
+                try await Task.sleep(for: .seconds(5))
+                kill(-group, SIGKILL)
+            }
+            defer { timer.cancel() }
+            // The output ends when the command and everything it started have closed it (or were killed).
+            var output: [UInt8] = []
+            for try await buffer in execution.standardOutput {
+                buffer.withUnsafeBytes { output.append(contentsOf: $0) }
+                if output.count > 128 * 1024 { output.removeFirst(output.count - 64 * 1024) }
+            }
+            return output
+        }
+        return Outcome(
+            status: result.terminationStatus, output: String(decoding: result.closureResult.suffix(64 * 1024), as: UTF8.self),
+            timedOut: fired.isSet)
+    }
+}
+
+/// Set once by the timer when a command ran out of time.
+private final class TimeoutFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
+}

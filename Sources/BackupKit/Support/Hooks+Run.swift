@@ -1,0 +1,70 @@
+import BackupCore
+import BackupInterop
+import Foundation
+import Logging
+
+extension Hooks {
+    /// Runs `body` between the pre and post commands of `job` ("backup", "restore"). A pre command that fails
+    /// or times out stops the run before anything else happens. The post command always runs, even after a
+    /// failure or a SIGTERM, with `CONTINGENCY_OUTCOME` (success or failure) and `CONTINGENCY_ERROR` in its
+    /// environment, plus what `describe` adds; if it fails after a successful run, the run is partial (exit 3).
+    func around<T>(
+        job: String, logger: Logger, describe: (T) -> [String: String] = { _ in [:] }, _ body: () async throws -> T
+    ) async throws -> T {
+        let prefix = job.uppercased()
+        if let pre {
+            let outcome = try await Self.unstoppable(ShellCommand(pre, timeoutSeconds: timeoutSeconds), ["CONTINGENCY_JOB": job])
+            guard outcome.succeeded else {
+                let error = ContingencyError.failed(
+                    "\(prefix)_PRE_COMMAND \(Self.describe(outcome, timeout: timeoutSeconds)); the \(job) did not run",
+                    hint: "fix the command or unset \(prefix)_PRE_COMMAND")
+                await runPost(prefix, job: job, logger: logger, ["CONTINGENCY_OUTCOME": "failure", "CONTINGENCY_ERROR": error.message])
+                throw error
+            }
+            logger.info("\(prefix)_PRE_COMMAND succeeded")
+        }
+        let value: T
+        do {
+            value = try await body()
+        } catch {
+            await runPost(prefix, job: job, logger: logger, ["CONTINGENCY_OUTCOME": "failure", "CONTINGENCY_ERROR": "\(error)"])
+            throw error
+        }
+        if let failure = await runPost(prefix, job: job, logger: logger, ["CONTINGENCY_OUTCOME": "success"].merging(describe(value)) { $1 }) {
+            throw ContingencyError.partial(
+                "the \(job) succeeded but \(prefix)_POST_COMMAND \(failure)", hint: "fix the command or unset \(prefix)_POST_COMMAND")
+        }
+        return value
+    }
+
+    /// Runs the post command if there is one; returns why it failed, or nil.
+    @discardableResult
+    private func runPost(_ prefix: String, job: String, logger: Logger, _ environment: [String: String]) async -> String? {
+        guard let post else { return nil }
+        do {
+            let outcome = try await Self.unstoppable(
+                ShellCommand(post, timeoutSeconds: timeoutSeconds), environment.merging(["CONTINGENCY_JOB": job]) { $1 })
+            guard outcome.succeeded else {
+                let failure = Self.describe(outcome, timeout: timeoutSeconds)
+                logger.error("\(prefix)_POST_COMMAND \(failure)")
+                return failure
+            }
+            logger.info("\(prefix)_POST_COMMAND succeeded")
+            return nil
+        } catch {
+            logger.error("\(prefix)_POST_COMMAND could not run: \(error)")
+            return "could not run: \(error)"
+        }
+    }
+
+    /// Hooks run to their end (or their time limit) even when the job is being cancelled by a signal.
+    private static func unstoppable(_ command: ShellCommand, _ environment: [String: String]) async throws -> ShellCommand.Outcome {
+        try await Task.detached { try await command.run(environment: environment) }.value
+    }
+
+    private static func describe(_ outcome: ShellCommand.Outcome, timeout: Int) -> String {
+        let tail = outcome.output.split(separator: "\n").suffix(3).joined(separator: " | ")
+        let how = outcome.timedOut ? "timed out after \(timeout)s (HOOK_TIMEOUT)" : "failed (\(outcome.status))"
+        return tail.isEmpty ? how : "\(how): \(tail)"
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Pre and post commands: a failing or hanging pre command stops the run; the post command always runs and
+/// knows the outcome; a failing post command after a good run makes it partial (exit 3).
+@Suite("Hooks")
+struct HookTests {
+    func text(_ url: URL) -> String {
+        ((try? String(contentsOf: url, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test("a failing pre command: no backup, exit 1, the post command still runs and sees the failure")
+    func failingPre() async throws {
+        try await ApplicationFixture.with(uploadFiles: 1) { app in
+            let post = app.root.appending("post.txt")
+            let result = try await app.run(
+                "backup-job",
+                environment: [
+                    "BACKUP_PRE_COMMAND": "echo cannot reach the app >&2; exit 3",
+                    "BACKUP_POST_COMMAND": "echo \"$CONTINGENCY_OUTCOME\" > '\(post.path)'",
+                ])
+            #expect(result.status == 1, "\(result)")
+            #expect(result.stderr.contains("BACKUP_PRE_COMMAND failed (exited(3)): cannot reach the app"), "\(result.stderr)")
+            #expect(try app.storeFiles().isEmpty)
+            #expect(text(post) == "failure")
+        }
+    }
+
+    @Test("after a good backup the post command sees its name; a failing post command makes the run partial (exit 3)")
+    func post() async throws {
+        try await ApplicationFixture.with(uploadFiles: 1) { app in
+            let post = app.root.appending("post.txt")
+            let good = try await app.run(
+                "backup-job", environment: ["BACKUP_POST_COMMAND": "echo \"$CONTINGENCY_OUTCOME $CONTINGENCY_BACKUP\" > '\(post.path)'"])
+            try #require(good.succeeded, "\(good)")
+            let archive = try #require(try app.storeFiles().first { $0.hasSuffix(".tar.gz") })
+            #expect(text(post) == "success \(archive)")
+
+            let partial = try await app.run("backup-job", environment: ["BACKUP_POST_COMMAND": "exit 5", "LOCK_TIMEOUT": "10s"])
+            #expect(partial.status == 3, "\(partial)")
+            #expect(partial.stderr.contains("the backup succeeded but BACKUP_POST_COMMAND failed"), "\(partial.stderr)")
+            #expect(try app.storeFiles().filter { $0.hasSuffix(".json") }.count == 2)
+        }
+    }
+
+    @Test("a pre command that hangs is stopped after HOOK_TIMEOUT and the backup does not run")
+    func timeout() async throws {
+        try await ApplicationFixture.with(uploadFiles: 1) { app in
+            let result = try await app.run("backup-job", environment: ["BACKUP_PRE_COMMAND": "sleep 600", "HOOK_TIMEOUT": "1s"])
+            #expect(result.status == 1, "\(result)")
+            #expect(result.stderr.contains("timed out after 1s"), "\(result.stderr)")
+            #expect(try app.storeFiles().isEmpty)
+            let sleepers = try await ProcessRunner.run("pgrep", ["-f", "sleep 600"])
+            #expect(sleepers.stdout.isEmpty, "the hook's process was left running")
+        }
+    }
+
+    @Test("SIGTERM during a backup: the post command still runs, with the failure")
+    func postAfterSignal() async throws {
+        try await ApplicationFixture.with(uploadFiles: 1) { app in
+            let post = app.root.appending("post.txt")
+            let lock = try await TableLock(server: app.server, database: app.database, table: "posts")
+            let job = try app.launch("backup-job", environment: ["BACKUP_POST_COMMAND": "echo \"$CONTINGENCY_OUTCOME\" > '\(post.path)'"])
+            try await lock.waitForBlockedDump()
+            job.kill(SIGTERM)
+            let result = try await job.waitForExit(timeout: .seconds(30))
+            try await lock.release()
+            #expect(result.status == 130, "\(result)")
+            #expect(text(post) == "failure")
+        }
+    }
+
+    @Test("a failing restore pre command leaves the database as it was")
+    func restorePre() async throws {
+        try await ApplicationFixture.with(uploadFiles: 1) { app in
+            try #require(try await app.run("backup-job").succeeded)
+            _ = try await app.server.psql("UPDATE users SET name = 'after the backup'", database: app.database)
+            let before = try await app.snapshot()
+            let restore = try await app.run("restore-job", environment: ["RESTORE_PRE_COMMAND": "false"])
+            #expect(restore.status == 1, "\(restore)")
+            #expect(restore.stderr.contains("RESTORE_PRE_COMMAND failed"), "\(restore.stderr)")
+            #expect(try await app.snapshot() == before)
+        }
+    }
+}
