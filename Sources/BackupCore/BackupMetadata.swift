@@ -101,6 +101,8 @@ public enum ArchiveLayout {
     public static let envBackup = ".env.backup"
     public static let packageJSON = "package.json"
     public static let packageLock = "package-lock.json"
+    /// The cluster's roles and memberships (`pg_dumpall --roles-only`), mode 0600.
+    public static let globals = "globals.sql"
     public static let metadata = "metadata.json"
     public static let uploadsDirectory = "uploads"
     /// The runbook's shell script nested the uploads as a second archive.

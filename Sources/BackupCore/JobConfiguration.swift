@@ -86,6 +86,8 @@ public struct BackupConfiguration: Sendable, Equatable {
     public var progressInterval: Int
     public var encryption: EncryptionSettings
     public var hooks: Hooks = Hooks()
+    /// Dump the roles' password hashes into globals.sql too (needs a superuser).
+    public var rolePasswords = false
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths,
@@ -109,7 +111,8 @@ public struct BackupConfiguration: Sendable, Equatable {
         StoreConfiguration.settings + DatabaseSettings.settings + ApplicationPaths.settings + [
             Settings.compression, Settings.compressionLevel, Settings.schedule, Settings.pgBinDir,
             Settings.nodeVersion, Settings.ageRecipients, Settings.agePassphrase, Settings.backupPreCommand,
-            Settings.backupPostCommand, Settings.hookTimeout, Settings.progressInterval, Settings.logFormat,
+            Settings.backupPostCommand, Settings.hookTimeout, Settings.backupRolePasswords, Settings.progressInterval,
+            Settings.logFormat,
         ]
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> BackupConfiguration {
@@ -127,6 +130,7 @@ public struct BackupConfiguration: Sendable, Equatable {
             progressInterval: try values.duration(Settings.progressInterval),
             encryption: try EncryptionSettings.load(values))
         configuration.hooks = try Hooks.load(values, pre: Settings.backupPreCommand, post: Settings.backupPostCommand)
+        configuration.rolePasswords = try values.bool(Settings.backupRolePasswords)
         return configuration
     }
 }
@@ -148,6 +152,8 @@ public struct RestoreConfiguration: Sendable, Equatable {
     public var ageIdentities: String?
     public var agePassphrase: String?
     public var hooks: Hooks = Hooks()
+    /// Create no roles; restore without owners and grants.
+    public var noOwner = false
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths, backup: String? = nil,
@@ -169,7 +175,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
     public static let settings: [Setting] =
         StoreConfiguration.settings + DatabaseSettings.settings + ApplicationPaths.settings + [
             Settings.ageIdentity, Settings.agePassphrase, Settings.restorePreCommand, Settings.restorePostCommand,
-            Settings.hookTimeout, Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
+            Settings.hookTimeout, Settings.restoreNoOwner, Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
             Settings.progressInterval,
             Settings.logFormat,
         ]
@@ -187,6 +193,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
             ageIdentities: try keyFile(values, Settings.ageIdentity),
             agePassphrase: try keyFile(values, Settings.agePassphrase))
         configuration.hooks = try Hooks.load(values, pre: Settings.restorePreCommand, post: Settings.restorePostCommand)
+        configuration.noOwner = try values.bool(Settings.restoreNoOwner)
         return configuration
     }
 }

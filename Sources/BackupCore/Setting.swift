@@ -105,6 +105,12 @@ public enum Settings {
         "RESTORE_POST_COMMAND", "Shell command run after every restore, failed or not (CONTINGENCY_OUTCOME=success|failure)")
     public static let hookTimeout = Setting(
         "HOOK_TIMEOUT", default: "5m", "A pre or post command still running after this is stopped (SIGTERM, then SIGKILL) and fails")
+    public static let backupRolePasswords = Setting(
+        "BACKUP_ROLE_PASSWORDS", default: "false",
+        "Include the roles' password hashes in globals.sql (needs a superuser); by default roles are dumped without them")
+    public static let restoreNoOwner = Setting(
+        "RESTORE_NO_OWNER", default: "false",
+        "Restore with --no-owner --no-acl and create no roles: everything is owned by the restoring user")
     public static let healthCheckURL = Setting(
         "HEALTH_CHECK_URL", default: "http://localhost:5000/healthz", "The application's health endpoint")
     public static let healthCheckTimeout = Setting(

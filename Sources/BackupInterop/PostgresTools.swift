@@ -130,6 +130,14 @@ public struct PostgresTools: Sendable {
             environment: connection.childEnvironment, stream: .output(sink))
     }
 
+    /// The cluster's roles and their memberships as SQL (`pg_dumpall --roles-only`), without password hashes
+    /// unless `passwords` (reading those needs a superuser; without them any role that can log in can dump).
+    public func dumpRoles(into sink: any ByteSink, connection: ConnectionParameters, database: String, passwords: Bool) async throws -> Outcome {
+        try await run(
+            "pg_dumpall", ["--roles-only", "--no-password", "--database=\(database)"] + (passwords ? [] : ["--no-role-passwords"]),
+            environment: connection.childEnvironment, stream: .output(sink))
+    }
+
     /// A custom-format dump for pg_restore: a plain file (which pg_restore can seek in), or a stream on its
     /// standard input.
     public enum DumpInput {

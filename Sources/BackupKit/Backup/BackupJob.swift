@@ -70,6 +70,7 @@ public struct BackupJob: Sendable {
 
         let dump = try StagedDump(storage: storage, name: "\(name.stem).dump", sealed: recipients != nil)
         let tables = try await dumpDatabase(to: dump, preflight: preflight, tools: tools)
+        let globals = try await dumpRoles(preflight: preflight, tools: tools)
         Failpoint.hit("dump")
 
         let writer = try storage.makeWriter(key: name.fileName)
@@ -78,7 +79,7 @@ public struct BackupJob: Sendable {
         let hashing = HashingSink(writer)
         let encrypting = try recipients.map { try AgeEncryptingSink(recipients: $0, next: hashing) }
         let metadata = try writeArchive(
-            name: name, dump: dump, preflight: preflight, tables: tables, into: encrypting ?? hashing)
+            name: name, dump: dump, globals: globals, preflight: preflight, tables: tables, into: encrypting ?? hashing)
         try encrypting?.finish()
         let archiveInfo = Manifest.ArchiveInfo(
             name: name.fileName, size: hashing.count, sha256: hashing.finalizeHex(), encrypted: recipients != nil,
@@ -103,6 +104,19 @@ public struct BackupJob: Sendable {
             "Backup created successfully: \(name.fileName) (\(ByteFormat.string(archiveInfo.size)) in \(DurationFormat.string(seconds: duration)), \(ByteFormat.rate(bytes: archiveInfo.size, seconds: duration)); data read \(ByteFormat.string(inputBytes(metadata))))"
         )
         return BackupResult(name: name, manifest: manifest, duration: duration)
+    }
+
+    /// The roles the database's objects belong to, for restores on a fresh server. Optional: a server that
+    /// refuses (a managed service hiding pg_authid) gives a warning and a backup without globals.sql.
+    private func dumpRoles(preflight: Preflight, tools: PostgresTools) async throws -> [UInt8]? {
+        let sink = MemorySink(limit: 16 << 20)
+        let outcome = try await tools.dumpRoles(
+            into: sink, connection: preflight.connection, database: preflight.database, passwords: configuration.rolePasswords)
+        guard outcome.succeeded else {
+            logger.warning("Roles not backed up (pg_dumpall --roles-only failed: \(outcome.standardError)); globals.sql is recorded as missing")
+            return nil
+        }
+        return sink.bytes
     }
 
     /// The runbook's rule: at least twice the last backup's size free before starting.
@@ -179,7 +193,8 @@ public struct BackupJob: Sendable {
     }
 
     private func writeArchive(
-        name: BackupName, dump: StagedDump, preflight: Preflight, tables: [String: Int64]?, into sink: any ByteSink
+        name: BackupName, dump: StagedDump, globals: [UInt8]?, preflight: Preflight, tables: [String: Int64]?,
+        into sink: any ByteSink
     ) throws -> BackupMetadata {
         let started = Date()
         let archive = try ArchiveWriter(compression: configuration.compression, level: configuration.compressionLevel, sink: sink)
@@ -196,6 +211,14 @@ public struct BackupJob: Sendable {
                 ArchiveLayout.databaseDump, from: try dump.source(), size: dump.size, permissions: 0o600, modified: name.date))
         Failpoint.hit("archive")
         try Task.checkCancellation()
+        if let globals {
+            recorded.append(
+                try members.addStream(
+                    ArchiveLayout.globals, from: MemorySource(globals), size: Int64(globals.count), permissions: 0o600,
+                    modified: name.date))
+        } else {
+            missing.append(ArchiveLayout.globals)
+        }
 
         var uploads: BackupMetadata.UploadsSummary?
         if let directory = configuration.paths.uploadsDirectory {

@@ -25,6 +25,8 @@ final class ArchiveVerifier {
         var legacyLayout = false
         var hasUploads = false
         var hasEnv = false
+        /// The roles' SQL (globals.sql), when the archive has it.
+        var globals: [UInt8]?
     }
 
     private let logger: Logger
@@ -68,6 +70,10 @@ final class ArchiveVerifier {
                 let file = try destinations.env.map { try LocalFile(writing: $0) }
                 report.members[member] = try extract(archive, member, to: file)
                 try file?.sync()
+            case ArchiveLayout.globals:
+                let sink = MemorySink(limit: 16 << 20)
+                report.members[member] = try extract(archive, member, to: sink)
+                report.globals = sink.bytes
             case ArchiveLayout.packageJSON, ArchiveLayout.packageLock:
                 report.members[member] = try extract(archive, member, to: nil)
             case ArchiveLayout.metadata:
@@ -121,6 +127,7 @@ final class ArchiveVerifier {
             [
                 ArchiveLayout.databaseDump, ArchiveLayout.envBackup, ArchiveLayout.packageJSON, ArchiveLayout.packageLock,
                 ArchiveLayout.metadata, ArchiveLayout.uploadsDirectory, ArchiveLayout.legacyUploadsArchive,
+                ArchiveLayout.globals,
             ].map { Array($0.utf8) })
         if !topLevel.contains(first) {
             components.removeFirst()  // the archive's top folder

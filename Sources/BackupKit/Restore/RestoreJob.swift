@@ -83,6 +83,10 @@ public struct RestoreJob: Sendable {
         try Task.checkCancellation()
         let parameters = try ConnectionParameters(configuration.database)
         let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
+        if let globals = report.globals, !configuration.noOwner {
+            let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
+            try RoleRestorer(connection: maintenance, logger: logger).restore(globals)
+        }
         try await timed("Database \(database) restored") {
             try await restoreDatabase(dump, parameters: parameters, database: database, tools: tools)
         }
@@ -221,7 +225,8 @@ public struct RestoreJob: Sendable {
             timeout: configuration.lockTimeout)
         let watching = Task { try await watchdog.watch() }
         let outcome = try await tools.restore(
-            try dump.input(), connection: parameters, database: database, applicationName: applicationName)
+            try dump.input(), connection: parameters, database: database, applicationName: applicationName,
+            ownership: !configuration.noOwner)
         watching.cancel()
         guard outcome.succeeded else {
             if let blockers = try? await watching.value {
