@@ -33,6 +33,11 @@ public struct BackupMetadata: Codable, Sendable, Equatable {
     /// Exact row count of every dumped table (`schema.table`), counted in the dump's own snapshot: what a
     /// restore drill compares. Nil when not recorded.
     public var tables: [String: Int64]?
+    /// What a restore needs from the target server, checked before anything is touched: the roles that own
+    /// objects in the database, its extensions, and its size.
+    public var roles: [String]?
+    public var extensions: [String]?
+    public var databaseSize: Int64?
 
     public init(
         producer: String, timestamp: String, created: Date, database: String, version: String?,
@@ -91,7 +96,8 @@ public struct BackupMetadata: Codable, Sendable, Equatable {
         case nodeVersion = "node_version"
         case pgDumpVersion = "pg_dump_version"
         case serverVersion = "server_version"
-        case hostname, compression, members, uploads, missing, tables
+        case hostname, compression, members, uploads, missing, tables, roles, extensions
+        case databaseSize = "database_size"
     }
 }
 

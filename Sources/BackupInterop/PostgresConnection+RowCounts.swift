@@ -29,3 +29,27 @@ extension PostgresConnection {
         return counts
     }
 }
+
+extension PostgresConnection {
+    /// What a restore of this database will need: the roles owning its objects (schemas, relations,
+    /// functions, types, the database), its extensions (not plpgsql, always there), and its size in bytes.
+    public func requirements() throws -> (roles: [String], extensions: [String], size: Int64) {
+        let roles = try query(
+            """
+            SELECT DISTINCT pg_get_userbyid(owner) FROM (
+              SELECT nspowner AS owner FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'
+              UNION SELECT relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+              UNION SELECT proowner FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+              UNION SELECT datdba FROM pg_database WHERE datname = current_database()
+            ) owners ORDER BY 1
+            """)
+        let extensions = try query("SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1")
+        let size = Int64(try query("SELECT pg_database_size(current_database())").value(0, 0) ?? "0") ?? 0
+        return (
+            (0..<roles.rowCount).compactMap { roles.value($0, 0) },
+            (0..<extensions.rowCount).compactMap { extensions.value($0, 0) }, size
+        )
+    }
+}

@@ -18,6 +18,10 @@ struct RestoreJobCommand: AsyncParsableCommand {
             uploads extracted beside UPLOADS_DIR and swapped in, the .env (the current one kept as \
             .env.before-restore). Archives made by the runbook's shell script (uploads.tar.gz inside) are read too.
 
+            Before restoring, it checks (and reports together): pg_restore can read the dump, the server is not \
+            older than the backup's source, the roles and extensions exist or can be created, room for the \
+            uploads, the key, who is connected; --check runs these checks alone.
+
             --verify checks one backup (or all) and restores nothing. --drill restores one backup (default: the \
             newest) into the scratch database DRILL_DATABASE_URL and a scratch folder, compares tables, row \
             counts, files and bytes with what the backup recorded, drops the scratch copies, and records the \
@@ -28,6 +32,8 @@ struct RestoreJobCommand: AsyncParsableCommand {
     @Flag(help: "Only verify the backup, or every backup (every byte, the dump with pg_restore --list).")
     var verify = false
     @Flag(help: "Restore drill into DRILL_DATABASE_URL; nothing live is touched.") var drill = false
+    @Flag(help: "Only the pre-restore checks (versions, roles, extensions, disk, key, connections), all reported.")
+    var check = false
     @Flag(help: "With --drill: drill the newest backup on DRILL_SCHEDULE.") var loop = false
     @Argument(help: "The backup: a name or a path (same as LATEST_BACKUP).") var name: String?
     @Option(name: .customLong("backup"), help: "LATEST_BACKUP: the backup to restore, a name or a path")
@@ -40,7 +46,9 @@ struct RestoreJobCommand: AsyncParsableCommand {
     @Option(help: "ENV_FILE") var envFile: String?
 
     func validate() throws {
-        if verify && drill { throw ValidationError("--verify and --drill are different runs: choose one") }
+        if [verify, drill, check].filter({ $0 }).count > 1 {
+            throw ValidationError("--verify, --drill and --check are different runs: choose one")
+        }
         if loop && !drill {
             throw ValidationError("--loop runs scheduled drills (--drill --loop); restore requests are not implemented in this version")
         }
@@ -53,8 +61,8 @@ struct RestoreJobCommand: AsyncParsableCommand {
             Settings.backupPrefix.name: prefix, Settings.databaseName.name: databaseName,
             Settings.databaseUser.name: databaseUser, Settings.uploadsDir.name: uploadsDir, Settings.envFile.name: envFile,
         ])
-        let (verify, drill, loop) = (verify, drill, loop)
-        let failure = verify ? "Verification failed" : drill ? "Restore drill failed" : "Restore failed"
+        let (verify, drill, loop, check) = (verify, drill, loop, check)
+        let failure = verify ? "Verification failed" : drill ? "Restore drill failed" : check ? "Checks failed" : "Restore failed"
         let status = await JobRunner.run(label: drill ? "Drill" : "Restore", values: values, failure: failure) { logger in
             if drill {
                 let configuration = try DrillConfiguration.load(values)
@@ -70,7 +78,9 @@ struct RestoreJobCommand: AsyncParsableCommand {
             let configuration = try RestoreConfiguration.load(values)
             let storage = try VolumeStorage(root: configuration.store.backupDirectory)
             let job = RestoreJob(configuration: configuration, storage: storage, logger: logger)
-            if verify {
+            if check {
+                try await job.preRestoreChecks()
+            } else if verify {
                 try await job.verifyAll()
             } else {
                 _ = try await job.run()

@@ -240,13 +240,16 @@ public struct BackupJob: Sendable {
             recorded.append(entry)
         }
 
-        let metadata = BackupMetadata(
+        var metadata = BackupMetadata(
             producer: "backup-job \(Self.version)", timestamp: name.timestamp, created: name.date,
             database: preflight.database, version: Self.applicationVersion(configuration.paths.appDirectory),
             nodeVersion: configuration.nodeVersion, pgDumpVersion: preflight.pgDumpVersion.description,
             serverVersion: preflight.serverVersion.description, hostname: ProcessInfo.processInfo.hostName,
             compression: configuration.compression, members: recorded, uploads: uploads, missing: missing,
             tables: tables)
+        metadata.roles = preflight.requirements.roles
+        metadata.extensions = preflight.requirements.extensions
+        metadata.databaseSize = preflight.requirements.size
         try archive.writeFile(
             "\(name.stem)/\(ArchiveLayout.metadata)", contents: Array(try ContingencyJSON.encoder().encode(metadata)))
         try archive.finish()

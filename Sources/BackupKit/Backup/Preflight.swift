@@ -10,6 +10,7 @@ struct Preflight: Sendable {
     let database: String
     let serverVersion: PostgresVersion
     let pgDumpVersion: PostgresVersion
+    let requirements: (roles: [String], extensions: [String], size: Int64)
 
     static func check(_ configuration: BackupConfiguration, tools: PostgresTools, logger: Logger) async throws -> Preflight {
         if let uploads = configuration.paths.uploadsDirectory { try checkReadableFolder(uploads) }
@@ -25,6 +26,7 @@ struct Preflight: Sendable {
         let connection = try PostgresConnection(parameters)
         let serverVersion = connection.serverVersion
         let database = connection.database
+        let requirements = try connection.requirements()
 
         let pgDumpVersion = try await tools.version(of: "pg_dump")
         guard PostgresVersion(major: pgDumpVersion.major, minor: 0) >= PostgresVersion(major: serverVersion.major, minor: 0) else {
@@ -36,7 +38,7 @@ struct Preflight: Sendable {
         // The connection's resolved database name goes to pg_dump too, whatever libpq default produced it.
         return Preflight(
             connection: parameters.with("dbname", database), database: database, serverVersion: serverVersion,
-            pgDumpVersion: pgDumpVersion)
+            pgDumpVersion: pgDumpVersion, requirements: requirements)
     }
 
     static func checkReadableFolder(_ path: String) throws {

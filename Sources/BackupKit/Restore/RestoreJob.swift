@@ -57,6 +57,7 @@ public struct RestoreJob: Sendable {
 
         let target = try chooseTarget()
         logger.info("Restoring \(target.fileName)")
+        try PreRestoreChecks.report(try await PreRestoreChecks(restore: self).run(target), for: target.fileName, logger: logger)
 
         // 1. Verify and stage: nothing live is touched until every check has passed. Targets are resolved
         // first: an UPLOADS_DIR that is a symlink is restored where it points, the link is left alone.
@@ -122,6 +123,14 @@ public struct RestoreJob: Sendable {
         let duration = Date().timeIntervalSince(started)
         logger.info("Restore completed successfully: \(target.fileName) in \(DurationFormat.string(seconds: duration))")
         return RestoreResult(backup: target.fileName, duration: duration)
+    }
+
+    /// `restore-job --check`: the pre-restore checks alone, all reported; nothing is read in full or touched.
+    public func preRestoreChecks() async throws {
+        let target = try chooseTarget()
+        logger.info("Pre-restore checks for \(target.fileName)")
+        try PreRestoreChecks.report(try await PreRestoreChecks(restore: self).run(target), for: target.fileName, logger: logger)
+        logger.info("All pre-restore checks passed for \(target.fileName)")
     }
 
     /// Checks a backup without restoring anything: every byte hashed and compared, the dump listed by pg_restore.

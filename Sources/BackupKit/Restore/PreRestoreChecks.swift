@@ -1,0 +1,152 @@
+import BackupCore
+import BackupInterop
+import BackupStorage
+import Foundation
+import Logging
+
+/// The checks made before a restore touches anything, all of them, reported together: whether this
+/// pg_restore can read the dump, the server is not older than the dump's source, the roles and extensions
+/// the dump needs exist or can be created, there is room for the uploads, the key opens the archive, and
+/// who is connected to the target database.
+struct PreRestoreChecks {
+    /// One check's verdict.
+    struct Finding {
+        let ok: Bool
+        let text: String
+        var isKeyProblem = false
+    }
+
+    let restore: RestoreJob
+
+    func run(_ target: RestoreJob.Target) async throws -> [Finding] {
+        let configuration = restore.configuration
+        let metadata = target.manifest?.metadata
+        var findings: [Finding] = []
+        let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
+
+        // pg_restore can read what pg_dump wrote only if it is at least as new.
+        let pgRestore = try await tools.version(of: "pg_restore")
+        if let dumped = metadata.flatMap({ PostgresVersion.parse(toolVersionLine: $0.pgDumpVersion) }) {
+            let readable = PostgresVersion(major: pgRestore.major, minor: 0) >= PostgresVersion(major: dumped.major, minor: 0)
+            findings.append(
+                Finding(
+                    ok: readable,
+                    text: readable
+                        ? "pg_restore \(pgRestore) can read a dump made by pg_dump \(dumped)"
+                        : "the dump was made by pg_dump \(dumped); pg_restore \(pgRestore) cannot read it: use pg_restore \(dumped.majorName) or newer (postgresql-client-\(dumped.majorName), or PG_BIN_DIR)"))
+        }
+
+        // The target server.
+        let parameters = try ConnectionParameters(configuration.database)
+        let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
+        let server: PostgresConnection
+        do {
+            server = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
+        } catch let error as ContingencyError {
+            return findings + [Finding(ok: false, text: "the target server does not answer: \(error.message)")]
+        }
+        if let source = metadata.flatMap({ PostgresVersion.parse(toolVersionLine: $0.serverVersion) }) {
+            let target = server.serverVersion
+            let fits = PostgresVersion(major: target.major, minor: 0) >= PostgresVersion(major: source.major, minor: 0)
+            findings.append(
+                Finding(
+                    ok: fits,
+                    text: fits
+                        ? "the server (PostgreSQL \(target)) is not older than the backup's source (PostgreSQL \(source))"
+                        : "the server runs PostgreSQL \(target), older than the backup's source (PostgreSQL \(source)): restore onto PostgreSQL \(source.majorName) or newer"))
+        }
+
+        // Roles and extensions.
+        if configuration.noOwner {
+            findings.append(Finding(ok: true, text: "RESTORE_NO_OWNER=true: no roles needed, objects will belong to \(server.user)"))
+        } else if let needed = metadata?.roles {
+            let present = Set(try Self.column(server, "SELECT rolname FROM pg_roles"))
+            let missing = needed.filter { !present.contains($0) }
+            let canCreate = try server.query("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user").value(0, 0) == "t"
+            let inGlobals = target.manifest?.metadata.member(named: ArchiveLayout.globals) != nil
+            if missing.isEmpty {
+                findings.append(Finding(ok: true, text: "the roles owning the objects exist (\(needed.joined(separator: ", ")))"))
+            } else if canCreate && inGlobals {
+                findings.append(Finding(ok: true, text: "missing roles will be created from globals.sql: \(missing.joined(separator: ", "))"))
+            } else {
+                findings.append(
+                    Finding(
+                        ok: false,
+                        text: "missing roles \(missing.joined(separator: ", ")) cannot be created (\(inGlobals ? "\(server.user) lacks CREATEROLE" : "the backup has no globals.sql")): create them first, or set RESTORE_NO_OWNER=true"))
+            }
+        }
+        if let needed = metadata?.extensions, !needed.isEmpty {
+            let available = Set(try Self.column(server, "SELECT name FROM pg_available_extensions"))
+            let missing = needed.filter { !available.contains($0) }
+            findings.append(
+                Finding(
+                    ok: missing.isEmpty,
+                    text: missing.isEmpty
+                        ? "the extensions the dump uses are available (\(needed.joined(separator: ", ")))"
+                        : "extensions \(missing.joined(separator: ", ")) are not available on the server: install their packages first"))
+        }
+        if let size = metadata?.databaseSize {
+            findings.append(Finding(ok: true, text: "the database took \(ByteFormat.string(size)) on its source server: the target needs room for it"))
+        }
+
+        // Room for the uploads, staged beside the current ones before the swap.
+        if let uploads = configuration.paths.uploadsDirectory, let bytes = metadata?.uploads?.bytes {
+            var parent = (FolderSwap.resolved(uploads) as NSString).deletingLastPathComponent
+            while !FileManager.default.fileExists(atPath: parent), parent.count > 1 { parent = (parent as NSString).deletingLastPathComponent }
+            var info = statvfs()
+            if statvfs(parent, &info) == 0 {
+                let free = Int64(info.f_bavail) * Int64(info.f_frsize)
+                findings.append(
+                    Finding(
+                        ok: free > bytes,
+                        text: free > bytes
+                            ? "\(ByteFormat.string(free)) free beside \(uploads) for \(ByteFormat.string(bytes)) of uploads"
+                            : "only \(ByteFormat.string(free)) free beside \(uploads) for \(ByteFormat.string(bytes)) of uploads: free space first"))
+            }
+        }
+
+        // The key.
+        if target.isEncrypted {
+            do {
+                let identities = try restore.decryptionIdentities(for: target)
+                guard let reader = try target.storage.openReader(key: target.fileName) else { throw ContingencyError.noBackupFound("vanished") }
+                _ = try AgeDecryptingSource(identities: identities, source: reader)
+                findings.append(Finding(ok: true, text: "the key opens the archive"))
+            } catch let error as ContingencyError {
+                findings.append(Finding(ok: false, text: error.message, isKeyProblem: error.exitStatus == .keyError))
+            }
+        }
+
+        // Who is connected.
+        let sessions = try server.query(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [database]
+        ).value(0, 0) ?? "0"
+        findings.append(
+            Finding(
+                ok: true,
+                text: sessions == "0"
+                    ? "no other session is connected to \(database)"
+                    : "\(sessions) other session(s) connected to \(database) " + (configuration.terminateConnections
+                        ? "will be ended (RESTORE_TERMINATE_CONNECTIONS=true)"
+                        : "stay; the restore waits up to RESTORE_LOCK_TIMEOUT for their locks")))
+        return findings
+    }
+
+    /// Logs every finding and throws one error naming every failure (exit 12 when only keys failed).
+    static func report(_ findings: [Finding], for target: String, logger: Logger) throws {
+        for finding in findings {
+            if finding.ok { logger.info("Check ok: \(finding.text)") } else { logger.error("Check FAILED: \(finding.text)") }
+        }
+        let failures = findings.filter { !$0.ok }
+        guard !failures.isEmpty else { return }
+        let message = "\(target): \(failures.count) pre-restore check(s) failed: " + failures.map(\.text).joined(separator: "; ")
+            + "; nothing was restored"
+        if failures.allSatisfy(\.isKeyProblem) { throw ContingencyError.key(message) }
+        throw ContingencyError.failed(message)
+    }
+
+    private static func column(_ connection: PostgresConnection, _ sql: String) throws -> [String] {
+        let result = try connection.query(sql)
+        return (0..<result.rowCount).compactMap { result.value($0, 0) }
+    }
+}
