@@ -154,6 +154,8 @@ public struct RestoreConfiguration: Sendable, Equatable {
     public var hooks: Hooks = Hooks()
     /// Create no roles; restore without owners and grants.
     public var noOwner = false
+    /// Keep the replaced database until the next successful backup.
+    public var keepOld = true
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths, backup: String? = nil,
@@ -175,7 +177,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
     public static let settings: [Setting] =
         StoreConfiguration.settings + DatabaseSettings.settings + ApplicationPaths.settings + [
             Settings.ageIdentity, Settings.agePassphrase, Settings.restorePreCommand, Settings.restorePostCommand,
-            Settings.hookTimeout, Settings.restoreNoOwner, Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
+            Settings.hookTimeout, Settings.restoreNoOwner, Settings.restoreKeepOld, Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
             Settings.progressInterval,
             Settings.logFormat,
         ]
@@ -194,6 +196,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
             agePassphrase: try keyFile(values, Settings.agePassphrase))
         configuration.hooks = try Hooks.load(values, pre: Settings.restorePreCommand, post: Settings.restorePostCommand)
         configuration.noOwner = try values.bool(Settings.restoreNoOwner)
+        configuration.keepOld = try values.bool(Settings.restoreKeepOld)
         return configuration
     }
 }

@@ -111,6 +111,9 @@ public enum Settings {
     public static let restoreNoOwner = Setting(
         "RESTORE_NO_OWNER", default: "false",
         "Restore with --no-owner --no-acl and create no roles: everything is owned by the restoring user")
+    public static let restoreKeepOld = Setting(
+        "RESTORE_KEEP_OLD", default: "true",
+        "Keep the database as it was before a restore (<db>_before_restore_<time>) until the next successful backup")
     public static let healthCheckURL = Setting(
         "HEALTH_CHECK_URL", default: "http://localhost:5000/healthz", "The application's health endpoint")
     public static let healthCheckTimeout = Setting(

@@ -98,6 +98,12 @@ public struct BackupJob: Sendable {
         let manifest = Manifest(metadata: metadata, archive: archiveInfo)
         try storage.put(key: name.manifestName, data: Array(try ContingencyJSON.encoder().encode(manifest)))
         published = true
+        // A newer backup exists now: databases kept from before earlier restores may go.
+        do {
+            try DatabaseRestorer.dropPrevious(of: preflight.database, parameters: preflight.connection, logger: logger)
+        } catch {
+            logger.warning("Could not drop the databases kept from before earlier restores: \(error)")
+        }
 
         let duration = Date().timeIntervalSince(started)
         logger.info(

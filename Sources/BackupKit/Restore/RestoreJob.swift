@@ -216,36 +216,9 @@ public struct RestoreJob: Sendable {
     }
 
     private func restoreDatabase(_ dump: StagedDump, parameters: ConnectionParameters, database: String, tools: PostgresTools) async throws {
-        let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
-        let exists = try maintenance.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]).rowCount > 0
-        if !exists {
-            logger.info("Database \(database) does not exist: creating it")
-            try maintenance.query("CREATE DATABASE \(Self.quoteIdentifier(database))")
-        } else if configuration.terminateConnections {
-            let ended = try maintenance.query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                [database]
-            ).rowCount
-            logger.info("Ended \(ended) other session(s) on \(database) (RESTORE_TERMINATE_CONNECTIONS=true)")
-        }
-        let applicationName = "contingency-restore-\(UUID().uuidString.prefix(8).lowercased())"
-        let watchdog = LockWatchdog(
-            connection: parameters.with("dbname", database), applicationName: applicationName,
-            timeout: configuration.lockTimeout)
-        let watching = Task { try await watchdog.watch() }
-        let outcome = try await tools.restore(
-            try dump.input(), connection: parameters, database: database, applicationName: applicationName,
-            ownership: !configuration.noOwner)
-        watching.cancel()
-        guard outcome.succeeded else {
-            if let blockers = try? await watching.value {
-                throw ContingencyError.failed(
-                    "pg_restore into \(database) waited more than RESTORE_LOCK_TIMEOUT (\(configuration.lockTimeout)s) for a table held by \(blockers) and was cancelled; it ran in one transaction, so the database is unchanged",
-                    hint: "stop the application first, or set RESTORE_TERMINATE_CONNECTIONS=true to end other sessions")
-            }
-            throw ContingencyError.failed(
-                "pg_restore into \(database) failed (\(outcome.status)); it ran in one transaction, so the database is unchanged: \(outcome.standardError)")
-        }
+        try await DatabaseRestorer(
+            configuration: configuration, parameters: parameters, database: database, tools: tools, logger: logger
+        ).restore(dump)
     }
 
     private func timed<T>(_ what: String, _ body: () async throws -> T) async throws -> T {

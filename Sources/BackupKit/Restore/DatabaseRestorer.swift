@@ -1,0 +1,181 @@
+import BackupCore
+import BackupInterop
+import Foundation
+import Logging
+
+/// Restores the dump so that the application's database is never left half-restored.
+///
+/// The chosen way: restore into a new database, and swap it in by renaming both in one transaction once it is
+/// complete (the old one kept as `<db>_before_restore_<time>` until the next successful backup, or dropped at
+/// once with RESTORE_KEEP_OLD=false). A failure or a `kill -9` at any point before that commit leaves the
+/// application's database exactly as it was; the unfinished new one is marked and dropped by the next
+/// restore. This also removes what a backup does not hold (tables a later migration added).
+///
+/// Where a swap cannot be done (other sessions stay connected because RESTORE_TERMINATE_CONNECTIONS is off,
+/// or the restoring role may not create databases), the restore runs in place as one transaction
+/// (`pg_restore --clean --single-transaction`): all or nothing too, but it must take every table's lock.
+struct DatabaseRestorer {
+    let configuration: RestoreConfiguration
+    let parameters: ConnectionParameters
+    let database: String
+    let tools: PostgresTools
+    let logger: Logger
+
+    static let incomingComment = "contingency: a restore in progress"
+    static let previousComment = "contingency: the database as it was before a restore"
+
+    func restore(_ dump: StagedDump) async throws {
+        let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
+        try dropMarked(like: Self.truncated(database, suffix: "_restore_") + "%", comment: Self.incomingComment, on: maintenance)
+        let existing = try maintenance.query(
+            "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1",
+            [database])
+        let exists = existing.rowCount > 0
+        var connected = 0
+        if exists { connected = try sessions(on: maintenance) }
+        if connected > 0 && configuration.terminateConnections {
+            let ended = try terminateSessions(on: maintenance)
+            logger.info("Ended \(ended) other session(s) on \(database) (RESTORE_TERMINATE_CONNECTIONS=true)")
+            connected = 0
+        }
+        let mayCreate = try maintenance.query("SELECT rolsuper OR rolcreatedb FROM pg_roles WHERE rolname = current_user").value(0, 0) == "t"
+        guard mayCreate && connected == 0 else {
+            let reason = mayCreate
+                ? "\(connected) other session(s) connected and RESTORE_TERMINATE_CONNECTIONS is off"
+                : "\(maintenance.user) may not create databases"
+            logger.info("Restoring \(database) in place, in one transaction (\(reason))")
+            try await restoreInPlace(dump, exists: exists, on: maintenance)
+            return
+        }
+
+        let incoming = Self.truncated(database, suffix: "_restore_\(UUID().uuidString.prefix(8).lowercased())")
+        var create = "CREATE DATABASE \(Self.quote(incoming)) TEMPLATE template0"
+        if exists, let owner = existing.value(0, 0), let encoding = existing.value(0, 1), let collate = existing.value(0, 2),
+            let ctype = existing.value(0, 3)
+        {
+            create += " OWNER \(Self.quote(owner)) ENCODING '\(encoding)' LC_COLLATE '\(collate)' LC_CTYPE '\(ctype)'"
+        }
+        try maintenance.query(create)
+        try maintenance.query("COMMENT ON DATABASE \(Self.quote(incoming)) IS '\(Self.incomingComment)'")
+        do {
+            Failpoint.hit("restore-database")
+            let outcome = try await tools.restore(
+                try dump.input(), connection: parameters, database: incoming, applicationName: "contingency-restore",
+                ownership: !configuration.noOwner)
+            guard outcome.succeeded else {
+                throw ContingencyError.failed(
+                    "pg_restore into a new database failed (\(outcome.status)); \(database) was not touched: \(outcome.standardError)")
+            }
+            Failpoint.hit("restore-swap")
+            try swapIn(incoming, replacing: exists, on: maintenance)
+        } catch {
+            _ = try? maintenance.query("DROP DATABASE IF EXISTS \(Self.quote(incoming)) WITH (FORCE)")
+            throw error
+        }
+    }
+
+    /// Renames the old database away and the new one into its name, in one transaction. Sessions that
+    /// reconnect meanwhile are ended again (a few attempts) when RESTORE_TERMINATE_CONNECTIONS is on.
+    private func swapIn(_ incoming: String, replacing exists: Bool, on maintenance: PostgresConnection) throws {
+        let stamp = BackupName.formatTimestamp(Date()).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: "_", with: "")
+        let previous = Self.truncated(database, suffix: "_before_restore_\(stamp)")
+        for attempt in 1...5 {
+            if exists && configuration.terminateConnections { _ = try terminateSessions(on: maintenance) }
+            do {
+                try maintenance.query("BEGIN")
+                if exists {
+                    try maintenance.query("ALTER DATABASE \(Self.quote(database)) RENAME TO \(Self.quote(previous))")
+                    try maintenance.query("COMMENT ON DATABASE \(Self.quote(previous)) IS '\(Self.previousComment)'")
+                }
+                try maintenance.query("ALTER DATABASE \(Self.quote(incoming)) RENAME TO \(Self.quote(database))")
+                try maintenance.query("COMMENT ON DATABASE \(Self.quote(database)) IS NULL")
+                try maintenance.query("COMMIT")
+                break
+            } catch let error as ContingencyError {
+                _ = try? maintenance.query("ROLLBACK")
+                guard attempt < 5 && configuration.terminateConnections else {
+                    throw ContingencyError.failed(
+                        "the restored database could not be swapped in for \(database): \(error.message); \(database) was not touched",
+                        hint: "stop the application first, or set RESTORE_TERMINATE_CONNECTIONS=true")
+                }
+            }
+        }
+        guard exists else { return }
+        if configuration.keepOld {
+            logger.info("The database as it was is kept as \(previous) until the next successful backup (RESTORE_KEEP_OLD=false drops it at once)")
+        } else {
+            try maintenance.query("DROP DATABASE IF EXISTS \(Self.quote(previous)) WITH (FORCE)")
+            logger.info("Dropped the database as it was (RESTORE_KEEP_OLD=false)")
+        }
+    }
+
+    /// The fallback: `pg_restore --clean` into the live database, in one transaction, with a watchdog that
+    /// cancels it if another session's lock holds it up for longer than RESTORE_LOCK_TIMEOUT.
+    private func restoreInPlace(_ dump: StagedDump, exists: Bool, on maintenance: PostgresConnection) async throws {
+        if !exists {
+            logger.info("Database \(database) does not exist: creating it")
+            try maintenance.query("CREATE DATABASE \(Self.quote(database))")
+        }
+        let applicationName = "contingency-restore-\(UUID().uuidString.prefix(8).lowercased())"
+        let watchdog = LockWatchdog(
+            connection: parameters.with("dbname", database), applicationName: applicationName, timeout: configuration.lockTimeout)
+        let watching = Task { try await watchdog.watch() }
+        let outcome = try await tools.restore(
+            try dump.input(), connection: parameters, database: database, applicationName: applicationName,
+            ownership: !configuration.noOwner)
+        watching.cancel()
+        guard outcome.succeeded else {
+            if let blockers = try? await watching.value {
+                throw ContingencyError.failed(
+                    "pg_restore into \(database) waited more than RESTORE_LOCK_TIMEOUT (\(configuration.lockTimeout)s) for a table held by \(blockers) and was cancelled; it ran in one transaction, so the database is unchanged",
+                    hint: "stop the application first, or set RESTORE_TERMINATE_CONNECTIONS=true to end other sessions")
+            }
+            throw ContingencyError.failed(
+                "pg_restore into \(database) failed (\(outcome.status)); it ran in one transaction, so the database is unchanged: \(outcome.standardError)")
+        }
+    }
+
+    private func sessions(on maintenance: PostgresConnection) throws -> Int {
+        Int(try maintenance.query(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [database]
+        ).value(0, 0) ?? "0") ?? 0
+    }
+
+    private func terminateSessions(on maintenance: PostgresConnection) throws -> Int {
+        try maintenance.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [database]
+        ).rowCount
+    }
+
+    private func dropMarked(like pattern: String, comment: String, on maintenance: PostgresConnection) throws {
+        let leftovers = try maintenance.query(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1 AND shobj_description(oid, 'pg_database') = $2", [pattern, comment])
+        for row in 0..<leftovers.rowCount {
+            guard let name = leftovers.value(row, 0) else { continue }
+            try maintenance.query("DROP DATABASE IF EXISTS \(Self.quote(name)) WITH (FORCE)")
+            logger.info("Dropped \(name), left by a restore that did not finish")
+        }
+    }
+
+    /// `<database><suffix>` within PostgreSQL's 63-byte names (the database name is shortened, never the suffix).
+    static func truncated(_ database: String, suffix: String) -> String {
+        var base = database
+        while base.utf8.count + suffix.utf8.count > 63 { base.removeLast() }
+        return base + suffix
+    }
+
+    static func quote(_ name: String) -> String { RestoreJob.quoteIdentifier(name) }
+
+    /// After a successful backup: drops the databases kept from before earlier restores.
+    static func dropPrevious(of database: String, parameters: ConnectionParameters, logger: Logger) throws {
+        let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
+        let kept = try maintenance.query(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1 AND shobj_description(oid, 'pg_database') = $2",
+            [truncated(database, suffix: "_before_restore_") + "%", previousComment])
+        for row in 0..<kept.rowCount {
+            guard let name = kept.value(row, 0) else { continue }
+            try maintenance.query("DROP DATABASE IF EXISTS \(quote(name)) WITH (FORCE)")
+            logger.info("Dropped \(name), kept from before a restore, now that a newer backup exists")
+        }
+    }
+}
