@@ -50,7 +50,7 @@ final class ScratchDatabase {
     func create() throws {
         let leftovers = try maintenance.query(
             "SELECT datname FROM pg_database WHERE (datname = $1 OR datname LIKE $2) AND shobj_description(oid, 'pg_database') = $3",
-            [name, name + "\\_incoming\\_%", Self.comment])
+            [name, DatabaseRestorer.likePrefix(name + "_incoming_"), Self.comment])
         for row in 0..<leftovers.rowCount {
             if let leftover = leftovers.value(row, 0) { try drop(leftover) }
         }

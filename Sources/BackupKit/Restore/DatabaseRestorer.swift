@@ -26,7 +26,7 @@ struct DatabaseRestorer {
 
     func restore(_ dump: StagedDump) async throws {
         let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
-        try dropMarked(like: Self.truncated(database, suffix: "_restore_") + "%", comment: Self.incomingComment, on: maintenance)
+        try dropMarked(like: Self.likePrefix(Self.truncated(database, suffix: "_restore_")), comment: Self.incomingComment, on: maintenance)
         let existing = try maintenance.query(
             "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1",
             [database])
@@ -53,7 +53,7 @@ struct DatabaseRestorer {
         if exists, let owner = existing.value(0, 0), let encoding = existing.value(0, 1), let collate = existing.value(0, 2),
             let ctype = existing.value(0, 3)
         {
-            create += " OWNER \(Self.quote(owner)) ENCODING '\(encoding)' LC_COLLATE '\(collate)' LC_CTYPE '\(ctype)'"
+            create += " OWNER \(Self.quote(owner)) ENCODING \(Self.literal(encoding)) LC_COLLATE \(Self.literal(collate)) LC_CTYPE \(Self.literal(ctype))"
         }
         try maintenance.query(create)
         try maintenance.query("COMMENT ON DATABASE \(Self.quote(incoming)) IS '\(Self.incomingComment)'")
@@ -166,12 +166,20 @@ struct DatabaseRestorer {
 
     static func quote(_ name: String) -> String { RestoreJob.quoteIdentifier(name) }
 
+    static func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
+
+    /// A LIKE pattern for names starting with `prefix`, its `_`, `%` and `\` taken literally.
+    static func likePrefix(_ prefix: String) -> String {
+        prefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "_", with: "\\_")
+            .replacingOccurrences(of: "%", with: "\\%") + "%"
+    }
+
     /// After a successful backup: drops the databases kept from before earlier restores.
     static func dropPrevious(of database: String, parameters: ConnectionParameters, logger: Logger) throws {
         let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
         let kept = try maintenance.query(
             "SELECT datname FROM pg_database WHERE datname LIKE $1 AND shobj_description(oid, 'pg_database') = $2",
-            [truncated(database, suffix: "_before_restore_") + "%", previousComment])
+            [likePrefix(truncated(database, suffix: "_before_restore_")), previousComment])
         for row in 0..<kept.rowCount {
             guard let name = kept.value(row, 0) else { continue }
             try maintenance.query("DROP DATABASE IF EXISTS \(quote(name)) WITH (FORCE)")
