@@ -33,7 +33,8 @@ public struct ShellCommand: Sendable {
         var options = PlatformOptions()
         options.processGroupID = 0  // its own group, so a timeout reaches everything it started
         var updates: [Environment.Key: String?] = [:]
-        for secret in PostgresTools.withheld { updates[Environment.Key(rawValue: secret)!] = .some(nil) }
+        // Unlike pg_dump, a hook has no use for the database password either.
+        for secret in PostgresTools.withheld + ["PGPASSWORD", "PGPASSFILE"] { updates[Environment.Key(rawValue: secret)!] = .some(nil) }
         for (key, value) in environment { updates[Environment.Key(rawValue: key)!] = value }
         let timeout = timeoutSeconds
         let fired = TimeoutFlag()
@@ -50,7 +51,7 @@ public struct ShellCommand: Sendable {
                 kill(-group, SIGKILL)
             }
             defer { timer.cancel() }
-            // The output ends when the command and everything it started have closed it (or were killed).
+            // The output ends when every process holding it has closed it (or was killed at the time limit).
             var output: [UInt8] = []
             for try await buffer in execution.standardOutput {
                 buffer.withUnsafeBytes { output.append(contentsOf: $0) }

@@ -104,6 +104,12 @@ public final class Lease: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` with renewals held off, so it never interrupts one halfway (a renewal holds the store's
+    /// guard for a moment). Used by test failpoints that stop the process.
+    public func withRenewalsHeld(_ body: () -> Void) {
+        lock.withLock { body() }
+    }
+
     /// The current fencing token.
     public var token: Int { lock.withLock { record.token } }
 

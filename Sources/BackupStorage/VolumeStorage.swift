@@ -15,6 +15,8 @@ import Glibc
 public struct VolumeStorage: Storage {
     public let root: String
     static let temporaryFolder = ".contingency/tmp"
+    /// How long a conditional operation waits for another process's guard before failing.
+    static let guardTimeout: TimeInterval = 30
 
     /// Opens the store at `root`, creating its `.contingency` folders. Fails when the folder cannot be written,
     /// unless `readOnly`, for reading an archive from a folder that is not a store (and may be read-only).
@@ -226,8 +228,17 @@ public struct VolumeStorage: Storage {
         let fd = open(guardPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw VolumeError.failure("opening", guardPath) }
         defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw VolumeError.failure("locking", guardPath) }
+        // Every holder keeps the guard for a read and a write only. One that has held it for long is stopped
+        // or hung (SIGSTOP, `docker pause`, a dead NFS server): fail with a reason rather than wait forever.
+        let deadline = Date().addingTimeInterval(Self.guardTimeout)
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else { throw VolumeError.failure("locking", guardPath) }
+            guard Date() < deadline else {
+                throw ContingencyError.failed(
+                    "\(guardPath) has been held for \(Int(Self.guardTimeout))s by another process, which must be stopped or hung",
+                    hint: "find it with `fuser \(guardPath)`; it is released when that process resumes or ends")
+            }
+            usleep(10_000)
         }
         defer { flock(fd, LOCK_UN) }
         return try body()

@@ -57,3 +57,23 @@ struct AtomicRestoreTests {
         }
     }
 }
+
+@testable import BackupKit
+
+/// Names of the databases a restore makes: within PostgreSQL's 63 bytes, and matched literally.
+@Suite("Restore database names")
+struct RestoreDatabaseNameTests {
+    @Test(arguments: [
+        ("visual_db", "_restore_1234abcd", "visual_db_restore_1234abcd"),
+        (String(repeating: "d", count: 60), "_before_restore_20250115143000", String(repeating: "d", count: 33) + "_before_restore_20250115143000"),
+    ])
+    func truncated(database: String, suffix: String, expected: String) {
+        #expect(DatabaseRestorer.truncated(database, suffix: suffix) == expected)
+        #expect(DatabaseRestorer.truncated(database, suffix: suffix).utf8.count <= 63)
+    }
+
+    @Test(arguments: [("visual_db_restore_", #"visual\_db\_restore\_%"#), ("100%_x", #"100\%\_x%"#), (#"a\b"#, #"a\\b%"#)])
+    func likePrefix(prefix: String, pattern: String) {
+        #expect(DatabaseRestorer.likePrefix(prefix) == pattern)
+    }
+}

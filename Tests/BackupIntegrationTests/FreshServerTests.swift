@@ -75,4 +75,13 @@ struct RoleStatementTests {
     func ignored(line: String) {
         #expect(RoleRestorer.statement(line) == nil)
     }
+
+    @Test("without superuser rights, privileged attributes and grantors are left out")
+    func nonSuperuser() {
+        #expect(
+            RoleRestorer.withoutPrivilegedAttributes("ALTER ROLE app WITH NOSUPERUSER INHERIT NOCREATEROLE NOCREATEDB LOGIN NOREPLICATION NOBYPASSRLS;")
+                == "ALTER ROLE app WITH INHERIT NOCREATEROLE NOCREATEDB LOGIN;")
+        #expect(RoleRestorer.withoutGrantor("GRANT app_reader TO app_owner GRANTED BY postgres;") == "GRANT app_reader TO app_owner;")
+        #expect(RoleRestorer.withoutGrantor("GRANT a TO b;") == "GRANT a TO b;")
+    }
 }

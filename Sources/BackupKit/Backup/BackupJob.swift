@@ -71,7 +71,7 @@ public struct BackupJob: Sendable {
         let dump = try StagedDump(storage: storage, name: "\(name.stem).dump", sealed: recipients != nil)
         let tables = try await dumpDatabase(to: dump, preflight: preflight, tools: tools)
         let globals = try await dumpRoles(preflight: preflight, tools: tools)
-        Failpoint.hit("dump")
+        Failpoint.hit("dump", holding: lease)
 
         let writer = try storage.makeWriter(key: name.fileName)
         defer { writer.abort() }
@@ -79,7 +79,8 @@ public struct BackupJob: Sendable {
         let hashing = HashingSink(writer)
         let encrypting = try recipients.map { try AgeEncryptingSink(recipients: $0, next: hashing) }
         let metadata = try writeArchive(
-            name: name, dump: dump, globals: globals, preflight: preflight, tables: tables, into: encrypting ?? hashing)
+            name: name, dump: dump, globals: globals, preflight: preflight, tables: tables, lease: lease,
+            into: encrypting ?? hashing)
         try encrypting?.finish()
         let archiveInfo = Manifest.ArchiveInfo(
             name: name.fileName, size: hashing.count, sha256: hashing.finalizeHex(), encrypted: recipients != nil,
@@ -92,7 +93,7 @@ public struct BackupJob: Sendable {
         }
         var published = false
         defer { if !published { _ = try? storage.delete(key: name.fileName, ifMatch: nil) } }
-        Failpoint.hit("publish")
+        Failpoint.hit("publish", holding: lease)
         try lease.confirm()
         try Task.checkCancellation()
         let manifest = Manifest(metadata: metadata, archive: archiveInfo)
@@ -200,7 +201,7 @@ public struct BackupJob: Sendable {
 
     private func writeArchive(
         name: BackupName, dump: StagedDump, globals: [UInt8]?, preflight: Preflight, tables: [String: Int64]?,
-        into sink: any ByteSink
+        lease: Lease, into sink: any ByteSink
     ) throws -> BackupMetadata {
         let started = Date()
         let archive = try ArchiveWriter(compression: configuration.compression, level: configuration.compressionLevel, sink: sink)
@@ -215,7 +216,7 @@ public struct BackupJob: Sendable {
         recorded.append(
             try members.addStream(
                 ArchiveLayout.databaseDump, from: try dump.source(), size: dump.size, permissions: 0o600, modified: name.date))
-        Failpoint.hit("archive")
+        Failpoint.hit("archive", holding: lease)
         try Task.checkCancellation()
         if let globals {
             recorded.append(

@@ -21,12 +21,14 @@ struct DatabaseRestorer {
     let tools: PostgresTools
     let logger: Logger
 
-    static let incomingComment = "contingency: a restore in progress"
-    static let previousComment = "contingency: the database as it was before a restore"
+    /// The marks on the databases a restore makes; they name the application's database, so that leftovers
+    /// are matched exactly, whatever the names (which PostgreSQL may have had to shorten).
+    static func incomingComment(_ database: String) -> String { "contingency: a restore in progress for \(database)" }
+    static func previousComment(_ database: String) -> String { "contingency: \(database) as it was before a restore" }
 
     func restore(_ dump: StagedDump) async throws {
         let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
-        try dropMarked(like: Self.likePrefix(Self.truncated(database, suffix: "_restore_")), comment: Self.incomingComment, on: maintenance)
+        try Self.dropMarked(Self.incomingComment(database), "left by a restore that did not finish", on: maintenance, logger: logger)
         let existing = try maintenance.query(
             "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1",
             [database])
@@ -34,15 +36,24 @@ struct DatabaseRestorer {
         var connected = 0
         if exists { connected = try sessions(on: maintenance) }
         if connected > 0 && configuration.terminateConnections {
-            let ended = try terminateSessions(on: maintenance)
-            logger.info("Ended \(ended) other session(s) on \(database) (RESTORE_TERMINATE_CONNECTIONS=true)")
-            connected = 0
+            do {
+                let ended = try terminateSessions(on: maintenance)
+                logger.info("Ended \(ended) other session(s) on \(database) (RESTORE_TERMINATE_CONNECTIONS=true)")
+                connected = 0
+            } catch {
+                logger.warning("Could not end the other sessions on \(database): \(error)")
+            }
         }
-        let mayCreate = try maintenance.query("SELECT rolsuper OR rolcreatedb FROM pg_roles WHERE rolname = current_user").value(0, 0) == "t"
+        // A swap needs to create a database owned like the current one, and to rename the current one.
+        let owner = exists ? existing.value(0, 0) : nil
+        let mayCreate = try maintenance.query(
+            "SELECT rolsuper OR (rolcreatedb AND ($1::text IS NULL OR pg_has_role(current_user, $1::text, 'MEMBER'))) FROM pg_roles WHERE rolname = current_user",
+            [owner]
+        ).value(0, 0) == "t"
         guard mayCreate && connected == 0 else {
             let reason = mayCreate
                 ? "\(connected) other session(s) connected and RESTORE_TERMINATE_CONNECTIONS is off"
-                : "\(maintenance.user) may not create databases"
+                : "\(maintenance.user) may not create databases owned by \(owner ?? "it")"
             logger.info("Restoring \(database) in place, in one transaction (\(reason))")
             try await restoreInPlace(dump, exists: exists, on: maintenance)
             return
@@ -56,7 +67,7 @@ struct DatabaseRestorer {
             create += " OWNER \(Self.quote(owner)) ENCODING \(Self.literal(encoding)) LC_COLLATE \(Self.literal(collate)) LC_CTYPE \(Self.literal(ctype))"
         }
         try maintenance.query(create)
-        try maintenance.query("COMMENT ON DATABASE \(Self.quote(incoming)) IS '\(Self.incomingComment)'")
+        try maintenance.query("COMMENT ON DATABASE \(Self.quote(incoming)) IS \(Self.literal(Self.incomingComment(database)))")
         do {
             Failpoint.hit("restore-database")
             let outcome = try await tools.restore(
@@ -85,7 +96,7 @@ struct DatabaseRestorer {
                 try maintenance.query("BEGIN")
                 if exists {
                     try maintenance.query("ALTER DATABASE \(Self.quote(database)) RENAME TO \(Self.quote(previous))")
-                    try maintenance.query("COMMENT ON DATABASE \(Self.quote(previous)) IS '\(Self.previousComment)'")
+                    try maintenance.query("COMMENT ON DATABASE \(Self.quote(previous)) IS \(Self.literal(Self.previousComment(database)))")
                 }
                 try maintenance.query("ALTER DATABASE \(Self.quote(incoming)) RENAME TO \(Self.quote(database))")
                 try maintenance.query("COMMENT ON DATABASE \(Self.quote(database)) IS NULL")
@@ -104,8 +115,13 @@ struct DatabaseRestorer {
         if configuration.keepOld {
             logger.info("The database as it was is kept as \(previous) until the next successful backup (RESTORE_KEEP_OLD=false drops it at once)")
         } else {
-            try maintenance.query("DROP DATABASE IF EXISTS \(Self.quote(previous)) WITH (FORCE)")
-            logger.info("Dropped the database as it was (RESTORE_KEEP_OLD=false)")
+            // The swap is done: a failure to drop the old copy is not a failed restore.
+            do {
+                try maintenance.query("DROP DATABASE IF EXISTS \(Self.quote(previous)) WITH (FORCE)")
+                logger.info("Dropped the database as it was (RESTORE_KEEP_OLD=false)")
+            } catch {
+                logger.warning("The restore is done, but \(previous) could not be dropped: \(error)")
+            }
         }
     }
 
@@ -147,13 +163,14 @@ struct DatabaseRestorer {
         ).rowCount
     }
 
-    private func dropMarked(like pattern: String, comment: String, on maintenance: PostgresConnection) throws {
-        let leftovers = try maintenance.query(
-            "SELECT datname FROM pg_database WHERE datname LIKE $1 AND shobj_description(oid, 'pg_database') = $2", [pattern, comment])
-        for row in 0..<leftovers.rowCount {
-            guard let name = leftovers.value(row, 0) else { continue }
-            try maintenance.query("DROP DATABASE IF EXISTS \(Self.quote(name)) WITH (FORCE)")
-            logger.info("Dropped \(name), left by a restore that did not finish")
+    /// Drops the databases bearing exactly `comment`.
+    static func dropMarked(_ comment: String, _ why: String, on maintenance: PostgresConnection, logger: Logger) throws {
+        let marked = try maintenance.query(
+            "SELECT datname FROM pg_database WHERE shobj_description(oid, 'pg_database') = $1", [comment])
+        for row in 0..<marked.rowCount {
+            guard let name = marked.value(row, 0) else { continue }
+            try maintenance.query("DROP DATABASE IF EXISTS \(quote(name)) WITH (FORCE)")
+            logger.info("Dropped \(name), \(why)")
         }
     }
 
@@ -177,13 +194,6 @@ struct DatabaseRestorer {
     /// After a successful backup: drops the databases kept from before earlier restores.
     static func dropPrevious(of database: String, parameters: ConnectionParameters, logger: Logger) throws {
         let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
-        let kept = try maintenance.query(
-            "SELECT datname FROM pg_database WHERE datname LIKE $1 AND shobj_description(oid, 'pg_database') = $2",
-            [likePrefix(truncated(database, suffix: "_before_restore_")), previousComment])
-        for row in 0..<kept.rowCount {
-            guard let name = kept.value(row, 0) else { continue }
-            try maintenance.query("DROP DATABASE IF EXISTS \(quote(name)) WITH (FORCE)")
-            logger.info("Dropped \(name), kept from before a restore, now that a newer backup exists")
-        }
+        try dropMarked(previousComment(database), "kept from before a restore, now that a newer backup exists", on: maintenance, logger: logger)
     }
 }

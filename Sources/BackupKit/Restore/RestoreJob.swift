@@ -86,7 +86,7 @@ public struct RestoreJob: Sendable {
         let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
         if let globals = report.globals, !configuration.noOwner {
             let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
-            try RoleRestorer(connection: maintenance, logger: logger).restore(globals)
+            try RoleRestorer(connection: maintenance, logger: logger).restore(globals, needed: report.metadata?.roles ?? target.manifest?.metadata.roles)
         }
         try await timed("Database \(database) restored") {
             try await restoreDatabase(dump, parameters: parameters, database: database, tools: tools)

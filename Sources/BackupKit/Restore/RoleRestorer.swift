@@ -4,56 +4,87 @@ import Foundation
 import Logging
 
 /// Creates the roles a backup's objects need on a server that lacks them, from the backup's `globals.sql`
-/// (`pg_dumpall --roles-only`). Roles that exist are left exactly as they are (no ALTER, no password change)
-/// and reported; new roles get their attributes, settings, comments and memberships.
+/// (`pg_dumpall --roles-only`). Only the roles the dump needs (the owners recorded at backup time, and the
+/// roles they are members of) are created; roles that exist are left exactly as they are (no ALTER, no
+/// password change) and reported. Each new role and its attributes are created in one transaction, so a
+/// failure never leaves a bare role that cannot log in.
 struct RoleRestorer {
     let connection: PostgresConnection
     let logger: Logger
 
-    /// Returns the roles created.
+    /// Returns the roles created. `needed`: the roles the dump's objects belong to (nil: every role in the
+    /// file, for backups that did not record them).
     @discardableResult
-    func restore(_ globals: [UInt8]) throws -> [String] {
+    func restore(_ globals: [UInt8], needed: [String]?) throws -> [String] {
+        let lines = String(decoding: globals, as: UTF8.self).split(separator: "\n").map(String.init)
+        let statements = lines.compactMap { line in Self.statement(line).map { (line, $0) } }
         let roles = try connection.query("SELECT rolname FROM pg_roles")
         let existing = Set((0..<roles.rowCount).compactMap { roles.value($0, 0) })
-        var created: [String] = []
-        var kept: Set<String> = []
-        for line in String(decoding: globals, as: UTF8.self).split(separator: "\n").map(String.init) {
-            guard let statement = Self.statement(line) else { continue }
-            switch statement {
-            case .createRole(let name):
-                if existing.contains(name) {
-                    kept.insert(name)
-                    continue
-                }
-                do {
-                    try connection.query(line)
-                } catch let error as ContingencyError {
-                    throw ContingencyError.failed(
-                        "cannot create role \(name) the backup's objects belong to: \(error.message)",
-                        hint: "restore as a role with CREATEROLE (or a superuser), or set RESTORE_NO_OWNER=true to restore without owners")
-                }
-                created.append(name)
-            case .aboutRole(let name):
-                if created.contains(name) { try connection.query(line) }
-            case .grant(let roles):
-                guard roles.contains(where: { created.contains($0) }) else { continue }
-                do {
-                    try connection.query(line)
-                } catch {
-                    logger.warning("Membership not restored (\(line)): \(error)")
-                }
+        let superuser = try connection.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").value(0, 0) == "t"
+
+        // The roles to create: the needed ones, and the roles they are members of, transitively.
+        var wanted = Set(needed ?? statements.compactMap { if case .createRole(let name) = $0.1 { name } else { nil } })
+        var grew = true
+        while grew {
+            grew = false
+            for case (_, .grant(let names)) in statements where names.count == 2 && wanted.contains(names[1]) && !wanted.contains(names[0]) {
+                wanted.insert(names[0])
+                grew = true
             }
         }
-        if !created.isEmpty { logger.info("Created roles: \(created.joined(separator: ", "))") }
+        let toCreate = statements.compactMap { statement -> String? in
+            if case .createRole(let name) = statement.1, wanted.contains(name), !existing.contains(name) { return name }
+            return nil
+        }
+        let kept = wanted.intersection(existing)
+
+        for name in toCreate {
+            let about = statements.filter { $0.1 == .aboutRole(name) }.map { superuser ? $0.0 : Self.withoutPrivilegedAttributes($0.0) }
+            do {
+                try connection.query("BEGIN")
+                try connection.query("CREATE ROLE \(RestoreJob.quoteIdentifier(name))")
+                for line in about { try connection.query(line) }
+                try connection.query("COMMIT")
+            } catch let error as ContingencyError {
+                _ = try? connection.query("ROLLBACK")
+                throw ContingencyError.failed(
+                    "cannot create role \(name) the backup's objects need: \(error.message)",
+                    hint: "restore as a role with CREATEROLE (or a superuser), or set RESTORE_NO_OWNER=true to restore without owners")
+            }
+        }
+        for case (let line, .grant(let names)) in statements where names.contains(where: toCreate.contains) {
+            do {
+                try connection.query(superuser ? line : Self.withoutGrantor(line))
+            } catch {
+                logger.warning("Membership not restored (\(line)): \(error)")
+            }
+        }
+        if !toCreate.isEmpty { logger.info("Created roles: \(toCreate.joined(separator: ", "))") }
         if !kept.isEmpty { logger.info("Roles already present, left as they are: \(kept.sorted().joined(separator: ", "))") }
-        return created
+        return toCreate
+    }
+
+    /// Without superuser rights, PostgreSQL 15 refuses any mention of SUPERUSER, REPLICATION or BYPASSRLS,
+    /// even their NO forms: they are dropped (such roles keep the defaults, which are the NO forms).
+    static func withoutPrivilegedAttributes(_ line: String) -> String {
+        let privileged: Set<String> = ["SUPERUSER", "NOSUPERUSER", "REPLICATION", "NOREPLICATION", "BYPASSRLS", "NOBYPASSRLS"]
+        guard line.hasPrefix("ALTER ROLE "), line.contains(" WITH ") else { return line }
+        var words = line.dropLast(line.hasSuffix(";") ? 1 : 0).split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+        words.removeAll { privileged.contains($0) }
+        return words.joined(separator: " ") + ";"
+    }
+
+    /// Setting a grantor needs superuser rights: the grant is made by the restoring role instead.
+    static func withoutGrantor(_ line: String) -> String {
+        guard let range = line.range(of: " GRANTED BY ") else { return line }
+        return String(line[..<range.lowerBound]) + ";"
     }
 
     enum Statement: Equatable {
         case createRole(String)
-        /// ALTER ROLE, COMMENT ON ROLE: applied only to roles this restore created.
+        /// ALTER ROLE, COMMENT ON ROLE: applied only to roles this restore creates.
         case aboutRole(String)
-        /// GRANT role TO member: the role names involved.
+        /// GRANT role TO member: the granted role, then the member.
         case grant([String])
     }
 
