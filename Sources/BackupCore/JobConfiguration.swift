@@ -156,6 +156,8 @@ public struct RestoreConfiguration: Sendable, Equatable {
     public var noOwner = false
     /// Keep the replaced database until the next successful backup.
     public var keepOld = true
+    /// Stops the application around the changes (`pre`: APP_STOP_COMMAND, `post`: APP_START_COMMAND).
+    public var app = Hooks()
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths, backup: String? = nil,
@@ -177,7 +179,8 @@ public struct RestoreConfiguration: Sendable, Equatable {
     public static let settings: [Setting] =
         StoreConfiguration.settings + DatabaseSettings.settings + ApplicationPaths.settings + [
             Settings.ageIdentity, Settings.agePassphrase, Settings.restorePreCommand, Settings.restorePostCommand,
-            Settings.hookTimeout, Settings.restoreNoOwner, Settings.restoreKeepOld, Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
+            Settings.hookTimeout, Settings.appStopCommand, Settings.appStartCommand, Settings.restoreNoOwner,
+            Settings.restoreKeepOld, Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
             Settings.progressInterval,
             Settings.logFormat,
         ]
@@ -197,6 +200,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
         configuration.hooks = try Hooks.load(values, pre: Settings.restorePreCommand, post: Settings.restorePostCommand)
         configuration.noOwner = try values.bool(Settings.restoreNoOwner)
         configuration.keepOld = try values.bool(Settings.restoreKeepOld)
+        configuration.app = try Hooks.load(values, pre: Settings.appStopCommand, post: Settings.appStartCommand)
         return configuration
     }
 }

@@ -114,6 +114,10 @@ public enum Settings {
     public static let restoreKeepOld = Setting(
         "RESTORE_KEEP_OLD", default: "true",
         "Keep the database as it was before a restore (<db>_before_restore_<time>) until the next successful backup")
+    public static let appStopCommand = Setting(
+        "APP_STOP_COMMAND", "restore-job: shell command that stops the application before its data is replaced")
+    public static let appStartCommand = Setting(
+        "APP_START_COMMAND", "restore-job: shell command that starts it again; always run once the stop command ran")
     public static let healthCheckURL = Setting(
         "HEALTH_CHECK_URL", default: "http://localhost:5000/healthz", "The application's health endpoint")
     public static let healthCheckTimeout = Setting(

@@ -83,4 +83,42 @@ struct HookTests {
             #expect(try await app.snapshot() == before)
         }
     }
+
+    @Test("the application is stopped around the restore and always started again: after success, a failed stop, a failed restore",
+          arguments: ["success", "failed stop", "failed restore"])
+    func applicationStoppedAndStarted(_ scenario: String) async throws {
+        try await ApplicationFixture.with(uploadFiles: 1) { app in
+            try #require(try await app.run("backup-job").succeeded)
+            _ = try await app.server.psql("UPDATE users SET name = 'after the backup' WHERE id = 1", database: app.database)
+            let events = app.root.appending("events.txt")
+            var stop = "echo stop >> '\(events.path)'"
+            var extra: [String: String] = [:]
+            switch scenario {
+            case "failed stop":
+                stop += "; exit 4"
+            case "failed restore":
+                // The stop command leaves a session holding a table: the in-place restore gives up after 1 s.
+                let psql = app.server.binDir.appendingPathComponent("psql").path
+                stop += "; PGPASSWORD='\(app.server.password)' PGAPPNAME=holder '\(psql)' -X -q -d \(app.database) -c 'BEGIN; LOCK TABLE posts; SELECT pg_sleep(120)' >/dev/null 2>&1 &"
+                stop += " until PGPASSWORD='\(app.server.password)' '\(psql)' -XAtq -d \(app.database) -c \"SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'holder' AND l.granted AND l.mode = 'AccessExclusiveLock'\" | grep -q 1; do sleep 0.1; done"
+                extra = ["RESTORE_LOCK_TIMEOUT": "1s"]
+            default:
+                break
+            }
+            let before = try await app.snapshot()
+            let restore = try await app.run(
+                "restore-job",
+                environment: extra.merging(["APP_STOP_COMMAND": stop, "APP_START_COMMAND": "echo start >> '\(events.path)'"]) { $1 })
+            _ = try await app.server.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'holder'")
+            let lines = ((try? String(contentsOf: events, encoding: .utf8)) ?? "").split(separator: "\n")
+            #expect(lines == ["stop", "start"], "\(lines)")
+            if scenario == "success" {
+                #expect(restore.succeeded, "\(restore)")
+                #expect(restore.stdout.contains("Application stopped") && restore.stdout.contains("Application started"))
+            } else {
+                #expect(restore.status == 1, "\(restore)")
+                #expect(try await app.snapshot() == before)
+            }
+        }
+    }
 }

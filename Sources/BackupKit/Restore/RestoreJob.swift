@@ -79,45 +79,48 @@ public struct RestoreJob: Sendable {
             try await check(target, into: .init(dump: dump, uploads: uploadsStaging, env: envStaging))
         }
 
-        // 2. The database, in one transaction. Fencing: live data changes only while the lease is ours.
-        try lease.confirm()
-        try Task.checkCancellation()
-        let parameters = try ConnectionParameters(configuration.database)
-        let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
-        if let globals = report.globals, !configuration.noOwner {
-            let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
-            try RoleRestorer(connection: maintenance, logger: logger).restore(globals, needed: report.metadata?.roles ?? target.manifest?.metadata.roles)
-        }
-        try await timed("Database \(database) restored") {
-            try await restoreDatabase(dump, parameters: parameters, database: database, tools: tools)
-        }
+        // 2 to 4 happen with the application stopped (APP_STOP_COMMAND), and it is always started again.
+        try await configuration.app.whileApplicationStopped(logger: logger) {
+            // 2. The database, in one transaction. Fencing: live data changes only while the lease is ours.
+            try lease.confirm()
+            try Task.checkCancellation()
+            let parameters = try ConnectionParameters(configuration.database)
+            let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
+            if let globals = report.globals, !configuration.noOwner {
+                let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
+                try RoleRestorer(connection: maintenance, logger: logger).restore(globals, needed: report.metadata?.roles ?? target.manifest?.metadata.roles)
+            }
+            try await timed("Database \(database) restored") {
+                try await restoreDatabase(dump, parameters: parameters, database: database, tools: tools)
+            }
 
-        // 3 and 4. The files. From here on a signal no longer stops the restore (these steps do not wait on
-        // anything that cancellation interrupts), so the database and the files end up from the same backup.
-        do {
-            if let uploadsTarget, let uploadsStaging {
-                if report.hasUploads {
-                    try lease.confirm()
-                    try await timed("Uploads restored to \(uploadsTarget) (\(report.uploads?.files ?? 0) files, \(ByteFormat.string(report.uploads?.bytes ?? 0)))") {
-                        try FolderSwap.swap(staged: uploadsStaging, into: uploadsTarget)
+            // 3 and 4. The files. From here on a signal no longer stops the restore (these steps do not wait on
+            // anything that cancellation interrupts), so the database and the files end up from the same backup.
+            do {
+                if let uploadsTarget, let uploadsStaging {
+                    if report.hasUploads {
+                        try lease.confirm()
+                        try await timed("Uploads restored to \(uploadsTarget) (\(report.uploads?.files ?? 0) files, \(ByteFormat.string(report.uploads?.bytes ?? 0)))") {
+                            try FolderSwap.swap(staged: uploadsStaging, into: uploadsTarget)
+                        }
+                    } else {
+                        logger.warning("The backup holds no uploads; \(uploadsTarget) is left as it is")
                     }
-                } else {
-                    logger.warning("The backup holds no uploads; \(uploadsTarget) is left as it is")
                 }
-            }
-            if let envTarget, let envStaging {
-                if report.hasEnv {
-                    try lease.confirm()
-                    try FolderSwap.replaceFile(envTarget, with: envStaging, keepingOldAs: envTarget + ".before-restore")
-                    logger.info("Restored \(envTarget) (the previous one is kept as \(envTarget).before-restore)")
-                } else {
-                    logger.warning("The backup holds no .env; \(envTarget) is left as it is")
+                if let envTarget, let envStaging {
+                    if report.hasEnv {
+                        try lease.confirm()
+                        try FolderSwap.replaceFile(envTarget, with: envStaging, keepingOldAs: envTarget + ".before-restore")
+                        logger.info("Restored \(envTarget) (the previous one is kept as \(envTarget).before-restore)")
+                    } else {
+                        logger.warning("The backup holds no .env; \(envTarget) is left as it is")
+                    }
                 }
+            } catch let error as ContingencyError {
+                throw ContingencyError.failed(
+                    "the database was restored from \(target.fileName) but the files were not all restored: \(error.message)",
+                    hint: "fix the cause and run restore-job again with LATEST_BACKUP=\(target.fileName)")
             }
-        } catch let error as ContingencyError {
-            throw ContingencyError.failed(
-                "the database was restored from \(target.fileName) but the files were not all restored: \(error.message)",
-                hint: "fix the cause and run restore-job again with LATEST_BACKUP=\(target.fileName)")
         }
 
         let duration = Date().timeIntervalSince(started)

@@ -58,13 +58,59 @@ extension Hooks {
     }
 
     /// Hooks run to their end (or their time limit) even when the job is being cancelled by a signal.
-    private static func unstoppable(_ command: ShellCommand, _ environment: [String: String]) async throws -> ShellCommand.Outcome {
+    static func unstoppable(_ command: ShellCommand, _ environment: [String: String]) async throws -> ShellCommand.Outcome {
         try await Task.detached { try await command.run(environment: environment) }.value
     }
 
-    private static func describe(_ outcome: ShellCommand.Outcome, timeout: Int) -> String {
+    static func describe(_ outcome: ShellCommand.Outcome, timeout: Int) -> String {
         let tail = outcome.output.split(separator: "\n").suffix(3).joined(separator: " | ")
         let how = outcome.timedOut ? "timed out after \(timeout)s (HOOK_TIMEOUT)" : "failed (\(outcome.status))"
         return tail.isEmpty ? how : "\(how): \(tail)"
+    }
+}
+
+extension Hooks {
+    /// Runs `body` with the application stopped (`pre`, APP_STOP_COMMAND) and always starts it again
+    /// (`post`, APP_START_COMMAND) once a stop was attempted, whatever `body` did: a failed restore never
+    /// leaves the application down.
+    func whileApplicationStopped<T>(logger: Logger, _ body: () async throws -> T) async throws -> T {
+        guard let stop = pre else { return try await body() }
+        let stopped = try await Self.unstoppable(ShellCommand(stop, timeoutSeconds: timeoutSeconds), ["CONTINGENCY_JOB": "restore"])
+        guard stopped.succeeded else {
+            let error = ContingencyError.failed(
+                "APP_STOP_COMMAND \(Self.describe(stopped, timeout: timeoutSeconds)); nothing was restored",
+                hint: "fix the command or unset APP_STOP_COMMAND")
+            _ = await startApplication(logger: logger)
+            throw error
+        }
+        logger.info("Application stopped (APP_STOP_COMMAND)")
+        let value: T
+        do {
+            value = try await body()
+        } catch {
+            if let failure = await startApplication(logger: logger) {
+                logger.error("The application could not be started again after the failed restore: \(failure)")
+            }
+            throw error
+        }
+        if let failure = await startApplication(logger: logger) {
+            throw ContingencyError.failed(
+                "the restore succeeded but APP_START_COMMAND \(failure): the application is still stopped",
+                hint: "start it by hand, then fix APP_START_COMMAND")
+        }
+        return value
+    }
+
+    /// Runs APP_START_COMMAND if there is one; returns why it failed, or nil.
+    private func startApplication(logger: Logger) async -> String? {
+        guard let start = post else { return nil }
+        do {
+            let outcome = try await Self.unstoppable(ShellCommand(start, timeoutSeconds: timeoutSeconds), ["CONTINGENCY_JOB": "restore"])
+            guard outcome.succeeded else { return Self.describe(outcome, timeout: timeoutSeconds) }
+            logger.info("Application started (APP_START_COMMAND)")
+            return nil
+        } catch {
+            return "could not run: \(error)"
+        }
     }
 }
