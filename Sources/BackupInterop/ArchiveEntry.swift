@@ -83,23 +83,10 @@ public final class ArchiveEntry {
         (bytes + [0]).withUnsafeBytes { body($0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
     }
 
-    /// The target of a symbolic link or a hard link.
-    public var linkTarget: String? {
-        if let target = archive_entry_symlink_utf8(pointer) ?? archive_entry_symlink(pointer) {
-            return String(cString: target)
-        }
-        if let target = archive_entry_hardlink_utf8(pointer) ?? archive_entry_hardlink(pointer) {
-            return String(cString: target)
-        }
-        return nil
-    }
-
     public var size: Int64 {
         get { archive_entry_size(pointer) }
         set { archive_entry_set_size(pointer, newValue) }
     }
-
-    public var permissions: mode_t { archive_entry_perm(pointer) }
 
     public var kind: Kind {
         if archive_entry_hardlink(pointer) != nil { return .hardlink }
