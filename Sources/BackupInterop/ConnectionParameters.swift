@@ -40,6 +40,12 @@ public struct ConnectionParameters: Sendable, Equatable, CustomStringConvertible
         return copy
     }
 
+    /// The same server's maintenance database (`postgres`, or `template1` when the target is `postgres`
+    /// itself), for creating, renaming and dropping `database`.
+    public func maintenance(besides database: String) -> ConnectionParameters {
+        with("dbname", database == "postgres" ? "template1" : "postgres")
+    }
+
     /// The database name these parameters point to, falling back as libpq does: PGDATABASE, then the user.
     public func databaseName(environment: [String: String]) -> String? {
         values["dbname"] ?? environment["PGDATABASE"] ?? values["user"] ?? environment["PGUSER"] ?? environment["USER"]

@@ -69,10 +69,8 @@ public struct PostgresTools: Sendable {
     ) async throws -> Outcome {
         var options = PlatformOptions()
         options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(5))]
-        var updates: [Environment.Key: String?] = [:]
         // The children need libpq's variables only: the product's own secrets are not passed on.
-        for secret in Self.withheld { updates[Environment.Key(rawValue: secret)!] = .some(nil) }
-        for (key, value) in environment { updates[Environment.Key(rawValue: key)!] = value }
+        let updates = Self.environmentUpdates(environment, withholding: Self.withheld)
         let status: TerminationStatus
         let standardError: String
         do {
@@ -184,6 +182,14 @@ public struct PostgresTools: Sendable {
         "PGPASSWORD_FILE", "API_ADMIN_TOKEN", "API_ADMIN_TOKEN_FILE", "AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY_FILE",
         "AWS_SESSION_TOKEN",
     ]
+
+    /// This process's environment for a child: `withholding` removed, `variables` set.
+    static func environmentUpdates(_ variables: [String: String], withholding: [String]) -> [Environment.Key: String?] {
+        var updates: [Environment.Key: String?] = [:]
+        for name in withholding { updates[Environment.Key(rawValue: name)!] = .some(nil) }
+        for (key, value) in variables { updates[Environment.Key(rawValue: key)!] = value }
+        return updates
+    }
 
     public func path(of program: String) -> String { binDirectory.map { "\($0)/\(program)" } ?? program }
 

@@ -32,10 +32,9 @@ public struct ShellCommand: Sendable {
     public func run(environment: [String: String]) async throws -> Outcome {
         var options = PlatformOptions()
         options.processGroupID = 0  // its own group, so a timeout reaches everything it started
-        var updates: [Environment.Key: String?] = [:]
         // Unlike pg_dump, a hook has no use for the database password either.
-        for secret in PostgresTools.withheld + ["PGPASSWORD", "PGPASSFILE"] { updates[Environment.Key(rawValue: secret)!] = .some(nil) }
-        for (key, value) in environment { updates[Environment.Key(rawValue: key)!] = value }
+        let updates = PostgresTools.environmentUpdates(
+            environment, withholding: PostgresTools.withheld + ["PGPASSWORD", "PGPASSFILE"])
         let timeout = timeoutSeconds
         let fired = TimeoutFlag()
         let result = try await Subprocess.run(

@@ -27,7 +27,7 @@ struct DatabaseRestorer {
     static func previousComment(_ database: String) -> String { "contingency: \(database) as it was before a restore" }
 
     func restore(_ dump: StagedDump) async throws {
-        let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
+        let maintenance = try PostgresConnection(parameters.maintenance(besides: database))
         try Self.dropMarked(Self.incomingComment(database), "left by a restore that did not finish", on: maintenance, logger: logger)
         let existing = try maintenance.query(
             "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1",
@@ -193,7 +193,7 @@ struct DatabaseRestorer {
 
     /// After a successful backup: drops the databases kept from before earlier restores.
     static func dropPrevious(of database: String, parameters: ConnectionParameters, logger: Logger) throws {
-        let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
+        let maintenance = try PostgresConnection(parameters.maintenance(besides: database))
         try dropMarked(previousComment(database), "kept from before a restore, now that a newer backup exists", on: maintenance, logger: logger)
     }
 }

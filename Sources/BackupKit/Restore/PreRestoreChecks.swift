@@ -41,7 +41,7 @@ struct PreRestoreChecks {
         let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
         let server: PostgresConnection
         do {
-            server = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
+            server = try PostgresConnection(parameters.maintenance(besides: database))
         } catch let error as ContingencyError {
             return findings + [Finding(ok: false, text: "the target server does not answer: \(error.message)")]
         }

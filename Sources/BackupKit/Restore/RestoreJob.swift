@@ -87,7 +87,7 @@ public struct RestoreJob: Sendable {
             let parameters = try ConnectionParameters(configuration.database)
             let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
             if let globals = report.globals, !configuration.noOwner {
-                let maintenance = try PostgresConnection(parameters.with("dbname", database == "postgres" ? "template1" : "postgres"))
+                let maintenance = try PostgresConnection(parameters.maintenance(besides: database))
                 try RoleRestorer(connection: maintenance, logger: logger).restore(globals, needed: report.metadata?.roles ?? target.manifest?.metadata.roles)
             }
             try await timed("Database \(database) restored") {
