@@ -73,6 +73,9 @@ let package = Package(
         .testTarget(
             name: "BackupInteropTests", dependencies: ["BackupInterop", "BackupCore", "TestSupport"], swiftSettings: strict),
         .testTarget(
+            name: "BackupStorageTests", dependencies: ["BackupStorage", "BackupInterop", "BackupCore", "TestSupport"],
+            swiftSettings: strict),
+        .testTarget(
             name: "BackupIntegrationTests",
             dependencies: ["BackupKit", "BackupCore", "BackupStorage", "BackupInterop", "TestSupport"],
             swiftSettings: strict
