@@ -4,31 +4,39 @@ import Foundation
 
 /// Writes a compressed pax tar stream into a `ByteSink`. Owns one libarchive write handle.
 ///
-/// The stream is produced once: entries go in, compressed bytes come out to the sink as libarchive fills
-/// its blocks, so memory stays at libarchive's block buffers whatever the size of the data.
+/// The stream is produced once: entries go in, compressed bytes come out to the sink as they are ready, so
+/// memory stays at a few fixed buffers whatever the size of the data. Compression uses every processor
+/// (`threads`): gzip as independent members compressed in parallel (`ParallelGzipSink`, behind libarchive,
+/// which writes the plain tar), zstd with libzstd's own worker threads (libarchive's `threads` option).
 public final class ArchiveWriter {
     private let archive: OpaquePointer
     private let box: CallbackBox<any ByteSink>
+    private let gzip: ParallelGzipSink?
     private var closed = false
 
-    public init(compression: Compression, level: Int?, sink: any ByteSink) throws {
+    public init(
+        compression: Compression, level: Int?, sink: any ByteSink,
+        threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) throws {
         _ = ArchiveCall.utf8Locale
         guard let archive = archive_write_new() else { throw ContingencyError.failed("archive_write_new: out of memory") }
         self.archive = archive
-        self.box = CallbackBox(sink)
+        switch compression {
+        case .gzip: gzip = try ParallelGzipSink(level: level ?? 6, threads: threads, next: sink)
+        case .zstd: gzip = nil
+        }
+        self.box = CallbackBox(gzip ?? sink)
         let context = "creating the archive"
         try ArchiveCall.check(archive_write_set_format_pax_restricted(archive), "archive_write_set_format_pax_restricted", archive, context: context)
-        switch compression {
-        case .gzip:
-            try ArchiveCall.check(archive_write_add_filter_gzip(archive), "archive_write_add_filter_gzip", archive, context: context)
-            try ArchiveCall.check(
-                archive_write_set_filter_option(archive, "gzip", "compression-level", String(level ?? 6)),
-                "archive_write_set_filter_option(gzip)", archive, context: context)
-        case .zstd:
+        if case .zstd = compression {
             try ArchiveCall.check(archive_write_add_filter_zstd(archive), "archive_write_add_filter_zstd", archive, context: context)
             try ArchiveCall.check(
                 archive_write_set_filter_option(archive, "zstd", "compression-level", String(level ?? 3)),
                 "archive_write_set_filter_option(zstd)", archive, context: context)
+            // Worker threads; a libarchive built without them answers WARN and compresses on one.
+            try ArchiveCall.check(
+                archive_write_set_filter_option(archive, "zstd", "threads", String(max(1, threads))),
+                "archive_write_set_filter_option(zstd threads)", archive, context: context)
         }
         // No zero padding after the compressed stream: the object's size is exactly the compressor's output.
         try ArchiveCall.check(archive_write_set_bytes_in_last_block(archive, 1), "archive_write_set_bytes_in_last_block", archive, context: context)
@@ -84,6 +92,7 @@ public final class ArchiveWriter {
         guard !closed else { return }
         closed = true
         try rethrowing(archive_write_close(archive), "archive_write_close")
+        try gzip?.finish()
     }
 
     private func rethrowing(_ status: Int32, _ function: String) throws {

@@ -158,19 +158,34 @@ public struct PostgresTools: Sendable {
         try await run("pg_restore", ["--list"] + dump.argument, stream: dump.stream)
     }
 
-    /// `pg_restore --clean --if-exists` into the connection's database, in one transaction so that a failure
-    /// leaves the database as it was. Its session carries `applicationName`, so it can be watched and cancelled
-    /// (the dump's own preamble sets `lock_timeout = 0`, so a session setting cannot bound its lock waits).
+    /// How `restore` may spread its work.
+    public enum RestoreMode: Sendable {
+        /// One transaction, so that a failure leaves the database as it was.
+        case singleTransaction
+        /// Up to this many parallel jobs (`pg_restore --jobs`: tables loaded and indexes built at once), for a
+        /// database nobody uses yet that the caller drops if the restore fails. It needs a dump `.file`
+        /// (pg_restore seeks in it); a `.stream` is restored by one job, still outside a transaction.
+        case parallel(jobs: Int)
+    }
+
+    /// `pg_restore --clean --if-exists` into the connection's database, in one transaction or in parallel
+    /// (`mode`). Its session carries `applicationName`, so it can be watched and cancelled (the dump's own
+    /// preamble sets `lock_timeout = 0`, so a session setting cannot bound its lock waits).
     /// `ownership: false` restores with `--no-owner --no-acl` (a drill's scratch server may lack the roles).
     public func restore(
         _ dump: DumpInput, connection: ConnectionParameters, database: String, applicationName: String,
-        ownership: Bool = true
+        ownership: Bool = true, mode: RestoreMode = .singleTransaction
     ) async throws -> Outcome {
         var environment = connection.childEnvironment.filter { $0.key != "PGDATABASE" }
         environment["PGAPPNAME"] = applicationName
+        var spread = ["--single-transaction"]
+        if case .parallel(let jobs) = mode {
+            // --jobs cannot read standard input, and cannot combine with --single-transaction.
+            if case .file = dump { spread = jobs > 1 ? ["--jobs=\(jobs)"] : [] } else { spread = [] }
+        }
         return try await run(
             "pg_restore",
-            ["--clean", "--if-exists", "--single-transaction", "--exit-on-error", "--no-password", "--dbname=\(database)"]
+            ["--clean", "--if-exists"] + spread + ["--exit-on-error", "--no-password", "--dbname=\(database)"]
                 + (ownership ? [] : ["--no-owner", "--no-acl"]) + dump.argument,
             environment: environment, stream: dump.stream)
     }

@@ -70,9 +70,13 @@ struct DatabaseRestorer {
         try maintenance.query("COMMENT ON DATABASE \(Self.quote(incoming)) IS \(Self.literal(Self.incomingComment(database)))")
         do {
             Failpoint.hit("restore-database")
+            // Nobody uses the new database and a failure drops it: no transaction is needed, so pg_restore may
+            // load tables and build indexes in parallel (on the server's processors; this machine's count is
+            // the guess, at least 2, since the server is usually no smaller than the job's container).
             let outcome = try await tools.restore(
                 try dump.input(), connection: parameters, database: incoming, applicationName: "contingency-restore",
-                ownership: !configuration.noOwner)
+                ownership: !configuration.noOwner,
+                mode: .parallel(jobs: max(2, ProcessInfo.processInfo.activeProcessorCount)))
             guard outcome.succeeded else {
                 throw ContingencyError.failed(
                     "pg_restore into a new database failed (\(outcome.status)); \(database) was not touched: \(outcome.standardError)")
