@@ -2,7 +2,7 @@
 # Build:  docker build -t contingency .
 FROM swift:6.2-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        libpq-dev libarchive-dev libcurl4-openssl-dev libssl-dev libdeflate-dev \
+        libpq-dev libarchive-dev libcurl4-openssl-dev libssl-dev libdeflate-dev libzstd-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
@@ -17,7 +17,7 @@ FROM debian:bookworm-slim
 # pg_dump must be at least the server's major version: install the client matching your server
 # (postgresql-client-15 here; PGDG's apt repository has newer ones) or set PG_BIN_DIR.
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        libpq5 libarchive13 libcurl4 libssl3 libdeflate0 postgresql-client-15 ca-certificates tzdata \
+        libpq5 libarchive13 libcurl4 libssl3 libdeflate0 libzstd1 postgresql-client-15 ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home /nonexistent contingency
 COPY --from=build /out/ /usr/local/bin/

@@ -28,6 +28,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CLibDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
 
         // Pure Swift: names, manifest, schedules, configuration, errors. No I/O.
         .target(name: "BackupCore", swiftSettings: strict),
@@ -35,7 +36,7 @@ let package = Package(
         .target(
             name: "BackupInterop",
             dependencies: [
-                "BackupCore", "CLibPQ", "CLibArchive", "CCurl", "COpenSSL", "CLibDeflate",
+                "BackupCore", "CLibPQ", "CLibArchive", "CCurl", "COpenSSL", "CLibDeflate", "CZstd",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -5,13 +5,13 @@ import Foundation
 /// Writes a compressed pax tar stream into a `ByteSink`. Owns one libarchive write handle.
 ///
 /// The stream is produced once: entries go in, compressed bytes come out to the sink as they are ready, so
-/// memory stays at a few fixed buffers whatever the size of the data. Compression uses every processor
-/// (`threads`): gzip as independent members compressed in parallel (`ParallelGzipSink`, behind libarchive,
-/// which writes the plain tar), zstd with libzstd's own worker threads (libarchive's `threads` option).
+/// memory stays at a few fixed buffers whatever the size of the data. libarchive writes the plain tar;
+/// compression behind it uses every processor (`threads`): gzip as independent members compressed in
+/// parallel (`ParallelGzipSink`), zstd with libzstd's worker threads (`ZstdSink`).
 public final class ArchiveWriter {
     private let archive: OpaquePointer
     private let box: CallbackBox<any ByteSink>
-    private let gzip: ParallelGzipSink?
+    private let finishCompression: () throws -> Void
     private var closed = false
 
     public init(
@@ -19,26 +19,21 @@ public final class ArchiveWriter {
         threads: Int = ProcessInfo.processInfo.activeProcessorCount
     ) throws {
         _ = ArchiveCall.utf8Locale
+        let compressor: any ByteSink
+        switch compression {
+        case .gzip:
+            let gzip = try ParallelGzipSink(level: level ?? 6, threads: threads, next: sink)
+            (compressor, finishCompression) = (gzip, gzip.finish)
+        case .zstd:
+            let zstd = try ZstdSink(level: level ?? 3, threads: threads, next: sink)
+            (compressor, finishCompression) = (zstd, zstd.finish)
+        }
         guard let archive = archive_write_new() else { throw ContingencyError.failed("archive_write_new: out of memory") }
         self.archive = archive
-        switch compression {
-        case .gzip: gzip = try ParallelGzipSink(level: level ?? 6, threads: threads, next: sink)
-        case .zstd: gzip = nil
-        }
-        self.box = CallbackBox(gzip ?? sink)
+        self.box = CallbackBox(compressor)
         let context = "creating the archive"
         try ArchiveCall.check(archive_write_set_format_pax_restricted(archive), "archive_write_set_format_pax_restricted", archive, context: context)
-        if case .zstd = compression {
-            try ArchiveCall.check(archive_write_add_filter_zstd(archive), "archive_write_add_filter_zstd", archive, context: context)
-            try ArchiveCall.check(
-                archive_write_set_filter_option(archive, "zstd", "compression-level", String(level ?? 3)),
-                "archive_write_set_filter_option(zstd)", archive, context: context)
-            // Worker threads; a libarchive built without them answers WARN and compresses on one.
-            try ArchiveCall.check(
-                archive_write_set_filter_option(archive, "zstd", "threads", String(max(1, threads))),
-                "archive_write_set_filter_option(zstd threads)", archive, context: context)
-        }
-        // No zero padding after the compressed stream: the object's size is exactly the compressor's output.
+        // No zero padding after the tar's end: the object's size is exactly the compressor's output.
         try ArchiveCall.check(archive_write_set_bytes_in_last_block(archive, 1), "archive_write_set_bytes_in_last_block", archive, context: context)
         let status = archive_write_open(
             archive, Unmanaged.passUnretained(box).toOpaque(), nil,
@@ -92,7 +87,7 @@ public final class ArchiveWriter {
         guard !closed else { return }
         closed = true
         try rethrowing(archive_write_close(archive), "archive_write_close")
-        try gzip?.finish()
+        try finishCompression()
     }
 
     private func rethrowing(_ status: Int32, _ function: String) throws {
