@@ -65,7 +65,7 @@ class Bench:
         self.env.update({
             "DATABASE_NAME": arguments.db, "UPLOADS_DIR": arguments.uploads, "ENV_FILE": f"{self.work}/app/.env",
             "APP_DIR": f"{self.work}/app", "PROGRESS_INTERVAL": "1h", "LOCK_TTL": "10m",
-            "RESTORE_KEEP_OLD": "false", "RESTORE_TERMINATE_CONNECTIONS": "true",
+            "RESTORE_TERMINATE_CONNECTIONS": "true",
         })
         self.pg_bin = arguments.pg_bin
         self.input_bytes = None
@@ -143,6 +143,13 @@ class Bench:
         ]:
             self.measure(case, "restore", [f"{self.a.bin}/restore-job"], env=self.job_env(self.store(store), **extra),
                          log_phases=True)
+            # restore-job keeps the replaced database (RESTORE_KEEP_OLD, its default) until the next backup drops
+            # it; dropped here, timed apart (DROP DATABASE forces a checkpoint: the restored data is flushed).
+            psql = f"{self.pg_bin}/psql -XAt -d postgres"
+            kept = sh(f"{psql} -c \"SELECT datname FROM pg_database WHERE datname LIKE '{self.a.db}_before_restore_%'\"",
+                      env=self.env).stdout.split()
+            self.measure("drop of the replaced database", "drop",
+                         ["bash", "-c", "; ".join(f"{psql} -qc 'DROP DATABASE \"{name}\"'" for name in kept) or "true"])
 
     def floors(self):
         pg_dump = f"{self.pg_bin}/pg_dump"
