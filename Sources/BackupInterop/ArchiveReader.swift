@@ -3,6 +3,7 @@ import CLibArchive
 import Foundation
 
 /// Reads a (compressed) tar stream from a `ByteSource`, entry by entry. Owns one libarchive read handle.
+/// Archives this program wrote with gzip are inflated on every processor (`ParallelGunzipSource`).
 ///
 /// It is itself a `ByteSource` of the current entry's data, so an archive nested inside another (the
 /// runbook's `uploads.tar.gz`) is read by a second reader over the first, streaming, with no temporary file.
@@ -17,7 +18,7 @@ public final class ArchiveReader: ByteSource {
         guard let archive = archive_read_new() else { throw ContingencyError.failed("archive_read_new: out of memory") }
         self.archive = archive
         self.name = name
-        self.box = CallbackBox(source, bufferSize: bufferSize)
+        self.box = CallbackBox(try Self.inflatingInParallel(source), bufferSize: bufferSize)
         try ArchiveCall.check(archive_read_support_filter_all(archive), "archive_read_support_filter_all", archive, context: name)
         try ArchiveCall.check(archive_read_support_format_tar(archive), "archive_read_support_format_tar", archive, context: name)
         try ArchiveCall.check(archive_read_support_format_gnutar(archive), "archive_read_support_format_gnutar", archive, context: name)
@@ -39,6 +40,23 @@ public final class ArchiveReader: ByteSource {
     }
 
     deinit { archive_read_free(archive) }
+
+    /// Our own gzip streams (members marked with their sizes) are inflated on every processor; anything else
+    /// (other gzip files, zstd, plain tar) goes to libarchive's filters as it is. Peeks at the first bytes.
+    private static func inflatingInParallel(_ source: any ByteSource) throws -> any ByteSource {
+        var prefix = [UInt8](repeating: 0, count: GzipMember.headerSize)
+        var count = 0
+        try prefix.withUnsafeMutableBytes { buffer in
+            while count < buffer.count {
+                let got = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[count...]))
+                if got == 0 { break }
+                count += got
+            }
+        }
+        prefix.removeLast(prefix.count - count)
+        if ParallelGunzipSource.recognizes(prefix) { return try ParallelGunzipSource(peeked: prefix, source: source) }
+        return PrefixedSource(prefix, source)
+    }
 
     /// Loads the next entry's header into `entry`; false at the end of the archive.
     public func next(into entry: ArchiveEntry) throws -> Bool {

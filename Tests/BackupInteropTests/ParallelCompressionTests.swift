@@ -30,10 +30,13 @@ struct ParallelCompressionTests {
         return Array(bytes.prefix(count))
     }
 
-    /// Number of gzip members: each starts with the magic bytes, method 8 and, from libdeflate, no flags.
+    /// Number of gzip members: each starts with the magic bytes, method 8, FLG.FEXTRA and our "Cg" subfield.
     static func memberCount(_ gzip: [UInt8]) -> Int {
-        guard gzip.count >= 4 else { return 0 }
-        return (0..<(gzip.count - 3)).filter { gzip[$0] == 0x1F && gzip[$0 + 1] == 0x8B && gzip[$0 + 2] == 8 && gzip[$0 + 3] == 0 }.count
+        guard gzip.count >= 24 else { return 0 }
+        return (0..<(gzip.count - 23)).filter {
+            gzip[$0] == 0x1F && gzip[$0 + 1] == 0x8B && gzip[$0 + 2] == 8 && gzip[$0 + 3] == 4 && gzip[$0 + 12] == UInt8(ascii: "C")
+                && gzip[$0 + 13] == UInt8(ascii: "g")
+        }.count
     }
 
     @Test("gzip -d reads the members as one stream", arguments: [0, 1, 4095, 4096, 4097, 30_000, 100_003])
@@ -110,5 +113,46 @@ struct ParallelCompressionTests {
             #expect(try Data(contentsOf: extracted.appendingPathComponent(name)) == Data(bytes), "\(name)")
         }
         if compression == .gzip { _ = try await ProcessRunner.run("gzip", ["-t", path], requireSuccess: true) }
+    }
+
+    /// Our reader of marked members, fed in small uneven reads: the same bytes, in order.
+    @Test("marked members inflated in parallel, in order", arguments: [0, 1, 4096, 100_003])
+    func gunzipRoundTrip(size: Int) throws {
+        let input = Self.sample(size, seed: UInt64(size) + 99)
+        let compressed = try Self.gzip(input, blockSize: 4096)
+        #expect(ParallelGunzipSource.recognizes(Array(compressed.prefix(24))))
+        let source = try ParallelGunzipSource(peeked: Array(compressed.prefix(10)), source: MemorySource(Array(compressed.dropFirst(10))), threads: 3)
+        #expect(try Self.readAll(source, pieces: 777) == input)
+    }
+
+    @Test("a damaged or truncated member is an error, never skipped", arguments: [30, 5000, -3, -20_000])
+    func gunzipRefusesDamage(position: Int) throws {
+        let input = Self.sample(60_000, seed: 5)
+        var compressed = try Self.gzip(input, blockSize: 4096)
+        if position >= 0 {
+            compressed[position] ^= 0x10  // a flipped bit inside a member's data
+        } else {
+            compressed.removeLast(-position)  // cut short
+        }
+        let source = try ParallelGunzipSource(peeked: [], source: MemorySource(compressed), threads: 2)
+        #expect(throws: ContingencyError.self) { _ = try Self.readAll(source, pieces: 65536) }
+    }
+
+    static func gzip(_ input: [UInt8], blockSize: Int) throws -> [UInt8] {
+        let output = MemorySink(limit: 1 << 24)
+        let gzip = try ParallelGzipSink(level: 6, threads: 2, blockSize: blockSize, next: output)
+        try input.withUnsafeBytes { try gzip.write($0) }
+        try gzip.finish()
+        return output.bytes
+    }
+
+    static func readAll(_ source: any ByteSource, pieces: Int) throws -> [UInt8] {
+        var result: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: pieces)
+        while true {
+            let count = try buffer.withUnsafeMutableBytes { try source.read(into: $0) }
+            if count == 0 { return result }
+            result += buffer[0..<count]
+        }
     }
 }
