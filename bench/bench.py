@@ -69,6 +69,7 @@ class Bench:
         })
         self.pg_bin = arguments.pg_bin
         self.input_bytes = None
+        self.round = 0
 
     # Measuring ---------------------------------------------------------------------------------------------
     def measure(self, case, group, argv, env=None, output=None, log_phases=False):
@@ -82,7 +83,7 @@ class Bench:
             sys.stderr.write(process.stdout[-4000:] + process.stderr[-4000:])
             raise SystemExit(f"{case} failed with status {process.returncode}")
         rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(timing).read())[1]) * 1024
-        record = {"wall": wall, "rss": rss}
+        record = {"wall": wall, "rss": rss, "round": self.round}
         if output is not None:
             record["output"] = output() if callable(output) else output
         if log_phases:
@@ -166,6 +167,18 @@ class Bench:
             self.measure(case, "floor", ["bash", "-c", command], output=lambda: os.path.getsize(out))
             os.remove(out)
 
+    def restore_floors(self):
+        """What a restore cannot go below here: pg_restore alone, from the uncompressed dump file, into a new
+        database with two jobs (as restore-job does); and zstd inflating the archive alone."""
+        bin = self.pg_bin
+        sh(f"{bin}/dropdb --if-exists floor_restore && {bin}/createdb -T template0 floor_restore", env=self.env)
+        self.measure("floor: pg_restore -j2 of the dump file", "restore floor",
+                     ["bash", "-c", f"{bin}/pg_restore -j2 --exit-on-error -d floor_restore {self.a.floor_dump}"])
+        sh(f"{bin}/dropdb floor_restore", env=self.env)
+        archive = self.archive_in(self.store("zstd"))
+        self.measure("floor: zstd -d of the archive | cat", "restore floor",
+                     ["bash", "-c", f"zstd -q -dc {archive} | cat > /dev/null"])
+
     def restic(self):
         repo = f"{self.work}/restic"
         shutil.rmtree(repo, ignore_errors=True)
@@ -236,10 +249,12 @@ class Bench:
         self.describe()
         for round_number in range(1, self.a.runs + 1):
             print(f"Round {round_number} of {self.a.runs}", flush=True)
+            self.round = round_number
             self.backups()
             self.floors()
             self.restic()
             self.restores()
+            self.restore_floors()
             self.small_rss()
         raw = {"meta": self.meta, "input_bytes": self.input_bytes, "results": self.results}
         with open(f"{self.a.out}/speed.raw", "w") as handle:
@@ -250,7 +265,7 @@ class Bench:
 def main():
     parser = argparse.ArgumentParser()
     for name in ["work", "bin", "pg-bin", "db", "uploads", "small-db", "small-uploads", "recipient", "identity-file",
-                 "restic-password-file", "floor-input", "out", "parameters"]:
+                 "restic-password-file", "floor-input", "floor-dump", "out", "parameters"]:
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--runs", type=int, default=3)
     Bench(parser.parse_args()).run()

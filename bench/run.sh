@@ -6,7 +6,7 @@
 #   SCALE=10 EXTRA_MB=150 UPLOADS_MB=200 RUNS=3 bench/run.sh     # a quick one
 # SCALE: pgbench's scale (15 MB each on disk); EXTRA_MB: text, JSON and bytea rows besides; UPLOADS_MB: the
 # uploads folder; SMALL: the second, smaller data set (every size divided by it) for backup-job's memory.
-# Takes about 35 minutes at the default size on 2 cores. Needs root or sudo to install what it uses.
+# Takes about 40 minutes at the default size on 2 cores. Needs root or sudo to install what it uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE="${SCALE:-50}" EXTRA_MB="${EXTRA_MB:-750}" UPLOADS_MB="${UPLOADS_MB:-1000}" RUNS="${RUNS:-3}" SMALL="${SMALL:-4}"
@@ -57,7 +57,6 @@ echo '{"name": "visual-platform", "version": "2.4.1"}' > "$WORK/app/package.json
 # The compressors' floor input: the same bytes a backup compresses (the uncompressed dump and the uploads).
 pg_dump -Fc -Z0 -d visual_db -f "$WORK/database.dump"
 tar cf "$WORK/floor-input.tar" -C "$WORK" database.dump -C "$WORK/app" uploads
-rm "$WORK/database.dump"
 # Secrets in files, never on a command line.
 age-keygen -o "$WORK/secrets/age-key.txt" 2>/dev/null
 RECIPIENT="$(age-keygen -y "$WORK/secrets/age-key.txt")"
@@ -68,5 +67,5 @@ mkdir -p "$OUT"
 python3 bench/bench.py --work "$WORK" --bin "$BIN" --pg-bin "$PGBIN" --db visual_db --uploads "$WORK/app/uploads" \
     --small-db visual_small --small-uploads "$WORK/small/uploads" --recipient "$RECIPIENT" \
     --identity-file "$WORK/secrets/age-key.txt" --restic-password-file "$WORK/secrets/restic-password" \
-    --floor-input "$WORK/floor-input.tar" --out "$OUT" --runs "$RUNS" \
+    --floor-input "$WORK/floor-input.tar" --floor-dump "$WORK/database.dump" --out "$OUT" --runs "$RUNS" \
     --parameters "SCALE=$SCALE EXTRA_MB=$EXTRA_MB UPLOADS_MB=$UPLOADS_MB RUNS=$RUNS SMALL=$SMALL SEED=$SEED"
