@@ -157,11 +157,12 @@ for axis, groups, title in [(axes[0], ["backup", "floor"], "Backup (and floors)"
     axis.barh(positions, medians, xerr=[low, high], color=colour, capsize=3)
     axis.set_yticks(positions, cases)
     base = shell_backup if groups[0] == "backup" else shell_restore
-    for position, median in zip(positions, medians):
-        axis.text(median, position, f"  {median:.1f} s ({median / base:.2f}x)", va="center", fontsize=8)
+    for position, median, case in zip(positions, medians, cases):
+        # After the bar's range, so that the label never covers it.
+        axis.text(stat(case)[2], position, f"  {median:.1f} s ({median / base:.2f}x)", va="center", fontsize=8)
     axis.set_xlabel("wall time, seconds (median, min–max)")
     axis.set_title(title)
-    axis.set_xlim(0, max(medians) * 1.35)
+    axis.set_xlim(0, max(stat(c)[2] for c in cases) * 1.4)
 figure.suptitle(f"Contingency vs the runbook's shell procedure: {input_bytes / 1e9:.1f} GB of input, {meta['machine'].split(' (')[0]}")
 figure.tight_layout()
 figure.savefig(f"{out}/speed.png", dpi=110)
