@@ -18,7 +18,8 @@ final class GzipCompressor {
     /// - Parameter level: 1 (fastest) to 9 as gzip's levels (libdeflate goes up to 12).
     init(level: Int) throws {
         guard (0...12).contains(level), let compressor = libdeflate_alloc_compressor(Int32(level)) else {
-            throw ContingencyError.failed("libdeflate_alloc_compressor(\(level)): no compressor for this level (0–12) or out of memory")
+            throw ContingencyError.failed(
+                "libdeflate_alloc_compressor(\(level)): no compressor for this level (0–12) or out of memory")
         }
         self.compressor = compressor
     }
@@ -59,7 +60,9 @@ enum GzipMember {
     static let largest = 64 << 20
 
     /// ID1 ID2 CM=deflate FLG=FEXTRA MTIME=0 XFL=0 OS=unknown XLEN=12, then SI1 SI2 LEN=8.
-    private static let fixed: [UInt8] = [0x1F, 0x8B, 8, 4, 0, 0, 0, 0, 0, 255, 12, 0, UInt8(ascii: "C"), UInt8(ascii: "g"), 8, 0]
+    private static let fixed: [UInt8] = [
+        0x1F, 0x8B, 8, 4, 0, 0, 0, 0, 0, 255, 12, 0, UInt8(ascii: "C"), UInt8(ascii: "g"), 8, 0,
+    ]
 
     static func writeHeader(into output: UnsafeMutableRawBufferPointer, memberSize: UInt32, uncompressedSize: UInt32) {
         for (index, byte) in fixed.enumerated() { output[index] = byte }
@@ -101,7 +104,8 @@ final class GzipDecompressor {
     /// Inflates the member in `input` into exactly `output.count` bytes, checking its CRC-32 and size; nil
     /// when it succeeded, else what was wrong.
     func decompress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> String? {
-        let result = libdeflate_gzip_decompress(decompressor, input.baseAddress, input.count, output.baseAddress, output.count, nil)
+        let result = libdeflate_gzip_decompress(
+            decompressor, input.baseAddress, input.count, output.baseAddress, output.count, nil)
         switch result {
         case LIBDEFLATE_SUCCESS: return nil
         case LIBDEFLATE_SHORT_OUTPUT: return "it holds fewer bytes than its header says"

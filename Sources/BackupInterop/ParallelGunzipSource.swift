@@ -31,7 +31,9 @@ public final class ParallelGunzipSource: ByteSource {
 
     /// - Parameters:
     ///   - peeked: the bytes already read from `source` (its start).
-    public init(peeked: [UInt8], source: any ByteSource, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
+    public init(peeked: [UInt8], source: any ByteSource, threads: Int = ProcessInfo.processInfo.activeProcessorCount)
+        throws
+    {
         self.source = source
         self.peeked = peeked
         self.slots = try (0..<(2 * max(1, threads))).map { _ in try Slot() }
@@ -50,7 +52,8 @@ public final class ParallelGunzipSource: ByteSource {
                 slot.done.wait()
                 slot.inFlight = false
                 if let problem = slot.problem {
-                    throw ContingencyError.failed("gzip member \(slot.number + 1) (at byte \(slot.offset)) cannot be inflated: \(problem)")
+                    throw ContingencyError.failed(
+                        "gzip member \(slot.number + 1) (at byte \(slot.offset)) cannot be inflated: \(problem)")
                 }
             }
             let count = min(buffer.count, slot.output.count - delivered)
@@ -77,13 +80,15 @@ public final class ParallelGunzipSource: ByteSource {
             }
             guard got == header.count, let sizes = header.withUnsafeBytes({ GzipMember.sizes($0) }) else {
                 throw ContingencyError.failed(
-                    "the gzip stream is truncated or damaged at byte \(offset) (after \(members) members): not a member written by this program")
+                    "the gzip stream is truncated or damaged at byte \(offset) (after \(members) members): not a member written by this program"
+                )
             }
             slot.prepare(memberSize: sizes.member, uncompressedSize: sizes.uncompressed)
             slot.input.copyBytes(from: header)
             let body = UnsafeMutableRawBufferPointer(rebasing: slot.input[header.count..<sizes.member])
             guard try readFully(body) == body.count else {
-                throw ContingencyError.failed("the gzip stream is truncated in member \(members + 1) (at byte \(offset))")
+                throw ContingencyError.failed(
+                    "the gzip stream is truncated in member \(members + 1) (at byte \(offset))")
             }
             slot.number = members
             slot.offset = offset

@@ -49,7 +49,8 @@ public final class ParallelGzipSink: ByteSink {
         while offset < bytes.count {
             let block = blocks[current]
             let count = min(block.input.count - block.filled, bytes.count - offset)
-            block.input.baseAddress!.advanced(by: block.filled).copyMemory(from: bytes.baseAddress! + offset, byteCount: count)
+            block.input.baseAddress!.advanced(by: block.filled).copyMemory(
+                from: bytes.baseAddress! + offset, byteCount: count)
             block.filled += count
             offset += count
             if block.filled == block.input.count { try advance() }

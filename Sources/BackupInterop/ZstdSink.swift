@@ -22,11 +22,16 @@ public final class ZstdSink: ByteSink {
         self.context = context
         self.next = next
         self.output = .allocate(byteCount: ZSTD_CStreamOutSize(), alignment: 16)
-        try Self.check(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(level)), "ZSTD_CCtx_setParameter(level \(level))")
+        try Self.check(
+            ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(level)),
+            "ZSTD_CCtx_setParameter(level \(level))")
         try Self.check(ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1), "ZSTD_CCtx_setParameter(checksum)")
         if threads > 1 {
-            try Self.check(ZSTD_CCtx_setParameter(context, ZSTD_c_nbWorkers, Int32(threads)), "ZSTD_CCtx_setParameter(nbWorkers \(threads))")
-            try Self.check(ZSTD_CCtx_setParameter(context, ZSTD_c_jobSize, Int32(jobSize)), "ZSTD_CCtx_setParameter(jobSize)")
+            try Self.check(
+                ZSTD_CCtx_setParameter(context, ZSTD_c_nbWorkers, Int32(threads)),
+                "ZSTD_CCtx_setParameter(nbWorkers \(threads))")
+            try Self.check(
+                ZSTD_CCtx_setParameter(context, ZSTD_c_jobSize, Int32(jobSize)), "ZSTD_CCtx_setParameter(jobSize)")
         }
     }
 

@@ -1,8 +1,8 @@
 import BackupCore
 import BackupInterop
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Parallel gzip (independent members) and multithreaded zstd: what they write is read back by our own
 /// reader (libarchive) and by the stock tools, byte for byte. Their speed and memory are the benchmark's
@@ -14,7 +14,9 @@ struct ParallelCompressionTests {
         var state = seed
         var bytes: [UInt8] = []
         bytes.reserveCapacity(count)
-        let words = ["backup", "restore", "uploads", "visual", "platform", "{\"id\":", "archive", "\n"].map { Array($0.utf8) }
+        let words = ["backup", "restore", "uploads", "visual", "platform", "{\"id\":", "archive", "\n"].map {
+            Array($0.utf8)
+        }
         while bytes.count < count {
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             if state >> 60 == 0 {
@@ -34,7 +36,8 @@ struct ParallelCompressionTests {
     static func memberCount(_ gzip: [UInt8]) -> Int {
         guard gzip.count >= 24 else { return 0 }
         return (0..<(gzip.count - 23)).filter {
-            gzip[$0] == 0x1F && gzip[$0 + 1] == 0x8B && gzip[$0 + 2] == 8 && gzip[$0 + 3] == 4 && gzip[$0 + 12] == UInt8(ascii: "C")
+            gzip[$0] == 0x1F && gzip[$0 + 1] == 0x8B && gzip[$0 + 2] == 8 && gzip[$0 + 3] == 4
+                && gzip[$0 + 12] == UInt8(ascii: "C")
                 && gzip[$0 + 13] == UInt8(ascii: "g")
         }.count
     }
@@ -121,7 +124,8 @@ struct ParallelCompressionTests {
         let input = Self.sample(size, seed: UInt64(size) + 99)
         let compressed = try Self.gzip(input, blockSize: 4096)
         #expect(ParallelGunzipSource.recognizes(Array(compressed.prefix(24))))
-        let source = try ParallelGunzipSource(peeked: Array(compressed.prefix(10)), source: MemorySource(Array(compressed.dropFirst(10))), threads: 3)
+        let source = try ParallelGunzipSource(
+            peeked: Array(compressed.prefix(10)), source: MemorySource(Array(compressed.dropFirst(10))), threads: 3)
         #expect(try Self.readAll(source, pieces: 777) == input)
     }
 
