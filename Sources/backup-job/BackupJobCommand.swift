@@ -38,8 +38,8 @@ struct BackupJobCommand: AsyncParsableCommand {
         let loop = loop
         let status = await JobRunner.run(label: "Backup", values: values, failure: "Backup failed") { logger in
             let configuration = try BackupConfiguration.load(values)
-            let storage = try VolumeStorage(root: configuration.store.backupDirectory)
-            let job = BackupJob(configuration: configuration, storage: storage, logger: logger)
+            let stores = try Stores.open(configuration.store, logger: logger)
+            let job = BackupJob(configuration: configuration, stores: stores, logger: logger)
             guard loop else {
                 try await job.runCancellingOnLostLease()
                 return

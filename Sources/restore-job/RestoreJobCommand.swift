@@ -66,8 +66,8 @@ struct RestoreJobCommand: AsyncParsableCommand {
         let status = await JobRunner.run(label: drill ? "Drill" : "Restore", values: values, failure: failure) { logger in
             if drill {
                 let configuration = try DrillConfiguration.load(values)
-                let storage = try VolumeStorage(root: configuration.restore.store.backupDirectory)
-                let job = DrillJob(configuration: configuration, storage: storage, logger: logger)
+                let stores = try Stores.open(configuration.restore.store, logger: logger)
+                let job = DrillJob(configuration: configuration, stores: stores, logger: logger)
                 if loop {
                     try await job.runOnSchedule()
                 } else {
@@ -76,8 +76,9 @@ struct RestoreJobCommand: AsyncParsableCommand {
                 return
             }
             let configuration = try RestoreConfiguration.load(values)
-            let storage = try VolumeStorage(root: configuration.store.backupDirectory)
-            let job = RestoreJob(configuration: configuration, storage: storage, logger: logger)
+            // --check and --verify take no lease: they need no conditional writes from a bucket.
+            let stores = try Stores.open(configuration.store, coordinating: !(check || verify), logger: logger)
+            let job = RestoreJob(configuration: configuration, stores: stores, logger: logger)
             if check {
                 try await job.preRestoreChecks()
             } else if verify {

@@ -1,0 +1,73 @@
+import BackupCore
+import BackupStorage
+import Foundation
+
+/// One complete backup: an archive with its manifest, and the store it was found in.
+public struct BackupEntry: Sendable, Equatable {
+    public let name: BackupName
+    public let manifest: Manifest
+    public let storage: any Storage
+    public var fileName: String { name.fileName }
+    public var size: Int64 { manifest.archive.size }
+
+    public static func == (lhs: BackupEntry, rhs: BackupEntry) -> Bool {
+        lhs.name == rhs.name && lhs.manifest == rhs.manifest && lhs.storage.description == rhs.storage.description
+    }
+}
+
+/// What the stores hold. Only archives with a manifest are backups; an archive without one is an interrupted
+/// run and is never listed. With several stores (a volume and its bucket copy), a backup in both is listed
+/// once, from the first store that has it.
+public struct BackupCatalog: Sendable {
+    public let storages: [any Storage]
+    public let prefix: String
+
+    public init(storage: any Storage, prefix: String) {
+        self.init(storages: [storage], prefix: prefix)
+    }
+
+    public init(storages: [any Storage], prefix: String) {
+        self.storages = storages
+        self.prefix = prefix
+    }
+
+    /// Complete backups, newest first.
+    public func list() throws -> [BackupEntry] {
+        var seen = Set<String>()
+        var entries: [BackupEntry] = []
+        for storage in storages {
+            for name in try completeNames(in: storage) where !seen.contains(name.fileName) {
+                guard let manifest = try Self.manifest(for: name, in: storage) else { continue }
+                seen.insert(name.fileName)
+                entries.append(BackupEntry(name: name, manifest: manifest, storage: storage))
+            }
+        }
+        return entries.sorted { $0.name > $1.name }
+    }
+
+    /// The names of archives that have a manifest beside them in `storage`, newest first; manifests not read.
+    public func completeNames(in storage: any Storage) throws -> [BackupName] {
+        let objects = try storage.list(folder: "")
+        let names = Set(objects.map(\.name))
+        return objects.compactMap { object in
+            guard let name = BackupName.parse(fileName: object.name, prefix: prefix), names.contains(name.manifestName) else {
+                return nil
+            }
+            return name
+        }
+        .sorted { $0 > $1 }
+    }
+
+    /// The manifest of `name` in `storage`, or nil when it has none (or an unreadable one, which does not count).
+    public static func manifest(for name: BackupName, in storage: any Storage) throws -> Manifest? {
+        guard let object = try storage.read(key: name.manifestName) else { return nil }
+        return try? ContingencyJSON.decoder().decode(Manifest.self, from: Data(object.data))
+    }
+
+    /// True when an archive or a manifest already uses this name in the first store.
+    public func isTaken(_ name: BackupName) throws -> Bool {
+        guard let storage = storages.first else { return false }
+        let objects = try storage.list(folder: "")
+        return objects.contains { $0.name == name.fileName || $0.name == name.manifestName }
+    }
+}
