@@ -53,7 +53,11 @@ public struct RequestBoard: Sendable {
         let request = StoreRequest(
             id: id, intent: intent, status: .pending, reason: nil, backup: backup, requestedBy: requestedBy, created: now,
             updated: now, worker: nil)
-        if try storage.create(key: Self.key(for: id), data: encode(request)) != nil { return (request, true) }
+        let data = try encode(request)
+        if try storage.create(key: Self.key(for: id), data: data) != nil {
+            // As stored (dates at the encoder's precision), so every caller sees the same value.
+            return (try ContingencyJSON.decoder().decode(StoreRequest.self, from: Data(data)), true)
+        }
         guard let existing = try get(id) else {
             throw ContingencyError.failed("request \(id) exists in \(storage) but cannot be read back")
         }
