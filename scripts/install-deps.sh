@@ -18,3 +18,22 @@ if ((${#missing[@]})); then
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v swift >/dev/null || { echo "swift is not on PATH (expected Swift 6.2+ at /opt/swift)"; exit 1; }
+
+# moto's S3 server (and boto3, which comes with it) for the S3 store's tests: Tests/TestSupport/MotoServer.swift
+# runs it with python3. Pinned to the version whose signature check MotoServer patches. Installed for the
+# system python3 (PEP 668's "externally managed" guard is waived: this is a build and test machine).
+moto_version="5.2.1"
+if ! command -v curl >/dev/null; then  # the harness drives moto and its fault proxy with the curl tool
+    echo "Installing: curl"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null
+fi
+if ! python3 -c 'import moto.server, boto3' 2>/dev/null; then
+    echo "Installing moto[server]==$moto_version with pip"
+    python3 -m pip --version >/dev/null 2>&1 || { echo "python3 has no pip (Debian: apt-get install python3-pip)"; exit 1; }
+    pip_user=()
+    [ "$(id -u)" -eq 0 ] || pip_user=(--user)
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check "${pip_user[@]}" "moto[server]==$moto_version"
+fi

@@ -49,11 +49,13 @@ public struct CurlTransportError: Error, CustomStringConvertible, Sendable {
         let transient: [CURLcode] = [
             CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_SEND_ERROR, CURLE_RECV_ERROR,
             CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_HTTP2, CURLE_HTTP2_STREAM, CURLE_SSL_CONNECT_ERROR,
+            // The connection died mid-upload and libcurl could not rewind the body itself: the caller resends it.
+            CURLE_SEND_FAIL_REWIND,
         ]
         return transient.contains { Int($0.rawValue) == code }
     }
 
-    public var description: String { message }
+    public var description: String { "\(message) (curl error \(code))" }
 }
 
 /// One libcurl easy handle. Owns the `CURL*`, frees it in `deinit`; not `Sendable` (libcurl handles must not

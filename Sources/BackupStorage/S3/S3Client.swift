@@ -103,7 +103,7 @@ final class S3Client: @unchecked Sendable {
                 fault = error.message
             } catch let error as CurlTransportError {
                 throw ContingencyError.failed(
-                    "\(what) at \(configuration.endpoint): \(error.message)",
+                    "\(what) at \(configuration.endpoint): \(error)",
                     hint: "check S3_ENDPOINT, S3_CA_BUNDLE and that the server is reachable from here")
             }
             attempt += 1
