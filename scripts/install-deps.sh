@@ -4,7 +4,7 @@
 # (GNU tar, zstd, Debian's age for encryption interop, prometheus for promtool).
 # Installs nothing when everything is already there.
 set -euo pipefail
-packages=(libpq-dev libarchive-dev libcurl4-openssl-dev libssl-dev postgresql-15 postgresql-client-15 zstd gzip tar util-linux procps age prometheus bc time)
+packages=(libpq-dev libarchive-dev libcurl4-openssl-dev libssl-dev postgresql-15 postgresql-client-15 zstd gzip tar util-linux procps age prometheus bc time curl)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -23,13 +23,6 @@ command -v swift >/dev/null || { echo "swift is not on PATH (expected Swift 6.2+
 # runs it with python3. Pinned to the version whose signature check MotoServer patches. Installed for the
 # system python3 (PEP 668's "externally managed" guard is waived: this is a build and test machine).
 moto_version="5.2.1"
-if ! command -v curl >/dev/null; then  # the harness drives moto and its fault proxy with the curl tool
-    echo "Installing: curl"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null
-fi
 if ! python3 -c 'import moto.server, boto3' 2>/dev/null; then
     echo "Installing moto[server]==$moto_version with pip"
     python3 -m pip --version >/dev/null 2>&1 || { echo "python3 has no pip (Debian: apt-get install python3-pip)"; exit 1; }
