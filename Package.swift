@@ -27,6 +27,7 @@ let package = Package(
         .systemLibrary(name: "CLibArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CMalloc"),
 
         // Pure Swift: names, manifest, schedules, configuration, errors. No I/O.
         .target(name: "BackupCore", swiftSettings: strict),
@@ -34,7 +35,7 @@ let package = Package(
         .target(
             name: "BackupInterop",
             dependencies: [
-                "BackupCore", "CLibPQ", "CLibArchive", "CCurl", "COpenSSL",
+                "BackupCore", "CLibPQ", "CLibArchive", "CCurl", "COpenSSL", "CMalloc",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Logging", package: "swift-log"),
             ],

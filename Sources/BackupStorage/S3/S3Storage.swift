@@ -206,8 +206,14 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
     deinit { abort() }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
-        buffer.append(contentsOf: bytes)
-        if buffer.count >= client.configuration.partSize { try sendPart() }
+        // Filled to exactly one part, never past it: the buffer keeps the capacity it was given.
+        var offset = 0
+        while offset < bytes.count {
+            let take = min(bytes.count - offset, client.configuration.partSize - buffer.count)
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + take)]))
+            offset += take
+            if buffer.count == client.configuration.partSize { try sendPart() }
+        }
     }
 
     /// Hands the filled buffer to the background sender, after the previous part has gone.
