@@ -19,6 +19,9 @@ public struct HTTPRequest: Sendable {
     /// At most this much of the response body is kept.
     public var bodyLimit: Int = 64 * 1024
     public var followRedirects = false
+    /// Polled while the transfer runs (about once a second at least); returning true stops it at once with a
+    /// `CurlTransportError` that is not transient. For a job being cancelled.
+    public var shouldStop: (@Sendable () -> Bool)?
     public var userAgent = "contingency"
 
     public init(method: String, url: String, headers: [(String, String)] = [], body: [UInt8]? = nil) {
@@ -79,6 +82,7 @@ public final class CurlEasy {
     private final class Transfer {
         let upload: [UInt8]
         var uploaded = 0
+        var shouldStop: (@Sendable () -> Bool)?
         var body: [UInt8] = []
         var bodyLimit: Int
         var headers: [String: String] = [:]
@@ -93,6 +97,7 @@ public final class CurlEasy {
     /// complete answer came back, and `ContingencyError` when the request could not be set up.
     public func perform(_ request: HTTPRequest) throws -> HTTPResponse {
         let transfer = Transfer(upload: request.body ?? [], bodyLimit: request.bodyLimit)
+        transfer.shouldStop = request.shouldStop
         curl_easy_reset(handle)
         try set(CURLOPT_URL, request.url)
         try set(CURLOPT_NOSIGNAL, 1)
@@ -161,6 +166,14 @@ public final class CurlEasy {
                     transfer.headers[name] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
                 }
                 return length
+            }
+            if transfer.shouldStop != nil {
+                _ = contingency_curl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
+                _ = contingency_curl_setopt_pointer(handle, CURLOPT_XFERINFODATA, context)
+                _ = contingency_curl_setopt_xferinfo_function(handle) { context, _, _, _, _ in
+                    let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+                    return transfer.shouldStop?() == true ? 1 : 0
+                }
             }
             buffer[0] = 0
             let status = curl_easy_perform(handle)

@@ -32,3 +32,7 @@ static inline CURLcode contingency_curl_setopt_header_function(CURL *handle,
     size_t (*fn)(char *, size_t, size_t, void *)) {
     return curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, fn);
 }
+static inline CURLcode contingency_curl_setopt_xferinfo_function(CURL *handle,
+    int (*fn)(void *, curl_off_t, curl_off_t, curl_off_t, curl_off_t)) {
+    return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, fn);
+}

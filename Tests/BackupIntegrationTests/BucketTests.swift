@@ -319,6 +319,28 @@ struct BucketTests {
         }
     }
 
+    @Test("SIGTERM while a part upload stalls: the job stops at once (exit 130), the upload is aborted, nothing published")
+    func cancelledMidUpload() async throws {
+        try await TestBucket.with { bucket in
+            try await FaultProxy.with(upstream: bucket.moto.endpoint) { proxy in
+                try await ApplicationFixture.with(uploadFiles: 5) { app in
+                    try FileTreeSnapshot.writeRandomFile(app.uploadsDirectory.appendingPathComponent("large.bin"), size: 12 << 20)
+                    try proxy.set(FaultProxy.Faults([.stall(.seconds(600), count: nil, method: "PUT", targetContains: "partNumber=2")]))
+                    var environment = bucket.environment(app: app, endpoint: proxy.endpoint)
+                    environment["S3_TIMEOUT"] = "300s"  // far longer than the wait below: only cancellation can end it
+                    let job = try app.launch("backup-job", environment: environment)
+                    try await eventually(timeout: .seconds(120), "the upload of part 2 to stall") { try proxy.stats().faultsInjected >= 1 }
+                    job.kill(SIGTERM)
+                    let result = try await job.waitForExit(timeout: .seconds(30))
+                    #expect(result.status == 130, "\(result)")
+                    #expect(try bucket.moto.openMultipartUploads(bucket: bucket.name) == 0)
+                    #expect(try bucket.objects().isEmpty)
+                    #expect(try FileManager.default.contentsOfDirectory(atPath: app.root.appending("staging").path).isEmpty)
+                }
+            }
+        }
+    }
+
     @Test("the lease on a bucket: a killed holder is taken over after expiry with a higher token; a paused one is fenced out")
     func leaseOnBucket() async throws {
         try await TestBucket.with { bucket in

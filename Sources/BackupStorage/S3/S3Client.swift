@@ -63,8 +63,11 @@ final class S3Client: @unchecked Sendable {
     /// the retries are spent or the fault is permanent.
     func send(
         _ method: String, key objectKey: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
-        body: [UInt8]? = nil, bodyLimit: Int = 1 << 20
+        body: [UInt8]? = nil, bodyLimit: Int = 1 << 20, shouldStop: (@Sendable () -> Bool)? = nil
     ) throws -> Answer {
+        // Only transfers of data stop early (parts, ranged reads); small requests, and above all the clean-up
+        // ones (aborting an upload, deleting an unpublished archive), run to their end even in a cancelled job.
+        let shouldStop = shouldStop ?? { false }
         let path: String
         let host: String
         let encodedKey = objectKey.map { SigV4Signer.encode($0, keepSlash: true) }
@@ -93,12 +96,15 @@ final class S3Client: @unchecked Sendable {
             request.connectTimeout = Double(min(configuration.stallTimeoutSeconds, 30))
             request.bodyLimit = bodyLimit
             request.userAgent = "contingency-s3"
+            request.shouldStop = shouldStop
             let fault: String
             do {
                 let response = try handle { try $0.perform(request) }
                 let answer = Answer(status: response.status, headers: response.headers, body: response.body)
                 guard Self.isTransient(answer) else { return answer }
                 fault = "HTTP \(answer.status)" + (answer.errorCode.map { " \($0)" } ?? "")
+            } catch let error as CurlTransportError where shouldStop() {
+                throw ContingencyError.cancelled("\(what) stopped: \(error.message)")
             } catch let error as CurlTransportError where error.isTransient {
                 fault = error.message
             } catch let error as CurlTransportError {
@@ -115,7 +121,11 @@ final class S3Client: @unchecked Sendable {
             let delay = Self.backoff(attempt: attempt)
             logger?.warning(
                 "\(what): \(fault); retrying in \(String(format: "%.1f", delay))s (attempt \(attempt + 1) of \(configuration.retries + 1))")
-            Thread.sleep(forTimeInterval: delay)
+            let wakeUp = Date().addingTimeInterval(delay)
+            while Date() < wakeUp {
+                if shouldStop() { throw ContingencyError.cancelled("\(what) not retried: the job was cancelled") }
+                Thread.sleep(forTimeInterval: min(0.1, wakeUp.timeIntervalSinceNow))
+            }
         }
     }
 
@@ -128,6 +138,10 @@ final class S3Client: @unchecked Sendable {
         let sorted = encoded.sorted { $0.name == $1.name ? $0.value < $1.value : $0.name < $1.name }
         return sorted.map { $0.value.isEmpty ? $0.name : "\($0.name)=\($0.value)" }.joined(separator: "&")
     }
+
+    /// For requests that should stop when the task making them is cancelled (SIGTERM): evaluated on the calling
+    /// thread, inside libcurl's progress callback.
+    static let whenTaskCancelled: @Sendable () -> Bool = { withUnsafeCurrentTask { $0?.isCancelled ?? false } }
 
     /// Full jitter (a random wait up to an exponentially growing cap) spreads out many clients retrying at once.
     static func backoff(attempt: Int) -> Double {

@@ -193,6 +193,8 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
     private let lock = NSLock()
     private var parts: [(number: Int, etag: String)] = []
     private var failure: (any Error)?
+    /// Set when the writer is aborted or its task cancelled: the part being sent stops at once.
+    private var stopped = false
     private let sending = DispatchGroup()
     private let queue = DispatchQueue(label: "contingency.s3.upload")
     static let maximumParts = 10_000
@@ -216,10 +218,19 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
         }
     }
 
+    /// Waits for the part being sent. If the calling task is cancelled meanwhile, that part is stopped and this
+    /// throws at once rather than when a stalled request times out.
+    private func waitForSender() throws {
+        while sending.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
+            if withUnsafeCurrentTask(body: { $0?.isCancelled ?? false }) { lock.withLock { stopped = true } }
+        }
+        if lock.withLock({ stopped }) { throw ContingencyError.cancelled("the upload of \(client.describe(key)) was stopped") }
+        if let failure = lock.withLock({ failure }) { throw failure }
+    }
+
     /// Hands the filled buffer to the background sender, after the previous part has gone.
     private func sendPart() throws {
-        sending.wait()
-        if let failure = lock.withLock({ failure }) { throw failure }
+        try waitForSender()
         if uploadID == nil { uploadID = try start() }
         partNumber += 1
         guard partNumber <= Self.maximumParts else {
@@ -237,7 +248,8 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
             defer { sending.leave() }
             do {
                 let answer = try client.send(
-                    "PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)], body: part)
+                    "PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)], body: part,
+                    shouldStop: { [weak self] in self.map { writer in writer.lock.withLock { writer.stopped } } ?? true })
                 guard answer.status == 200, let etag = answer.etag else { throw client.failure(answer, "PUT part \(number) of", key) }
                 lock.withLock { parts.append((number, etag)) }
             } catch {
@@ -267,8 +279,7 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
                 guard answer.status == 200 else { throw client.failure(answer, "PUT", key) }
             } else {
                 if !buffer.isEmpty { try sendPart() }
-                sending.wait()
-                if let failure = lock.withLock({ failure }) { throw failure }
+                try waitForSender()
                 try check()
                 let list = lock.withLock { parts }.sorted { $0.number < $1.number }
                 let body = "<CompleteMultipartUpload>"
@@ -293,6 +304,7 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
     func abort() {
         guard !finished else { return }
         finished = true
+        lock.withLock { stopped = true }
         sending.wait()
         buffer = []
         guard let uploadID else { return }
@@ -331,7 +343,8 @@ final class S3ObjectReader: ObjectReader {
             let last = min(size, offset + Int64(S3Storage.readChunk)) - 1
             var headers = [("Range", "bytes=\(offset)-\(last)")]
             if let etag { headers.append(("If-Match", etag)) }
-            let answer = try client.send("GET", key: key, headers: headers, bodyLimit: S3Storage.readChunk)
+            let answer = try client.send(
+                "GET", key: key, headers: headers, bodyLimit: S3Storage.readChunk, shouldStop: S3Client.whenTaskCancelled)
             if answer.status == 412 {
                 throw ContingencyError.failed("\(client.describe(key)) changed while it was being read", hint: "run again")
             }
