@@ -60,7 +60,8 @@ public struct S3Configuration: Sendable, Equatable {
         // Bucket names: 3-63 of lowercase letters, digits, '.', '-' (dots allowed for old buckets).
         let valid = (3...63).contains(bucket.count)
             && bucket.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "." || $0 == "-" }
-        guard valid else { return nil }
+        // "." and ".." would be resolved away by the HTTP client after signing: the signature would not match.
+        guard valid, !prefix.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }) else { return nil }
         return (String(bucket), prefix)
     }
 
@@ -111,7 +112,12 @@ public struct S3Configuration: Sendable, Equatable {
     public var url: String { "s3://\(bucket)" + (prefix.isEmpty ? "" : "/\(prefix)") }
 }
 
-extension S3Configuration: CustomStringConvertible {
+extension S3Configuration: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// Never shows the secret key or the session token.
     public var description: String { "\(url) at \(endpoint) (region \(region), key \(accessKeyID))" }
+    public var debugDescription: String { description }
+    /// `dump` and test failure output go through the mirror: it carries no secret either.
+    public var customMirror: Mirror {
+        Mirror(self, children: ["url": url, "endpoint": endpoint, "region": region, "accessKeyID": accessKeyID, "pathStyle": pathStyle])
+    }
 }

@@ -39,6 +39,8 @@ public struct HTTPResponse: Sendable {
     public let headers: [String: String]
     /// The start of the body, at most the request's `bodyLimit` bytes.
     public let body: [UInt8]
+    /// Whether the body was longer than `bodyLimit` (and `body` is only its start).
+    public let truncated: Bool
 }
 
 /// A request that got no HTTP answer: refused, reset, timed out, or cut short. Carries libcurl's code so callers
@@ -85,6 +87,7 @@ public final class CurlEasy {
         var shouldStop: (@Sendable () -> Bool)?
         var body: [UInt8] = []
         var bodyLimit: Int
+        var truncated = false
         var headers: [String: String] = [:]
 
         init(upload: [UInt8], bodyLimit: Int) {
@@ -139,6 +142,7 @@ public final class CurlEasy {
                 let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
                 let length = size * count
                 let keep = min(length, max(0, transfer.bodyLimit - transfer.body.count))
+                if keep < length { transfer.truncated = true }
                 if keep > 0, let data {
                     transfer.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: keep))
                 }
@@ -188,7 +192,7 @@ public final class CurlEasy {
         }
         var code = 0
         _ = contingency_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &code)
-        return HTTPResponse(status: code, headers: transfer.headers, body: transfer.body)
+        return HTTPResponse(status: code, headers: transfer.headers, body: transfer.body, truncated: transfer.truncated)
     }
 
     /// A GET of `url` that must complete within `timeout` seconds. Follows no redirects: a health endpoint that

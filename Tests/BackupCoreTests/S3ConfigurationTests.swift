@@ -23,7 +23,9 @@ struct S3ConfigurationTests {
         #expect(parsed?.bucket == row.1 && parsed?.prefix == row.2)
     }
 
-    @Test("refused URLs", arguments: ["https://bucket/x", "s3://", "s3://UPPER/x", "s3://ab", "bucket/prefix", "s3://bad_name"])
+    @Test("refused URLs", arguments: [
+        "https://bucket/x", "s3://", "s3://UPPER/x", "s3://ab", "bucket/prefix", "s3://bad_name", "s3://bucket/a/../b", "s3://bucket/./x",
+    ])
     func refusesURLs(_ url: String) {
         #expect(S3Configuration.parseURL(url) == nil)
         #expect(throws: ContingencyError.self) { try S3Configuration.load(values(["BACKUP_S3_URL": url].merging(keys) { $1 })) }
@@ -76,7 +78,11 @@ struct S3ConfigurationTests {
     @Test("the description never shows the secret or the token")
     func description() throws {
         let s3 = try #require(try S3Configuration.load(values(["BACKUP_S3_URL": "s3://b-1/p", "AWS_SESSION_TOKEN": "token-xyz"].merging(keys) { $1 })))
-        for text in [s3.description, "\(s3)"] {
+        var dumped = ""
+        dump(s3, to: &dumped)
+        var store = ""
+        dump(try StoreConfiguration.load(values(["BACKUP_S3_URL": "s3://b-1/p", "AWS_SESSION_TOKEN": "token-xyz"].merging(keys) { $1 })), to: &store)
+        for text in [s3.description, "\(s3)", String(reflecting: s3), dumped, store] {
             #expect(!text.contains("secret-value-123") && !text.contains("token-xyz") && text.contains("s3://b-1/p"))
         }
     }

@@ -91,6 +91,20 @@ struct BucketTests {
             #expect(try bucket.moto.openMultipartUploads(bucket: bucket.name) == 1)
             abandoned.abort()
             #expect(try bucket.moto.openMultipartUploads(bucket: bucket.name) == 0)
+
+            // Fenced out after its parts were sent: nothing published, the upload aborted.
+            let fenced = try storage.makeWriter(key: "fenced.bin")
+            try data.withUnsafeBytes { try fenced.write($0) }
+            #expect(throws: ContingencyError.self) { try fenced.commit { throw ContingencyError.locked("lease lost") } }
+            #expect(try bucket.moto.openMultipartUploads(bucket: bucket.name) == 0)
+            #expect(throws: ContingencyError.self) { try data.withUnsafeBytes { try fenced.write($0) } }
+
+            // Dropped with a part in flight.
+            do {
+                let dropped = try storage.makeWriter(key: "dropped.bin")
+                try data.withUnsafeBytes { try dropped.write($0) }
+            }
+            #expect(try bucket.moto.openMultipartUploads(bucket: bucket.name) == 0)
             #expect(try storage.list(folder: "").map(\.name) == ["big.bin"])
         }
     }
@@ -151,6 +165,13 @@ struct BucketTests {
                 #expect(hashing.finalizeHex() == manifest.archive.sha256)
                 #expect(hashing.count == manifest.archive.size)
 
+                // Restored from the bucket alone (lease and probe in the bucket).
+                _ = try await app.server.psql("UPDATE users SET name = 'damaged'", database: app.database)
+                let fromBucket = try await app.run("restore-job", environment: bucket.environment(app: app))
+                #expect(fromBucket.succeeded, "\(fromBucket)")
+                #expect(try await app.snapshot() == before)
+                #expect(try bucket.objects().count == 2)
+
                 // The worst day: data damaged, and a fresh machine whose volume is empty.
                 _ = try await app.server.psql(
                     "DROP TABLE attachments; UPDATE users SET name = 'damaged' WHERE id % 2 = 0; DELETE FROM posts WHERE id % 3 = 0;",
@@ -182,9 +203,16 @@ struct BucketTests {
                     try proxy.set(FaultProxy.Faults(status: 503, count: nil, method: "PUT"))
                     let second = try await app.run("backup-job", environment: environment)
                     #expect(second.status == 3, "\(second)")
-                    #expect(second.stderr.contains("not copied to \(bucket.url)"), "\(second.stderr)")
+                    #expect(second.stderr.contains("the copy to \(bucket.url) failed"), "\(second.stderr)")
                     #expect(try app.storeFiles().count == 4)
                     #expect(try bucket.objects().count == 2)
+
+                    // The bucket down altogether: restore-job still sees every backup of the volume.
+                    try proxy.set(FaultProxy.Faults(status: 503, count: nil))
+                    let verify = try await app.run("restore-job", ["--verify"], environment: environment)
+                    #expect(verify.succeeded, "\(verify)")
+                    #expect(verify.stderr.contains("Backups in \(bucket.url) are not listed"), "\(verify.stderr)")
+                    #expect(verify.stdout.contains("All 2 backups verified"), "\(verify.stdout)")
 
                     // Healthy again: the next run copies both its own backup and the one that was missed.
                     try proxy.set(FaultProxy.Faults())
@@ -403,6 +431,30 @@ struct BucketTests {
                 var buffer = [UInt8](repeating: 0, count: 1 << 20)
                 while try buffer.withUnsafeMutableBytes({ try hashing.read(into: $0) }) > 0 {}
                 #expect(hashing.finalizeHex() == manifest.archive.sha256)
+            }
+        }
+    }
+
+    @Test("a write whose answer was lost is recognised by its writer: the lease and the request are still its own")
+    func lostAnswers() async throws {
+        try await TestBucket.with { bucket in
+            try await FaultProxy.with(upstream: bucket.moto.endpoint) { proxy in
+                let storage = try bucket.storage(endpoint: proxy.endpoint)
+                try proxy.set(FaultProxy.Faults([.cutAfter(bytes: 0, of: .response, count: 1, method: "PUT", targetContains: "locks")]))
+                let lease = try await Lease.acquire("store", storage: storage, job: "one", ttl: 30, timeout: 0)
+                #expect(lease.token == 1)
+                try proxy.set(FaultProxy.Faults([.cutAfter(bytes: 0, of: .response, count: 1, method: "PUT", targetContains: "locks")]))
+                try lease.renew()
+                try lease.confirm()
+                let board = RequestBoard(storage: storage)
+                try proxy.set(FaultProxy.Faults([.cutAfter(bytes: 0, of: .response, count: 1, method: "PUT", targetContains: "requests")]))
+                let submitted = try board.submit(id: "rollback-incident-7", intent: .rollback, requestedBy: "sidecar")
+                #expect(submitted.created)
+                try proxy.set(FaultProxy.Faults([.cutAfter(bytes: 0, of: .response, count: 1, method: "PUT", targetContains: "requests")]))
+                #expect(try board.transition("rollback-incident-7", from: .pending, to: .running, worker: "restore-job") != nil)
+                let stats = try proxy.stats()
+                #expect(stats.faultsInjected == 4, "\(stats)")
+                lease.release()
             }
         }
     }

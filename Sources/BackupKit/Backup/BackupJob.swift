@@ -55,7 +55,7 @@ public struct BackupJob: Sendable {
             onWait: { [logger] holder in logger.info("Waiting for the store lock held by \(holder.holderDescription(now: Date()))") },
             onLost: lostLease)
         defer { lease.release() }
-        stores.removeInterruptedWrites(logger: logger)
+        stores.removeInterruptedWrites(prefix: configuration.store.prefix, logger: logger)
 
         let catalog = BackupCatalog(storage: storage, prefix: configuration.store.prefix)
         try checkFreeSpace(catalog: catalog)
@@ -111,7 +111,7 @@ public struct BackupJob: Sendable {
         let duration = Date().timeIntervalSince(started)
         if let copyFailure {
             throw ContingencyError.partial(
-                "\(name.fileName) was created in \(storage) but not copied to \(stores.copy?.description ?? "the bucket"): \(copyFailure)",
+                "\(name.fileName) was created in \(storage), but the copy to \(stores.copy?.description ?? "the bucket") failed: \(copyFailure)",
                 hint: "the backup is usable from \(storage); the next run copies what the bucket lacks")
         }
         logger.info(
@@ -128,8 +128,12 @@ public struct BackupJob: Sendable {
         do {
             let failures = try copier.copyMissing { try lease.confirm() }
             for failure in failures { logger.error("Could not copy \(failure.name) to \(bucket): \(failure.error)") }
-            guard let first = failures.first else { return nil }
-            return failures.count == 1 ? "\(first.error)" : "\(failures.count) backups not copied, the first: \(first.error)"
+            guard !failures.isEmpty else { return nil }
+            return failures.map { "\($0.name): \($0.error)" }.joined(separator: "; ")
+        } catch let error as ContingencyError where error.isCancellation {
+            return "cancelled before the copy ended"
+        } catch is CancellationError {
+            return "cancelled before the copy ended"
         } catch {
             logger.error("Could not copy backups to \(bucket): \(error)")
             return "\(error)"

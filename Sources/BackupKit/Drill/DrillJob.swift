@@ -161,7 +161,7 @@ public struct DrillJob: Sendable {
     }
 
     private func publishMetrics(ok: Bool, at: Date, duration: TimeInterval) throws {
-        let catalog = try BackupCatalog(storages: stores.all, prefix: configuration.restore.store.prefix).list()
+        let catalog = try BackupCatalog(storages: stores.all, prefix: configuration.restore.store.prefix, logger: logger).list()
         let lastVerified = catalog.compactMap { $0.manifest.verified }.filter(\.ok).map(\.at).max()
         try MetricsFile(
             job: "drill",

@@ -149,7 +149,7 @@ public struct RestoreJob: Sendable {
     /// The backup to restore: LATEST_BACKUP (a name, looked up in every store, or a path to an archive), else
     /// the newest complete backup of any store.
     func chooseTarget() throws -> Target {
-        let catalog = BackupCatalog(storages: stores.all, prefix: configuration.store.prefix)
+        let catalog = BackupCatalog(storages: stores.all, prefix: configuration.store.prefix, logger: logger)
         guard let requested = configuration.backup else {
             guard let newest = try catalog.list().first else {
                 throw ContingencyError.noBackupFound(
@@ -167,12 +167,22 @@ public struct RestoreJob: Sendable {
             } ?? false
             if !isPrimary { candidates = [try VolumeStorage(root: folder, readOnly: true)] }
         }
-        for store in candidates where try store.openReader(key: fileName) != nil {
-            let manifest = try store.read(key: fileName + ".json").flatMap {
-                try? ContingencyJSON.decoder().decode(Manifest.self, from: Data($0.data))
+        // A store holding the archive with its manifest wins over one holding the archive alone (an interrupted
+        // copy or run).
+        var found: [Target] = []
+        for (index, store) in candidates.enumerated() {
+            do {
+                guard try store.openReader(key: fileName) != nil else { continue }
+                let manifest = try store.read(key: fileName + ".json").flatMap {
+                    try? ContingencyJSON.decoder().decode(Manifest.self, from: Data($0.data))
+                }
+                found.append(Target(fileName: fileName, storage: store, manifest: manifest))
+                if manifest != nil { break }
+            } catch let error as ContingencyError where index > 0 && !error.isCancellation && !found.isEmpty {
+                logger.warning("\(fileName) not looked for in \(store): \(error)")
             }
-            return Target(fileName: fileName, storage: store, manifest: manifest)
         }
+        if let target = found.first(where: { $0.manifest != nil }) ?? found.first { return target }
         let places = candidates.map(\.description).joined(separator: " or ")
         throw ContingencyError.noBackupFound(
             "LATEST_BACKUP=\(requested): no such archive in \(places)", hint: "list the backups with restore-job --verify or the API")
@@ -246,7 +256,7 @@ extension RestoreJob {
             _ = try await verify(nil)
             return
         }
-        let entries = try BackupCatalog(storages: stores.all, prefix: configuration.store.prefix).list()
+        let entries = try BackupCatalog(storages: stores.all, prefix: configuration.store.prefix, logger: logger).list()
         guard !entries.isEmpty else {
             throw ContingencyError.noBackupFound("no complete backup in \(configuration.store.description) (prefix \(configuration.store.prefix))")
         }

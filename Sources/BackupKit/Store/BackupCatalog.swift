@@ -1,6 +1,7 @@
 import BackupCore
 import BackupStorage
 import Foundation
+import Logging
 
 /// One complete backup: an archive with its manifest, and the store it was found in.
 public struct BackupEntry: Sendable, Equatable {
@@ -17,29 +18,38 @@ public struct BackupEntry: Sendable, Equatable {
 
 /// What the stores hold. Only archives with a manifest are backups; an archive without one is an interrupted
 /// run and is never listed. With several stores (a volume and its bucket copy), a backup in both is listed
-/// once, from the first store that has it.
+/// once, from the first store that has it; a copy store that cannot be read is skipped with a warning, so an
+/// unreachable bucket never stands between a restore and the volume's backups.
 public struct BackupCatalog: Sendable {
     public let storages: [any Storage]
     public let prefix: String
+    public let logger: Logger?
 
     public init(storage: any Storage, prefix: String) {
         self.init(storages: [storage], prefix: prefix)
     }
 
-    public init(storages: [any Storage], prefix: String) {
+    public init(storages: [any Storage], prefix: String, logger: Logger? = nil) {
         self.storages = storages
         self.prefix = prefix
+        self.logger = logger
     }
 
     /// Complete backups, newest first.
     public func list() throws -> [BackupEntry] {
         var seen = Set<String>()
         var entries: [BackupEntry] = []
-        for storage in storages {
-            for name in try completeNames(in: storage) where !seen.contains(name.fileName) {
-                guard let manifest = try Self.manifest(for: name, in: storage) else { continue }
-                seen.insert(name.fileName)
-                entries.append(BackupEntry(name: name, manifest: manifest, storage: storage))
+        for (index, storage) in storages.enumerated() {
+            do {
+                var found: [BackupEntry] = []
+                for name in try completeNames(in: storage) where !seen.contains(name.fileName) {
+                    guard let manifest = try Self.manifest(for: name, in: storage) else { continue }
+                    found.append(BackupEntry(name: name, manifest: manifest, storage: storage))
+                }
+                entries += found
+                seen.formUnion(found.map(\.fileName))
+            } catch let error as ContingencyError where index > 0 && !error.isCancellation {
+                logger?.warning("Backups in \(storage) are not listed: \(error)")
             }
         }
         return entries.sorted { $0.name > $1.name }

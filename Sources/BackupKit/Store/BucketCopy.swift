@@ -14,19 +14,31 @@ struct BucketCopy {
     let prefix: String
     let logger: Logger
 
-    /// Copies every complete backup of the source that the target lacks, newest first: the one just made, and any
-    /// an earlier run failed to copy. Returns what failed, by file name; `confirm` is the lease's fencing check.
+    /// Copies the complete backups of the source that the target lacks, newest first: the one just made, and any
+    /// an earlier run failed to copy. Backups older than the target's oldest are left alone (a bucket's own
+    /// lifecycle rules may have expired them; they are not sent again), and into an empty target only the newest
+    /// goes. Returns what failed, by file name; `confirm` is the lease's fencing check.
     func copyMissing(confirm: () throws -> Void) throws -> [(name: String, error: any Error)] {
+        if let bucket = target as? S3Storage {
+            Stores.abortInterruptedUploads(in: bucket, prefix: prefix, logger: logger)
+        }
         let catalog = BackupCatalog(storage: source, prefix: prefix)
-        let present = Set(try BackupCatalog(storage: target, prefix: prefix).completeNames(in: target).map(\.fileName))
+        let present = try catalog.completeNames(in: target)
+        let presentNames = Set(present.map(\.fileName))
+        var candidates = try catalog.completeNames(in: source).filter { !presentNames.contains($0.fileName) }
+        if let oldest = present.last {
+            candidates = candidates.filter { $0 > oldest }
+        } else {
+            candidates = Array(candidates.prefix(1))
+        }
         var failures: [(name: String, error: any Error)] = []
-        for name in try catalog.completeNames(in: source) where !present.contains(name.fileName) {
+        for name in candidates {
             do {
                 try Task.checkCancellation()
                 guard let manifest = try BackupCatalog.manifest(for: name, in: source) else { continue }
                 try copy(name, manifest: manifest, confirm: confirm)
             } catch {
-                if error is CancellationError { throw error }
+                if error is CancellationError || (error as? ContingencyError)?.isCancellation == true { throw error }
                 failures.append((name.fileName, error))
             }
         }

@@ -39,24 +39,36 @@ public struct Stores: Sendable {
             return Stores(primary: volume, copy: bucket, staging: volume.staging)
         }
         guard let bucket else { throw ContingencyError.configuration("neither BACKUP_DIR nor BACKUP_S3_URL is set") }
+        if let defaultFolder = Settings.backupDir.defaultValue, FileManager.default.fileExists(atPath: "\(defaultFolder)/.contingency") {
+            // A volume store is mounted where BACKUP_DIR would be by default, but BACKUP_DIR is not set: with a
+            // bucket that means the bucket alone, which may not be what was meant.
+            logger?.warning(
+                "\(defaultFolder) holds a backup store, but BACKUP_DIR is not set: only \(bucket) is used. Set BACKUP_DIR=\(defaultFolder) to keep the volume as the store and the bucket as its copy")
+        }
         return Stores(primary: bucket, staging: try LocalStaging(creating: configuration.stagingDirectory))
     }
 
     /// Every store, the primary first.
     public var all: [any Storage] { [primary] + (copy.map { [$0] } ?? []) }
 
-    /// Clears what interrupted runs left: temporary files in staging, and (on a bucket) multipart uploads never
-    /// completed. Call while holding the store's lease.
-    func removeInterruptedWrites(logger: Logger) {
+    /// Clears what interrupted runs left in the primary store: temporary files in staging, and (on a bucket)
+    /// uploads of archives never completed. Call while holding the store's lease. (The copy bucket's are cleared
+    /// before each copy: see `BucketCopy`.)
+    func removeInterruptedWrites(prefix: String, logger: Logger) {
         let stale = staging.removeStaleTemporaries()
         if stale > 0 { logger.info("Removed \(stale) temporary file(s) left by an interrupted run") }
-        for case let bucket as S3Storage in all {
-            do {
-                let aborted = try bucket.abortInterruptedUploads()
-                if aborted > 0 { logger.info("Aborted \(aborted) upload(s) to \(bucket) left by an interrupted run") }
-            } catch {
-                logger.warning("Could not list interrupted uploads in \(bucket): \(error)")
-            }
+        if let bucket = primary as? S3Storage {
+            Self.abortInterruptedUploads(in: bucket, prefix: prefix, logger: logger)
+        }
+    }
+
+    /// Aborts the uploads of our archives (named with `prefix`) left open in `bucket` by runs that died.
+    static func abortInterruptedUploads(in bucket: S3Storage, prefix: String, logger: Logger) {
+        do {
+            let aborted = try bucket.abortInterruptedUploads { BackupName.parse(fileName: $0, prefix: prefix) != nil }
+            if aborted > 0 { logger.info("Aborted \(aborted) upload(s) to \(bucket) left by an interrupted run") }
+        } catch {
+            logger.warning("Could not list interrupted uploads in \(bucket): \(error)")
         }
     }
 }

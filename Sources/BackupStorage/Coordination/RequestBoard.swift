@@ -54,14 +54,18 @@ public struct RequestBoard: Sendable {
             id: id, intent: intent, status: .pending, reason: nil, backup: backup, requestedBy: requestedBy, created: now,
             updated: now, worker: nil)
         let data = try encode(request)
-        if try storage.create(key: Self.key(for: id), data: data) != nil {
-            // As stored (dates at the encoder's precision), so every caller sees the same value.
-            return (try ContingencyJSON.decoder().decode(StoreRequest.self, from: Data(data)), true)
-        }
-        guard let existing = try get(id) else {
+        // As stored (dates at the encoder's precision), so every caller sees the same value.
+        let stored = try ContingencyJSON.decoder().decode(StoreRequest.self, from: Data(data))
+        if try storage.create(key: Self.key(for: id), data: data) != nil { return (stored, true) }
+        guard let existing = try storage.read(key: Self.key(for: id)) else {
             throw ContingencyError.failed("request \(id) exists in \(storage) but cannot be read back")
         }
-        return (existing.request, false)
+        // Our own create went through but its answer was lost, and the retry was refused: still ours.
+        if existing.data == data { return (stored, true) }
+        guard let request = try get(id)?.request else {
+            throw ContingencyError.failed("request \(id) exists in \(storage) but cannot be read back")
+        }
+        return (request, false)
     }
 
     /// The request `id` with its version, or nil.
@@ -96,7 +100,10 @@ public struct RequestBoard: Sendable {
             next.reason = reason ?? current.reason
             next.worker = worker ?? current.worker
             next.updated = now
-            if try storage.replace(key: Self.key(for: id), data: encode(next), ifMatch: etag) != nil { return next }
+            let data = try encode(next)
+            if try storage.replace(key: Self.key(for: id), data: data, ifMatch: etag) != nil { return next }
+            // Our own write went through but its answer was lost (the retry was refused): done.
+            if try storage.read(key: Self.key(for: id))?.data == data { return next }
             // Changed between the read and the write: read again and decide again.
         }
     }

@@ -42,6 +42,7 @@ final class S3Client: @unchecked Sendable {
         let status: Int
         let headers: [String: String]
         let body: [UInt8]
+        let truncated: Bool
 
         /// `<Error><Code>` of an error body, if there is one.
         var errorCode: String? { S3XMLElement.parse(body).flatMap { $0.name == "Error" ? $0.value("Code") : nil } }
@@ -100,7 +101,8 @@ final class S3Client: @unchecked Sendable {
             let fault: String
             do {
                 let response = try handle { try $0.perform(request) }
-                let answer = Answer(status: response.status, headers: response.headers, body: response.body)
+                let answer = Answer(
+                    status: response.status, headers: response.headers, body: response.body, truncated: response.truncated)
                 guard Self.isTransient(answer) else { return answer }
                 fault = "HTTP \(answer.status)" + (answer.errorCode.map { " \($0)" } ?? "")
             } catch let error as CurlTransportError where shouldStop() {
@@ -116,7 +118,7 @@ final class S3Client: @unchecked Sendable {
             guard attempt <= configuration.retries else {
                 throw ContingencyError.failed(
                     "\(what) failed \(attempt) times, the last with \(fault)",
-                    hint: "the bucket's server at \(configuration.endpoint) is unreachable or overloaded; nothing was published, the next run tries again (S3_RETRIES, S3_TIMEOUT)")
+                    hint: "the bucket's server at \(configuration.endpoint) is unreachable or overloaded (S3_RETRIES and S3_TIMEOUT set how long a request is retried)")
             }
             let delay = Self.backoff(attempt: attempt)
             logger?.warning(
@@ -143,16 +145,19 @@ final class S3Client: @unchecked Sendable {
     /// thread, inside libcurl's progress callback.
     static let whenTaskCancelled: @Sendable () -> Bool = { withUnsafeCurrentTask { $0?.isCancelled ?? false } }
 
-    /// Full jitter (a random wait up to an exponentially growing cap) spreads out many clients retrying at once.
+    /// Full jitter (a random wait up to an exponentially growing cap, 0.2 s doubling to 8 s) spreads out many
+    /// clients retrying at once.
     static func backoff(attempt: Int) -> Double {
         let cap = min(8.0, 0.2 * pow(2.0, Double(attempt - 1)))
-        return Double.random(in: (cap / 2)...cap)
+        return Double.random(in: 0.05...cap)
     }
 
     static func isTransient(_ answer: Answer) -> Bool {
         switch answer.status {
-        case 500, 502, 503, 504, 429: return true
-        case 400, 409: return ["RequestTimeout", "OperationAborted", "ConditionalRequestConflict"].contains(answer.errorCode ?? "")
+        case 500, 502, 503, 504, 429, 408: return true
+        case 400, 409:
+            // IncompleteBody: S3's answer to an upload cut short.
+            return ["RequestTimeout", "OperationAborted", "ConditionalRequestConflict", "IncompleteBody"].contains(answer.errorCode ?? "")
         // CompleteMultipartUpload can answer 200 and still fail, with an error body.
         case 200: return answer.body.count < 4096 && answer.errorCode.map { ["InternalError", "SlowDown"].contains($0) } == true
         default: return false

@@ -50,6 +50,9 @@ public struct S3Storage: Storage {
         let answer = try client.send("GET", key: objectKey, bodyLimit: 64 << 20)
         if answer.status == 404 { return nil }
         guard answer.status == 200, let etag = answer.etag else { throw client.failure(answer, "GET", objectKey) }
+        guard !answer.truncated else {
+            throw ContingencyError.failed("\(client.describe(objectKey)) is larger than 64 MiB: not a small object", hint: "it was not written by Contingency")
+        }
         return StoredObject(data: answer.body, etag: etag)
     }
 
@@ -117,10 +120,11 @@ public struct S3Storage: Storage {
 
     public func availableBytes() throws -> Int64? { nil }
 
-    /// Aborts multipart uploads under the store's prefix that were never completed: left by a run that was
-    /// killed before it could abort them itself. Call only while holding the store's lease (no other upload
-    /// of this store is then in progress). Returns how many were aborted.
-    public func abortInterruptedUploads() throws -> Int {
+    /// Aborts multipart uploads under the store's prefix that were never completed, left by a run that was
+    /// killed before it could abort them itself, among those whose object name `isOurs` (other installs may
+    /// share the bucket). Call only while holding the store's lease (no other upload of ours is then in
+    /// progress). Returns how many were aborted.
+    public func abortInterruptedUploads(named isOurs: (String) -> Bool) throws -> Int {
         let prefix = client.objectKey("")
         var aborted = 0
         var marker: (key: String, upload: String)?
@@ -132,7 +136,9 @@ public struct S3Storage: Storage {
                 throw client.failure(answer, "LIST UPLOADS", prefix)
             }
             for upload in page.all("Upload") {
-                guard let key = upload.value("Key"), let id = upload.value("UploadId") else { continue }
+                guard let key = upload.value("Key"), let id = upload.value("UploadId"),
+                    isOurs(String(key.split(separator: "/").last ?? ""))
+                else { continue }
                 let abort = try client.send("DELETE", key: key, query: [("uploadId", id)])
                 if abort.status == 204 || abort.status == 200 || abort.status == 404 { aborted += 1 }
             }
@@ -146,18 +152,18 @@ public struct S3Storage: Storage {
     /// a probe object it removes after. Throws, saying why the store cannot coordinate jobs, when it does not.
     public func verifyConditionalWrites() throws {
         let probe = ".contingency/probe/\(UUID().uuidString.lowercased())"
-        guard let etag = try create(key: probe, data: Array("probe".utf8)) else {
-            throw ContingencyError.failed("the probe object \(client.describe(client.objectKey(probe))) already exists")
-        }
+        defer { _ = try? delete(key: probe, ifMatch: nil) }
         var ignored: String?
-        if try create(key: probe, data: Array("second".utf8)) != nil {
-            ignored = "If-None-Match: * (a second conditional create of the same key succeeded)"
-        } else if try replace(key: probe, data: Array("stale".utf8), ifMatch: "\"00000000000000000000000000000000\"") != nil {
-            ignored = "If-Match (a write with a stale ETag succeeded)"
-        }
-        let removed = ignored == nil ? try delete(key: probe, ifMatch: etag) : false
-        if !removed {
-            _ = try? delete(key: probe, ifMatch: nil)
+        do {
+            // A lost answer to the first create makes its retry look refused: the probe is then ours all the same.
+            _ = try create(key: probe, data: Array("probe".utf8))
+            if try create(key: probe, data: Array("second".utf8)) != nil {
+                ignored = "If-None-Match: * (a second conditional create of the same key succeeded)"
+            } else if try replace(key: probe, data: Array("stale".utf8), ifMatch: "\"00000000000000000000000000000000\"") != nil {
+                ignored = "If-Match (a write with a stale ETag succeeded)"
+            }
+        } catch let error as ContingencyError where error.message.contains("NotImplemented") || error.message.contains("InvalidArgument") {
+            ignored = "it refuses them (\(error.message))"
         }
         if let ignored {
             throw ContingencyError.configuration(
@@ -186,6 +192,8 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
     private let client: S3Client
     private let key: String
     private var buffer: [UInt8] = []
+    private var written: Int64 = 0
+    private var committed = false
     private var uploadID: String?
     private var partNumber = 0
     private var finished = false
@@ -208,12 +216,14 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
     deinit { abort() }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard !finished else { throw ContingencyError.failed("\(client.describe(key)): write after the upload was committed or aborted") }
         // Filled to exactly one part, never past it: the buffer keeps the capacity it was given.
         var offset = 0
         while offset < bytes.count {
             let take = min(bytes.count - offset, client.configuration.partSize - buffer.count)
             buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + take)]))
             offset += take
+            written += Int64(take)
             if buffer.count == client.configuration.partSize { try sendPart() }
         }
     }
@@ -258,6 +268,12 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
         }
     }
 
+    /// The size of the object under the key, or nil when there is none.
+    private func objectSize() throws -> Int64? {
+        let answer = try client.send("HEAD", key: key)
+        return answer.status == 200 ? answer.headers["content-length"].flatMap(Int64.init) : nil
+    }
+
     private func start() throws -> String {
         var headers = [("Content-Type", "application/octet-stream")]
         if let storageClass = client.configuration.storageClass { headers.append(("x-amz-storage-class", storageClass)) }
@@ -269,7 +285,10 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
     }
 
     func commit(beforePublishing check: () throws -> Void) throws {
-        guard !finished else { return }
+        guard !finished else {
+            if committed { return }
+            throw ContingencyError.failed("\(client.describe(key)): commit after the upload was aborted")
+        }
         do {
             if uploadID == nil {
                 try check()
@@ -287,11 +306,15 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
                     .joined() + "</CompleteMultipartUpload>"
                 let answer = try client.send("POST", key: key, query: [("uploadId", uploadID!)], body: Array(body.utf8))
                 // A 200 can still carry an <Error> (S3 fails a completion after it started answering).
-                guard answer.status == 200, let result = S3XMLElement.parse(answer.body), result.name != "Error" else {
+                let completed = answer.status == 200 && S3XMLElement.parse(answer.body).map { $0.name != "Error" } == true
+                // NoSuchUpload after a retry: the first attempt completed it but its answer was lost. The object
+                // is there, whole, if it has every byte written.
+                guard completed || (answer.errorCode == "NoSuchUpload" && (try? objectSize()) == written) else {
                     throw client.failure(answer, "POST (complete multipart upload)", key)
                 }
             }
             finished = true
+            committed = true
             buffer = []
         } catch {
             abort()

@@ -18,16 +18,19 @@ public struct LocalStaging: Sendable, CustomStringConvertible {
     /// A folder that the caller has made (the volume store's).
     init(existing folder: String) { self.folder = folder }
 
-    /// Creates `folder` (mode 0700: temporary files hold dumps and .env copies) if needed.
+    /// Creates `folder` (mode 0700: temporary files hold dumps and .env copies) if needed. A folder that
+    /// exists keeps its mode (it may be shared, like /tmp): each file made in it is 0600 anyway.
     public init(creating folder: String) throws {
         self.folder = folder.count > 1 && folder.hasSuffix("/") ? String(folder.dropLast()) : folder
-        do {
-            try FileManager.default.createDirectory(atPath: self.folder, withIntermediateDirectories: true)
-        } catch {
-            throw ContingencyError.configuration(
-                "cannot create the staging folder \(self.folder): \(error)", hint: "set STAGING_DIR to a writable local folder")
+        if !FileManager.default.fileExists(atPath: self.folder) {
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: self.folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw ContingencyError.configuration(
+                    "cannot create the staging folder \(self.folder): \(error)", hint: "set STAGING_DIR to a writable local folder")
+            }
         }
-        chmod(self.folder, 0o700)
         guard access(self.folder, W_OK) == 0 else {
             throw ContingencyError.configuration(
                 "the staging folder \(self.folder) is not writable by uid \(geteuid())", hint: "set STAGING_DIR to a writable local folder")
@@ -35,6 +38,13 @@ public struct LocalStaging: Sendable, CustomStringConvertible {
     }
 
     public var description: String { folder }
+
+    static func isTemporaryName(_ name: String) -> Bool {
+        let parts = name.split(separator: ".")
+        guard parts.count >= 3, parts.last == "partial" else { return false }
+        let tag = parts[parts.count - 2]
+        return tag.count == 8 && tag.allSatisfy { $0.isHexDigit }
+    }
 
     /// A fresh path in the folder.
     func temporaryPath(_ name: String) -> String {
@@ -60,10 +70,11 @@ public struct LocalStaging: Sendable, CustomStringConvertible {
     }
 
     /// Removes temporary files and folders left by runs that died, whichever job (a lease-free `--verify`
-    /// too) made them. Returns how many.
+    /// too) made them. Only names this type makes (`….<8 hex>.partial`) are considered: the folder may be
+    /// shared. Returns how many.
     public func removeStaleTemporaries() -> Int {
         var removed = 0
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where Self.isTemporaryName(name) {
             let entry = "\(folder)/\(name)"
             let fd = open(entry, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { continue }
