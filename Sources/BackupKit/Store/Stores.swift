@@ -23,11 +23,6 @@ public struct Stores: Sendable {
         self.staging = staging
     }
 
-    /// A volume store alone.
-    public init(volume: VolumeStorage) {
-        self.init(primary: volume, staging: volume.staging)
-    }
-
     /// Opens what the configuration names. A bucket that coordinates the jobs (no volume; a job that takes the
     /// lease or writes) must honour conditional writes, or this fails.
     public static func open(_ configuration: StoreConfiguration, coordinating: Bool = true, logger: Logger?) throws -> Stores {
