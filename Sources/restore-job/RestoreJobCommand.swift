@@ -11,7 +11,8 @@ struct RestoreJobCommand: AsyncParsableCommand {
         abstract: "Restore the database, uploads and .env from a backup, after verifying all of it; or verify or drill backups.",
         discussion: JobRunner.discussion(
             """
-            Restores LATEST_BACKUP (a name or a path) or, when unset, the newest complete backup in BACKUP_DIR. \
+            Restores LATEST_BACKUP (a name or a path) or, when unset, the newest complete backup in BACKUP_DIR \
+            or BACKUP_S3_URL (both are searched: a fresh machine restores from the bucket). \
             The whole archive is read and checked first (its sha256 against the manifest, every member against \
             metadata.json, the dump with pg_restore --list); any mismatch stops before the database or any \
             file is touched. Then: the database with pg_restore --clean --if-exists in one transaction, the \
