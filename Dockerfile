@@ -17,7 +17,7 @@ FROM debian:bookworm-slim
 # pg_dump must be at least the server's major version: install the client matching your server
 # (postgresql-client-15 here; PGDG's apt repository has newer ones) or set PG_BIN_DIR.
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        libpq5 libarchive13 libcurl4 libssl3 libdeflate0 libzstd1 postgresql-client-15 ca-certificates tzdata \
+        libpq5 libarchive13 libcurl4 libssl3 libxml2 libdeflate0 libzstd1 postgresql-client-15 ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home /nonexistent contingency
 COPY --from=build /out/ /usr/local/bin/

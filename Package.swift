@@ -27,6 +27,7 @@ let package = Package(
         .systemLibrary(name: "CLibArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         .systemLibrary(name: "CLibDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
 
@@ -36,7 +37,7 @@ let package = Package(
         .target(
             name: "BackupInterop",
             dependencies: [
-                "BackupCore", "CLibPQ", "CLibArchive", "CCurl", "COpenSSL", "CLibDeflate", "CZstd",
+                "BackupCore", "CLibPQ", "CLibArchive", "CCurl", "COpenSSL", "CMalloc", "CLibDeflate", "CZstd",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Logging", package: "swift-log"),
             ],

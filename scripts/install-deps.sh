@@ -4,7 +4,7 @@
 # (GNU tar, zstd, Debian's age for encryption interop, prometheus for promtool).
 # Installs nothing when everything is already there.
 set -euo pipefail
-packages=(libpq-dev libarchive-dev libcurl4-openssl-dev libssl-dev libdeflate-dev libzstd-dev postgresql-15 postgresql-client-15 zstd gzip tar util-linux procps age prometheus bc)
+packages=(libpq-dev libarchive-dev libcurl4-openssl-dev libssl-dev libdeflate-dev libzstd-dev postgresql-15 postgresql-client-15 zstd gzip tar util-linux procps age prometheus bc time curl)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -18,3 +18,15 @@ if ((${#missing[@]})); then
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v swift >/dev/null || { echo "swift is not on PATH (expected Swift 6.2+ at /opt/swift)"; exit 1; }
+
+# moto's S3 server (and boto3, which comes with it) for the S3 store's tests: Tests/TestSupport/MotoServer.swift
+# runs it with python3. Pinned to the version whose signature check MotoServer patches. Installed for the
+# system python3 (PEP 668's "externally managed" guard is waived: this is a build and test machine).
+moto_version="5.2.1"
+if ! python3 -c 'import moto.server, boto3' 2>/dev/null; then
+    echo "Installing moto[server]==$moto_version with pip"
+    python3 -m pip --version >/dev/null 2>&1 || { echo "python3 has no pip (Debian: apt-get install python3-pip)"; exit 1; }
+    pip_user=()
+    [ "$(id -u)" -eq 0 ] || pip_user=(--user)
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check "${pip_user[@]}" "moto[server]==$moto_version"
+fi

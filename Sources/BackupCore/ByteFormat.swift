@@ -1,3 +1,5 @@
+import Foundation
+
 /// Sizes for logs and the API, in the runbook's style: "0 B", "512 B", "1.5 KB", "500 MB", "1.2 GB".
 /// Base 1024, at most one decimal, a trailing ".0" dropped.
 public enum ByteFormat {
@@ -13,6 +15,21 @@ public enum ByteFormat {
     public static func rate(bytes: Int64, seconds: Double) -> String {
         guard seconds > 0, seconds.isFinite else { return "n/a" }
         return format(Double(bytes) / seconds) + "/s"
+    }
+
+    /// `"16MiB"`, `"16M"`, `"16 MB"`, `"512k"`, `"1073741824"` → bytes (units are powers of 1024 whatever
+    /// their spelling); nil for anything else.
+    public static func parse(_ text: String) -> Int64? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, let number = Int64(digits) else { return nil }
+        let unit = trimmed.dropFirst(digits.count).trimmingCharacters(in: .whitespaces).lowercased()
+        let shifts: [String: Int64] = [
+            "": 0, "b": 0, "k": 10, "kb": 10, "kib": 10, "m": 20, "mb": 20, "mib": 20, "g": 30, "gb": 30, "gib": 30,
+        ]
+        guard let shift = shifts[unit] else { return nil }
+        let (value, overflow) = number.multipliedReportingOverflow(by: Int64(1) << shift)
+        return overflow ? nil : value
     }
 
     private static func format(_ value: Double) -> String {

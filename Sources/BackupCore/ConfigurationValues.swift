@@ -38,6 +38,21 @@ public struct ConfigurationValues: Sendable {
         return setting.defaultValue
     }
 
+    /// Whether the operator gave a value (a flag, the variable, or its `_FILE`), as opposed to its default.
+    public func isSet(_ setting: Setting) -> Bool {
+        flags[setting.name] != nil || environment[setting.name].map { !$0.isEmpty } == true
+            || (setting.readsFile && environment[setting.name + "_FILE"].map { !$0.isEmpty } == true)
+    }
+
+    /// A size in bytes, written `16777216`, `16MiB`, `16M`, `512KiB` or `1G` (binary units either way).
+    public func byteSize(_ setting: Setting) throws(ContingencyError) -> Int64? {
+        guard let raw = try nonEmpty(setting) else { return nil }
+        guard let value = ByteFormat.parse(raw) else {
+            throw .configuration("\(setting.name)=\(raw) is not a size", hint: "write it like 16MiB, 64M or 1073741824")
+        }
+        return value
+    }
+
     public func nonEmpty(_ setting: Setting) throws(ContingencyError) -> String? {
         guard let value = try string(setting), !value.isEmpty else { return nil }
         return value

@@ -1,20 +1,29 @@
 /// Settings every job shares: the store, locking and logging.
 public struct StoreConfiguration: Sendable, Equatable {
-    public var backupDirectory: String
+    /// The shared volume, or nil when the store is the bucket alone.
+    public var backupDirectory: String?
+    /// The bucket: the store itself without a volume, else the volume's copy.
+    public var s3: S3Configuration?
+    /// Where local temporary files go when there is no volume.
+    public var stagingDirectory: String
     public var prefix: String
     public var lockTTLSeconds: Int
     public var lockTimeoutSeconds: Int
 
-    public init(backupDirectory: String, prefix: String, lockTTLSeconds: Int = 60, lockTimeoutSeconds: Int = 0) {
+    public init(
+        backupDirectory: String?, s3: S3Configuration? = nil, stagingDirectory: String = "/tmp/contingency", prefix: String,
+        lockTTLSeconds: Int = 60, lockTimeoutSeconds: Int = 0
+    ) {
         self.backupDirectory = backupDirectory
+        self.s3 = s3
+        self.stagingDirectory = stagingDirectory
         self.prefix = prefix
         self.lockTTLSeconds = lockTTLSeconds
         self.lockTimeoutSeconds = lockTimeoutSeconds
     }
 
-    public static let settings: [Setting] = [
-        Settings.backupDir, Settings.backupPrefix, Settings.lockTTL, Settings.lockTimeout,
-    ]
+    public static let settings: [Setting] =
+        [Settings.backupDir] + S3Configuration.settings + [Settings.stagingDir, Settings.backupPrefix, Settings.lockTTL, Settings.lockTimeout]
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> StoreConfiguration {
         let prefix = try values.required(Settings.backupPrefix)
@@ -29,11 +38,21 @@ public struct StoreConfiguration: Sendable, Equatable {
         guard ttl >= 3 else {
             throw .configuration("LOCK_TTL=\(ttl)s is too short", hint: "use at least 3s; the lease is renewed every third of it")
         }
+        let s3 = try S3Configuration.load(values)
+        // With a bucket, the volume is used only when named: its default (/backups) must not turn a bucket-only
+        // setup into one that also needs a volume.
+        let directory = s3 == nil || values.isSet(Settings.backupDir) ? try values.required(Settings.backupDir) : nil
         return StoreConfiguration(
-            backupDirectory: try values.required(Settings.backupDir),
+            backupDirectory: directory, s3: s3,
+            stagingDirectory: try values.required(Settings.stagingDir),
             prefix: prefix,
             lockTTLSeconds: ttl,
             lockTimeoutSeconds: try values.duration(Settings.lockTimeout))
+    }
+
+    /// For messages: the volume, the bucket, or both.
+    public var description: String {
+        [backupDirectory, s3?.url].compactMap { $0 }.joined(separator: " and ")
     }
 }
 

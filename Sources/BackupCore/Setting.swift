@@ -53,7 +53,32 @@ public struct Setting: Sendable, Hashable {
 
 /// The variables the jobs read. Names from the runbook are kept (`BACKUP_DIR`, `DATABASE_NAME`, …).
 public enum Settings {
-    public static let backupDir = Setting("BACKUP_DIR", default: "/backups", "Folder of the backup store (a shared volume)")
+    public static let backupDir = Setting(
+        "BACKUP_DIR", default: "/backups",
+        "Folder of the backup store (a shared volume); with BACKUP_S3_URL, used only when set, and then every backup is also copied to the bucket")
+    public static let s3URL = Setting(
+        "BACKUP_S3_URL", "s3://bucket/prefix: keep backups in an S3-compatible bucket (alone, or as the copy of BACKUP_DIR)")
+    public static let s3Endpoint = Setting(
+        "S3_ENDPOINT", "The S3 server for MinIO, Ceph RGW, R2, GCS… (default: AWS, https://s3.<region>.amazonaws.com)")
+    public static let awsRegion = Setting("AWS_REGION", "The bucket's region (default: AWS_DEFAULT_REGION, else us-east-1)")
+    public static let awsAccessKeyID = Setting("AWS_ACCESS_KEY_ID", readsFile: true, "Access key id for the bucket")
+    public static let awsSecretAccessKey = Setting("AWS_SECRET_ACCESS_KEY", secret: true, "Secret access key for the bucket")
+    public static let awsSessionToken = Setting("AWS_SESSION_TOKEN", secret: true, "Session token, with temporary credentials")
+    public static let s3PathStyle = Setting(
+        "S3_FORCE_PATH_STYLE", default: "auto",
+        "true: endpoint/bucket/key addressing; false: bucket.endpoint/key; auto: path style with S3_ENDPOINT, else virtual-hosted")
+    public static let s3CABundle = Setting("S3_CA_BUNDLE", "PEM file of the CA that signed the S3 server's certificate")
+    public static let s3StorageClass = Setting("S3_STORAGE_CLASS", "Storage class of uploaded archives (STANDARD_IA, …)")
+    public static let s3PartSize = Setting(
+        "S3_PART_SIZE", default: "16MiB",
+        "Multipart upload part size (5MiB to 1GiB); memory holds two parts; an archive may have 10,000 parts")
+    public static let s3Timeout = Setting(
+        "S3_TIMEOUT", default: "60s", "A request to the bucket moving no data for this long is abandoned and retried")
+    public static let s3Retries = Setting(
+        "S3_RETRIES", default: "5", "Retries of a request that failed transiently (timeout, reset, 5xx), with backoff")
+    public static let stagingDir = Setting(
+        "STAGING_DIR", default: "/tmp/contingency",
+        "Local folder for the database dump between pg_dump and the archive when there is no BACKUP_DIR")
     public static let backupPrefix = Setting(
         "BACKUP_PREFIX", default: "visual_backup", "Name prefix of archives; installs sharing a store use different prefixes")
     public static let databaseURL = Setting(

@@ -13,8 +13,10 @@ struct BackupJobCommand: AsyncParsableCommand {
             """
             Writes <BACKUP_PREFIX>_YYYY-MM-DD_HH-MM-SS.tar.gz (UTC) into BACKUP_DIR: database.dump (pg_dump custom \
             format), uploads/, .env.backup, package.json, package-lock.json and metadata.json, then its manifest \
-            <archive>.json. A backup exists only once its manifest does. Runs once (a Kubernetes CronJob) or, \
-            with --loop, on BACKUP_SCHEDULE (a compose service).
+            <archive>.json. A backup exists only once its manifest does. The store is BACKUP_DIR, or the bucket \
+            BACKUP_S3_URL alone, or BACKUP_DIR with every backup then copied to the bucket (exit 3 when that copy \
+            fails; the next run copies what is missing). Runs once (a Kubernetes CronJob) or, with --loop, on \
+            BACKUP_SCHEDULE (a compose service).
             """, settings: BackupConfiguration.settings))
 
     @Flag(help: "Keep running and back up on BACKUP_SCHEDULE.") var loop = false
@@ -38,8 +40,8 @@ struct BackupJobCommand: AsyncParsableCommand {
         let loop = loop
         let status = await JobRunner.run(label: "Backup", values: values, failure: "Backup failed") { logger in
             let configuration = try BackupConfiguration.load(values)
-            let storage = try VolumeStorage(root: configuration.store.backupDirectory)
-            let job = BackupJob(configuration: configuration, storage: storage, logger: logger)
+            let stores = try Stores.open(configuration.store, logger: logger)
+            let job = BackupJob(configuration: configuration, stores: stores, logger: logger)
             guard loop else {
                 try await job.runCancellingOnLostLease()
                 return

@@ -11,7 +11,8 @@ struct RestoreJobCommand: AsyncParsableCommand {
         abstract: "Restore the database, uploads and .env from a backup, after verifying all of it; or verify or drill backups.",
         discussion: JobRunner.discussion(
             """
-            Restores LATEST_BACKUP (a name or a path) or, when unset, the newest complete backup in BACKUP_DIR. \
+            Restores LATEST_BACKUP (a name or a path) or, when unset, the newest complete backup in BACKUP_DIR \
+            or BACKUP_S3_URL (both are searched: a fresh machine restores from the bucket). \
             The whole archive is read and checked first (its sha256 against the manifest, every member against \
             metadata.json, the dump with pg_restore --list); any mismatch stops before the database or any \
             file is touched. Then: the database with pg_restore --clean --if-exists in one transaction, the \
@@ -66,8 +67,8 @@ struct RestoreJobCommand: AsyncParsableCommand {
         let status = await JobRunner.run(label: drill ? "Drill" : "Restore", values: values, failure: failure) { logger in
             if drill {
                 let configuration = try DrillConfiguration.load(values)
-                let storage = try VolumeStorage(root: configuration.restore.store.backupDirectory)
-                let job = DrillJob(configuration: configuration, storage: storage, logger: logger)
+                let stores = try Stores.open(configuration.restore.store, logger: logger)
+                let job = DrillJob(configuration: configuration, stores: stores, logger: logger)
                 if loop {
                     try await job.runOnSchedule()
                 } else {
@@ -76,8 +77,9 @@ struct RestoreJobCommand: AsyncParsableCommand {
                 return
             }
             let configuration = try RestoreConfiguration.load(values)
-            let storage = try VolumeStorage(root: configuration.store.backupDirectory)
-            let job = RestoreJob(configuration: configuration, storage: storage, logger: logger)
+            // --check and --verify take no lease: they need no conditional writes from a bucket.
+            let stores = try Stores.open(configuration.store, coordinating: !(check || verify), logger: logger)
+            let job = RestoreJob(configuration: configuration, stores: stores, logger: logger)
             if check {
                 try await job.preRestoreChecks()
             } else if verify {

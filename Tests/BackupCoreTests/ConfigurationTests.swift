@@ -116,7 +116,11 @@ struct ConfigurationTests {
     @Test func secretSettingsAreTheOnesWithCredentials() {
         let all = BackupConfiguration.settings + RestoreConfiguration.settings + DrillConfiguration.settings + [Settings.pgPassword]
         let secrets = Set(all.filter(\.secret).map(\.name))
-        #expect(secrets == ["DATABASE_URL", "DATABASE_PASSWORD", "PGPASSWORD", "DRILL_DATABASE_URL", "AGE_PASSPHRASE", "AGE_IDENTITY"])
+        #expect(
+            secrets == [
+                "DATABASE_URL", "DATABASE_PASSWORD", "PGPASSWORD", "DRILL_DATABASE_URL", "AGE_PASSPHRASE", "AGE_IDENTITY",
+                "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+            ])
         // Public keys are not secret, but a list of them is easier to mount as a file.
         #expect(Settings.ageRecipients.readsFile && !Settings.ageRecipients.secret)
     }

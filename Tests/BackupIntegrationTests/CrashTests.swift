@@ -121,50 +121,19 @@ struct LockTests {
     @Test("a lease: one holder at a time, takeover after expiry with a higher token, release never frees another's")
     func leaseSemantics() async throws {
         let folder = try TemporaryDirectory()
-        let storage = try VolumeStorage(root: folder.path)
-        let first = try await Lease.acquire("store", storage: storage, job: "one", ttl: 3, timeout: 0)
-        await #expect(throws: ContingencyError.self) {
-            _ = try await Lease.acquire("store", storage: storage, job: "two", ttl: 3, timeout: 0)
-        }
-        // Simulate a holder that stopped renewing: rewrite its lease as expired.
-        let key = Lease.key(for: "store")
-        let current = try #require(try storage.read(key: key))
-        var record = try ContingencyJSON.decoder().decode(LeaseRecord.self, from: Data(current.data))
-        record.expires = Date().addingTimeInterval(-1)
-        _ = try #require(try storage.replace(key: key, data: Array(try ContingencyJSON.encoder().encode(record)), ifMatch: current.etag))
-        let second = try await Lease.acquire("store", storage: storage, job: "two", ttl: 3, timeout: 0)
-        #expect(second.token == first.token + 1)
-        // The old holder is fenced out: its renewal is refused and its release leaves the new lease alone.
-        #expect(throws: ContingencyError.self) { try first.confirm() }
-        first.release()
-        let after = try ContingencyJSON.decoder().decode(LeaseRecord.self, from: Data(try #require(try storage.read(key: key)).data))
-        #expect(after.job == "two" && !after.released)
-        try second.confirm()
-        second.release()
-        let third = try await Lease.acquire("store", storage: storage, job: "three", ttl: 3, timeout: 0)
-        #expect(third.token == second.token + 1)
-        third.release()
+        try await CoordinationChecks.leaseSemantics(try VolumeStorage(root: folder.path))
     }
 
     @Test("concurrent contenders: never two holders at once")
     func contenders() async throws {
         let folder = try TemporaryDirectory()
-        let storage = try VolumeStorage(root: folder.path)
-        let holders = Holders()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for index in 0..<20 {
-                group.addTask {
-                    let lease = try await Lease.acquire("store", storage: storage, job: "c\(index)", ttl: 5, timeout: 60)
-                    holders.enter()
-                    try await Task.sleep(for: .milliseconds(5))
-                    holders.leave()
-                    lease.release()
-                }
-            }
-            try await group.waitForAll()
-        }
-        #expect(holders.maximum == 1)
-        #expect(holders.total == 20)
+        try await CoordinationChecks.contenders(try VolumeStorage(root: folder.path), rounds: 3)
+    }
+
+    @Test("requests: one rollback request however many ask at once; status moves by compare-and-swap")
+    func requests() async throws {
+        let folder = try TemporaryDirectory()
+        try await CoordinationChecks.requests(try VolumeStorage(root: folder.path))
     }
 }
 

@@ -152,6 +152,21 @@ public struct FileTreeSnapshot: Equatable, Sendable, CustomStringConvertible {
     /// characters (tar's ustar name limit) and one whose path is longer than 255, a hidden
     /// file, JSON and text files and random binaries of varied sizes, plus an empty directory.
     /// With a small `fileCount` the special files come first. Returns the files' relative paths.
+    /// Writes `size` bytes of incompressible data (a fixed pseudo-random sequence per `seed`) to `url`, a
+    /// megabyte at a time.
+    public static func writeRandomFile(_ url: URL, size: Int, seed: UInt64 = 0xB16F11E) throws {
+        var random = SplitMix64(seed: seed)
+        _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: url)
+        defer { try? handle.close() }
+        var remaining = size
+        while remaining > 0 {
+            let count = min(remaining, 1 << 20)
+            try handle.write(contentsOf: random.bytes(count))
+            remaining -= count
+        }
+    }
+
     @discardableResult
     public static func makeSampleUploads(in directory: URL, fileCount: Int = 30, seed: UInt64 = 0x5EED) throws -> [String] {
         var random = SplitMix64(seed: seed)

@@ -15,20 +15,21 @@ public struct BackupResult: Sendable {
 /// committed by its manifest. The executable and the tests call exactly this.
 public struct BackupJob: Sendable {
     public let configuration: BackupConfiguration
-    public let storage: VolumeStorage
+    public let stores: Stores
     public let logger: Logger
     public var now: @Sendable () -> Date = { Date() }
     public static let lockName = "store"
     public static let version = "0.1.0"
 
-    public init(configuration: BackupConfiguration, storage: VolumeStorage, logger: Logger) {
+    public init(configuration: BackupConfiguration, stores: Stores, logger: Logger) {
         self.configuration = configuration
-        self.storage = storage
+        self.stores = stores
         self.logger = logger
     }
 
     /// Runs one backup between BACKUP_PRE_COMMAND and BACKUP_POST_COMMAND. On any error or cancellation
-    /// nothing that looks complete is left behind.
+    /// nothing that looks complete is left behind. With a bucket beside the volume, a backup that was published
+    /// but not copied to the bucket throws `.partial` (exit 3); the next run copies it.
     public func run(lostLease: @escaping @Sendable (ContingencyError) -> Void = { _ in }) async throws -> BackupResult {
         try await configuration.hooks.around(
             job: "backup", logger: logger, describe: { ["CONTINGENCY_BACKUP": $0.name.fileName] }
@@ -47,14 +48,14 @@ public struct BackupJob: Sendable {
             logger.info("Encrypting with age for \(recipients.map(\.description).joined(separator: ", "))")
         }
 
+        let storage = stores.primary
         let lease = try await Lease.acquire(
             Self.lockName, storage: storage, job: "backup-job", ttl: configuration.store.lockTTLSeconds,
             timeout: configuration.store.lockTimeoutSeconds,
             onWait: { [logger] holder in logger.info("Waiting for the store lock held by \(holder.holderDescription(now: Date()))") },
             onLost: lostLease)
         defer { lease.release() }
-        let stale = storage.removeStaleTemporaries()
-        if stale > 0 { logger.info("Removed \(stale) temporary file(s) left by an interrupted run") }
+        stores.removeInterruptedWrites(prefix: configuration.store.prefix, logger: logger)
 
         let catalog = BackupCatalog(storage: storage, prefix: configuration.store.prefix)
         try checkFreeSpace(catalog: catalog)
@@ -68,7 +69,7 @@ public struct BackupJob: Sendable {
                 encrypted: name.encrypted)
         }
 
-        let dump = try StagedDump(storage: storage, name: "\(name.stem).dump", sealed: recipients != nil)
+        let dump = try StagedDump(staging: stores.staging, name: "\(name.stem).dump", sealed: recipients != nil)
         let tables = try await dumpDatabase(to: dump, preflight: preflight, tools: tools)
         let globals = try await dumpRoles(preflight: preflight, tools: tools)
         Failpoint.hit("dump", holding: lease)
@@ -106,11 +107,37 @@ public struct BackupJob: Sendable {
             logger.warning("Could not drop the databases kept from before earlier restores: \(error)")
         }
 
+        let copyFailure = copyToBucket(name, lease: lease)
         let duration = Date().timeIntervalSince(started)
+        if let copyFailure {
+            throw ContingencyError.partial(
+                "\(name.fileName) was created in \(storage), but the copy to \(stores.copy?.description ?? "the bucket") failed: \(copyFailure)",
+                hint: "the backup is usable from \(storage); the next run copies what the bucket lacks")
+        }
         logger.info(
             "Backup created successfully: \(name.fileName) (\(ByteFormat.string(archiveInfo.size)) in \(DurationFormat.string(seconds: duration)), \(ByteFormat.rate(bytes: archiveInfo.size, seconds: duration)); data read \(ByteFormat.string(inputBytes(metadata))))"
         )
         return BackupResult(name: name, manifest: manifest, duration: duration)
+    }
+
+    /// With a bucket beside the volume: copies the new backup, and any an earlier run failed to copy. Returns why
+    /// a copy failed, or nil.
+    private func copyToBucket(_ name: BackupName, lease: Lease) -> String? {
+        guard let bucket = stores.copy else { return nil }
+        let copier = BucketCopy(source: stores.primary, target: bucket, prefix: configuration.store.prefix, logger: logger)
+        do {
+            let failures = try copier.copyMissing { try lease.confirm() }
+            for failure in failures { logger.error("Could not copy \(failure.name) to \(bucket): \(failure.error)") }
+            guard !failures.isEmpty else { return nil }
+            return failures.map { "\($0.name): \($0.error)" }.joined(separator: "; ")
+        } catch let error as ContingencyError where error.isCancellation {
+            return "cancelled before the copy ended"
+        } catch is CancellationError {
+            return "cancelled before the copy ended"
+        } catch {
+            logger.error("Could not copy backups to \(bucket): \(error)")
+            return "\(error)"
+        }
     }
 
     /// The roles the database's objects belong to, for restores on a fresh server. Optional: a server that
@@ -128,6 +155,7 @@ public struct BackupJob: Sendable {
 
     /// The runbook's rule: at least twice the last backup's size free before starting.
     private func checkFreeSpace(catalog: BackupCatalog) throws {
+        let storage = stores.primary
         guard let available = try storage.availableBytes(), let last = try catalog.list().first else { return }
         let needed = last.size * 2
         guard available >= needed else {

@@ -1,4 +1,5 @@
 import BackupCore
+import BackupInterop
 import Dispatch
 import Foundation
 import Logging
@@ -33,6 +34,7 @@ public enum JobRunner {
         // A child that exits while we still feed its standard input (pg_restore on an error) must give us
         // EPIPE, not kill the job with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
+        MemoryTuning.returnLargeBuffersToSystem()
         let logger = JobLogHandler.logger(label, format: logFormat(values))
         do {
             _ = try values.choice(Settings.logFormat, as: LogFormat.self)

@@ -15,12 +15,12 @@ public struct DrillResult: Sendable {
 /// the outcome in the backup's manifest (`verified`) and in the store's metrics. Nothing live is touched.
 public struct DrillJob: Sendable {
     public let configuration: DrillConfiguration
-    public let storage: VolumeStorage
+    public let stores: Stores
     public let logger: Logger
 
-    public init(configuration: DrillConfiguration, storage: VolumeStorage, logger: Logger) {
+    public init(configuration: DrillConfiguration, stores: Stores, logger: Logger) {
         self.configuration = configuration
-        self.storage = storage
+        self.stores = stores
         self.logger = logger
     }
 
@@ -32,7 +32,7 @@ public struct DrillJob: Sendable {
     public func run(_ backup: String?, newest: Bool = false) async throws -> DrillResult {
         let started = Date()
         do {
-            var restore = RestoreJob(configuration: configuration.restore, storage: storage, logger: logger)
+            var restore = RestoreJob(configuration: configuration.restore, stores: stores, logger: logger)
             restore.configuration.backup = newest ? nil : backup ?? configuration.restore.backup
             let target = try restore.chooseTarget()
             guard target.manifest != nil else {
@@ -70,10 +70,10 @@ public struct DrillJob: Sendable {
 
     private func drill(_ target: RestoreJob.Target, restore: RestoreJob, scratch: ScratchDatabase) async throws -> String {
         let tools = PostgresTools(binDirectory: configuration.restore.pgBinDirectory)
-        let dump = try target.stagedDump(in: storage, "drill")
+        let dump = try target.stagedDump(in: stores.staging, "drill")
         // An encrypted backup's files are counted as they stream by, never written out in plaintext; a plain
         // one is extracted into a scratch folder (held in use, removed after, or by a later run if this dies).
-        let folder = target.isEncrypted ? nil : try storage.makeTemporaryFolder("drill")
+        let folder = target.isEncrypted ? nil : try stores.staging.makeTemporaryFolder("drill")
         let report = try await restore.check(target, into: .init(dump: dump, uploads: folder?.path, env: nil))
         guard let metadata = target.manifest?.metadata else { throw ContingencyError.failed("no metadata") }
 
@@ -141,9 +141,10 @@ public struct DrillJob: Sendable {
     }
 
     /// Writes the outcome into the backup's manifest (compare-and-swap, so a concurrent update is not lost),
-    /// when the backup is one of the store's, and publishes the drill metrics.
+    /// when the backup is in one of the stores (not a path elsewhere), and publishes the drill metrics.
     private func record(_ verification: Manifest.Verification, for target: RestoreJob.Target, duration: TimeInterval) throws {
-        if target.storage.root == storage.root {
+        if stores.all.contains(where: { $0.description == target.storage.description }) {
+            let storage = target.storage
             let key = target.fileName + ".json"
             var saved = false
             for _ in 0..<5 where !saved {
@@ -160,7 +161,7 @@ public struct DrillJob: Sendable {
     }
 
     private func publishMetrics(ok: Bool, at: Date, duration: TimeInterval) throws {
-        let catalog = try BackupCatalog(storage: storage, prefix: configuration.restore.store.prefix).list()
+        let catalog = try BackupCatalog(storages: stores.all, prefix: configuration.restore.store.prefix, logger: logger).list()
         let lastVerified = catalog.compactMap { $0.manifest.verified }.filter(\.ok).map(\.at).max()
         try MetricsFile(
             job: "drill",
@@ -172,7 +173,7 @@ public struct DrillJob: Sendable {
                 .init("backup_drill_duration_seconds", "Duration of the last restore drill.", duration.rounded()),
                 .init("backup_drill_timestamp_seconds", "Time of the last restore drill.", at.timeIntervalSince1970.rounded()),
             ]
-        ).publish(to: storage)
+        ).publish(to: stores.primary)
     }
 }
 

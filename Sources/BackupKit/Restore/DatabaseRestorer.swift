@@ -93,7 +93,13 @@ struct DatabaseRestorer {
     /// reconnect meanwhile are ended again (a few attempts) when RESTORE_TERMINATE_CONNECTIONS is on.
     private func swapIn(_ incoming: String, replacing exists: Bool, on maintenance: PostgresConnection) throws {
         let stamp = BackupName.formatTimestamp(Date()).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: "_", with: "")
-        let previous = Self.truncated(database, suffix: "_before_restore_\(stamp)")
+        // Two restores in the same second (a retried rollback) must not collide on the kept copy's name.
+        var previous = Self.truncated(database, suffix: "_before_restore_\(stamp)")
+        var counter = 1
+        while try maintenance.query("SELECT 1 FROM pg_database WHERE datname = $1", [previous]).value(0, 0) != nil {
+            counter += 1
+            previous = Self.truncated(database, suffix: "_before_restore_\(stamp)_\(counter)")
+        }
         for attempt in 1...5 {
             if exists && configuration.terminateConnections { _ = try terminateSessions(on: maintenance) }
             do {

@@ -14,27 +14,27 @@ public struct RestoreResult: Sendable {
 /// and the .env. The executable and the tests call exactly this.
 public struct RestoreJob: Sendable {
     public var configuration: RestoreConfiguration
-    public let storage: VolumeStorage
+    public let stores: Stores
     public let logger: Logger
 
-    public init(configuration: RestoreConfiguration, storage: VolumeStorage, logger: Logger) {
+    public init(configuration: RestoreConfiguration, stores: Stores, logger: Logger) {
         self.configuration = configuration
-        self.storage = storage
+        self.stores = stores
         self.logger = logger
     }
 
     /// Which archive to restore and where it is.
     struct Target {
         let fileName: String
-        let storage: VolumeStorage
+        let storage: any Storage
         let manifest: Manifest?
 
         /// Encrypted archives end in `.age` (and say so in their manifest).
         var isEncrypted: Bool { fileName.hasSuffix(".age") || manifest?.archive.encrypted == true }
 
         /// Where to stage its dump: sealed with a key held only in memory when the archive is encrypted.
-        func stagedDump(in storage: VolumeStorage, _ purpose: String) throws -> StagedDump {
-            try StagedDump(storage: storage, name: "\(purpose)-\(UUID().uuidString.prefix(8).lowercased()).dump", sealed: isEncrypted)
+        func stagedDump(in staging: LocalStaging, _ purpose: String) throws -> StagedDump {
+            try StagedDump(staging: staging, name: "\(purpose)-\(UUID().uuidString.prefix(8).lowercased()).dump", sealed: isEncrypted)
         }
     }
 
@@ -50,7 +50,7 @@ public struct RestoreJob: Sendable {
         logger.info("Starting restore...")
         let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
         let lease = try await Lease.acquire(
-            BackupJob.lockName, storage: storage, job: "restore-job", ttl: configuration.store.lockTTLSeconds,
+            BackupJob.lockName, storage: stores.primary, job: "restore-job", ttl: configuration.store.lockTTLSeconds,
             timeout: configuration.store.lockTimeoutSeconds,
             onWait: { [logger] holder in logger.info("Waiting for the store lock held by \(holder.holderDescription(now: Date()))") })
         defer { lease.release() }
@@ -62,7 +62,7 @@ public struct RestoreJob: Sendable {
         // 1. Verify and stage: nothing live is touched until every check has passed. Targets are resolved
         // first: an UPLOADS_DIR that is a symlink is restored where it points, the link is left alone.
         let id = UUID().uuidString.prefix(8).lowercased()
-        let dump = try target.stagedDump(in: storage, "restore")
+        let dump = try target.stagedDump(in: stores.staging, "restore")
         let uploadsTarget = configuration.paths.uploadsDirectory.map(FolderSwap.resolved)
         let envTarget = configuration.paths.envFile.map(FolderSwap.resolved)
         if let uploadsTarget {
@@ -141,37 +141,51 @@ public struct RestoreJob: Sendable {
         var copy = self
         copy.configuration.backup = backup ?? configuration.backup
         let target = try copy.chooseTarget()
-        _ = try await check(target, into: .init(dump: try target.stagedDump(in: storage, "verify"), uploads: nil, env: nil))
+        _ = try await check(target, into: .init(dump: try target.stagedDump(in: stores.staging, "verify"), uploads: nil, env: nil))
         logger.info("Backup \(target.fileName) verified")
         return target.fileName
     }
 
+    /// The backup to restore: LATEST_BACKUP (a name, looked up in every store, or a path to an archive), else
+    /// the newest complete backup of any store.
     func chooseTarget() throws -> Target {
-        let catalog = BackupCatalog(storage: storage, prefix: configuration.store.prefix)
+        let catalog = BackupCatalog(storages: stores.all, prefix: configuration.store.prefix, logger: logger)
         guard let requested = configuration.backup else {
             guard let newest = try catalog.list().first else {
                 throw ContingencyError.noBackupFound(
-                    "no complete backup in \(storage) (prefix \(configuration.store.prefix))",
-                    hint: "check BACKUP_DIR and BACKUP_PREFIX, or name one with LATEST_BACKUP")
+                    "no complete backup in \(configuration.store.description) (prefix \(configuration.store.prefix))",
+                    hint: "check BACKUP_DIR, BACKUP_S3_URL and BACKUP_PREFIX, or name one with LATEST_BACKUP")
             }
-            return Target(fileName: newest.fileName, storage: storage, manifest: newest.manifest)
+            return Target(fileName: newest.fileName, storage: newest.storage, manifest: newest.manifest)
         }
         let fileName = BackupName.fileName(fromNameOrPath: requested)
-        var store = storage
+        var candidates = stores.all
         if requested.contains("/") {
             let folder = (requested as NSString).deletingLastPathComponent
-            if (folder as NSString).standardizingPath != (storage.root as NSString).standardizingPath {
-                store = try VolumeStorage(root: folder, readOnly: true)
+            let isPrimary = (stores.primary as? VolumeStorage).map {
+                (folder as NSString).standardizingPath == ($0.root as NSString).standardizingPath
+            } ?? false
+            if !isPrimary { candidates = [try VolumeStorage(root: folder, readOnly: true)] }
+        }
+        // A store holding the archive with its manifest wins over one holding the archive alone (an interrupted
+        // copy or run).
+        var found: [Target] = []
+        for (index, store) in candidates.enumerated() {
+            do {
+                guard try store.openReader(key: fileName) != nil else { continue }
+                let manifest = try store.read(key: fileName + ".json").flatMap {
+                    try? ContingencyJSON.decoder().decode(Manifest.self, from: Data($0.data))
+                }
+                found.append(Target(fileName: fileName, storage: store, manifest: manifest))
+                if manifest != nil { break }
+            } catch let error as ContingencyError where index > 0 && !error.isCancellation && !found.isEmpty {
+                logger.warning("\(fileName) not looked for in \(store): \(error)")
             }
         }
-        guard store.exists(fileName) else {
-            throw ContingencyError.noBackupFound(
-                "LATEST_BACKUP=\(requested): no such archive in \(store)", hint: "list the backups with ls \(store) or the API")
-        }
-        let manifest = try store.read(key: fileName + ".json").flatMap {
-            try? ContingencyJSON.decoder().decode(Manifest.self, from: Data($0.data))
-        }
-        return Target(fileName: fileName, storage: store, manifest: manifest)
+        if let target = found.first(where: { $0.manifest != nil }) ?? found.first { return target }
+        let places = candidates.map(\.description).joined(separator: " or ")
+        throw ContingencyError.noBackupFound(
+            "LATEST_BACKUP=\(requested): no such archive in \(places)", hint: "list the backups with restore-job --verify or the API")
     }
 
     /// Reads the whole archive once, compares everything with the manifest and metadata, lists the dump.
@@ -242,9 +256,9 @@ extension RestoreJob {
             _ = try await verify(nil)
             return
         }
-        let entries = try BackupCatalog(storage: storage, prefix: configuration.store.prefix).list()
+        let entries = try BackupCatalog(storages: stores.all, prefix: configuration.store.prefix, logger: logger).list()
         guard !entries.isEmpty else {
-            throw ContingencyError.noBackupFound("no complete backup in \(storage) (prefix \(configuration.store.prefix))")
+            throw ContingencyError.noBackupFound("no complete backup in \(configuration.store.description) (prefix \(configuration.store.prefix))")
         }
         var failures: [ContingencyError] = []
         for entry in entries {

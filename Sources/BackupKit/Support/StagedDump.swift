@@ -16,8 +16,8 @@ final class StagedDump {
     private(set) var size: Int64 = 0
     private var writing: (file: LocalFile, age: AgeEncryptingSink?, counter: CountingSink)?
 
-    init(storage: VolumeStorage, name: String, sealed: Bool) throws {
-        file = try storage.makeTemporaryFile(name)
+    init(staging: LocalStaging, name: String, sealed: Bool) throws {
+        file = try staging.makeTemporaryFile(name)
         key = sealed ? AgeIdentity.generate() : nil
     }
 

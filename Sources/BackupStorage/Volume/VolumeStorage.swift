@@ -14,6 +14,9 @@ import Glibc
 /// operation takes. Versions are the sha256 of the content.
 public struct VolumeStorage: Storage {
     public let root: String
+    /// The store's temporary folder, `.contingency/tmp`: on the store's filesystem, so a finished file is
+    /// published by a rename; also where jobs stage the database dump.
+    public let staging: LocalStaging
     static let temporaryFolder = ".contingency/tmp"
     /// How long a conditional operation waits for another process's guard before failing.
     static let guardTimeout: TimeInterval = 30
@@ -22,6 +25,7 @@ public struct VolumeStorage: Storage {
     /// unless `readOnly`, for reading an archive from a folder that is not a store (and may be read-only).
     public init(root: String, readOnly: Bool = false) throws {
         self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
+        staging = LocalStaging(existing: "\(self.root)/\(Self.temporaryFolder)")
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: self.root, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ContingencyError.configuration(
@@ -157,41 +161,11 @@ public struct VolumeStorage: Storage {
         return Int64(info.f_bavail) * Int64(info.f_frsize)
     }
 
-    /// Removes temporary files left by runs that died. Every temporary file in use is held under a shared
-    /// `flock` by its writer, which the kernel drops when that process dies: a file whose exclusive lock can
-    /// be taken belongs to nobody alive, whichever job (a lease-free `--verify` too) made it.
-    public func removeStaleTemporaries() -> Int {
-        var removed = 0
-        let folder = path(Self.temporaryFolder)
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
-            let entry = "\(folder)/\(name)"
-            let fd = open(entry, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { continue }
-            if flock(fd, LOCK_EX | LOCK_NB) == 0 {
-                try? FileManager.default.removeItem(atPath: entry)
-                removed += 1
-            }
-            close(fd)
-        }
-        return removed
-    }
+    /// Removes temporary files left by runs that died (see `LocalStaging.removeStaleTemporaries`).
+    public func removeStaleTemporaries() -> Int { staging.removeStaleTemporaries() }
 
     /// A fresh path in the store's temporary folder, on the same filesystem as the store (for rename).
-    func temporaryPath(_ name: String) -> String {
-        path("\(Self.temporaryFolder)/\(name).\(UUID().uuidString.prefix(8).lowercased()).partial")
-    }
-
-    /// A new empty folder (mode 0700) in the store's temporary folder, held in use until the object goes away,
-    /// when it is removed with its content.
-    public func makeTemporaryFolder(_ name: String) throws -> TemporaryFolder {
-        try TemporaryFolder(path: temporaryPath(name))
-    }
-
-    /// A new empty file (mode 0600) in the store's temporary folder, held in use until the object goes away,
-    /// when it is removed. For data that another program writes by path (pg_dump's output).
-    public func makeTemporaryFile(_ name: String) throws -> TemporaryFile {
-        try TemporaryFile(path: temporaryPath(name))
-    }
+    func temporaryPath(_ name: String) -> String { staging.temporaryPath(name) }
 
     static func etag(_ data: [UInt8]) -> String { String(BackupInterop.SHA256.hex(of: data).prefix(32)) }
 
@@ -345,50 +319,5 @@ final class VolumeObjectReader: ObjectReader {
             if n >= 0 { return n }
             if errno != EINTR { throw VolumeError.failure("reading", path) }
         }
-    }
-}
-
-/// A file in the store's temporary folder, marked in use (a shared `flock`) for as long as this object lives,
-/// then removed. Created empty with mode 0600 so that what is written into it is never readable by others.
-public final class TemporaryFile: Sendable {
-    public let path: String
-    private let fd: Int32
-
-    init(path: String) throws {
-        self.path = path
-        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw VolumeError.failure("creating", path) }
-        flock(fd, LOCK_SH)
-    }
-
-    deinit {
-        unlink(path)
-        close(fd)
-    }
-
-    /// The file's current size.
-    public var size: Int64 {
-        var info = stat()
-        return stat(path, &info) == 0 ? Int64(info.st_size) : 0
-    }
-}
-
-/// A folder in the store's temporary folder, marked in use (a shared `flock` on it) for as long as this object
-/// lives, then removed with everything in it.
-public final class TemporaryFolder: Sendable {
-    public let path: String
-    private let fd: Int32
-
-    init(path: String) throws {
-        self.path = path
-        guard mkdir(path, 0o700) == 0 else { throw VolumeError.failure("creating", path) }
-        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw VolumeError.failure("opening", path) }
-        flock(fd, LOCK_SH)
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
-        close(fd)
     }
 }

@@ -76,6 +76,11 @@ public final class Lease: @unchecked Sendable {
                 renewed: now, expires: now.addingTimeInterval(TimeInterval(ttl)), token: 1, released: false)
             if let current = try storage.read(key: key) {
                 let holder = try decode(current.data, key: key, storage: storage)
+                if holder.owner == owner {
+                    // Our own create or takeover went through but its answer was lost (and the retry was refused).
+                    return Lease(name: name, key: key, storage: storage, ttl: TimeInterval(ttl), record: holder, etag: current.etag)
+                        .startingRenewal(onLost: onLost)
+                }
                 if holder.isFree(at: now) {
                     record.token = holder.token + 1
                     if let etag = try storage.replace(key: key, data: encode(record), ifMatch: current.etag) {
@@ -127,7 +132,14 @@ public final class Lease: @unchecked Sendable {
             next.renewed = now
             next.expires = now.addingTimeInterval(ttl)
             guard let newTag = try storage.replace(key: key, data: Self.encode(next), ifMatch: etag) else {
-                let current = try? storage.read(key: key).map { try Self.decode($0.data, key: key, storage: storage) }
+                let stored = try? storage.read(key: key)
+                let current = try? stored.map { try Self.decode($0.data, key: key, storage: storage) }
+                if let stored, stored.data == Self.encode(next) {
+                    // This very renewal was written, but its answer was lost and the retried write refused.
+                    record = next
+                    etag = stored.etag
+                    return
+                }
                 let reason = ContingencyError.locked(
                     "lost the lease \(key) (token \(record.token)): "
                         + (current.map { "now held by \($0.holderDescription(now: now)) with token \($0.token)" }

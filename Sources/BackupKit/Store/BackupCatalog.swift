@@ -1,0 +1,83 @@
+import BackupCore
+import BackupStorage
+import Foundation
+import Logging
+
+/// One complete backup: an archive with its manifest, and the store it was found in.
+public struct BackupEntry: Sendable, Equatable {
+    public let name: BackupName
+    public let manifest: Manifest
+    public let storage: any Storage
+    public var fileName: String { name.fileName }
+    public var size: Int64 { manifest.archive.size }
+
+    public static func == (lhs: BackupEntry, rhs: BackupEntry) -> Bool {
+        lhs.name == rhs.name && lhs.manifest == rhs.manifest && lhs.storage.description == rhs.storage.description
+    }
+}
+
+/// What the stores hold. Only archives with a manifest are backups; an archive without one is an interrupted
+/// run and is never listed. With several stores (a volume and its bucket copy), a backup in both is listed
+/// once, from the first store that has it; a copy store that cannot be read is skipped with a warning, so an
+/// unreachable bucket never stands between a restore and the volume's backups.
+public struct BackupCatalog: Sendable {
+    public let storages: [any Storage]
+    public let prefix: String
+    public let logger: Logger?
+
+    public init(storage: any Storage, prefix: String) {
+        self.init(storages: [storage], prefix: prefix)
+    }
+
+    public init(storages: [any Storage], prefix: String, logger: Logger? = nil) {
+        self.storages = storages
+        self.prefix = prefix
+        self.logger = logger
+    }
+
+    /// Complete backups, newest first.
+    public func list() throws -> [BackupEntry] {
+        var seen = Set<String>()
+        var entries: [BackupEntry] = []
+        for (index, storage) in storages.enumerated() {
+            do {
+                var found: [BackupEntry] = []
+                for name in try completeNames(in: storage) where !seen.contains(name.fileName) {
+                    guard let manifest = try Self.manifest(for: name, in: storage) else { continue }
+                    found.append(BackupEntry(name: name, manifest: manifest, storage: storage))
+                }
+                entries += found
+                seen.formUnion(found.map(\.fileName))
+            } catch let error as ContingencyError where index > 0 && !error.isCancellation {
+                logger?.warning("Backups in \(storage) are not listed: \(error)")
+            }
+        }
+        return entries.sorted { $0.name > $1.name }
+    }
+
+    /// The names of archives that have a manifest beside them in `storage`, newest first; manifests not read.
+    public func completeNames(in storage: any Storage) throws -> [BackupName] {
+        let objects = try storage.list(folder: "")
+        let names = Set(objects.map(\.name))
+        return objects.compactMap { object in
+            guard let name = BackupName.parse(fileName: object.name, prefix: prefix), names.contains(name.manifestName) else {
+                return nil
+            }
+            return name
+        }
+        .sorted { $0 > $1 }
+    }
+
+    /// The manifest of `name` in `storage`, or nil when it has none (or an unreadable one, which does not count).
+    public static func manifest(for name: BackupName, in storage: any Storage) throws -> Manifest? {
+        guard let object = try storage.read(key: name.manifestName) else { return nil }
+        return try? ContingencyJSON.decoder().decode(Manifest.self, from: Data(object.data))
+    }
+
+    /// True when an archive or a manifest already uses this name in the first store.
+    public func isTaken(_ name: BackupName) throws -> Bool {
+        guard let storage = storages.first else { return false }
+        let objects = try storage.list(folder: "")
+        return objects.contains { $0.name == name.fileName || $0.name == name.manifestName }
+    }
+}

@@ -1,0 +1,121 @@
+import BackupCore
+import Foundation
+
+/// A request to a job, kept in the store (`.contingency/requests/<id>.json`): what to do and how far it got.
+/// Whoever wants a backup, a restore or a rollback (the admin API, the health sidecar) writes one; the job
+/// that runs it updates its status. They never talk to each other directly.
+public struct StoreRequest: Codable, Sendable, Equatable {
+    public enum Intent: String, Codable, Sendable, CaseIterable {
+        case backup, restore, rollback
+    }
+
+    public enum Status: String, Codable, Sendable {
+        case pending, running, succeeded, failed
+
+        public var isFinished: Bool { self == .succeeded || self == .failed }
+    }
+
+    public var id: String
+    public var intent: Intent
+    public var status: Status
+    /// Why it failed (or a note on success); never a secret.
+    public var reason: String?
+    /// For a restore or a rollback: the backup to restore (nil: the latest good one).
+    public var backup: String?
+    /// Who asked: "api", "health-sidecar", an operator's name…
+    public var requestedBy: String
+    public var created: Date
+    public var updated: Date
+    /// The job that took it on, while running and after ("restore-job pid 12 on host a").
+    public var worker: String?
+}
+
+/// The requests of a store. Built only on the `Storage` contract: a request is created with a conditional
+/// create, so that for a given id exactly one of any number of creators makes it (the others get the existing
+/// one); status changes are compare-and-swaps, so two workers cannot both take the same pending request.
+public struct RequestBoard: Sendable {
+    public let storage: any Storage
+    public static let folder = ".contingency/requests"
+
+    public init(storage: any Storage) { self.storage = storage }
+
+    public static func key(for id: String) -> String { "\(folder)/\(id).json" }
+
+    /// Creates the request `id` unless it exists. Returns the request as stored, and whether this call made it.
+    /// Use a deterministic id (`rollback-<incident>`) for what must happen once however many ask for it.
+    public func submit(
+        id: String = UUID().uuidString.lowercased(), intent: StoreRequest.Intent, backup: String? = nil, requestedBy: String,
+        now: Date = Date()
+    ) throws -> (request: StoreRequest, created: Bool) {
+        guard Self.isValidID(id) else {
+            throw ContingencyError.configuration("request id \(id) may hold only letters, digits, '.', '_' and '-'")
+        }
+        let request = StoreRequest(
+            id: id, intent: intent, status: .pending, reason: nil, backup: backup, requestedBy: requestedBy, created: now,
+            updated: now, worker: nil)
+        let data = try encode(request)
+        // As stored (dates at the encoder's precision), so every caller sees the same value.
+        let stored = try ContingencyJSON.decoder().decode(StoreRequest.self, from: Data(data))
+        if try storage.create(key: Self.key(for: id), data: data) != nil { return (stored, true) }
+        guard let existing = try storage.read(key: Self.key(for: id)) else {
+            throw ContingencyError.failed("request \(id) exists in \(storage) but cannot be read back")
+        }
+        // Our own create went through but its answer was lost, and the retry was refused: still ours.
+        if existing.data == data { return (stored, true) }
+        guard let request = try get(id)?.request else {
+            throw ContingencyError.failed("request \(id) exists in \(storage) but cannot be read back")
+        }
+        return (request, false)
+    }
+
+    /// The request `id` with its version, or nil.
+    public func get(_ id: String) throws -> (request: StoreRequest, etag: String)? {
+        guard let object = try storage.read(key: Self.key(for: id)) else { return nil }
+        do {
+            return (try ContingencyJSON.decoder().decode(StoreRequest.self, from: Data(object.data)), object.etag)
+        } catch {
+            throw ContingencyError.failed("the request \(storage)/\(Self.key(for: id)) is not readable (\(error))", hint: "delete it")
+        }
+    }
+
+    /// Every request, oldest first. Unreadable ones are skipped.
+    public func list() throws -> [StoreRequest] {
+        try storage.list(folder: Self.folder).filter { $0.name.hasSuffix(".json") }.compactMap { object in
+            try? get(String(object.name.dropLast(5)))?.request
+        }
+        .sorted { $0.created == $1.created ? $0.id < $1.id : $0.created < $1.created }
+    }
+
+    /// Moves `id` from `expected` to `status` with a compare-and-swap. Returns the updated request, or nil when
+    /// it is not (or no longer) in `expected` status: another worker took it, or it vanished.
+    @discardableResult
+    public func transition(
+        _ id: String, from expected: StoreRequest.Status, to status: StoreRequest.Status, reason: String? = nil,
+        worker: String? = nil, now: Date = Date()
+    ) throws -> StoreRequest? {
+        while true {
+            guard let (current, etag) = try get(id), current.status == expected else { return nil }
+            var next = current
+            next.status = status
+            next.reason = reason ?? current.reason
+            next.worker = worker ?? current.worker
+            next.updated = now
+            let data = try encode(next)
+            if try storage.replace(key: Self.key(for: id), data: data, ifMatch: etag) != nil { return next }
+            // Our own write went through but its answer was lost (the retry was refused): done.
+            if try storage.read(key: Self.key(for: id))?.data == data { return next }
+            // Changed between the read and the write: read again and decide again.
+        }
+    }
+
+    static func isValidID(_ id: String) -> Bool {
+        !id.isEmpty && id.count <= 128 && !id.hasPrefix(".")
+            && id.unicodeScalars.allSatisfy {
+                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)
+            }
+    }
+
+    private func encode(_ request: StoreRequest) throws -> [UInt8] {
+        Array(try ContingencyJSON.encoder().encode(request))
+    }
+}

@@ -1,0 +1,395 @@
+import BackupCore
+import BackupInterop
+import Foundation
+import Logging
+
+/// A store in an S3-compatible bucket (`BACKUP_S3_URL=s3://bucket/prefix`).
+///
+/// How it keeps the `Storage` contract:
+/// - atomic publish: small objects are one PUT; large ones a multipart upload that becomes visible only when
+///   completed, and is aborted (no parts left billed) when the writer fails, is aborted or is dropped;
+/// - conditional create and compare-and-swap: `If-None-Match: *` and `If-Match: <etag>` on PUT and DELETE.
+///   Servers that ignore them exist; `verifyConditionalWrites()` detects one, and a store that coordinates
+///   jobs must call it first (`open(…, coordinating: true)`), so that nothing relies on locks that do not lock;
+/// - listing: ListObjectsV2 with a delimiter, every page followed;
+/// - versions are the server's ETags.
+public struct S3Storage: Storage {
+    let client: S3Client
+    public var configuration: S3Configuration { client.configuration }
+    /// Downloads are ranged GETs of this size: memory stays at one range, and a cut connection costs one range.
+    static let readChunk = 8 << 20
+
+    init(client: S3Client) { self.client = client }
+
+    /// Opens the store. With `coordinating`, first checks that the server honours conditional writes, and
+    /// refuses (fails closed) when it does not: leases and unique requests would then silently not exclude.
+    public static func open(_ configuration: S3Configuration, coordinating: Bool, logger: Logger? = nil) throws -> S3Storage {
+        let storage = S3Storage(client: try S3Client(configuration: configuration, logger: logger))
+        if coordinating { try storage.verifyConditionalWrites() }
+        return storage
+    }
+
+    public var description: String { configuration.url }
+
+    public func makeWriter(key: String) throws -> any ObjectWriter {
+        S3ObjectWriter(client: client, key: client.objectKey(key))
+    }
+
+    public func openReader(key: String) throws -> (any ObjectReader)? {
+        let objectKey = client.objectKey(key)
+        let answer = try client.send("HEAD", key: objectKey)
+        if answer.status == 404 { return nil }
+        guard answer.status == 200, let length = answer.headers["content-length"].flatMap(Int64.init) else {
+            throw client.failure(answer, "HEAD", objectKey)
+        }
+        return S3ObjectReader(client: client, key: objectKey, size: length, etag: answer.etag)
+    }
+
+    public func read(key: String) throws -> StoredObject? {
+        let objectKey = client.objectKey(key)
+        let answer = try client.send("GET", key: objectKey, bodyLimit: 64 << 20)
+        if answer.status == 404 { return nil }
+        guard answer.status == 200, let etag = answer.etag else { throw client.failure(answer, "GET", objectKey) }
+        guard !answer.truncated else {
+            throw ContingencyError.failed("\(client.describe(objectKey)) is larger than 64 MiB: not a small object", hint: "it was not written by Contingency")
+        }
+        return StoredObject(data: answer.body, etag: etag)
+    }
+
+    public func put(key: String, data: [UInt8]) throws {
+        let objectKey = client.objectKey(key)
+        let answer = try client.send("PUT", key: objectKey, headers: contentHeaders(key), body: data)
+        guard answer.status == 200 else { throw client.failure(answer, "PUT", objectKey) }
+    }
+
+    public func create(key: String, data: [UInt8]) throws -> String? {
+        let objectKey = client.objectKey(key)
+        let answer = try client.send("PUT", key: objectKey, headers: contentHeaders(key) + [("If-None-Match", "*")], body: data)
+        if answer.status == 412 { return nil }
+        guard answer.status == 200, let etag = answer.etag else { throw client.failure(answer, "PUT", objectKey) }
+        return etag
+    }
+
+    public func replace(key: String, data: [UInt8], ifMatch etag: String) throws -> String? {
+        let objectKey = client.objectKey(key)
+        let answer = try client.send("PUT", key: objectKey, headers: contentHeaders(key) + [("If-Match", etag)], body: data)
+        if answer.status == 412 || answer.status == 404 { return nil }
+        guard answer.status == 200, let etag = answer.etag else { throw client.failure(answer, "PUT", objectKey) }
+        return etag
+    }
+
+    /// Without `ifMatch`, S3 answers a DELETE the same whether the object existed or not: a HEAD first tells,
+    /// so the answer is exact unless another client deletes the object in between.
+    @discardableResult
+    public func delete(key: String, ifMatch etag: String?) throws -> Bool {
+        let objectKey = client.objectKey(key)
+        if etag == nil {
+            let head = try client.send("HEAD", key: objectKey)
+            if head.status == 404 { return false }
+        }
+        let answer = try client.send("DELETE", key: objectKey, headers: etag.map { [("If-Match", $0)] } ?? [])
+        if answer.status == 412 || answer.status == 404 { return false }
+        guard answer.status == 204 || answer.status == 200 else { throw client.failure(answer, "DELETE", objectKey) }
+        return true
+    }
+
+    public func list(folder: String) throws -> [ObjectInfo] {
+        let base = client.objectKey(folder)
+        let prefix = base.isEmpty ? "" : base + "/"
+        var objects: [ObjectInfo] = []
+        var token: String?
+        repeat {
+            var query = [("list-type", "2"), ("delimiter", "/"), ("prefix", prefix)]
+            if let token { query.append(("continuation-token", token)) }
+            let answer = try client.send("GET", key: nil, query: query, bodyLimit: 16 << 20)
+            guard answer.status == 200, let page = S3XMLElement.parse(answer.body), page.name == "ListBucketResult" else {
+                throw client.failure(answer, "LIST", prefix)
+            }
+            for entry in page.all("Contents") {
+                guard let objectKey = entry.value("Key"), objectKey.hasPrefix(prefix) else { continue }
+                let name = String(objectKey.dropFirst(prefix.count))
+                objects.append(
+                    ObjectInfo(
+                        key: folder.isEmpty ? name : "\(folder)/\(name)", size: entry.value("Size").flatMap(Int64.init) ?? 0,
+                        modified: entry.value("LastModified").flatMap(Self.parseDate) ?? Date(timeIntervalSince1970: 0)))
+            }
+            token = page.value("IsTruncated") == "true" ? page.value("NextContinuationToken") : nil
+        } while token != nil
+        return objects
+    }
+
+    public func availableBytes() throws -> Int64? { nil }
+
+    /// Aborts multipart uploads under the store's prefix that were never completed, left by a run that was
+    /// killed before it could abort them itself, among those whose object name `isOurs` (other installs may
+    /// share the bucket). Call only while holding the store's lease (no other upload of ours is then in
+    /// progress). Returns how many were aborted.
+    public func abortInterruptedUploads(named isOurs: (String) -> Bool) throws -> Int {
+        let prefix = client.objectKey("")
+        var aborted = 0
+        var marker: (key: String, upload: String)?
+        repeat {
+            var query = [("uploads", ""), ("prefix", prefix.isEmpty ? "" : prefix + "/")]
+            if let marker { query += [("key-marker", marker.key), ("upload-id-marker", marker.upload)] }
+            let answer = try client.send("GET", key: nil, query: query, bodyLimit: 16 << 20)
+            guard answer.status == 200, let page = S3XMLElement.parse(answer.body) else {
+                throw client.failure(answer, "LIST UPLOADS", prefix)
+            }
+            for upload in page.all("Upload") {
+                guard let key = upload.value("Key"), let id = upload.value("UploadId"),
+                    isOurs(String(key.split(separator: "/").last ?? ""))
+                else { continue }
+                let abort = try client.send("DELETE", key: key, query: [("uploadId", id)])
+                if abort.status == 204 || abort.status == 200 || abort.status == 404 { aborted += 1 }
+            }
+            marker = page.value("IsTruncated") == "true"
+                ? page.value("NextKeyMarker").flatMap { key in page.value("NextUploadIdMarker").map { (key, $0) } } : nil
+        } while marker != nil
+        return aborted
+    }
+
+    /// Checks that the server refuses a second `If-None-Match: *` create and a PUT with a stale `If-Match`, on
+    /// a probe object it removes after. Throws, saying why the store cannot coordinate jobs, when it does not.
+    public func verifyConditionalWrites() throws {
+        let probe = ".contingency/probe/\(UUID().uuidString.lowercased())"
+        defer { _ = try? delete(key: probe, ifMatch: nil) }
+        var ignored: String?
+        do {
+            // A lost answer to the first create makes its retry look refused: the probe is then ours all the same.
+            _ = try create(key: probe, data: Array("probe".utf8))
+            if try create(key: probe, data: Array("second".utf8)) != nil {
+                ignored = "If-None-Match: * (a second conditional create of the same key succeeded)"
+            } else if try replace(key: probe, data: Array("stale".utf8), ifMatch: "\"00000000000000000000000000000000\"") != nil {
+                ignored = "If-Match (a write with a stale ETag succeeded)"
+            }
+        } catch let error as ContingencyError where error.message.contains("NotImplemented") || error.message.contains("InvalidArgument") {
+            ignored = "it refuses them (\(error.message))"
+        }
+        if let ignored {
+            throw ContingencyError.configuration(
+                "the S3 server at \(configuration.endpoint) ignores conditional writes: \(ignored); refusing to coordinate jobs through \(configuration.url), where two of them could both believe they hold the store's lock",
+                hint: "use a server that supports conditional writes (AWS S3, recent MinIO or Ceph RGW), or keep the store on a shared volume (BACKUP_DIR) with the bucket as its copy")
+        }
+    }
+
+    private func contentHeaders(_ key: String) -> [(String, String)] {
+        key.hasSuffix(".json") ? [("Content-Type", "application/json")] : [("Content-Type", "application/octet-stream")]
+    }
+
+    static func parseDate(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
+    }
+}
+
+/// Streams an object into the bucket. Bytes collect into a part of `S3_PART_SIZE`; a full part is sent on a
+/// background thread while the next one fills, so memory holds at most two parts, whatever the object's size.
+/// An object smaller than a part is sent with one PUT at commit.
+final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
+    private let client: S3Client
+    private let key: String
+    private var buffer: [UInt8] = []
+    private var written: Int64 = 0
+    private var committed = false
+    private var uploadID: String?
+    private var partNumber = 0
+    private var finished = false
+    // Shared with the background sender; guarded by `lock`.
+    private let lock = NSLock()
+    private var parts: [(number: Int, etag: String)] = []
+    private var failure: (any Error)?
+    /// Set when the writer is aborted or its task cancelled: the part being sent stops at once.
+    private var stopped = false
+    private let sending = DispatchGroup()
+    private let queue = DispatchQueue(label: "contingency.s3.upload")
+    static let maximumParts = 10_000
+
+    init(client: S3Client, key: String) {
+        self.client = client
+        self.key = key
+        buffer.reserveCapacity(client.configuration.partSize)
+    }
+
+    deinit { abort() }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard !finished else { throw ContingencyError.failed("\(client.describe(key)): write after the upload was committed or aborted") }
+        // Filled to exactly one part, never past it: the buffer keeps the capacity it was given.
+        var offset = 0
+        while offset < bytes.count {
+            let take = min(bytes.count - offset, client.configuration.partSize - buffer.count)
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + take)]))
+            offset += take
+            written += Int64(take)
+            if buffer.count == client.configuration.partSize { try sendPart() }
+        }
+    }
+
+    /// Waits for the part being sent. If the calling task is cancelled meanwhile, that part is stopped and this
+    /// throws at once rather than when a stalled request times out.
+    private func waitForSender() throws {
+        while sending.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
+            if withUnsafeCurrentTask(body: { $0?.isCancelled ?? false }) { lock.withLock { stopped = true } }
+        }
+        if lock.withLock({ stopped }) { throw ContingencyError.cancelled("the upload of \(client.describe(key)) was stopped") }
+        if let failure = lock.withLock({ failure }) { throw failure }
+    }
+
+    /// Hands the filled buffer to the background sender, after the previous part has gone.
+    private func sendPart() throws {
+        try waitForSender()
+        if uploadID == nil { uploadID = try start() }
+        partNumber += 1
+        guard partNumber <= Self.maximumParts else {
+            throw ContingencyError.failed(
+                "\(client.describe(key)) would need more than \(Self.maximumParts) parts of \(ByteFormat.string(Int64(client.configuration.partSize)))",
+                hint: "raise S3_PART_SIZE (an archive may have at most 10,000 parts)")
+        }
+        let part = buffer
+        let number = partNumber
+        let uploadID = uploadID!
+        buffer = []
+        buffer.reserveCapacity(client.configuration.partSize)
+        sending.enter()
+        queue.async { [self] in
+            defer { sending.leave() }
+            do {
+                let answer = try client.send(
+                    "PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)], body: part,
+                    shouldStop: { [weak self] in self.map { writer in writer.lock.withLock { writer.stopped } } ?? true })
+                guard answer.status == 200, let etag = answer.etag else { throw client.failure(answer, "PUT part \(number) of", key) }
+                lock.withLock { parts.append((number, etag)) }
+            } catch {
+                lock.withLock { failure = failure ?? error }
+            }
+        }
+    }
+
+    /// The size of the object under the key, or nil when there is none.
+    private func objectSize() throws -> Int64? {
+        let answer = try client.send("HEAD", key: key)
+        return answer.status == 200 ? answer.headers["content-length"].flatMap(Int64.init) : nil
+    }
+
+    private func start() throws -> String {
+        var headers = [("Content-Type", "application/octet-stream")]
+        if let storageClass = client.configuration.storageClass { headers.append(("x-amz-storage-class", storageClass)) }
+        let answer = try client.send("POST", key: key, query: [("uploads", "")], headers: headers, body: [])
+        guard answer.status == 200, let id = S3XMLElement.parse(answer.body)?.value("UploadId") else {
+            throw client.failure(answer, "POST (start multipart upload)", key)
+        }
+        return id
+    }
+
+    func commit(beforePublishing check: () throws -> Void) throws {
+        guard !finished else {
+            if committed { return }
+            throw ContingencyError.failed("\(client.describe(key)): commit after the upload was aborted")
+        }
+        do {
+            if uploadID == nil {
+                try check()
+                var headers = [("Content-Type", "application/octet-stream")]
+                if let storageClass = client.configuration.storageClass { headers.append(("x-amz-storage-class", storageClass)) }
+                let answer = try client.send("PUT", key: key, headers: headers, body: buffer)
+                guard answer.status == 200 else { throw client.failure(answer, "PUT", key) }
+            } else {
+                if !buffer.isEmpty { try sendPart() }
+                try waitForSender()
+                try check()
+                let list = lock.withLock { parts }.sorted { $0.number < $1.number }
+                let body = "<CompleteMultipartUpload>"
+                    + list.map { "<Part><PartNumber>\($0.number)</PartNumber><ETag>\(S3XMLElement.escape($0.etag))</ETag></Part>" }
+                    .joined() + "</CompleteMultipartUpload>"
+                let answer = try client.send("POST", key: key, query: [("uploadId", uploadID!)], body: Array(body.utf8))
+                // A 200 can still carry an <Error> (S3 fails a completion after it started answering).
+                let completed = answer.status == 200 && S3XMLElement.parse(answer.body).map { $0.name != "Error" } == true
+                // NoSuchUpload after a retry: the first attempt completed it but its answer was lost. The object
+                // is there, whole, if it has every byte written.
+                guard completed || (answer.errorCode == "NoSuchUpload" && (try? objectSize()) == written) else {
+                    throw client.failure(answer, "POST (complete multipart upload)", key)
+                }
+            }
+            finished = true
+            committed = true
+            buffer = []
+        } catch {
+            abort()
+            throw error
+        }
+    }
+
+    /// Stops and discards the upload: the parts already sent are deleted with it (AbortMultipartUpload), so none
+    /// stays billed. An abort that fails is retried by the next run (`abortInterruptedUploads`).
+    func abort() {
+        guard !finished else { return }
+        finished = true
+        lock.withLock { stopped = true }
+        sending.wait()
+        buffer = []
+        guard let uploadID else { return }
+        do {
+            let answer = try client.send("DELETE", key: key, query: [("uploadId", uploadID)])
+            if ![200, 204, 404].contains(answer.status) {
+                client.logger?.warning("Could not abort the upload of \(client.describe(key)): \(client.failure(answer, "DELETE", key)); the next backup aborts it")
+            }
+        } catch {
+            client.logger?.warning("Could not abort the upload of \(client.describe(key)): \(error); the next backup aborts it")
+        }
+    }
+}
+
+/// Reads an object by ranged GETs, each conditional on the ETag seen when it was opened: an object replaced
+/// while being read fails the read rather than mixing two versions.
+final class S3ObjectReader: ObjectReader {
+    private let client: S3Client
+    private let key: String
+    private let etag: String?
+    let size: Int64
+    private var offset: Int64 = 0
+    private var chunk: [UInt8] = []
+    private var position = 0
+
+    init(client: S3Client, key: String, size: Int64, etag: String?) {
+        self.client = client
+        self.key = key
+        self.size = size
+        self.etag = etag
+    }
+
+    func read(into target: UnsafeMutableRawBufferPointer) throws -> Int {
+        if position == chunk.count {
+            guard offset < size else { return 0 }
+            let last = min(size, offset + Int64(S3Storage.readChunk)) - 1
+            var headers = [("Range", "bytes=\(offset)-\(last)")]
+            if let etag { headers.append(("If-Match", etag)) }
+            let answer = try client.send(
+                "GET", key: key, headers: headers, bodyLimit: S3Storage.readChunk, shouldStop: S3Client.whenTaskCancelled)
+            if answer.status == 412 {
+                throw ContingencyError.failed("\(client.describe(key)) changed while it was being read", hint: "run again")
+            }
+            let expected = Int(last - offset + 1)
+            switch answer.status {
+            case 206 where answer.body.count == expected: break
+            case 200 where offset == 0 && Int64(answer.body.count) == size: break  // a server that ignores Range
+            case 200, 206:
+                throw ContingencyError.failed(
+                    "\(client.describe(key)): \(answer.body.count) bytes came back for bytes \(offset)-\(last)",
+                    hint: "the server cut the transfer short or ignores Range requests; run again")
+            default: throw client.failure(answer, "GET", key)
+            }
+            chunk = answer.body
+            position = 0
+            offset += Int64(chunk.count)
+        }
+        let count = min(target.count, chunk.count - position)
+        chunk.withUnsafeBytes { source in
+            target.baseAddress!.copyMemory(from: source.baseAddress! + position, byteCount: count)
+        }
+        position += count
+        return count
+    }
+}
