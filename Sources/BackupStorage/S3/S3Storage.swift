@@ -274,10 +274,14 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
         return answer.status == 200 ? answer.headers["content-length"].flatMap(Int64.init) : nil
     }
 
+    /// The headers an archive is created with, in one PUT or a multipart upload: its type and storage class.
+    private var archiveHeaders: [(String, String)] {
+        [("Content-Type", "application/octet-stream")]
+            + (client.configuration.storageClass.map { [("x-amz-storage-class", $0)] } ?? [])
+    }
+
     private func start() throws -> String {
-        var headers = [("Content-Type", "application/octet-stream")]
-        if let storageClass = client.configuration.storageClass { headers.append(("x-amz-storage-class", storageClass)) }
-        let answer = try client.send("POST", key: key, query: [("uploads", "")], headers: headers, body: [])
+        let answer = try client.send("POST", key: key, query: [("uploads", "")], headers: archiveHeaders, body: [])
         guard answer.status == 200, let id = S3XMLElement.parse(answer.body)?.value("UploadId") else {
             throw client.failure(answer, "POST (start multipart upload)", key)
         }
@@ -292,9 +296,7 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
         do {
             if uploadID == nil {
                 try check()
-                var headers = [("Content-Type", "application/octet-stream")]
-                if let storageClass = client.configuration.storageClass { headers.append(("x-amz-storage-class", storageClass)) }
-                let answer = try client.send("PUT", key: key, headers: headers, body: buffer)
+                let answer = try client.send("PUT", key: key, headers: archiveHeaders, body: buffer)
                 guard answer.status == 200 else { throw client.failure(answer, "PUT", key) }
             } else {
                 if !buffer.isEmpty { try sendPart() }
