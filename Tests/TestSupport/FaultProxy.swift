@@ -35,13 +35,13 @@ public final class FaultProxy: Sendable {
     /// The upstream server's port.
     public let upstreamPort: Int
 
-    private let process: LaunchedProcess
-    private let stopped = Mutex(false)
+    private let serverProcess: ServerProcess
+    private var process: LaunchedProcess { serverProcess.process }
 
     private static let startTimeout: Duration = .seconds(30)
 
     private init(process: LaunchedProcess, port: Int, upstreamHost: String, upstreamPort: Int) {
-        self.process = process
+        serverProcess = ServerProcess(process)
         self.port = port
         endpoint = "http://127.0.0.1:\(port)"
         self.upstreamHost = upstreamHost
@@ -49,7 +49,7 @@ public final class FaultProxy: Sendable {
     }
 
     deinit {
-        if !stopped.withLock({ $0 }) {
+        if !serverProcess.isStopped {
             process.kill(SIGKILL, includingChildren: true)
             _ = try? process.waitForExitBlocking(timeout: .seconds(5))
         }
@@ -92,16 +92,8 @@ public final class FaultProxy: Sendable {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (FaultProxy) async throws -> T
     ) async throws -> T {
-        let proxy = try await start(upstreamHost: upstreamHost, upstreamPort: upstreamPort, verbose: verbose)
-        let result: T
-        do {
-            result = try await body(proxy)
-        } catch {
-            await proxy.stop()
-            throw error
-        }
-        await proxy.stop()
-        return result
+        try await ServerProcess.run(try await start(upstreamHost: upstreamHost, upstreamPort: upstreamPort, verbose: verbose),
+            stoppingWith: { await $0.stop() }, body)
     }
 
     /// `with(upstreamHost:upstreamPort:verbose:_:)` in front of the server at `endpoint`
@@ -131,13 +123,7 @@ public final class FaultProxy: Sendable {
     /// Stops the proxy (SIGTERM, SIGKILL after 5 seconds) and returns once it is gone: its port is
     /// closed and open client connections are reset. Idempotent.
     public func stop() async {
-        let wasStopped = stopped.withLock { value -> Bool in
-            defer { value = true }
-            return value
-        }
-        guard !wasStopped else { return }
-        let process = self.process
-        await Task.detached { _ = await process.terminateAndWait(gracePeriod: .seconds(5)) }.value
+        await serverProcess.stop()
     }
 
     /// What the proxy printed so far (with `verbose`, one line per request and what it did).

@@ -54,8 +54,8 @@ public final class MotoServer: Sendable {
     /// Whether the server refuses requests whose SigV4 signature is wrong or whose key is unknown.
     public let verifiesSignatures: Bool
 
-    private let process: LaunchedProcess
-    private let stopped = Mutex(false)
+    private let serverProcess: ServerProcess
+    private var process: LaunchedProcess { serverProcess.process }
 
     /// How many times `start()` tries again with another port when the chosen one was taken.
     private static let portAttempts = 5
@@ -65,7 +65,7 @@ public final class MotoServer: Sendable {
     private static let userName = "contingency-tests"
 
     private init(process: LaunchedProcess, port: Int, key: (id: String, secret: String), verifiesSignatures: Bool) {
-        self.process = process
+        serverProcess = ServerProcess(process)
         self.port = port
         endpoint = "http://127.0.0.1:\(port)"
         accessKeyID = key.id
@@ -74,7 +74,7 @@ public final class MotoServer: Sendable {
     }
 
     deinit {
-        if !stopped.withLock({ $0 }) {
+        if !serverProcess.isStopped {
             Self.terminateBlocking(process)
         }
     }
@@ -111,29 +111,15 @@ public final class MotoServer: Sendable {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (MotoServer) async throws -> T
     ) async throws -> T {
-        let server = try await start(verifyingSignatures: verifyingSignatures)
-        let result: T
-        do {
-            result = try await body(server)
-        } catch {
-            await server.stop()
-            throw error
-        }
-        await server.stop()
-        return result
+        try await ServerProcess.run(try await start(verifyingSignatures: verifyingSignatures),
+            stoppingWith: { await $0.stop() }, body)
     }
 
     /// Stops the server: SIGTERM, then SIGKILL to its process group after 5 seconds; returns once
     /// the process is gone (and its port closed). Idempotent; runs to completion even if the
     /// calling task is cancelled.
     public func stop() async {
-        let wasStopped = stopped.withLock { value -> Bool in
-            defer { value = true }
-            return value
-        }
-        guard !wasStopped else { return }
-        let process = self.process
-        await Task.detached { _ = await process.terminateAndWait(gracePeriod: .seconds(5)) }.value
+        await serverProcess.stop()
     }
 
     /// Whether the server process is running.
