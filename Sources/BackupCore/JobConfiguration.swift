@@ -177,6 +177,8 @@ public struct RestoreConfiguration: Sendable, Equatable {
     public var keepOld = true
     /// Stops the application around the changes (`pre`: APP_STOP_COMMAND, `post`: APP_START_COMMAND).
     public var app = Hooks()
+    /// How the restored database compresses its out-of-line values.
+    public var toastCompression = ToastCompression.lz4
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths, backup: String? = nil,
@@ -200,7 +202,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
             Settings.ageIdentity, Settings.agePassphrase, Settings.restorePreCommand, Settings.restorePostCommand,
             Settings.hookTimeout, Settings.appStopCommand, Settings.appStartCommand, Settings.restoreNoOwner,
             Settings.restoreKeepOld, Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
-            Settings.progressInterval,
+            Settings.restoreToastCompression, Settings.progressInterval,
             Settings.logFormat,
         ]
 
@@ -220,8 +222,20 @@ public struct RestoreConfiguration: Sendable, Equatable {
         configuration.noOwner = try values.bool(Settings.restoreNoOwner)
         configuration.keepOld = try values.bool(Settings.restoreKeepOld)
         configuration.app = try Hooks.load(values, pre: Settings.appStopCommand, post: Settings.appStartCommand)
+        configuration.toastCompression = try values.choice(Settings.restoreToastCompression, as: ToastCompression.self)
         return configuration
     }
+}
+
+/// How pg_restore's sessions compress the values PostgreSQL stores out of line (TOAST: long text, JSON, bytea).
+/// The values read back the same either way; the choice changes only restore time and space on disk.
+public enum ToastCompression: String, Sendable, CaseIterable {
+    /// Several times faster to compress than pglz, at about its ratio (PostgreSQL 14+ built with lz4).
+    case lz4
+    /// PostgreSQL's default, and what such values were compressed with on most servers.
+    case pglz
+    /// Whatever the server's `default_toast_compression` says: nothing is set.
+    case server
 }
 
 /// What `health-sidecar` probes.

@@ -153,6 +153,9 @@ public enum Settings {
     public static let restoreLockTimeout = Setting(
         "RESTORE_LOCK_TIMEOUT", default: "60s",
         "How long pg_restore waits for a table another session holds before failing (0: forever)")
+    public static let restoreToastCompression = Setting(
+        "RESTORE_TOAST_COMPRESSION", default: "lz4",
+        "How restored values too large for a row are compressed: lz4 (fast; PostgreSQL 14+ built with lz4, else as server), pglz (PostgreSQL's own default, several times slower to compress), or server (the server's default_toast_compression)")
     public static let terminateConnections = Setting(
         "RESTORE_TERMINATE_CONNECTIONS", default: "false", "End other sessions on the database before restoring")
 }

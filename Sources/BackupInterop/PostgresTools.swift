@@ -128,6 +128,16 @@ public struct PostgresTools: Sendable {
             environment: connection.childEnvironment, stream: .output(sink))
     }
 
+    /// `pg_dump` in custom format, uncompressed, into the file at `path`: pg_dump can then seek back and record
+    /// in its table of contents where each table's data starts, which `pg_restore --jobs` needs to go straight
+    /// to it.
+    public func dump(toFile path: String, connection: ConnectionParameters, snapshot: String? = nil) async throws -> Outcome {
+        try await run(
+            "pg_dump",
+            ["--format=custom", "--compress=0", "--no-password", "--file=\(path)"] + (snapshot.map { ["--snapshot=\($0)"] } ?? []),
+            environment: connection.childEnvironment)
+    }
+
     /// The cluster's roles and their memberships as SQL (`pg_dumpall --roles-only`), without password hashes
     /// unless `passwords` (reading those needs a superuser; without them any role that can log in can dump).
     public func dumpRoles(into sink: any ByteSink, connection: ConnectionParameters, database: String, passwords: Bool) async throws -> Outcome {
@@ -172,12 +182,17 @@ public struct PostgresTools: Sendable {
     /// (`mode`). Its session carries `applicationName`, so it can be watched and cancelled (the dump's own
     /// preamble sets `lock_timeout = 0`, so a session setting cannot bound its lock waits).
     /// `ownership: false` restores with `--no-owner --no-acl` (a drill's scratch server may lack the roles).
+    /// `settings` are set in each of its sessions (through `PGOPTIONS`, after any the operator gave).
     public func restore(
         _ dump: DumpInput, connection: ConnectionParameters, database: String, applicationName: String,
-        ownership: Bool = true, mode: RestoreMode = .singleTransaction
+        ownership: Bool = true, mode: RestoreMode = .singleTransaction, settings: [String: String] = [:]
     ) async throws -> Outcome {
         var environment = connection.childEnvironment.filter { $0.key != "PGDATABASE" }
         environment["PGAPPNAME"] = applicationName
+        if !settings.isEmpty {
+            let given = environment["PGOPTIONS"] ?? ProcessInfo.processInfo.environment["PGOPTIONS"]
+            environment["PGOPTIONS"] = Self.sessionOptions(settings, after: given)
+        }
         var spread = ["--single-transaction"]
         if case .parallel(let jobs) = mode {
             // --jobs cannot read standard input, and cannot combine with --single-transaction.
@@ -188,6 +203,14 @@ public struct PostgresTools: Sendable {
             ["--clean", "--if-exists"] + spread + ["--exit-on-error", "--no-password", "--dbname=\(database)"]
                 + (ownership ? [] : ["--no-owner", "--no-acl"]) + dump.argument,
             environment: environment, stream: dump.stream)
+    }
+
+    /// `-c name=value` for each setting, appended to `given` (libpq's PGOPTIONS syntax: spaces separate, a
+    /// backslash escapes).
+    static func sessionOptions(_ settings: [String: String], after given: String?) -> String {
+        let escape = { (text: String) in text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: " ", with: "\\ ") }
+        let added = settings.sorted { $0.key < $1.key }.map { "-c \(escape($0.key))=\(escape($0.value))" }
+        return ((given.map { [$0] } ?? []) + added).filter { !$0.isEmpty }.joined(separator: " ")
     }
 
     /// Variables of this product that hold secrets (or name them) and that no child needs.

@@ -186,10 +186,15 @@ public struct BackupJob: Sendable {
             snapshot.cancel()
         }
         let outcome: PostgresTools.Outcome
-        let sink = try dump.sink()
+        // A plain dump is written by pg_dump itself, which then records where each table's data starts; a sealed
+        // one passes through the age sink.
         do {
             outcome = try await withTaskCancellationHandler {
-                try await tools.dump(into: sink, connection: preflight.connection, snapshot: snapshot.id)
+                if let path = dump.writablePath {
+                    try await tools.dump(toFile: path, connection: preflight.connection, snapshot: snapshot.id)
+                } else {
+                    try await tools.dump(into: try dump.sink(), connection: preflight.connection, snapshot: snapshot.id)
+                }
             } onCancel: {
                 stopCounting()
             }

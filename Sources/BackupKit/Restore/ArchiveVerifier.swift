@@ -41,7 +41,14 @@ final class ArchiveVerifier {
 
     /// Reads the archive once. With `identities`, it is age-decrypted on the way: every chunk is authenticated
     /// before its bytes are used, the stored (encrypted) bytes are what is hashed.
-    func read(_ reader: any ObjectReader, name: String, identities: [AgeIdentity]?, into destinations: Destinations) throws -> Report {
+    ///
+    /// `databaseRead` is called once, as soon as the archive has moved past database.dump and globals.sql (the
+    /// first two members of our archives), with what has been found so far: the dump is staged and both are
+    /// hashed, while the rest of the archive is still unread and unchecked.
+    func read(
+        _ reader: any ObjectReader, name: String, identities: [AgeIdentity]?, into destinations: Destinations,
+        databaseRead: (Report) -> Void = { _ in }
+    ) throws -> Report {
         let hashing = HashingSource(reader)
         let plain: any ByteSource = try identities.map { try AgeDecryptingSource(identities: $0, source: hashing) } ?? hashing
         let archive = try ArchiveReader(source: plain, name: name)
@@ -49,9 +56,15 @@ final class ArchiveVerifier {
         let digest = UploadsDigest()
         var disk = try destinations.uploads.map { _ in try DiskTreeWriter() }
         let entry = ArchiveEntry()
+        var announced = false
+        let globalsBytes = Array(ArchiveLayout.globals.utf8)
         while try archive.next(into: entry) {
             try Task.checkCancellation()
             guard let memberBytes = Self.memberPath(entry.pathBytes) else { continue }
+            if !announced && report.members[ArchiveLayout.databaseDump] != nil && memberBytes != globalsBytes {
+                announced = true
+                databaseRead(report)
+            }
             if let relative = Self.below(ArchiveLayout.uploadsDirectory, memberBytes) {
                 report.hasUploads = true
                 try extractTreeEntry(

@@ -26,13 +26,79 @@ struct DatabaseRestorer {
     static func incomingComment(_ database: String) -> String { "contingency: a restore in progress for \(database)" }
     static func previousComment(_ database: String) -> String { "contingency: \(database) as it was before a restore" }
 
+    /// A database restored beside the application's, complete but not yet swapped in.
+    struct Incoming: Sendable {
+        let name: String
+    }
+
+    /// Both steps at once: `prepare`, then `complete` (for callers that stop nothing in between).
     func restore(_ dump: StagedDump) async throws {
+        let incoming = try await prepare(dump)
+        do {
+            try await complete(incoming, dump: dump)
+        } catch {
+            if let incoming { discard(incoming) }
+            throw error
+        }
+    }
+
+    /// The slow part, which leaves the application's database alone and so may run while the application is up
+    /// (and while the rest of the archive is still being verified): the dump restored into a new database, to be
+    /// swapped in by `complete`. Returns nil when this role cannot swap (it may not create a database owned like
+    /// the current one): `complete` then restores in place.
+    func prepare(_ dump: StagedDump) async throws -> Incoming? {
         let maintenance = try PostgresConnection(parameters.maintenance(besides: database))
         try Self.dropMarked(Self.incomingComment(database), "left by a restore that did not finish", on: maintenance, logger: logger)
         let existing = try maintenance.query(
             "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1",
             [database])
-        let exists = existing.rowCount > 0
+        // A swap needs to create a database owned like the current one, and to rename the current one.
+        let owner = existing.rowCount > 0 ? existing.value(0, 0) : nil
+        let mayCreate = try maintenance.query(
+            "SELECT rolsuper OR (rolcreatedb AND ($1::text IS NULL OR pg_has_role(current_user, $1::text, 'MEMBER'))) FROM pg_roles WHERE rolname = current_user",
+            [owner]
+        ).value(0, 0) == "t"
+        guard mayCreate else {
+            logger.info("\(maintenance.user) may not create databases owned by \(owner ?? "it"): \(database) will be restored in place, in one transaction")
+            return nil
+        }
+
+        let incoming = Self.truncated(database, suffix: "_restore_\(UUID().uuidString.prefix(8).lowercased())")
+        var create = "CREATE DATABASE \(Self.quote(incoming)) TEMPLATE template0"
+        if existing.rowCount > 0, let owner, let encoding = existing.value(0, 1), let collate = existing.value(0, 2),
+            let ctype = existing.value(0, 3)
+        {
+            create += " OWNER \(Self.quote(owner)) ENCODING \(Self.literal(encoding)) LC_COLLATE \(Self.literal(collate)) LC_CTYPE \(Self.literal(ctype))"
+        }
+        try maintenance.query(create)
+        do {
+            try maintenance.query("COMMENT ON DATABASE \(Self.quote(incoming)) IS \(Self.literal(Self.incomingComment(database)))")
+            Failpoint.hit("restore-database")
+            // Nobody uses the new database and a failure drops it: no transaction is needed, so pg_restore may
+            // load tables and build indexes in parallel (on the server's processors; this machine's count is
+            // the guess, at least 2, since the server is usually no smaller than the job's container).
+            let outcome = try await tools.restore(
+                try dump.input(), connection: parameters, database: incoming, applicationName: "contingency-restore",
+                ownership: !configuration.noOwner,
+                mode: .parallel(jobs: max(2, ProcessInfo.processInfo.activeProcessorCount)),
+                settings: try sessionSettings(on: maintenance))
+            guard outcome.succeeded else {
+                throw ContingencyError.failed(
+                    "pg_restore into a new database failed (\(outcome.status)); \(database) was not touched: \(outcome.standardError)")
+            }
+        } catch {
+            _ = try? maintenance.query("DROP DATABASE IF EXISTS \(Self.quote(incoming)) WITH (FORCE)")
+            throw error
+        }
+        return Incoming(name: incoming)
+    }
+
+    /// The quick part, with the application stopped: `incoming` swapped in for the application's database; or,
+    /// without one or when other sessions stay connected (RESTORE_TERMINATE_CONNECTIONS off), the dump restored
+    /// in place in one transaction. The caller discards `incoming` if this throws.
+    func complete(_ incoming: Incoming?, dump: StagedDump) async throws {
+        let maintenance = try PostgresConnection(parameters.maintenance(besides: database))
+        let exists = try maintenance.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]).rowCount > 0
         var connected = 0
         if exists { connected = try sessions(on: maintenance) }
         if connected > 0 && configuration.terminateConnections {
@@ -44,49 +110,40 @@ struct DatabaseRestorer {
                 logger.warning("Could not end the other sessions on \(database): \(error)")
             }
         }
-        // A swap needs to create a database owned like the current one, and to rename the current one.
-        let owner = exists ? existing.value(0, 0) : nil
-        let mayCreate = try maintenance.query(
-            "SELECT rolsuper OR (rolcreatedb AND ($1::text IS NULL OR pg_has_role(current_user, $1::text, 'MEMBER'))) FROM pg_roles WHERE rolname = current_user",
-            [owner]
-        ).value(0, 0) == "t"
-        guard mayCreate && connected == 0 else {
-            let reason = mayCreate
-                ? "\(connected) other session(s) connected and RESTORE_TERMINATE_CONNECTIONS is off"
-                : "\(maintenance.user) may not create databases owned by \(owner ?? "it")"
-            logger.info("Restoring \(database) in place, in one transaction (\(reason))")
+        guard let incoming, connected == 0 else {
+            if let incoming {
+                logger.info("Restoring \(database) in place, in one transaction (\(connected) other session(s) connected and RESTORE_TERMINATE_CONNECTIONS is off)")
+                discard(incoming)
+            }
             try await restoreInPlace(dump, exists: exists, on: maintenance)
             return
         }
+        Failpoint.hit("restore-swap")
+        try swapIn(incoming.name, replacing: exists, on: maintenance)
+    }
 
-        let incoming = Self.truncated(database, suffix: "_restore_\(UUID().uuidString.prefix(8).lowercased())")
-        var create = "CREATE DATABASE \(Self.quote(incoming)) TEMPLATE template0"
-        if exists, let owner = existing.value(0, 0), let encoding = existing.value(0, 1), let collate = existing.value(0, 2),
-            let ctype = existing.value(0, 3)
-        {
-            create += " OWNER \(Self.quote(owner)) ENCODING \(Self.literal(encoding)) LC_COLLATE \(Self.literal(collate)) LC_CTYPE \(Self.literal(ctype))"
-        }
-        try maintenance.query(create)
-        try maintenance.query("COMMENT ON DATABASE \(Self.quote(incoming)) IS \(Self.literal(Self.incomingComment(database)))")
+    /// Drops a prepared database that will not be swapped in.
+    func discard(_ incoming: Incoming) {
         do {
-            Failpoint.hit("restore-database")
-            // Nobody uses the new database and a failure drops it: no transaction is needed, so pg_restore may
-            // load tables and build indexes in parallel (on the server's processors; this machine's count is
-            // the guess, at least 2, since the server is usually no smaller than the job's container).
-            let outcome = try await tools.restore(
-                try dump.input(), connection: parameters, database: incoming, applicationName: "contingency-restore",
-                ownership: !configuration.noOwner,
-                mode: .parallel(jobs: max(2, ProcessInfo.processInfo.activeProcessorCount)))
-            guard outcome.succeeded else {
-                throw ContingencyError.failed(
-                    "pg_restore into a new database failed (\(outcome.status)); \(database) was not touched: \(outcome.standardError)")
-            }
-            Failpoint.hit("restore-swap")
-            try swapIn(incoming, replacing: exists, on: maintenance)
+            let maintenance = try PostgresConnection(parameters.maintenance(besides: database))
+            try maintenance.query("DROP DATABASE IF EXISTS \(Self.quote(incoming.name)) WITH (FORCE)")
         } catch {
-            _ = try? maintenance.query("DROP DATABASE IF EXISTS \(Self.quote(incoming)) WITH (FORCE)")
-            throw error
+            logger.warning("\(incoming.name) could not be dropped (the next restore drops it): \(error)")
         }
+    }
+
+    /// What pg_restore's sessions set: the TOAST compression chosen by RESTORE_TOAST_COMPRESSION, when the
+    /// server offers it (PostgreSQL 14+; lz4 only when built with it).
+    private func sessionSettings(on maintenance: PostgresConnection) throws -> [String: String] {
+        guard configuration.toastCompression != .server else { return [:] }
+        let wanted = configuration.toastCompression.rawValue
+        let offered = try maintenance.query(
+            "SELECT $1 = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'", [wanted])
+        guard offered.value(0, 0) == "t" else {
+            logger.info("The server offers no \(wanted) TOAST compression (RESTORE_TOAST_COMPRESSION): restoring with its own default")
+            return [:]
+        }
+        return ["default_toast_compression": wanted]
     }
 
     /// Renames the old database away and the new one into its name, in one transaction. Sessions that
@@ -138,6 +195,7 @@ struct DatabaseRestorer {
     /// The fallback: `pg_restore --clean` into the live database, in one transaction, with a watchdog that
     /// cancels it if another session's lock holds it up for longer than RESTORE_LOCK_TIMEOUT.
     private func restoreInPlace(_ dump: StagedDump, exists: Bool, on maintenance: PostgresConnection) async throws {
+        let settings = try sessionSettings(on: maintenance)
         if !exists {
             logger.info("Database \(database) does not exist: creating it")
             try maintenance.query("CREATE DATABASE \(Self.quote(database))")
@@ -148,7 +206,7 @@ struct DatabaseRestorer {
         let watching = Task { try await watchdog.watch() }
         let outcome = try await tools.restore(
             try dump.input(), connection: parameters, database: database, applicationName: applicationName,
-            ownership: !configuration.noOwner)
+            ownership: !configuration.noOwner, settings: settings)
         watching.cancel()
         guard outcome.succeeded else {
             if let blockers = try? await watching.value {

@@ -75,25 +75,24 @@ public struct RestoreJob: Sendable {
             if let uploadsStaging { try? FileManager.default.removeItem(atPath: uploadsStaging) }
             if let envStaging { try? FileManager.default.removeItem(atPath: envStaging) }
         }
-        let report = try await timed("Verified") {
-            try await check(target, into: .init(dump: dump, uploads: uploadsStaging, env: envStaging))
-        }
+        let parameters = try ConnectionParameters(configuration.database)
+        let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
+        let restorer = DatabaseRestorer(
+            configuration: configuration, parameters: parameters, database: database, tools: tools, logger: logger)
+        let (report, incoming) = try await verifyAndPrepare(
+            target, into: .init(dump: dump, uploads: uploadsStaging, env: envStaging), restorer: restorer, lease: lease)
 
-        // 2 to 4 happen with the application stopped (APP_STOP_COMMAND), and it is always started again.
-        try await configuration.app.whileApplicationStopped(logger: logger) {
-            // 2. The database, in one transaction. Fencing: live data changes only while the lease is ours.
-            try lease.confirm()
-            try Task.checkCancellation()
-            let parameters = try ConnectionParameters(configuration.database)
-            let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
-            if let globals = report.globals, !configuration.noOwner {
-                let maintenance = try PostgresConnection(parameters.maintenance(besides: database))
-                try RoleRestorer(connection: maintenance, logger: logger).restore(globals, needed: report.metadata?.roles ?? target.manifest?.metadata.roles)
-            }
-            try await timed("Database \(database) restored") {
-                try await restoreDatabase(dump, parameters: parameters, database: database, tools: tools)
-            }
-
+        // 2 to 4 happen with the application stopped (APP_STOP_COMMAND), and it is always started again. The slow
+        // part of the database's restore is done: what remains is a swap (or, when that cannot be, the in-place
+        // restore).
+        do {
+            try await configuration.app.whileApplicationStopped(logger: logger) {
+                // 2. The database. Fencing: live data changes only while the lease is ours.
+                try lease.confirm()
+                try Task.checkCancellation()
+                try await timed("Database \(database) restored") {
+                    try await restorer.complete(incoming, dump: dump)
+                }
             // 3 and 4. The files. From here on a signal no longer stops the restore (these steps do not wait on
             // anything that cancellation interrupts), so the database and the files end up from the same backup.
             do {
@@ -121,6 +120,11 @@ public struct RestoreJob: Sendable {
                     "the database was restored from \(target.fileName) but the files were not all restored: \(error.message)",
                     hint: "fix the cause and run restore-job again with LATEST_BACKUP=\(target.fileName)")
             }
+            }
+        } catch {
+            // Not swapped in (a failed stop, a failed swap, a cancellation): the new database goes.
+            if let incoming { restorer.discard(incoming) }
+            throw error
         }
 
         let duration = Date().timeIntervalSince(started)
@@ -191,7 +195,11 @@ public struct RestoreJob: Sendable {
     /// Reads the whole archive once, compares everything with the manifest and metadata, lists the dump.
     /// Decrypts when the archive is encrypted (its name ends in `.age`), with AGE_IDENTITY(_FILE) or
     /// AGE_PASSPHRASE; a missing or wrong key fails here, exit 12, before anything is touched.
-    func check(_ target: Target, into destinations: ArchiveVerifier.Destinations) async throws -> ArchiveVerifier.Report {
+    /// `databaseRead` is the verifier's (see `ArchiveVerifier.read`).
+    func check(
+        _ target: Target, into destinations: ArchiveVerifier.Destinations,
+        databaseRead: (ArchiveVerifier.Report) -> Void = { _ in }
+    ) async throws -> ArchiveVerifier.Report {
         let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
         let identities = target.isEncrypted ? try decryptionIdentities(for: target) : nil
         guard let reader = try target.storage.openReader(key: target.fileName) else {
@@ -200,7 +208,8 @@ public struct RestoreJob: Sendable {
         let verifier = ArchiveVerifier(logger: logger, progressInterval: TimeInterval(configuration.progressInterval))
         let report: ArchiveVerifier.Report
         do {
-            report = try verifier.read(reader, name: target.fileName, identities: identities, into: destinations)
+            report = try verifier.read(
+                reader, name: target.fileName, identities: identities, into: destinations, databaseRead: databaseRead)
         } catch let error as ContingencyError {
             throw error.prefixed("\(target.fileName) failed verification; nothing was restored")
         }
@@ -211,6 +220,71 @@ public struct RestoreJob: Sendable {
                 "\(target.fileName): its database.dump is not readable by pg_restore: \(listing.standardError); nothing was restored")
         }
         return report
+    }
+
+    /// Verifies the whole archive and restores its database into a new one (`DatabaseRestorer.prepare`), the
+    /// application's database untouched either way. With a manifest, the new database's restore starts as soon
+    /// as database.dump and globals.sql are read and match it, and runs while the rest of the archive (the
+    /// uploads, mostly) is still read and checked; if that check then fails, the new database is dropped.
+    /// Without one (the runbook script's archives), it starts once everything has been checked.
+    private func verifyAndPrepare(
+        _ target: Target, into destinations: ArchiveVerifier.Destinations, restorer: DatabaseRestorer, lease: Lease
+    ) async throws -> (ArchiveVerifier.Report, DatabaseRestorer.Incoming?) {
+        let dump = destinations.dump
+        return try await withThrowingTaskGroup(of: DatabaseRestorer.Incoming?.self) { group in
+            var started = false
+            let report: ArchiveVerifier.Report
+            do {
+                report = try await timed("Verified") {
+                    try await check(target, into: destinations) { found in
+                        guard let manifest = target.manifest, Self.databaseMembersMatch(found, manifest.metadata) else { return }
+                        started = true
+                        logger.info("database.dump and globals.sql match the manifest: restoring them into a new database while the rest is verified")
+                        let needed = manifest.metadata.roles
+                        group.addTask { try await self.prepare(restorer, dump, globals: found.globals, needed: needed, lease: lease) }
+                    }
+                }
+            } catch {
+                group.cancelAll()
+                while let result = await group.nextResult() {
+                    if case .success(let incoming?) = result { restorer.discard(incoming) }
+                }
+                throw error
+            }
+            if started, let result = await group.nextResult() {
+                return (report, try result.get())
+            }
+            let needed = report.metadata?.roles ?? target.manifest?.metadata.roles
+            return (report, try await prepare(restorer, dump, globals: report.globals, needed: needed, lease: lease))
+        }
+    }
+
+    /// The roles the dump needs, then the dump into a new database.
+    private func prepare(
+        _ restorer: DatabaseRestorer, _ dump: StagedDump, globals: [UInt8]?, needed: [String]?, lease: Lease
+    ) async throws -> DatabaseRestorer.Incoming? {
+        // Roles are created in the cluster, not in the application's database; still only under our lease.
+        try lease.confirm()
+        if let globals, !configuration.noOwner {
+            let maintenance = try PostgresConnection(restorer.parameters.maintenance(besides: restorer.database))
+            try RoleRestorer(connection: maintenance, logger: logger).restore(globals, needed: needed)
+        }
+        let started = Date()
+        let incoming = try await restorer.prepare(dump)
+        if let incoming {
+            logger.info("Restored the dump into \(incoming.name) in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
+        }
+        return incoming
+    }
+
+    /// Whether the dump and the roles read so far are the ones the manifest records (a manifest lists globals.sql
+    /// when the backup had it).
+    static func databaseMembersMatch(_ found: ArchiveVerifier.Report, _ metadata: BackupMetadata) -> Bool {
+        for name in [ArchiveLayout.databaseDump, ArchiveLayout.globals] {
+            let expected = metadata.members.first { $0.name == name }
+            guard expected == found.members[name], expected != nil || name == ArchiveLayout.globals else { return false }
+        }
+        return true
     }
 
     func decryptionIdentities(for target: Target) throws -> [AgeIdentity] {
@@ -230,12 +304,6 @@ public struct RestoreJob: Sendable {
                 hint: "set AGE_IDENTITY_FILE to the identity file (age-keygen's output) or AGE_PASSPHRASE")
         }
         return identities
-    }
-
-    private func restoreDatabase(_ dump: StagedDump, parameters: ConnectionParameters, database: String, tools: PostgresTools) async throws {
-        try await DatabaseRestorer(
-            configuration: configuration, parameters: parameters, database: database, tools: tools, logger: logger
-        ).restore(dump)
     }
 
     private func timed<T>(_ what: String, _ body: () async throws -> T) async throws -> T {

@@ -9,7 +9,10 @@ import Foundation
 /// When the backup is encrypted, the dump is staged encrypted too, with age, for a key that exists only in
 /// this process's memory: no plaintext copy of the database ever touches the disk, and a crash leaves only
 /// ciphertext nobody can read.
-final class StagedDump {
+///
+/// Sendable because, once `finish` has run, nothing in it changes: `input` and `source` open new handles, so a
+/// restore may start on it in another task while the verifier goes on reading the rest of the archive.
+final class StagedDump: @unchecked Sendable {
     let file: TemporaryFile
     private let key: AgeIdentity?
     /// Plaintext bytes staged, once `finish` has run.
@@ -30,8 +33,18 @@ final class StagedDump {
         return counter
     }
 
+    /// The file itself, for pg_dump to write (`--file`) when the dump is not sealed; call `finish` after.
+    /// pg_dump writing a file it can seek in records where each table's data starts; through a pipe it cannot,
+    /// and then every pg_restore job has to read its way through the dump to find a table (a second or more
+    /// per restore of a gigabyte).
+    var writablePath: String? { key == nil ? file.path : nil }
+
+    /// After the last byte, through `sink` or into `writablePath`.
     func finish() throws {
-        guard let writing else { return }
+        guard let writing else {
+            if key == nil { size = file.size }
+            return
+        }
         try writing.age?.finish()
         size = writing.counter.count
         writing.file.close()
