@@ -99,11 +99,13 @@ lines = [
     "",
     *rows("restore floor", shell_restore),
     "",
-    "Where the jobs' time goes (medians of their own log lines):",
+    "Where the jobs' time goes (medians of their own log lines). restore-job's two phases overlap: pg_restore "
+    "into the new database starts as soon as database.dump is staged and matches the manifest, while the uploads "
+    "are still read and verified; what follows them (the swap, the files) takes well under a second.",
     "",
 ]
 for case in results:
-    text = phases(case, ["dump", "archive", "verify+stage", "pg_restore"])
+    text = phases(case, ["dump", "archive", "verify", "pg_restore"])
     if text and results[case]["group"] in ("backup", "restore"):
         lines.append(f"- {case}: {text} (of {stat(case)[0]:.1f} s)")
 
@@ -123,15 +125,19 @@ ratio = lambda case, base: stat(case)[0] / base
 both = lambda case, base, shell: f"{ratio(case, base):.2f}x ({per_round(case, shell):.2f}x)"
 age = stat("backup-job gzip + age")[0] / stat("backup-job gzip")[0]
 max_rss = max(stat(c, "rss")[0] for c in ["backup-job gzip", "backup-job zstd", "backup-job gzip + age"])
-restores = ["restore-job gzip", "restore-job zstd", "restore-job gzip + age"]
+restores = ["restore-job gzip", "restore-job zstd"]
 targets = [
     ("backup-job zstd ≤ 0.15x the shell backup", both("backup-job zstd", shell_backup, "shell procedure backup"),
      ratio("backup-job zstd", shell_backup) <= 0.15),
     ("backup-job gzip ≤ 0.4x the shell backup", both("backup-job gzip", shell_backup, "shell procedure backup"),
      ratio("backup-job gzip", shell_backup) <= 0.4),
-    ("restore-job ≤ 0.5x the shell restore (gzip / zstd / gzip + age)",
+    ("restore-job ≤ 0.5x the shell restore (gzip / zstd)",
      " / ".join(both(c, shell_restore, "shell procedure restore") for c in restores),
      all(ratio(c, shell_restore) <= 0.5 for c in restores)),
+    # Encrypted: the dump is staged sealed, so pg_restore reads it decrypted from a pipe, one job.
+    ("restore-job gzip + age ≤ 0.5x the shell restore",
+     both("restore-job gzip + age", shell_restore, "shell procedure restore"),
+     ratio("restore-job gzip + age", shell_restore) <= 0.5),
     ("backup-job peak RSS < 100 MB", f"{max_rss / 2**20:.0f} MB", max_rss < 100 * 2**20),
     ("backup-job peak RSS flat within 20% across sizes", " / ".join(f"{v:.2f}" for v in flat.values()),
      all(abs(v - 1) <= 0.2 for v in flat.values())),
