@@ -73,8 +73,10 @@ class Bench:
 
     # Measuring ---------------------------------------------------------------------------------------------
     def measure(self, case, group, argv, env=None, output=None, log_phases=False):
-        """Runs argv under /usr/bin/time -v; records wall seconds, peak RSS and the output's size."""
+        """Runs argv under /usr/bin/time -v; records wall seconds, peak RSS and the output's size. Untimed before
+        each case, a CHECKPOINT and a sync: no case pays for flushing what the one before it wrote."""
         timing = f"{self.work}/time.txt"
+        sh(f"{self.pg_bin}/psql -XAtq -d postgres -c CHECKPOINT && sync", env=self.env)
         started = time.monotonic()
         process = subprocess.run(["/usr/bin/time", "-v", "-o", timing] + argv, env=env or self.env,
                                  capture_output=True, text=True)

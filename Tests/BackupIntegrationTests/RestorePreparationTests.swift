@@ -11,6 +11,14 @@ import Glibc
 /// whatever fails later drops that database and leaves the application's own untouched.
 @Suite("Database restored while the archive is verified")
 struct RestorePreparationTests {
+    /// Rewrites the (only) backup's manifest: the archive itself is left as it was.
+    func editManifest(_ app: ApplicationFixture, _ edit: (inout [String: Any]) throws -> Void) throws {
+        let url = app.backupDirectory.appendingPathComponent(try #require(try app.storeFiles().first { $0.hasSuffix(".json") }))
+        var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        try edit(&manifest)
+        try JSONSerialization.data(withJSONObject: manifest).write(to: url)
+    }
+
     func leftovers(_ app: ApplicationFixture) async throws -> [String] {
         try await app.server.query(#"SELECT datname FROM pg_database WHERE datname LIKE 'visual\_db\_restore\_%'"#).map { $0[0] }
     }
@@ -43,10 +51,7 @@ struct RestorePreparationTests {
             try #require(try await app.run("backup-job").succeeded)
             // The manifest now promises other metadata than the archive holds: its dump and roles still match,
             // the mismatch shows only once metadata.json, the archive's last member, is read.
-            let manifestURL = app.backupDirectory.appendingPathComponent(try #require(try app.storeFiles().first { $0.hasSuffix(".json") }))
-            var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: manifestURL)) as? [String: Any])
-            manifest["hostname"] = "another-host"
-            try JSONSerialization.data(withJSONObject: manifest).write(to: manifestURL)
+            try editManifest(app) { $0["hostname"] = "another-host" }
             _ = try await app.server.psql("UPDATE users SET name = 'after the backup'", database: app.database)
             let before = try await app.snapshot()
 
@@ -65,17 +70,35 @@ struct RestorePreparationTests {
         }
     }
 
+    @Test("SIGTERM while the new database is restored: exit 130, the new database dropped, nothing changed")
+    func terminated() async throws {
+        try await ApplicationFixture.with(uploadFiles: 10) { app in
+            try #require(try await app.run("backup-job").succeeded)
+            _ = try await app.server.psql("UPDATE users SET name = 'after the backup'", database: app.database)
+            let before = try await app.snapshot()
+
+            let job = try app.launch("restore-job", environment: ["CONTINGENCY_FAILPOINT": "restore-database"])
+            try await eventually("restore-job to stop once the new database exists") { job.isStopped }
+            #expect(try await leftovers(app).count == 1)
+            job.kill(SIGTERM)
+            job.kill(SIGCONT)
+            let restore = try await job.waitForExit()
+            #expect(restore.status == 130, "\(restore)")
+            #expect(try await leftovers(app).isEmpty)
+            #expect(try await app.snapshot() == before)
+        }
+    }
+
     @Test("a dump that does not match its manifest is never restored, not even into a new database")
     func dumpMismatch() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             try #require(try await app.run("backup-job").succeeded)
-            let manifestURL = app.backupDirectory.appendingPathComponent(try #require(try app.storeFiles().first { $0.hasSuffix(".json") }))
-            var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: manifestURL)) as? [String: Any])
-            var members = try #require(manifest["members"] as? [[String: Any]])
-            let dump = try #require(members.firstIndex { $0["name"] as? String == "database.dump" })
-            members[dump]["sha256"] = String(repeating: "0", count: 64)
-            manifest["members"] = members
-            try JSONSerialization.data(withJSONObject: manifest).write(to: manifestURL)
+            try editManifest(app) { manifest in
+                var members = try #require(manifest["members"] as? [[String: Any]])
+                let dump = try #require(members.firstIndex { $0["name"] as? String == "database.dump" })
+                members[dump]["sha256"] = String(repeating: "0", count: 64)
+                manifest["members"] = members
+            }
             let before = try await app.snapshot()
 
             let restore = try await app.run("restore-job", environment: ["CONTINGENCY_FAILPOINT": "restore-database"])

@@ -9,7 +9,9 @@ import Logging
 /// complete (the old one kept as `<db>_before_restore_<time>` until the next successful backup, or dropped at
 /// once with RESTORE_KEEP_OLD=false). A failure or a `kill -9` at any point before that commit leaves the
 /// application's database exactly as it was; the unfinished new one is marked and dropped by the next
-/// restore. This also removes what a backup does not hold (tables a later migration added).
+/// restore. This also removes what a backup does not hold (tables a later migration added). It takes two
+/// steps: `prepare` makes the new database (the slow part, while the application still runs), `complete` swaps
+/// it in (with the application stopped).
 ///
 /// Where a swap cannot be done (other sessions stay connected because RESTORE_TERMINATE_CONNECTIONS is off,
 /// or the restoring role may not create databases), the restore runs in place as one transaction
@@ -29,17 +31,6 @@ struct DatabaseRestorer {
     /// A database restored beside the application's, complete but not yet swapped in.
     struct Incoming: Sendable {
         let name: String
-    }
-
-    /// Both steps at once: `prepare`, then `complete` (for callers that stop nothing in between).
-    func restore(_ dump: StagedDump) async throws {
-        let incoming = try await prepare(dump)
-        do {
-            try await complete(incoming, dump: dump)
-        } catch {
-            if let incoming { discard(incoming) }
-            throw error
-        }
     }
 
     /// The slow part, which leaves the application's database alone and so may run while the application is up

@@ -59,8 +59,9 @@ public struct RestoreJob: Sendable {
         logger.info("Restoring \(target.fileName)")
         try PreRestoreChecks.report(try await PreRestoreChecks(restore: self).run(target), for: target.fileName, logger: logger)
 
-        // 1. Verify and stage: nothing live is touched until every check has passed. Targets are resolved
-        // first: an UPLOADS_DIR that is a symlink is restored where it points, the link is left alone.
+        // 1. Verify and stage, and meanwhile restore the database beside the live one: nothing live is touched
+        // until every check has passed. Targets are resolved first: an UPLOADS_DIR that is a symlink is restored
+        // where it points, the link is left alone.
         let id = UUID().uuidString.prefix(8).lowercased()
         let dump = try target.stagedDump(in: stores.staging, "restore")
         let uploadsTarget = configuration.paths.uploadsDirectory.map(FolderSwap.resolved)
@@ -83,8 +84,8 @@ public struct RestoreJob: Sendable {
             target, into: .init(dump: dump, uploads: uploadsStaging, env: envStaging), restorer: restorer, lease: lease)
 
         // 2 to 4 happen with the application stopped (APP_STOP_COMMAND), and it is always started again. The slow
-        // part of the database's restore is done: what remains is a swap (or, when that cannot be, the in-place
-        // restore).
+        // part of the database's restore is done by now: what remains is a swap (or, where none can be done, the
+        // in-place restore).
         do {
             try await configuration.app.whileApplicationStopped(logger: logger) {
                 // 2. The database. Fencing: live data changes only while the lease is ours.
@@ -93,33 +94,33 @@ public struct RestoreJob: Sendable {
                 try await timed("Database \(database) restored") {
                     try await restorer.complete(incoming, dump: dump)
                 }
-            // 3 and 4. The files. From here on a signal no longer stops the restore (these steps do not wait on
-            // anything that cancellation interrupts), so the database and the files end up from the same backup.
-            do {
-                if let uploadsTarget, let uploadsStaging {
-                    if report.hasUploads {
-                        try lease.confirm()
-                        try await timed("Uploads restored to \(uploadsTarget) (\(report.uploads?.files ?? 0) files, \(ByteFormat.string(report.uploads?.bytes ?? 0)))") {
-                            try FolderSwap.swap(staged: uploadsStaging, into: uploadsTarget)
+                // 3 and 4. The files. From here on a signal no longer stops the restore (these steps do not wait on
+                // anything that cancellation interrupts), so the database and the files end up from the same backup.
+                do {
+                    if let uploadsTarget, let uploadsStaging {
+                        if report.hasUploads {
+                            try lease.confirm()
+                            try await timed("Uploads restored to \(uploadsTarget) (\(report.uploads?.files ?? 0) files, \(ByteFormat.string(report.uploads?.bytes ?? 0)))") {
+                                try FolderSwap.swap(staged: uploadsStaging, into: uploadsTarget)
+                            }
+                        } else {
+                            logger.warning("The backup holds no uploads; \(uploadsTarget) is left as it is")
                         }
-                    } else {
-                        logger.warning("The backup holds no uploads; \(uploadsTarget) is left as it is")
                     }
-                }
-                if let envTarget, let envStaging {
-                    if report.hasEnv {
-                        try lease.confirm()
-                        try FolderSwap.replaceFile(envTarget, with: envStaging, keepingOldAs: envTarget + ".before-restore")
-                        logger.info("Restored \(envTarget) (the previous one is kept as \(envTarget).before-restore)")
-                    } else {
-                        logger.warning("The backup holds no .env; \(envTarget) is left as it is")
+                    if let envTarget, let envStaging {
+                        if report.hasEnv {
+                            try lease.confirm()
+                            try FolderSwap.replaceFile(envTarget, with: envStaging, keepingOldAs: envTarget + ".before-restore")
+                            logger.info("Restored \(envTarget) (the previous one is kept as \(envTarget).before-restore)")
+                        } else {
+                            logger.warning("The backup holds no .env; \(envTarget) is left as it is")
+                        }
                     }
+                } catch let error as ContingencyError {
+                    throw ContingencyError.failed(
+                        "the database was restored from \(target.fileName) but the files were not all restored: \(error.message)",
+                        hint: "fix the cause and run restore-job again with LATEST_BACKUP=\(target.fileName)")
                 }
-            } catch let error as ContingencyError {
-                throw ContingencyError.failed(
-                    "the database was restored from \(target.fileName) but the files were not all restored: \(error.message)",
-                    hint: "fix the cause and run restore-job again with LATEST_BACKUP=\(target.fileName)")
-            }
             }
         } catch {
             // Not swapped in (a failed stop, a failed swap, a cancellation): the new database goes.
@@ -241,7 +242,7 @@ public struct RestoreJob: Sendable {
                         started = true
                         logger.info("database.dump and globals.sql match the manifest: restoring them into a new database while the rest is verified")
                         let needed = manifest.metadata.roles
-                        group.addTask { try await self.prepare(restorer, dump, globals: found.globals, needed: needed, lease: lease) }
+                        group.addTask { try await self.prepareDatabase(restorer, dump, globals: found.globals, needed: needed, lease: lease) }
                     }
                 }
             } catch {
@@ -255,12 +256,12 @@ public struct RestoreJob: Sendable {
                 return (report, try result.get())
             }
             let needed = report.metadata?.roles ?? target.manifest?.metadata.roles
-            return (report, try await prepare(restorer, dump, globals: report.globals, needed: needed, lease: lease))
+            return (report, try await prepareDatabase(restorer, dump, globals: report.globals, needed: needed, lease: lease))
         }
     }
 
     /// The roles the dump needs, then the dump into a new database.
-    private func prepare(
+    private func prepareDatabase(
         _ restorer: DatabaseRestorer, _ dump: StagedDump, globals: [UInt8]?, needed: [String]?, lease: Lease
     ) async throws -> DatabaseRestorer.Incoming? {
         // Roles are created in the cluster, not in the application's database; still only under our lease.
