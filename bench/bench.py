@@ -73,10 +73,10 @@ class Bench:
 
     # Measuring ---------------------------------------------------------------------------------------------
     def measure(self, case, group, argv, env=None, output=None, log_phases=False):
-        """Runs argv under /usr/bin/time -v; records wall seconds, peak RSS and the output's size. Untimed before
-        each case, a CHECKPOINT and a sync: no case pays for flushing what the one before it wrote."""
+        """Runs argv under /usr/bin/time -v; records wall seconds, peak RSS and the output's size. Before each
+        case, untimed, the server is let settle (`settle`): no case pays for the work the one before it left."""
         timing = f"{self.work}/time.txt"
-        sh(f"{self.pg_bin}/psql -XAtq -d postgres -c CHECKPOINT && sync", env=self.env)
+        self.settle()
         started = time.monotonic()
         process = subprocess.run(["/usr/bin/time", "-v", "-o", timing] + argv, env=env or self.env,
                                  capture_output=True, text=True)
@@ -97,6 +97,20 @@ class Bench:
         print(f"  {case:<34} {wall:7.2f} s  {rss / 2**20:7.1f} MB RSS"
               + (f"  {record['output'] / 1e6:9.1f} MB out" if record.get("output") else ""), flush=True)
         return process
+
+    def settle(self):
+        """Waits for autovacuum workers to finish (a restore leaves about half a minute of them, which would
+        otherwise run during the next case), vacuums and analyzes the application's database so that none
+        start during the case, then checkpoints and syncs what was written."""
+        psql = f"{self.pg_bin}/psql -XAtq -d postgres"
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            busy = sh(f"{psql} -c \"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'\"",
+                      env=self.env).stdout.strip()
+            if busy == "0":
+                break
+            time.sleep(0.5)
+        sh(f"{self.pg_bin}/psql -XAtq -d {self.a.db} -c 'VACUUM (ANALYZE)' && {psql} -c CHECKPOINT && sync", env=self.env)
 
     def store(self, name):
         path = f"{self.work}/stores/{name}"
