@@ -76,7 +76,7 @@ final class ArchiveVerifier {
             let member = String(decoding: memberBytes, as: UTF8.self)
             switch member {
             case ArchiveLayout.databaseDump:
-                report.members[member] = try extract(archive, member, to: try destinations.dump.sink())
+                report.members[member] = try extractOnSecondThread(archive, member, to: try destinations.dump.sink())
                 try destinations.dump.finish()
             case ArchiveLayout.envBackup:
                 report.hasEnv = true
@@ -176,6 +176,22 @@ final class ArchiveVerifier {
             count += Int64(chunk.count)
         }
         return BackupMetadata.Member(name: member, size: count, sha256: hash.finalizeHex())
+    }
+
+    /// `extract`, with the hashing and the writing (and the sealing, when the dump is staged sealed) on a second
+    /// thread while this one goes on reading and inflating: the dump is the largest member, and the one a restore
+    /// waits for before pg_restore can start.
+    private func extractOnSecondThread(_ archive: ArchiveReader, _ member: String, to sink: any ByteSink) throws -> BackupMetadata.Member {
+        let hashing = HashingSink(sink)
+        let writer = ThreadedSink(hashing)
+        do {
+            try drain(archive) { try writer.write($0) }
+        } catch {
+            try? writer.finish()
+            throw error
+        }
+        try writer.finish()
+        return BackupMetadata.Member(name: member, size: hashing.count, sha256: hashing.finalizeHex())
     }
 
     /// One entry of the uploads tree: hashed into the digest and, when extracting, created under `root`.
