@@ -31,6 +31,32 @@ struct HostileInputTests {
         }
     }
 
+    @Test("an archive holding database.dump twice is refused: the second copy never replaces the staged first")
+    func dumpTwice() async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            try #require(try await app.run("backup-job").succeeded)
+            let good = app.backupDirectory.appendingPathComponent(try #require(try app.storeFiles().first { $0.hasSuffix(".tar.gz") }))
+            let archive = app.backupDirectory.appendingPathComponent("crafted.tar.gz").path
+            // The good archive's members, then a second database.dump that is not a dump.
+            let craft = """
+                import tarfile, io
+                with tarfile.open('\(good.path)', 'r:gz') as good, tarfile.open('\(archive)', 'w:gz') as t:
+                    for member in good.getmembers():
+                        t.addfile(member, good.extractfile(member) if member.isfile() else None)
+                    data = b'not a dump'
+                    f = tarfile.TarInfo('top/database.dump'); f.size = len(data)
+                    t.addfile(f, io.BytesIO(data))
+                """
+            _ = try await ProcessRunner.run("python3", ["-c", craft], requireSuccess: true)
+            _ = try await app.server.psql("UPDATE users SET name = 'after the backup'", database: app.database)
+            let before = try await app.snapshot()
+            let restore = try await app.run("restore-job", environment: ["LATEST_BACKUP": archive])
+            #expect(restore.status == 1, "\(restore)")
+            #expect(restore.stderr.contains("database.dump appears twice in the archive"), "\(restore.stderr)")
+            #expect(try await app.snapshot() == before)
+        }
+    }
+
     @Test("a hard link pointing outside the uploads is refused and the file it names is untouched")
     func hardLinkOutside() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in

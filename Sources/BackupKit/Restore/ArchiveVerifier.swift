@@ -74,6 +74,10 @@ final class ArchiveVerifier {
             }
             // Every other member has an ASCII name.
             let member = String(decoding: memberBytes, as: UTF8.self)
+            // A second copy would overwrite the staged dump that a restore may already be reading.
+            guard report.members[member] == nil else {
+                throw ContingencyError.failed("\(name): \(member) appears twice in the archive")
+            }
             switch member {
             case ArchiveLayout.databaseDump:
                 report.members[member] = try extractOnSecondThread(archive, member, to: try destinations.dump.sink())
