@@ -6,7 +6,7 @@
 #   SCALE=10 EXTRA_MB=150 UPLOADS_MB=200 RUNS=3 bench/run.sh     # a quick one
 # SCALE: pgbench's scale (15 MB each on disk); EXTRA_MB: text, JSON and bytea rows besides; UPLOADS_MB: the
 # uploads folder; SMALL: the second, smaller data set (every size divided by it) for backup-job's memory.
-# Takes about 40 minutes at the default size on 2 cores. Needs root or sudo to install what it uses.
+# Takes about half an hour at the default size on 2 cores. Needs root or sudo to install what it uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE="${SCALE:-50}" EXTRA_MB="${EXTRA_MB:-750}" UPLOADS_MB="${UPLOADS_MB:-1000}" RUNS="${RUNS:-3}" SMALL="${SMALL:-4}"
