@@ -123,19 +123,18 @@ public struct PostgresTools: Sendable {
     /// `pg_dump` in custom format, uncompressed (the archive compresses everything once), into `sink`.
     /// With `snapshot`, the dump reads the database as that exported snapshot sees it.
     public func dump(into sink: any ByteSink, connection: ConnectionParameters, snapshot: String? = nil) async throws -> Outcome {
-        try await run(
-            "pg_dump", ["--format=custom", "--compress=0", "--no-password"] + (snapshot.map { ["--snapshot=\($0)"] } ?? []),
-            environment: connection.childEnvironment, stream: .output(sink))
+        try await run("pg_dump", Self.dumpArguments(snapshot: snapshot), environment: connection.childEnvironment, stream: .output(sink))
     }
 
     /// `pg_dump` in custom format, uncompressed, into the file at `path`: pg_dump can then seek back and record
     /// in its table of contents where each table's data starts, which `pg_restore --jobs` needs to go straight
     /// to it.
     public func dump(toFile path: String, connection: ConnectionParameters, snapshot: String? = nil) async throws -> Outcome {
-        try await run(
-            "pg_dump",
-            ["--format=custom", "--compress=0", "--no-password", "--file=\(path)"] + (snapshot.map { ["--snapshot=\($0)"] } ?? []),
-            environment: connection.childEnvironment)
+        try await run("pg_dump", Self.dumpArguments(snapshot: snapshot) + ["--file=\(path)"], environment: connection.childEnvironment)
+    }
+
+    private static func dumpArguments(snapshot: String?) -> [String] {
+        ["--format=custom", "--compress=0", "--no-password"] + (snapshot.map { ["--snapshot=\($0)"] } ?? [])
     }
 
     /// The cluster's roles and their memberships as SQL (`pg_dumpall --roles-only`), without password hashes
