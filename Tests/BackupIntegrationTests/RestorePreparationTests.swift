@@ -19,6 +19,14 @@ struct RestorePreparationTests {
         try JSONSerialization.data(withJSONObject: manifest).write(to: url)
     }
 
+    /// A restore-job that stops itself right after creating the new database (seen to exist), until SIGCONT.
+    func launchHeldOnceCreated(_ app: ApplicationFixture) async throws -> LaunchedProcess {
+        let job = try app.launch("restore-job", environment: ["CONTINGENCY_FAILPOINT": "restore-database"])
+        try await eventually("restore-job to stop once the new database exists") { job.isStopped }
+        #expect(try await leftovers(app).count == 1)
+        return job
+    }
+
     func leftovers(_ app: ApplicationFixture) async throws -> [String] {
         try await app.server.query(#"SELECT datname FROM pg_database WHERE datname LIKE 'visual\_db\_restore\_%'"#).map { $0[0] }
     }
@@ -56,9 +64,7 @@ struct RestorePreparationTests {
             let before = try await app.snapshot()
 
             // Held right after the new database is created, so the check below sees it exist.
-            let job = try app.launch("restore-job", environment: ["CONTINGENCY_FAILPOINT": "restore-database"])
-            try await eventually("restore-job to stop once the new database exists") { job.isStopped }
-            #expect(try await leftovers(app).count == 1)
+            let job = try await launchHeldOnceCreated(app)
             job.kill(SIGCONT)
             let restore = try await job.waitForExit()
             #expect(restore.status == 1, "\(restore)")
@@ -77,9 +83,7 @@ struct RestorePreparationTests {
             _ = try await app.server.psql("UPDATE users SET name = 'after the backup'", database: app.database)
             let before = try await app.snapshot()
 
-            let job = try app.launch("restore-job", environment: ["CONTINGENCY_FAILPOINT": "restore-database"])
-            try await eventually("restore-job to stop once the new database exists") { job.isStopped }
-            #expect(try await leftovers(app).count == 1)
+            let job = try await launchHeldOnceCreated(app)
             job.kill(SIGTERM)
             job.kill(SIGCONT)
             let restore = try await job.waitForExit()
