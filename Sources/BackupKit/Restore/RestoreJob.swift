@@ -123,7 +123,8 @@ public struct RestoreJob: Sendable {
                 }
             }
         } catch {
-            // Not swapped in (a failed stop, a failed swap, a cancellation): the new database goes.
+            // A failed stop, swap or cancellation: the new database goes. (After a swap it bears the application's
+            // name, so a failure in the files finds nothing left to drop under its old one.)
             if let incoming { restorer.discard(incoming) }
             throw error
         }
@@ -281,11 +282,9 @@ public struct RestoreJob: Sendable {
     /// Whether the dump and the roles read so far are the ones the manifest records (a manifest lists globals.sql
     /// when the backup had it).
     static func databaseMembersMatch(_ found: ArchiveVerifier.Report, _ metadata: BackupMetadata) -> Bool {
-        for name in [ArchiveLayout.databaseDump, ArchiveLayout.globals] {
-            let expected = metadata.members.first { $0.name == name }
-            guard expected == found.members[name], expected != nil || name == ArchiveLayout.globals else { return false }
-        }
-        return true
+        let recorded = { (name: String) in metadata.members.first { $0.name == name } }
+        guard let dump = recorded(ArchiveLayout.databaseDump) else { return false }
+        return found.members[dump.name] == dump && found.members[ArchiveLayout.globals] == recorded(ArchiveLayout.globals)
     }
 
     func decryptionIdentities(for target: Target) throws -> [AgeIdentity] {
