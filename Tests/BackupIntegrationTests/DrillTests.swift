@@ -94,7 +94,13 @@ struct DrillTests {
             try await eventually(timeout: .seconds(60), "two scheduled drills") {
                 job.stdoutSoFar.components(separatedBy: "Next restore drill at").count >= 4
             }
-            #expect(job.stdoutSoFar.components(separatedBy: "Restore drill passed").count == 3)
+            // One snapshot: a further drill may finish while the test reads, so every wait announced before
+            // the newest has been followed by a drill that passed, and none failed.
+            let output = job.stdoutSoFar
+            let waits = output.components(separatedBy: "Next restore drill at").count - 1
+            let passes = output.components(separatedBy: "Restore drill passed").count - 1
+            #expect(passes >= 2 && passes >= waits - 1, "\(output)")
+            #expect(!output.contains("failed"), "\(output)")
             job.kill(SIGTERM)
             let result = try await job.waitForExit(timeout: .seconds(30))
             #expect(result.status == 0, "\(result)")
