@@ -182,9 +182,11 @@ public struct PostgresTools: Sendable {
     /// preamble sets `lock_timeout = 0`, so a session setting cannot bound its lock waits).
     /// `ownership: false` restores with `--no-owner --no-acl` (a drill's scratch server may lack the roles).
     /// `settings` are set in each of its sessions (through `PGOPTIONS`, after any the operator gave).
+    /// `list` restores only the entries it names (`--use-list`, one dump ID per line), in its order.
     public func restore(
         _ dump: DumpInput, connection: ConnectionParameters, database: String, applicationName: String,
-        ownership: Bool = true, mode: RestoreMode = .singleTransaction, settings: [String: String] = [:]
+        ownership: Bool = true, mode: RestoreMode = .singleTransaction, settings: [String: String] = [:],
+        list: String? = nil
     ) async throws -> Outcome {
         var environment = connection.childEnvironment.filter { $0.key != "PGDATABASE" }
         environment["PGAPPNAME"] = applicationName
@@ -200,7 +202,7 @@ public struct PostgresTools: Sendable {
         return try await run(
             "pg_restore",
             ["--clean", "--if-exists"] + spread + ["--exit-on-error", "--no-password", "--dbname=\(database)"]
-                + (ownership ? [] : ["--no-owner", "--no-acl"]) + dump.argument,
+                + (ownership ? [] : ["--no-owner", "--no-acl"]) + (list.map { ["--use-list=\($0)"] } ?? []) + dump.argument,
             environment: environment, stream: dump.stream)
     }
 

@@ -244,13 +244,8 @@ public struct BackupJob: Sendable {
         var recorded: [BackupMetadata.Member] = []
         var missing: [String] = []
 
-        // database.dump is the one member staged on disk: a tar header needs its size before its data, and
-        // pg_dump's output size is known only when it ends.
-        recorded.append(
-            try members.addStream(
-                ArchiveLayout.databaseDump, from: try dump.source(), size: dump.size, permissions: 0o600, modified: name.date))
-        Failpoint.hit("archive", holding: lease)
-        try Task.checkCancellation()
+        // globals.sql first: a restore creates the roles from it once it matches the manifest, and can then
+        // restore the dump as it reads it (owners and grants need the roles).
         if let globals {
             recorded.append(
                 try members.addStream(
@@ -259,6 +254,13 @@ public struct BackupJob: Sendable {
         } else {
             missing.append(ArchiveLayout.globals)
         }
+        // database.dump is the one member staged on disk: a tar header needs its size before its data, and
+        // pg_dump's output size is known only when it ends.
+        recorded.append(
+            try members.addStream(
+                ArchiveLayout.databaseDump, from: try dump.source(), size: dump.size, permissions: 0o600, modified: name.date))
+        Failpoint.hit("archive", holding: lease)
+        try Task.checkCancellation()
 
         var uploads: BackupMetadata.UploadsSummary?
         if let directory = configuration.paths.uploadsDirectory {

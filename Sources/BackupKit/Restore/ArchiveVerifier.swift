@@ -13,6 +13,9 @@ final class ArchiveVerifier {
         var dump: StagedDump
         var uploads: String?
         var env: String?
+        /// database.dump as the manifest records it: a dump that turns out different is abandoned as soon as
+        /// it is read (see `DumpArrival`), before anything else in the archive is.
+        var expectedDump: BackupMetadata.Member?
     }
 
     /// What the pass found.
@@ -42,12 +45,14 @@ final class ArchiveVerifier {
     /// Reads the archive once. With `identities`, it is age-decrypted on the way: every chunk is authenticated
     /// before its bytes are used, the stored (encrypted) bytes are what is hashed.
     ///
-    /// `databaseRead` is called once, as soon as the archive has moved past database.dump and globals.sql (the
-    /// first two members of our archives), with what has been found so far: the dump is staged and both are
-    /// hashed, while the rest of the archive is still unread and unchecked.
+    /// `databaseStarting` is called when database.dump's header is reached, before its first byte is staged,
+    /// with what has been found so far (globals.sql, which our archives hold just before it; older ones, just
+    /// after). `databaseRead` is called once, as soon as the archive has moved past both, with what has been
+    /// found so far: the dump is staged and both are hashed, while the rest of the archive is still unread and
+    /// unchecked.
     func read(
         _ reader: any ObjectReader, name: String, identities: [AgeIdentity]?, into destinations: Destinations,
-        databaseRead: (Report) -> Void = { _ in }
+        databaseStarting: (Report) -> Void = { _ in }, databaseRead: (Report) -> Void = { _ in }
     ) throws -> Report {
         let hashing = HashingSource(reader)
         let plain: any ByteSource = try identities.map { try AgeDecryptingSource(identities: $0, source: hashing) } ?? hashing
@@ -80,7 +85,12 @@ final class ArchiveVerifier {
             }
             switch member {
             case ArchiveLayout.databaseDump:
-                report.members[member] = try extractOnSecondThread(archive, member, to: try destinations.dump.sink())
+                databaseStarting(report)
+                let found = try extractOnSecondThread(archive, member, to: try destinations.dump.sink())
+                report.members[member] = found
+                if let expected = destinations.expectedDump, found != expected {
+                    destinations.dump.arrival?.abandon("database.dump does not match the manifest")
+                }
                 try destinations.dump.finish()
             case ArchiveLayout.envBackup:
                 report.hasEnv = true

@@ -68,14 +68,27 @@ struct DatabaseRestorer {
             // Nobody uses the new database and a failure drops it: no transaction is needed, so pg_restore may
             // load tables and build indexes in parallel (on the server's processors; this machine's count is
             // the guess, at least 2, since the server is usually no smaller than the job's container).
-            let outcome = try await tools.restore(
-                try dump.input(), connection: parameters, database: incoming, applicationName: "contingency-restore",
-                ownership: !configuration.noOwner,
-                mode: .parallel(jobs: max(2, ProcessInfo.processInfo.activeProcessorCount)),
-                settings: try sessionSettings(on: maintenance))
-            guard outcome.succeeded else {
-                throw ContingencyError.failed(
-                    "pg_restore into a new database failed (\(outcome.status)); \(database) was not touched: \(outcome.standardError)")
+            let jobs = max(2, ProcessInfo.processInfo.activeProcessorCount)
+            let settings = try sessionSettings(on: maintenance)
+            if let arrival = dump.arrival {
+                // The dump may still be arriving: each part is restored as soon as it is on disk.
+                do {
+                    try await StreamedDumpRestore(
+                        tools: tools, dumpPath: dump.file.path, arrival: arrival, connection: parameters, database: incoming,
+                        applicationName: "contingency-restore", ownership: !configuration.noOwner, settings: settings,
+                        jobs: jobs, logger: logger
+                    ).run()
+                } catch let error as ContingencyError where !error.isCancellation {
+                    throw ContingencyError.failed("\(error.message); \(database) was not touched", hint: error.hint)
+                }
+            } else {
+                let outcome = try await tools.restore(
+                    try dump.input(), connection: parameters, database: incoming, applicationName: "contingency-restore",
+                    ownership: !configuration.noOwner, mode: .parallel(jobs: jobs), settings: settings)
+                guard outcome.succeeded else {
+                    throw ContingencyError.failed(
+                        "pg_restore into a new database failed (\(outcome.status)); \(database) was not touched: \(outcome.standardError)")
+                }
             }
         } catch {
             _ = try? maintenance.query("DROP DATABASE IF EXISTS \(Self.quote(incoming)) WITH (FORCE)")

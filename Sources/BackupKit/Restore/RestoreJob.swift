@@ -32,9 +32,12 @@ public struct RestoreJob: Sendable {
         /// Encrypted archives end in `.age` (and say so in their manifest).
         var isEncrypted: Bool { fileName.hasSuffix(".age") || manifest?.archive.encrypted == true }
 
-        /// Where to stage its dump: sealed with a key held only in memory when the archive is encrypted.
-        func stagedDump(in staging: LocalStaging, _ purpose: String) throws -> StagedDump {
-            try StagedDump(staging: staging, name: "\(purpose)-\(UUID().uuidString.prefix(8).lowercased()).dump", sealed: isEncrypted)
+        /// Where to stage its dump: sealed with a key held only in memory when the archive is encrypted;
+        /// `followed` for a restore that starts on it as it arrives (plain dumps only).
+        func stagedDump(in staging: LocalStaging, _ purpose: String, followed: Bool = false) throws -> StagedDump {
+            try StagedDump(
+                staging: staging, name: "\(purpose)-\(UUID().uuidString.prefix(8).lowercased()).dump", sealed: isEncrypted,
+                followed: followed)
         }
     }
 
@@ -63,7 +66,7 @@ public struct RestoreJob: Sendable {
         // until every check has passed. Targets are resolved first: an UPLOADS_DIR that is a symlink is restored
         // where it points, the link is left alone.
         let id = UUID().uuidString.prefix(8).lowercased()
-        let dump = try target.stagedDump(in: stores.staging, "restore")
+        let dump = try target.stagedDump(in: stores.staging, "restore", followed: true)
         let uploadsTarget = configuration.paths.uploadsDirectory.map(FolderSwap.resolved)
         let envTarget = configuration.paths.envFile.map(FolderSwap.resolved)
         if let uploadsTarget {
@@ -81,7 +84,11 @@ public struct RestoreJob: Sendable {
         let restorer = DatabaseRestorer(
             configuration: configuration, parameters: parameters, database: database, tools: tools, logger: logger)
         let (report, incoming) = try await verifyAndPrepare(
-            target, into: .init(dump: dump, uploads: uploadsStaging, env: envStaging), restorer: restorer, lease: lease)
+            target,
+            into: .init(
+                dump: dump, uploads: uploadsStaging, env: envStaging,
+                expectedDump: target.manifest?.metadata.members.first { $0.name == ArchiveLayout.databaseDump }),
+            restorer: restorer, lease: lease)
 
         // 2 to 4 happen with the application stopped (APP_STOP_COMMAND), and it is always started again. The slow
         // part of the database's restore is done by now: what remains is a swap (or, where none can be done, the
@@ -200,7 +207,7 @@ public struct RestoreJob: Sendable {
     /// `databaseRead` is the verifier's (see `ArchiveVerifier.read`).
     func check(
         _ target: Target, into destinations: ArchiveVerifier.Destinations,
-        databaseRead: (ArchiveVerifier.Report) -> Void = { _ in }
+        databaseStarting: (ArchiveVerifier.Report) -> Void = { _ in }, databaseRead: (ArchiveVerifier.Report) -> Void = { _ in }
     ) async throws -> ArchiveVerifier.Report {
         let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
         let identities = target.isEncrypted ? try decryptionIdentities(for: target) : nil
@@ -211,7 +218,8 @@ public struct RestoreJob: Sendable {
         let report: ArchiveVerifier.Report
         do {
             report = try verifier.read(
-                reader, name: target.fileName, identities: identities, into: destinations, databaseRead: databaseRead)
+                reader, name: target.fileName, identities: identities, into: destinations, databaseStarting: databaseStarting,
+                databaseRead: databaseRead)
         } catch let error as ContingencyError {
             throw error.prefixed("\(target.fileName) failed verification; nothing was restored")
         }
@@ -225,10 +233,13 @@ public struct RestoreJob: Sendable {
     }
 
     /// Verifies the whole archive and restores its database into a new one (`DatabaseRestorer.prepare`), the
-    /// application's database untouched either way. With a manifest, the new database's restore starts as soon
-    /// as database.dump and globals.sql are read and match it, and runs while the rest of the archive (the
-    /// uploads, mostly) is still read and checked; if that check then fails, the new database is dropped.
-    /// Without one (the runbook script's archives), it starts once everything has been checked.
+    /// application's database untouched either way. With a manifest, the new database's restore starts while
+    /// the rest of the archive (the uploads, mostly) is still read and checked; if that check then fails, the new
+    /// database is dropped. A plain dump that comes after its globals.sql (as in archives made since this
+    /// order) is restored as it is read, once globals.sql matches the manifest (the roles are created from it
+    /// only then): the schema first, each table once its data is staged. Otherwise the restore starts once
+    /// database.dump and globals.sql are read and match the manifest. Without a manifest (the runbook script's
+    /// archives), it starts once everything has been checked.
     private func verifyAndPrepare(
         _ target: Target, into destinations: ArchiveVerifier.Destinations, restorer: DatabaseRestorer, lease: Lease
     ) async throws -> (ArchiveVerifier.Report, DatabaseRestorer.Incoming?) {
@@ -238,13 +249,22 @@ public struct RestoreJob: Sendable {
             let report: ArchiveVerifier.Report
             do {
                 report = try await timed("Verified") {
-                    try await check(target, into: destinations) { found in
-                        guard let manifest = target.manifest, Self.databaseMembersMatch(found, manifest.metadata) else { return }
-                        started = true
-                        logger.info("database.dump and globals.sql match the manifest: restoring them into a new database while the rest is verified")
-                        let needed = manifest.metadata.roles
-                        group.addTask { try await self.prepareDatabase(restorer, dump, globals: found.globals, needed: needed, lease: lease) }
-                    }
+                    try await check(
+                        target, into: destinations,
+                        databaseStarting: { found in
+                            guard dump.arrival != nil, let manifest = target.manifest, Self.globalsMatch(found, manifest.metadata) else { return }
+                            started = true
+                            logger.info("globals.sql matches the manifest: restoring database.dump into a new database as it is read (swapped in only once the whole archive is verified)")
+                            let needed = manifest.metadata.roles
+                            group.addTask { try await self.prepareDatabase(restorer, dump, globals: found.globals, needed: needed, lease: lease) }
+                        },
+                        databaseRead: { found in
+                            guard !started, let manifest = target.manifest, Self.databaseMembersMatch(found, manifest.metadata) else { return }
+                            started = true
+                            logger.info("database.dump and globals.sql match the manifest: restoring them into a new database while the rest is verified")
+                            let needed = manifest.metadata.roles
+                            group.addTask { try await self.prepareDatabase(restorer, dump, globals: found.globals, needed: needed, lease: lease) }
+                        })
                 }
             } catch {
                 group.cancelAll()
@@ -284,7 +304,12 @@ public struct RestoreJob: Sendable {
     static func databaseMembersMatch(_ found: ArchiveVerifier.Report, _ metadata: BackupMetadata) -> Bool {
         let recorded = { (name: String) in metadata.members.first { $0.name == name } }
         guard let dump = recorded(ArchiveLayout.databaseDump) else { return false }
-        return found.members[dump.name] == dump && found.members[ArchiveLayout.globals] == recorded(ArchiveLayout.globals)
+        return found.members[dump.name] == dump && globalsMatch(found, metadata)
+    }
+
+    /// Whether globals.sql, read so far, is the one the manifest records (or both have none).
+    static func globalsMatch(_ found: ArchiveVerifier.Report, _ metadata: BackupMetadata) -> Bool {
+        found.members[ArchiveLayout.globals] == metadata.members.first { $0.name == ArchiveLayout.globals }
     }
 
     func decryptionIdentities(for target: Target) throws -> [AgeIdentity] {

@@ -18,17 +18,21 @@ final class StagedDump: @unchecked Sendable {
     /// Plaintext bytes staged, once `finish` has run.
     private(set) var size: Int64 = 0
     private var writing: (file: LocalFile, age: AgeEncryptingSink?, counter: CountingSink)?
+    /// What has reached the file so far, for a restore that starts before the whole dump is there; only for a
+    /// plain (unsealed) dump staged with `followed`, whose bytes are in the file as soon as they are written.
+    let arrival: DumpArrival?
 
-    init(staging: LocalStaging, name: String, sealed: Bool) throws {
+    init(staging: LocalStaging, name: String, sealed: Bool, followed: Bool = false) throws {
         file = try staging.makeTemporaryFile(name)
         key = sealed ? AgeIdentity.generate() : nil
+        arrival = followed && !sealed ? DumpArrival() : nil
     }
 
     /// Where to write the dump; call `finish` after the last byte.
     func sink() throws -> any ByteSink {
         let target = try LocalFile(writing: file.path)
         let age = try key.flatMap { key in try key.recipient.map { try AgeEncryptingSink(recipients: [$0], next: target) } }
-        let counter = CountingSink(age ?? target)
+        let counter = CountingSink(age ?? arrival.map { ObservedSink(target, arrival: $0) } ?? target)
         writing = (target, age, counter)
         return counter
     }
@@ -49,6 +53,7 @@ final class StagedDump: @unchecked Sendable {
         size = writing.counter.count
         writing.file.close()
         self.writing = nil
+        arrival?.finish()
     }
 
     /// The plaintext dump, from its start.

@@ -1,0 +1,158 @@
+import BackupCore
+import BackupInterop
+import Foundation
+import Logging
+
+/// Restores a staged dump into a new database while the dump is still being read out of the archive: the
+/// schema as soon as the table of contents is on disk, each table's data as soon as its block is on disk (up
+/// to `jobs` tables at a time, the largest first), and, once the whole dump is there, everything else
+/// (sequences, indexes, constraints, privileges) with `pg_restore --jobs`. Each step is a pg_restore of the
+/// staged file with `--use-list` naming its entries, so pg_restore still does all the work and keeps its own
+/// order within each step; this only decides when each step may start. The order between steps is
+/// pg_restore's own: pre-data, data, post-data, and privileges last.
+///
+/// Only for a database nobody uses yet, dropped by the caller if anything fails: the data goes in before the
+/// rest of the archive, the dump's own hash included, has been checked.
+///
+/// A dump whose layout cannot be followed (`DumpArrival.Event.unfollowable`) is not a failure: what remains
+/// waits for the whole dump and is restored by pg_restore from it, as without any of this.
+struct StreamedDumpRestore {
+    let tools: PostgresTools
+    let dumpPath: String
+    let arrival: DumpArrival
+    let connection: ConnectionParameters
+    let database: String
+    let applicationName: String
+    let ownership: Bool
+    let settings: [String: String]
+    let jobs: Int
+    let logger: Logger
+
+    private enum Step: Sendable, Hashable {
+        case schema
+        case table(Int)
+        /// Everything not restored by the other steps; all of the dump when it could not be followed at all.
+        case rest
+    }
+
+    private enum Message: Sendable {
+        case arrival(DumpArrival.Event)
+        case arrivalsEnded
+        case done(Step, PostgresTools.Outcome)
+    }
+
+    /// Entries restored after the data, in the privileges passes, by pg_restore's rules
+    /// (pg_backup_archiver.c `_tocEntryRestorePass`).
+    static func restoredLast(_ entry: CustomDumpScanner.Entry) -> Bool {
+        ["ACL", "ACL LANGUAGE", "DEFAULT ACL", "EVENT TRIGGER", "MATERIALIZED VIEW DATA"].contains(entry.desc)
+            || (entry.desc == "COMMENT" && entry.tag.hasPrefix("EVENT TRIGGER "))
+    }
+
+    /// The schema step's entries: the pre-data section, less what is restored last.
+    static func schemaEntries(_ contents: CustomDumpScanner.Contents) -> [Int] {
+        contents.entries.filter { $0.section == CustomDumpScanner.Entry.preData && !$0.hasData && !restoredLast($0) }.map(\.dumpId)
+    }
+
+    func run() async throws {
+        let (messages, post) = AsyncStream.makeStream(of: Message.self)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await event in arrival.events { post.yield(.arrival(event)) }
+                post.yield(.arrivalsEnded)
+            }
+            var contents: CustomDumpScanner.Contents?
+            var ready: [(dumpId: Int, size: Int64)] = []
+            var restored: Set<Int> = []
+            var running: Set<Step> = []
+            var schemaDone = false
+            var staged = false
+            var restStarted = false
+            let started = Date()
+
+            func launch(_ step: Step, entries: [Int]?, jobs: Int = 1) throws {
+                running.insert(step)
+                let list = try entries.map { try writeList($0, step) }
+                group.addTask {
+                    defer { list.map { _ = unlink($0) } }
+                    let outcome = try await tools.restore(
+                        .file(dumpPath), connection: connection, database: database, applicationName: applicationName,
+                        ownership: ownership, mode: .parallel(jobs: jobs), settings: settings, list: list)
+                    post.yield(.done(step, outcome))
+                }
+            }
+
+            for await message in messages {
+                switch message {
+                case .arrival(.contents(let found)):
+                    contents = found
+                    let tables = found.entries.filter(\.hasData).count
+                    logger.info(
+                        "Restoring the dump as it is read: the schema now, each of its \(tables) tables' data once staged (\(jobs) at a time), indexes and constraints once the whole dump is")
+                    try launch(.schema, entries: Self.schemaEntries(found))
+                case .arrival(.block(let dumpId, let range)):
+                    ready.append((dumpId, Int64(range.count)))
+                case .arrival(.unfollowable(let why)):
+                    logger.info("The rest of the dump is restored once it is staged whole (\(why))")
+                case .arrival(.staged):
+                    staged = true
+                case .arrival(.abandoned(let why)):
+                    throw ContingencyError.failed("the restore into a new database stopped: \(why)")
+                case .arrivalsEnded:
+                    // The events end with `staged` or `abandoned`, unless this task is cancelled.
+                    guard staged else { throw ContingencyError.cancelled() }
+                case .done(let step, let outcome):
+                    running.remove(step)
+                    guard outcome.succeeded else {
+                        throw ContingencyError.failed("pg_restore into a new database failed (\(describe(step, contents)), \(outcome.status)): \(outcome.standardError)")
+                    }
+                    switch step {
+                    case .schema:
+                        schemaDone = true
+                        logger.debug("Schema restored after \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
+                    case .table(let dumpId):
+                        restored.insert(dumpId)
+                    case .rest:
+                        return
+                    }
+                }
+                if schemaDone {
+                    ready.sort { $0.size > $1.size }
+                    while running.count < jobs, !ready.isEmpty {
+                        let next = ready.removeFirst()
+                        try launch(.table(next.dumpId), entries: [next.dumpId])
+                    }
+                }
+                if staged && !restStarted && running.isEmpty && ready.isEmpty && (schemaDone || contents == nil) {
+                    restStarted = true
+                    if let contents {
+                        let first = Set(Self.schemaEntries(contents)).union(restored)
+                        try launch(.rest, entries: contents.entries.map(\.dumpId).filter { !first.contains($0) }, jobs: jobs)
+                    } else {
+                        logger.info("The dump's layout was not followed: restoring it whole now that it is staged")
+                        try launch(.rest, entries: nil, jobs: jobs)
+                    }
+                }
+            }
+            throw ContingencyError.cancelled()
+        }
+    }
+
+    private func writeList(_ entries: [Int], _ step: Step) throws -> String {
+        let path = "\(dumpPath).\(UUID().uuidString.prefix(8).lowercased()).list"
+        let file = try LocalFile(writing: path)
+        let text = entries.map { "\($0)\n" }.joined()
+        try Array(text.utf8).withUnsafeBytes { try file.write($0) }
+        file.close()
+        return path
+    }
+
+    private func describe(_ step: Step, _ contents: CustomDumpScanner.Contents?) -> String {
+        switch step {
+        case .schema: return "the schema"
+        case .table(let dumpId):
+            let entry = contents?.entries.first { $0.dumpId == dumpId }
+            return "the data of \(entry?.tag ?? "entry \(dumpId)")"
+        case .rest: return contents == nil ? "the whole dump" : "indexes, constraints and the rest"
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import BackupCore
+import Foundation
+import Testing
+import TestSupport
+
+@testable import BackupInterop
+
+/// The scanner against pg_dump's own archives, with pg_restore as the judge of what they contain.
+@Suite("Following a pg_dump custom-format archive as it streams")
+struct CustomDumpScannerTests {
+    struct Scan {
+        var contents: CustomDumpScanner.Contents
+        var blocks: [CustomDumpScanner.Block]
+        var size: Int64
+    }
+
+    /// The whole file, fed in `chunk`-byte pieces; fails the test if the scanner gave up.
+    static func scan(_ path: String, chunk: Int = 1 << 20) throws -> Scan {
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        let scanner = CustomDumpScanner()
+        var blocks: [CustomDumpScanner.Block] = []
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + chunk)
+            blocks += bytes[offset..<end].withUnsafeBytes { scanner.consume($0) }
+            offset = end
+        }
+        blocks += scanner.finish()
+        if let failure = scanner.failure { throw ContingencyError.failed("the scanner stopped: \(failure)") }
+        let contents = try #require(scanner.contents)
+        return Scan(contents: contents, blocks: blocks, size: Int64(bytes.count))
+    }
+
+    /// The dump IDs `pg_restore --list` prints, in order.
+    static func listed(_ path: String, server: PostgresServer) async throws -> [Int] {
+        let result = try await ProcessRunner.run(server.binDir.appendingPathComponent("pg_restore").path, ["--list", path], requireSuccess: true)
+        return result.stdout.split(separator: "\n").filter { !$0.hasPrefix(";") }.compactMap { line in
+            line.split(separator: ";").first.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        }
+    }
+
+    /// A database with ordinary tables, an empty one, a large object and a sequence.
+    static func seed(_ server: PostgresServer, _ database: String) async throws {
+        try await server.seedSampleData(database: database)
+        _ = try await server.psql(
+            """
+            CREATE TABLE empty_one (id int);
+            CREATE TABLE wide AS SELECT g AS id, repeat(md5(g::text), 40) AS body FROM generate_series(1, 3000) g;
+            SELECT lo_from_bytea(0, decode(repeat('00ff', 50000), 'hex'));
+            CREATE SEQUENCE counter START 42;
+            """, database: database)
+    }
+
+    @Test("every entry pg_restore lists, every data block in archive order, however the bytes are cut", arguments: [
+        ["--compress=0"], ["--compress=6"],
+    ])
+    func followsRealDumps(options: [String]) async throws {
+        try await PostgresServer.with { server in
+            try await Self.seed(server, "scanned")
+            let folder = try TemporaryDirectory(prefix: "contingency-scan")
+            defer { folder.remove() }
+            let path = folder.appending("file.dump").path
+            _ = try await ProcessRunner.run(
+                server.binDir.appendingPathComponent("pg_dump").path,
+                ["--format=custom"] + options + ["--file=\(path)", server.connectionURL(database: "scanned")], requireSuccess: true)
+
+            let whole = try Self.scan(path)
+            // pg_restore lists what it would restore: all but the session settings and the database itself.
+            let listed = try await Self.listed(path, server: server)
+            #expect(whole.contents.entries.map(\.dumpId).filter(Set(listed).contains) == listed)
+            let unlisted = Set(whole.contents.entries.filter { !listed.contains($0.dumpId) }.map(\.desc))
+            #expect(unlisted.isSubset(of: ["ENCODING", "STDSTRINGS", "SEARCHPATH", "DATABASE"]), "\(unlisted)")
+            let withData = whole.contents.entries.filter(\.hasData)
+            #expect(withData.contains { $0.desc == "BLOBS" }, "\(withData)")
+            #expect(withData.filter { $0.desc == "TABLE DATA" }.count >= 6, "\(withData)")
+            #expect(withData.allSatisfy { $0.section == CustomDumpScanner.Entry.data })
+            // The blocks tile the data area, one per entry with data, in the order of the table of contents.
+            #expect(whole.blocks.map(\.dumpId) == withData.map(\.dumpId))
+            #expect(whole.blocks.first?.range.lowerBound == whole.contents.tableOfContentsSize)
+            #expect(whole.blocks.last?.range.upperBound == whole.size)
+            #expect(zip(whole.blocks, whole.blocks.dropFirst()).allSatisfy { $0.range.upperBound == $1.range.lowerBound })
+            #expect(whole.contents.entries.first { $0.desc == "TABLE" }?.section == CustomDumpScanner.Entry.preData)
+            #expect(whole.contents.entries.first { $0.desc == "INDEX" || $0.desc == "CONSTRAINT" }?.section == CustomDumpScanner.Entry.postData)
+
+            for chunk in [1, 7, 4093] {
+                let cut = try Self.scan(path, chunk: chunk)
+                #expect(cut.blocks == whole.blocks, "cut in \(chunk)-byte pieces")
+                #expect(cut.contents.entries == whole.contents.entries)
+            }
+        }
+    }
+
+    @Test("stops, never guesses: a cut dump, another format, an unknown version")
+    func refuses() async throws {
+        try await PostgresServer.with { server in
+            try await Self.seed(server, "refused")
+            let folder = try TemporaryDirectory(prefix: "contingency-scan")
+            defer { folder.remove() }
+            let path = folder.appending("file.dump").path
+            _ = try await ProcessRunner.run(
+                server.binDir.appendingPathComponent("pg_dump").path,
+                ["--format=custom", "--compress=0", "--file=\(path)", server.connectionURL(database: "refused")], requireSuccess: true)
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            let whole = try Self.scan(path)
+
+            func failure(_ bytes: [UInt8]) -> String? {
+                let scanner = CustomDumpScanner()
+                _ = bytes.withUnsafeBytes { scanner.consume($0) }
+                _ = scanner.finish()
+                return scanner.failure
+            }
+            #expect(failure(Array(bytes[..<Int(whole.contents.tableOfContentsSize - 3)]))?.contains("table of contents") == true)
+            let inside = Int(whole.blocks[whole.blocks.count / 2].range.lowerBound) + 10
+            #expect(failure(Array(bytes[..<inside]))?.contains("inside a data block") == true)
+            #expect(failure(Array("--\n-- PostgreSQL database dump\n".utf8))?.contains("not a pg_dump custom-format archive") == true)
+            var future = bytes
+            future[6] = 40
+            #expect(failure(future)?.contains("archive version 1.40") == true)
+            var foreignBlock = bytes
+            foreignBlock[Int(whole.blocks[0].range.lowerBound)] = 9
+            #expect(failure(foreignBlock)?.contains("unknown data block type 9") == true)
+        }
+    }
+}
