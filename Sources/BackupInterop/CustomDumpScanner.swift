@@ -23,6 +23,8 @@ public final class CustomDumpScanner {
         /// Whether the table of contents says where that block starts (pg_dump wrote a file it could seek in,
         /// not a pipe).
         public let dataOffsetKnown: Bool
+        /// The entries this one depends on.
+        public let dependencies: [Int]
 
         public static let preData = 2
         public static let data = 3
@@ -238,12 +240,17 @@ public final class CustomDumpScanner {
                 if version >= 0x011000 { _ = try reader.integer() }  // relkind
                 _ = try reader.string()  // owner
                 _ = try reader.string()  // "with oids"
-                while try reader.string() != nil {}  // dependencies
+                var dependencies: [Int] = []
+                while let dependency = try reader.string() {
+                    guard let id = Int(dependency) else { throw Invalid(description: "entry \(dumpId) has a dependency \(dependency)") }
+                    dependencies.append(id)
+                }
                 let dataState = try reader.byte()
                 _ = try reader.bytes(offSize)
                 guard (1...3).contains(dataState) else { throw Invalid(description: "entry \(dumpId) has an unknown data state \(dataState)") }
                 entries.append(
-                    Entry(dumpId: dumpId, desc: desc, tag: tag, section: section, hasData: dataState != 3, dataOffsetKnown: dataState == 2))
+                    Entry(dumpId: dumpId, desc: desc, tag: tag, section: section, hasData: dataState != 3, dataOffsetKnown: dataState == 2,
+                        dependencies: dependencies))
             }
             return (Contents(version: (major, minor, revision), entries: entries, tableOfContentsSize: Int64(reader.offset)), reader.intSize)
         } catch is Truncated {

@@ -5,8 +5,9 @@ import Logging
 
 /// Restores a staged dump into a new database while the dump is still being read out of the archive: the
 /// schema as soon as the table of contents is on disk, each table's data as soon as its block is on disk (up
-/// to `jobs` tables at a time, the largest first), and, once the whole dump is there, everything else
-/// (sequences, indexes, constraints, privileges) with `pg_restore --jobs`. Each step is a pg_restore of the
+/// to `jobs` steps at a time, the largest table first), a large table's indexes and primary key as soon as it
+/// is loaded, and, once the whole dump is there, everything else (sequences, foreign keys, privileges…) with
+/// `pg_restore --jobs`. Each step is a pg_restore of the
 /// staged file with `--use-list` naming its entries, so pg_restore still does all the work and keeps its own
 /// order within each step; this only decides when each step may start. The order between steps is
 /// pg_restore's own: pre-data, data, post-data, and privileges last.
@@ -30,7 +31,10 @@ struct StreamedDumpRestore {
 
     private enum Step: Sendable, Hashable {
         case schema
-        case table(Int)
+        /// The data of one large table, or of several small ones.
+        case tables([Int])
+        /// The indexes and primary key or unique constraints of a large table, once it is loaded.
+        case indexes(table: Int, [Int])
         /// Everything not restored by the other steps; all of the dump when it could not be followed at all.
         case rest
     }
@@ -53,6 +57,33 @@ struct StreamedDumpRestore {
         contents.entries.filter { $0.section == CustomDumpScanner.Entry.preData && !$0.hasData && !restoredLast($0) }.map(\.dumpId)
     }
 
+    /// The post-data entries that may run as soon as some tables are loaded, with the data entries of those
+    /// tables: indexes and primary key or unique constraints, depending only on the schema and on tables (an
+    /// entry's dependency on a table means, for pg_restore too, on that table's data).
+    static func earlyEntries(_ contents: CustomDumpScanner.Contents) -> [Int: Set<Int>] {
+        let schema = Set(schemaEntries(contents))
+        let tables = Set(contents.entries.filter { $0.desc == "TABLE" }.map(\.dumpId))
+        var dataOf: [Int: Int] = [:]
+        for entry in contents.entries where entry.desc == "TABLE DATA" {
+            for dependency in entry.dependencies where tables.contains(dependency) { dataOf[dependency] = entry.dumpId }
+        }
+        var early: [Int: Set<Int>] = [:]
+        for entry in contents.entries where entry.section == CustomDumpScanner.Entry.postData && ["INDEX", "CONSTRAINT"].contains(entry.desc) {
+            var needs: Set<Int> = []
+            guard entry.dependencies.allSatisfy({ dependency in
+                if let data = dataOf[dependency] { needs.insert(data); return true }
+                return schema.contains(dependency)
+            }), !needs.isEmpty else { continue }
+            early[entry.dumpId] = needs
+        }
+        return early
+    }
+
+    /// Tables smaller than this are loaded several by one pg_restore, up to this much in all (a process and a
+    /// connection per table would cost more than the table for a schema of many small ones); only larger tables
+    /// have their indexes built early (the others' go with the rest).
+    static let batch: Int64 = 64 << 20
+
     func run() async throws {
         let (messages, post) = AsyncStream.makeStream(of: Message.self)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -62,6 +93,8 @@ struct StreamedDumpRestore {
             }
             var contents: CustomDumpScanner.Contents?
             var ready: [(dumpId: Int, size: Int64)] = []
+            var early: [Int: Set<Int>] = [:]
+            var sizes: [Int: Int64] = [:]
             var restored: Set<Int> = []
             var running: Set<Step> = []
             var schemaDone = false
@@ -87,10 +120,12 @@ struct StreamedDumpRestore {
                     contents = found
                     let tables = found.entries.filter(\.hasData).count
                     logger.info(
-                        "Restoring the dump as it is read: the schema now, each of its \(tables) tables' data once staged (\(jobs) at a time), indexes and constraints once the whole dump is")
+                        "Restoring the dump as it is read: the schema now, each of its \(tables) tables once its data is staged and a large one's indexes once it is loaded (\(jobs) at a time), the rest once the whole dump is")
+                    early = Self.earlyEntries(found)
                     try launch(.schema, entries: Self.schemaEntries(found))
                 case .arrival(.block(let dumpId, let range)):
                     ready.append((dumpId, Int64(range.count)))
+                    sizes[dumpId] = Int64(range.count)
                 case .arrival(.unfollowable(let why)):
                     logger.info("The rest of the dump is restored once it is staged whole (\(why))")
                 case .arrival(.staged):
@@ -109,17 +144,34 @@ struct StreamedDumpRestore {
                     case .schema:
                         schemaDone = true
                         logger.debug("Schema restored after \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
-                    case .table(let dumpId):
-                        restored.insert(dumpId)
+                    case .tables(let dumpIds), .indexes(_, let dumpIds):
+                        restored.formUnion(dumpIds)
+                        logger.debug("\(describe(step, contents)) restored after \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
                     case .rest:
                         return
                     }
                 }
                 if schemaDone {
+                    // Tables first, the largest first; then what their loaded tables allow, the largest first.
                     ready.sort { $0.size > $1.size }
                     while running.count < jobs, !ready.isEmpty {
-                        let next = ready.removeFirst()
-                        try launch(.table(next.dumpId), entries: [next.dumpId])
+                        var chosen = [ready.removeFirst()]
+                        while let next = ready.last, chosen.reduce(0, { $0 + $1.size }) + next.size <= Self.batch {
+                            chosen.append(ready.removeLast())
+                        }
+                        try launch(.tables(chosen.map(\.dumpId)), entries: chosen.map(\.dumpId))
+                    }
+                    // While other tables still load: a loaded large table's indexes (once all are, they go with
+                    // the rest, which pg_restore --jobs spreads itself).
+                    let loading = !staged || !ready.isEmpty || running.contains { if case .tables = $0 { true } else { false } }
+                    if loading {
+                        let large = Set(sizes.filter { $0.value >= Self.batch && restored.contains($0.key) }.keys)
+                        for table in large.sorted(by: { sizes[$0]! > sizes[$1]! }) where running.count < jobs {
+                            let entries = early.filter { $0.value == [table] }.keys.sorted()
+                            guard !entries.isEmpty else { continue }
+                            for entry in entries { early[entry] = nil }
+                            try launch(.indexes(table: table, entries), entries: entries)
+                        }
                     }
                 }
                 if staged && !restStarted && running.isEmpty && ready.isEmpty && (schemaDone || contents == nil) {
@@ -149,9 +201,10 @@ struct StreamedDumpRestore {
     private func describe(_ step: Step, _ contents: CustomDumpScanner.Contents?) -> String {
         switch step {
         case .schema: return "the schema"
-        case .table(let dumpId):
-            let entry = contents?.entries.first { $0.dumpId == dumpId }
-            return "the data of \(entry?.tag ?? "entry \(dumpId)")"
+        case .tables(let dumpIds):
+            return "the data of " + dumpIds.map { id in contents?.entries.first { $0.dumpId == id }?.tag ?? "entry \(id)" }.joined(separator: ", ")
+        case .indexes(let table, _):
+            return "the indexes of \(contents?.entries.first { $0.dumpId == table }?.tag ?? "entry \(table)")"
         case .rest: return contents == nil ? "the whole dump" : "indexes, constraints and the rest"
         }
     }
