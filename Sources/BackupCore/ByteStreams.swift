@@ -37,3 +37,44 @@ public final class MemorySink: ByteSink {
         bytes.append(contentsOf: chunk)
     }
 }
+
+/// One source after another, as one stream.
+public final class ConcatenatedSource: ByteSource {
+    private var sources: [any ByteSource]
+
+    public init(_ sources: [any ByteSource]) { self.sources = sources.reversed() }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while let current = sources.last {
+            let count = try current.read(into: buffer)
+            if count > 0 { return count }
+            sources.removeLast()
+        }
+        return 0
+    }
+}
+
+/// `length` bytes of another source, after passing over its first `skip` bytes. Ends early if it does.
+public final class SliceSource: ByteSource {
+    private let source: any ByteSource
+    private var skip: Int64
+    private var remaining: Int64
+
+    public init(_ source: any ByteSource, skip: Int64 = 0, length: Int64) {
+        self.source = source
+        self.skip = skip
+        self.remaining = length
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while skip > 0 {
+            let count = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<Int(min(Int64(buffer.count), skip))]))
+            if count == 0 { return 0 }
+            skip -= Int64(count)
+        }
+        guard remaining > 0, !buffer.isEmpty else { return 0 }
+        let count = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<Int(min(Int64(buffer.count), remaining))]))
+        remaining -= Int64(count)
+        return count
+    }
+}

@@ -46,6 +46,11 @@ public final class LocalFile: ByteSource, ByteSink {
         }
     }
 
+    /// Moves to `offset` from the start: the next read or write happens there.
+    public func seek(to offset: Int64) throws {
+        guard lseek(fd, off_t(offset), SEEK_SET) >= 0 else { throw Self.error("seeking in", path) }
+    }
+
     /// Makes the content durable.
     public func sync() throws {
         guard fsync(fd) == 0 else { throw Self.error("syncing", path) }

@@ -43,6 +43,8 @@ struct EncryptionTests {
             try Data("BROKEN=1\n".utf8).write(to: app.envFile)
             let restore = try await app.run("restore-job", environment: ["AGE_IDENTITY_FILE": identity])
             try #require(restore.succeeded, "\(restore)")
+            // Restored as it was read, each part decrypted from the sealed staged dump into pg_restore.
+            #expect(restore.stdout.contains("Restoring the dump as it is read"), "\(restore.stdout)")
             #expect(try await app.snapshot() == before)
 
             let drill = try await app.run(

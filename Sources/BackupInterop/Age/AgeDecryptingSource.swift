@@ -33,8 +33,10 @@ public final class AgeDecryptingSource: ByteSource {
     public private(set) var plaintextCount: Int64 = 0
 
     /// Reads the header from `source` and prepares decryption with `identities` (tried in order for each
-    /// stanza in header order).
-    public init(identities: [AgeIdentity], source: any ByteSource) throws {
+    /// stanza in header order). With `firstChunk`, the payload after the header is read as starting at that
+    /// STREAM chunk (`source` then gives the header and jumps to chunk `firstChunk`): random access into a file
+    /// at 64 KiB granularity, each chunk still authenticated, including its position.
+    public init(identities: [AgeIdentity], source: any ByteSource, firstChunk: UInt64 = 0) throws {
         input = AgeInput(source: source, capacity: AgeSizes.encryptedChunk)
         let header = try AgeHeader.read(from: input)
         stanzaTypes = header.stanzas.map(\.type)
@@ -59,7 +61,16 @@ public final class AgeDecryptingSource: ByteSource {
         cipher = AgeChaChaPoly(key: payloadKey, encrypting: false)
         AgeCrypto.wipe(&payloadKey)
         plaintext = .allocate(byteCount: AgeSizes.chunk, alignment: 16)
+        counter = firstChunk
     }
+
+    /// Where chunk `index` starts in a file whose payload (after the header and nonce) starts at `payloadStart`.
+    public static func chunkOffset(_ index: Int64, payloadStart: Int64) -> Int64 {
+        payloadStart + index * Int64(AgeSizes.encryptedChunk)
+    }
+
+    /// Plaintext bytes per chunk.
+    public static let chunkSize = AgeSizes.chunk
 
     deinit {
         plaintext.initializeMemory(as: UInt8.self, repeating: 0)

@@ -74,7 +74,7 @@ struct DatabaseRestorer {
                 // The dump may still be arriving: each part is restored as soon as it is on disk.
                 do {
                     try await StreamedDumpRestore(
-                        tools: tools, dumpPath: dump.file.path, arrival: arrival, connection: parameters, database: incoming,
+                        tools: tools, dump: dump, arrival: arrival, connection: parameters, database: incoming,
                         applicationName: "contingency-restore", ownership: !configuration.noOwner, settings: settings,
                         jobs: jobs, logger: logger
                     ).run()

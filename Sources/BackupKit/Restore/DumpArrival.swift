@@ -6,7 +6,7 @@ import Foundation
 /// block once it is on disk whole, then its end. A restore into a new database follows these to start on each
 /// table while the rest of the archive is still read (`StreamedDumpRestore`).
 ///
-/// `observe` and `finish` run on the thread writing the dump, in order, each after its bytes are in the file;
+/// `observe` and `finish` run on the thread writing the dump, in order, each after its bytes are written;
 /// `events` is read by one task.
 final class DumpArrival: @unchecked Sendable {
     enum Event: Sendable {
@@ -31,18 +31,27 @@ final class DumpArrival: @unchecked Sendable {
     private var closed = false
     private let lock = NSLock()
 
-    init() {
+    /// How many of the bytes last written may still not be in the file.
+    private let lag: Int64
+    private var written: Int64 = 0
+    private var held: [CustomDumpScanner.Block] = []
+
+    init(lag: Int64 = 0) {
+        self.lag = lag
         (events, continuation) = AsyncStream.makeStream(of: Event.self)
     }
 
-    /// The next bytes, just written to the staged file.
+    /// The next bytes, just written (all but the last `lag` of them are in the file).
     func observe(_ bytes: UnsafeRawBufferPointer) {
-        announce(scanner.consume(bytes))
+        written += Int64(bytes.count)
+        held += scanner.consume(bytes)
+        announce(upTo: written - lag)
     }
 
     /// After the last byte is in the file.
     func finish() {
-        announce(scanner.finish())
+        held += scanner.finish()
+        announce(upTo: written)
         close(.staged)
     }
 
@@ -51,12 +60,20 @@ final class DumpArrival: @unchecked Sendable {
         close(.abandoned(why))
     }
 
-    private func announce(_ blocks: [CustomDumpScanner.Block]) {
-        if !announcedContents, let contents = scanner.contents {
+    /// What lies entirely before `frontier`, the part of the dump known to be in the file.
+    private func announce(upTo frontier: Int64) {
+        guard let contents = scanner.contents, contents.tableOfContentsSize <= frontier else { return announceFailure() }
+        if !announcedContents {
             announcedContents = true
             send(.contents(contents))
         }
-        for block in blocks { send(.block(dumpId: block.dumpId, range: block.range)) }
+        let ready = held.prefix { $0.range.upperBound <= frontier }
+        held.removeFirst(ready.count)
+        for block in ready { send(.block(dumpId: block.dumpId, range: block.range)) }
+        announceFailure()
+    }
+
+    private func announceFailure() {
         if !announcedFailure, let failure = scanner.failure {
             announcedFailure = true
             send(.unfollowable(failure))

@@ -8,7 +8,7 @@ import Logging
 /// to `jobs` steps at a time, the largest table first), a large table's indexes and primary key as soon as it
 /// is loaded, and, once the whole dump is there, everything else (sequences, foreign keys, privileges…) with
 /// `pg_restore --jobs`. Each step is a pg_restore of the
-/// staged file with `--use-list` naming its entries, so pg_restore still does all the work and keeps its own
+/// staged dump with `--use-list` naming its entries, so pg_restore still does all the work and keeps its own
 /// order within each step; this only decides when each step may start. The order between steps is
 /// pg_restore's own: pre-data, data, post-data, and privileges last.
 ///
@@ -19,7 +19,7 @@ import Logging
 /// waits for the whole dump and is restored by pg_restore from it, as without any of this.
 struct StreamedDumpRestore {
     let tools: PostgresTools
-    let dumpPath: String
+    let dump: StagedDump
     let arrival: DumpArrival
     let connection: ConnectionParameters
     let database: String
@@ -102,13 +102,32 @@ struct StreamedDumpRestore {
             var restStarted = false
             let started = Date()
 
+            var positions: [Int: Range<Int64>] = [:]
+
+            /// A plain dump is read by pg_restore from the file, where it finds each block itself. A sealed one is
+            /// decrypted into its standard input: the table of contents, then only the blocks `entries` need, in
+            /// archive order (pg_restore reads a stream forward), or the whole dump when their place is unknown.
+            /// The parts of a sealed dump to decrypt for `entries`; nil for all of it.
+            func parts(_ entries: [Int]?) -> [Range<Int64>]? {
+                guard let contents, let entries else { return nil }
+                let needed = contents.entries.filter { $0.hasData && entries.contains($0.dumpId) }.map(\.dumpId)
+                let blocks = needed.compactMap { positions[$0] }
+                guard blocks.count == needed.count else { return nil }
+                return [0..<contents.tableOfContentsSize] + blocks.sorted { $0.lowerBound < $1.lowerBound }
+            }
+
             func launch(_ step: Step, entries: [Int]?, jobs: Int = 1) throws {
                 running.insert(step)
-                let list = try entries.map { try writeList($0, step) }
+                // In archive order, which a stream must follow.
+                let ordered = entries.map { wanted in contents?.entries.map(\.dumpId).filter(Set(wanted).contains) ?? wanted }
+                let list = try ordered.map { try writeList($0, step) }
+                let parts = parts(ordered)
                 group.addTask {
                     defer { list.map { _ = unlink($0) } }
+                    let source: PostgresTools.DumpInput =
+                        !dump.isSealed ? .file(dump.file.path) : .stream(try parts.map { try dump.source(ranges: $0) } ?? dump.source())
                     let outcome = try await tools.restore(
-                        .file(dumpPath), connection: connection, database: database, applicationName: applicationName,
+                        source, connection: connection, database: database, applicationName: applicationName,
                         ownership: ownership, mode: .parallel(jobs: jobs), settings: settings, list: list)
                     post.yield(.done(step, outcome))
                 }
@@ -126,6 +145,7 @@ struct StreamedDumpRestore {
                 case .arrival(.block(let dumpId, let range)):
                     ready.append((dumpId, Int64(range.count)))
                     sizes[dumpId] = Int64(range.count)
+                    positions[dumpId] = range
                 case .arrival(.unfollowable(let why)):
                     logger.info("The rest of the dump is restored once it is staged whole (\(why))")
                 case .arrival(.staged):
@@ -190,7 +210,7 @@ struct StreamedDumpRestore {
     }
 
     private func writeList(_ entries: [Int], _ step: Step) throws -> String {
-        let path = "\(dumpPath).\(UUID().uuidString.prefix(8).lowercased()).list"
+        let path = "\(dump.file.path).\(UUID().uuidString.prefix(8).lowercased()).list"
         let file = try LocalFile(writing: path)
         let text = entries.map { "\($0)\n" }.joined()
         try Array(text.utf8).withUnsafeBytes { try file.write($0) }

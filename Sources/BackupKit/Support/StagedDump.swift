@@ -18,21 +18,29 @@ final class StagedDump: @unchecked Sendable {
     /// Plaintext bytes staged, once `finish` has run.
     private(set) var size: Int64 = 0
     private var writing: (file: LocalFile, age: AgeEncryptingSink?, counter: CountingSink)?
-    /// What has reached the file so far, for a restore that starts before the whole dump is there; only for a
-    /// plain (unsealed) dump staged with `followed`, whose bytes are in the file as soon as they are written.
+    /// What has reached the file so far, for a restore that starts before the whole dump is there (staged
+    /// with `followed`).
     let arrival: DumpArrival?
+
+    /// Where the sealed payload starts, after age's header and nonce.
+    private var payloadStart: Int64 = 0
 
     init(staging: LocalStaging, name: String, sealed: Bool, followed: Bool = false) throws {
         file = try staging.makeTemporaryFile(name)
         key = sealed ? AgeIdentity.generate() : nil
-        arrival = followed && !sealed ? DumpArrival() : nil
+        // Sealed, the last chunk's worth of bytes written is still held by the encryption when `write` returns.
+        arrival = followed ? DumpArrival(lag: sealed ? Int64(AgeDecryptingSource.chunkSize) : 0) : nil
     }
+
+    var isSealed: Bool { key != nil }
 
     /// Where to write the dump; call `finish` after the last byte.
     func sink() throws -> any ByteSink {
         let target = try LocalFile(writing: file.path)
         let age = try key.flatMap { key in try key.recipient.map { try AgeEncryptingSink(recipients: [$0], next: target) } }
-        let counter = CountingSink(age ?? arrival.map { ObservedSink(target, arrival: $0) } ?? target)
+        if age != nil { payloadStart = Int64(try target.status().st_size) }
+        let written: any ByteSink = age ?? target
+        let counter = CountingSink(arrival.map { ObservedSink(written, arrival: $0) } ?? written)
         writing = (target, age, counter)
         return counter
     }
@@ -61,6 +69,25 @@ final class StagedDump: @unchecked Sendable {
         let file = try LocalFile(reading: file.path)
         guard let key else { return file }
         return try AgeDecryptingSource(identities: [key], source: file)
+    }
+
+    /// The plaintext bytes at `ranges`, one after the other. Sealed, each range is decrypted from the chunk
+    /// it starts in (so a range can be read as soon as its chunks are written, before the dump is whole).
+    func source(ranges: [Range<Int64>]) throws -> any ByteSource {
+        try ConcatenatedSource(ranges.map { range in
+            guard let key else {
+                let file = try LocalFile(reading: file.path)
+                try file.seek(to: range.lowerBound)
+                return SliceSource(file, length: Int64(range.count))
+            }
+            let chunk = range.lowerBound / Int64(AgeDecryptingSource.chunkSize)
+            let header = try LocalFile(reading: file.path)
+            let payload = try LocalFile(reading: file.path)
+            try payload.seek(to: AgeDecryptingSource.chunkOffset(chunk, payloadStart: payloadStart))
+            let plain = try AgeDecryptingSource(
+                identities: [key], source: ConcatenatedSource([SliceSource(header, length: payloadStart), payload]), firstChunk: UInt64(chunk))
+            return SliceSource(plain, skip: range.lowerBound - chunk * Int64(AgeDecryptingSource.chunkSize), length: Int64(range.count))
+        })
     }
 
     /// For pg_restore: the file itself when plain (it can seek in it), a decrypting stream when sealed.
