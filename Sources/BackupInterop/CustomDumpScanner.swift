@@ -51,8 +51,9 @@ public final class CustomDumpScanner {
     /// Bytes consumed so far.
     public private(set) var position: Int64 = 0
 
-    /// Past this, a table of contents is not followed (the restore waits for the whole dump instead).
+    /// Past this, by default, a table of contents is not followed (the restore waits for the whole dump instead).
     public static let tableOfContentsLimit = 64 << 20
+    private let tableOfContentsLimit: Int
 
     private var prefix: [UInt8] = []
     private var lastAttempt = 0
@@ -71,7 +72,9 @@ public final class CustomDumpScanner {
     private var blockStart: Int64 = 0
     private var blockId = 0
 
-    public init() {}
+    public init(tableOfContentsLimit: Int = CustomDumpScanner.tableOfContentsLimit) {
+        self.tableOfContentsLimit = tableOfContentsLimit
+    }
 
     /// Reads the next bytes of the archive; returns the data blocks they completed, in archive order.
     public func consume(_ bytes: UnsafeRawBufferPointer) -> [Block] {
@@ -82,12 +85,13 @@ public final class CustomDumpScanner {
         guard prefix.count < 64 << 10 || prefix.count - lastAttempt >= max(64 << 10, lastAttempt / 2) else { return [] }
         lastAttempt = prefix.count
         do {
-            guard let parsed = try Self.parseContents(prefix) else {
-                if prefix.count > Self.tableOfContentsLimit {
-                    stop("its table of contents is larger than \(Self.tableOfContentsLimit >> 20) MiB")
-                }
+            // Past the limit whether or not its end has arrived yet: the limit is on the table, not on the wait.
+            let parsed = try Self.parseContents(prefix)
+            guard (parsed.map { $0.contents.tableOfContentsSize } ?? Int64(prefix.count)) <= tableOfContentsLimit else {
+                stop("its table of contents is larger than \(ByteFormat.string(Int64(tableOfContentsLimit)))")
                 return []
             }
+            guard let parsed else { return [] }
             contents = parsed.contents
             intSize = parsed.intSize
             withData = Set(parsed.contents.entries.filter(\.hasData).map(\.dumpId))

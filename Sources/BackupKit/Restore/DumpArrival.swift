@@ -25,7 +25,7 @@ final class DumpArrival: @unchecked Sendable {
 
     let events: AsyncStream<Event>
     private let continuation: AsyncStream<Event>.Continuation
-    private let scanner = CustomDumpScanner()
+    private let scanner: CustomDumpScanner
     private var announcedContents = false
     private var announcedFailure = false
     private var closed = false
@@ -36,8 +36,9 @@ final class DumpArrival: @unchecked Sendable {
     private var written: Int64 = 0
     private var held: [CustomDumpScanner.Block] = []
 
-    init(lag: Int64 = 0) {
+    init(lag: Int64 = 0, tableOfContentsLimit: Int = CustomDumpScanner.tableOfContentsLimit) {
         self.lag = lag
+        scanner = CustomDumpScanner(tableOfContentsLimit: tableOfContentsLimit)
         (events, continuation) = AsyncStream.makeStream(of: Event.self)
     }
 

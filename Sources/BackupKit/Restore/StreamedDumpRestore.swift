@@ -7,10 +7,14 @@ import Logging
 /// schema as soon as the table of contents is on disk, each table's data as soon as its block is on disk (up
 /// to `jobs` steps at a time, the largest table first), a large table's indexes and primary key as soon as it
 /// is loaded, and, once the whole dump is there, everything else (sequences, foreign keys, privileges…) with
-/// `pg_restore --jobs`. Each step is a pg_restore of the
-/// staged dump with `--use-list` naming its entries, so pg_restore still does all the work and keeps its own
-/// order within each step; this only decides when each step may start. The order between steps is
-/// pg_restore's own: pre-data, data, post-data, and privileges last.
+/// `pg_restore --jobs`. Each step is a pg_restore of the staged dump with `--use-list` naming its entries, so
+/// pg_restore still does all the work and keeps its own order within each step; this only decides when each
+/// step may start. The order between steps is pg_restore's own: pre-data, data, post-data, privileges last.
+///
+/// A plain dump is read by pg_restore from the file, where it finds each block itself. A sealed one is
+/// decrypted into its standard input: the table of contents, then only the blocks a step needs, in archive
+/// order (pg_restore reads a stream forward), or the whole dump where their place is unknown; the last step
+/// then runs as one job (pg_restore --jobs cannot read a stream).
 ///
 /// Only for a database nobody uses yet, dropped by the caller if anything fails: the data goes in before the
 /// rest of the archive, the dump's own hash included, has been checked.
@@ -94,7 +98,7 @@ struct StreamedDumpRestore {
             var contents: CustomDumpScanner.Contents?
             var ready: [(dumpId: Int, size: Int64)] = []
             var early: [Int: Set<Int>] = [:]
-            var sizes: [Int: Int64] = [:]
+            var positions: [Int: Range<Int64>] = [:]
             var restored: Set<Int> = []
             var running: Set<Step> = []
             var schemaDone = false
@@ -102,11 +106,6 @@ struct StreamedDumpRestore {
             var restStarted = false
             let started = Date()
 
-            var positions: [Int: Range<Int64>] = [:]
-
-            /// A plain dump is read by pg_restore from the file, where it finds each block itself. A sealed one is
-            /// decrypted into its standard input: the table of contents, then only the blocks `entries` need, in
-            /// archive order (pg_restore reads a stream forward), or the whole dump when their place is unknown.
             /// The parts of a sealed dump to decrypt for `entries`; nil for all of it.
             func parts(_ entries: [Int]?) -> [Range<Int64>]? {
                 guard let contents, let entries else { return nil }
@@ -120,7 +119,7 @@ struct StreamedDumpRestore {
                 running.insert(step)
                 // In archive order, which a stream must follow.
                 let ordered = entries.map { wanted in contents?.entries.map(\.dumpId).filter(Set(wanted).contains) ?? wanted }
-                let list = try ordered.map { try writeList($0, step) }
+                let list = try ordered.map { try writeList($0) }
                 let parts = parts(ordered)
                 group.addTask {
                     defer { list.map { _ = unlink($0) } }
@@ -144,10 +143,9 @@ struct StreamedDumpRestore {
                     try launch(.schema, entries: Self.schemaEntries(found))
                 case .arrival(.block(let dumpId, let range)):
                     ready.append((dumpId, Int64(range.count)))
-                    sizes[dumpId] = Int64(range.count)
                     positions[dumpId] = range
                 case .arrival(.unfollowable(let why)):
-                    logger.info("The rest of the dump is restored once it is staged whole (\(why))")
+                    logger.info("The dump's layout is not followed further (\(why)): \(contents == nil ? "it is restored whole" : "the rest is restored") once it is staged")
                 case .arrival(.staged):
                     staged = true
                 case .arrival(.abandoned(let why)):
@@ -163,10 +161,10 @@ struct StreamedDumpRestore {
                     switch step {
                     case .schema:
                         schemaDone = true
-                        logger.debug("Schema restored after \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
+                        logger.info("Restored the schema, \(DurationFormat.string(seconds: Date().timeIntervalSince(started))) in")
                     case .tables(let dumpIds), .indexes(_, let dumpIds):
                         restored.formUnion(dumpIds)
-                        logger.debug("\(describe(step, contents)) restored after \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
+                        logger.info("Restored \(describe(step, contents, positions)), \(DurationFormat.string(seconds: Date().timeIntervalSince(started))) in")
                     case .rest:
                         return
                     }
@@ -185,8 +183,8 @@ struct StreamedDumpRestore {
                     // the rest, which pg_restore --jobs spreads itself).
                     let loading = !staged || !ready.isEmpty || running.contains { if case .tables = $0 { true } else { false } }
                     if loading {
-                        let large = Set(sizes.filter { $0.value >= Self.batch && restored.contains($0.key) }.keys)
-                        for table in large.sorted(by: { sizes[$0]! > sizes[$1]! }) where running.count < jobs {
+                        let large = positions.filter { Int64($0.value.count) >= Self.batch && restored.contains($0.key) }
+                        for table in large.keys.sorted(by: { large[$0]!.count > large[$1]!.count }) where running.count < jobs {
                             let entries = early.filter { $0.value == [table] }.keys.sorted()
                             guard !entries.isEmpty else { continue }
                             for entry in entries { early[entry] = nil }
@@ -200,7 +198,6 @@ struct StreamedDumpRestore {
                         let first = Set(Self.schemaEntries(contents)).union(restored)
                         try launch(.rest, entries: contents.entries.map(\.dumpId).filter { !first.contains($0) }, jobs: jobs)
                     } else {
-                        logger.info("The dump's layout was not followed: restoring it whole now that it is staged")
                         try launch(.rest, entries: nil, jobs: jobs)
                     }
                 }
@@ -209,7 +206,7 @@ struct StreamedDumpRestore {
         }
     }
 
-    private func writeList(_ entries: [Int], _ step: Step) throws -> String {
+    private func writeList(_ entries: [Int]) throws -> String {
         let path = "\(dump.file.path).\(UUID().uuidString.prefix(8).lowercased()).list"
         let file = try LocalFile(writing: path)
         let text = entries.map { "\($0)\n" }.joined()
@@ -218,11 +215,14 @@ struct StreamedDumpRestore {
         return path
     }
 
-    private func describe(_ step: Step, _ contents: CustomDumpScanner.Contents?) -> String {
+    private func describe(_ step: Step, _ contents: CustomDumpScanner.Contents?, _ positions: [Int: Range<Int64>] = [:]) -> String {
         switch step {
         case .schema: return "the schema"
         case .tables(let dumpIds):
-            return "the data of " + dumpIds.map { id in contents?.entries.first { $0.dumpId == id }?.tag ?? "entry \(id)" }.joined(separator: ", ")
+            let names = dumpIds.prefix(3).map { id in contents?.entries.first { $0.dumpId == id }?.tag ?? "entry \(id)" }
+            let size = ByteFormat.string(dumpIds.reduce(0) { $0 + Int64(positions[$1]?.count ?? 0) })
+            let more = dumpIds.count > 3 ? " and \(dumpIds.count - 3) more tables" : ""
+            return "the data of \(names.joined(separator: ", "))\(more) (\(size))"
         case .indexes(let table, _):
             return "the indexes of \(contents?.entries.first { $0.dumpId == table }?.tag ?? "entry \(table)")"
         case .rest: return contents == nil ? "the whole dump" : "indexes, constraints and the rest"
