@@ -160,7 +160,9 @@ public final class CustomDumpScanner {
             state = .blockId(type: byte)
         case .blockId(let type):
             guard let id = integer(byte) else { return }
-            guard withData.contains(id) else { return stop("a data block for entry \(id), which the table of contents does not list") }
+            guard withData.contains(id) else {
+                return stop("a data block for entry \(id), which the table of contents does not list")
+            }
             blockId = id
             state = type == 3 ? .blobOid : .chunkLength(blobs: false)
         case .chunkLength(let blobs):
@@ -208,11 +210,16 @@ public final class CustomDumpScanner {
     static func parseContents(_ bytes: [UInt8]) throws -> (contents: Contents, intSize: Int)? {
         var reader = Reader(bytes: bytes)
         do {
-            guard try reader.bytes(5) == Array("PGDMP".utf8) else { throw Invalid(description: "it is not a pg_dump custom-format archive") }
-            let major = try reader.byte(), minor = try reader.byte(), revision = try reader.byte()
+            guard try reader.bytes(5) == Array("PGDMP".utf8) else {
+                throw Invalid(description: "it is not a pg_dump custom-format archive")
+            }
+            let major = try reader.byte()
+            let minor = try reader.byte()
+            let revision = try reader.byte()
             let version = (Int(major) << 16) | (Int(minor) << 8) | Int(revision)
             guard major == 1, (12...16).contains(minor) else {
-                throw Invalid(description: "archive version \(major).\(minor).\(revision) is not one this restore follows")
+                throw Invalid(
+                    description: "archive version \(major).\(minor).\(revision) is not one this restore follows")
             }
             reader.intSize = Int(try reader.byte())
             let offSize = Int(try reader.byte())
@@ -246,17 +253,27 @@ public final class CustomDumpScanner {
                 _ = try reader.string()  // "with oids"
                 var dependencies: [Int] = []
                 while let dependency = try reader.string() {
-                    guard let id = Int(dependency) else { throw Invalid(description: "entry \(dumpId) has a dependency \(dependency)") }
+                    guard let id = Int(dependency) else {
+                        throw Invalid(description: "entry \(dumpId) has a dependency \(dependency)")
+                    }
                     dependencies.append(id)
                 }
                 let dataState = try reader.byte()
                 _ = try reader.bytes(offSize)
-                guard (1...3).contains(dataState) else { throw Invalid(description: "entry \(dumpId) has an unknown data state \(dataState)") }
+                guard (1...3).contains(dataState) else {
+                    throw Invalid(description: "entry \(dumpId) has an unknown data state \(dataState)")
+                }
                 entries.append(
-                    Entry(dumpId: dumpId, desc: desc, tag: tag, section: section, hasData: dataState != 3, dataOffsetKnown: dataState == 2,
+                    Entry(
+                        dumpId: dumpId, desc: desc, tag: tag, section: section, hasData: dataState != 3,
+                        dataOffsetKnown: dataState == 2,
                         dependencies: dependencies))
             }
-            return (Contents(version: (major, minor, revision), entries: entries, tableOfContentsSize: Int64(reader.offset)), reader.intSize)
+            return (
+                Contents(
+                    version: (major, minor, revision), entries: entries, tableOfContentsSize: Int64(reader.offset)),
+                reader.intSize
+            )
         } catch is Truncated {
             return nil
         }
@@ -288,7 +305,9 @@ public final class CustomDumpScanner {
         mutating func string() throws -> String? {
             let length = try integer()
             guard length >= 0 else { return nil }
-            guard length <= 1 << 30 else { throw Invalid(description: "a string of \(length) bytes in the table of contents") }
+            guard length <= 1 << 30 else {
+                throw Invalid(description: "a string of \(length) bytes in the table of contents")
+            }
             return String(decoding: try bytes(length), as: UTF8.self)
         }
     }

@@ -3,8 +3,8 @@ import BackupInterop
 import BackupStorage
 import Foundation
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 @testable import BackupKit
 
@@ -21,7 +21,9 @@ struct StreamedDumpRestoreTests {
         case none
     }
 
-    @Test("the database restored is the source's, whatever part of the dump was followed, sealed or plain", arguments: Seen.allCases, [false, true])
+    @Test(
+        "the database restored is the source's, whatever part of the dump was followed, sealed or plain",
+        arguments: Seen.allCases, [false, true])
     func restores(seen: Seen, sealed: Bool) async throws {
         try await PostgresServer.with { server in
             try await server.seedSampleData(database: "source")
@@ -36,11 +38,13 @@ struct StreamedDumpRestoreTests {
             try #require(try await tools.dump(toFile: path, connection: source).succeeded)
             let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
 
-            let dump = try StagedDump(staging: try LocalStaging(creating: folder.appending("staging").path), name: "a.dump", sealed: sealed)
+            let dump = try StagedDump(
+                staging: try LocalStaging(creating: folder.appending("staging").path), name: "a.dump", sealed: sealed)
             let sink = try dump.sink()
             try bytes.withUnsafeBytes { try sink.write($0) }
             try dump.finish()
-            let arrival = DumpArrival(tableOfContentsLimit: seen == .none ? 100 : CustomDumpScanner.tableOfContentsLimit)
+            let arrival = DumpArrival(
+                tableOfContentsLimit: seen == .none ? 100 : CustomDumpScanner.tableOfContentsLimit)
             let shown = seen == .half ? bytes.count / 2 : bytes.count
             bytes[..<shown].withUnsafeBytes { arrival.observe($0) }
             arrival.finish()
@@ -60,13 +64,16 @@ struct StreamedDumpRestoreTests {
                 #expect(!lines.contains { $0.contains("not followed") }, "\(lines)")
                 #expect(lines.contains { $0.contains("Restored the data of") }, "\(lines)")
             case .half:
-                #expect(lines.contains { $0.contains("not followed further") && $0.contains("the rest is restored") }, "\(lines)")
+                #expect(
+                    lines.contains { $0.contains("not followed further") && $0.contains("the rest is restored") },
+                    "\(lines)")
                 #expect(lines.contains { $0.contains("Restored the data of") }, "\(lines)")
             case .none:
                 #expect(lines.contains { $0.contains("it is restored whole") }, "\(lines)")
                 #expect(!lines.contains { $0.contains("Restored the data of") }, "\(lines)")
             }
-            let indexes = try await server.query("SELECT count(*) FROM pg_indexes WHERE tablename = 'wide'", database: "target")
+            let indexes = try await server.query(
+                "SELECT count(*) FROM pg_indexes WHERE tablename = 'wide'", database: "target")
             #expect(indexes == [["1"]])
         }
     }

@@ -63,7 +63,9 @@ final class DumpArrival: @unchecked Sendable {
 
     /// What lies entirely before `frontier`, the part of the dump known to be in the file.
     private func announce(upTo frontier: Int64) {
-        guard let contents = scanner.contents, contents.tableOfContentsSize <= frontier else { return announceFailure() }
+        guard let contents = scanner.contents, contents.tableOfContentsSize <= frontier else {
+            return announceFailure()
+        }
         if !announcedContents {
             announcedContents = true
             send(.contents(contents))

@@ -58,7 +58,8 @@ struct StreamedDumpRestore {
 
     /// The schema step's entries: the pre-data section, less what is restored last.
     static func schemaEntries(_ contents: CustomDumpScanner.Contents) -> [Int] {
-        contents.entries.filter { $0.section == CustomDumpScanner.Entry.preData && !$0.hasData && !restoredLast($0) }.map(\.dumpId)
+        contents.entries.filter { $0.section == CustomDumpScanner.Entry.preData && !$0.hasData && !restoredLast($0) }
+            .map(\.dumpId)
     }
 
     /// The post-data entries that may run as soon as some tables are loaded, with the data entries of those
@@ -72,12 +73,18 @@ struct StreamedDumpRestore {
             for dependency in entry.dependencies where tables.contains(dependency) { dataOf[dependency] = entry.dumpId }
         }
         var early: [Int: Set<Int>] = [:]
-        for entry in contents.entries where entry.section == CustomDumpScanner.Entry.postData && ["INDEX", "CONSTRAINT"].contains(entry.desc) {
+        for entry in contents.entries
+        where entry.section == CustomDumpScanner.Entry.postData && ["INDEX", "CONSTRAINT"].contains(entry.desc) {
             var needs: Set<Int> = []
-            guard entry.dependencies.allSatisfy({ dependency in
-                if let data = dataOf[dependency] { needs.insert(data); return true }
-                return schema.contains(dependency)
-            }), !needs.isEmpty else { continue }
+            guard
+                entry.dependencies.allSatisfy({ dependency in
+                    if let data = dataOf[dependency] {
+                        needs.insert(data)
+                        return true
+                    }
+                    return schema.contains(dependency)
+                }), !needs.isEmpty
+            else { continue }
             early[entry.dumpId] = needs
         }
         return early
@@ -118,13 +125,17 @@ struct StreamedDumpRestore {
             func launch(_ step: Step, entries: [Int]?, jobs: Int = 1) throws {
                 running.insert(step)
                 // In archive order, which a stream must follow.
-                let ordered = entries.map { wanted in contents?.entries.map(\.dumpId).filter(Set(wanted).contains) ?? wanted }
+                let ordered = entries.map { wanted in
+                    contents?.entries.map(\.dumpId).filter(Set(wanted).contains) ?? wanted
+                }
                 let list = try ordered.map { try writeList($0) }
                 let parts = parts(ordered)
                 group.addTask {
                     defer { list.map { _ = unlink($0) } }
                     let source: PostgresTools.DumpInput =
-                        !dump.isSealed ? .file(dump.file.path) : .stream(try parts.map { try dump.source(ranges: $0) } ?? dump.source())
+                        !dump.isSealed
+                        ? .file(dump.file.path)
+                        : .stream(try parts.map { try dump.source(ranges: $0) } ?? dump.source())
                     let outcome = try await tools.restore(
                         source, connection: connection, database: database, applicationName: applicationName,
                         ownership: ownership, mode: .parallel(jobs: jobs), settings: settings, list: list)
@@ -138,14 +149,17 @@ struct StreamedDumpRestore {
                     contents = found
                     let tables = found.entries.filter(\.hasData).count
                     logger.info(
-                        "Restoring the dump as it is read: the schema now, each of its \(tables) tables once its data is staged and a large one's indexes once it is loaded (\(jobs) at a time), the rest once the whole dump is")
+                        "Restoring the dump as it is read: the schema now, each of its \(tables) tables once its data is staged and a large one's indexes once it is loaded (\(jobs) at a time), the rest once the whole dump is"
+                    )
                     early = Self.earlyEntries(found)
                     try launch(.schema, entries: Self.schemaEntries(found))
                 case .arrival(.block(let dumpId, let range)):
                     ready.append((dumpId, Int64(range.count)))
                     positions[dumpId] = range
                 case .arrival(.unfollowable(let why)):
-                    logger.info("The dump's layout is not followed further (\(why)): \(contents == nil ? "it is restored whole" : "the rest is restored") once it is staged")
+                    logger.info(
+                        "The dump's layout is not followed further (\(why)): \(contents == nil ? "it is restored whole" : "the rest is restored") once it is staged"
+                    )
                 case .arrival(.staged):
                     staged = true
                 case .arrival(.abandoned(let why)):
@@ -156,15 +170,21 @@ struct StreamedDumpRestore {
                 case .done(let step, let outcome):
                     running.remove(step)
                     guard outcome.succeeded else {
-                        throw ContingencyError.failed("pg_restore into a new database failed (\(describe(step, contents)), \(outcome.status)): \(outcome.standardError)")
+                        throw ContingencyError.failed(
+                            "pg_restore into a new database failed (\(describe(step, contents)), \(outcome.status)): \(outcome.standardError)"
+                        )
                     }
                     switch step {
                     case .schema:
                         schemaDone = true
-                        logger.info("Restored the schema, \(DurationFormat.string(seconds: Date().timeIntervalSince(started))) in")
+                        logger.info(
+                            "Restored the schema, \(DurationFormat.string(seconds: Date().timeIntervalSince(started))) in"
+                        )
                     case .tables(let dumpIds), .indexes(_, let dumpIds):
                         restored.formUnion(dumpIds)
-                        logger.info("Restored \(describe(step, contents, positions)), \(DurationFormat.string(seconds: Date().timeIntervalSince(started))) in")
+                        logger.info(
+                            "Restored \(describe(step, contents, positions)), \(DurationFormat.string(seconds: Date().timeIntervalSince(started))) in"
+                        )
                     case .rest:
                         return
                     }
@@ -181,10 +201,14 @@ struct StreamedDumpRestore {
                     }
                     // While other tables still load: a loaded large table's indexes (once all are, they go with
                     // the rest, which pg_restore --jobs spreads itself).
-                    let loading = !staged || !ready.isEmpty || running.contains { if case .tables = $0 { true } else { false } }
+                    let loading =
+                        !staged || !ready.isEmpty || running.contains { if case .tables = $0 { true } else { false } }
                     if loading {
-                        let large = positions.filter { Int64($0.value.count) >= Self.batch && restored.contains($0.key) }
-                        for table in large.keys.sorted(by: { large[$0]!.count > large[$1]!.count }) where running.count < jobs {
+                        let large = positions.filter {
+                            Int64($0.value.count) >= Self.batch && restored.contains($0.key)
+                        }
+                        for table in large.keys.sorted(by: { large[$0]!.count > large[$1]!.count })
+                        where running.count < jobs {
                             let entries = early.filter { $0.value == [table] }.keys.sorted()
                             guard !entries.isEmpty else { continue }
                             for entry in entries { early[entry] = nil }
@@ -196,7 +220,8 @@ struct StreamedDumpRestore {
                     restStarted = true
                     if let contents {
                         let first = Set(Self.schemaEntries(contents)).union(restored)
-                        try launch(.rest, entries: contents.entries.map(\.dumpId).filter { !first.contains($0) }, jobs: jobs)
+                        try launch(
+                            .rest, entries: contents.entries.map(\.dumpId).filter { !first.contains($0) }, jobs: jobs)
                     } else {
                         try launch(.rest, entries: nil, jobs: jobs)
                     }
@@ -215,11 +240,14 @@ struct StreamedDumpRestore {
         return path
     }
 
-    private func describe(_ step: Step, _ contents: CustomDumpScanner.Contents?, _ positions: [Int: Range<Int64>] = [:]) -> String {
+    private func describe(_ step: Step, _ contents: CustomDumpScanner.Contents?, _ positions: [Int: Range<Int64>] = [:])
+        -> String
+    {
         switch step {
         case .schema: return "the schema"
         case .tables(let dumpIds):
-            let names = dumpIds.prefix(3).map { id in contents?.entries.first { $0.dumpId == id }?.tag ?? "entry \(id)" }
+            let names = dumpIds.prefix(3).map { id in contents?.entries.first { $0.dumpId == id }?.tag ?? "entry \(id)"
+            }
             let size = ByteFormat.string(dumpIds.reduce(0) { $0 + Int64(positions[$1]?.count ?? 0) })
             let more = dumpIds.count > 3 ? " and \(dumpIds.count - 3) more tables" : ""
             return "the data of \(names.joined(separator: ", "))\(more) (\(size))"
