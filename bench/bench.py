@@ -84,8 +84,12 @@ class Bench:
         if process.returncode != 0:
             sys.stderr.write(process.stdout[-4000:] + process.stderr[-4000:])
             raise SystemExit(f"{case} failed with status {process.returncode}")
-        rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(timing).read())[1]) * 1024
-        record = {"wall": wall, "rss": rss, "round": self.round}
+        report = open(timing).read()
+        rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", report)[1]) * 1024
+        # CPU seconds of the process and its children (not the server's): what the case costs in work, which
+        # another load on the machine changes far less than it changes the wall time.
+        cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", report)[1]) for kind in ("User", "System"))
+        record = {"wall": wall, "rss": rss, "cpu": cpu, "round": self.round}
         if output is not None:
             record["output"] = output() if callable(output) else output
         if log_phases:
@@ -139,10 +143,11 @@ class Bench:
         env = self.job_env(shell_store)
         self.measure("shell procedure backup", "backup", [f"{ROOT}/bench/runbook-backup.sh"], env=env,
                      output=lambda: os.path.getsize(self.archive_in(shell_store)))
+        # gzip and gzip + age back to back: the cost of age is their ratio within a round.
         for case, store, extra in [
             ("backup-job gzip", "gzip", {}),
-            ("backup-job zstd", "zstd", {"BACKUP_COMPRESSION": "zstd"}),
             ("backup-job gzip + age", "age", {"AGE_RECIPIENTS": self.a.recipient}),
+            ("backup-job zstd", "zstd", {"BACKUP_COMPRESSION": "zstd"}),
         ]:
             path = self.store(store)
             self.clear(path)
@@ -155,8 +160,8 @@ class Bench:
                      env=self.job_env(self.store("shell")))
         for case, store, extra in [
             ("restore-job gzip", "gzip", {}),
-            ("restore-job zstd", "zstd", {}),
             ("restore-job gzip + age", "age", {"AGE_IDENTITY_FILE": self.a.identity_file}),
+            ("restore-job zstd", "zstd", {}),
         ]:
             self.measure(case, "restore", [f"{self.a.bin}/restore-job"], env=self.job_env(self.store(store), **extra),
                          log_phases=True)
