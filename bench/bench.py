@@ -268,6 +268,25 @@ class Bench:
         self.input_bytes = large["dump_bytes"] + large["uploads_bytes"]
         print(json.dumps(self.meta, indent=1), flush=True)
 
+    def profile(self):
+        """Where a restore's time goes, the server included: a system-wide `perf record` of one restore-job
+        (gzip), summed by process and by library, into profile-restore.txt beside the report."""
+        data, env = f"{self.work}/perf.data", self.job_env(self.store("gzip"))
+        sh(f"perf record -a -F 499 -o {data} -- {self.a.bin}/restore-job", env=env)
+        kept = sh(f"{self.pg_bin}/psql -XAt -d postgres -c \"SELECT datname FROM pg_database WHERE datname LIKE "
+                  f"'{self.a.db}_before_restore_%'\"", env=self.env).stdout.split()
+        for name in kept:
+            sh(f"{self.pg_bin}/psql -XAtq -d postgres -c 'DROP DATABASE \"{name}\"'", env=self.env)
+        report = lambda sort: sh(f"perf report -i {data} --stdio --sort {sort} --percent-limit 1 2>/dev/null | "
+                                 "grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//'", env=self.env, check=False).stdout
+        with open(f"{self.a.out}/profile-restore.txt", "w") as handle:
+            handle.write(f"perf record -a of restore-job (gzip), {self.meta['machine']}, {self.meta['date']}\n"
+                         "restore-job's threads show as oot.default-qos (the kernel keeps 15 characters of "
+                         "org.swift.root.default-qos) and restore-job; swapper is the idle processor.\n\n"
+                         f"By process:\n{report('comm')}\nBy process and library:\n{report('comm,dso')}\n"
+                         f"Functions over 1%:\n{report('comm,dso,symbol')}")
+        os.remove(data)
+
     def run(self):
         self.describe()
         for round_number in range(1, self.a.runs + 1):
@@ -283,6 +302,8 @@ class Bench:
         with open(f"{self.a.out}/speed.raw", "w") as handle:
             json.dump(raw, handle, indent=1)
         subprocess.run(["/usr/bin/python3", f"{ROOT}/bench/report.py", f"{self.a.out}/speed.raw", self.a.out], check=True)
+        if self.a.profile:
+            self.profile()
 
 
 def main():
@@ -291,6 +312,7 @@ def main():
                  "restic-password-file", "floor-input", "floor-dump", "out", "parameters"]:
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="also profile one restore-job with perf")
     Bench(parser.parse_args()).run()
 
 

@@ -5,15 +5,18 @@
 #   bench/run.sh                                   # the default: about 1.5 GB of database + 1 GB of uploads
 #   SCALE=10 EXTRA_MB=150 UPLOADS_MB=200 RUNS=3 bench/run.sh     # a quick one
 # SCALE: pgbench's scale (15 MB each on disk); EXTRA_MB: text, JSON and bytea rows besides; UPLOADS_MB: the
-# uploads folder; SMALL: the second, smaller data set (every size divided by it) for backup-job's memory.
+# uploads folder; SMALL: the second, smaller data set (every size divided by it) for backup-job's memory;
+# PROFILE=1: after the rounds, a system-wide perf profile of one restore-job into profile-restore.txt.
 # Takes about half an hour at the default size on 2 cores. Needs root or sudo to install what it uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE="${SCALE:-50}" EXTRA_MB="${EXTRA_MB:-750}" UPLOADS_MB="${UPLOADS_MB:-1000}" RUNS="${RUNS:-3}" SMALL="${SMALL:-4}"
-SEED="${SEED:-1}" OUT="${OUT:-bench/results}"
+SEED="${SEED:-1}" OUT="${OUT:-bench/results}" PROFILE="${PROFILE:-0}"
 
 scripts/install-deps.sh
 bench_packages=(restic pigz time python3-matplotlib)
+profile=()
+if [ "$PROFILE" = 1 ]; then bench_packages+=(linux-perf); profile=(--profile); fi
 missing=()
 for package in "${bench_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -68,4 +71,4 @@ python3 bench/bench.py --work "$WORK" --bin "$BIN" --pg-bin "$PGBIN" --db visual
     --small-db visual_small --small-uploads "$WORK/small/uploads" --recipient "$RECIPIENT" \
     --identity-file "$WORK/secrets/age-key.txt" --restic-password-file "$WORK/secrets/restic-password" \
     --floor-input "$WORK/floor-input.tar" --floor-dump "$WORK/database.dump" --out "$OUT" --runs "$RUNS" \
-    --parameters "SCALE=$SCALE EXTRA_MB=$EXTRA_MB UPLOADS_MB=$UPLOADS_MB RUNS=$RUNS SMALL=$SMALL SEED=$SEED"
+    --parameters "SCALE=$SCALE EXTRA_MB=$EXTRA_MB UPLOADS_MB=$UPLOADS_MB RUNS=$RUNS SMALL=$SMALL SEED=$SEED" "${profile[@]}"
