@@ -167,11 +167,14 @@ class Bench:
                          log_phases=True)
             # restore-job keeps the replaced database (RESTORE_KEEP_OLD, its default) until the next backup drops
             # it; dropped here, timed apart (DROP DATABASE forces a checkpoint: the restored data is flushed).
-            psql = f"{self.pg_bin}/psql -XAt -d postgres"
-            kept = sh(f"{psql} -c \"SELECT datname FROM pg_database WHERE datname LIKE '{self.a.db}_before_restore_%'\"",
-                      env=self.env).stdout.split()
-            self.measure("drop of the replaced database", "drop",
-                         ["bash", "-c", "; ".join(f"{psql} -qc 'DROP DATABASE \"{name}\"'" for name in kept) or "true"])
+            self.measure("drop of the replaced database", "drop", ["bash", "-c", self.drop_replaced()])
+
+    def drop_replaced(self):
+        """The command that drops the databases restore-job replaced and kept."""
+        psql = f"{self.pg_bin}/psql -XAt -d postgres"
+        kept = sh(f"{psql} -c \"SELECT datname FROM pg_database WHERE datname LIKE '{self.a.db}_before_restore_%'\"",
+                  env=self.env).stdout.split()
+        return "; ".join(f"{psql} -qc 'DROP DATABASE \"{name}\"'" for name in kept) or "true"
 
     def floors(self):
         pg_dump = f"{self.pg_bin}/pg_dump"
@@ -273,10 +276,7 @@ class Bench:
         (gzip), summed by process and by library, into profile-restore.txt beside the report."""
         data, env = f"{self.work}/perf.data", self.job_env(self.store("gzip"))
         sh(f"perf record -a -F 499 -o {data} -- {self.a.bin}/restore-job", env=env)
-        kept = sh(f"{self.pg_bin}/psql -XAt -d postgres -c \"SELECT datname FROM pg_database WHERE datname LIKE "
-                  f"'{self.a.db}_before_restore_%'\"", env=self.env).stdout.split()
-        for name in kept:
-            sh(f"{self.pg_bin}/psql -XAtq -d postgres -c 'DROP DATABASE \"{name}\"'", env=self.env)
+        sh(self.drop_replaced(), env=self.env)
         report = lambda sort: sh(f"perf report -i {data} --stdio --sort {sort} --percent-limit 1 2>/dev/null | "
                                  "grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//'", env=self.env, check=False).stdout
         with open(f"{self.a.out}/profile-restore.txt", "w") as handle:
