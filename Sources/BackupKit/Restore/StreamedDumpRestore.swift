@@ -171,7 +171,7 @@ struct StreamedDumpRestore {
                     running.remove(step)
                     guard outcome.succeeded else {
                         throw ContingencyError.failed(
-                            "pg_restore into a new database failed (\(describe(step, contents)), \(outcome.status)): \(outcome.standardError)"
+                            "pg_restore into a new database failed (\(describe(step, contents, positions)), \(outcome.status)): \(outcome.standardError)"
                         )
                     }
                     switch step {
@@ -240,7 +240,7 @@ struct StreamedDumpRestore {
         return path
     }
 
-    private func describe(_ step: Step, _ contents: CustomDumpScanner.Contents?, _ positions: [Int: Range<Int64>] = [:])
+    private func describe(_ step: Step, _ contents: CustomDumpScanner.Contents?, _ positions: [Int: Range<Int64>])
         -> String
     {
         switch step {
