@@ -246,14 +246,18 @@ struct StreamedDumpRestore {
         switch step {
         case .schema: return "the schema"
         case .tables(let dumpIds):
-            let names = dumpIds.prefix(3).map { id in contents?.entries.first { $0.dumpId == id }?.tag ?? "entry \(id)"
-            }
+            let names = dumpIds.prefix(3).map { tag($0, contents) }
             let size = ByteFormat.string(dumpIds.reduce(0) { $0 + Int64(positions[$1]?.count ?? 0) })
             let more = dumpIds.count > 3 ? " and \(dumpIds.count - 3) more tables" : ""
             return "the data of \(names.joined(separator: ", "))\(more) (\(size))"
         case .indexes(let table, _):
-            return "the indexes of \(contents?.entries.first { $0.dumpId == table }?.tag ?? "entry \(table)")"
+            return "the indexes of \(tag(table, contents))"
         case .rest: return contents == nil ? "the whole dump" : "indexes, constraints and the rest"
         }
+    }
+
+    /// An entry's name in the table of contents (a table's name for its data), or its number when unknown.
+    private func tag(_ dumpId: Int, _ contents: CustomDumpScanner.Contents?) -> String {
+        contents?.entries.first { $0.dumpId == dumpId }?.tag ?? "entry \(dumpId)"
     }
 }
