@@ -107,6 +107,8 @@ public struct BackupConfiguration: Sendable, Equatable {
     public var hooks: Hooks = Hooks()
     /// Dump the roles' password hashes into globals.sql too (needs a superuser).
     public var rolePasswords = false
+    /// The Ed25519 private key (PEM) that signs each manifest; nil: backups are not signed.
+    public var signingKey: String?
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths,
@@ -130,8 +132,8 @@ public struct BackupConfiguration: Sendable, Equatable {
         StoreConfiguration.settings + DatabaseSettings.settings + ApplicationPaths.settings + [
             Settings.compression, Settings.compressionLevel, Settings.schedule, Settings.pgBinDir,
             Settings.nodeVersion, Settings.ageRecipients, Settings.agePassphrase, Settings.backupPreCommand,
-            Settings.backupPostCommand, Settings.hookTimeout, Settings.backupRolePasswords, Settings.progressInterval,
-            Settings.logFormat,
+            Settings.backupPostCommand, Settings.hookTimeout, Settings.backupRolePasswords, Settings.backupSigningKey,
+            Settings.progressInterval, Settings.logFormat,
         ]
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> BackupConfiguration {
@@ -150,7 +152,29 @@ public struct BackupConfiguration: Sendable, Equatable {
             encryption: try EncryptionSettings.load(values))
         configuration.hooks = try Hooks.load(values, pre: Settings.backupPreCommand, post: Settings.backupPostCommand)
         configuration.rolePasswords = try values.bool(Settings.backupRolePasswords)
+        configuration.signingKey = try keyFile(values, Settings.backupSigningKey)
+        if configuration.signingKey != nil, let directory = configuration.store.backupDirectory,
+            let file = values.environment[Settings.backupSigningKey.name + "_FILE"], Self.isInside(file, directory)
+        {
+            throw .configuration(
+                "BACKUP_SIGNING_KEY_FILE=\(file) is inside the store (\(directory)): whoever can write the store could read it and sign forged backups",
+                hint: "keep the private key outside BACKUP_DIR (a secret mounted only into backup-job); give restore-job the public key in BACKUP_VERIFY_KEYS")
+        }
         return configuration
+    }
+
+    /// Whether `path` lies under `folder`, judged on the written paths (`.` and `..` resolved, no symlinks).
+    static func isInside(_ path: String, _ folder: String) -> Bool {
+        func parts(_ text: String) -> [Substring] {
+            var result: [Substring] = []
+            for part in text.split(separator: "/") where part != "." {
+                if part == ".." { _ = result.popLast() } else { result.append(part) }
+            }
+            return result
+        }
+        let inner = parts(path)
+        let outer = parts(folder)
+        return inner.count > outer.count && Array(inner.prefix(outer.count)) == outer
     }
 }
 
@@ -179,6 +203,8 @@ public struct RestoreConfiguration: Sendable, Equatable {
     public var app = Hooks()
     /// How the restored database compresses its out-of-line values.
     public var toastCompression = ToastCompression.lz4
+    /// Which backups are accepted as genuine, and how far ahead of the store's clock a name may be dated.
+    public var trust = TrustSettings()
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths, backup: String? = nil,
@@ -204,7 +230,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
             Settings.restoreKeepOld, Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
             Settings.restoreToastCompression, Settings.progressInterval,
             Settings.logFormat,
-        ]
+        ] + TrustSettings.settings
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> RestoreConfiguration {
         var configuration = RestoreConfiguration(
@@ -223,6 +249,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
         configuration.keepOld = try values.bool(Settings.restoreKeepOld)
         configuration.app = try Hooks.load(values, pre: Settings.appStopCommand, post: Settings.appStartCommand)
         configuration.toastCompression = try values.choice(Settings.restoreToastCompression, as: ToastCompression.self)
+        configuration.trust = try TrustSettings.load(values)
         return configuration
     }
 }

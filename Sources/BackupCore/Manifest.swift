@@ -5,13 +5,18 @@ import Foundation
 public struct Manifest: Codable, Sendable, Equatable {
     public var metadata: BackupMetadata
     public var archive: ArchiveInfo
-    /// Set by a restore drill; nil until one has verified the backup.
+    /// Set by a restore drill; nil until one has verified the backup. Not covered by the signature.
     public var verified: Verification?
+    /// backup-job's signature over the metadata and the archive (see `ManifestSignature`); nil when unsigned.
+    public var signature: ManifestSignature?
 
-    public init(metadata: BackupMetadata, archive: ArchiveInfo, verified: Verification? = nil) {
+    public init(
+        metadata: BackupMetadata, archive: ArchiveInfo, verified: Verification? = nil, signature: ManifestSignature? = nil
+    ) {
         self.metadata = metadata
         self.archive = archive
         self.verified = verified
+        self.signature = signature
     }
 
     /// The archive object itself.
@@ -44,7 +49,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case archive, verified, complete
+        case archive, verified, complete, signature
         case backupSize = "backup_size"
     }
 
@@ -54,6 +59,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         archive = try container.decode(ArchiveInfo.self, forKey: .archive)
         verified = try container.decodeIfPresent(Verification.self, forKey: .verified)
+        signature = try container.decodeIfPresent(ManifestSignature.self, forKey: .signature)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -61,6 +67,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(archive, forKey: .archive)
         try container.encode(verified, forKey: .verified)
+        try container.encodeIfPresent(signature, forKey: .signature)
         try container.encode(true, forKey: .complete)
         try container.encode(ByteFormat.string(archive.size), forKey: .backupSize)
     }

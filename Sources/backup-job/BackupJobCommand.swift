@@ -16,8 +16,11 @@ struct BackupJobCommand: AsyncParsableCommand {
             <archive>.json. A backup exists only once its manifest does. The store is BACKUP_DIR, or the bucket \
             BACKUP_S3_URL alone, or BACKUP_DIR with every backup then copied to the bucket (exit 3 when that copy \
             fails; the next run copies what is missing). Runs once (a Kubernetes CronJob) or, with --loop, on \
-            BACKUP_SCHEDULE (a compose service).
-            """, settings: BackupConfiguration.settings))
+            BACKUP_SCHEDULE (a compose service). With BACKUP_SIGNING_KEY_FILE, each manifest is signed (Ed25519) \
+            so that restore-job, given the public key in BACKUP_VERIFY_KEYS, can tell genuine backups from forged \
+            ones; `backup-job keygen` makes the key pair.
+            """, settings: BackupConfiguration.settings),
+        subcommands: [KeygenCommand.self])
 
     @Flag(help: "Keep running and back up on BACKUP_SCHEDULE.") var loop = false
     @Option(help: "BACKUP_DIR") var backupDir: String?
@@ -49,5 +52,36 @@ struct BackupJobCommand: AsyncParsableCommand {
             try await BackupLoop(job: job).run()
         }
         throw ExitCode(status.rawValue)
+    }
+}
+
+/// `backup-job keygen`: the signing key pair.
+struct KeygenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keygen",
+        abstract: "Make an Ed25519 key pair that signs backups (private key) and checks them (public key).",
+        discussion: """
+            Writes the private key to --out (PEM, mode 0600, never over an existing file) and the public key beside \
+            it (.pub.pem), and prints the public key on one line. Give backup-job the private key \
+            (BACKUP_SIGNING_KEY_FILE, a secret mounted into backup-job alone, never into the store) and restore-job \
+            the public key (BACKUP_VERIFY_KEYS or BACKUP_VERIFY_KEYS_FILE; list the old and the new public key while \
+            rotating). Encryption alone does not prove where a backup comes from: anyone can encrypt to a public age \
+            recipient; only a signature does.
+            """)
+
+    @Option(help: "Where to write the private key; the public key goes beside it as NAME.pub.pem.")
+    var out = "contingency-signing.pem"
+
+    func run() throws {
+        do {
+            let result = try KeyGeneration.generate(privateKeyPath: out)
+            print("Private key (backup-job's BACKUP_SIGNING_KEY_FILE): \(result.privateKeyPath)")
+            print("Public key (restore-job's BACKUP_VERIFY_KEYS_FILE): \(result.publicKeyPath)")
+            print("Key id: \(result.keyID)")
+            print("BACKUP_VERIFY_KEYS=\(result.publicKeyLine)")
+        } catch let error as ContingencyError {
+            FileHandle.standardError.write(Data("backup-job keygen failed: \(error)\n".utf8))
+            throw ExitCode(error.exitStatus.rawValue)
+        }
     }
 }

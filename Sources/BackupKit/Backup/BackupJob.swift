@@ -44,6 +44,12 @@ public struct BackupJob: Sendable {
         let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
         let preflight = try await Preflight.check(configuration, tools: tools, logger: logger)
         let recipients = try Self.recipients(configuration.encryption)
+        let signingKey = try KeyLoader.signingKey(configuration)
+        if let signingKey {
+            logger.info("Signing the manifest with key \(signingKey.keyID)")
+        } else {
+            logger.warning("Backups are not signed (BACKUP_SIGNING_KEY_FILE is not set): a restore cannot tell them from forged ones")
+        }
         if let recipients {
             logger.info("Encrypting with age for \(recipients.map(\.description).joined(separator: ", "))")
         }
@@ -97,7 +103,8 @@ public struct BackupJob: Sendable {
         Failpoint.hit("publish", holding: lease)
         try lease.confirm()
         try Task.checkCancellation()
-        let manifest = Manifest(metadata: metadata, archive: archiveInfo)
+        var manifest = Manifest(metadata: metadata, archive: archiveInfo)
+        if let signingKey { manifest = try ManifestAuthenticator.sign(manifest, with: signingKey) }
         try storage.put(key: name.manifestName, data: Array(try ContingencyJSON.encoder().encode(manifest)))
         published = true
         // A newer backup exists now: databases kept from before earlier restores may go.

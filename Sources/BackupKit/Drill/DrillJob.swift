@@ -40,7 +40,7 @@ public struct DrillJob: Sendable {
                     "\(target.fileName) has no manifest: a drill checks a complete backup against what it recorded",
                     hint: "drill a backup listed by restore-job --verify")
             }
-            if target.isEncrypted { _ = try restore.decryptionIdentities(for: target) }
+            if target.isEncrypted { _ = try KeyLoader.decryptionIdentities(configuration.restore, for: target) }
             let scratch = try ScratchDatabase(configuration: configuration, logger: logger)
             logger.info("Starting restore drill of \(target.fileName) (scratch database \(scratch.name))")
 
@@ -161,8 +161,11 @@ public struct DrillJob: Sendable {
     }
 
     private func publishMetrics(ok: Bool, at: Date, duration: TimeInterval) throws {
-        let catalog = try BackupCatalog(storages: stores.all, prefix: configuration.restore.store.prefix, logger: logger).list()
-        let lastVerified = catalog.compactMap { $0.manifest.verified }.filter(\.ok).map(\.at).max()
+        let catalog = try BackupCatalog(
+            storages: stores.all, prefix: configuration.restore.store.prefix, logger: logger,
+            authenticator: try KeyLoader.authenticator(configuration.restore.trust)
+        ).list()
+        let lastVerified = catalog.filter(\.authenticity.isTrusted).compactMap { $0.manifest.verified }.filter(\.ok).map(\.at).max()
         try MetricsFile(
             job: "drill",
             gauges: [

@@ -108,7 +108,7 @@ struct PreRestoreChecks {
         // The key.
         if target.isEncrypted {
             do {
-                let identities = try restore.decryptionIdentities(for: target)
+                let identities = try KeyLoader.decryptionIdentities(restore.configuration, for: target)
                 guard let reader = try target.storage.openReader(key: target.fileName) else { throw ContingencyError.noBackupFound("vanished") }
                 _ = try AgeDecryptingSource(identities: identities, source: reader)
                 findings.append(Finding(ok: true, text: "the key opens the archive"))

@@ -23,23 +23,7 @@ public struct RestoreJob: Sendable {
         self.logger = logger
     }
 
-    /// Which archive to restore and where it is.
-    struct Target {
-        let fileName: String
-        let storage: any Storage
-        let manifest: Manifest?
-
-        /// Encrypted archives end in `.age` (and say so in their manifest).
-        var isEncrypted: Bool { fileName.hasSuffix(".age") || manifest?.archive.encrypted == true }
-
-        /// Where to stage its dump: sealed with a key held only in memory when the archive is encrypted;
-        /// `followed` for a restore that starts on it as it arrives (plain dumps only).
-        func stagedDump(in staging: LocalStaging, _ purpose: String, followed: Bool = false) throws -> StagedDump {
-            try StagedDump(
-                staging: staging, name: "\(purpose)-\(UUID().uuidString.prefix(8).lowercased()).dump", sealed: isEncrypted,
-                followed: followed)
-        }
-    }
+    typealias Target = BackupTarget
 
     /// Runs one restore between RESTORE_PRE_COMMAND and RESTORE_POST_COMMAND.
     public func run() async throws -> RestoreResult {
@@ -159,46 +143,13 @@ public struct RestoreJob: Sendable {
         return target.fileName
     }
 
-    /// The backup to restore: LATEST_BACKUP (a name, looked up in every store, or a path to an archive), else
-    /// the newest complete backup of any store.
+    /// The backup to restore: LATEST_BACKUP, else the newest trusted one (see `BackupLocator`).
     func chooseTarget() throws -> Target {
-        let catalog = BackupCatalog(storages: stores.all, prefix: configuration.store.prefix, logger: logger)
-        guard let requested = configuration.backup else {
-            guard let newest = try catalog.list().first else {
-                throw ContingencyError.noBackupFound(
-                    "no complete backup in \(configuration.store.description) (prefix \(configuration.store.prefix))",
-                    hint: "check BACKUP_DIR, BACKUP_S3_URL and BACKUP_PREFIX, or name one with LATEST_BACKUP")
-            }
-            return Target(fileName: newest.fileName, storage: newest.storage, manifest: newest.manifest)
-        }
-        let fileName = BackupName.fileName(fromNameOrPath: requested)
-        var candidates = stores.all
-        if requested.contains("/") {
-            let folder = (requested as NSString).deletingLastPathComponent
-            let isPrimary = (stores.primary as? VolumeStorage).map {
-                (folder as NSString).standardizingPath == ($0.root as NSString).standardizingPath
-            } ?? false
-            if !isPrimary { candidates = [try VolumeStorage(root: folder, readOnly: true)] }
-        }
-        // A store holding the archive with its manifest wins over one holding the archive alone (an interrupted
-        // copy or run).
-        var found: [Target] = []
-        for (index, store) in candidates.enumerated() {
-            do {
-                guard try store.openReader(key: fileName) != nil else { continue }
-                let manifest = try store.read(key: fileName + ".json").flatMap {
-                    try? ContingencyJSON.decoder().decode(Manifest.self, from: Data($0.data))
-                }
-                found.append(Target(fileName: fileName, storage: store, manifest: manifest))
-                if manifest != nil { break }
-            } catch let error as ContingencyError where index > 0 && !error.isCancellation && !found.isEmpty {
-                logger.warning("\(fileName) not looked for in \(store): \(error)")
-            }
-        }
-        if let target = found.first(where: { $0.manifest != nil }) ?? found.first { return target }
-        let places = candidates.map(\.description).joined(separator: " or ")
-        throw ContingencyError.noBackupFound(
-            "LATEST_BACKUP=\(requested): no such archive in \(places)", hint: "list the backups with restore-job --verify or the API")
+        let authenticator = try KeyLoader.authenticator(configuration.trust)
+        KeyLoader.announce(authenticator, logger: logger)
+        return try BackupLocator(
+            stores: stores, store: configuration.store, trust: configuration.trust, authenticator: authenticator, logger: logger
+        ).locate(configuration.backup)
     }
 
     /// Reads the whole archive once, compares everything with the manifest and metadata, lists the dump.
@@ -210,7 +161,7 @@ public struct RestoreJob: Sendable {
         databaseStarting: (ArchiveVerifier.Report) -> Void = { _ in }, databaseRead: (ArchiveVerifier.Report) -> Void = { _ in }
     ) async throws -> ArchiveVerifier.Report {
         let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
-        let identities = target.isEncrypted ? try decryptionIdentities(for: target) : nil
+        let identities = target.isEncrypted ? try KeyLoader.decryptionIdentities(configuration, for: target) : nil
         guard let reader = try target.storage.openReader(key: target.fileName) else {
             throw ContingencyError.noBackupFound("\(target.fileName) vanished from \(target.storage)")
         }
@@ -312,25 +263,6 @@ public struct RestoreJob: Sendable {
         found.members[ArchiveLayout.globals] == metadata.members.first { $0.name == ArchiveLayout.globals }
     }
 
-    func decryptionIdentities(for target: Target) throws -> [AgeIdentity] {
-        var identities: [AgeIdentity] = []
-        if let text = configuration.ageIdentities {
-            do {
-                identities += try AgeIdentity.parseFile(text)
-            } catch let error as ContingencyError {
-                throw ContingencyError.key("AGE_IDENTITY(_FILE) is not an age identity file: \(error.message)", hint: error.hint)
-            }
-        }
-        if let passphrase = configuration.agePassphrase { identities.append(.passphrase(passphrase)) }
-        guard !identities.isEmpty else {
-            let recipients = target.manifest?.archive.recipients.map { " (encrypted for \($0.joined(separator: ", ")))" } ?? ""
-            throw ContingencyError.key(
-                "\(target.fileName) is encrypted\(recipients) and no key was given; nothing was restored",
-                hint: "set AGE_IDENTITY_FILE to the identity file (age-keygen's output) or AGE_PASSPHRASE")
-        }
-        return identities
-    }
-
     private func timed<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
         let started = Date()
         let value = try await body()
@@ -349,7 +281,10 @@ extension RestoreJob {
             _ = try await verify(nil)
             return
         }
-        let entries = try BackupCatalog(storages: stores.all, prefix: configuration.store.prefix, logger: logger).list()
+        let authenticator = try KeyLoader.authenticator(configuration.trust)
+        let entries = try BackupCatalog(
+            storages: stores.all, prefix: configuration.store.prefix, logger: logger, authenticator: authenticator
+        ).list()
         guard !entries.isEmpty else {
             throw ContingencyError.noBackupFound("no complete backup in \(configuration.store.description) (prefix \(configuration.store.prefix))")
         }

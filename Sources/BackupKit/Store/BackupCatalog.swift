@@ -6,36 +6,45 @@ import Logging
 /// One complete backup: an archive with its manifest, and the store it was found in.
 public struct BackupEntry: Sendable, Equatable {
     public let name: BackupName
+    /// For a genuine backup, what its signature covers (see `ManifestAuthenticator.authenticate`).
     public let manifest: Manifest
     public let storage: any Storage
+    /// Whether its manifest is signed by one of the verify keys (`.notChecked` without any).
+    public var authenticity: Authenticity = .notChecked
     public var fileName: String { name.fileName }
     public var size: Int64 { manifest.archive.size }
 
     public static func == (lhs: BackupEntry, rhs: BackupEntry) -> Bool {
         lhs.name == rhs.name && lhs.manifest == rhs.manifest && lhs.storage.description == rhs.storage.description
+            && lhs.authenticity == rhs.authenticity
     }
 }
 
 /// What the stores hold. Only archives with a manifest are backups; an archive without one is an interrupted
 /// run and is never listed. With several stores (a volume and its bucket copy), a backup in both is listed
 /// once, from the first store that has it; a copy store that cannot be read is skipped with a warning, so an
-/// unreachable bucket never stands between a restore and the volume's backups.
+/// unreachable bucket never stands between a restore and the volume's backups. With verify keys, every entry
+/// says whether it is genuine; backups that are not are still listed (as such), so that they can be seen.
 public struct BackupCatalog: Sendable {
     public let storages: [any Storage]
     public let prefix: String
     public let logger: Logger?
+    public let authenticator: ManifestAuthenticator
 
     public init(storage: any Storage, prefix: String) {
         self.init(storages: [storage], prefix: prefix)
     }
 
-    public init(storages: [any Storage], prefix: String, logger: Logger? = nil) {
+    public init(
+        storages: [any Storage], prefix: String, logger: Logger? = nil, authenticator: ManifestAuthenticator = .init(keys: [])
+    ) {
         self.storages = storages
         self.prefix = prefix
         self.logger = logger
+        self.authenticator = authenticator
     }
 
-    /// Complete backups, newest first.
+    /// Complete backups, newest first (by the time in their names, which `NewestBackup` does not trust).
     public func list() throws -> [BackupEntry] {
         var seen = Set<String>()
         var entries: [BackupEntry] = []
@@ -43,8 +52,9 @@ public struct BackupCatalog: Sendable {
             do {
                 var found: [BackupEntry] = []
                 for name in try completeNames(in: storage) where !seen.contains(name.fileName) {
-                    guard let manifest = try Self.manifest(for: name, in: storage) else { continue }
-                    found.append(BackupEntry(name: name, manifest: manifest, storage: storage))
+                    guard let read = try Self.manifest(for: name, in: storage) else { continue }
+                    let (authenticity, manifest) = authenticator.authenticate(read, fileName: name.fileName)
+                    found.append(BackupEntry(name: name, manifest: manifest, storage: storage, authenticity: authenticity))
                 }
                 entries += found
                 seen.formUnion(found.map(\.fileName))
