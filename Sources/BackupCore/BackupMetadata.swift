@@ -67,10 +67,14 @@ public struct BackupMetadata: Codable, Sendable, Equatable {
         public var name: String
         public var size: Int64
         public var sha256: String
-        public init(name: String, size: Int64, sha256: String) {
+        /// database.dump's blocks, each hashed: a restore checks each block before pg_restore may read it, so
+        /// it can start on the dump while it is still arriving without acting on unchecked bytes.
+        public var blocks: BlockHashes?
+        public init(name: String, size: Int64, sha256: String, blocks: BlockHashes? = nil) {
             self.name = name
             self.size = size
             self.sha256 = sha256
+            self.blocks = blocks
         }
     }
 

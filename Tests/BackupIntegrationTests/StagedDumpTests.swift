@@ -1,4 +1,5 @@
 import BackupCore
+import BackupInterop
 import BackupStorage
 import Foundation
 import Testing
@@ -51,7 +52,7 @@ struct StagedDumpTests {
         (Int64(0), ["contents", "block 1", "block 2", "abandoned"]), (Int64(65_536), ["contents", "block 1", "abandoned"]),
     ] as [(Int64, [String])])
     func lag(lag: Int64, expected: [String]) async throws {
-        let arrival = DumpArrival(lag: lag)
+        let arrival = DumpArrival(lag: lag, checkedBlocks: false)
         let archive = Self.minimalArchive(blockSizes: [100_000, 100_000])
         for part in [archive.toc] + archive.blocks { part.withUnsafeBytes { arrival.observe($0) } }
         // Closes the events: what was announced so far is all there is.
@@ -68,6 +69,95 @@ struct StagedDumpTests {
             }
         }
         #expect(events == expected)
+    }
+
+    /// The block hashes of `bytes` as backup-job records them, each block hashed on its own here.
+    static func recorded(_ bytes: [UInt8]) -> BackupMetadata.Member {
+        let size = BlockHashes.blockSize(for: Int64(bytes.count))
+        let hashes = stride(from: 0, to: bytes.count, by: Int(size)).map {
+            BackupInterop.SHA256.hex(of: Array(bytes[$0..<min($0 + Int(size), bytes.count)]))
+        }
+        return .init(
+            name: "database.dump", size: Int64(bytes.count), sha256: BackupInterop.SHA256.hex(of: bytes),
+            blocks: BlockHashes(blockSize: size, sha256: hashes))
+    }
+
+    /// The events `arrival` sent, as words.
+    static func events(_ arrival: DumpArrival) async -> [String] {
+        var events: [String] = []
+        for await event in arrival.events {
+            switch event {
+            case .contents: events.append("contents")
+            case .block(let id, _): events.append("block \(id)")
+            case .abandoned: events.append("abandoned")
+            case .staged: events.append("staged")
+            case .unfollowable: events.append("unfollowable")
+            }
+        }
+        return events
+    }
+
+    @Test(
+        "a followed dump announces a table only once every block holding it matches its recorded hash; a changed byte stops the staging there",
+        arguments: [nil, 0, 1_200_000, 2_500_000] as [Int?], [false, true])
+    func checkedBlocks(changedAt: Int?, sealed: Bool) async throws {
+        let folder = try TemporaryDirectory(prefix: "contingency-staged")
+        defer { folder.remove() }
+        // Three tables of 1 MB: blocks of 1 MiB, so table 1 ends in block 1, table 2 in block 2 and so on.
+        let archive = Self.minimalArchive(blockSizes: [1_000_000, 1_000_000, 1_000_000])
+        let bytes = archive.toc + archive.blocks.flatMap { $0 }
+        let dump = try StagedDump(
+            staging: try LocalStaging(creating: folder.path), name: "a.dump", sealed: sealed, followed: Self.recorded(bytes))
+        let arrival = try #require(dump.arrival)
+        var written = bytes
+        if let changedAt { written[changedAt] ^= 0x01 }
+        let sink = try dump.sink()
+        var failure: (any Error)?
+        do {
+            // Written in small pieces, as the archive reader does.
+            for start in stride(from: 0, to: written.count, by: 100_000) {
+                try written[start..<min(start + 100_000, written.count)].withUnsafeBytes { try sink.write($0) }
+            }
+            try dump.finish()
+        } catch {
+            failure = error
+        }
+        let events = await Self.events(arrival)
+        switch changedAt {
+        case nil:
+            #expect(failure == nil)
+            #expect(events == ["contents", "block 1", "block 2", "block 3", "staged"])
+        case 0?:
+            // The table of contents itself is in the changed block: nothing of it is announced (its scan may say
+            // it cannot be followed, which only makes a restore wait).
+            #expect(events.filter { $0 != "unfollowable" } == ["abandoned"])
+        case 1_200_000?:
+            #expect(events == ["contents", "abandoned"] || events == ["contents", "block 1", "abandoned"])
+            #expect(!events.contains("block 2"))
+        default:
+            #expect(events.last == "abandoned" && !events.contains("block 3"), "\(events)")
+        }
+        if changedAt != nil {
+            let error = try #require(failure as? ContingencyError)
+            #expect(error.message.contains("does not match its recorded sha256"), "\(error)")
+        }
+    }
+
+    @Test("a followed dump longer or shorter than recorded is refused, and the staging stops at the recorded size")
+    func checkedLength() throws {
+        let folder = try TemporaryDirectory(prefix: "contingency-staged")
+        defer { folder.remove() }
+        let bytes = Self.pattern(2_000_000)
+        for written in [bytes + [0], Array(bytes.dropLast())] {
+            let dump = try StagedDump(
+                staging: try LocalStaging(creating: folder.path), name: "a.dump", sealed: false, followed: Self.recorded(bytes))
+            let sink = try dump.sink()
+            #expect(throws: ContingencyError.self) {
+                try written.withUnsafeBytes { try sink.write($0) }
+                try dump.finish()
+            }
+            #expect(dump.file.size <= Int64(bytes.count))
+        }
     }
 
     /// The header and TOC of a custom-format archive (version 1.14) with a TABLE DATA entry per block size (dump

@@ -44,7 +44,7 @@ struct StreamedDumpRestoreTests {
             try bytes.withUnsafeBytes { try sink.write($0) }
             try dump.finish()
             let arrival = DumpArrival(
-                tableOfContentsLimit: seen == .none ? 100 : CustomDumpScanner.tableOfContentsLimit)
+                checkedBlocks: false, tableOfContentsLimit: seen == .none ? 100 : CustomDumpScanner.tableOfContentsLimit)
             let shown = seen == .half ? bytes.count / 2 : bytes.count
             bytes[..<shown].withUnsafeBytes { arrival.observe($0) }
             arrival.finish()

@@ -32,15 +32,19 @@ final class ArchiveMembers {
             modified: Date(timeIntervalSince1970: Double(info.st_mtim.tv_sec)), name: path)
     }
 
-    /// Adds `size` bytes read from `source` as the file `member`.
+    /// Adds `size` bytes read from `source` as the file `member`; with `blocks`, its blocks are hashed too
+    /// (`BlockHashes`).
     func addStream(
-        _ member: String, from source: any ByteSource, size: Int64, permissions: mode_t, modified: Date, name: String? = nil
+        _ member: String, from source: any ByteSource, size: Int64, permissions: mode_t, modified: Date, name: String? = nil,
+        blocks: Bool = false
     ) throws -> BackupMetadata.Member {
         try archive.writeHeader(ArchiveEntry(file: "\(root)/\(member)", size: size, permissions: permissions, modified: modified))
+        let hasher = blocks ? BlockHasher(blockSize: BlockHashes.blockSize(for: size)) : nil
         // A staged stream (no file name) must deliver every byte it announced.
-        let sha = try copy(from: source, size: size, name: name ?? member, strict: name == nil)
+        let sha = try copy(from: source, size: size, name: name ?? member, strict: name == nil, blocks: hasher)
         try archive.finishEntry()
-        return BackupMetadata.Member(name: member, size: size, sha256: sha)
+        let hashes = try hasher.map { BlockHashes(blockSize: $0.blockSize, sha256: try $0.finish()) }
+        return BackupMetadata.Member(name: member, size: size, sha256: sha, blocks: hashes)
     }
 
     /// Adds the tree at `path` as `member/…`, in the walk's order, and returns its aggregate digest.
@@ -80,7 +84,10 @@ final class ArchiveMembers {
     /// shrank while being read is zero-filled to its header size, and said so, so the archive stays valid and
     /// its recorded hash matches what a restore will extract.
     /// `strict`: a source that ends early is an error (the staged dump), not a file that shrank.
-    private func copy(from source: any ByteSource, size: Int64, name: String, logger: Logger? = nil, strict: Bool = false) throws -> String {
+    private func copy(
+        from source: any ByteSource, size: Int64, name: String, logger: Logger? = nil, strict: Bool = false,
+        blocks: BlockHasher? = nil
+    ) throws -> String {
         let hash = BackupInterop.SHA256()
         var remaining = size
         try buffer.withUnsafeMutableBytes { raw in
@@ -98,6 +105,7 @@ final class ArchiveMembers {
                 }
                 let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<n])
                 hash.update(chunk)
+                try blocks?.update(chunk)
                 try archive.write(chunk)
                 remaining -= Int64(n)
                 bytesIn += Int64(n)

@@ -265,7 +265,8 @@ public struct BackupJob: Sendable {
         // pg_dump's output size is known only when it ends.
         recorded.append(
             try members.addStream(
-                ArchiveLayout.databaseDump, from: try dump.source(), size: dump.size, permissions: 0o600, modified: name.date))
+                ArchiveLayout.databaseDump, from: try dump.source(), size: dump.size, permissions: 0o600, modified: name.date,
+                blocks: true))
         Failpoint.hit("archive", holding: lease)
         try Task.checkCancellation()
 

@@ -35,11 +35,23 @@ final class DumpArrival: @unchecked Sendable {
     private let lag: Int64
     private var written: Int64 = 0
     private var held: [CustomDumpScanner.Block] = []
+    /// With checked blocks, nothing past this has been checked against its recorded hash, so nothing past it
+    /// is announced, however much is in the file.
+    private var checkedFrontier: Int64
 
-    init(lag: Int64 = 0, tableOfContentsLimit: Int = CustomDumpScanner.tableOfContentsLimit) {
+    /// `checkedBlocks`: announce only what `checked(through:)` has vouched for (a restore always does: see
+    /// `BlockCheckingSink`); without, whatever is in the file.
+    init(lag: Int64 = 0, checkedBlocks: Bool, tableOfContentsLimit: Int = CustomDumpScanner.tableOfContentsLimit) {
         self.lag = lag
+        checkedFrontier = checkedBlocks ? 0 : .max
         scanner = CustomDumpScanner(tableOfContentsLimit: tableOfContentsLimit)
         (events, continuation) = AsyncStream.makeStream(of: Event.self)
+    }
+
+    /// Every byte before `end` matches its recorded block hash.
+    func checked(through end: Int64) {
+        checkedFrontier = max(checkedFrontier, end)
+        announce(upTo: written - lag)
     }
 
     /// The next bytes, just written (all but the last `lag` of them are in the file).
@@ -62,7 +74,8 @@ final class DumpArrival: @unchecked Sendable {
     }
 
     /// What lies entirely before `frontier`, the part of the dump known to be in the file.
-    private func announce(upTo frontier: Int64) {
+    private func announce(upTo written: Int64) {
+        let frontier = min(written, checkedFrontier)
         guard let contents = scanner.contents, contents.tableOfContentsSize <= frontier else {
             return announceFailure()
         }
@@ -110,5 +123,56 @@ final class ObservedSink: ByteSink {
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         try next.write(bytes)
         arrival.observe(bytes)
+    }
+}
+
+/// Checks the dump block by block against the hashes its manifest records (`BlockHashes`) as it is staged, and
+/// only then lets its arrival announce those bytes: a restore that starts on a dump as it arrives never gives
+/// pg_restore a byte that has not been checked. A block that does not match, or a dump longer or shorter than
+/// recorded, fails the staging at once.
+final class BlockCheckingSink: ByteSink {
+    private let next: any ByteSink
+    private let expected: BackupMetadata.Member
+    private let blocks: BlockHashes
+    private let arrival: DumpArrival?
+    private var hasher: BlockHasher!
+    private var written: Int64 = 0
+
+    init(_ next: any ByteSink, expected: BackupMetadata.Member, blocks: BlockHashes, arrival: DumpArrival?) {
+        self.next = next
+        self.expected = expected
+        self.blocks = blocks
+        self.arrival = arrival
+        hasher = BlockHasher(blockSize: blocks.blockSize) { [unowned self] index, hash in try self.completed(index, hash) }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard written + Int64(bytes.count) <= expected.size else {
+            throw mismatch("it is longer than the \(expected.size) bytes recorded")
+        }
+        try next.write(bytes)
+        written += Int64(bytes.count)
+        try hasher.update(bytes)
+    }
+
+    /// After the last byte: the last block is checked, and the dump's length.
+    func finish() throws {
+        try hasher.finish()
+        guard written == expected.size else {
+            throw mismatch("it has \(written) bytes, \(expected.size) recorded")
+        }
+    }
+
+    private func completed(_ index: Int, _ hash: String) throws {
+        guard index < blocks.sha256.count, blocks.sha256[index] == hash else {
+            let start = Int64(index) * blocks.blockSize
+            throw mismatch("its block \(index + 1) (bytes \(start) to \(min(start + blocks.blockSize, written))) does not match its recorded sha256")
+        }
+        arrival?.checked(through: min(Int64(index + 1) * blocks.blockSize, expected.size))
+    }
+
+    private func mismatch(_ what: String) -> ContingencyError {
+        arrival?.abandon("database.dump does not match the manifest")
+        return .failed("database.dump does not match the manifest: \(what)", hint: "restore an older backup (LATEST_BACKUP=…)")
     }
 }

@@ -50,7 +50,8 @@ public struct RestoreJob: Sendable {
         // until every check has passed. Targets are resolved first: an UPLOADS_DIR that is a symlink is restored
         // where it points, the link is left alone.
         let id = UUID().uuidString.prefix(8).lowercased()
-        let dump = try target.stagedDump(in: stores.staging, "restore", followed: true)
+        let expectedDump = target.manifest?.metadata.members.first { $0.name == ArchiveLayout.databaseDump }
+        let dump = try target.stagedDump(in: stores.staging, "restore", followed: expectedDump)
         let uploadsTarget = configuration.paths.uploadsDirectory.map(FolderSwap.resolved)
         let envTarget = configuration.paths.envFile.map(FolderSwap.resolved)
         if let uploadsTarget {
@@ -70,8 +71,7 @@ public struct RestoreJob: Sendable {
         let (report, incoming) = try await verifyAndPrepare(
             target,
             into: .init(
-                dump: dump, uploads: uploadsStaging, env: envStaging,
-                expectedDump: target.manifest?.metadata.members.first { $0.name == ArchiveLayout.databaseDump }),
+                dump: dump, uploads: uploadsStaging, env: envStaging, expectedDump: expectedDump),
             restorer: restorer, lease: lease)
 
         // 2 to 4 happen with the application stopped (APP_STOP_COMMAND), and it is always started again. The slow

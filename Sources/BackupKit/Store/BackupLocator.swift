@@ -16,8 +16,8 @@ struct BackupTarget {
     var isEncrypted: Bool { fileName.hasSuffix(".age") || manifest?.archive.encrypted == true }
 
     /// Where to stage its dump: sealed with a key held only in memory when the archive is encrypted;
-    /// `followed` for a restore that starts on it as it arrives (plain dumps only).
-    func stagedDump(in staging: LocalStaging, _ purpose: String, followed: Bool = false) throws -> StagedDump {
+    /// `followed` (the dump as recorded) for a restore that starts on it as it arrives, block by checked block.
+    func stagedDump(in staging: LocalStaging, _ purpose: String, followed: BackupMetadata.Member? = nil) throws -> StagedDump {
         try StagedDump(
             staging: staging, name: "\(purpose)-\(UUID().uuidString.prefix(8).lowercased()).dump", sealed: isEncrypted,
             followed: followed)

@@ -17,19 +17,31 @@ final class StagedDump: @unchecked Sendable {
     private let key: AgeIdentity?
     /// Plaintext bytes staged, once `finish` has run.
     private(set) var size: Int64 = 0
-    private var writing: (file: LocalFile, age: AgeEncryptingSink?, counter: CountingSink)?
-    /// What has reached the file so far, for a restore that starts before the whole dump is there (staged
-    /// with `followed`).
+    private var writing: (file: LocalFile, age: AgeEncryptingSink?, counter: CountingSink, checker: BlockCheckingSink?)?
+    /// What has reached the file and been checked so far, for a restore that starts before the whole dump is
+    /// there (staged with `followed`).
     let arrival: DumpArrival?
+    /// The dump as recorded, block hashes included, when it is followed.
+    private let expected: (member: BackupMetadata.Member, blocks: BlockHashes)?
 
     /// Where the sealed payload starts, after age's header and nonce.
     private var payloadStart: Int64 = 0
 
-    init(staging: LocalStaging, name: String, sealed: Bool, followed: Bool = false) throws {
+    /// `followed`: the dump as its manifest records it; when that records its block hashes, a restore may
+    /// follow the dump as it arrives (`arrival`), each block checked before it is announced. Without block
+    /// hashes (backups made before they were recorded) the dump is not followed: it is used once it is whole
+    /// and its sha256 matches.
+    init(staging: LocalStaging, name: String, sealed: Bool, followed: BackupMetadata.Member? = nil) throws {
         file = try staging.makeTemporaryFile(name)
         key = sealed ? AgeIdentity.generate() : nil
-        // Sealed, the last chunk's worth of bytes written is still held by the encryption when `write` returns.
-        arrival = followed ? DumpArrival(lag: sealed ? Int64(AgeDecryptingSource.chunkSize) : 0) : nil
+        if let followed, let blocks = followed.blocks, blocks.describes(size: followed.size) {
+            expected = (followed, blocks)
+            // Sealed, the last chunk's worth of bytes written is still held by the encryption when `write` returns.
+            arrival = DumpArrival(lag: sealed ? Int64(AgeDecryptingSource.chunkSize) : 0, checkedBlocks: true)
+        } else {
+            expected = nil
+            arrival = nil
+        }
     }
 
     var isSealed: Bool { key != nil }
@@ -40,8 +52,10 @@ final class StagedDump: @unchecked Sendable {
         let age = try key.flatMap { key in try key.recipient.map { try AgeEncryptingSink(recipients: [$0], next: target) } }
         if age != nil { payloadStart = Int64(try target.status().st_size) }
         let written: any ByteSink = age ?? target
-        let counter = CountingSink(arrival.map { ObservedSink(written, arrival: $0) } ?? written)
-        writing = (target, age, counter)
+        let observed = arrival.map { ObservedSink(written, arrival: $0) } ?? written
+        let checker = expected.map { BlockCheckingSink(observed, expected: $0.member, blocks: $0.blocks, arrival: arrival) }
+        let counter = CountingSink(checker ?? observed)
+        writing = (target, age, counter, checker)
         return counter
     }
 
@@ -57,6 +71,7 @@ final class StagedDump: @unchecked Sendable {
             if key == nil { size = file.size }
             return
         }
+        try writing.checker?.finish()
         try writing.age?.finish()
         size = writing.counter.count
         writing.file.close()
