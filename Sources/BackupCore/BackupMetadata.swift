@@ -76,6 +76,12 @@ public struct BackupMetadata: Codable, Sendable, Equatable {
             self.sha256 = sha256
             self.blocks = blocks
         }
+
+        /// Whether `other` records the same bytes (the block hashes follow from them).
+        public func hasSameContent(as other: Member?) -> Bool {
+            guard let other else { return false }
+            return name == other.name && size == other.size && sha256 == other.sha256
+        }
     }
 
     /// The uploads tree: counts, bytes, and one sha256 over every entry's path, type, size and content hash

@@ -119,10 +119,11 @@ struct ConfigurationTests {
         #expect(
             secrets == [
                 "DATABASE_URL", "DATABASE_PASSWORD", "PGPASSWORD", "DRILL_DATABASE_URL", "AGE_PASSPHRASE", "AGE_IDENTITY",
-                "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "BACKUP_SIGNING_KEY",
             ])
         // Public keys are not secret, but a list of them is easier to mount as a file.
         #expect(Settings.ageRecipients.readsFile && !Settings.ageRecipients.secret)
+        #expect(Settings.backupVerifyKeys.readsFile && !Settings.backupVerifyKeys.secret)
     }
 
     @Test(arguments: [Settings.databaseURL, Settings.databasePassword, Settings.pgPassword])

@@ -88,7 +88,7 @@ final class ArchiveVerifier {
                 databaseStarting(report)
                 let found = try extractOnSecondThread(archive, member, to: try destinations.dump.sink())
                 report.members[member] = found
-                if let expected = destinations.expectedDump, found != expected {
+                if let expected = destinations.expectedDump, !found.hasSameContent(as: expected) {
                     destinations.dump.arrival?.abandon("database.dump does not match the manifest")
                 }
                 try destinations.dump.finish()

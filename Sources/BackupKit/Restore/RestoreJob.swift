@@ -255,7 +255,7 @@ public struct RestoreJob: Sendable {
     static func databaseMembersMatch(_ found: ArchiveVerifier.Report, _ metadata: BackupMetadata) -> Bool {
         let recorded = { (name: String) in metadata.members.first { $0.name == name } }
         guard let dump = recorded(ArchiveLayout.databaseDump) else { return false }
-        return found.members[dump.name] == dump && globalsMatch(found, metadata)
+        return dump.hasSameContent(as: found.members[dump.name]) && globalsMatch(found, metadata)
     }
 
     /// Whether globals.sql, read so far, is the one the manifest records (or both have none).
