@@ -86,7 +86,7 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
         case .partial: "partial: the backup exists but a secondary step (copy, notification) failed"
         case .noBackupFound: "no complete backup found to restore"
         case .locked: "another job holds the store's lock"
-        case .keyError: "key missing or wrong, or encrypted archive tampered with"
+        case .keyError: "key missing or wrong, encrypted archive tampered with, or backup not genuine (signature)"
         case .cancelled: "cancelled by SIGTERM or SIGINT; nothing left that looks complete"
         }
     }
