@@ -32,9 +32,12 @@ public struct DrillJob: Sendable {
     public func run(_ backup: String?, newest: Bool = false) async throws -> DrillResult {
         let started = Date()
         do {
-            var restore = RestoreJob(configuration: configuration.restore, stores: stores, logger: logger)
-            restore.configuration.backup = newest ? nil : backup ?? configuration.restore.backup
-            let target = try restore.chooseTarget()
+            let authenticator = try KeyLoader.authenticator(configuration.restore.trust)
+            KeyLoader.announce(authenticator, logger: logger)
+            let target = try BackupLocator(
+                stores: stores, store: configuration.restore.store, trust: configuration.restore.trust,
+                authenticator: authenticator, logger: logger
+            ).locate(newest ? nil : backup ?? configuration.restore.backup)
             guard target.manifest != nil else {
                 throw ContingencyError.failed(
                     "\(target.fileName) has no manifest: a drill checks a complete backup against what it recorded",
@@ -46,7 +49,7 @@ public struct DrillJob: Sendable {
 
             let verification: Manifest.Verification
             do {
-                verification = .init(at: Date(), ok: true, detail: try await drill(target, restore: restore, scratch: scratch))
+                verification = .init(at: Date(), ok: true, detail: try await drill(target, scratch: scratch))
             } catch let error as ContingencyError where !error.isCancellation && error.exitStatus != .keyError {
                 let failure = Manifest.Verification(at: Date(), ok: false, detail: Self.summary(of: error))
                 try record(failure, for: target, duration: Date().timeIntervalSince(started))
@@ -68,13 +71,14 @@ public struct DrillJob: Sendable {
         return first.count > 300 ? String(first.prefix(300)) + "…" : first
     }
 
-    private func drill(_ target: RestoreJob.Target, restore: RestoreJob, scratch: ScratchDatabase) async throws -> String {
+    private func drill(_ target: BackupTarget, scratch: ScratchDatabase) async throws -> String {
         let tools = PostgresTools(binDirectory: configuration.restore.pgBinDirectory)
         let dump = try target.stagedDump(in: stores.staging, "drill")
         // An encrypted backup's files are counted as they stream by, never written out in plaintext; a plain
         // one is extracted into a scratch folder (held in use, removed after, or by a later run if this dies).
         let folder = target.isEncrypted ? nil : try stores.staging.makeTemporaryFolder("drill")
-        let report = try await restore.check(target, into: .init(dump: dump, uploads: folder?.path, env: nil))
+        let report = try await BackupCheck.verify(
+            target, configuration: configuration.restore, into: .init(dump: dump, uploads: folder?.path, env: nil), logger: logger)
         guard let metadata = target.manifest?.metadata else { throw ContingencyError.failed("no metadata") }
 
         try scratch.create()
@@ -142,7 +146,7 @@ public struct DrillJob: Sendable {
 
     /// Writes the outcome into the backup's manifest (compare-and-swap, so a concurrent update is not lost),
     /// when the backup is in one of the stores (not a path elsewhere), and publishes the drill metrics.
-    private func record(_ verification: Manifest.Verification, for target: RestoreJob.Target, duration: TimeInterval) throws {
+    private func record(_ verification: Manifest.Verification, for target: BackupTarget, duration: TimeInterval) throws {
         if stores.all.contains(where: { $0.description == target.storage.description }) {
             let storage = target.storage
             let key = target.fileName + ".json"

@@ -1,9 +1,42 @@
 import BackupCore
+import BackupInterop
 import Foundation
 import Logging
 
 /// Compares what a read of an archive found with what its manifest and metadata promise.
 enum BackupCheck {
+    /// Reads the whole archive once, compares everything with the manifest and metadata, lists the dump.
+    /// Decrypts when the archive is encrypted (its name ends in `.age`), with AGE_IDENTITY(_FILE) or
+    /// AGE_PASSPHRASE; a missing or wrong key fails here, exit 12, before anything is touched.
+    /// `databaseStarting` and `databaseRead` are the verifier's (see `ArchiveVerifier.read`).
+    static func verify(
+        _ target: BackupTarget, configuration: RestoreConfiguration, into destinations: ArchiveVerifier.Destinations,
+        logger: Logger, databaseStarting: (ArchiveVerifier.Report) -> Void = { _ in },
+        databaseRead: (ArchiveVerifier.Report) -> Void = { _ in }
+    ) async throws -> ArchiveVerifier.Report {
+        let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
+        let identities = target.isEncrypted ? try KeyLoader.decryptionIdentities(configuration, for: target) : nil
+        guard let reader = try target.storage.openReader(key: target.fileName) else {
+            throw ContingencyError.noBackupFound("\(target.fileName) vanished from \(target.storage)")
+        }
+        let verifier = ArchiveVerifier(logger: logger, progressInterval: TimeInterval(configuration.progressInterval))
+        let report: ArchiveVerifier.Report
+        do {
+            report = try verifier.read(
+                reader, name: target.fileName, identities: identities, into: destinations, databaseStarting: databaseStarting,
+                databaseRead: databaseRead)
+        } catch let error as ContingencyError {
+            throw error.prefixed("\(target.fileName) failed verification; nothing was restored")
+        }
+        try compare(report, manifest: target.manifest, name: target.fileName, logger: logger)
+        let listing = try await tools.list(try destinations.dump.input())
+        guard listing.succeeded else {
+            throw ContingencyError.failed(
+                "\(target.fileName): its database.dump is not readable by pg_restore: \(listing.standardError); nothing was restored")
+        }
+        return report
+    }
+
     static func compare(_ report: ArchiveVerifier.Report, manifest: Manifest?, name: String, logger: Logger) throws {
         func mismatch(_ what: String) -> ContingencyError {
             .failed("\(name) failed verification: \(what); nothing was restored", hint: "restore an older backup (LATEST_BACKUP=…)")

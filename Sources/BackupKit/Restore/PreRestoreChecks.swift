@@ -18,7 +18,7 @@ struct PreRestoreChecks {
 
     let restore: RestoreJob
 
-    func run(_ target: RestoreJob.Target) async throws -> [Finding] {
+    func run(_ target: BackupTarget) async throws -> [Finding] {
         let configuration = restore.configuration
         let metadata = target.manifest?.metadata
         var findings: [Finding] = []

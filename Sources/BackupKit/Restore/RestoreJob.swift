@@ -23,8 +23,6 @@ public struct RestoreJob: Sendable {
         self.logger = logger
     }
 
-    typealias Target = BackupTarget
-
     /// Runs one restore between RESTORE_PRE_COMMAND and RESTORE_POST_COMMAND.
     public func run() async throws -> RestoreResult {
         try await configuration.hooks.around(job: "restore", logger: logger, describe: { ["CONTINGENCY_BACKUP": $0.backup] }) {
@@ -144,7 +142,7 @@ public struct RestoreJob: Sendable {
     }
 
     /// The backup to restore: LATEST_BACKUP, else the newest trusted one (see `BackupLocator`).
-    func chooseTarget() throws -> Target {
+    func chooseTarget() throws -> BackupTarget {
         let authenticator = try KeyLoader.authenticator(configuration.trust)
         KeyLoader.announce(authenticator, logger: logger)
         return try BackupLocator(
@@ -152,35 +150,14 @@ public struct RestoreJob: Sendable {
         ).locate(configuration.backup)
     }
 
-    /// Reads the whole archive once, compares everything with the manifest and metadata, lists the dump.
-    /// Decrypts when the archive is encrypted (its name ends in `.age`), with AGE_IDENTITY(_FILE) or
-    /// AGE_PASSPHRASE; a missing or wrong key fails here, exit 12, before anything is touched.
-    /// `databaseRead` is the verifier's (see `ArchiveVerifier.read`).
+    /// `BackupCheck.verify` with this restore's configuration.
     func check(
-        _ target: Target, into destinations: ArchiveVerifier.Destinations,
+        _ target: BackupTarget, into destinations: ArchiveVerifier.Destinations,
         databaseStarting: (ArchiveVerifier.Report) -> Void = { _ in }, databaseRead: (ArchiveVerifier.Report) -> Void = { _ in }
     ) async throws -> ArchiveVerifier.Report {
-        let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
-        let identities = target.isEncrypted ? try KeyLoader.decryptionIdentities(configuration, for: target) : nil
-        guard let reader = try target.storage.openReader(key: target.fileName) else {
-            throw ContingencyError.noBackupFound("\(target.fileName) vanished from \(target.storage)")
-        }
-        let verifier = ArchiveVerifier(logger: logger, progressInterval: TimeInterval(configuration.progressInterval))
-        let report: ArchiveVerifier.Report
-        do {
-            report = try verifier.read(
-                reader, name: target.fileName, identities: identities, into: destinations, databaseStarting: databaseStarting,
-                databaseRead: databaseRead)
-        } catch let error as ContingencyError {
-            throw error.prefixed("\(target.fileName) failed verification; nothing was restored")
-        }
-        try BackupCheck.compare(report, manifest: target.manifest, name: target.fileName, logger: logger)
-        let listing = try await tools.list(try destinations.dump.input())
-        guard listing.succeeded else {
-            throw ContingencyError.failed(
-                "\(target.fileName): its database.dump is not readable by pg_restore: \(listing.standardError); nothing was restored")
-        }
-        return report
+        try await BackupCheck.verify(
+            target, configuration: configuration, into: destinations, logger: logger, databaseStarting: databaseStarting,
+            databaseRead: databaseRead)
     }
 
     /// Verifies the whole archive and restores its database into a new one (`DatabaseRestorer.prepare`), the
@@ -192,7 +169,7 @@ public struct RestoreJob: Sendable {
     /// database.dump and globals.sql are read and match the manifest. Without a manifest (the runbook script's
     /// archives), it starts once everything has been checked.
     private func verifyAndPrepare(
-        _ target: Target, into destinations: ArchiveVerifier.Destinations, restorer: DatabaseRestorer, lease: Lease
+        _ target: BackupTarget, into destinations: ArchiveVerifier.Destinations, restorer: DatabaseRestorer, lease: Lease
     ) async throws -> (ArchiveVerifier.Report, DatabaseRestorer.Incoming?) {
         let dump = destinations.dump
         return try await withThrowingTaskGroup(of: DatabaseRestorer.Incoming?.self) { group in
