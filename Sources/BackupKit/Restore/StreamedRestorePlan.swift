@@ -1,0 +1,175 @@
+import BackupInterop
+
+/// When each step of a restore that follows a dump as it arrives may start (`StreamedDumpRestore` runs them):
+/// the schema as soon as the table of contents is there, each table's data as soon as its block is (up to
+/// `jobs` steps at a time, the largest table first, small tables several to a step), a large table's indexes
+/// and primary key as soon as it is loaded while other tables still load, and, once the whole dump is there
+/// and nothing else runs, everything else with `jobs` jobs. Events in, steps out; no I/O, so its decisions are
+/// tested with tables of cases.
+struct StreamedRestorePlan {
+    enum Step: Sendable, Hashable {
+        case schema
+        /// The data of one large table, or of several small ones.
+        case tables([Int])
+        /// The indexes and primary key or unique constraints of a large table, once it is loaded.
+        case indexes(table: Int, [Int])
+        /// Everything not restored by the other steps; all of the dump when it could not be followed at all.
+        case rest
+    }
+
+    /// A step to start: its entries in archive order (nil: the whole dump), and how many jobs it may use.
+    struct Launch: Equatable {
+        let step: Step
+        let entries: [Int]?
+        let jobs: Int
+    }
+
+    enum Event {
+        /// The table of contents is staged (and checked).
+        case contents(CustomDumpScanner.Contents)
+        /// An entry's data block is staged (and checked) whole, at `range`.
+        case block(dumpId: Int, range: Range<Int64>)
+        /// The whole dump is staged and matches.
+        case staged
+        /// A step started earlier ended well.
+        case finished(Step)
+    }
+
+    /// Tables smaller than this are loaded several by one pg_restore, up to this much in all (a process and a
+    /// connection per table would cost more than the table for a schema of many small ones); only larger tables
+    /// have their indexes built early (the others' go with the rest).
+    static let batch: Int64 = 64 << 20
+
+    let jobs: Int
+    private(set) var contents: CustomDumpScanner.Contents?
+    /// Where each staged data block is.
+    private(set) var positions: [Int: Range<Int64>] = [:]
+    private var ready: [(dumpId: Int, size: Int64)] = []
+    private var early: [Int: Set<Int>] = [:]
+    private var restored: Set<Int> = []
+    private(set) var running: Set<Step> = []
+    private var schemaDone = false
+    private var staged = false
+    private var restStarted = false
+    /// The last step has ended: the dump is restored.
+    private(set) var isComplete = false
+
+    init(jobs: Int) { self.jobs = max(1, jobs) }
+
+    /// Takes one event and returns the steps that may start now.
+    mutating func handle(_ event: Event) -> [Launch] {
+        var launches: [Launch] = []
+        switch event {
+        case .contents(let found):
+            contents = found
+            early = Self.earlyEntries(found)
+            launches.append(launch(.schema, entries: Self.schemaEntries(found)))
+        case .block(let dumpId, let range):
+            ready.append((dumpId, Int64(range.count)))
+            positions[dumpId] = range
+        case .staged:
+            staged = true
+        case .finished(let step):
+            running.remove(step)
+            switch step {
+            case .schema: schemaDone = true
+            case .tables(let dumpIds), .indexes(_, let dumpIds): restored.formUnion(dumpIds)
+            case .rest:
+                isComplete = true
+                return []
+            }
+        }
+        if schemaDone {
+            // Tables first, the largest first; then what their loaded tables allow, the largest first.
+            ready.sort { $0.size > $1.size }
+            while running.count < jobs, !ready.isEmpty {
+                var chosen = [ready.removeFirst()]
+                while let next = ready.last, chosen.reduce(0, { $0 + $1.size }) + next.size <= Self.batch {
+                    chosen.append(ready.removeLast())
+                }
+                launches.append(launch(.tables(chosen.map(\.dumpId)), entries: chosen.map(\.dumpId)))
+            }
+            // While other tables still load: a loaded large table's indexes (once all are, they go with the rest,
+            // which pg_restore --jobs spreads itself).
+            let loading = !staged || !ready.isEmpty || running.contains { if case .tables = $0 { true } else { false } }
+            if loading {
+                let large = positions.filter { Int64($0.value.count) >= Self.batch && restored.contains($0.key) }
+                for table in large.keys.sorted(by: { (large[$0]!.count, $1) > (large[$1]!.count, $0) })
+                where running.count < jobs {
+                    let entries = early.filter { $0.value == [table] }.keys.sorted()
+                    guard !entries.isEmpty else { continue }
+                    for entry in entries { early[entry] = nil }
+                    launches.append(launch(.indexes(table: table, entries), entries: entries))
+                }
+            }
+        }
+        if staged && !restStarted && running.isEmpty && ready.isEmpty && (schemaDone || contents == nil) {
+            restStarted = true
+            if let contents {
+                let first = Set(Self.schemaEntries(contents)).union(restored)
+                launches.append(launch(.rest, entries: contents.entries.map(\.dumpId).filter { !first.contains($0) }, jobs: jobs))
+            } else {
+                launches.append(launch(.rest, entries: nil, jobs: jobs))
+            }
+        }
+        return launches
+    }
+
+    /// The parts of the dump a step with these entries reads: the table of contents, then their data blocks in
+    /// archive order; nil for all of it (no entries given, or a block's place unknown).
+    func parts(_ entries: [Int]?) -> [Range<Int64>]? {
+        guard let contents, let entries else { return nil }
+        let needed = contents.entries.filter { $0.hasData && entries.contains($0.dumpId) }.map(\.dumpId)
+        let blocks = needed.compactMap { positions[$0] }
+        guard blocks.count == needed.count else { return nil }
+        return [0..<contents.tableOfContentsSize] + blocks.sorted { $0.lowerBound < $1.lowerBound }
+    }
+
+    private mutating func launch(_ step: Step, entries: [Int]?, jobs: Int = 1) -> Launch {
+        running.insert(step)
+        // In archive order, which a stream must follow.
+        let ordered = entries.map { wanted in contents?.entries.map(\.dumpId).filter(Set(wanted).contains) ?? wanted }
+        return Launch(step: step, entries: ordered, jobs: jobs)
+    }
+
+    /// Entries restored after the data, in the privileges passes, by pg_restore's rules
+    /// (pg_backup_archiver.c `_tocEntryRestorePass`).
+    static func restoredLast(_ entry: CustomDumpScanner.Entry) -> Bool {
+        ["ACL", "ACL LANGUAGE", "DEFAULT ACL", "EVENT TRIGGER", "MATERIALIZED VIEW DATA"].contains(entry.desc)
+            || (entry.desc == "COMMENT" && entry.tag.hasPrefix("EVENT TRIGGER "))
+    }
+
+    /// The schema step's entries: the pre-data section, less what is restored last.
+    static func schemaEntries(_ contents: CustomDumpScanner.Contents) -> [Int] {
+        contents.entries.filter { $0.section == CustomDumpScanner.Entry.preData && !$0.hasData && !restoredLast($0) }
+            .map(\.dumpId)
+    }
+
+    /// The post-data entries that may run as soon as some tables are loaded, with the data entries of those
+    /// tables: indexes and primary key or unique constraints, depending only on the schema and on tables (an
+    /// entry's dependency on a table means, for pg_restore too, on that table's data).
+    static func earlyEntries(_ contents: CustomDumpScanner.Contents) -> [Int: Set<Int>] {
+        let schema = Set(schemaEntries(contents))
+        let tables = Set(contents.entries.filter { $0.desc == "TABLE" }.map(\.dumpId))
+        var dataOf: [Int: Int] = [:]
+        for entry in contents.entries where entry.desc == "TABLE DATA" {
+            for dependency in entry.dependencies where tables.contains(dependency) { dataOf[dependency] = entry.dumpId }
+        }
+        var early: [Int: Set<Int>] = [:]
+        for entry in contents.entries
+        where entry.section == CustomDumpScanner.Entry.postData && ["INDEX", "CONSTRAINT"].contains(entry.desc) {
+            var needs: Set<Int> = []
+            guard
+                entry.dependencies.allSatisfy({ dependency in
+                    if let data = dataOf[dependency] {
+                        needs.insert(data)
+                        return true
+                    }
+                    return schema.contains(dependency)
+                }), !needs.isEmpty
+            else { continue }
+            early[entry.dumpId] = needs
+        }
+        return early
+    }
+}

@@ -1,0 +1,133 @@
+import Testing
+
+@testable import BackupInterop
+@testable import BackupKit
+
+/// When each step of a restore that follows a dump may start, case by case: events in, steps out.
+@Suite("The streamed restore's plan")
+struct StreamedRestorePlanTests {
+    static let mib: Int64 = 1 << 20
+
+    /// A schema of three tables: `big` (with an index and a primary key), `small1`, `small2`, a foreign key
+    /// between them, a sequence value and a grant.
+    static let contents: CustomDumpScanner.Contents = {
+        func entry(_ id: Int, _ desc: String, _ tag: String, _ section: Int, data: Bool = false, _ dependencies: [Int] = [])
+            -> CustomDumpScanner.Entry
+        {
+            .init(dumpId: id, desc: desc, tag: tag, section: section, hasData: data, dataOffsetKnown: true, dependencies: dependencies)
+        }
+        let pre = CustomDumpScanner.Entry.preData
+        let data = CustomDumpScanner.Entry.data
+        let post = CustomDumpScanner.Entry.postData
+        return .init(
+            version: (1, 14, 0),
+            entries: [
+                entry(1, "TABLE", "big", pre), entry(2, "TABLE", "small1", pre), entry(3, "TABLE", "small2", pre),
+                entry(4, "SEQUENCE", "big_id_seq", pre), entry(5, "ACL", "TABLE big", pre),
+                entry(11, "TABLE DATA", "big", data, data: true, [1]), entry(12, "TABLE DATA", "small1", data, data: true, [2]),
+                entry(13, "TABLE DATA", "small2", data, data: true, [3]), entry(14, "SEQUENCE SET", "big_id_seq", data, [4]),
+                entry(21, "INDEX", "big_name", post, [1]), entry(22, "CONSTRAINT", "big_pkey", post, [1]),
+                entry(23, "INDEX", "small1_name", post, [2]), entry(24, "FK CONSTRAINT", "small1_big", post, [2, 22]),
+            ],
+            tableOfContentsSize: 1000)
+    }()
+
+    /// One event, written short: "contents", "block 11 100" (id, MiB), "staged", "done schema", "done tables 12,13",
+    /// "done indexes 11", "done rest".
+    static func event(_ text: String) -> StreamedRestorePlan.Event {
+        let words = text.split(separator: " ").map(String.init)
+        let numbers = { (index: Int) in words[index].split(separator: ",").map { Int($0)! } }
+        switch (words[0], words.count > 1 ? words[1] : "") {
+        case ("contents", _): return .contents(contents)
+        case ("staged", _): return .staged
+        case ("block", _):
+            let start = Int64(numbers(1)[0]) * 1000 * mib
+            return .block(dumpId: numbers(1)[0], range: start..<start + Int64(numbers(2)[0]) * mib)
+        case ("done", "schema"): return .finished(.schema)
+        case ("done", "tables"): return .finished(.tables(numbers(2)))
+        case ("done", "indexes"):
+            let entries = [21, 22, 23].filter { [11: [21, 22], 12: [23]][numbers(2)[0]]!.contains($0) }
+            return .finished(.indexes(table: numbers(2)[0], entries))
+        default: return .finished(.rest)
+        }
+    }
+
+    /// A launch, written short: "schema 1,2,3,4", "tables 11", "indexes 11: 21,22", "rest*2 5,14,24" (jobs after *).
+    static func text(_ launch: StreamedRestorePlan.Launch) -> String {
+        let entries = launch.entries.map { $0.map(String.init).joined(separator: ",") } ?? "all"
+        let jobs = launch.jobs > 1 ? "*\(launch.jobs)" : ""
+        switch launch.step {
+        case .schema: return "schema \(entries)"
+        case .tables: return "tables \(entries)"
+        case .indexes(let table, _): return "indexes \(table): \(entries)"
+        case .rest: return "rest\(jobs) \(entries)"
+        }
+    }
+
+    struct Case: Sendable, CustomTestStringConvertible {
+        let label: String
+        let jobs: Int
+        /// Each event and the launches it must give.
+        let steps: [(String, [String])]
+        var complete = false
+        var testDescription: String { label }
+    }
+
+    static let cases: [Case] = [
+        Case(
+            label: "the schema first, without what is restored last; no table before it is done", jobs: 2,
+            steps: [("contents", ["schema 1,2,3,4"]), ("block 11 100", []), ("block 12 1", []), ("done schema", ["tables 11", "tables 12"])]),
+        Case(
+            label: "the largest table first, small ones several to a step, never more than the jobs", jobs: 2,
+            steps: [
+                ("contents", ["schema 1,2,3,4"]), ("done schema", []), ("block 12 1", ["tables 12"]), ("block 13 2", ["tables 13"]),
+                ("block 11 100", []), ("done tables 12", ["tables 11"]),
+            ]),
+        Case(
+            label: "small tables that arrive together go in one step", jobs: 1,
+            steps: [
+                ("contents", ["schema 1,2,3,4"]), ("block 12 1", []), ("block 13 2", []), ("done schema", ["tables 12,13"]),
+            ]),
+        Case(
+            label: "a large table's indexes and primary key once it is loaded, while another still loads", jobs: 2,
+            steps: [
+                ("contents", ["schema 1,2,3,4"]), ("done schema", []), ("block 11 100", ["tables 11"]),
+                ("block 12 1", ["tables 12"]), ("done tables 11", ["indexes 11: 21,22"]), ("done tables 12", []),
+            ]),
+        Case(
+            label: "a small table's index waits for the rest; the rest starts once staged and nothing runs", jobs: 3,
+            steps: [
+                ("contents", ["schema 1,2,3,4"]), ("done schema", []), ("block 12 1", ["tables 12"]), ("block 13 1", ["tables 13"]),
+                ("block 11 1", ["tables 11"]), ("done tables 12", []), ("done tables 13", []), ("staged", []),
+                ("done tables 11", ["rest*3 5,14,21,22,23,24"]), ("done rest", []),
+            ],
+            complete: true),
+        Case(
+            label: "nothing followed (no table of contents): the whole dump once it is staged", jobs: 2,
+            steps: [("staged", ["rest*2 all"]), ("done rest", [])], complete: true),
+        Case(
+            label: "followed only up to the schema: the rest, less the schema, once staged", jobs: 2,
+            steps: [("contents", ["schema 1,2,3,4"]), ("staged", []), ("done schema", ["rest*2 5,11,12,13,14,21,22,23,24"])]),
+    ]
+
+    @Test(arguments: cases)
+    func plans(_ example: Case) {
+        var plan = StreamedRestorePlan(jobs: example.jobs)
+        for (event, expected) in example.steps {
+            #expect(plan.handle(Self.event(event)).map(Self.text) == expected, "after \(event)")
+            #expect(plan.running.count <= example.jobs || event == "contents", "after \(event)")
+        }
+        #expect(plan.isComplete == example.complete)
+    }
+
+    @Test("a sealed step reads the table of contents and its blocks in archive order; a block not yet placed: all of it")
+    func parts() {
+        var plan = StreamedRestorePlan(jobs: 2)
+        _ = plan.handle(Self.event("contents"))
+        _ = plan.handle(Self.event("block 13 2"))
+        _ = plan.handle(Self.event("block 12 1"))
+        #expect(plan.parts([13, 12]) == [0..<1000, 12_000 * Self.mib..<12_001 * Self.mib, 13_000 * Self.mib..<13_002 * Self.mib])
+        #expect(plan.parts([11]) == nil)
+        #expect(plan.parts(nil) == nil)
+    }
+}
