@@ -92,6 +92,19 @@ struct SignatureTests {
             let otherLine = try String(contentsOfFile: other.publicKey, encoding: .utf8).split(separator: "\n")[1]
             let verify = try await app.run("restore-job", ["--verify"], environment: ["BACKUP_VERIFY_KEYS": "\(otherLine),\(line)"])
             #expect(verify.succeeded, "\(verify)")
+
+            // A drill records its outcome in the manifest beside the signature, which still verifies.
+            let drill = try await app.run(
+                "restore-job", ["--drill"],
+                environment: [
+                    "BACKUP_VERIFY_KEYS_FILE": keys.publicKey, "DRILL_DATABASE_URL": app.server.connectionURL(database: "drill_scratch"),
+                ])
+            try #require(drill.succeeded, "\(drill)")
+            let drilled = try ContingencyJSON.decoder().decode(
+                Manifest.self, from: Data(contentsOf: app.backupDirectory.appendingPathComponent(archive + ".json")))
+            #expect(drilled.verified?.ok == true && drilled.signature == manifest.signature)
+            let afterDrill = try await app.run("restore-job", ["--verify"], environment: ["BACKUP_VERIFY_KEYS_FILE": keys.publicKey])
+            #expect(afterDrill.succeeded, "\(afterDrill)")
         }
     }
 
