@@ -66,11 +66,11 @@ public struct VolumeStorage: Storage {
             if errno == ENOENT { return nil }
             throw VolumeError.failure("opening", path(key))
         }
-        return VolumeObjectReader(fd: fd, path: path(key))
+        return try VolumeObjectReader(fd: fd, path: path(key))
     }
 
     public func read(key: String) throws -> StoredObject? {
-        guard let reader = try openReader(key: key) else { return nil }
+        guard let reader = try openReader(key: key) as? VolumeObjectReader else { return nil }
         var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
@@ -78,7 +78,7 @@ public struct VolumeStorage: Storage {
             if n == 0 { break }
             data.append(contentsOf: chunk[0..<n])
         }
-        return StoredObject(data: data, etag: Self.etag(data))
+        return StoredObject(data: data, etag: Self.etag(data), modified: reader.modified)
     }
 
     public func put(key: String, data: [UInt8]) throws {
@@ -146,8 +146,7 @@ public struct VolumeStorage: Storage {
             var info = stat()
             guard lstat("\(folderPath)/\(name)", &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
             let key = folder.isEmpty ? name : "\(folder)/\(name)"
-            let modified = Date(timeIntervalSince1970: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
-            objects.append(ObjectInfo(key: key, size: Int64(info.st_size), modified: modified))
+            objects.append(ObjectInfo(key: key, size: Int64(info.st_size), modified: Self.date(info.st_mtim)))
         }
         return objects
     }
@@ -159,6 +158,25 @@ public struct VolumeStorage: Storage {
         var info = statvfs()
         guard statvfs(root, &info) == 0 else { throw VolumeError.failure("checking free space of", root) }
         return Int64(info.f_bavail) * Int64(info.f_frsize)
+    }
+
+    /// The modification time the file system stamps on a file created now in the store's temporary folder:
+    /// the kernel's clock on a local disk, the server's on NFS, the same clock as every object's `modified`.
+    public func currentTime() throws -> Date {
+        let probe = temporaryPath("clock")
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw VolumeError.failure("creating", probe) }
+        defer {
+            close(fd)
+            unlink(probe)
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw VolumeError.failure("reading the time of", probe) }
+        return Self.date(info.st_mtim)
+    }
+
+    static func date(_ time: timespec) -> Date {
+        Date(timeIntervalSince1970: Double(time.tv_sec) + Double(time.tv_nsec) / 1e9)
     }
 
     /// Removes temporary files left by runs that died (see `LocalStaging.removeStaleTemporaries`).
@@ -303,12 +321,21 @@ final class VolumeObjectReader: ObjectReader {
     private let fd: Int32
     private let path: String
     let size: Int64
+    /// The file's modification time, by the file system's clock.
+    let modified: Date
 
-    init(fd: Int32, path: String) {
+    /// Takes ownership of `fd` (closed on failure too).
+    init(fd: Int32, path: String) throws {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let error = VolumeError.failure("reading the size of", path)
+            close(fd)
+            throw error
+        }
         self.fd = fd
         self.path = path
-        var info = stat()
-        size = fstat(fd, &info) == 0 ? Int64(info.st_size) : 0
+        size = Int64(info.st_size)
+        modified = VolumeStorage.date(info.st_mtim)
     }
 
     deinit { close(fd) }
