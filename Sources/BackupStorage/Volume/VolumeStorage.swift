@@ -18,6 +18,11 @@ public struct VolumeStorage: Storage {
     /// published by a rename; also where jobs stage the database dump.
     public let staging: LocalStaging
     static let temporaryFolder = ".contingency/tmp"
+    /// The mode of every object the store publishes (archives, manifests, leases, requests, state, metrics):
+    /// read and write for the owner, read for the group (the containers that share a store share a group),
+    /// nothing for others. Set with fchmod, so a umask neither widens nor narrows it: an archive holds the
+    /// `.env` and the database, and a manifest tells what it holds.
+    public static let objectMode: mode_t = 0o640
     /// How long a conditional operation waits for another process's guard before failing.
     static let guardTimeout: TimeInterval = 30
 
@@ -83,7 +88,7 @@ public struct VolumeStorage: Storage {
 
     public func put(key: String, data: [UInt8]) throws {
         try makeFolder(parent(of: key))
-        let temporary = try writeTemporary(for: key, data: data, mode: 0o644)
+        let temporary = try writeTemporary(for: key, data: data)
         guard rename(temporary, path(key)) == 0 else {
             let error = VolumeError.failure("publishing", path(key))
             unlink(temporary)
@@ -95,7 +100,7 @@ public struct VolumeStorage: Storage {
     public func create(key: String, data: [UInt8]) throws -> String? {
         try makeFolder(parent(of: key))
         return try withGuard(parent(of: key)) {
-            let temporary = try writeTemporary(for: key, data: data, mode: 0o644)
+            let temporary = try writeTemporary(for: key, data: data)
             defer { unlink(temporary) }
             guard link(temporary, path(key)) == 0 else {
                 if errno == EEXIST { return nil }
@@ -192,13 +197,14 @@ public struct VolumeStorage: Storage {
         return String(key[..<slash])
     }
 
-    private func writeTemporary(for key: String, data: [UInt8], mode: mode_t) throws -> String {
+    private func writeTemporary(for key: String, data: [UInt8]) throws -> String {
         let temporary = temporaryPath(String(key.split(separator: "/").last ?? "object"))
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw VolumeError.failure("writing", temporary) }
         defer { close(fd) }
         flock(fd, LOCK_SH)
         do {
+            guard fchmod(fd, Self.objectMode) == 0 else { throw VolumeError.failure("setting the mode of", temporary) }
             try data.withUnsafeBytes { try VolumeObjectWriter.writeAll(fd, $0, path: path(key)) }
             guard fsync(fd) == 0 else { throw VolumeError.failure("syncing", temporary) }
         } catch {
@@ -217,9 +223,12 @@ public struct VolumeStorage: Storage {
 
     private func withGuard<T>(_ folder: String, _ body: () throws -> T) throws -> T {
         let guardPath = path(folder.isEmpty ? ".guard" : "\(folder)/.guard")
-        let fd = open(guardPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        // Read-only is enough for flock, and lets every member of the store's group take the guard.
+        let fd = open(guardPath, O_RDONLY | O_CREAT | O_CLOEXEC, Self.objectMode)
         guard fd >= 0 else { throw VolumeError.failure("opening", guardPath) }
         defer { close(fd) }
+        // Exact whatever the umask; refused (and harmless) on a guard another user created.
+        _ = fchmod(fd, Self.objectMode)
         // Every holder keeps the guard for a read and a write only. One that has held it for long is stopped
         // or hung (SIGSTOP, `docker pause`, a dead NFS server): fail with a reason rather than wait forever.
         let deadline = Date().addingTimeInterval(Self.guardTimeout)
@@ -266,7 +275,8 @@ final class VolumeObjectWriter: ObjectWriter {
         self.storage = storage
         self.key = key
         self.temporary = storage.temporaryPath(String(key.split(separator: "/").last ?? "object"))
-        // 0600: archives hold the application's .env and its database.
+        // Owner only while written, `objectMode` once published: archives hold the application's .env and its
+        // database.
         fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw VolumeError.failure("creating", temporary) }
         flock(fd, LOCK_SH)  // in use: see `removeStaleTemporaries`
@@ -281,6 +291,7 @@ final class VolumeObjectWriter: ObjectWriter {
     func commit(beforePublishing check: () throws -> Void) throws {
         guard !finished else { return }
         do {
+            guard fchmod(fd, VolumeStorage.objectMode) == 0 else { throw VolumeError.failure("setting the mode of", temporary) }
             guard fsync(fd) == 0 else { throw VolumeError.failure("syncing", temporary) }
             try check()
             close(fd)
