@@ -186,6 +186,22 @@ struct ChildProcessTests {
         }
     }
 
+    @Test("backup-job killed while its pre command runs: the command and what it started in the background end")
+    func hookChildren() async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            let job = try app.launch("backup-job", environment: ["BACKUP_PRE_COMMAND": "sleep 3600 & sleep 3600", "HOOK_TIMEOUT": "1h"])
+            try await eventually("the pre command's two sleeps to run") {
+                ProcessTable.descendants(of: job.pid).filter { $0.name == "sleep" }.count == 2
+            }
+            let below = try children(of: job, including: "sleep")
+            job.kill(SIGKILL)
+            _ = try await job.waitForExit(timeout: .seconds(30))
+            try await eventually("the pre command of the killed backup-job to end: \(below)") {
+                below.allSatisfy { !ProcessTable.isRunning($0) }
+            }
+        }
+    }
+
     @Test("restore-job killed mid pg_restore: no pg_restore keeps running")
     func restoreChildren() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
