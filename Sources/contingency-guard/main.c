@@ -10,8 +10,10 @@
 //
 // - the job: through a pidfd (readable once every thread of the job has exited, whichever one spawned the
 //   guard), else by checking getppid() every second (kernels before 5.3, or a seccomp profile refusing
-//   pidfd_open). When the job is gone the program is killed with SIGKILL; if the guard leads its own process
-//   group (the job made one for a hook), the whole group is.
+//   pidfd_open). When the job is gone the program is killed with SIGKILL, with its whole process group: the
+//   program leads a group of its own (pg_restore --jobs forks workers, which must go too), unless the guard
+//   leads one already (the job made one for a hook, so that a timeout reaches the group), which is then
+//   killed whole.
 // - the program: PR_SET_PDEATHSIG=SIGKILL towards the guard, set between fork and exec and re-checked with
 //   getppid(), so a guard killed with SIGKILL (the end of a teardown) takes the program with it.
 // - signals sent to the guard (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) are passed to the program.
@@ -93,9 +95,11 @@ int main(int argc, char **argv) {
     if (signal_fd < 0) fail("signalfd");
 
     pid_t guard = getpid();
+    int leads_group = getpgrp() == guard;
     pid_t child = fork();
     if (child < 0) fail("fork");
     if (child == 0) {
+        if (!leads_group) setpgid(0, 0);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != guard) _exit(125);
         sigprocmask(SIG_SETMASK, &original, NULL);
         execvp(argv[2], argv + 2);
@@ -104,6 +108,7 @@ int main(int argc, char **argv) {
         _exit(error == ENOENT ? 127 : 126);
     }
 
+    if (!leads_group) setpgid(child, child);  // as the child does: whichever runs first, the group exists
     int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null_fd >= 0) {
         dup2(null_fd, STDIN_FILENO);
@@ -120,8 +125,8 @@ int main(int argc, char **argv) {
             kill(child, SIGKILL);
         }
         if ((job_fd >= 0 && (watches[1].revents & (POLLIN | POLLHUP | POLLERR))) || getppid() != (pid_t)job) {
-            if (getpgrp() == guard) kill(-guard, SIGKILL);  // a hook's whole group, the guard included
             kill(child, SIGKILL);
+            kill(leads_group ? -guard : -child, SIGKILL);  // the guard's group includes the guard: it ends here
             int status;
             while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
             return 128 + SIGKILL;
