@@ -167,7 +167,9 @@ struct ChildProcessTests {
         return below
     }
 
-    @Test("backup-job killed (SIGKILL) or stopped (SIGTERM) mid-dump: its pg_dump ends with it", arguments: [SIGKILL, SIGTERM])
+    @Test(
+        "backup-job killed (SIGKILL) or stopped (SIGTERM) mid-dump: its pg_dump ends with it",
+        arguments: [SIGKILL, SIGTERM])
     func backupChildren(signal: Int32) async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             // pg_dump blocks behind a table lock: it would wait there for as long as the lock is held.
@@ -189,7 +191,8 @@ struct ChildProcessTests {
     @Test("backup-job killed while its pre command runs: the command and what it started in the background end")
     func hookChildren() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
-            let job = try app.launch("backup-job", environment: ["BACKUP_PRE_COMMAND": "sleep 3600 & sleep 3600", "HOOK_TIMEOUT": "1h"])
+            let job = try app.launch(
+                "backup-job", environment: ["BACKUP_PRE_COMMAND": "sleep 3600 & sleep 3600", "HOOK_TIMEOUT": "1h"])
             try await eventually("the pre command's two sleeps to run") {
                 ProcessTable.descendants(of: job.pid).filter { $0.name == "sleep" }.count == 2
             }
@@ -233,7 +236,8 @@ struct ChildProcessTests {
             }
             // The server's side of the stalled session sleeps on without its client: end it.
             _ = try await app.server.query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'", database: app.database)
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'",
+                database: app.database)
         }
     }
 }

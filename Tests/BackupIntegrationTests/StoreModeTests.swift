@@ -1,11 +1,11 @@
 import BackupCore
 import BackupStorage
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What a volume store publishes is readable by its owner and group only (0640), whatever the job's umask:
@@ -19,7 +19,9 @@ struct StoreModeTests {
         return lstat(path, &info) == 0 ? info.st_mode & 0o7777 : nil
     }
 
-    @Test("a backup-job run with umask 000 and 077: archive, manifest, lease and metrics are 0640", arguments: ["000", "077"])
+    @Test(
+        "a backup-job run with umask 000 and 077: archive, manifest, lease and metrics are 0640",
+        arguments: ["000", "077"])
     func backup(umask: String) async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             // The job inherits the shell's umask; arguments go through "$@", never into the command line.
@@ -51,7 +53,8 @@ struct StoreModeTests {
         try storage.put(key: "visual_backup_2025-01-15_14-30-00.tar.gz.json", data: Array("{}".utf8))
         let created = try #require(try storage.create(key: ".contingency/requests/one.json", data: Array("{}".utf8)))
         _ = try #require(try storage.create(key: ".contingency/locks/store.lock", data: Array("{}".utf8)))
-        _ = try #require(try storage.replace(key: ".contingency/requests/one.json", data: Array("[]".utf8), ifMatch: created))
+        _ = try #require(
+            try storage.replace(key: ".contingency/requests/one.json", data: Array("[]".utf8), ifMatch: created))
         for key in [
             "visual_backup_2025-01-15_14-30-00.tar.gz", "visual_backup_2025-01-15_14-30-00.tar.gz.json",
             ".contingency/requests/one.json", ".contingency/locks/store.lock",

@@ -27,7 +27,8 @@ public enum ProcessTable {
         let name = String(text[text.index(after: open)..<close])
         // After the name: state, ppid, …; the start time is field 22 of the line, the 20th after the name.
         let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 19, let state = fields[0].first, let parent = Int32(fields[1]), let start = UInt64(fields[19])
+        guard fields.count > 19, let state = fields[0].first, let parent = Int32(fields[1]),
+            let start = UInt64(fields[19])
         else { return nil }
         return Entry(pid: pid, parent: parent, name: name, startTime: start, state: state)
     }

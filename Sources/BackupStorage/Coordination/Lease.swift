@@ -58,7 +58,9 @@ public struct LeaseHolder: Sendable, CustomStringConvertible {
     }
 
     /// How much longer the lease lasts unless renewed (0 once expired), measured on the store's clock.
-    public var remaining: TimeInterval { max(0, written.addingTimeInterval(record.leaseTime).timeIntervalSince(storeTime)) }
+    public var remaining: TimeInterval {
+        max(0, written.addingTimeInterval(record.leaseTime).timeIntervalSince(storeTime))
+    }
 
     /// True once the holder released it or stopped renewing for a whole lease time, by the store's clock.
     public var isFree: Bool { record.released || written.addingTimeInterval(record.leaseTime) <= storeTime }
@@ -66,8 +68,10 @@ public struct LeaseHolder: Sendable, CustomStringConvertible {
     /// "backup-job (pid 1234 on host web-1, held for 2m 05s, lease expires in 40s unless renewed, owner 3f2a…)".
     /// Only durations: each measured on one clock (the holder's, then the store's).
     public var description: String {
-        let held = max(0, record.renewed.timeIntervalSince(record.acquired)) + max(0, storeTime.timeIntervalSince(written))
-        return "\(record.job) (pid \(record.pid) on host \(record.host), held for \(DurationFormat.string(seconds: held)), lease expires in \(DurationFormat.string(seconds: remaining)) unless renewed, owner \(record.owner.prefix(8)))"
+        let held = max(0, record.renewed.timeIntervalSince(record.acquired))
+            + max(0, storeTime.timeIntervalSince(written))
+        return "\(record.job) (pid \(record.pid) on host \(record.host), held for \(DurationFormat.string(seconds: held)), "
+            + "lease expires in \(DurationFormat.string(seconds: remaining)) unless renewed, owner \(record.owner.prefix(8)))"
     }
 }
 
@@ -77,8 +81,9 @@ public struct LeaseHolder: Sendable, CustomStringConvertible {
 /// The holder renews it every third of its TTL. If the holder dies, the lease expires and the next job takes
 /// it over with a higher token. Expiry is measured on the store's clock (`Storage.currentTime()` against the
 /// lease object's last write), never this host's: a holder whose clock is hours off neither loses a live
-/// lease nor keeps a dead one. This host's clock only measures durations (`timeout`, the renewal period). A holder that finds its renewal refused has lost the lease and must stop
-/// before publishing anything: `confirm()` is that check.
+/// lease nor keeps a dead one. This host's clock only measures durations (`timeout`, the renewal period).
+/// A holder that finds its renewal refused has lost the lease and must stop before publishing anything:
+/// `confirm()` is that check.
 public final class Lease: @unchecked Sendable {
     public let name: String
     public let key: String
@@ -108,7 +113,8 @@ public final class Lease: @unchecked Sendable {
     /// holder when it cannot. `onLost` runs (once) if a later renewal is refused.
     public static func acquire(
         _ name: String, storage: any Storage, job: String, ttl: Int, timeout: Int,
-        onWait: @Sendable (LeaseHolder) -> Void = { _ in }, onLost: @escaping @Sendable (ContingencyError) -> Void = { _ in }
+        onWait: @Sendable (LeaseHolder) -> Void = { _ in },
+        onLost: @escaping @Sendable (ContingencyError) -> Void = { _ in }
     ) async throws -> Lease {
         let key = key(for: name)
         let deadline = ContinuousClock.now.advanced(by: .seconds(timeout))
@@ -125,8 +131,10 @@ public final class Lease: @unchecked Sendable {
                 let found = try decode(current.data, key: key, storage: storage)
                 if found.owner == owner {
                     // Our own create or takeover went through but its answer was lost (and the retry was refused).
-                    return Lease(name: name, key: key, storage: storage, ttl: TimeInterval(ttl), record: found, etag: current.etag)
-                        .startingRenewal(onLost: onLost)
+                    return Lease(
+                        name: name, key: key, storage: storage, ttl: TimeInterval(ttl), record: found,
+                        etag: current.etag
+                    ).startingRenewal(onLost: onLost)
                 }
                 // Read after the object, so the store's time is never before the write it is compared with.
                 let holder = LeaseHolder(record: found, written: current.modified, storeTime: try storage.currentTime())
@@ -186,7 +194,9 @@ public final class Lease: @unchecked Sendable {
                 let stored = try? storage.read(key: key)
                 let storeTime = try? storage.currentTime()
                 let current = try? stored.map {
-                    LeaseHolder(record: try Self.decode($0.data, key: key, storage: storage), written: $0.modified, storeTime: storeTime ?? $0.modified)
+                    LeaseHolder(
+                        record: try Self.decode($0.data, key: key, storage: storage), written: $0.modified,
+                        storeTime: storeTime ?? $0.modified)
                 }
                 if let stored, stored.data == Self.encode(next) {
                     // This very renewal was written, but its answer was lost and the retried write refused.

@@ -54,7 +54,8 @@ public struct S3Storage: Storage {
             throw ContingencyError.failed("\(client.describe(objectKey)) is larger than 64 MiB: not a small object", hint: "it was not written by Contingency")
         }
         // Last-Modified is the server's clock; an answer without one was at least written before its Date.
-        guard let modified = (answer.headers["last-modified"] ?? answer.headers["date"]).flatMap(Self.parseHTTPDate) else {
+        let stamped = answer.headers["last-modified"] ?? answer.headers["date"]
+        guard let modified = stamped.flatMap(Self.parseHTTPDate) else {
             throw ContingencyError.failed(
                 "GET \(client.describe(objectKey)): the server's answer has no Last-Modified or Date",
                 hint: "leases need the S3 server's time: use a server that sends them (every S3 implementation should)")

@@ -291,7 +291,9 @@ final class VolumeObjectWriter: ObjectWriter {
     func commit(beforePublishing check: () throws -> Void) throws {
         guard !finished else { return }
         do {
-            guard fchmod(fd, VolumeStorage.objectMode) == 0 else { throw VolumeError.failure("setting the mode of", temporary) }
+            guard fchmod(fd, VolumeStorage.objectMode) == 0 else {
+                throw VolumeError.failure("setting the mode of", temporary)
+            }
             guard fsync(fd) == 0 else { throw VolumeError.failure("syncing", temporary) }
             try check()
             close(fd)
