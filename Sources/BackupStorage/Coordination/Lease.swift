@@ -57,13 +57,19 @@ public struct LeaseHolder: Sendable, CustomStringConvertible {
         self.storeTime = storeTime
     }
 
+    /// A bucket's clock counts whole seconds (`Date`, `Last-Modified`), so the time since the last write, read
+    /// from it, may be up to a second longer than the truth: a lease is taken as expired only this much after
+    /// its lease time, never before it truly ran out.
+    public static let clockResolution: TimeInterval = 1
+
+    /// When the lease runs out unless renewed, by the store's clock.
+    var expiry: Date { written.addingTimeInterval(record.leaseTime + Self.clockResolution) }
+
     /// How much longer the lease lasts unless renewed (0 once expired), measured on the store's clock.
-    public var remaining: TimeInterval {
-        max(0, written.addingTimeInterval(record.leaseTime).timeIntervalSince(storeTime))
-    }
+    public var remaining: TimeInterval { max(0, expiry.timeIntervalSince(storeTime)) }
 
     /// True once the holder released it or stopped renewing for a whole lease time, by the store's clock.
-    public var isFree: Bool { record.released || written.addingTimeInterval(record.leaseTime) <= storeTime }
+    public var isFree: Bool { record.released || expiry <= storeTime }
 
     /// "backup-job (pid 1234 on host web-1, held for 2m 05s, lease expires in 40s unless renewed, owner 3f2a…)".
     /// Only durations: each measured on one clock (the holder's, then the store's).
