@@ -123,6 +123,9 @@ int main(int argc, char **argv) {
         if (ready < 0 && errno != EINTR) {
             // Nothing left to watch with: do not leave the program unguarded.
             kill(child, SIGKILL);
+            int status;
+            while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+            exit_like(status);
         }
         if ((job_fd >= 0 && (watches[1].revents & (POLLIN | POLLHUP | POLLERR))) || getppid() != (pid_t)job) {
             kill(child, SIGKILL);
