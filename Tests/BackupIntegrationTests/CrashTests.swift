@@ -205,8 +205,10 @@ struct ChildProcessTests {
         }
     }
 
-    @Test("restore-job killed mid pg_restore: no pg_restore keeps running")
-    func restoreChildren() async throws {
+    @Test(
+        "restore-job killed (SIGKILL) or stopped (SIGTERM) mid pg_restore: no pg_restore keeps running",
+        arguments: [SIGKILL, SIGTERM])
+    func restoreChildren(signal: Int32) async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             // A table whose CHECK sleeps for an hour when the session asks for it: the restore's pg_restore
             // stalls in the COPY of its row, waiting on the server, independent of the job's pipes.
@@ -229,15 +231,19 @@ struct ChildProcessTests {
                 try await app.server.query(stalled, database: app.database).first?.first != "0"
             }
             let below = try children(of: job, including: "pg_restore")
-            job.kill(SIGKILL)
-            _ = try await job.waitForExit(timeout: .seconds(30))
-            try await eventually("the children of the killed restore-job to end: \(below)") {
+            let before = try await app.server.query("SELECT count(*) FROM users", database: app.database)
+            job.kill(signal)
+            try await eventually("the children of the ended restore-job to end: \(below)") {
                 below.allSatisfy { !ProcessTable.isRunning($0) }
             }
-            // The server's side of the stalled session sleeps on without its client: end it.
+            // The server's side of the stalled session sleeps on without its client: end it (a stopped job then
+            // drops its new database).
             _ = try await app.server.query(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'",
                 database: app.database)
+            let result = try await job.waitForExit(timeout: .seconds(60))
+            if signal == SIGTERM { #expect(result.status == 130, "\(result)") }
+            #expect(try await app.server.query("SELECT count(*) FROM users", database: app.database) == before)
         }
     }
 }
