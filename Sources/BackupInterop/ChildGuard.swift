@@ -3,9 +3,9 @@ import Foundation
 import Subprocess
 
 #if canImport(System)
-    import System
+import System
 #else
-    import SystemPackage
+import SystemPackage
 #endif
 
 /// Starts every child process of a job through `contingency-guard` (Sources/contingency-guard/main.c), so
@@ -34,9 +34,8 @@ public enum ChildGuard {
         guard access(path, X_OK) == 0 else {
             throw ContingencyError.failed(
                 "cannot start \(program): \(path) is missing or not executable",
-                hint:
-                    "install \(programName) beside the job's executable (the image and `swift build` put it there); it ends the job's child processes with the job"
-            )
+                hint: "install \(programName) beside the job's executable (the image and `swift build` put it "
+                    + "there); it ends the job's child processes with the job")
         }
         return (.path(FilePath(path)), Arguments([String(getpid()), program] + arguments))
     }

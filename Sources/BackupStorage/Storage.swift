@@ -51,10 +51,14 @@ public struct StoredObject: Sendable {
     public let etag: String
     /// When the object was last written, by the store's clock (see `Storage.currentTime()`).
     public let modified: Date
-    public init(data: [UInt8], etag: String, modified: Date) {
+    /// The store's time when it answered, where the read itself tells it (a bucket's `Date`), so that a lease
+    /// is judged without asking again; nil where it does not (a volume: ask `currentTime()`).
+    public let storeTime: Date?
+    public init(data: [UInt8], etag: String, modified: Date, storeTime: Date? = nil) {
         self.data = data
         self.etag = etag
         self.modified = modified
+        self.storeTime = storeTime
     }
 }
 

@@ -61,15 +61,14 @@ enum StoreClockChecks {
         }
 
         // Written by a host whose clock is an hour ahead, which then died: by its own times it lasts another
-        // hour; by the store's clock its one-second lease time ran out, so the next job takes it over.
+        // hour; by the store's clock its one-second lease time ran out, so the next job takes it over (judged by
+        // the record's own `expires`, it would wait out the timeout and throw `.locked`).
         let ahead = Date().addingTimeInterval(3600)
         tag = try #require(
             try storage.replace(
                 key: key, data: encode(record(owner: "ahead", hostClock: ahead, ttl: 1, token: 4)), ifMatch: tag))
-        let started = ContinuousClock.now
         let taken = try await Lease.acquire("skewed", storage: storage, job: "restore-job", ttl: 30, timeout: 30)
         #expect(taken.token == 5)
-        #expect(ContinuousClock.now - started < .seconds(10))
         taken.release()
     }
 }

@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// What a volume store publishes is readable by its owner and group only (0640), whatever the job's umask:

@@ -6,7 +6,7 @@ import Testing
 @testable import BackupInterop
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// `contingency-guard`, run directly: it is invisible to its job (output, exit status, signals pass through)

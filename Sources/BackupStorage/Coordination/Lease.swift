@@ -142,8 +142,10 @@ public final class Lease: @unchecked Sendable {
                         etag: current.etag
                     ).startingRenewal(onLost: onLost)
                 }
-                // Read after the object, so the store's time is never before the write it is compared with.
-                let holder = LeaseHolder(record: found, written: current.modified, storeTime: try storage.currentTime())
+                // The store's time from the read's own answer, or read after it: never before the write it is
+                // compared with.
+                let storeTime = try current.storeTime ?? storage.currentTime()
+                let holder = LeaseHolder(record: found, written: current.modified, storeTime: storeTime)
                 if holder.isFree {
                     record.token = found.token + 1
                     if let etag = try storage.replace(key: key, data: encode(record), ifMatch: current.etag) {
@@ -198,7 +200,7 @@ public final class Lease: @unchecked Sendable {
             next.ttl = ttl
             guard let newTag = try storage.replace(key: key, data: Self.encode(next), ifMatch: etag) else {
                 let stored = try? storage.read(key: key)
-                let storeTime = try? storage.currentTime()
+                let storeTime = stored?.storeTime ?? (try? storage.currentTime())
                 let current = try? stored.map {
                     LeaseHolder(
                         record: try Self.decode($0.data, key: key, storage: storage), written: $0.modified,

@@ -60,7 +60,8 @@ public struct S3Storage: Storage {
                 "GET \(client.describe(objectKey)): the server's answer has no Last-Modified or Date",
                 hint: "leases need the S3 server's time: use a server that sends them (every S3 implementation should)")
         }
-        return StoredObject(data: answer.body, etag: etag, modified: modified)
+        return StoredObject(
+            data: answer.body, etag: etag, modified: modified, storeTime: answer.headers["date"].flatMap(Self.parseHTTPDate))
     }
 
     /// The `Date` of the server's answer to a HEAD (any status carries one): its clock, to the second.

@@ -65,7 +65,9 @@ public struct VolumeStorage: Storage {
         return try VolumeObjectWriter(storage: self, key: key)
     }
 
-    public func openReader(key: String) throws -> (any ObjectReader)? {
+    public func openReader(key: String) throws -> (any ObjectReader)? { try openFile(key) }
+
+    private func openFile(_ key: String) throws -> VolumeObjectReader? {
         let fd = open(path(key), O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return nil }
@@ -75,7 +77,7 @@ public struct VolumeStorage: Storage {
     }
 
     public func read(key: String) throws -> StoredObject? {
-        guard let reader = try openReader(key: key) as? VolumeObjectReader else { return nil }
+        guard let reader = try openFile(key) else { return nil }
         var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
