@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
     }
     char *end = NULL;
     long job = strtol(argv[1], &end, 10);
-    if (end == argv[1] || *end != '\0' || job <= 1) {
+    if (end == argv[1] || *end != '\0' || job < 1) {  // 1 too: in a container, the job is often init
         fprintf(stderr, "contingency-guard: %s is not a job's process id\n", argv[1]);
         return 125;
     }

@@ -29,6 +29,19 @@ struct ChildGuardTests {
         #expect(orphan.status == 125 && orphan.stdout.isEmpty && orphan.stderr.contains("is gone"), "\(orphan)")
     }
 
+    @Test(
+        "a job that is its container's init (pid 1, in a new pid namespace) runs its programs",
+        .enabled(if: geteuid() == 0, "unshare --pid needs root"))
+    func jobAsInit() async throws {
+        let result = try await ProcessRunner.run(
+            "unshare",
+            [
+                "--pid", "--fork", "--mount-proc", "/bin/sh", "-c", #""$0" $$ /bin/sh -c 'echo ran; exit 4'"#,
+                ChildGuard.path,
+            ])
+        #expect(result.status == 4 && result.stdout == "ran\n", "\(result)")
+    }
+
     @Test("SIGTERM to the guard reaches the program, which ends as it chooses")
     func forwardsSignals() async throws {
         let guardProcess = try ProcessRunner.launch(
