@@ -10,8 +10,9 @@ COPY Sources ./Sources
 COPY Tests ./Tests
 RUN swift build -c release --static-swift-stdlib \
         --product backup-job --product restore-job --product cleanup-job --product health-sidecar \
+        --product contingency-guard \
     && mkdir -p /out && bin="$(swift build -c release --show-bin-path)" \
-    && cp "$bin/backup-job" "$bin/restore-job" "$bin/cleanup-job" "$bin/health-sidecar" /out/
+    && cp "$bin/backup-job" "$bin/restore-job" "$bin/cleanup-job" "$bin/health-sidecar" "$bin/contingency-guard" /out/
 
 FROM debian:bookworm-slim
 # pg_dump must be at least the server's major version: install the client matching your server

@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "restore-job", targets: ["restore-job"]),
         .executable(name: "cleanup-job", targets: ["cleanup-job"]),
         .executable(name: "health-sidecar", targets: ["health-sidecar"]),
+        .executable(name: "contingency-guard", targets: ["contingency-guard"]),
         .library(name: "BackupKit", targets: ["BackupKit"]),
     ],
     dependencies: [
@@ -64,6 +65,8 @@ let package = Package(
         .executableTarget(name: "restore-job", dependencies: ["BackupKit"], swiftSettings: strict),
         .executableTarget(name: "cleanup-job", dependencies: ["BackupKit"], swiftSettings: strict),
         .executableTarget(name: "health-sidecar", dependencies: ["BackupKit"], swiftSettings: strict),
+        // C, single-threaded: every child process of a job runs under it and ends with the job (ChildGuard).
+        .executableTarget(name: "contingency-guard"),
 
         // Shared by every integration suite: throwaway PostgreSQL servers, job runners, fixtures.
         .target(

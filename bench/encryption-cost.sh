@@ -9,6 +9,7 @@ SCALE="${SCALE:-20}" UPLOADS_MB="${UPLOADS_MB:-300}" RUNS="${RUNS:-3}" COMPRESSI
 scripts/install-deps.sh
 # Its own build folder, so a benchmark never waits for (or disturbs) a debug build or a test run.
 swift build -c release --scratch-path .build-bench --product backup-job >/dev/null
+swift build -c release --scratch-path .build-bench --product contingency-guard >/dev/null
 BIN="$(swift build -c release --scratch-path .build-bench --show-bin-path)"
 
 WORK="$(mktemp -d /tmp/contingency-bench.XXXXXX)"; chmod 755 "$WORK"

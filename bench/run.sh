@@ -30,6 +30,7 @@ fi
 echo "Building the release binaries..."
 swift build -c release --scratch-path .build-bench --product backup-job >/dev/null
 swift build -c release --scratch-path .build-bench --product restore-job >/dev/null
+swift build -c release --scratch-path .build-bench --product contingency-guard >/dev/null
 BIN="$(swift build -c release --scratch-path .build-bench --show-bin-path)"
 
 WORK="$(mktemp -d /tmp/contingency-bench.XXXXXX)"; chmod 755 "$WORK"

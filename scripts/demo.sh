@@ -11,6 +11,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say "Building (the first build of the Swift packages takes a few minutes)"
 swift build --product backup-job >/dev/null
 swift build --product restore-job >/dev/null
+swift build --product contingency-guard >/dev/null  # every child process runs under it
 BIN="$(swift build --show-bin-path)"
 
 WORK="$(mktemp -d /tmp/contingency-demo.XXXXXX)"

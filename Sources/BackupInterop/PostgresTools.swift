@@ -2,14 +2,9 @@ import BackupCore
 import Foundation
 import Subprocess
 
-#if canImport(System)
-import System
-#else
-import SystemPackage
-#endif
-
 /// Runs PostgreSQL's client programs (pg_dump, pg_restore) as child processes. Connection details travel in
-/// their environment (`PGPASSWORD`, …), never on the command line, where `ps` would show them.
+/// their environment (`PGPASSWORD`, …), never on the command line, where `ps` would show them. Each child runs
+/// under `ChildGuard`, so it ends with the job, even one killed with SIGKILL.
 public struct PostgresTools: Sendable {
     /// The folder holding the programs, or nil to find them on PATH.
     public let binDirectory: String?
@@ -41,7 +36,10 @@ public struct PostgresTools: Sendable {
     public func version(of program: String) async throws -> PostgresVersion {
         let result: ExecutionResult<Void, StringOutput<UTF8>, DiscardedOutput>
         do {
-            result = try await Subprocess.run(executable(program), arguments: ["--version"], output: .string(limit: 4096))
+            let (executable, arguments) = try ChildGuard.wrap(path(of: program), ["--version"])
+            result = try await Subprocess.run(executable, arguments: arguments, output: .string(limit: 4096))
+        } catch let error as ContingencyError {
+            throw error
         } catch {
             throw ContingencyError.failed(
                 "cannot run \(path(of: program)) (\(error))",
@@ -63,7 +61,8 @@ public struct PostgresTools: Sendable {
         case input(any ByteSource)
     }
 
-    /// Runs a program to completion. On task cancellation the child gets SIGTERM, then SIGKILL after 5 s.
+    /// Runs a program to completion. On task cancellation the child gets SIGTERM, then SIGKILL after 5 s (its
+    /// guard passes the SIGTERM on, and takes the program with it when killed).
     public func run(
         _ program: String, _ arguments: [String], environment: [String: String] = [:], stream: Stream = .none
     ) async throws -> Outcome {
@@ -74,8 +73,7 @@ public struct PostgresTools: Sendable {
         let status: TerminationStatus
         let standardError: String
         do {
-            let executable = executable(program)
-            let arguments = Arguments(arguments)
+            let (executable, arguments) = try ChildGuard.wrap(path(of: program), arguments)
             let environment = Environment.inherit.updating(updates)
             switch stream {
             case .none:
@@ -230,9 +228,6 @@ public struct PostgresTools: Sendable {
         return updates
     }
 
+    /// The program's path in `binDirectory`, or its bare name, which the guard looks up on PATH.
     public func path(of program: String) -> String { binDirectory.map { "\($0)/\(program)" } ?? program }
-
-    private func executable(_ program: String) -> Executable {
-        binDirectory.map { .path(FilePath("\($0)/\(program)")) } ?? .name(program)
-    }
 }

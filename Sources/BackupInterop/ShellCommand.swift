@@ -2,14 +2,9 @@ import BackupCore
 import Foundation
 import Subprocess
 
-#if canImport(System)
-import System
-#else
-import SystemPackage
-#endif
-
 /// An operator's shell command (a pre or post hook), run with `/bin/sh -c`, a time limit and extra
-/// environment variables. The product's own secrets are not passed on.
+/// environment variables. The product's own secrets are not passed on. It runs under `ChildGuard`: when the
+/// job dies, the command's whole process group is killed with it.
 public struct ShellCommand: Sendable {
     public let command: String
     public let timeoutSeconds: Int
@@ -31,14 +26,16 @@ public struct ShellCommand: Sendable {
     /// (a shell's children too), SIGKILL 5 s later.
     public func run(environment: [String: String]) async throws -> Outcome {
         var options = PlatformOptions()
-        options.processGroupID = 0  // its own group, so a timeout reaches everything it started
+        // Its own group (led by the guard), so a timeout, or the job's death, reaches everything it started.
+        options.processGroupID = 0
         // Unlike pg_dump, a hook has no use for the database password either.
         let updates = PostgresTools.environmentUpdates(
             environment, withholding: PostgresTools.withheld + ["PGPASSWORD", "PGPASSFILE"])
         let timeout = timeoutSeconds
         let fired = TimeoutFlag()
+        let (executable, arguments) = try ChildGuard.wrap("/bin/sh", ["-c", command])
         let result = try await Subprocess.run(
-            .path(FilePath("/bin/sh")), arguments: ["-c", command], environment: .inherit.updating(updates),
+            executable, arguments: arguments, environment: .inherit.updating(updates),
             platformOptions: options, input: .none, output: .sequence, error: .combinedWithOutput
         ) { execution -> [UInt8] in
             let group = execution.processIdentifier.value

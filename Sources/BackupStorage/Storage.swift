@@ -14,6 +14,9 @@ import Foundation
 /// - **Conditional create and compare-and-swap.** `create(ifAbsent:)` succeeds for exactly one of any number
 ///   of concurrent callers; `replace(ifMatch:)` and `delete(ifMatch:)` succeed only when the object's
 ///   version is still the one given. Versions (`ETag`s) change whenever content changes.
+/// - **The store's clock.** `currentTime()` and `StoredObject.modified` are read from the store's own clock
+///   (the file system's, the bucket server's), never this host's: the hosts that share a store may disagree
+///   about the time, but they all see the same store. Leases measure expiry on it.
 /// - **Errors.** A missing object is `nil` / `false`, never an error. Anything else (permission denied, disk
 ///   full, I/O error) throws a `ContingencyError` naming the store and key, never a secret.
 public protocol Storage: Sendable, CustomStringConvertible {
@@ -36,15 +39,26 @@ public protocol Storage: Sendable, CustomStringConvertible {
     func list(folder: String) throws -> [ObjectInfo]
     /// Bytes free for new objects, or nil where the notion does not apply (a bucket).
     func availableBytes() throws -> Int64?
+    /// The store's current time, by its own clock: a volume reads the time its file system stamps on a file
+    /// created now (on NFS, the server's), a bucket the `Date` of its server's answer (to the second). Objects'
+    /// `modified` times come from the same clock, so durations between the two mean the same on every host.
+    func currentTime() throws -> Date
 }
 
 /// A small object read whole, with its version.
 public struct StoredObject: Sendable {
     public let data: [UInt8]
     public let etag: String
-    public init(data: [UInt8], etag: String) {
+    /// When the object was last written, by the store's clock (see `Storage.currentTime()`).
+    public let modified: Date
+    /// The store's time when it answered, where the read itself tells it (a bucket's `Date`), so that a lease
+    /// is judged without asking again; nil where it does not (a volume: ask `currentTime()`).
+    public let storeTime: Date?
+    public init(data: [UInt8], etag: String, modified: Date, storeTime: Date? = nil) {
         self.data = data
         self.etag = etag
+        self.modified = modified
+        self.storeTime = storeTime
     }
 }
 

@@ -14,13 +14,13 @@ enum CoordinationChecks {
         // The error names the holder and says how to break the lease.
         #expect(refused?.message.contains("locked by one (pid \(getpid()) on host") == true, "\(String(describing: refused))")
         #expect(refused?.hint?.contains("LOCK_TTL") == true)
-        // Simulate a holder that stopped renewing: rewrite its lease as expired.
+        // Simulate a holder that stopped renewing: its last write, with a lease time of one second, is its last.
         let key = Lease.key(for: "store")
         let current = try #require(try storage.read(key: key))
         var record = try ContingencyJSON.decoder().decode(LeaseRecord.self, from: Data(current.data))
-        record.expires = Date().addingTimeInterval(-1)
+        record.ttl = 1
         _ = try #require(try storage.replace(key: key, data: Array(try ContingencyJSON.encoder().encode(record)), ifMatch: current.etag))
-        let second = try await Lease.acquire("store", storage: storage, job: "two", ttl: 3, timeout: 0)
+        let second = try await Lease.acquire("store", storage: storage, job: "two", ttl: 3, timeout: 10)
         #expect(second.token == first.token + 1)
         // The old holder is fenced out: its renewal is refused and its release leaves the new lease alone.
         #expect(throws: ContingencyError.self) { try first.confirm() }

@@ -1,4 +1,5 @@
 import BackupCore
+import BackupInterop
 import BackupKit
 import BackupStorage
 import Foundation
@@ -151,4 +152,98 @@ final class Holders: @unchecked Sendable {
         }
     }
     func leave() { lock.withLock { current -= 1 } }
+}
+
+/// No child of a job outlives it: pg_dump, pg_dumpall and pg_restore run under `contingency-guard`, which ends
+/// them when the job ends, even by SIGKILL (which the job cannot catch).
+@Suite("Children end with their job")
+struct ChildProcessTests {
+    /// The job's processes below it right now, asserting that `program` is among them.
+    func children(of job: LaunchedProcess, including program: String) throws -> [ProcessTable.Entry] {
+        let below = ProcessTable.descendants(of: job.pid)
+        try #require(below.contains { $0.name == program }, "no \(program) below the job: \(below)")
+        // Each one runs under its guard (`comm` is cut to 15 characters).
+        #expect(below.contains { $0.name == String(ChildGuard.programName.prefix(15)) }, "\(below)")
+        return below
+    }
+
+    @Test(
+        "backup-job killed (SIGKILL) or stopped (SIGTERM) mid-dump: its pg_dump ends with it",
+        arguments: [SIGKILL, SIGTERM])
+    func backupChildren(signal: Int32) async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            // pg_dump blocks behind a table lock: it would wait there for as long as the lock is held.
+            let lock = try await TableLock(server: app.server, database: app.database, table: "posts")
+            let job = try app.launch("backup-job")
+            try await lock.waitForBlockedDump()
+            let below = try children(of: job, including: "pg_dump")
+            job.kill(signal)
+            let result = try await job.waitForExit(timeout: .seconds(30))
+            try await eventually("the children of the ended backup-job to end: \(below)") {
+                below.allSatisfy { !ProcessTable.isRunning($0) }
+            }
+            try await lock.release()
+            if signal == SIGTERM { #expect(result.status == 130, "\(result)") }
+            #expect(try app.storeFiles().isEmpty)
+        }
+    }
+
+    @Test("backup-job killed while its pre command runs: the command and what it started in the background end")
+    func hookChildren() async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            let job = try app.launch(
+                "backup-job", environment: ["BACKUP_PRE_COMMAND": "sleep 3600 & sleep 3600", "HOOK_TIMEOUT": "1h"])
+            try await eventually("the pre command's two sleeps to run") {
+                ProcessTable.descendants(of: job.pid).filter { $0.name == "sleep" }.count == 2
+            }
+            let below = try children(of: job, including: "sleep")
+            job.kill(SIGKILL)
+            _ = try await job.waitForExit(timeout: .seconds(30))
+            try await eventually("the pre command of the killed backup-job to end: \(below)") {
+                below.allSatisfy { !ProcessTable.isRunning($0) }
+            }
+        }
+    }
+
+    @Test(
+        "restore-job killed (SIGKILL) or stopped (SIGTERM) mid pg_restore: no pg_restore keeps running",
+        arguments: [SIGKILL, SIGTERM])
+    func restoreChildren(signal: Int32) async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            // A table whose CHECK sleeps for an hour when the session asks for it: the restore's pg_restore
+            // stalls in the COPY of its row, waiting on the server, independent of the job's pipes.
+            _ = try await app.server.psql(
+                """
+                CREATE FUNCTION public.stall() RETURNS boolean LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF pg_catalog.current_setting('contingency_test.stall', true) = 'on' THEN
+                        PERFORM pg_catalog.pg_sleep(3600);
+                    END IF;
+                    RETURN true;
+                END $$;
+                CREATE TABLE public.stalling (id int CHECK (public.stall()));
+                INSERT INTO public.stalling VALUES (1);
+                """, database: app.database)
+            try #require(try await app.run("backup-job").succeeded)
+            let job = try app.launch("restore-job", environment: ["PGOPTIONS": "-c contingency_test.stall=on"])
+            let stalled = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+            try await eventually(timeout: .seconds(120), "pg_restore to stall in the CHECK of the restored row") {
+                try await app.server.query(stalled, database: app.database).first?.first != "0"
+            }
+            let below = try children(of: job, including: "pg_restore")
+            let before = try await app.server.query("SELECT count(*) FROM users", database: app.database)
+            job.kill(signal)
+            try await eventually("the children of the ended restore-job to end: \(below)") {
+                below.allSatisfy { !ProcessTable.isRunning($0) }
+            }
+            // The server's side of the stalled session sleeps on without its client: end it (a stopped job then
+            // drops its new database).
+            _ = try await app.server.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'",
+                database: app.database)
+            let result = try await job.waitForExit(timeout: .seconds(60))
+            if signal == SIGTERM { #expect(result.status == 130, "\(result)") }
+            #expect(try await app.server.query("SELECT count(*) FROM users", database: app.database) == before)
+        }
+    }
 }

@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 
 /// The `Storage` contract, checked the same way on every store (the volume here; a bucket store runs the same
-/// checks): atomic publish, conditional create, compare-and-swap, listing, missing objects.
+/// checks): atomic publish, conditional create, compare-and-swap, listing, missing objects, the store's clock.
 enum StorageConformance {
     static func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
@@ -71,6 +71,9 @@ enum StorageConformance {
             return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
         }
         #expect(winners == 1)
+
+        // The store's clock: objects are stamped by the clock `currentTime()` reads.
+        try StoreClockChecks.clock(storage)
     }
 }
 

@@ -58,7 +58,7 @@ public struct BackupJob: Sendable {
         let lease = try await Lease.acquire(
             Self.lockName, storage: storage, job: "backup-job", ttl: configuration.store.lockTTLSeconds,
             timeout: configuration.store.lockTimeoutSeconds,
-            onWait: { [logger] holder in logger.info("Waiting for the store lock held by \(holder.holderDescription(now: Date()))") },
+            onWait: { [logger] holder in logger.info("Waiting for the store lock held by \(holder)") },
             onLost: lostLease)
         defer { lease.release() }
         stores.removeInterruptedWrites(prefix: configuration.store.prefix, logger: logger)

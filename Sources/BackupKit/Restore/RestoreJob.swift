@@ -37,7 +37,7 @@ public struct RestoreJob: Sendable {
         let lease = try await Lease.acquire(
             BackupJob.lockName, storage: stores.primary, job: "restore-job", ttl: configuration.store.lockTTLSeconds,
             timeout: configuration.store.lockTimeoutSeconds,
-            onWait: { [logger] holder in logger.info("Waiting for the store lock held by \(holder.holderDescription(now: Date()))") })
+            onWait: { [logger] holder in logger.info("Waiting for the store lock held by \(holder)") })
         defer { lease.release() }
 
         let target = try chooseTarget()

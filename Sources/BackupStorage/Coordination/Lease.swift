@@ -2,6 +2,10 @@ import BackupCore
 import Foundation
 
 /// What a lease object holds (`.contingency/locks/<name>.lock`).
+///
+/// Its times are the holder's own clock, for people reading it; whether it expired is never decided from them
+/// (the hosts that share a store disagree about the time), but from the lease object's last write and the
+/// store's current time, both by the store's clock, and the lease time `ttl`: see `LeaseHolder`.
 public struct LeaseRecord: Codable, Sendable, Equatable {
     /// Unique per holder; the only identity that counts (pids and host names are reused by containers).
     public var owner: String
@@ -15,15 +19,65 @@ public struct LeaseRecord: Codable, Sendable, Equatable {
     public var token: Int
     /// Set when the holder let go; the next holder takes over without waiting for expiry.
     public var released: Bool
+    /// The lease time in seconds: the lease expires this long after its object's last write, by the store's
+    /// clock. Absent in leases written before it existed: then `expires - renewed`, a duration on one clock.
+    public var ttl: Double?
 
-    /// True once the holder stopped renewing for a whole lease time, or released it. Decided by lease time only.
-    public func isFree(at now: Date) -> Bool { released || expires <= now }
+    public init(
+        owner: String, job: String, host: String, pid: Int32, acquired: Date, renewed: Date, expires: Date, token: Int,
+        released: Bool, ttl: Double?
+    ) {
+        self.owner = owner
+        self.job = job
+        self.host = host
+        self.pid = pid
+        self.acquired = acquired
+        self.renewed = renewed
+        self.expires = expires
+        self.token = token
+        self.released = released
+        self.ttl = ttl
+    }
 
-    /// "backup-job (pid 1234 on host web-1, held for 2m 05s, expires in 40s, owner 3f2a…)"
-    public func holderDescription(now: Date) -> String {
-        let age = DurationFormat.string(seconds: now.timeIntervalSince(acquired))
-        let remaining = DurationFormat.string(seconds: max(0, expires.timeIntervalSince(now)))
-        return "\(job) (pid \(pid) on host \(host), held for \(age), lease expires in \(remaining) unless renewed, owner \(owner.prefix(8)))"
+    /// How long the lease lasts after each write.
+    public var leaseTime: TimeInterval { ttl ?? max(0, expires.timeIntervalSince(renewed)) }
+}
+
+/// A lease as another job finds it: its record, and when it was last written and read, by the store's clock.
+public struct LeaseHolder: Sendable, CustomStringConvertible {
+    public let record: LeaseRecord
+    /// The lease object's last write (its holder's last renewal), by the store's clock.
+    public let written: Date
+    /// The store's time when the lease was judged.
+    public let storeTime: Date
+
+    public init(record: LeaseRecord, written: Date, storeTime: Date) {
+        self.record = record
+        self.written = written
+        self.storeTime = storeTime
+    }
+
+    /// A bucket's clock counts whole seconds (`Date`, `Last-Modified`), so the time since the last write, read
+    /// from it, may be up to a second longer than the truth: a lease is taken as expired only this much after
+    /// its lease time, never before it truly ran out.
+    public static let clockResolution: TimeInterval = 1
+
+    /// When the lease runs out unless renewed, by the store's clock.
+    var expiry: Date { written.addingTimeInterval(record.leaseTime + Self.clockResolution) }
+
+    /// How much longer the lease lasts unless renewed (0 once expired), measured on the store's clock.
+    public var remaining: TimeInterval { max(0, expiry.timeIntervalSince(storeTime)) }
+
+    /// True once the holder released it or stopped renewing for a whole lease time, by the store's clock.
+    public var isFree: Bool { record.released || expiry <= storeTime }
+
+    /// "backup-job (pid 1234 on host web-1, held for 2m 05s, lease expires in 40s unless renewed, owner 3f2a…)".
+    /// Only durations: each measured on one clock (the holder's, then the store's).
+    public var description: String {
+        let held = max(0, record.renewed.timeIntervalSince(record.acquired))
+            + max(0, storeTime.timeIntervalSince(written))
+        return "\(record.job) (pid \(record.pid) on host \(record.host), held for \(DurationFormat.string(seconds: held)), "
+            + "lease expires in \(DurationFormat.string(seconds: remaining)) unless renewed, owner \(record.owner.prefix(8)))"
     }
 }
 
@@ -31,8 +85,11 @@ public struct LeaseRecord: Codable, Sendable, Equatable {
 /// compare-and-swap), so it behaves the same on a volume and on a bucket.
 ///
 /// The holder renews it every third of its TTL. If the holder dies, the lease expires and the next job takes
-/// it over with a higher token. A holder that finds its renewal refused has lost the lease and must stop
-/// before publishing anything: `confirm()` is that check.
+/// it over with a higher token. Expiry is measured on the store's clock (`Storage.currentTime()` against the
+/// lease object's last write), never this host's: a holder whose clock is hours off neither loses a live
+/// lease nor keeps a dead one. This host's clock only measures durations (`timeout`, the renewal period).
+/// A holder that finds its renewal refused has lost the lease and must stop before publishing anything:
+/// `confirm()` is that check.
 public final class Lease: @unchecked Sendable {
     public let name: String
     public let key: String
@@ -62,10 +119,11 @@ public final class Lease: @unchecked Sendable {
     /// holder when it cannot. `onLost` runs (once) if a later renewal is refused.
     public static func acquire(
         _ name: String, storage: any Storage, job: String, ttl: Int, timeout: Int,
-        onWait: @Sendable (LeaseRecord) -> Void = { _ in }, onLost: @escaping @Sendable (ContingencyError) -> Void = { _ in }
+        onWait: @Sendable (LeaseHolder) -> Void = { _ in },
+        onLost: @escaping @Sendable (ContingencyError) -> Void = { _ in }
     ) async throws -> Lease {
         let key = key(for: name)
-        let deadline = Date().addingTimeInterval(TimeInterval(timeout))
+        let deadline = ContinuousClock.now.advanced(by: .seconds(timeout))
         let owner = UUID().uuidString.lowercased()
         var announced = false
         while true {
@@ -73,25 +131,33 @@ public final class Lease: @unchecked Sendable {
             let now = Date()
             var record = LeaseRecord(
                 owner: owner, job: job, host: ProcessInfo.processInfo.hostName, pid: getpid(), acquired: now,
-                renewed: now, expires: now.addingTimeInterval(TimeInterval(ttl)), token: 1, released: false)
+                renewed: now, expires: now.addingTimeInterval(TimeInterval(ttl)), token: 1, released: false,
+                ttl: TimeInterval(ttl))
             if let current = try storage.read(key: key) {
-                let holder = try decode(current.data, key: key, storage: storage)
-                if holder.owner == owner {
+                let found = try decode(current.data, key: key, storage: storage)
+                if found.owner == owner {
                     // Our own create or takeover went through but its answer was lost (and the retry was refused).
-                    return Lease(name: name, key: key, storage: storage, ttl: TimeInterval(ttl), record: holder, etag: current.etag)
-                        .startingRenewal(onLost: onLost)
+                    return Lease(
+                        name: name, key: key, storage: storage, ttl: TimeInterval(ttl), record: found,
+                        etag: current.etag
+                    ).startingRenewal(onLost: onLost)
                 }
-                if holder.isFree(at: now) {
-                    record.token = holder.token + 1
+                // The store's time from the read's own answer, or read after it: never before the write it is
+                // compared with.
+                let storeTime = try current.storeTime ?? storage.currentTime()
+                let holder = LeaseHolder(record: found, written: current.modified, storeTime: storeTime)
+                if holder.isFree {
+                    record.token = found.token + 1
                     if let etag = try storage.replace(key: key, data: encode(record), ifMatch: current.etag) {
                         return Lease(name: name, key: key, storage: storage, ttl: TimeInterval(ttl), record: record, etag: etag)
                             .startingRenewal(onLost: onLost)
                     }
                     continue  // someone else took it over first: look again
                 }
-                if now >= deadline {
+                let left = deadline - ContinuousClock.now
+                if left <= .zero {
                     throw ContingencyError.locked(
-                        "the store \(storage) is locked by \(holder.holderDescription(now: now))",
+                        "the store \(storage) is locked by \(holder)",
                         hint: timeout > 0
                             ? "waited \(timeout)s (LOCK_TIMEOUT); try again later"
                             : "wait for it to finish or set LOCK_TIMEOUT to wait; if its holder is gone, the lease expires by itself (LOCK_TTL), or delete \(storage)/\(key) once you are sure no job runs")
@@ -100,7 +166,7 @@ public final class Lease: @unchecked Sendable {
                     onWait(holder)
                     announced = true
                 }
-                let wait = min(max(0.05, holder.expires.timeIntervalSince(now)), 0.5, max(0.05, deadline.timeIntervalSince(now)))
+                let wait = min(max(0.05, holder.remaining), 0.5, max(0.05, left / .seconds(1)))
                 try await Task.sleep(for: .milliseconds(Int(wait * 1000)))
             } else if let etag = try storage.create(key: key, data: encode(record)) {
                 return Lease(name: name, key: key, storage: storage, ttl: TimeInterval(ttl), record: record, etag: etag)
@@ -131,9 +197,15 @@ public final class Lease: @unchecked Sendable {
             let now = Date()
             next.renewed = now
             next.expires = now.addingTimeInterval(ttl)
+            next.ttl = ttl
             guard let newTag = try storage.replace(key: key, data: Self.encode(next), ifMatch: etag) else {
                 let stored = try? storage.read(key: key)
-                let current = try? stored.map { try Self.decode($0.data, key: key, storage: storage) }
+                let storeTime = stored?.storeTime ?? (try? storage.currentTime())
+                let current = try? stored.map {
+                    LeaseHolder(
+                        record: try Self.decode($0.data, key: key, storage: storage), written: $0.modified,
+                        storeTime: storeTime ?? $0.modified)
+                }
                 if let stored, stored.data == Self.encode(next) {
                     // This very renewal was written, but its answer was lost and the retried write refused.
                     record = next
@@ -142,7 +214,7 @@ public final class Lease: @unchecked Sendable {
                 }
                 let reason = ContingencyError.locked(
                     "lost the lease \(key) (token \(record.token)): "
-                        + (current.map { "now held by \($0.holderDescription(now: now)) with token \($0.token)" }
+                        + (current.map { "now held by \($0) with token \($0.record.token)" }
                             ?? "it was removed"),
                     hint: "this run stopped renewing for longer than LOCK_TTL (paused or overloaded); it aborts without publishing")
                 lost = reason

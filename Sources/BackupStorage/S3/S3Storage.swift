@@ -53,7 +53,27 @@ public struct S3Storage: Storage {
         guard !answer.truncated else {
             throw ContingencyError.failed("\(client.describe(objectKey)) is larger than 64 MiB: not a small object", hint: "it was not written by Contingency")
         }
-        return StoredObject(data: answer.body, etag: etag)
+        // Last-Modified is the server's clock; an answer without one was at least written before its Date.
+        let stamped = answer.headers["last-modified"] ?? answer.headers["date"]
+        guard let modified = stamped.flatMap(Self.parseHTTPDate) else {
+            throw ContingencyError.failed(
+                "GET \(client.describe(objectKey)): the server's answer has no Last-Modified or Date",
+                hint: "leases need the S3 server's time: use a server that sends them (every S3 implementation should)")
+        }
+        return StoredObject(
+            data: answer.body, etag: etag, modified: modified, storeTime: answer.headers["date"].flatMap(Self.parseHTTPDate))
+    }
+
+    /// The `Date` of the server's answer to a HEAD (any status carries one): its clock, to the second.
+    public func currentTime() throws -> Date {
+        let objectKey = client.objectKey(".contingency/clock")
+        let answer = try client.send("HEAD", key: objectKey)
+        guard let date = answer.headers["date"].flatMap(Self.parseHTTPDate) else {
+            throw ContingencyError.failed(
+                "HEAD \(client.describe(objectKey)): the server's answer (HTTP \(answer.status)) has no Date header",
+                hint: "leases need the S3 server's time: use a server that sends it (every S3 implementation should)")
+        }
+        return date
     }
 
     public func put(key: String, data: [UInt8]) throws {
@@ -174,6 +194,15 @@ public struct S3Storage: Storage {
 
     private func contentHeaders(_ key: String) -> [(String, String)] {
         key.hasSuffix(".json") ? [("Content-Type", "application/json")] : [("Content-Type", "application/octet-stream")]
+    }
+
+    /// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's preferred form, which S3 sends).
+    static func parseHTTPDate(_ text: String) -> Date? {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter.date(from: text.trimmingCharacters(in: .whitespaces))
     }
 
     static func parseDate(_ text: String) -> Date? {

@@ -18,6 +18,11 @@ public struct VolumeStorage: Storage {
     /// published by a rename; also where jobs stage the database dump.
     public let staging: LocalStaging
     static let temporaryFolder = ".contingency/tmp"
+    /// The mode of every object the store publishes (archives, manifests, leases, requests, state, metrics):
+    /// read and write for the owner, read for the group (the containers that share a store share a group),
+    /// nothing for others. Set with fchmod, so a umask neither widens nor narrows it: an archive holds the
+    /// `.env` and the database, and a manifest tells what it holds.
+    public static let objectMode: mode_t = 0o640
     /// How long a conditional operation waits for another process's guard before failing.
     static let guardTimeout: TimeInterval = 30
 
@@ -60,17 +65,19 @@ public struct VolumeStorage: Storage {
         return try VolumeObjectWriter(storage: self, key: key)
     }
 
-    public func openReader(key: String) throws -> (any ObjectReader)? {
+    public func openReader(key: String) throws -> (any ObjectReader)? { try openFile(key) }
+
+    private func openFile(_ key: String) throws -> VolumeObjectReader? {
         let fd = open(path(key), O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return nil }
             throw VolumeError.failure("opening", path(key))
         }
-        return VolumeObjectReader(fd: fd, path: path(key))
+        return try VolumeObjectReader(fd: fd, path: path(key))
     }
 
     public func read(key: String) throws -> StoredObject? {
-        guard let reader = try openReader(key: key) else { return nil }
+        guard let reader = try openFile(key) else { return nil }
         var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
@@ -78,12 +85,12 @@ public struct VolumeStorage: Storage {
             if n == 0 { break }
             data.append(contentsOf: chunk[0..<n])
         }
-        return StoredObject(data: data, etag: Self.etag(data))
+        return StoredObject(data: data, etag: Self.etag(data), modified: reader.modified)
     }
 
     public func put(key: String, data: [UInt8]) throws {
         try makeFolder(parent(of: key))
-        let temporary = try writeTemporary(for: key, data: data, mode: 0o644)
+        let temporary = try writeTemporary(for: key, data: data)
         guard rename(temporary, path(key)) == 0 else {
             let error = VolumeError.failure("publishing", path(key))
             unlink(temporary)
@@ -95,7 +102,7 @@ public struct VolumeStorage: Storage {
     public func create(key: String, data: [UInt8]) throws -> String? {
         try makeFolder(parent(of: key))
         return try withGuard(parent(of: key)) {
-            let temporary = try writeTemporary(for: key, data: data, mode: 0o644)
+            let temporary = try writeTemporary(for: key, data: data)
             defer { unlink(temporary) }
             guard link(temporary, path(key)) == 0 else {
                 if errno == EEXIST { return nil }
@@ -146,8 +153,7 @@ public struct VolumeStorage: Storage {
             var info = stat()
             guard lstat("\(folderPath)/\(name)", &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
             let key = folder.isEmpty ? name : "\(folder)/\(name)"
-            let modified = Date(timeIntervalSince1970: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
-            objects.append(ObjectInfo(key: key, size: Int64(info.st_size), modified: modified))
+            objects.append(ObjectInfo(key: key, size: Int64(info.st_size), modified: Self.date(info.st_mtim)))
         }
         return objects
     }
@@ -159,6 +165,25 @@ public struct VolumeStorage: Storage {
         var info = statvfs()
         guard statvfs(root, &info) == 0 else { throw VolumeError.failure("checking free space of", root) }
         return Int64(info.f_bavail) * Int64(info.f_frsize)
+    }
+
+    /// The modification time the file system stamps on a file created now in the store's temporary folder:
+    /// the kernel's clock on a local disk, the server's on NFS, the same clock as every object's `modified`.
+    public func currentTime() throws -> Date {
+        let probe = temporaryPath("clock")
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw VolumeError.failure("creating", probe) }
+        defer {
+            close(fd)
+            unlink(probe)
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw VolumeError.failure("reading the time of", probe) }
+        return Self.date(info.st_mtim)
+    }
+
+    static func date(_ time: timespec) -> Date {
+        Date(timeIntervalSince1970: Double(time.tv_sec) + Double(time.tv_nsec) / 1e9)
     }
 
     /// Removes temporary files left by runs that died (see `LocalStaging.removeStaleTemporaries`).
@@ -174,13 +199,14 @@ public struct VolumeStorage: Storage {
         return String(key[..<slash])
     }
 
-    private func writeTemporary(for key: String, data: [UInt8], mode: mode_t) throws -> String {
+    private func writeTemporary(for key: String, data: [UInt8]) throws -> String {
         let temporary = temporaryPath(String(key.split(separator: "/").last ?? "object"))
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw VolumeError.failure("writing", temporary) }
         defer { close(fd) }
         flock(fd, LOCK_SH)
         do {
+            guard fchmod(fd, Self.objectMode) == 0 else { throw VolumeError.failure("setting the mode of", temporary) }
             try data.withUnsafeBytes { try VolumeObjectWriter.writeAll(fd, $0, path: path(key)) }
             guard fsync(fd) == 0 else { throw VolumeError.failure("syncing", temporary) }
         } catch {
@@ -199,9 +225,12 @@ public struct VolumeStorage: Storage {
 
     private func withGuard<T>(_ folder: String, _ body: () throws -> T) throws -> T {
         let guardPath = path(folder.isEmpty ? ".guard" : "\(folder)/.guard")
-        let fd = open(guardPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        // Read-only is enough for flock, and lets every member of the store's group take the guard.
+        let fd = open(guardPath, O_RDONLY | O_CREAT | O_CLOEXEC, Self.objectMode)
         guard fd >= 0 else { throw VolumeError.failure("opening", guardPath) }
         defer { close(fd) }
+        // Exact whatever the umask; refused (and harmless) on a guard another user created.
+        _ = fchmod(fd, Self.objectMode)
         // Every holder keeps the guard for a read and a write only. One that has held it for long is stopped
         // or hung (SIGSTOP, `docker pause`, a dead NFS server): fail with a reason rather than wait forever.
         let deadline = Date().addingTimeInterval(Self.guardTimeout)
@@ -248,7 +277,8 @@ final class VolumeObjectWriter: ObjectWriter {
         self.storage = storage
         self.key = key
         self.temporary = storage.temporaryPath(String(key.split(separator: "/").last ?? "object"))
-        // 0600: archives hold the application's .env and its database.
+        // Owner only while written, `objectMode` once published: archives hold the application's .env and its
+        // database.
         fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw VolumeError.failure("creating", temporary) }
         flock(fd, LOCK_SH)  // in use: see `removeStaleTemporaries`
@@ -263,6 +293,9 @@ final class VolumeObjectWriter: ObjectWriter {
     func commit(beforePublishing check: () throws -> Void) throws {
         guard !finished else { return }
         do {
+            guard fchmod(fd, VolumeStorage.objectMode) == 0 else {
+                throw VolumeError.failure("setting the mode of", temporary)
+            }
             guard fsync(fd) == 0 else { throw VolumeError.failure("syncing", temporary) }
             try check()
             close(fd)
@@ -303,12 +336,21 @@ final class VolumeObjectReader: ObjectReader {
     private let fd: Int32
     private let path: String
     let size: Int64
+    /// The file's modification time, by the file system's clock.
+    let modified: Date
 
-    init(fd: Int32, path: String) {
+    /// Takes ownership of `fd` (closed on failure too).
+    init(fd: Int32, path: String) throws {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let error = VolumeError.failure("reading the size of", path)
+            close(fd)
+            throw error
+        }
         self.fd = fd
         self.path = path
-        var info = stat()
-        size = fstat(fd, &info) == 0 ? Int64(info.st_size) : 0
+        size = Int64(info.st_size)
+        modified = VolumeStorage.date(info.st_mtim)
     }
 
     deinit { close(fd) }
