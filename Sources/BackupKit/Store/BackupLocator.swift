@@ -34,8 +34,9 @@ struct BackupLocator {
     let trust: TrustSettings
     let authenticator: ManifestAuthenticator
     let logger: Logger
-    /// The store's clock, which a backup's name is compared with.
-    var now: () -> Date = { Date() }
+    /// The store's clock, which a backup's name is compared with: the hosts sharing a store may disagree
+    /// about the time, the store's own clock is the one they all see.
+    var now: () throws -> Date
 
     init(stores: Stores, store: StoreConfiguration, trust: TrustSettings, authenticator: ManifestAuthenticator, logger: Logger) {
         self.stores = stores
@@ -43,6 +44,7 @@ struct BackupLocator {
         self.trust = trust
         self.authenticator = authenticator
         self.logger = logger
+        now = { [primary = stores.primary] in try primary.currentTime() }
     }
 
     var catalog: BackupCatalog {
@@ -74,7 +76,7 @@ struct BackupLocator {
         let entries = try catalog.list()
         let allowance = TimeInterval(trust.clockSkewAllowance)
         let (chosen, skipped) = NewestBackup.choose(
-            entries, name: \.name, authenticity: \.authenticity, now: now(), allowance: allowance)
+            entries, name: \.name, authenticity: \.authenticity, now: try now(), allowance: allowance)
         for (entry, reason) in skipped {
             switch reason {
             case .future(let seconds):
