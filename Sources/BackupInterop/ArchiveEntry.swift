@@ -83,6 +83,23 @@ public final class ArchiveEntry {
         (bytes + [0]).withUnsafeBytes { body($0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
     }
 
+    /// The permission bits (`0o7777` at most: setuid, setgid and sticky included).
+    public var permissions: mode_t {
+        get { archive_entry_perm(pointer) }
+        set { archive_entry_set_perm(pointer, newValue) }
+    }
+
+    /// The owner as numbers; setting it drops the owner's names, which would otherwise be looked up first.
+    public var owner: (uid: uid_t, gid: gid_t) {
+        get { (uid_t(truncatingIfNeeded: archive_entry_uid(pointer)), gid_t(truncatingIfNeeded: archive_entry_gid(pointer))) }
+        set {
+            archive_entry_set_uid(pointer, Int64(newValue.uid))
+            archive_entry_set_gid(pointer, Int64(newValue.gid))
+            archive_entry_copy_uname(pointer, nil)
+            archive_entry_copy_gname(pointer, nil)
+        }
+    }
+
     public var size: Int64 {
         get { archive_entry_size(pointer) }
         set { archive_entry_set_size(pointer, newValue) }

@@ -76,7 +76,7 @@ public struct RestoreJob: Sendable {
         let uploadsStaging = uploadsTarget.map { FolderSwap.stagingFolder(for: $0, id: id) }
         let envStaging = envTarget.map { FolderSwap.sibling($0, "restore-\(id)") }
         defer {
-            if let uploadsStaging { try? FileManager.default.removeItem(atPath: uploadsStaging) }
+            if let uploadsStaging { FolderSwap.removeTree(uploadsStaging) }
             if let envStaging { try? FileManager.default.removeItem(atPath: envStaging) }
         }
         let parameters = try ConnectionParameters(configuration.database)
@@ -87,7 +87,8 @@ public struct RestoreJob: Sendable {
             target,
             into: .init(
                 dump: dump, uploads: uploadsStaging, env: envStaging,
-                expectedDump: target.manifest?.metadata.members.first { $0.name == ArchiveLayout.databaseDump }),
+                expectedDump: target.manifest?.metadata.members.first { $0.name == ArchiveLayout.databaseDump },
+                uploadsOwner: uploadsTarget.flatMap(FolderSwap.owner(of:))),
             restorer: restorer, lease: lease)
 
         // 2 to 4 happen with the application stopped (APP_STOP_COMMAND), and it is always started again. The slow
@@ -186,9 +187,7 @@ public struct RestoreJob: Sendable {
         for (index, store) in candidates.enumerated() {
             do {
                 guard try store.openReader(key: fileName) != nil else { continue }
-                let manifest = try store.read(key: fileName + ".json").flatMap {
-                    try? ContingencyJSON.decoder().decode(Manifest.self, from: Data($0.data))
-                }
+                let manifest = try BackupCatalog.manifest(key: fileName + ".json", in: store)
                 found.append(Target(fileName: fileName, storage: store, manifest: manifest))
                 if manifest != nil { break }
             } catch let error as ContingencyError where index > 0 && !error.isCancellation && !found.isEmpty {
@@ -214,12 +213,14 @@ public struct RestoreJob: Sendable {
         guard let reader = try target.storage.openReader(key: target.fileName) else {
             throw ContingencyError.noBackupFound("\(target.fileName) vanished from \(target.storage)")
         }
-        let verifier = ArchiveVerifier(logger: logger, progressInterval: TimeInterval(configuration.progressInterval))
+        let verifier = ArchiveVerifier(
+            logger: logger, progressInterval: TimeInterval(configuration.progressInterval),
+            policy: .init(allowOutsideSymlinks: configuration.allowOutsideSymlinks, restoreOwners: configuration.restoreOwners))
         let report: ArchiveVerifier.Report
         do {
             report = try verifier.read(
-                reader, name: target.fileName, identities: identities, into: destinations, databaseStarting: databaseStarting,
-                databaseRead: databaseRead)
+                reader, name: target.fileName, identities: identities, into: destinations, declared: target.manifest?.metadata,
+                databaseStarting: databaseStarting, databaseRead: databaseRead)
         } catch let error as ContingencyError {
             throw error.prefixed("\(target.fileName) failed verification; nothing was restored")
         }
