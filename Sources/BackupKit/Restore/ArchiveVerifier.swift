@@ -135,7 +135,7 @@ final class ArchiveVerifier {
                 report.members[member] = try extract(archive, member, to: nil, limit: limit(member))
             case ArchiveLayout.metadata:
                 var data: [UInt8] = []
-                try drain(archive, limit: Self.metadataLimit, exceeded: "metadata.json is larger than \(ByteFormat.string(Self.metadataLimit))") {
+                try drain(archive, limit: Self.metadataLimit, exceeded: "metadata.json is larger than \(Self.metadataLimit >> 20) MiB") {
                     data.append(contentsOf: $0)
                 }
                 // The runbook's script wrote a metadata.json of its own (no `format`): it is informative only.

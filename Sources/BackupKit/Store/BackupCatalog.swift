@@ -106,7 +106,7 @@ public struct BackupCatalog: Sendable {
 
     private static func tooLarge(_ key: String, _ storage: any Storage) -> ContingencyError {
         .failed(
-            "the manifest \(key) in \(storage) is larger than \(ByteFormat.string(manifestLimit)), more than any backup writes: not read",
+            "the manifest \(key) in \(storage) is larger than \(manifestLimit >> 20) MiB, more than any backup writes: not read",
             hint: "remove it or restore another backup (LATEST_BACKUP=…)")
     }
 
