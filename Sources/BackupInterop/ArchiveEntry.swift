@@ -44,6 +44,15 @@ public final class ArchiveEntry {
         archive_entry_set_mtime(pointer, time_t(modified.timeIntervalSince1970), 0)
     }
 
+    /// A symbolic link entry.
+    public convenience init(symlink path: String, target: String) {
+        self.init()
+        pathname = path
+        archive_entry_set_filetype(pointer, UInt32(Glibc.S_IFLNK))
+        archive_entry_set_perm(pointer, 0o777)
+        archive_entry_copy_symlink(pointer, target)
+    }
+
     public func clear() { archive_entry_clear(pointer) }
 
     /// The path inside the archive, UTF-8.
