@@ -354,13 +354,28 @@ struct HostileArchiveTests {
         }
     }
 
-    @Test("more files than the manifest declares are refused at the first one too many")
-    func moreFilesThanDeclared() async throws {
+    @Test("more files or folders than the manifest declares are refused at the first one too many", arguments: [false, true])
+    func moreThanDeclared(folder: Bool) async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             let archive = try await backup(app)
-            try await ArchiveForge.forge(archive, [.insertAfter("uploads", .file("uploads/extra.txt", Data()))], recompute: [.members, .archive])
+            let extra: ArchiveForge.Entry = folder ? .directory("uploads/extra") : .file("uploads/extra.txt", Data())
+            try await ArchiveForge.forge(archive, [.insertAfter("uploads", extra)], recompute: [.members, .archive])
             _ = try await prepareVictims(app)
-            try await expectRefused(app, "the uploads hold more than the 3 files the manifest records")
+            // The sample uploads: 3 files in 2 folders (avatars, empty folder).
+            try await expectRefused(app, folder ? "the uploads hold more than the 2 folders the manifest records" : "the uploads hold more than the 3 files the manifest records")
+        }
+    }
+
+    @Test("a runbook archive of many empty files stops before the file system runs out of inodes")
+    func inodeBombInRunbookArchive() async throws {
+        try await ApplicationFixture.with(uploadFiles: 0) { app in
+            let mount = try await TmpfsMount(size: "16m,nr_inodes=400", on: app.uploadsDirectory.path)
+            defer { mount.unmount() }
+            try FileTreeSnapshot.makeSampleUploads(in: app.uploadsDirectory, fileCount: 5)
+            let archive = try await runbookBackup(app)
+            let files = (0..<600).map { ArchiveForge.Edit.insertAfter("uploads", .file("uploads/many/\($0)", Data())) }
+            try await ArchiveForge.forge(archive, files, nested: true)
+            try await expectRefused(app, "5% of its free inodes", environment: ["LATEST_BACKUP": archive.path])
         }
     }
 
