@@ -82,6 +82,7 @@ public struct UploadsTreeRules: Sendable {
                 if depth < 0 { return false }
             } else {
                 climbing = false
+                depth += 1
             }
         }
         return true

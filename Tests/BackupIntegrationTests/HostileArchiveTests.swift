@@ -124,6 +124,21 @@ struct HostileArchiveTests {
             _ = try await prepareVictims(app)
             try await expectRefused(app, "the symlink uploads/l points outside the uploads (to s/a/../victim)")
         }
+        // Counted lexically, d/e/l -> s/a/../x stays inside (d/e/s/x); through the link s/a it climbs out.
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            let archive = try await backup(app)
+            try await ArchiveForge.forge(
+                archive,
+                [
+                    .insertAfter("uploads", .directory("uploads/d")),
+                    .insertAfter("uploads/d", .directory("uploads/d/e")),
+                    .insertAfter("uploads/d/e", .directory("uploads/d/e/s")),
+                    .insertAfter("uploads/d/e/s", .symlink("uploads/d/e/s/a", to: "../../..")),
+                    .insertAfter("uploads/d/e/s", .symlink("uploads/d/e/l", to: "s/a/../victim")),
+                ])
+            _ = try await prepareVictims(app)
+            try await expectRefused(app, "the symlink uploads/d/e/l points outside the uploads (to s/a/../victim)")
+        }
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             let archive = try await backup(app)
             try await ArchiveForge.forge(
