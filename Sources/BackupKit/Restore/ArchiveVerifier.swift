@@ -69,7 +69,7 @@ final class ArchiveVerifier {
     /// unchecked.
     ///
     /// `declared` (the manifest's metadata) bounds what is read: each member stops at its recorded size, the
-    /// uploads at their recorded bytes and file count, and a member it does not list holds nothing; without
+    /// uploads at their recorded bytes, files and folders, and a member it does not list holds nothing; without
     /// it (an archive of the runbook's script), what is written stops short of filling a file system (see
     /// `SpaceAllowance`).
     func read(
@@ -87,6 +87,7 @@ final class ArchiveVerifier {
             root: destinations.uploads, declared: declared, policy: policy, owner: owner,
             space: declared == nil ? try destinations.uploads.map { try SpaceAllowance.of($0) } : nil)
         let dumpSpace = declared == nil ? try SpaceAllowance.of(destinations.dump.file.path, sharing: tree.space) : nil
+        let envSpace = declared == nil ? try destinations.env.map { try SpaceAllowance.of($0, sharing: dumpSpace) } : nil
         var disk = try destinations.uploads.map { _ in try DiskTreeWriter(settingOwners: policy.restoreOwners || owner != nil) }
         func limit(_ member: String) -> Int64? { declared.map { $0.member(named: member)?.size ?? 0 } }
         let entry = ArchiveEntry()
@@ -125,7 +126,7 @@ final class ArchiveVerifier {
             case ArchiveLayout.envBackup:
                 report.hasEnv = true
                 let file = try destinations.env.map { try LocalFile(writing: $0) }
-                report.members[member] = try extract(archive, member, to: file, limit: limit(member))
+                report.members[member] = try extract(archive, member, to: file, limit: limit(member), space: envSpace)
                 try file?.sync()
             case ArchiveLayout.globals:
                 let sink = MemorySink(limit: 16 << 20)
@@ -135,9 +136,8 @@ final class ArchiveVerifier {
                 report.members[member] = try extract(archive, member, to: nil, limit: limit(member))
             case ArchiveLayout.metadata:
                 var data: [UInt8] = []
-                try drain(archive, limit: Self.metadataLimit, exceeded: "metadata.json is larger than \(Self.metadataLimit >> 20) MiB") {
-                    data.append(contentsOf: $0)
-                }
+                let exceeded = "metadata.json is larger than \(Self.metadataLimit >> 20) MiB"
+                try drain(archive, limit: Self.metadataLimit, exceeded: exceeded) { data.append(contentsOf: $0) }
                 // The runbook's script wrote a metadata.json of its own (no `format`): it is informative only.
                 let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any]
                 guard object?["format"] != nil else {
@@ -214,11 +214,12 @@ final class ArchiveVerifier {
     /// Copies the current member into `sink` (or only hashes it) and returns its size and sha256. Stops with an
     /// error at the first byte past `limit` (its declared size).
     private func extract(
-        _ archive: ArchiveReader, _ member: String, to sink: (any ByteSink)?, limit: Int64?
+        _ archive: ArchiveReader, _ member: String, to sink: (any ByteSink)?, limit: Int64?, space: SpaceAllowance? = nil
     ) throws -> BackupMetadata.Member {
         let hash = BackupInterop.SHA256()
         var count: Int64 = 0
         try drain(archive, limit: limit, exceeded: Self.overDeclared(member, limit)) { chunk in
+            try space?.consume(bytes: chunk.count, for: member)
             hash.update(chunk)
             try sink?.write(chunk)
             count += Int64(chunk.count)
@@ -335,31 +336,39 @@ final class ArchiveVerifier {
 
     /// Bytes as text for a message: invalid UTF-8 replaced, control characters escaped.
     static func shown(raw bytes: [UInt8]) -> String {
-        String(decoding: bytes, as: UTF8.self).unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0) }
-            .joined()
+        String(decoding: bytes, as: UTF8.self).unicodeScalars.map { scalar in
+            scalar.value < 0x20 || scalar.value == 0x7F ? "\\u{\(String(scalar.value, radix: 16))}" : String(scalar)
+        }
+        .joined()
     }
 
     private static func refusal(
         _ refusal: UploadsTreeRules.Refusal, shown: String, entry: ArchiveEntry, linkTarget: ([UInt8]) -> [UInt8]?
     ) -> ContingencyError {
+        // backup-job never writes these: the archive was made or changed by something else.
+        let other = "restore another backup (LATEST_BACKUP=…); backup-job never writes such an entry"
         switch refusal {
         case .rootNotFolder:
-            let what = entry.kind == .symlink ? "a symlink (to \(Self.shown(raw: entry.symlinkTargetBytes ?? [])))" : "not a folder"
-            return .failed("the archive's uploads entry is \(what): restoring it would replace the uploads folder")
+            let target = Self.shown(raw: entry.symlinkTargetBytes ?? [])
+            let what = entry.kind == .symlink ? "a symlink (to \(target))" : "not a folder"
+            return .failed("the archive's uploads entry is \(what): restoring it would replace the uploads folder", hint: other)
         case .dotDot:
-            return .failed("\(shown) has a .. in its path: it would be written outside the uploads")
+            return .failed("\(shown) has a .. in its path: it would be written outside the uploads", hint: other)
         case .throughSymlink(let link):
-            return .failed("\(shown) goes through the symlink \(Self.shown(link)): a restore never writes through a link")
+            return .failed(
+                "\(shown) goes through the symlink \(Self.shown(link)): a restore never writes through a link", hint: other)
         case .symlinkOutside:
             return .failed(
                 "the symlink \(shown) points outside the uploads (to \(Self.shown(raw: entry.symlinkTargetBytes ?? [])))",
                 hint: "if this backup is genuine and such links are wanted, set RESTORE_ALLOW_OUTSIDE_SYMLINKS=true")
         case .hardLinkOutside:
-            return .failed("the hard link \(shown) points outside the uploads (\(Self.shown(raw: entry.hardlinkTargetBytes ?? [])))")
+            let target = Self.shown(raw: entry.hardlinkTargetBytes ?? [])
+            return .failed("the hard link \(shown) points outside the uploads (\(target))", hint: other)
         case .hardLinkToSymlink:
-            let target = entry.hardlinkTargetBytes.flatMap(linkTarget) ?? []
+            let target = Self.shown(entry.hardlinkTargetBytes.flatMap(linkTarget) ?? [])
             return .failed(
-                "the hard link \(shown) points to the symlink \(Self.shown(target)): the copy of a link in another folder may point outside the uploads",
+                "the hard link \(shown) points to the symlink \(target): the copy of a link in another folder may point "
+                    + "outside the uploads",
                 hint: "if this backup is genuine, set RESTORE_ALLOW_OUTSIDE_SYMLINKS=true")
         }
     }
@@ -432,7 +441,8 @@ final class UploadsExtraction {
     func countFile(_ shown: String) throws {
         files += 1
         if bounded && files > declared?.files ?? 0 {
-            throw ContingencyError.failed("the uploads hold more than the \(declared?.files ?? 0) files the manifest records: stopped at \(shown)")
+            throw ContingencyError.failed(
+                "the uploads hold more than the \(declared?.files ?? 0) files the manifest records: stopped at \(shown)")
         }
     }
 

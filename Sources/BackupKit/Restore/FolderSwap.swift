@@ -59,11 +59,12 @@ enum FolderSwap {
             throw ContingencyError.failed("the staging folder \(path) is gone: \(String(cString: strerror(errno)))")
         }
         guard info.st_mode & S_IFMT == S_IFDIR else {
-            throw ContingencyError.failed(
-                "the staging folder \(path) is not a folder (\(info.st_mode & S_IFMT == S_IFLNK ? "a symlink" : "another kind of file")): refusing to put it in place")
+            let kind = info.st_mode & S_IFMT == S_IFLNK ? "a symlink" : "another kind of file"
+            throw ContingencyError.failed("the staging folder \(path) is not a folder (\(kind)): refusing to put it in place")
         }
         guard info.st_uid == geteuid() else {
-            throw ContingencyError.failed("the staging folder \(path) belongs to uid \(info.st_uid), not to this restore's \(geteuid()): refusing to put it in place")
+            throw ContingencyError.failed(
+                "the staging folder \(path) belongs to uid \(info.st_uid), not to this restore's \(geteuid()): refusing to put it in place")
         }
     }
 

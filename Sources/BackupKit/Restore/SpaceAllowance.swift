@@ -41,7 +41,8 @@ final class SpaceAllowance {
 
     private func exhausted(_ what: String, _ reserve: String) -> ContingencyError {
         .failed(
-            "extracting \(what) would leave less than \(reserve) on the file system of \(path): the archive has no manifest declaring its sizes, so the free space bounds it; stopped there",
+            "extracting \(what) would leave less than \(reserve) on the file system of \(path): the archive has no "
+                + "manifest declaring its sizes, so the free space bounds it; stopped there",
             hint: "free space there if the archive is genuine")
     }
 }
