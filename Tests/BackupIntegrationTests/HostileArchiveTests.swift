@@ -358,6 +358,19 @@ struct HostileArchiveTests {
         }
     }
 
+    @Test("a database.dump larger than its manifest says is stopped at the declared size; the new database goes")
+    func dumpLargerThanDeclared() async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            let archive = try await backup(app)
+            try await ArchiveForge.forge(
+                archive, [.replace("database.dump", .zeros("database.dump", count: 256 << 20))], recompute: [.uploads, .archive])
+            _ = try await prepareVictims(app)
+            try await expectRefused(app, "database.dump holds more than the")
+            let left = try await app.server.query("SELECT datname FROM pg_database WHERE datname LIKE 'visual\\_db\\_restore\\_%'")
+            #expect(left.isEmpty, "\(left)")
+        }
+    }
+
     @Test("a member the manifest does not list is refused")
     func undeclaredMember() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
