@@ -199,6 +199,10 @@ public struct RestoreConfiguration: Sendable, Equatable {
     public var noOwner = false
     /// Keep the replaced database until the next successful backup.
     public var keepOld = true
+    /// Give restored uploads the owners the archive records (root only; RESTORE_OWNERS).
+    public var restoreOwners = false
+    /// Restore uploads symlinks whose target leaves the uploads folder (RESTORE_ALLOW_OUTSIDE_SYMLINKS).
+    public var allowOutsideSymlinks = false
     /// Stops the application around the changes (`pre`: APP_STOP_COMMAND, `post`: APP_START_COMMAND).
     public var app = Hooks()
     /// How the restored database compresses its out-of-line values.
@@ -227,7 +231,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
         StoreConfiguration.settings + DatabaseSettings.settings + ApplicationPaths.settings + [
             Settings.ageIdentity, Settings.agePassphrase, Settings.restorePreCommand, Settings.restorePostCommand,
             Settings.hookTimeout, Settings.appStopCommand, Settings.appStartCommand, Settings.restoreNoOwner,
-            Settings.restoreKeepOld, Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
+            Settings.restoreKeepOld, Settings.restoreOwners, Settings.restoreAllowOutsideSymlinks, Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
             Settings.restoreToastCompression, Settings.progressInterval,
             Settings.logFormat,
         ] + TrustSettings.settings
@@ -247,6 +251,8 @@ public struct RestoreConfiguration: Sendable, Equatable {
         configuration.hooks = try Hooks.load(values, pre: Settings.restorePreCommand, post: Settings.restorePostCommand)
         configuration.noOwner = try values.bool(Settings.restoreNoOwner)
         configuration.keepOld = try values.bool(Settings.restoreKeepOld)
+        configuration.restoreOwners = try values.bool(Settings.restoreOwners)
+        configuration.allowOutsideSymlinks = try values.bool(Settings.restoreAllowOutsideSymlinks)
         configuration.app = try Hooks.load(values, pre: Settings.appStopCommand, post: Settings.appStartCommand)
         configuration.toastCompression = try values.choice(Settings.restoreToastCompression, as: ToastCompression.self)
         configuration.trust = try TrustSettings.load(values)

@@ -136,6 +136,12 @@ public enum Settings {
     public static let restoreNoOwner = Setting(
         "RESTORE_NO_OWNER", default: "false",
         "Restore with --no-owner --no-acl and create no roles: everything is owned by the restoring user")
+    public static let restoreOwners = Setting(
+        "RESTORE_OWNERS", default: "false",
+        "true: restored uploads get the owners recorded in the archive (when run as root); otherwise they belong to the owner of the current UPLOADS_DIR (as root) or to the restoring user")
+    public static let restoreAllowOutsideSymlinks = Setting(
+        "RESTORE_ALLOW_OUTSIDE_SYMLINKS", default: "false",
+        "true: restore symlinks in the uploads whose target leaves the uploads folder (absolute, or climbing above it); otherwise such a backup is refused")
     public static let restoreKeepOld = Setting(
         "RESTORE_KEEP_OLD", default: "true",
         "Keep the database as it was before a restore (<db>_before_restore_<time>) until the next successful backup")

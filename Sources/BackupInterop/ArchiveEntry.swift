@@ -44,6 +44,15 @@ public final class ArchiveEntry {
         archive_entry_set_mtime(pointer, time_t(modified.timeIntervalSince1970), 0)
     }
 
+    /// A symbolic link entry.
+    public convenience init(symlink path: String, target: String) {
+        self.init()
+        pathname = path
+        archive_entry_set_filetype(pointer, UInt32(Glibc.S_IFLNK))
+        archive_entry_set_perm(pointer, 0o777)
+        archive_entry_copy_symlink(pointer, target)
+    }
+
     public func clear() { archive_entry_clear(pointer) }
 
     /// The path inside the archive, UTF-8.
@@ -81,6 +90,23 @@ public final class ArchiveEntry {
 
     static func withCString<T>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) -> T) -> T {
         (bytes + [0]).withUnsafeBytes { body($0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+    }
+
+    /// The permission bits (`0o7777` at most: setuid, setgid and sticky included).
+    public var permissions: mode_t {
+        get { archive_entry_perm(pointer) }
+        set { archive_entry_set_perm(pointer, newValue) }
+    }
+
+    /// The owner as numbers; setting it drops the owner's names, which would otherwise be looked up first.
+    public var owner: (uid: uid_t, gid: gid_t) {
+        get { (uid_t(truncatingIfNeeded: archive_entry_uid(pointer)), gid_t(truncatingIfNeeded: archive_entry_gid(pointer))) }
+        set {
+            archive_entry_set_uid(pointer, Int64(newValue.uid))
+            archive_entry_set_gid(pointer, Int64(newValue.gid))
+            archive_entry_copy_uname(pointer, nil)
+            archive_entry_copy_gname(pointer, nil)
+        }
     }
 
     public var size: Int64 {

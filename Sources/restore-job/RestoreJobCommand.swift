@@ -19,6 +19,13 @@ struct RestoreJobCommand: AsyncParsableCommand {
             uploads extracted beside UPLOADS_DIR and swapped in, the .env (the current one kept as \
             .env.before-restore). Archives made by the runbook's shell script (uploads.tar.gz inside) are read too.
 
+            What is read is bounded by what the manifest declares (each member's size, the uploads' bytes, files \
+            and folders; metadata and manifests at most 16 MiB); an archive without one stops short of filling a \
+            file system. The uploads are refused when their root is not a folder, a path has "..", an entry goes \
+            through a symlink, or a symlink points outside the uploads (unless RESTORE_ALLOW_OUTSIDE_SYMLINKS=true); \
+            setuid, setgid, sticky and world-write bits are dropped, and owners come from the archive only with \
+            RESTORE_OWNERS=true.
+
             Before restoring, it checks (and reports together): pg_restore can read the dump, the server is not \
             older than the backup's source, the roles and extensions exist or can be created, room for the \
             uploads, the key, who is connected; --check runs these checks alone.

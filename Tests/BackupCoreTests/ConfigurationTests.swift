@@ -298,6 +298,8 @@ struct ConfigurationTests {
         #expect(configuration.terminateConnections == false)
         #expect(configuration.pgBinDirectory == nil)
         #expect(configuration.database == DatabaseSettings())
+        #expect(configuration.restoreOwners == false)
+        #expect(configuration.allowOutsideSymlinks == false)
     }
 
     @Test func restoreReadsItsOwnSettings() throws {
@@ -305,10 +307,20 @@ struct ConfigurationTests {
             "LATEST_BACKUP": "/backups/visual_backup_2025-01-15_14-30-00.tar.gz",
             "RESTORE_TERMINATE_CONNECTIONS": "yes",
             "PG_BIN_DIR": "/usr/lib/postgresql/16/bin",
+            "RESTORE_OWNERS": "true",
+            "RESTORE_ALLOW_OUTSIDE_SYMLINKS": "1",
         ]))
         #expect(configuration.backup == "/backups/visual_backup_2025-01-15_14-30-00.tar.gz")
         #expect(configuration.terminateConnections)
         #expect(configuration.pgBinDirectory == "/usr/lib/postgresql/16/bin")
+        #expect(configuration.restoreOwners)
+        #expect(configuration.allowOutsideSymlinks)
+    }
+
+    @Test(arguments: ["RESTORE_OWNERS", "RESTORE_ALLOW_OUTSIDE_SYMLINKS"])
+    func restoreRefusesABadUploadsSetting(_ name: String) {
+        let error = configurationError { () throws(ContingencyError) in try RestoreConfiguration.load(values([name: "sometimes"])) }
+        #expect(error?.message.contains(name) == true)
     }
 
     @Test func restoreRefusesABadBoolean() {

@@ -18,7 +18,7 @@ struct PreRestoreCheckTests {
             let check = try await app.run("restore-job", ["--check"])
             #expect(check.succeeded, "\(check)")
             for expected in ["can read a dump made by pg_dump", "is not older than the backup's source", "the roles owning the objects exist",
-                             "free beside", "no other session is connected", "All pre-restore checks passed"] {
+                             "free in", "no other session is connected", "All pre-restore checks passed"] {
                 #expect(check.stdout.contains(expected), "\(expected) missing from \(check.stdout)")
             }
             #expect(try await app.snapshot() == before)

@@ -19,12 +19,14 @@ enum BackupCheck {
         guard let reader = try target.storage.openReader(key: target.fileName) else {
             throw ContingencyError.noBackupFound("\(target.fileName) vanished from \(target.storage)")
         }
-        let verifier = ArchiveVerifier(logger: logger, progressInterval: TimeInterval(configuration.progressInterval))
+        let verifier = ArchiveVerifier(
+            logger: logger, progressInterval: TimeInterval(configuration.progressInterval),
+            policy: .init(allowOutsideSymlinks: configuration.allowOutsideSymlinks, restoreOwners: configuration.restoreOwners))
         let report: ArchiveVerifier.Report
         do {
             report = try verifier.read(
-                reader, name: target.fileName, identities: identities, into: destinations, databaseStarting: databaseStarting,
-                databaseRead: databaseRead)
+                reader, name: target.fileName, identities: identities, into: destinations, declared: target.manifest?.metadata,
+                databaseStarting: databaseStarting, databaseRead: databaseRead)
         } catch let error as ContingencyError {
             throw error.prefixed("\(target.fileName) failed verification; nothing was restored")
         }

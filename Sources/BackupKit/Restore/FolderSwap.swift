@@ -37,15 +37,61 @@ enum FolderSwap {
         return own.st_dev != parent.st_dev
     }
 
+    /// Makes the folder an archive's uploads are extracted into: a new folder, mode 0700 (nobody else walks into
+    /// it while files with their final modes appear in it), or one the caller made that passes `checkStaging`.
+    static func makeStagingFolder(_ path: String) throws {
+        if mkdir(path, 0o700) != 0 {
+            guard errno == EEXIST else {
+                throw ContingencyError.failed("creating the staging folder \(path): \(String(cString: strerror(errno)))")
+            }
+            try checkStaging(path)
+        }
+        guard chmod(path, 0o700) == 0 else {
+            throw ContingencyError.failed("making the staging folder \(path) private: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// A staging folder is only ever renamed into place or emptied into the uploads if it is still what a restore
+    /// made: a real folder (not a symlink something put in its place), owned by this user.
+    static func checkStaging(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            throw ContingencyError.failed("the staging folder \(path) is gone: \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            let kind = info.st_mode & S_IFMT == S_IFLNK ? "a symlink" : "another kind of file"
+            throw ContingencyError.failed("the staging folder \(path) is not a folder (\(kind)): refusing to put it in place")
+        }
+        guard info.st_uid == geteuid() else {
+            throw ContingencyError.failed(
+                "the staging folder \(path) belongs to uid \(info.st_uid), not to this restore's \(geteuid()): refusing to put it in place")
+        }
+    }
+
+    /// The owner of `path` (not following a last symlink), or nil when it does not exist.
+    static func owner(of path: String) -> (uid: uid_t, gid: gid_t)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (info.st_uid, info.st_gid)
+    }
+
     /// Replaces the folder `target` with `staged`. A sibling is swapped in by two renames, the old folder removed
-    /// only once the new one is in place; a folder staged inside `target` (a mount point) is swapped entry by
-    /// entry, and put back as it was if that fails halfway.
+    /// only once the new one is in place, and takes the old folder's owner and mode (0755 and this user's when
+    /// there was none); a folder staged inside `target` (a mount point) is swapped entry by entry, and put back
+    /// as it was if that fails halfway. Either way `staged` is checked first (`checkStaging`).
     static func swap(staged: String, into target: String) throws {
+        try checkStaging(staged)
         if staged.hasPrefix(target + "/") {
             try swapContents(staged: staged, into: target)
             return
         }
-        guard FileManager.default.fileExists(atPath: target) else {
+        var current = stat()
+        let exists = stat(target, &current) == 0
+        if exists { _ = chown(staged, current.st_uid, current.st_gid) }
+        guard chmod(staged, exists ? current.st_mode & 0o7777 : 0o755) == 0 else {
+            throw ContingencyError.failed("setting the mode of \(staged): \(String(cString: strerror(errno)))")
+        }
+        guard exists else {
             try rename(staged, target)
             return
         }
@@ -57,32 +103,103 @@ enum FolderSwap {
             _ = Glibc.rename(old, target)  // put the old folder back
             throw error
         }
-        try? FileManager.default.removeItem(atPath: old)
+        removeTree(old)
     }
 
+    /// Entry by entry, by file descriptors and byte names: names need not be UTF-8, and no path is walked twice.
     private static func swapContents(staged: String, into target: String) throws {
-        let fileManager = FileManager.default
-        let old = "\(target)/.contingency-before-restore-\(UUID().uuidString.prefix(8).lowercased())"
-        try fileManager.createDirectory(atPath: old, withIntermediateDirectories: false)
-        let hidden: Set<String> = [(old as NSString).lastPathComponent, (staged as NSString).lastPathComponent]
-        var movedOut: [String] = []
-        var movedIn: [String] = []
+        let oldName = ".contingency-before-restore-\(UUID().uuidString.prefix(8).lowercased())"
+        let old = "\(target)/\(oldName)"
+        guard mkdir(old, 0o700) == 0 else {
+            throw ContingencyError.failed("creating \(old): \(String(cString: strerror(errno)))")
+        }
+        let targetFD = try openFolder(target)
+        defer { close(targetFD) }
+        let oldFD = try openFolder(old)
+        defer { close(oldFD) }
+        let stagedFD = try openFolder(staged)
+        defer { close(stagedFD) }
+        let hidden: Set<[UInt8]> = [Array(oldName.utf8), Array((staged as NSString).lastPathComponent.utf8)]
+        var movedOut: [[UInt8]] = []
+        var movedIn: [[UInt8]] = []
         do {
-            for entry in try fileManager.contentsOfDirectory(atPath: target) where !hidden.contains(entry) {
-                try rename("\(target)/\(entry)", "\(old)/\(entry)")
-                movedOut.append(entry)
+            for name in try names(in: targetFD, target) where !hidden.contains(name) {
+                try rename(name, from: targetFD, to: oldFD, "\(target) to \(old)")
+                movedOut.append(name)
             }
-            for entry in try fileManager.contentsOfDirectory(atPath: staged) {
-                try rename("\(staged)/\(entry)", "\(target)/\(entry)")
-                movedIn.append(entry)
+            for name in try names(in: stagedFD, staged) {
+                try rename(name, from: stagedFD, to: targetFD, "\(staged) to \(target)")
+                movedIn.append(name)
             }
         } catch {
-            for entry in movedIn { _ = Glibc.rename("\(target)/\(entry)", "\(staged)/\(entry)") }
-            for entry in movedOut { _ = Glibc.rename("\(old)/\(entry)", "\(target)/\(entry)") }
-            try? fileManager.removeItem(atPath: old)
+            for name in movedIn { try? rename(name, from: targetFD, to: stagedFD, "") }
+            for name in movedOut { try? rename(name, from: oldFD, to: targetFD, "") }
+            rmdir(old)  // only once empty: what could not be moved back stays there
             throw error
         }
-        try? fileManager.removeItem(atPath: old)
+        removeTree(old)
+    }
+
+    private static func openFolder(_ path: String) throws -> Int32 {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw ContingencyError.failed("opening \(path): \(String(cString: strerror(errno)))") }
+        return fd
+    }
+
+    /// The names in a folder, byte for byte, without `.` and `..`.
+    private static func names(in folder: Int32, _ shown: String) throws -> [[UInt8]] {
+        let copy = dup(folder)
+        guard copy >= 0, let directory = fdopendir(copy) else {
+            throw ContingencyError.failed("listing \(shown): \(String(cString: strerror(errno)))")
+        }
+        defer { closedir(directory) }
+        rewinddir(directory)
+        var names: [[UInt8]] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+            if name == [0x2E] || name == [0x2E, 0x2E] { continue }
+            names.append(name)
+        }
+        return names
+    }
+
+    private static func rename(_ name: [UInt8], from: Int32, to: Int32, _ shown: String) throws {
+        let status = (name + [0]).withUnsafeBytes { raw in
+            let cName = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+            return renameat(from, cName, to, cName)
+        }
+        guard status == 0 else {
+            throw ContingencyError.failed(
+                "moving \(ArchiveVerifier.shown(raw: name)) from \(shown): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Removes a folder and everything in it, by byte paths (names need not be UTF-8), never following a link.
+    static func removeTree(_ path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFDIR, let folder = try? openFolder(path) else {
+            unlink(path)
+            return
+        }
+        removeContents(of: folder)
+        close(folder)
+        rmdir(path)
+    }
+
+    private static func removeContents(of folder: Int32) {
+        for name in (try? names(in: folder, "")) ?? [] {
+            (name + [0]).withUnsafeBytes { raw in
+                let cName = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+                if unlinkat(folder, cName, 0) == 0 || errno != EISDIR { return }
+                let child = openat(folder, cName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                if child >= 0 {
+                    removeContents(of: child)
+                    close(child)
+                }
+                unlinkat(folder, cName, AT_REMOVEDIR)
+            }
+        }
     }
 
     /// Replaces the file `target` with `staged`, keeping the current one as `keepingOldAs`. The new file gets

@@ -89,19 +89,38 @@ struct PreRestoreChecks {
             findings.append(Finding(ok: true, text: "the database took \(ByteFormat.string(size)) on its source server: the target needs room for it"))
         }
 
-        // Room for the uploads, staged beside the current ones before the swap.
-        if let uploads = configuration.paths.uploadsDirectory, let bytes = metadata?.uploads?.bytes {
-            var parent = (FolderSwap.resolved(uploads) as NSString).deletingLastPathComponent
-            while !FileManager.default.fileExists(atPath: parent), parent.count > 1 { parent = (parent as NSString).deletingLastPathComponent }
-            var info = statvfs()
-            if statvfs(parent, &info) == 0 {
-                let free = Int64(info.f_bavail) * Int64(info.f_frsize)
+        // Room for what the manifest says will be written before anything is swapped in: the uploads where they
+        // are staged (beside UPLOADS_DIR, or inside it when it is a mount point) and the dump in the staging folder
+        // (sealed when encrypted: age adds 16 bytes a 64 KiB chunk); both at once when they share a file system.
+        // Extraction stops at these declared sizes, so this is all the room the restore takes.
+        if let metadata {
+            var needs: [(what: String, path: String, bytes: Int64)] = []
+            if let uploads = configuration.paths.uploadsDirectory, let bytes = metadata.uploads?.bytes {
+                let staging = FolderSwap.stagingFolder(for: FolderSwap.resolved(uploads), id: "check")
+                needs.append(("\(ByteFormat.string(bytes)) of uploads", (staging as NSString).deletingLastPathComponent, bytes))
+            }
+            if let dump = metadata.member(named: ArchiveLayout.databaseDump) {
+                needs.append(
+                    ("the \(ByteFormat.string(dump.size)) database.dump", restore.stores.staging.folder, dump.size + dump.size / 4096 + 4096))
+            }
+            var devices: [UInt64] = []
+            var shared: [UInt64: (space: FileSystemSpace, path: String, bytes: Int64, what: [String])] = [:]
+            for need in needs {
+                guard let space = try? FileSystemSpace.of(need.path) else { continue }
+                if shared[space.device] == nil { devices.append(space.device) }
+                shared[space.device, default: (space, need.path, 0, [])].bytes += need.bytes
+                shared[space.device]?.what.append(need.what)
+            }
+            for device in devices {
+                guard let need = shared[device] else { continue }
+                let free = need.space.freeBytes
+                let what = need.what.joined(separator: " and ")
                 findings.append(
                     Finding(
-                        ok: free > bytes,
-                        text: free > bytes
-                            ? "\(ByteFormat.string(free)) free beside \(uploads) for \(ByteFormat.string(bytes)) of uploads"
-                            : "only \(ByteFormat.string(free)) free beside \(uploads) for \(ByteFormat.string(bytes)) of uploads: free space first"))
+                        ok: free > need.bytes,
+                        text: free > need.bytes
+                            ? "\(ByteFormat.string(free)) free in \(need.path) for \(what)"
+                            : "only \(ByteFormat.string(free)) free in \(need.path) for \(what): free space first"))
             }
         }
 

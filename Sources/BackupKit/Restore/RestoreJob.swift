@@ -59,7 +59,7 @@ public struct RestoreJob: Sendable {
         let uploadsStaging = uploadsTarget.map { FolderSwap.stagingFolder(for: $0, id: id) }
         let envStaging = envTarget.map { FolderSwap.sibling($0, "restore-\(id)") }
         defer {
-            if let uploadsStaging { try? FileManager.default.removeItem(atPath: uploadsStaging) }
+            if let uploadsStaging { FolderSwap.removeTree(uploadsStaging) }
             if let envStaging { try? FileManager.default.removeItem(atPath: envStaging) }
         }
         let parameters = try ConnectionParameters(configuration.database)
@@ -69,7 +69,8 @@ public struct RestoreJob: Sendable {
         let (report, incoming) = try await verifyAndPrepare(
             target,
             into: .init(
-                dump: dump, uploads: uploadsStaging, env: envStaging, expectedDump: expectedDump),
+                dump: dump, uploads: uploadsStaging, env: envStaging, expectedDump: expectedDump,
+                uploadsOwner: uploadsTarget.flatMap(FolderSwap.owner(of:))),
             restorer: restorer, lease: lease)
 
         // 2 to 4 happen with the application stopped (APP_STOP_COMMAND), and it is always started again. The slow

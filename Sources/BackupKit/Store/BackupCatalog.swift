@@ -51,7 +51,13 @@ public struct BackupCatalog: Sendable {
         for (index, storage) in storages.enumerated() {
             do {
                 var found: [BackupEntry] = []
-                for name in try completeNames(in: storage) where !seen.contains(name.fileName) {
+                let objects = try storage.list(folder: "")
+                let sizes = Dictionary(objects.map { ($0.name, $0.size) }) { first, _ in first }
+                for name in completeNames(among: objects) where !seen.contains(name.fileName) {
+                    if let size = sizes[name.manifestName], size > Self.manifestLimit {
+                        logger?.warning("\(name.fileName) is not listed: \(Self.tooLarge(name.manifestName, storage).message)")
+                        continue
+                    }
                     guard let read = try Self.manifest(for: name, in: storage) else { continue }
                     let (authenticity, manifest) = authenticator.authenticate(read, fileName: name.fileName)
                     found.append(BackupEntry(name: name, manifest: manifest, storage: storage, authenticity: authenticity))
@@ -67,7 +73,10 @@ public struct BackupCatalog: Sendable {
 
     /// The names of archives that have a manifest beside them in `storage`, newest first; manifests not read.
     public func completeNames(in storage: any Storage) throws -> [BackupName] {
-        let objects = try storage.list(folder: "")
+        completeNames(among: try storage.list(folder: ""))
+    }
+
+    private func completeNames(among objects: [ObjectInfo]) -> [BackupName] {
         let names = Set(objects.map(\.name))
         return objects.compactMap { object in
             guard let name = BackupName.parse(fileName: object.name, prefix: prefix), names.contains(name.manifestName) else {
@@ -78,10 +87,37 @@ public struct BackupCatalog: Sendable {
         .sorted { $0 > $1 }
     }
 
+    /// The most a manifest may hold: it is read whole into memory and parsed.
+    public static let manifestLimit: Int64 = 16 << 20
+
     /// The manifest of `name` in `storage`, or nil when it has none (or an unreadable one, which does not count).
+    /// One larger than `manifestLimit` is an error, and is not read.
     public static func manifest(for name: BackupName, in storage: any Storage) throws -> Manifest? {
-        guard let object = try storage.read(key: name.manifestName) else { return nil }
-        return try? ContingencyJSON.decoder().decode(Manifest.self, from: Data(object.data))
+        try manifest(key: name.manifestName, in: storage)
+    }
+
+    /// The manifest stored under `key` (see `manifest(for:in:)`).
+    public static func manifest(key: String, in storage: any Storage) throws -> Manifest? {
+        guard let reader = try storage.openReader(key: key) else { return nil }
+        guard reader.size <= manifestLimit else { throw tooLarge(key, storage) }
+        var data = [UInt8](repeating: 0, count: Int(reader.size) + 1)
+        var count = 0
+        try data.withUnsafeMutableBytes { raw in
+            while count < raw.count {
+                let n = try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[count...]))
+                if n == 0 { break }
+                count += n
+            }
+        }
+        // An object that grew after it was opened is no better.
+        guard count <= reader.size else { throw tooLarge(key, storage) }
+        return try? ContingencyJSON.decoder().decode(Manifest.self, from: Data(data[0..<count]))
+    }
+
+    private static func tooLarge(_ key: String, _ storage: any Storage) -> ContingencyError {
+        .failed(
+            "the manifest \(key) in \(storage) is larger than \(manifestLimit >> 20) MiB, more than any backup writes: not read",
+            hint: "remove it or restore another backup (LATEST_BACKUP=…)")
     }
 
     /// True when an archive or a manifest already uses this name in the first store.

@@ -112,9 +112,7 @@ struct BackupLocator {
         for (index, storage) in candidates.enumerated() {
             do {
                 guard try storage.openReader(key: fileName) != nil else { continue }
-                let manifest = try storage.read(key: fileName + ".json").flatMap {
-                    try? ContingencyJSON.decoder().decode(Manifest.self, from: Data($0.data))
-                }
+                let manifest = try BackupCatalog.manifest(key: fileName + ".json", in: storage)
                 guard let manifest else {
                     found.append(
                         BackupTarget(

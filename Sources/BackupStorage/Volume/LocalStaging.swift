@@ -1,4 +1,5 @@
 import BackupCore
+import BackupInterop
 import Foundation
 
 #if canImport(Glibc)
@@ -63,11 +64,7 @@ public struct LocalStaging: Sendable, CustomStringConvertible {
     }
 
     /// Bytes free in the folder's filesystem.
-    public func availableBytes() -> Int64? {
-        var info = statvfs()
-        guard statvfs(folder, &info) == 0 else { return nil }
-        return Int64(info.f_bavail) * Int64(info.f_frsize)
-    }
+    public func availableBytes() -> Int64? { try? freeBytes(at: folder) }
 
     /// Removes temporary files and folders left by runs that died, whichever job (a lease-free `--verify`
     /// too) made them. Only names this type makes (`….<8 hex>.partial`) are considered: the folder may be

@@ -161,11 +161,7 @@ public struct VolumeStorage: Storage {
     /// Whether an object exists under `key`.
     public func exists(_ key: String) -> Bool { access(path(key), F_OK) == 0 }
 
-    public func availableBytes() throws -> Int64? {
-        var info = statvfs()
-        guard statvfs(root, &info) == 0 else { throw VolumeError.failure("checking free space of", root) }
-        return Int64(info.f_bavail) * Int64(info.f_frsize)
-    }
+    public func availableBytes() throws -> Int64? { try freeBytes(at: root) }
 
     /// The modification time the file system stamps on a file created now in the store's temporary folder:
     /// the kernel's clock on a local disk, the server's on NFS, the same clock as every object's `modified`.
