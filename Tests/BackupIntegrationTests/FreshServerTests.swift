@@ -53,35 +53,3 @@ struct FreshServerTests {
         }
     }
 }
-
-@testable import BackupKit
-
-/// The lines of pg_dumpall's output that a restore acts on.
-@Suite("globals.sql statements")
-struct RoleStatementTests {
-    @Test(arguments: [
-        ("CREATE ROLE app_owner;", RoleRestorer.Statement.createRole("app_owner")),
-        (#"CREATE ROLE "Mixed ""Case"" role";"#, .createRole(#"Mixed "Case" role"#)),
-        ("ALTER ROLE app_owner WITH NOSUPERUSER INHERIT LOGIN;", .aboutRole("app_owner")),
-        ("COMMENT ON ROLE app_reader IS 'reads';", .aboutRole("app_reader")),
-        ("GRANT app_reader TO app_owner GRANTED BY postgres;", .grant(["app_reader", "app_owner"])),
-        (#"GRANT "a b" TO "c d";"#, .grant(["a b", "c d"])),
-    ])
-    func classified(line: String, expected: RoleRestorer.Statement) {
-        #expect(RoleRestorer.statement(line) == expected)
-    }
-
-    @Test(arguments: ["", "--", "-- Roles", "SET default_transaction_read_only = off;", "\\connect template1"])
-    func ignored(line: String) {
-        #expect(RoleRestorer.statement(line) == nil)
-    }
-
-    @Test("without superuser rights, privileged attributes and grantors are left out")
-    func nonSuperuser() {
-        #expect(
-            RoleRestorer.withoutPrivilegedAttributes("ALTER ROLE app WITH NOSUPERUSER INHERIT NOCREATEROLE NOCREATEDB LOGIN NOREPLICATION NOBYPASSRLS;")
-                == "ALTER ROLE app WITH INHERIT NOCREATEROLE NOCREATEDB LOGIN;")
-        #expect(RoleRestorer.withoutGrantor("GRANT app_reader TO app_owner GRANTED BY postgres;") == "GRANT app_reader TO app_owner;")
-        #expect(RoleRestorer.withoutGrantor("GRANT a TO b;") == "GRANT a TO b;")
-    }
-}
