@@ -25,6 +25,12 @@ public struct RolePlan: Equatable, Sendable {
         public var name: String
         public var create: String
         public var extras: [String]
+
+        public init(name: String, create: String, extras: [String]) {
+            self.name = name
+            self.create = create
+            self.extras = extras
+        }
     }
 
     public var creations: [Creation]
