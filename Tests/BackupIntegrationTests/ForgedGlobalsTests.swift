@@ -189,3 +189,38 @@ struct ForgedGlobalsTests {
         }
     }
 }
+
+/// The forger itself: whatever it changes, the backup still passes every integrity check, so that a test
+/// using it exercises what comes after them.
+@Suite("BackupForger")
+struct BackupForgerTests {
+    @Test("members replaced, added and removed, metadata edited, in gzip and zstd archives: the backup still verifies")
+    func forgedStillVerifies() async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            for compression in ["gzip", "zstd"] {
+                try #require(try await app.run("backup-job", environment: ["BACKUP_COMPRESSION": compression]).succeeded)
+                let suffix = compression == "gzip" ? ".tar.gz" : ".tar.zst"
+                let name = try #require(try app.storeFiles().last { $0.hasSuffix(suffix) })
+                let archive = app.backupDirectory.appendingPathComponent(name)
+                try await BackupForger.forge(
+                    archive,
+                    [
+                        .replace("package.json", Data(#"{"name":"forged"}"#.utf8)), .add("uploads/planted.txt", Data("planted".utf8)),
+                        .remove(".env.backup"), .setMetadata("version", json: #""6.6.6""#),
+                    ])
+                #expect(try await BackupForger.member("package.json", of: archive) == Data(#"{"name":"forged"}"#.utf8))
+                #expect(try await BackupForger.member("uploads/planted.txt", of: archive) == Data("planted".utf8))
+                let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: archive.path + ".json"))) as? [String: Any]
+                #expect(manifest?["version"] as? String == "6.6.6")
+                let members = (manifest?["members"] as? [[String: Any]])?.compactMap { $0["name"] as? String } ?? []
+                #expect(!members.contains(".env.backup") && members.contains("package.json"), "\(members)")
+                let verify = try await app.run("restore-job", ["--verify"], environment: ["LATEST_BACKUP": name])
+                #expect(verify.succeeded, "\(verify)")
+                #expect((manifest?["uploads"] as? [String: Any])?["files"] as? Int == 4)
+                try await BackupForger.forge(archive, [.remove("uploads/planted.txt")])
+                let again = try await app.run("restore-job", ["--verify"], environment: ["LATEST_BACKUP": name])
+                #expect(again.succeeded, "\(again)")
+            }
+        }
+    }
+}

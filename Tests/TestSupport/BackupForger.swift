@@ -8,7 +8,8 @@ import Foundation
 /// Works on `.tar.gz` and `.tar.zst` archives, encrypted with age or not (an encrypted one is decrypted with
 /// `identityFile` and encrypted again to `recipients`, as anyone holding the public recipient can). Keys of the
 /// manifest it does not know (a signature) are left as they are. The tar work is done by python's tarfile,
-/// which keeps every other entry (names that are not UTF-8, modes, times, links) as it was.
+/// which keeps every other entry (names that are not UTF-8, modes, times, links) as it was. A change below
+/// `uploads/` recomputes the uploads' aggregate (`uploads` in metadata.json) the way restore-job computes it.
 public enum BackupForger {
     /// One change to the archive. Member names are relative to the archive's top folder (`globals.sql`,
     /// `uploads/a.png`).
@@ -107,6 +108,39 @@ public enum BackupForger {
         removed = {c['name'] for c in changes if c['kind'] == 'remove'}
         metadata_edits = [(c['name'], json.loads(c['json'])) for c in changes if c['kind'] == 'metadata']
 
+        def below_uploads(name):
+            # The path below the archive's uploads folder (as restore-job's verifier computes it), or None.
+            parts = [p for p in name.split('/') if p not in ('', '.')]
+            if len(parts) < 2 or parts[1] != 'uploads':
+                return None
+            return '/'.join(parts[2:]).encode('utf-8', 'surrogateescape')
+
+        class UploadsDigest:
+            # restore-job's UploadsDigest: one sha256 over every uploads entry in archive order.
+            def __init__(self):
+                self.hash, self.files, self.directories, self.bytes = hashlib.sha256(), 0, 0, 0
+            def add(self, member, data):
+                path = below_uploads(member.name)
+                if path is None:
+                    return
+                if member.isfile():
+                    self.hash.update(b'f ' + path + b'\0' + ('%d\0%s' % (len(data), hashlib.sha256(data).hexdigest())).encode() + b'\n')
+                    self.files += 1
+                    self.bytes += len(data)
+                elif member.isdir():
+                    if path:
+                        self.hash.update(b'd ' + path + b'\n')
+                        self.directories += 1
+                elif member.issym():
+                    self.hash.update(b'l ' + path + b'\0' + member.linkname.encode('utf-8', 'surrogateescape') + b'\n')
+                elif member.islnk():
+                    self.hash.update(b'h ' + path + b'\0' + (below_uploads(member.linkname) or b'') + b'\n')
+            def summary(self):
+                return {'files': self.files, 'directories': self.directories, 'bytes': self.bytes, 'sha256': self.hash.hexdigest()}
+
+        uploads = UploadsDigest()
+        uploads_touched = any(c['name'] == 'uploads' or c['name'].startswith('uploads/') for c in changes if c['kind'] != 'metadata')
+
         out = io.BytesIO()
         target = tarfile.open(fileobj=out, mode='w:', format=source.format, encoding='utf-8', errors='surrogateescape')
         metadata_info, metadata, top = None, None, ''
@@ -121,10 +155,12 @@ public enum BackupForger {
             if name in replaced:
                 data = replaced.pop(name)
                 member.size = len(data)
-                target.addfile(member, io.BytesIO(data))
+            else:
+                data = source.extractfile(member).read() if member.isfile() else b''
+            target.addfile(member, io.BytesIO(data) if member.isfile() else None)
+            uploads.add(member, data)
+            if name in [c['name'] for c in changes if c['kind'] == 'replace']:
                 digests[name] = data
-                continue
-            target.addfile(member, source.extractfile(member) if member.isfile() else None)
         if replaced:
             sys.exit('no such member to replace: ' + ', '.join(replaced))
         for name, data in added:
@@ -132,7 +168,9 @@ public enum BackupForger {
             info.size, info.mode = len(data), 0o600
             info.mtime = metadata_info.mtime if metadata_info else 0
             target.addfile(info, io.BytesIO(data))
-            digests[name] = data
+            uploads.add(info, data)
+            if below_uploads(info.name) is None:
+                digests[name] = data
 
         if metadata is not None:
             members = [m for m in metadata.get('members', []) if m['name'] not in removed]
@@ -145,6 +183,8 @@ public enum BackupForger {
                 else:
                     members.append(entry)
             metadata['members'] = members
+            if uploads_touched and metadata.get('uploads') is not None:
+                metadata['uploads'] = uploads.summary()
             for key, value in metadata_edits:
                 metadata[key] = value
             data = json.dumps(metadata, indent=2, sort_keys=True).encode()
