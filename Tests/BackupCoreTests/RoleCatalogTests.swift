@@ -73,29 +73,45 @@ let pgDumpallOutput = #"""
 
 @Suite("globals.sql parsed into roles")
 struct RoleCatalogTests {
-    static let header = "SET client_encoding = 'UTF8';\nCREATE ROLE app;\nALTER ROLE app WITH NOSUPERUSER INHERIT LOGIN;\n"
+    static let header =
+        "SET client_encoding = 'UTF8';\nCREATE ROLE app;\nALTER ROLE app WITH NOSUPERUSER INHERIT LOGIN;\n"
 
     @Test("pg_dumpall's output: names as quoted, allow-listed attributes, settings, comments, memberships")
     func realOutput() throws {
         let catalog = try RoleCatalog.parse(Array(pgDumpallOutput.utf8))
         #expect(catalog.roles.map(\.name) == [#"Mixed"Case"#, "app_owner", "postgres", "reporting"])
         let owner = try #require(catalog.role(named: "app_owner"))
-        #expect(owner.attributes == RoleAttributes(
-            login: true, connectionLimit: 5, validUntil: "2030-01-01 00:00:00+00",
-            passwordHash: "SCRAM-SHA-256$4096:cnHaODDPzNGZU2KFfcoZwg==$DCxLBlGHhn4RPfjWZThmFohyxfSBrOcCmKO7oew63Yg=:/xiH7/3R2usjeYUAVcD6jyFHBLsxZwH1Bu1AuaIQgr4="))
-        #expect(owner.settings == [
-            RoleSetting(parameter: "search_path", values: ["app", "public"]), RoleSetting(parameter: "statement_timeout", values: ["5s"]),
-            RoleSetting(parameter: "session_preload_libraries", values: ["evil"]),
-        ])
+        #expect(
+            owner.attributes
+                == RoleAttributes(
+                    login: true, connectionLimit: 5, validUntil: "2030-01-01 00:00:00+00",
+                    passwordHash:
+                        "SCRAM-SHA-256$4096:cnHaODDPzNGZU2KFfcoZwg==$DCxLBlGHhn4RPfjWZThmFohyxfSBrOcCmKO7oew63Yg=:/xiH7/3R2usjeYUAVcD6jyFHBLsxZwH1Bu1AuaIQgr4="
+                ))
+        #expect(
+            owner.settings == [
+                RoleSetting(parameter: "search_path", values: ["app", "public"]),
+                RoleSetting(parameter: "statement_timeout", values: ["5s"]),
+                RoleSetting(parameter: "session_preload_libraries", values: ["evil"]),
+            ])
         #expect(catalog.role(named: #"Mixed"Case"#)?.attributes == RoleAttributes(inherit: false, createDB: true))
-        #expect(catalog.role(named: "postgres")?.attributes == RoleAttributes(
-            superuser: true, createRole: true, createDB: true, login: true, replication: true, bypassRLS: true))
+        #expect(
+            catalog.role(named: "postgres")?.attributes
+                == RoleAttributes(
+                    superuser: true, createRole: true, createDB: true, login: true, replication: true, bypassRLS: true))
         #expect(catalog.role(named: "reporting")?.comment == "it's reporting")
-        #expect(catalog.role(named: "reporting")?.settings == [RoleSetting(parameter: "DateStyle", values: ["ISO, MDY"])])
-        #expect(catalog.memberships.map { [$0.role, $0.member] } == [["app_owner", "reporting"], ["pg_monitor", "reporting"], [#"Mixed"Case"#, "app_owner"]])
+        #expect(
+            catalog.role(named: "reporting")?.settings == [RoleSetting(parameter: "DateStyle", values: ["ISO, MDY"])])
+        #expect(
+            catalog.memberships.map { [$0.role, $0.member] } == [
+                ["app_owner", "reporting"], ["pg_monitor", "reporting"], [#"Mixed"Case"#, "app_owner"],
+            ])
         #expect(catalog.memberships[0].adminOption && catalog.memberships[0].inherit == nil)
-        #expect(catalog.memberships[2].inherit == false && catalog.memberships[2].set == true && !catalog.memberships[2].adminOption)
-        #expect(catalog.ignored.count == 1 && catalog.ignored[0].contains("GRANT SET ON PARAMETER work_mem TO reporting"))
+        #expect(
+            catalog.memberships[2].inherit == false && catalog.memberships[2].set == true
+                && !catalog.memberships[2].adminOption)
+        #expect(
+            catalog.ignored.count == 1 && catalog.ignored[0].contains("GRANT SET ON PARAMETER work_mem TO reporting"))
     }
 
     /// Lines a forged globals.sql may hold, each refused with the reason the error gives.
@@ -191,7 +207,9 @@ struct RoleCatalogTests {
             _ = try RoleCatalog.parse(Array(file.utf8))
             Issue.record("accepted")
         } catch let error as ContingencyError {
-            #expect(error.message.hasPrefix("globals.sql line 5 (ALTER ROLE b WITH LOGIN PASSWORD …) is refused"), "\(error.message)")
+            #expect(
+                error.message.hasPrefix("globals.sql line 5 (ALTER ROLE b WITH LOGIN PASSWORD …) is refused"),
+                "\(error.message)")
             #expect(!error.message.contains("hunter2"))
             #expect(error.hint?.contains("RESTORE_NO_OWNER=true") == true)
         }
@@ -206,7 +224,9 @@ struct RoleCatalogTests {
 
     @Test("bytes that are not UTF-8 refuse the file")
     func notUTF8() {
-        #expect(throws: ContingencyError.self) { try RoleCatalog.parse(Array("CREATE ROLE \"caf".utf8) + [0xE9] + Array("\";\n".utf8)) }
+        #expect(throws: ContingencyError.self) {
+            try RoleCatalog.parse(Array("CREATE ROLE \"caf".utf8) + [0xE9] + Array("\";\n".utf8))
+        }
     }
 
     @Test("comments, blank lines, SET lines and pg_dumpall's psql commands are read and ignored")
@@ -217,7 +237,8 @@ struct RoleCatalogTests {
 
     @Test(arguments: [
         ("SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy", true), ("md5" + String(repeating: "0a", count: 16), true),
-        ("md5" + String(repeating: "0A", count: 16), false), ("md5abc", false), ("SCRAM-SHA-256$:c2FsdA==$c3RvcmVk:c2VydmVy", false),
+        ("md5" + String(repeating: "0A", count: 16), false), ("md5abc", false),
+        ("SCRAM-SHA-256$:c2FsdA==$c3RvcmVk:c2VydmVy", false),
         ("SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk", false), ("SCRAM-SHA-256$4096:c2 FsdA==$c3RvcmVk:c2VydmVy", false),
         ("plain text", false), ("", false),
     ])
@@ -230,12 +251,14 @@ struct RoleCatalogTests {
 @Suite("SQL quoting")
 struct SQLQuotingTests {
     @Test(arguments: [
-        ("app", #""app""#), ("App", #""App""#), (#"a"b"#, #""a""b""#), ("all", #""all""#), ("", #""""#), ("é 🎉", #""é 🎉""#),
+        ("app", #""app""#), ("App", #""App""#), (#"a"b"#, #""a""b""#), ("all", #""all""#), ("", #""""#),
+        ("é 🎉", #""é 🎉""#),
     ])
     func identifiers(name: String, quoted: String) { #expect(SQL.identifier(name) == quoted) }
 
     @Test(arguments: [
-        ("x", "'x'"), ("it's", "'it''s'"), (#"a\b"#, #"E'a\\b'"#), (#"\'; DROP TABLE x; --"#, #"E'\\''; DROP TABLE x; --'"#), ("", "''"),
+        ("x", "'x'"), ("it's", "'it''s'"), (#"a\b"#, #"E'a\\b'"#),
+        (#"\'; DROP TABLE x; --"#, #"E'\\''; DROP TABLE x; --'"#), ("", "''"),
     ])
     func literals(text: String, quoted: String) { #expect(SQL.literal(text) == quoted) }
 

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// A real backup whose globals.sql an attacker with write access to the store rewrote, every checksum made to
 /// match again (`BackupForger`): the restore refuses it with a clear error before anything is touched, or
@@ -20,7 +20,8 @@ struct ForgedGlobalsTests {
         """
     /// A role name of the 63 bytes PostgreSQL keeps: a longer one in globals.sql would be cut to it.
     static let long = String(repeating: "r", count: 63)
-    static let scram = "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0$c3RvcmVka2V5c3RvcmVka2V5c3RvcmVka2V5c3RvcmU=:c2VydmVya2V5c2VydmVya2V5c2VydmVya2V5c2VydmU="
+    static let scram =
+        "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0$c3RvcmVka2V5c3RvcmVka2V5c3RvcmVka2V5c3RvcmU=:c2VydmVya2V5c2VydmVya2V5c2VydmVya2V5c2VydmU="
 
     /// What a restore of a forged backup must end in.
     enum Outcome: Sendable {
@@ -40,47 +41,74 @@ struct ForgedGlobalsTests {
         var alsoNeeded: [String] = []
         let outcome: Outcome
 
-        static func appending(_ name: String, _ lines: String, alsoNeeded: [String] = [], _ outcome: Outcome) -> Forgery {
-            Forgery(description: name, globals: { Array(($0 + lines + "\n").utf8) }, alsoNeeded: alsoNeeded, outcome: outcome)
+        static func appending(_ name: String, _ lines: String, alsoNeeded: [String] = [], _ outcome: Outcome) -> Forgery
+        {
+            Forgery(
+                description: name, globals: { Array(($0 + lines + "\n").utf8) }, alsoNeeded: alsoNeeded,
+                outcome: outcome)
         }
     }
 
     static let forgeries: [Forgery] = [
-        .appending("case folding", "CREATE ROLE App;\nALTER ROLE App WITH SUPERUSER;", .refused("not quoted as pg_dumpall quotes names")),
-        .appending("ALTER ROLE ALL", "ALTER ROLE ALL SET search_path TO 'evil';", .refused("not quoted as pg_dumpall quotes names")),
-        .appending(#"a role named "all""#, #"CREATE ROLE "all";"# + "\n" + #"ALTER ROLE "all" WITH SUPERUSER;"#, .refused("reserved word")),
-        .appending("CURRENT_USER", "ALTER ROLE CURRENT_USER WITH NOSUPERUSER;", .refused("not quoted as pg_dumpall quotes names")),
+        .appending(
+            "case folding", "CREATE ROLE App;\nALTER ROLE App WITH SUPERUSER;",
+            .refused("not quoted as pg_dumpall quotes names")),
+        .appending(
+            "ALTER ROLE ALL", "ALTER ROLE ALL SET search_path TO 'evil';",
+            .refused("not quoted as pg_dumpall quotes names")),
+        .appending(
+            #"a role named "all""#, #"CREATE ROLE "all";"# + "\n" + #"ALTER ROLE "all" WITH SUPERUSER;"#,
+            .refused("reserved word")),
+        .appending(
+            "CURRENT_USER", "ALTER ROLE CURRENT_USER WITH NOSUPERUSER;",
+            .refused("not quoted as pg_dumpall quotes names")),
         .appending(#""current_role""#, #"GRANT app TO "current_role";"#, .refused("reserved word")),
-        .appending("a predefined role as member", "GRANT pg_execute_server_program TO pg_monitor;", .refused("predefined roles")),
-        .appending("two statements on a line", "CREATE ROLE x; ALTER ROLE postgres WITH NOSUPERUSER;", .refused("more than one statement")),
-        .appending("a role the file does not create", "GRANT pg_execute_server_program TO outsider;", .refused("which the file does not create")),
+        .appending(
+            "a predefined role as member", "GRANT pg_execute_server_program TO pg_monitor;",
+            .refused("predefined roles")),
+        .appending(
+            "two statements on a line", "CREATE ROLE x; ALTER ROLE postgres WITH NOSUPERUSER;",
+            .refused("more than one statement")),
+        .appending(
+            "a role the file does not create", "GRANT pg_execute_server_program TO outsider;",
+            .refused("which the file does not create")),
         Forgery(
             description: "an existing role's attributes given twice",
-            globals: { Array(($0 + "ALTER ROLE app WITH SUPERUSER;\n").utf8) }, outcome: .refused("attributes are given twice")),
+            globals: { Array(($0 + "ALTER ROLE app WITH SUPERUSER;\n").utf8) },
+            outcome: .refused("attributes are given twice")),
         Forgery(
             description: "a comment after a statement",
             globals: { text in
-                Array(text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasPrefix("ALTER ROLE app WITH") ? $0 + " -- ok" : $0 }
+                Array(
+                    text.split(separator: "\n", omittingEmptySubsequences: false).map {
+                        $0.hasPrefix("ALTER ROLE app WITH") ? $0 + " -- ok" : $0
+                    }
                     .joined(separator: "\n").utf8)
             }, outcome: .refused("the character U+2D")),
         Forgery(
             description: "ALTER ROLE without its CREATE ROLE",
             globals: { text in
-                Array(text.split(separator: "\n", omittingEmptySubsequences: false).filter { $0 != "CREATE ROLE app;" }.joined(separator: "\n").utf8)
+                Array(
+                    text.split(separator: "\n", omittingEmptySubsequences: false).filter { $0 != "CREATE ROLE app;" }
+                        .joined(separator: "\n").utf8)
             }, outcome: .refused("which the file does not create")),
-        .appending("escape sequences in a quoted name", "CREATE ROLE \"a\u{1B}]0;x\u{07}b\";", .refused("a control character")),
+        .appending(
+            "escape sequences in a quoted name", "CREATE ROLE \"a\u{1B}]0;x\u{07}b\";", .refused("a control character")),
         Forgery(
-            description: "bytes that are not UTF-8", globals: { Array(($0 + "CREATE ROLE \"caf").utf8) + [0xE9] + Array("\";\n".utf8) },
+            description: "bytes that are not UTF-8",
+            globals: { Array(($0 + "CREATE ROLE \"caf").utf8) + [0xE9] + Array("\";\n".utf8) },
             outcome: .refused("not UTF-8")),
         .appending(
             "a name PostgreSQL would cut to an existing role's",
             "CREATE ROLE \(long)x;\nALTER ROLE \(long)x WITH SUPERUSER;\nGRANT pg_execute_server_program TO \(long)x;",
             alsoNeeded: ["\(long)x"], .refused("longer than the 63 bytes")),
         .appending(
-            "a plain-text password", "CREATE ROLE intruder;\nALTER ROLE intruder WITH LOGIN PASSWORD 'known';", alsoNeeded: ["intruder"],
+            "a plain-text password", "CREATE ROLE intruder;\nALTER ROLE intruder WITH LOGIN PASSWORD 'known';",
+            alsoNeeded: ["intruder"],
             .refused("never a plain-text password")),
         .appending("a psql shell command", "\\! touch /tmp/contingency-pwned", .refused("an unknown psql command")),
-        .appending("a predefined role granted to an existing role", "GRANT pg_execute_server_program TO app;", .noEffect),
+        .appending(
+            "a predefined role granted to an existing role", "GRANT pg_execute_server_program TO app;", .noEffect),
         .appending("an existing role's setting", "ALTER ROLE app SET session_preload_libraries TO 'evil';", .noEffect),
         .appending("an existing role granted to another", "GRANT app_owner TO app WITH ADMIN OPTION;", .noEffect),
         .appending(
@@ -111,7 +139,9 @@ struct ForgedGlobalsTests {
             try #require(globals.contains("CREATE ROLE app;\n"))
             let roles = try await RoleSnapshot.take(app.server)
             // The owners, the grantee of SELECT on users and the owner of the rest: what the backup recorded.
-            let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: original.path + ".json"))) as? [String: Any]
+            let manifest =
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: original.path + ".json")))
+                as? [String: Any]
             let recorded = try #require(manifest?["roles"] as? [String])
             #expect(recorded == ["app_owner", "auditor", "postgres"])
 
@@ -120,15 +150,18 @@ struct ForgedGlobalsTests {
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                 let archive = folder.appendingPathComponent(name)
                 try FileManager.default.copyItem(at: original, to: archive)
-                try FileManager.default.copyItem(at: URL(fileURLWithPath: original.path + ".json"), to: URL(fileURLWithPath: archive.path + ".json"))
+                try FileManager.default.copyItem(
+                    at: URL(fileURLWithPath: original.path + ".json"), to: URL(fileURLWithPath: archive.path + ".json"))
                 var changes: [BackupForger.Change] = [.replace("globals.sql", Data(forgery.globals(globals)))]
                 if !forgery.alsoNeeded.isEmpty {
                     let needed = recorded + forgery.alsoNeeded
-                    changes.append(.setMetadata("roles", json: String(decoding: try JSONEncoder().encode(needed), as: UTF8.self)))
+                    changes.append(
+                        .setMetadata("roles", json: String(decoding: try JSONEncoder().encode(needed), as: UTF8.self)))
                 }
                 try await BackupForger.forge(archive, changes)
 
-                _ = try await app.server.psql("UPDATE users SET name = 'changed before forgery \(index)'", database: app.database)
+                _ = try await app.server.psql(
+                    "UPDATE users SET name = 'changed before forgery \(index)'", database: app.database)
                 let current = try await app.snapshot()
                 let restore = try await app.run("restore-job", environment: ["LATEST_BACKUP": archive.path])
                 #expect(restore.terminationSignal == nil, "\(forgery): \(restore)")
@@ -136,7 +169,9 @@ struct ForgedGlobalsTests {
                 switch forgery.outcome {
                 case .refused(let reason):
                     #expect(restore.status == 1, "\(forgery): \(restore)")
-                    #expect(restore.stderr.contains("is refused") && restore.stderr.contains(reason), "\(forgery): \(restore.stderr)")
+                    #expect(
+                        restore.stderr.contains("is refused") && restore.stderr.contains(reason),
+                        "\(forgery): \(restore.stderr)")
                     #expect(after == roles, "\(forgery): \(after.differences(from: roles))")
                     #expect(try await app.snapshot() == current, "\(forgery)")
                 case .noEffect:
@@ -146,11 +181,13 @@ struct ForgedGlobalsTests {
                 case .unprivilegedIntruder:
                     #expect(restore.status == 0, "\(forgery): \(restore)")
                     let others = RoleSnapshot(
-                        roles: after.roles.filter { !$0.hasPrefix("intruder|") }, settings: after.settings, memberships: after.memberships)
+                        roles: after.roles.filter { !$0.hasPrefix("intruder|") }, settings: after.settings,
+                        memberships: after.memberships)
                     #expect(others == roles, "\(forgery): \(after.differences(from: roles))")
                     // LOGIN and the password hash only: no SUPERUSER, CREATEROLE or REPLICATION, no membership.
                     let intruder = try await app.server.query(
-                        "SELECT rolsuper, rolcreaterole, rolreplication, rolcanlogin, rolpassword IS NOT NULL FROM pg_authid WHERE rolname = 'intruder'")
+                        "SELECT rolsuper, rolcreaterole, rolreplication, rolcanlogin, rolpassword IS NOT NULL FROM pg_authid WHERE rolname = 'intruder'"
+                    )
                     #expect(intruder == [["f", "f", "f", "t", "t"]], "\(forgery)")
                     let log = restore.stdout + restore.stderr
                     #expect(log.contains("intruder is created without SUPERUSER"), "\(log)")
@@ -158,7 +195,9 @@ struct ForgedGlobalsTests {
                     _ = try await app.server.psql("DROP ROLE intruder")
                     #expect(try await app.snapshot() == backedUp, "\(forgery)")
                 }
-                #expect(try await app.server.query("SELECT count(*) FROM pg_database WHERE datname LIKE 'visual\\_db\\_restore\\_%'") == [["0"]])
+                #expect(
+                    try await app.server.query(
+                        "SELECT count(*) FROM pg_database WHERE datname LIKE 'visual\\_db\\_restore\\_%'") == [["0"]])
             }
         }
     }
@@ -198,19 +237,23 @@ struct BackupForgerTests {
     func forgedStillVerifies() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             for compression in ["gzip", "zstd"] {
-                try #require(try await app.run("backup-job", environment: ["BACKUP_COMPRESSION": compression]).succeeded)
+                try #require(
+                    try await app.run("backup-job", environment: ["BACKUP_COMPRESSION": compression]).succeeded)
                 let suffix = compression == "gzip" ? ".tar.gz" : ".tar.zst"
                 let name = try #require(try app.storeFiles().last { $0.hasSuffix(suffix) })
                 let archive = app.backupDirectory.appendingPathComponent(name)
                 try await BackupForger.forge(
                     archive,
                     [
-                        .replace("package.json", Data(#"{"name":"forged"}"#.utf8)), .add("uploads/planted.txt", Data("planted".utf8)),
+                        .replace("package.json", Data(#"{"name":"forged"}"#.utf8)),
+                        .add("uploads/planted.txt", Data("planted".utf8)),
                         .remove(".env.backup"), .setMetadata("version", json: #""6.6.6""#),
                     ])
                 #expect(try await BackupForger.member("package.json", of: archive) == Data(#"{"name":"forged"}"#.utf8))
                 #expect(try await BackupForger.member("uploads/planted.txt", of: archive) == Data("planted".utf8))
-                let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: archive.path + ".json"))) as? [String: Any]
+                let manifest =
+                    try JSONSerialization.jsonObject(
+                        with: Data(contentsOf: URL(fileURLWithPath: archive.path + ".json"))) as? [String: Any]
                 #expect(manifest?["version"] as? String == "6.6.6")
                 let members = (manifest?["members"] as? [[String: Any]])?.compactMap { $0["name"] as? String } ?? []
                 #expect(!members.contains(".env.backup") && members.contains("package.json"), "\(members)")

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Disaster recovery on a new server: the roles the dump names (owners, grantees, roles of default privileges,
 /// policies and memberships) are created from the backup's globals.sql, so owners and grants come back; or
@@ -62,7 +62,9 @@ struct FreshServerTests {
         FROM pg_authid r WHERE r.rolname NOT LIKE 'pg\\_%' AND r.rolname <> 'postgres' ORDER BY 1;
         """
 
-    @Test("a second server without the roles: every table, owner, grant, default privilege, policy, role and membership equal")
+    @Test(
+        "a second server without the roles: every table, owner, grant, default privilege, policy, role and membership equal"
+    )
     func freshServer() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             try await app.server.runScript(Self.roles)
@@ -74,14 +76,20 @@ struct FreshServerTests {
             #expect(privileges.contains { $0[0] == "default" && $0[3].contains("reporting=r/app_owner") })
             try #require(try await app.run("backup-job", environment: ["BACKUP_ROLE_PASSWORDS": "true"]).succeeded)
             let manifestFile = try #require(try app.storeFiles().first { $0.hasSuffix(".json") })
-            let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: app.backupDirectory.appendingPathComponent(manifestFile)))
-            #expect((manifest as? [String: Any])?["roles"] as? [String] == ["Audit Team", "app_owner", "app_reader", "etl", "postgres", "reporting", "viewer"])
+            let manifest = try JSONSerialization.jsonObject(
+                with: Data(contentsOf: app.backupDirectory.appendingPathComponent(manifestFile)))
+            #expect(
+                (manifest as? [String: Any])?["roles"] as? [String] == [
+                    "Audit Team", "app_owner", "app_reader", "etl", "postgres", "reporting", "viewer",
+                ])
 
             try await PostgresServer.with { fresh in
                 #expect(try await fresh.query(Self.applicationRoles).isEmpty)
                 let restore = try await app.run("restore-job", environment: fresh.environment)
                 try #require(restore.succeeded, "\(restore)")
-                #expect(restore.stdout.contains("Created roles: Audit Team, app_owner, app_reader, etl, reporting, viewer"), "\(restore.stdout)")
+                #expect(
+                    restore.stdout.contains("Created roles: Audit Team, app_owner, app_reader, etl, reporting, viewer"),
+                    "\(restore.stdout)")
                 #expect(try await fresh.snapshot(database: app.database) == before.database)
                 #expect(try await fresh.query(Self.privileges, database: app.database) == privileges)
                 #expect(try await fresh.query(Self.applicationRoles) == roles)
@@ -94,32 +102,46 @@ struct FreshServerTests {
         }
     }
 
-    @Test("an older backup: owners only recorded, or no roles recorded at all (every role of globals.sql); or no roles with RESTORE_NO_OWNER")
+    @Test(
+        "an older backup: owners only recorded, or no roles recorded at all (every role of globals.sql); or no roles with RESTORE_NO_OWNER"
+    )
     func olderManifests() async throws {
         try await ApplicationFixture.with(uploadFiles: 1) { app in
-            try await app.server.runScript("CREATE ROLE app_owner; CREATE ROLE app_reader; GRANT app_reader TO app_owner; CREATE ROLE bystander;")
-            _ = try await app.server.psql("ALTER TABLE users OWNER TO app_owner; GRANT SELECT ON users TO app_reader;", database: app.database)
+            try await app.server.runScript(
+                "CREATE ROLE app_owner; CREATE ROLE app_reader; GRANT app_reader TO app_owner; CREATE ROLE bystander;")
+            _ = try await app.server.psql(
+                "ALTER TABLE users OWNER TO app_owner; GRANT SELECT ON users TO app_reader;", database: app.database)
             try #require(try await app.run("backup-job").succeeded)
             let name = try #require(try app.storeFiles().first { $0.hasSuffix(".tar.gz") })
             let archive = app.backupDirectory.appendingPathComponent(name)
-            for (roles, expected) in [(#"["app_owner", "postgres"]"#, "app_owner, app_reader"), ("null", "app_owner, app_reader, bystander")] {
+            for (roles, expected) in [
+                (#"["app_owner", "postgres"]"#, "app_owner, app_reader"), ("null", "app_owner, app_reader, bystander"),
+            ] {
                 try await BackupForger.forge(archive, [.setMetadata("roles", json: roles)])
                 try await PostgresServer.with { fresh in
                     let restore = try await app.run("restore-job", environment: fresh.environment)
                     try #require(restore.succeeded, "\(restore)")
                     #expect(restore.stdout.contains("Created roles: \(expected)\n"), "\(roles): \(restore.stdout)")
-                    #expect(try await fresh.query("SELECT has_table_privilege('app_reader', 'users', 'SELECT')", database: app.database) == [["t"]])
+                    #expect(
+                        try await fresh.query(
+                            "SELECT has_table_privilege('app_reader', 'users', 'SELECT')", database: app.database) == [
+                                ["t"]
+                            ])
                 }
             }
             // RESTORE_NO_OWNER: no roles, everything owned by the restoring role. (A row security policy naming a
             // role would still need it: policies are not privileges, pg_restore --no-acl keeps them.)
             let before = try await app.server.snapshot(database: app.database)
             try await PostgresServer.with { fresh in
-                let restore = try await app.run("restore-job", environment: fresh.environment.merging(["RESTORE_NO_OWNER": "true"]) { $1 })
+                let restore = try await app.run(
+                    "restore-job", environment: fresh.environment.merging(["RESTORE_NO_OWNER": "true"]) { $1 })
                 try #require(restore.succeeded, "\(restore)")
                 #expect(try await fresh.query("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'app\\_%'") == [["0"]])
                 #expect(try await fresh.snapshot(database: app.database) == before)
-                #expect(try await fresh.psql("SELECT tableowner FROM pg_tables WHERE tablename = 'users'", database: app.database) == "postgres")
+                #expect(
+                    try await fresh.psql(
+                        "SELECT tableowner FROM pg_tables WHERE tablename = 'users'", database: app.database)
+                        == "postgres")
             }
         }
     }

@@ -48,7 +48,9 @@ public enum BackupForger {
         try JSONSerialization.data(withJSONObject: spec).write(to: specFile)
         let script = work.url.appendingPathComponent("forge.py")
         try Data(Self.script.utf8).write(to: script)
-        var arguments = [script.path, archive.path, archive.path + ".json", specFile.path, work.path, identityFile?.path ?? ""]
+        var arguments = [
+            script.path, archive.path, archive.path + ".json", specFile.path, work.path, identityFile?.path ?? "",
+        ]
         arguments += recipients
         _ = try await ProcessRunner.run("python3", arguments, timeout: .seconds(300), requireSuccess: true)
     }

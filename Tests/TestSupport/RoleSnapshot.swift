@@ -33,7 +33,8 @@ public struct RoleSnapshot: Equatable, Sendable, CustomStringConvertible {
             FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
             LEFT JOIN pg_roles g ON g.oid = a.grantor ORDER BY 1;
             """)
-        return RoleSnapshot(roles: roles.map { $0[0] }, settings: settings.map { $0[0] }, memberships: memberships.map { $0[0] })
+        return RoleSnapshot(
+            roles: roles.map { $0[0] }, settings: settings.map { $0[0] }, memberships: memberships.map { $0[0] })
     }
 
     public init(roles: [String], settings: [String], memberships: [String]) {
@@ -45,7 +46,10 @@ public struct RoleSnapshot: Equatable, Sendable, CustomStringConvertible {
     /// One line per difference from `expected`: what is gone (`-`) and what is new or changed (`+`).
     public func differences(from expected: RoleSnapshot) -> [String] {
         var lines: [String] = []
-        for (what, before, after) in [("role", expected.roles, roles), ("setting", expected.settings, settings), ("membership", expected.memberships, memberships)] {
+        for (what, before, after) in [
+            ("role", expected.roles, roles), ("setting", expected.settings, settings),
+            ("membership", expected.memberships, memberships),
+        ] {
             lines += before.filter { !after.contains($0) }.map { "- \(what) \($0)" }
             lines += after.filter { !before.contains($0) }.map { "+ \(what) \($0)" }
         }
@@ -53,6 +57,7 @@ public struct RoleSnapshot: Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        (roles.map { "role \($0)" } + settings.map { "setting \($0)" } + memberships.map { "membership \($0)" }).joined(separator: "\n")
+        (roles.map { "role \($0)" } + settings.map { "setting \($0)" } + memberships.map { "membership \($0)" }).joined(
+            separator: "\n")
     }
 }

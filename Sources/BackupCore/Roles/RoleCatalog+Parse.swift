@@ -37,7 +37,9 @@ extension RoleCatalog {
         let place = line.map { "globals.sql line \($0)\(excerpt.map { " (\($0))" } ?? "")" } ?? "globals.sql"
         return ContingencyError.failed(
             "\(place) is refused: \(reason). pg_dumpall does not write this, so the backup's roles were written by someone else; no role was created or changed and nothing was restored",
-            hint: "restore a backup you trust (LATEST_BACKUP=…), or set RESTORE_NO_OWNER=true to restore without roles, owners and grants")
+            hint:
+                "restore a backup you trust (LATEST_BACKUP=…), or set RESTORE_NO_OWNER=true to restore without roles, owners and grants"
+        )
     }
 
     /// The line for an error message: control characters escaped, a password never shown, at most 120 characters.
@@ -56,7 +58,9 @@ extension RoleCatalog {
     }
 
     /// C0 and C1 control characters and DEL: never in a name or string a restore accepts, escaped in messages.
-    static func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) }
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+    }
 
     private mutating func read(_ line: String, number: Int, altered: inout Set<String>) throws {
         if line.allSatisfy({ $0 == " " || $0 == "\t" }) || line.hasPrefix("--") { return }
@@ -88,11 +92,14 @@ extension RoleCatalog {
             try reader.expect("ROLE")
             let name = try reader.roleName(allowPredefined: false)
             guard let index = roles.firstIndex(where: { $0.name == name }) else {
-                throw LineProblem("it alters role \(name), which the file does not create (existing roles are never altered)")
+                throw LineProblem(
+                    "it alters role \(name), which the file does not create (existing roles are never altered)")
             }
             switch reader.next() {
             case .word("WITH"):
-                guard altered.insert(name).inserted else { throw LineProblem("role \(name)'s attributes are given twice") }
+                guard altered.insert(name).inserted else {
+                    throw LineProblem("role \(name)'s attributes are given twice")
+                }
                 roles[index].attributes = try reader.attributes()
             case .word("SET"):
                 roles[index].settings.append(try reader.setting())
@@ -110,9 +117,11 @@ extension RoleCatalog {
             guard case .string(let comment) = reader.next() else { throw LineProblem("a comment must be a string") }
             try reader.end()
             roles[index].comment = comment
-        case .word("GRANT") where tokens.contains(.word("PARAMETER")), .word("REVOKE") where tokens.contains(.word("PARAMETER")):
+        case .word("GRANT") where tokens.contains(.word("PARAMETER")),
+            .word("REVOKE") where tokens.contains(.word("PARAMETER")):
             try reader.parameterPrivilege()
-            ignored.append("line \(number): privileges on configuration parameters are not restored (\(Self.excerpt(line)))")
+            ignored.append(
+                "line \(number): privileges on configuration parameters are not restored (\(Self.excerpt(line)))")
         case .word("GRANT"):
             var membership = try reader.membership()
             membership.line = number
@@ -173,14 +182,18 @@ enum Token: Equatable {
                 scalars.removeFirst(digits.count)
                 tokens.append(.number(String(String.UnicodeScalarView(digits))))
             case "a"..."z", "A"..."Z", "_":
-                let word = scalars.prefix { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "$" }
+                let word = scalars.prefix {
+                    ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_"
+                        || $0 == "$"
+                }
                 scalars.removeFirst(word.count)
                 // E'…', U&"…", B'…': forms pg_dumpall does not write here.
                 if scalars.first == "'" || scalars.first == "\"" { throw RoleCatalog.LineProblem("a prefixed quote") }
                 tokens.append(.word(String(String.UnicodeScalarView(word))))
             default:
                 throw RoleCatalog.LineProblem(
-                    RoleCatalog.isControl(scalar) ? "a control character" : "the character U+\(String(scalar.value, radix: 16, uppercase: true))")
+                    RoleCatalog.isControl(scalar)
+                        ? "a control character" : "the character U+\(String(scalar.value, radix: 16, uppercase: true))")
             }
         }
         return tokens
@@ -219,9 +232,11 @@ struct TokenReader {
         case .quoted(let value):
             name = value
         case .word(let value):
-            guard value.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }) else {
+            guard value.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" })
+            else {
                 throw RoleCatalog.LineProblem(
-                    "the \(what) \(value) is not quoted as pg_dumpall quotes names (PostgreSQL would fold it to \(value.lowercased()))")
+                    "the \(what) \(value) is not quoted as pg_dumpall quotes names (PostgreSQL would fold it to \(value.lowercased()))"
+                )
             }
             name = value
         default:
@@ -229,7 +244,8 @@ struct TokenReader {
         }
         guard !name.isEmpty else { throw RoleCatalog.LineProblem("an empty \(what)") }
         guard name.utf8.count <= 63 else {
-            throw RoleCatalog.LineProblem("the \(what) \(name.prefix(63))… is longer than the 63 bytes PostgreSQL keeps")
+            throw RoleCatalog.LineProblem(
+                "the \(what) \(name.prefix(63))… is longer than the 63 bytes PostgreSQL keeps")
         }
         return name
     }
@@ -242,7 +258,8 @@ struct TokenReader {
             throw RoleCatalog.LineProblem("\(name) is a reserved word, not a role")
         }
         if RoleCatalog.isPredefined(name) && !allowPredefined {
-            throw RoleCatalog.LineProblem("\(name) is one of PostgreSQL's predefined roles, which a restore never creates, alters or grants to")
+            throw RoleCatalog.LineProblem(
+                "\(name) is one of PostgreSQL's predefined roles, which a restore never creates, alters or grants to")
         }
         return name
     }
@@ -283,7 +300,8 @@ struct TokenReader {
             } else if word == "PASSWORD" {
                 try once(word)
                 guard case .string(let hash) = next(), Self.isPasswordHash(hash) else {
-                    throw RoleCatalog.LineProblem("a PASSWORD must be a SCRAM-SHA-256 or md5 hash, never a plain-text password")
+                    throw RoleCatalog.LineProblem(
+                        "a PASSWORD must be a SCRAM-SHA-256 or md5 hash, never a plain-text password")
                 }
                 attributes.passwordHash = hash
             } else {
@@ -293,8 +311,8 @@ struct TokenReader {
         return attributes
     }
 
-    /// Whether `text` is a password hash PostgreSQL stores: `SCRAM-SHA-256$<iterations>:<salt>$<stored key>:<server key>`
-    /// (base64) or `md5` and 32 hexadecimal digits.
+    /// Whether `text` is a password hash PostgreSQL stores:
+    /// `SCRAM-SHA-256$<iterations>:<salt>$<stored key>:<server key>` (base64) or `md5` and 32 hexadecimal digits.
     static func isPasswordHash(_ text: String) -> Bool {
         if text.hasPrefix("md5") {
             let digits = text.dropFirst(3)
@@ -305,8 +323,11 @@ struct TokenReader {
         guard parts.count == 2 else { return false }
         let first = parts[0].split(separator: ":", omittingEmptySubsequences: false)
         let second = parts[1].split(separator: ":", omittingEmptySubsequences: false)
-        let base64 = { (part: Substring) in !part.isEmpty && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "+/=".contains($0)) } }
-        return first.count == 2 && !first[0].isEmpty && first[0].allSatisfy { $0.isASCII && $0.isNumber } && base64(first[1])
+        let base64 = { (part: Substring) in
+            !part.isEmpty && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "+/=".contains($0)) }
+        }
+        return first.count == 2 && !first[0].isEmpty && first[0].allSatisfy { $0.isASCII && $0.isNumber }
+            && base64(first[1])
             && second.count == 2 && base64(second[0]) && base64(second[1])
     }
 
@@ -321,7 +342,9 @@ struct TokenReader {
         try expect("TO")
         var values: [String] = []
         repeat {
-            guard case .string(let value) = next() else { throw RoleCatalog.LineProblem("a setting's value must be a string") }
+            guard case .string(let value) = next() else {
+                throw RoleCatalog.LineProblem("a setting's value must be a string")
+            }
             values.append(value)
         } while comma()
         try end()

@@ -19,7 +19,9 @@ public struct RoleCatalog: Equatable, Sendable {
     /// The names a role may never have in a `globals.sql` a restore acts on, compared case-insensitively:
     /// SQL's role keywords (which pg_dumpall would quote, and which a forged file uses unquoted to reach every
     /// role or the restoring one), and PostgreSQL's predefined `pg_*` roles (which pg_dumpall never creates).
-    public static let reservedNames: Set<String> = ["all", "public", "current_user", "current_role", "session_user", "none"]
+    public static let reservedNames: Set<String> = [
+        "all", "public", "current_user", "current_role", "session_user", "none",
+    ]
 
     /// Whether `name` is a keyword-like reserved name or a predefined role (`pg_…`), case-insensitively.
     public static func isReserved(_ name: String) -> Bool {
@@ -42,7 +44,10 @@ public struct RoleDefinition: Equatable, Sendable {
     /// The line of its `CREATE ROLE`, for messages.
     public var line: Int
 
-    public init(name: String, attributes: RoleAttributes = .init(), settings: [RoleSetting] = [], comment: String? = nil, line: Int = 0) {
+    public init(
+        name: String, attributes: RoleAttributes = .init(), settings: [RoleSetting] = [], comment: String? = nil,
+        line: Int = 0
+    ) {
         self.name = name
         self.attributes = attributes
         self.settings = settings
@@ -68,7 +73,8 @@ public struct RoleAttributes: Equatable, Sendable {
     public var passwordHash: String?
 
     public init(
-        superuser: Bool = false, inherit: Bool = true, createRole: Bool = false, createDB: Bool = false, login: Bool = false,
+        superuser: Bool = false, inherit: Bool = true, createRole: Bool = false, createDB: Bool = false,
+        login: Bool = false,
         replication: Bool = false, bypassRLS: Bool = false, connectionLimit: Int? = nil, validUntil: String? = nil,
         passwordHash: String? = nil
     ) {
@@ -107,7 +113,9 @@ public struct RoleMembership: Equatable, Sendable {
     public var set: Bool?
     public var line: Int
 
-    public init(role: String, member: String, adminOption: Bool = false, inherit: Bool? = nil, set: Bool? = nil, line: Int = 0) {
+    public init(
+        role: String, member: String, adminOption: Bool = false, inherit: Bool? = nil, set: Bool? = nil, line: Int = 0
+    ) {
         self.role = role
         self.member = member
         self.adminOption = adminOption

@@ -43,16 +43,21 @@ public struct RolePlan: Equatable, Sendable {
 
     /// Parameters a restored role's `ALTER ROLE … SET` may set: they shape that role's own sessions only.
     public static let allowedSettings: Set<String> = [
-        "search_path", "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "idle_session_timeout",
-        "work_mem", "maintenance_work_mem", "temp_buffers", "timezone", "datestyle", "intervalstyle", "extra_float_digits",
+        "search_path", "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
+        "idle_session_timeout",
+        "work_mem", "maintenance_work_mem", "temp_buffers", "timezone", "datestyle", "intervalstyle",
+        "extra_float_digits",
         "bytea_output", "client_min_messages", "client_encoding", "default_transaction_isolation",
-        "default_transaction_read_only", "default_transaction_deferrable", "application_name", "lc_monetary", "lc_numeric",
+        "default_transaction_read_only", "default_transaction_deferrable", "application_name", "lc_monetary",
+        "lc_numeric",
         "lc_time", "default_text_search_config", "jit",
     ]
 
     /// Decides, from the parsed file, the roles the dump needs (nil: every role of the file), the names of the
     /// server's roles, and whether the restoring role is a superuser.
-    public static func make(catalog: RoleCatalog, needed: [String]?, existing: Set<String>, superuser: Bool) throws -> RolePlan {
+    public static func make(catalog: RoleCatalog, needed: [String]?, existing: Set<String>, superuser: Bool) throws
+        -> RolePlan
+    {
         var notes = catalog.ignored
         // Predefined roles are the server's own: never created, whatever a manifest lists.
         var wanted = Set((needed ?? catalog.roles.map(\.name)).filter { !RoleCatalog.isPredefined($0) })
@@ -60,7 +65,9 @@ public struct RolePlan: Equatable, Sendable {
         while grew {
             grew = false
             for membership in catalog.memberships
-            where wanted.contains(membership.member) && !wanted.contains(membership.role) && !RoleCatalog.isPredefined(membership.role) {
+            where wanted.contains(membership.member) && !wanted.contains(membership.role)
+                && !RoleCatalog.isPredefined(membership.role)
+            {
                 wanted.insert(membership.role)
                 grew = true
             }
@@ -79,21 +86,29 @@ public struct RolePlan: Equatable, Sendable {
         }
 
         var grants: [String] = []
-        for membership in catalog.memberships where createdNames.contains(membership.member) || createdNames.contains(membership.role) {
+        for membership in catalog.memberships
+        where createdNames.contains(membership.member) || createdNames.contains(membership.role) {
             let statement = grant(membership)
             if RoleCatalog.isPredefined(membership.role) {
-                notes.append("\(membership.member) is not made a member of \(membership.role): a restore never grants predefined roles (\(statement) by hand if intended)")
+                notes.append(
+                    "\(membership.member) is not made a member of \(membership.role): a restore never grants predefined roles (\(statement) by hand if intended)"
+                )
             } else if !createdNames.contains(membership.member) {
                 if existing.contains(membership.member) {
-                    notes.append("\(membership.member) exists and is left as it is: not made a member of \(membership.role) (\(statement) by hand if intended)")
+                    notes.append(
+                        "\(membership.member) exists and is left as it is: not made a member of \(membership.role) (\(statement) by hand if intended)"
+                    )
                 }
             } else if !createdNames.contains(membership.role) {
-                notes.append("\(membership.member) is not made a member of the existing role \(membership.role): that would give a role defined by the backup its rights (\(statement) by hand if intended)")
+                notes.append(
+                    "\(membership.member) is not made a member of the existing role \(membership.role): that would give a role defined by the backup its rights (\(statement) by hand if intended)"
+                )
             } else {
                 grants.append(statement)
             }
         }
-        let kept = catalog.roles.map(\.name).filter { wanted.contains($0) && existing.contains($0) }
+        let kept =
+            catalog.roles.map(\.name).filter { wanted.contains($0) && existing.contains($0) }
             + wanted.subtracting(catalog.roles.map(\.name)).sorted()
         return RolePlan(creations: creations, grants: grants, kept: kept, notes: notes)
     }
@@ -109,11 +124,18 @@ public struct RolePlan: Equatable, Sendable {
             if superuser {
                 options.append("BYPASSRLS")
             } else {
-                notes.append("\(role.name) is created without BYPASSRLS: only a superuser may give it (ALTER ROLE \(name) BYPASSRLS as one, if intended)")
+                notes.append(
+                    "\(role.name) is created without BYPASSRLS: only a superuser may give it (ALTER ROLE \(name) BYPASSRLS as one, if intended)"
+                )
             }
         }
-        for (held, attribute) in [(attributes.superuser, "SUPERUSER"), (attributes.createRole, "CREATEROLE"), (attributes.replication, "REPLICATION")] where held {
-            notes.append("\(role.name) is created without \(attribute): a restore never gives it (ALTER ROLE \(name) \(attribute) by hand if intended)")
+        for (held, attribute) in [
+            (attributes.superuser, "SUPERUSER"), (attributes.createRole, "CREATEROLE"),
+            (attributes.replication, "REPLICATION"),
+        ] where held {
+            notes.append(
+                "\(role.name) is created without \(attribute): a restore never gives it (ALTER ROLE \(name) \(attribute) by hand if intended)"
+            )
         }
         if let limit = attributes.connectionLimit { options.append("CONNECTION LIMIT \(limit)") }
         if let time = attributes.validUntil { options.append("VALID UNTIL \(SQL.literal(time))") }
@@ -123,11 +145,14 @@ public struct RolePlan: Equatable, Sendable {
         var extras: [String] = []
         for setting in role.settings {
             guard allowedSettings.contains(setting.parameter.lowercased()) else {
-                notes.append("\(role.name)'s setting \(setting.parameter) is not restored: only settings of a session's behaviour are (search_path, statement_timeout, work_mem, TimeZone…)")
+                notes.append(
+                    "\(role.name)'s setting \(setting.parameter) is not restored: only settings of a session's behaviour are (search_path, statement_timeout, work_mem, TimeZone…)"
+                )
                 continue
             }
             extras.append(
-                "ALTER ROLE \(name) SET \(SQL.identifier(setting.parameter)) TO \(setting.values.map(SQL.literal).joined(separator: ", "))")
+                "ALTER ROLE \(name) SET \(SQL.identifier(setting.parameter)) TO \(setting.values.map(SQL.literal).joined(separator: ", "))"
+            )
         }
         if let comment = role.comment { extras.append("COMMENT ON ROLE \(name) IS \(SQL.literal(comment))") }
         return Creation(name: role.name, create: create, extras: extras)

@@ -23,7 +23,8 @@ struct RoleRestorer {
         let catalog = try RoleCatalog.parse(globals)
         let roles = try connection.query("SELECT rolname FROM pg_roles")
         let existing = Set((0..<roles.rowCount).compactMap { roles.value($0, 0) })
-        let superuser = try connection.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").value(0, 0) == "t"
+        let superuser =
+            try connection.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").value(0, 0) == "t"
         let plan = try RolePlan.make(catalog: catalog, needed: needed, existing: existing, superuser: superuser)
         for note in plan.notes { logger.warning("Roles: \(note)") }
 
@@ -46,11 +47,15 @@ struct RoleRestorer {
                 _ = try? connection.query("ROLLBACK")
                 throw ContingencyError.failed(
                     "cannot create the roles the backup's objects need (\(plan.creations.map(\.name).joined(separator: ", "))): \(error.message); none was created and nothing was restored",
-                    hint: "restore as a role with CREATEROLE (or a superuser), or set RESTORE_NO_OWNER=true to restore without owners")
+                    hint:
+                        "restore as a role with CREATEROLE (or a superuser), or set RESTORE_NO_OWNER=true to restore without owners"
+                )
             }
             logger.info("Created roles: \(plan.creations.map(\.name).joined(separator: ", "))")
         }
-        if !plan.kept.isEmpty { logger.info("Roles already present, left as they are: \(plan.kept.joined(separator: ", "))") }
+        if !plan.kept.isEmpty {
+            logger.info("Roles already present, left as they are: \(plan.kept.joined(separator: ", "))")
+        }
         return plan.creations.map(\.name)
     }
 }
