@@ -20,6 +20,8 @@ struct ForgedGlobalsTests {
         """
     /// A role name of the 63 bytes PostgreSQL keeps: a longer one in globals.sql would be cut to it.
     static let long = String(repeating: "r", count: 63)
+    /// A role name that is SQL if pasted unquoted.
+    static let oddName = #"evil" SUPERUSER; GRANT pg_execute_server_program TO "app"#
     static let scram =
         "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0$c3RvcmVka2V5c3RvcmVka2V5c3RvcmVka2V5c3RvcmU=:c2VydmVya2V5c2VydmVya2V5c2VydmVya2V5c2VydmU="
 
@@ -29,8 +31,9 @@ struct ForgedGlobalsTests {
         case refused(String)
         /// Exit 0, the cluster's roles exactly as before.
         case noEffect
-        /// Exit 0, one role `intruder` created without any privilege beyond logging in, every other role as before.
-        case unprivilegedIntruder
+        /// Exit 0, one role of exactly this name created without any privilege beyond logging in (a password hash
+        /// when `withPassword`), every other role as before.
+        case unprivileged(String, withPassword: Bool)
     }
 
     /// One forgery: what globals.sql becomes (from the real one), and roles metadata.json is made to say the dump
@@ -122,7 +125,15 @@ struct ForgedGlobalsTests {
             GRANT app_owner TO intruder GRANTED BY postgres;
             GRANT intruder TO app GRANTED BY postgres;
             """,
-            alsoNeeded: ["intruder"], .unprivilegedIntruder),
+            alsoNeeded: ["intruder"], .unprivileged("intruder", withPassword: true)),
+        .appending(
+            "a quoted name holding SQL",
+            #"""
+            CREATE ROLE "evil"" SUPERUSER; GRANT pg_execute_server_program TO ""app";
+            ALTER ROLE "evil"" SUPERUSER; GRANT pg_execute_server_program TO ""app" WITH LOGIN;
+            GRANT "evil"" SUPERUSER; GRANT pg_execute_server_program TO ""app" TO app;
+            """#,
+            alsoNeeded: [oddName], .unprivileged(oddName, withPassword: false)),
     ]
 
     @Test("each forgery is refused before anything is touched, or has no effect on the roles that exist")
@@ -178,21 +189,24 @@ struct ForgedGlobalsTests {
                     #expect(restore.status == 0, "\(forgery): \(restore)")
                     #expect(after == roles, "\(forgery): \(after.differences(from: roles))")
                     #expect(try await app.snapshot() == backedUp, "\(forgery)")
-                case .unprivilegedIntruder:
+                case .unprivileged(let name, let withPassword):
                     #expect(restore.status == 0, "\(forgery): \(restore)")
+                    let quoted = PostgresServer.quoteIdentifier(name)
                     let others = RoleSnapshot(
-                        roles: after.roles.filter { !$0.hasPrefix("intruder|") }, settings: after.settings,
-                        memberships: after.memberships)
+                        roles: after.roles.filter { !$0.hasPrefix(name + "|") && !$0.hasPrefix(quoted + "|") },
+                        settings: after.settings, memberships: after.memberships)
                     #expect(others == roles, "\(forgery): \(after.differences(from: roles))")
-                    // LOGIN and the password hash only: no SUPERUSER, CREATEROLE or REPLICATION, no membership.
-                    let intruder = try await app.server.query(
-                        "SELECT rolsuper, rolcreaterole, rolreplication, rolcanlogin, rolpassword IS NOT NULL FROM pg_authid WHERE rolname = 'intruder'"
+                    // LOGIN (and the password hash) only: no SUPERUSER, CREATEROLE or REPLICATION, no membership.
+                    let created = try await app.server.query(
+                        "SELECT rolsuper, rolcreaterole, rolreplication, rolcanlogin, rolpassword IS NOT NULL FROM pg_authid WHERE rolname = \(PostgresServer.quoteLiteral(name))"
                     )
-                    #expect(intruder == [["f", "f", "f", "t", "t"]], "\(forgery)")
+                    #expect(created == [["f", "f", "f", "t", withPassword ? "t" : "f"]], "\(forgery)")
                     let log = restore.stdout + restore.stderr
-                    #expect(log.contains("intruder is created without SUPERUSER"), "\(log)")
-                    #expect(log.contains("intruder is not made a member of pg_execute_server_program"), "\(log)")
-                    _ = try await app.server.psql("DROP ROLE intruder")
+                    if name == "intruder" {
+                        #expect(log.contains("intruder is created without SUPERUSER"), "\(log)")
+                        #expect(log.contains("intruder is not made a member of pg_execute_server_program"), "\(log)")
+                    }
+                    _ = try await app.server.psql("DROP ROLE \(quoted)")
                     #expect(try await app.snapshot() == backedUp, "\(forgery)")
                 }
                 #expect(
