@@ -34,13 +34,19 @@ extension PostgresConnection {
     /// What a restore of this database will need: the roles its dump names (see `neededRoles`), its extensions
     /// (not plpgsql, always there), and its size in bytes.
     public func requirements() throws -> (roles: [String], extensions: [String], size: Int64) {
-        let roles = try query(Self.neededRoles)
+        let roles = try neededRoles()
         let extensions = try query("SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1")
         let size = Int64(try query("SELECT pg_database_size(current_database())").value(0, 0) ?? "0") ?? 0
         return (
-            (0..<roles.rowCount).compactMap { roles.value($0, 0) },
+            roles,
             (0..<extensions.rowCount).compactMap { extensions.value($0, 0) }, size
         )
+    }
+
+    /// The roles a restore of this database's dump needs (`neededRoles`), sorted by name.
+    public func neededRoles() throws -> [String] {
+        let roles = try query(Self.neededRoles)
+        return (0..<roles.rowCount).compactMap { roles.value($0, 0) }
     }
 
     /// Every role a restore of this database's dump needs to exist: the owners of its schemas, relations,
