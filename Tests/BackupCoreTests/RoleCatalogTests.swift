@@ -222,6 +222,20 @@ struct RoleCatalogTests {
         }
     }
 
+    @Test("a comment holding line breaks and tabs goes on over lines, as pg_dumpall writes it; a name never does")
+    func multilineStrings() throws {
+        let file = Self.header + "COMMENT ON ROLE app IS 'first line\n\tsecond; line\n''third''';\nCREATE ROLE b;\n"
+        let catalog = try RoleCatalog.parse(Array(file.utf8))
+        #expect(catalog.role(named: "app")?.comment == "first line\n\tsecond; line\n'third'")
+        #expect(catalog.roles.map(\.name) == ["app", "b"])
+        let hostile = [
+            "CREATE ROLE \"a\nb\";\n", "COMMENT ON ROLE app IS 'never closed;\nCREATE ROLE b;\n", "CREATE ROLE \"a\tb\";\n",
+        ]
+        for line in hostile {
+            #expect(throws: ContingencyError.self) { try RoleCatalog.parse(Array((Self.header + line).utf8)) }
+        }
+    }
+
     @Test("bytes that are not UTF-8 refuse the file")
     func notUTF8() {
         #expect(throws: ContingencyError.self) {

@@ -1,5 +1,6 @@
 extension RoleCatalog {
-    /// Parses `globals.sql` as pg_dumpall 15 to 17 writes it with `--roles-only`, one statement per line, and
+    /// Parses `globals.sql` as pg_dumpall 15 to 17 writes it with `--roles-only`, one statement per line (a string
+    /// may go on over several, as a role's comment holding line breaks does), and
     /// refuses the whole file at the first line that is not exactly such a statement: a line it does not know,
     /// two statements on a line, a name not quoted the way pg_dumpall quotes names (`App` unquoted: PostgreSQL
     /// would fold it to `app`), a reserved name (`ALL`, `PUBLIC`, `CURRENT_USER`, `CURRENT_ROLE`, `SESSION_USER`,
@@ -15,13 +16,25 @@ extension RoleCatalog {
         }
         var catalog = RoleCatalog()
         var altered: Set<String> = []
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var index = 0
+        while index < lines.count {
             let number = index + 1
-            let line = String(rawLine)
-            do {
-                try catalog.read(line, number: number, altered: &altered)
-            } catch let problem as LineProblem {
-                throw refusal(line: number, excerpt: excerpt(line), problem.reason)
+            var statement = lines[index]
+            index += 1
+            while true {
+                do {
+                    try catalog.read(statement, number: number, altered: &altered)
+                    break
+                } catch let problem as LineProblem {
+                    // A string holding line breaks (a role's comment) goes on over the next lines, as pg_dumpall
+                    // writes it; nothing else does.
+                    guard problem.reason == LineProblem.openString, index < lines.count, index - number < 1000 else {
+                        throw refusal(line: number, excerpt: excerpt(statement), problem.reason)
+                    }
+                    statement += "\n" + lines[index]
+                    index += 1
+                }
             }
         }
         return catalog
@@ -31,6 +44,9 @@ extension RoleCatalog {
     struct LineProblem: Error {
         let reason: String
         init(_ reason: String) { self.reason = reason }
+
+        /// A single-quoted string not closed on its line.
+        static let openString = "an unterminated string"
     }
 
     private static func refusal(line: Int?, excerpt: String?, _ reason: String) -> ContingencyError {
@@ -157,8 +173,13 @@ enum Token: Equatable {
             var value = String.UnicodeScalarView()
             scalars.removeFirst()
             while true {
-                guard let scalar = scalars.popFirst() else { throw RoleCatalog.LineProblem("an unterminated quote") }
-                if RoleCatalog.isControl(scalar) { throw RoleCatalog.LineProblem("a control character") }
+                guard let scalar = scalars.popFirst() else {
+                    throw RoleCatalog.LineProblem(quote == "'" ? RoleCatalog.LineProblem.openString : "an unterminated quote")
+                }
+                // Line breaks and tabs are kept in strings (a comment may hold them), never in names.
+                if RoleCatalog.isControl(scalar) && !(quote == "'" && (scalar == "\n" || scalar == "\t")) {
+                    throw RoleCatalog.LineProblem("a control character")
+                }
                 if scalar == quote {
                     guard scalars.first == quote else { return String(value) }
                     scalars.removeFirst()
