@@ -16,7 +16,7 @@ struct FreshServerTests {
         GRANT app_reader TO app_owner;
         CREATE ROLE reporting LOGIN;
         ALTER ROLE reporting SET statement_timeout TO '30s';
-        COMMENT ON ROLE reporting IS 'read-only reporting';
+        COMMENT ON ROLE reporting IS E'read-only reporting:\\n\\tthe dashboards'' role';
         CREATE ROLE etl NOINHERIT;
         CREATE ROLE viewer;
         CREATE ROLE "Audit Team";
@@ -72,6 +72,7 @@ struct FreshServerTests {
             let before = try await app.snapshot()
             let privileges = try await app.server.query(Self.privileges, database: app.database)
             let roles = try await app.server.query(Self.applicationRoles).filter { $0[0] != "bystander" }
+            #expect(roles.contains { $0[7] == "read-only reporting:\n\tthe dashboards' role" }, "\(roles)")
             #expect(privileges.contains { $0[1] == "public.users" && $0[3].contains("reporting=r/app_owner") })
             #expect(privileges.contains { $0[0] == "default" && $0[3].contains("reporting=r/app_owner") })
             try #require(try await app.run("backup-job", environment: ["BACKUP_ROLE_PASSWORDS": "true"]).succeeded)
