@@ -227,8 +227,6 @@ struct TokenReader {
 
     init(_ tokens: [Token]) { self.tokens = tokens[...] }
 
-    var atEnd: Bool { tokens.isEmpty }
-
     mutating func next() -> Token? { tokens.popFirst() }
 
     mutating func peek(_ keyword: String) -> Bool {

@@ -44,13 +44,10 @@ public struct RolePlan: Equatable, Sendable {
     /// Parameters a restored role's `ALTER ROLE … SET` may set: they shape that role's own sessions only.
     public static let allowedSettings: Set<String> = [
         "search_path", "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
-        "idle_session_timeout",
-        "work_mem", "maintenance_work_mem", "temp_buffers", "timezone", "datestyle", "intervalstyle",
-        "extra_float_digits",
-        "bytea_output", "client_min_messages", "client_encoding", "default_transaction_isolation",
-        "default_transaction_read_only", "default_transaction_deferrable", "application_name", "lc_monetary",
-        "lc_numeric",
-        "lc_time", "default_text_search_config", "jit",
+        "idle_session_timeout", "work_mem", "maintenance_work_mem", "temp_buffers", "timezone", "datestyle",
+        "intervalstyle", "extra_float_digits", "bytea_output", "client_min_messages", "client_encoding",
+        "default_transaction_isolation", "default_transaction_read_only", "default_transaction_deferrable",
+        "application_name", "lc_monetary", "lc_numeric", "lc_time", "default_text_search_config", "jit",
     ]
 
     /// Decides, from the parsed file, the roles the dump needs (nil: every role of the file), the names of the
@@ -72,7 +69,9 @@ public struct RolePlan: Equatable, Sendable {
                 grew = true
             }
         }
+        // Names from the manifest, shown with control characters escaped.
         let missing = wanted.filter { !existing.contains($0) && catalog.role(named: $0) == nil }.sorted()
+            .map(RoleCatalog.excerpt)
         guard missing.isEmpty else {
             throw ContingencyError.failed(
                 "the dump needs the roles \(missing.joined(separator: ", ")), which neither exist on the server nor are in the backup's globals.sql; nothing was restored",
