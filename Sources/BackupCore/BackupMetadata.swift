@@ -33,8 +33,10 @@ public struct BackupMetadata: Codable, Sendable, Equatable {
     /// Exact row count of every dumped table (`schema.table`), counted in the dump's own snapshot: what a
     /// restore drill compares. Nil when not recorded.
     public var tables: [String: Int64]?
-    /// What a restore needs from the target server, checked before anything is touched: the roles that own
-    /// objects in the database, its extensions, and its size.
+    /// What a restore needs from the target server, checked before anything is touched: the roles its dump
+    /// names (owners, and since issue 16 also the grantees and grantors of privileges and default privileges
+    /// and the roles of policies and user mappings; older backups list the owners only), its extensions, and
+    /// its size. A restore creates the missing ones from globals.sql (nil: every role of globals.sql).
     public var roles: [String]?
     public var extensions: [String]?
     public var databaseSize: Int64?

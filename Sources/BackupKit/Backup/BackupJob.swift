@@ -297,7 +297,7 @@ public struct BackupJob: Sendable {
             serverVersion: preflight.serverVersion.description, hostname: ProcessInfo.processInfo.hostName,
             compression: configuration.compression, members: recorded, uploads: uploads, missing: missing,
             tables: tables)
-        metadata.roles = preflight.requirements.roles
+        metadata.roles = rolesNamed(preflight)
         metadata.extensions = preflight.requirements.extensions
         metadata.databaseSize = preflight.requirements.size
         try archive.writeFile(

@@ -60,14 +60,14 @@ final class ScratchDatabase {
                 hint: "name a database that does not exist in DRILL_DATABASE_URL; the drill creates and drops it")
         }
         let incoming = "\(name)_incoming_\(UUID().uuidString.prefix(8).lowercased())"
-        try maintenance.query("CREATE DATABASE \(RestoreJob.quoteIdentifier(incoming)) TEMPLATE template0")
-        try maintenance.query("COMMENT ON DATABASE \(RestoreJob.quoteIdentifier(incoming)) IS '\(Self.comment)'")
-        try maintenance.query("ALTER DATABASE \(RestoreJob.quoteIdentifier(incoming)) RENAME TO \(RestoreJob.quoteIdentifier(name))")
+        try maintenance.query("CREATE DATABASE \(SQL.identifier(incoming)) TEMPLATE template0")
+        try maintenance.query("COMMENT ON DATABASE \(SQL.identifier(incoming)) IS \(SQL.literal(Self.comment))")
+        try maintenance.query("ALTER DATABASE \(SQL.identifier(incoming)) RENAME TO \(SQL.identifier(name))")
     }
 
     func drop() throws { try drop(name) }
 
     private func drop(_ database: String) throws {
-        try maintenance.query("DROP DATABASE IF EXISTS \(RestoreJob.quoteIdentifier(database)) WITH (FORCE)")
+        try maintenance.query("DROP DATABASE IF EXISTS \(SQL.identifier(database)) WITH (FORCE)")
     }
 }

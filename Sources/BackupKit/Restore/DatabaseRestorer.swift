@@ -253,9 +253,9 @@ struct DatabaseRestorer {
         return base + suffix
     }
 
-    static func quote(_ name: String) -> String { RestoreJob.quoteIdentifier(name) }
+    static func quote(_ name: String) -> String { SQL.identifier(name) }
 
-    static func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
+    static func literal(_ text: String) -> String { SQL.literal(text) }
 
     /// A LIKE pattern for names starting with `prefix`, its `_`, `%` and `\` taken literally.
     static func likePrefix(_ prefix: String) -> String {

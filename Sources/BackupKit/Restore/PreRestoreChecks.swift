@@ -65,7 +65,7 @@ struct PreRestoreChecks {
             let canCreate = try server.query("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user").value(0, 0) == "t"
             let inGlobals = target.manifest?.metadata.member(named: ArchiveLayout.globals) != nil
             if missing.isEmpty {
-                findings.append(Finding(ok: true, text: "the roles owning the objects exist (\(needed.joined(separator: ", ")))"))
+                findings.append(Finding(ok: true, text: "the roles the dump names exist (\(needed.joined(separator: ", ")))"))
             } else if canCreate && inGlobals {
                 findings.append(Finding(ok: true, text: "missing roles will be created from globals.sql: \(missing.joined(separator: ", "))"))
             } else {

@@ -247,8 +247,6 @@ public struct RestoreJob: Sendable {
         logger.info("\(what) in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
         return value
     }
-
-    static func quoteIdentifier(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
 }
 
 extension RestoreJob {

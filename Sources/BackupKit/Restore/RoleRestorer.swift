@@ -4,129 +4,58 @@ import Foundation
 import Logging
 
 /// Creates the roles a backup's objects need on a server that lacks them, from the backup's `globals.sql`
-/// (`pg_dumpall --roles-only`). Only the roles the dump needs (the owners recorded at backup time, and the
-/// roles they are members of) are created; roles that exist are left exactly as they are (no ALTER, no
-/// password change) and reported. Each new role and its attributes are created in one transaction, so a
-/// failure never leaves a bare role that cannot log in.
+/// (`pg_dumpall --roles-only`), once that file has matched the manifest. The file is parsed whole first
+/// (`RoleCatalog.parse`): anything pg_dumpall would not have written refuses the restore before any statement
+/// runs. What to create is decided next (`RolePlan`: only needed roles, existing roles never changed, no
+/// superuser-like attribute, no predefined or existing role granted), and the statements run are built from
+/// that, never copied from the file.
+///
+/// All the roles are created in one transaction: a failure leaves none of them. A setting, comment or
+/// membership that the server refuses is reported and skipped (a savepoint each), not the whole restore.
 struct RoleRestorer {
     let connection: PostgresConnection
     let logger: Logger
 
-    /// Returns the roles created. `needed`: the roles the dump's objects belong to (nil: every role in the
-    /// file, for backups that did not record them).
+    /// Returns the roles created. `needed`: the roles the dump's objects name, as the backup recorded them (nil:
+    /// every role in the file, for backups that did not record them).
     @discardableResult
     func restore(_ globals: [UInt8], needed: [String]?) throws -> [String] {
-        let lines = String(decoding: globals, as: UTF8.self).split(separator: "\n").map(String.init)
-        let statements = lines.compactMap { line in Self.statement(line).map { (line, $0) } }
+        let catalog = try RoleCatalog.parse(globals)
         let roles = try connection.query("SELECT rolname FROM pg_roles")
         let existing = Set((0..<roles.rowCount).compactMap { roles.value($0, 0) })
-        let superuser = try connection.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").value(0, 0) == "t"
+        let superuser =
+            try connection.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").value(0, 0) == "t"
+        let plan = try RolePlan.make(catalog: catalog, needed: needed, existing: existing, superuser: superuser)
+        for note in plan.notes { logger.warning("Roles: \(note)") }
 
-        // The roles to create: the needed ones, and the roles they are members of, transitively.
-        var wanted = Set(needed ?? statements.compactMap { if case .createRole(let name) = $0.1 { name } else { nil } })
-        var grew = true
-        while grew {
-            grew = false
-            for case (_, .grant(let names)) in statements where names.count == 2 && wanted.contains(names[1]) && !wanted.contains(names[0]) {
-                wanted.insert(names[0])
-                grew = true
-            }
-        }
-        let toCreate = statements.compactMap { statement -> String? in
-            if case .createRole(let name) = statement.1, wanted.contains(name), !existing.contains(name) { return name }
-            return nil
-        }
-        let kept = wanted.intersection(existing)
-
-        for name in toCreate {
-            let about = statements.filter { $0.1 == .aboutRole(name) }.map { superuser ? $0.0 : Self.withoutPrivilegedAttributes($0.0) }
+        if !plan.creations.isEmpty {
             do {
                 try connection.query("BEGIN")
-                try connection.query("CREATE ROLE \(RestoreJob.quoteIdentifier(name))")
-                for line in about { try connection.query(line) }
+                for creation in plan.creations { try connection.query(creation.create) }
+                for (index, statement) in (plan.creations.flatMap(\.extras) + plan.grants).enumerated() {
+                    try connection.query("SAVEPOINT role_\(index)")
+                    do {
+                        try connection.query(statement)
+                        try connection.query("RELEASE SAVEPOINT role_\(index)")
+                    } catch let error as ContingencyError {
+                        try connection.query("ROLLBACK TO SAVEPOINT role_\(index)")
+                        logger.warning("Roles: not restored (\(statement)): \(error.message)")
+                    }
+                }
                 try connection.query("COMMIT")
             } catch let error as ContingencyError {
                 _ = try? connection.query("ROLLBACK")
                 throw ContingencyError.failed(
-                    "cannot create role \(name) the backup's objects need: \(error.message)",
-                    hint: "restore as a role with CREATEROLE (or a superuser), or set RESTORE_NO_OWNER=true to restore without owners")
+                    "cannot create the roles the backup's objects need (\(plan.creations.map(\.name).joined(separator: ", "))): \(error.message); none was created and nothing was restored",
+                    hint:
+                        "restore as a role with CREATEROLE (or a superuser), or set RESTORE_NO_OWNER=true to restore without owners"
+                )
             }
+            logger.info("Created roles: \(plan.creations.map(\.name).joined(separator: ", "))")
         }
-        for case (let line, .grant(let names)) in statements where names.contains(where: toCreate.contains) {
-            do {
-                try connection.query(superuser ? line : Self.withoutGrantor(line))
-            } catch {
-                logger.warning("Membership not restored (\(line)): \(error)")
-            }
+        if !plan.kept.isEmpty {
+            logger.info("Roles already present, left as they are: \(plan.kept.joined(separator: ", "))")
         }
-        if !toCreate.isEmpty { logger.info("Created roles: \(toCreate.joined(separator: ", "))") }
-        if !kept.isEmpty { logger.info("Roles already present, left as they are: \(kept.sorted().joined(separator: ", "))") }
-        return toCreate
-    }
-
-    /// Without superuser rights, PostgreSQL 15 refuses any mention of SUPERUSER, REPLICATION or BYPASSRLS,
-    /// even their NO forms: they are dropped (such roles keep the defaults, which are the NO forms).
-    static func withoutPrivilegedAttributes(_ line: String) -> String {
-        let privileged: Set<String> = ["SUPERUSER", "NOSUPERUSER", "REPLICATION", "NOREPLICATION", "BYPASSRLS", "NOBYPASSRLS"]
-        guard line.hasPrefix("ALTER ROLE "), line.contains(" WITH ") else { return line }
-        var words = line.dropLast(line.hasSuffix(";") ? 1 : 0).split(separator: " ", omittingEmptySubsequences: false).map(String.init)
-        words.removeAll { privileged.contains($0) }
-        return words.joined(separator: " ") + ";"
-    }
-
-    /// Setting a grantor needs superuser rights: the grant is made by the restoring role instead.
-    static func withoutGrantor(_ line: String) -> String {
-        guard let range = line.range(of: " GRANTED BY ") else { return line }
-        return String(line[..<range.lowerBound]) + ";"
-    }
-
-    enum Statement: Equatable {
-        case createRole(String)
-        /// ALTER ROLE, COMMENT ON ROLE: applied only to roles this restore creates.
-        case aboutRole(String)
-        /// GRANT role TO member: the granted role, then the member.
-        case grant([String])
-    }
-
-    /// Classifies one line of pg_dumpall's output; nil for anything else (comments, SET, blank lines).
-    static func statement(_ line: String) -> Statement? {
-        if line.hasPrefix("CREATE ROLE ") { return identifier(after: "CREATE ROLE ", in: line).map(Statement.createRole) }
-        for prefix in ["ALTER ROLE ", "COMMENT ON ROLE "] where line.hasPrefix(prefix) {
-            return identifier(after: prefix, in: line).map(Statement.aboutRole)
-        }
-        if line.hasPrefix("GRANT "), line.contains(" TO ") {
-            var names: [String] = []
-            if let role = identifier(after: "GRANT ", in: line) { names.append(role) }
-            if let range = line.range(of: " TO "), let member = identifier(after: "", in: String(line[range.upperBound...])) {
-                names.append(member)
-            }
-            return .grant(names)
-        }
-        return nil
-    }
-
-    /// The (possibly double-quoted) identifier right after `prefix`.
-    static func identifier(after prefix: String, in line: String) -> String? {
-        var rest = Substring(line.dropFirst(prefix.count))
-        if rest.hasPrefix("\"") {
-            rest = rest.dropFirst()
-            var name = ""
-            while let character = rest.first {
-                rest = rest.dropFirst()
-                if character == "\"" {
-                    if rest.first == "\"" {
-                        name.append("\"")
-                        rest = rest.dropFirst()
-                    } else {
-                        return name
-                    }
-                } else {
-                    name.append(character)
-                }
-            }
-            return nil
-        }
-        let name = rest.prefix { $0 != " " && $0 != ";" && $0 != "," }
-        return name.isEmpty ? nil : String(name)
+        return plan.creations.map(\.name)
     }
 }
