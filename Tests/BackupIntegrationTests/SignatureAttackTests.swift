@@ -113,6 +113,59 @@ struct SignatureAttackTests {
         }
     }
 
+    @Test("the bucket copy keeps the signature: from the bucket alone the backup restores with the verify key")
+    func bucketCopyKeepsSignature() async throws {
+        try await TestBucket.with { bucket in
+            try await ApplicationFixture.with(uploadFiles: 3) { app in
+                let keys = try await signatures.keygen(app)
+                defer { keys.folder.remove() }
+                let backup = try await app.run(
+                    "backup-job", environment: bucket.environment(app: app, volume: true).merging(["BACKUP_SIGNING_KEY_FILE": keys.privateKey]) { $1 })
+                try #require(backup.succeeded, "\(backup)")
+                let archive = try signatures.newestArchive(app)
+                #expect(try bucket.objects() == app.storeFiles())
+                _ = try await app.server.psql("UPDATE users SET name = 'after the backup'", database: app.database)
+                let restore = try await app.run(
+                    "restore-job", environment: bucket.environment(app: app).merging(["BACKUP_VERIFY_KEYS_FILE": keys.publicKey]) { $1 })
+                #expect(restore.succeeded && restore.stdout.contains("Restoring \(archive)"), "\(restore)")
+            }
+        }
+    }
+
+    /// Deleting the volume's copy of a backup lets a restore find the bucket's; making the volume's copy not genuine
+    /// must not do worse: the off-site copy is there for the day the volume cannot be trusted.
+    @Test("a backup made not genuine on the volume is taken from the bucket, where its copy is genuine, named or not")
+    func volumeForgeryDoesNotHideBucketCopy() async throws {
+        try await TestBucket.with { bucket in
+            try await ApplicationFixture.with(uploadFiles: 3) { app in
+                let keys = try await signatures.keygen(app)
+                defer { keys.folder.remove() }
+                let environment = bucket.environment(app: app, volume: true)
+                let signing = environment.merging(["BACKUP_SIGNING_KEY_FILE": keys.privateKey]) { $1 }
+                try #require(try await app.run("backup-job", environment: signing).succeeded)
+                let older = try signatures.newestArchive(app)
+                _ = try await app.server.psql("UPDATE users SET name = 'in the newer backup'", database: app.database)
+                let newer = try await app.run("backup-job", environment: signing.merging(["LOCK_TIMEOUT": "30s"]) { $1 })
+                try #require(newer.succeeded, "\(newer)")
+                let newest = try signatures.newestArchive(app)
+                try #require(try newest != older && bucket.objects() == app.storeFiles())
+                let expected = try await app.snapshot()
+                // On the volume only: the newest backup's signature removed (its archive rewritten to match).
+                _ = try await signatures.forge(app, newest, as: newest, signature: "remove")
+                _ = try await app.server.psql("UPDATE users SET name = 'after the backups'", database: app.database)
+
+                let verifying = environment.merging(["BACKUP_VERIFY_KEYS_FILE": keys.publicKey]) { $1 }
+                let restore = try await app.run("restore-job", environment: verifying)
+                #expect(restore.succeeded && restore.stdout.contains("Restoring \(newest)"), "\(restore)")
+                #expect(try await app.snapshot() == expected)
+                _ = try await app.server.psql("UPDATE users SET name = 'after the backups'", database: app.database)
+                let named = try await app.run("restore-job", environment: verifying.merging(["LATEST_BACKUP": newest]) { $1 })
+                #expect(named.succeeded, "\(named)")
+                #expect(try await app.snapshot() == expected)
+            }
+        }
+    }
+
     @Test("wrong key files are refused with exit 12, naming the setting, never showing a key's bytes")
     func wrongKeyFiles() async throws {
         try await ApplicationFixture.with(uploadFiles: 1) { app in
