@@ -12,7 +12,9 @@ struct SignatureAttackTests {
     /// A custom-format archive (version 1.14) holding one pre-data entry whose definition is `sql`: pg_restore
     /// runs such a definition as it is, so a dump can carry any SQL (CREATE ROLE, ALTER ROLE … SUPERUSER, …).
     static func dumpRunning(_ sql: String) -> Data {
-        func int(_ value: Int) -> [UInt8] { [value < 0 ? 1 : 0] + (0..<4).map { UInt8(truncatingIfNeeded: abs(value) >> (8 * $0)) } }
+        func int(_ value: Int) -> [UInt8] {
+            [value < 0 ? 1 : 0] + (0..<4).map { UInt8(truncatingIfNeeded: abs(value) >> (8 * $0)) }
+        }
         func string(_ text: String?) -> [UInt8] { text.map { int($0.utf8.count) + Array($0.utf8) } ?? int(-1) }
         var bytes = Array("PGDMP".utf8) + [1, 14, 0, 4, 8, 1] + int(0)
         for _ in 0..<7 { bytes += int(0) }
@@ -31,6 +33,8 @@ struct SignatureAttackTests {
     static let overflowingHeader = Data(
         Array("PGDMP".utf8) + [1, 14, 0, 8, 8, 1] + [1, 0, 0, 0, 0, 0, 0, 0, 0x80] + [UInt8](repeating: 0, count: 64))
 
+    func signing(_ keys: SignatureTests.Keys) -> [String: String] { ["BACKUP_SIGNING_KEY_FILE": keys.privateKey] }
+
     func roleExists(_ app: ApplicationFixture, _ name: String) async throws -> Bool {
         try await app.server.psql("SELECT count(*) FROM pg_roles WHERE rolname = '\(name)'")
             .trimmingCharacters(in: .whitespacesAndNewlines) == "1"
@@ -41,7 +45,7 @@ struct SignatureAttackTests {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             let keys = try await signatures.keygen(app)
             defer { keys.folder.remove() }
-            try #require(try await app.run("backup-job", environment: ["BACKUP_SIGNING_KEY_FILE": keys.privateKey]).succeeded)
+            try #require(try await app.run("backup-job", environment: signing(keys)).succeeded)
             let genuine = try signatures.newestArchive(app)
             let evil = Self.dumpRunning("CREATE ROLE pwned SUPERUSER LOGIN;\n")
             // The control: pg_restore takes the crafted dump and would run its SQL.
@@ -49,7 +53,8 @@ struct SignatureAttackTests {
             defer { scratch.remove() }
             let file = scratch.appending("evil.dump")
             try evil.write(to: file)
-            let listed = try await ProcessRunner.run(app.server.binDir.appendingPathComponent("pg_restore").path, ["-f", "-", file.path])
+            let pgRestore = app.server.binDir.appendingPathComponent("pg_restore").path
+            let listed = try await ProcessRunner.run(pgRestore, ["-f", "-", file.path])
             try #require(listed.succeeded && listed.stdout.contains("CREATE ROLE pwned SUPERUSER LOGIN;"), "\(listed)")
 
             _ = try await signatures.forge(app, genuine, as: genuine, replace: ["database.dump": evil], signature: "keep")
@@ -71,7 +76,7 @@ struct SignatureAttackTests {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             let keys = try await signatures.keygen(app)
             defer { keys.folder.remove() }
-            try #require(try await app.run("backup-job", environment: ["BACKUP_SIGNING_KEY_FILE": keys.privateKey]).succeeded)
+            try #require(try await app.run("backup-job", environment: signing(keys)).succeeded)
             let genuine = try signatures.newestArchive(app)
             // In place, the genuine signature kept: globals.sql (before the dump) still matches, so the restore
             // follows the dump as it arrives, and the scanner reads its first bytes before their block is checked.
@@ -120,13 +125,13 @@ struct SignatureAttackTests {
                 let keys = try await signatures.keygen(app)
                 defer { keys.folder.remove() }
                 let backup = try await app.run(
-                    "backup-job", environment: bucket.environment(app: app, volume: true).merging(["BACKUP_SIGNING_KEY_FILE": keys.privateKey]) { $1 })
+                    "backup-job", environment: bucket.environment(app: app, volume: true).merging(signing(keys)) { $1 })
                 try #require(backup.succeeded, "\(backup)")
                 let archive = try signatures.newestArchive(app)
                 #expect(try bucket.objects() == app.storeFiles())
                 _ = try await app.server.psql("UPDATE users SET name = 'after the backup'", database: app.database)
-                let restore = try await app.run(
-                    "restore-job", environment: bucket.environment(app: app).merging(["BACKUP_VERIFY_KEYS_FILE": keys.publicKey]) { $1 })
+                let bucketOnly = bucket.environment(app: app).merging(["BACKUP_VERIFY_KEYS_FILE": keys.publicKey]) { $1 }
+                let restore = try await app.run("restore-job", environment: bucketOnly)
                 #expect(restore.succeeded && restore.stdout.contains("Restoring \(archive)"), "\(restore)")
             }
         }
@@ -141,11 +146,11 @@ struct SignatureAttackTests {
                 let keys = try await signatures.keygen(app)
                 defer { keys.folder.remove() }
                 let environment = bucket.environment(app: app, volume: true)
-                let signing = environment.merging(["BACKUP_SIGNING_KEY_FILE": keys.privateKey]) { $1 }
-                try #require(try await app.run("backup-job", environment: signing).succeeded)
+                let signed = environment.merging(signing(keys)) { $1 }
+                try #require(try await app.run("backup-job", environment: signed).succeeded)
                 let older = try signatures.newestArchive(app)
                 _ = try await app.server.psql("UPDATE users SET name = 'in the newer backup'", database: app.database)
-                let newer = try await app.run("backup-job", environment: signing.merging(["LOCK_TIMEOUT": "30s"]) { $1 })
+                let newer = try await app.run("backup-job", environment: signed.merging(["LOCK_TIMEOUT": "30s"]) { $1 })
                 try #require(newer.succeeded, "\(newer)")
                 let newest = try signatures.newestArchive(app)
                 try #require(try newest != older && bucket.objects() == app.storeFiles())
@@ -159,9 +164,34 @@ struct SignatureAttackTests {
                 #expect(restore.succeeded && restore.stdout.contains("Restoring \(newest)"), "\(restore)")
                 #expect(try await app.snapshot() == expected)
                 _ = try await app.server.psql("UPDATE users SET name = 'after the backups'", database: app.database)
-                let named = try await app.run("restore-job", environment: verifying.merging(["LATEST_BACKUP": newest]) { $1 })
+                let named = try await app.run(
+                    "restore-job", environment: verifying.merging(["LATEST_BACKUP": newest]) { $1 })
                 #expect(named.succeeded, "\(named)")
                 #expect(try await app.snapshot() == expected)
+            }
+        }
+    }
+
+    /// Into an empty bucket only "the newest" backup is copied, and afterwards only backups newer than the bucket's
+    /// oldest: a name is a claim, not a time (issue 16), or one forged backup dated 2099 on the volume stops every
+    /// genuine backup from ever reaching the bucket.
+    @Test("a forged backup dated 2099 on the volume does not keep the genuine backups out of the bucket copy")
+    func futureForgeryDoesNotStopBucketCopy() async throws {
+        try await TestBucket.with { bucket in
+            try await ApplicationFixture.with(uploadFiles: 2) { app in
+                let keys = try await signatures.keygen(app)
+                defer { keys.folder.remove() }
+                try #require(try await app.run("backup-job", environment: signing(keys)).succeeded)
+                let first = try signatures.newestArchive(app)
+                let future = try await signatures.forge(
+                    app, first, as: "visual_backup_2099-01-01_00-00-00.tar.gz", signature: "remove")
+                let environment = bucket.environment(app: app, volume: true).merging(signing(keys)) { $1 }
+                let second = try await app.run("backup-job", environment: environment.merging(["LOCK_TIMEOUT": "30s"]) { $1 })
+                #expect(second.succeeded, "\(second)")
+                let made = try #require(
+                    try app.storeFiles().filter { $0.hasSuffix(".tar.gz") && $0 != future && $0 != first }.first)
+                let copied = try bucket.objects()
+                #expect(copied.contains(made + ".json"), "\(copied)")
             }
         }
     }
@@ -171,12 +201,14 @@ struct SignatureAttackTests {
         try await ApplicationFixture.with(uploadFiles: 1) { app in
             let keys = try await signatures.keygen(app)
             defer { keys.folder.remove() }
-            try #require(try await app.run("backup-job", environment: ["BACKUP_SIGNING_KEY_FILE": keys.privateKey]).succeeded)
+            try #require(try await app.run("backup-job", environment: signing(keys)).succeeded)
             let privateBody = try String(contentsOfFile: keys.privateKey, encoding: .utf8).split(separator: "\n")[1]
-            let privateInVerify = try await app.run("restore-job", ["--verify"], environment: ["BACKUP_VERIFY_KEYS_FILE": keys.privateKey])
+            let privateInVerify = try await app.run(
+                "restore-job", ["--verify"], environment: ["BACKUP_VERIFY_KEYS_FILE": keys.privateKey])
             #expect(privateInVerify.status == 12 && privateInVerify.stderr.contains("private key"), "\(privateInVerify)")
             // The private key's body on one line, as one would paste a public key.
-            let pasted = try await app.run("restore-job", ["--verify"], environment: ["BACKUP_VERIFY_KEYS": String(privateBody)])
+            let pasted = try await app.run(
+                "restore-job", ["--verify"], environment: ["BACKUP_VERIFY_KEYS": String(privateBody)])
             #expect(pasted.status == 12 && pasted.stderr.contains("BACKUP_VERIFY_KEYS"), "\(pasted)")
             // A path given where the key itself is expected.
             let path = try await app.run("restore-job", ["--verify"], environment: ["BACKUP_VERIFY_KEYS": keys.publicKey])
