@@ -196,6 +196,26 @@ struct SignatureAttackTests {
         }
     }
 
+    /// An empty secret file (a mount that did not render, a key list emptied while rotating) must not turn the
+    /// check off: the operator asked for signed backups.
+    @Test("BACKUP_VERIFY_KEYS(_FILE) set but holding no key is refused, not taken as 'not authenticated'")
+    func emptyVerifyKeysFailClosed() async throws {
+        try await ApplicationFixture.with(uploadFiles: 1) { app in
+            try #require(try await app.run("backup-job").succeeded)
+            let empty = app.root.appending("verify-keys.pem")
+            for (contents, environment) in [
+                ("", ["BACKUP_VERIFY_KEYS_FILE": empty.path]),
+                ("# the old key was removed here\n", ["BACKUP_VERIFY_KEYS_FILE": empty.path]),
+                ("", ["BACKUP_VERIFY_KEYS": "# none yet"]),
+            ] {
+                try Data(contents.utf8).write(to: empty)
+                let verify = try await app.run("restore-job", ["--verify"], environment: environment)
+                #expect(!verify.succeeded && verify.stderr.contains("BACKUP_VERIFY_KEYS"), "\(environment): \(verify)")
+                #expect(!verify.stdout.contains("verified"), "\(verify.stdout)")
+            }
+        }
+    }
+
     @Test("wrong key files are refused with exit 12, naming the setting, never showing a key's bytes")
     func wrongKeyFiles() async throws {
         try await ApplicationFixture.with(uploadFiles: 1) { app in
