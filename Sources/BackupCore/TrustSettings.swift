@@ -20,8 +20,16 @@ public struct TrustSettings: Sendable, Equatable {
     public static let settings: [Setting] = [Settings.backupVerifyKeys, Settings.restoreAllowUnsigned, Settings.clockSkewAllowance]
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> TrustSettings {
-        TrustSettings(
-            verifyKeys: splitKeys(try values.nonEmpty(Settings.backupVerifyKeys) ?? ""),
+        let verifyKeys = splitKeys(try values.nonEmpty(Settings.backupVerifyKeys) ?? "")
+        // Set but empty (a secret file mounted empty, every key commented out): failing open would restore
+        // whatever the store holds, so it is an error, not "not authenticated".
+        if verifyKeys.isEmpty && values.isSet(Settings.backupVerifyKeys) {
+            throw .configuration(
+                "BACKUP_VERIFY_KEYS(_FILE) is set but holds no key",
+                hint: "give the public key backup-job keygen wrote (*.pub.pem), or unset BACKUP_VERIFY_KEYS and BACKUP_VERIFY_KEYS_FILE to restore without checking signatures")
+        }
+        return TrustSettings(
+            verifyKeys: verifyKeys,
             allowUnsigned: try values.bool(Settings.restoreAllowUnsigned),
             clockSkewAllowance: try values.duration(Settings.clockSkewAllowance))
     }

@@ -200,7 +200,8 @@ public final class CustomDumpScanner {
     static func decode(_ bytes: ArraySlice<UInt8>) -> Int {
         var value = 0
         for (shift, byte) in bytes.dropFirst().enumerated() where shift < 8 { value |= Int(byte) << (8 * shift) }
-        return bytes.first == 0 ? value : -value
+        // Wrapping: a crafted "-Int.min" stays negative (and is refused as such) instead of trapping.
+        return bytes.first == 0 ? value : 0 &- value
     }
 
     private struct Truncated: Error {}

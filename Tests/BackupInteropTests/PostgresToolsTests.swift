@@ -17,6 +17,17 @@ struct PostgresToolsTests {
         #expect(PostgresTools.sessionOptions(settings, after: given) == expected)
     }
 
+    /// A setting marked secret that is missing from `withheld` reaches every child (pg_dump, the hooks); PGPASSWORD
+    /// alone is passed on on purpose, to PostgreSQL's own programs.
+    @Test("every secret setting, and its _FILE, is withheld from child processes")
+    func secretsWithheld() {
+        let all = BackupConfiguration.settings + RestoreConfiguration.settings + DrillConfiguration.settings
+        for setting in all where setting.secret && setting.name != "PGPASSWORD" {
+            #expect(PostgresTools.withheld.contains(setting.name), "\(setting.name)")
+            #expect(PostgresTools.withheld.contains(setting.name + "_FILE") || setting.name == "AWS_SESSION_TOKEN", "\(setting.name)_FILE")
+        }
+    }
+
     /// pg_restore --jobs goes straight to a table's data only when the dump's table of contents says where it
     /// starts; pg_dump can record that only when it writes a file it can seek in, not a pipe.
     @Test("pg_dump into a file records where each table's data starts; into a pipe it cannot")

@@ -24,7 +24,8 @@ public struct BackupEntry: Sendable, Equatable {
 /// run and is never listed. With several stores (a volume and its bucket copy), a backup in both is listed
 /// once, from the first store that has it; a copy store that cannot be read is skipped with a warning, so an
 /// unreachable bucket never stands between a restore and the volume's backups. With verify keys, every entry
-/// says whether it is genuine; backups that are not are still listed (as such), so that they can be seen.
+/// says whether it is genuine; backups that are not are still listed (as such), so that they can be seen, but
+/// a copy that is not genuine never hides a genuine one in a later store.
 public struct BackupCatalog: Sendable {
     public let storages: [any Storage]
     public let prefix: String
@@ -62,8 +63,21 @@ public struct BackupCatalog: Sendable {
                     let (authenticity, manifest) = authenticator.authenticate(read, fileName: name.fileName)
                     found.append(BackupEntry(name: name, manifest: manifest, storage: storage, authenticity: authenticity))
                 }
-                entries += found
-                seen.formUnion(found.map(\.fileName))
+                // A copy that is not genuine does not hide a genuine one in a later store (as deleting it would
+                // not): the bucket's copy is there for the day the volume cannot be trusted.
+                for entry in found {
+                    guard let index = entries.firstIndex(where: { $0.fileName == entry.fileName }) else {
+                        entries.append(entry)
+                        continue
+                    }
+                    // Only names whose copy so far is not trusted are looked for again.
+                    guard entry.authenticity.isTrusted else { continue }
+                    let hidden = entries[index]
+                    logger?.warning(
+                        "\(entry.fileName) in \(hidden.storage) is \(hidden.authenticity); its genuine copy in \(storage) is taken")
+                    entries[index] = entry
+                }
+                seen.formUnion(found.filter(\.authenticity.isTrusted).map(\.fileName))
             } catch let error as ContingencyError where index > 0 && !error.isCancellation {
                 logger?.warning("Backups in \(storage) are not listed: \(error)")
             }

@@ -97,7 +97,7 @@ struct BackupLocator {
     }
 
     /// The backup named by `requested`. A store holding the archive with its manifest wins over one holding the
-    /// archive alone (an interrupted copy or run).
+    /// archive alone (an interrupted copy or run), and, with verify keys, a genuine copy over one that is not.
     private func named(_ requested: String) throws -> BackupTarget {
         let fileName = BackupName.fileName(fromNameOrPath: requested)
         var candidates = stores.all
@@ -122,12 +122,17 @@ struct BackupLocator {
                 }
                 let (authenticity, checked) = authenticator.authenticate(manifest, fileName: fileName)
                 found.append(BackupTarget(fileName: fileName, storage: storage, manifest: checked, authenticity: authenticity))
-                break
+                // A copy that is not genuine does not hide a genuine one in the next store.
+                if authenticity.isTrusted { break }
             } catch let error as ContingencyError where index > 0 && !error.isCancellation && !found.isEmpty {
                 logger.warning("\(fileName) not looked for in \(storage): \(error)")
             }
         }
-        if let target = found.first(where: { $0.manifest != nil }) ?? found.first { return target }
+        if let target = found.first(where: { $0.manifest != nil && $0.authenticity.isTrusted })
+            ?? found.first(where: { $0.manifest != nil }) ?? found.first
+        {
+            return target
+        }
         let places = candidates.map(\.description).joined(separator: " or ")
         throw ContingencyError.noBackupFound(
             "LATEST_BACKUP=\(requested): no such archive in \(places)", hint: "list the backups with restore-job --verify or the API")

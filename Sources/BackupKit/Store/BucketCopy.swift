@@ -13,6 +13,8 @@ struct BucketCopy {
     let target: any Storage
     let prefix: String
     let logger: Logger
+    /// The clock a backup's name is compared with.
+    var now: () -> Date = { Date() }
 
     /// Copies the complete backups of the source that the target lacks, newest first: the one just made, and any
     /// an earlier run failed to copy. Backups older than the target's oldest are left alone (a bucket's own
@@ -23,9 +25,17 @@ struct BucketCopy {
             Stores.abortInterruptedUploads(in: bucket, prefix: prefix, logger: logger)
         }
         let catalog = BackupCatalog(storage: source, prefix: prefix)
-        let present = try catalog.completeNames(in: target)
-        let presentNames = Set(present.map(\.fileName))
+        // A name is a claim, not a time: a backup dated ahead of this clock (a forged 2099) is neither copied nor
+        // taken as the bucket's oldest, or it would keep every real backup out of the bucket.
+        let latest = now().addingTimeInterval(TimeInterval(TrustSettings().clockSkewAllowance))
+        let targetNames = try catalog.completeNames(in: target)
+        let presentNames = Set(targetNames.map(\.fileName))
+        let present = targetNames.filter { $0.date <= latest }
         var candidates = try catalog.completeNames(in: source).filter { !presentNames.contains($0.fileName) }
+        for name in candidates where name.date > latest {
+            logger.warning("Not copying \(name.fileName) to \(target): its name is dated ahead of this machine's clock")
+        }
+        candidates.removeAll { $0.date > latest }
         if let oldest = present.last {
             candidates = candidates.filter { $0 > oldest }
         } else {
