@@ -22,7 +22,7 @@ public struct BlockHashes: Codable, Sendable, Equatable {
     /// The block size for a member of `size` bytes: a power of two, at least 1 MiB.
     public static func blockSize(for size: Int64) -> Int64 {
         var block = minimumBlockSize
-        while block < Int64.max / 2 && (size + block - 1) / block > Int64(maximumCount) { block *= 2 }
+        while block < Int64.max / 2 && size / block + (size % block == 0 ? 0 : 1) > Int64(maximumCount) { block *= 2 }
         return block
     }
 

@@ -109,6 +109,8 @@ public struct BackupConfiguration: Sendable, Equatable {
     public var rolePasswords = false
     /// The Ed25519 private key (PEM) that signs each manifest; nil: backups are not signed.
     public var signingKey: String?
+    /// The file it was read from (BACKUP_SIGNING_KEY_FILE), checked to lie outside the store.
+    public var signingKeyFile: String?
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths,
@@ -153,6 +155,7 @@ public struct BackupConfiguration: Sendable, Equatable {
         configuration.hooks = try Hooks.load(values, pre: Settings.backupPreCommand, post: Settings.backupPostCommand)
         configuration.rolePasswords = try values.bool(Settings.backupRolePasswords)
         configuration.signingKey = try keyFile(values, Settings.backupSigningKey)
+        configuration.signingKeyFile = values.environment[Settings.backupSigningKey.name + "_FILE"]
         if configuration.signingKey != nil, let directory = configuration.store.backupDirectory,
             let file = values.environment[Settings.backupSigningKey.name + "_FILE"], Self.isInside(file, directory)
         {

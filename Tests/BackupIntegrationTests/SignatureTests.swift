@@ -227,6 +227,13 @@ struct SignatureTests {
             let refused = try await app.run("backup-job", environment: ["BACKUP_SIGNING_KEY_FILE": inside])
             #expect(refused.status == 1 && refused.stderr.contains("is inside the store"), "\(refused)")
             #expect(try app.storeFiles() == files)
+            // A path outside the store that is a symlink to the key inside it.
+            let link = keys.folder.appending("link.pem").path
+            try FileManager.default.createSymbolicLink(
+                atPath: link, withDestinationPath: app.backupDirectory.appendingPathComponent("signing.pem").path)
+            let throughLink = try await app.run("backup-job", environment: ["BACKUP_SIGNING_KEY_FILE": link])
+            #expect(throughLink.status == 1 && throughLink.stderr.contains("through a symlink"), "\(throughLink)")
+            #expect(try app.storeFiles() == files)
         }
     }
 }

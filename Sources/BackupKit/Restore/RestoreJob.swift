@@ -205,7 +205,7 @@ public struct RestoreJob: Sendable {
             if started, let result = await group.nextResult() {
                 return (report, try result.get())
             }
-            let needed = report.metadata?.roles ?? target.manifest?.metadata.roles
+            let needed = target.manifest?.metadata.roles ?? report.metadata?.roles
             return (report, try await prepareDatabase(restorer, dump, globals: report.globals, needed: needed, lease: lease))
         }
     }

@@ -7,8 +7,21 @@ import Logging
 /// (exit 12) and never show a key's bytes: the signing key, the verify keys and the age identities.
 public enum KeyLoader {
     /// The key backup-job signs with (BACKUP_SIGNING_KEY(_FILE)), or nil.
+    /// A key file that is in the store once symlinks are resolved is refused as the written path would be
+    /// (`BackupConfiguration.load` checks the path as written, without I/O).
     public static func signingKey(_ configuration: BackupConfiguration) throws -> Ed25519Key? {
         guard let pem = configuration.signingKey else { return nil }
+        if let keyFile = configuration.signingKeyFile, let directory = configuration.store.backupDirectory,
+            let file = realpath(keyFile, nil), let store = realpath(directory, nil)
+        {
+            defer { free(file); free(store) }
+            let (resolvedFile, resolvedStore) = (String(cString: file), String(cString: store))
+            if resolvedFile.hasPrefix(resolvedStore.hasSuffix("/") ? resolvedStore : resolvedStore + "/") {
+                throw ContingencyError.configuration(
+                    "BACKUP_SIGNING_KEY_FILE=\(keyFile) is inside the store (\(directory), through a symlink): whoever can write the store could read it and sign forged backups",
+                    hint: "keep the private key outside BACKUP_DIR (a secret mounted only into backup-job); give restore-job the public key in BACKUP_VERIFY_KEYS")
+            }
+        }
         return try Ed25519Key.privateKey(pem: pem, source: "BACKUP_SIGNING_KEY(_FILE)")
     }
 
