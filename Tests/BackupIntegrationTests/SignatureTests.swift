@@ -137,6 +137,7 @@ struct SignatureTests {
                 replace: [".env.backup": Data("DATABASE_URL=postgres://attacker@evil/db\n".utf8)], signature: mode)
             _ = try await app.server.psql("UPDATE users SET name = 'after the backup'", database: app.database)
             let before = try await app.snapshot()
+            let roles = try await RoleSnapshot.take(app.server)
 
             let restore = try await app.run(
                 "restore-job",
@@ -144,6 +145,7 @@ struct SignatureTests {
             #expect(restore.status == (signature == "keep" ? 1 : 12), "\(restore)")
             #expect(restore.stderr.contains("nothing was restored"), "\(restore.stderr)")
             #expect(try await app.snapshot() == before)
+            #expect(try await RoleSnapshot.take(app.server) == roles)
             #expect(!FileManager.default.fileExists(atPath: app.envFile.path + ".before-restore"))
 
             guard signature != "keep" else {
