@@ -98,24 +98,33 @@ public struct S3Storage: Storage {
         let prefix = base.isEmpty ? "" : base + "/"
         var objects: [ObjectInfo] = []
         var token: String?
+        var tokens: Set<String> = []
         repeat {
             var query = [("list-type", "2"), ("delimiter", "/"), ("prefix", prefix)]
             if let token { query.append(("continuation-token", token)) }
             let answer = try client.send("GET", key: nil, query: query, bodyLimit: 16 << 20)
-            guard answer.status == 200, let page = S3XMLElement.parse(answer.body), page.name == "ListBucketResult" else {
+            guard answer.status == 200, let page = S3ListPage.parse(answer.body, prefix: prefix) else {
                 throw client.failure(answer, "LIST", prefix)
             }
-            for entry in page.all("Contents") {
-                guard let objectKey = entry.value("Key"), objectKey.hasPrefix(prefix) else { continue }
-                let name = String(objectKey.dropFirst(prefix.count))
+            for object in page.objects {
                 objects.append(
                     ObjectInfo(
-                        key: folder.isEmpty ? name : "\(folder)/\(name)", size: entry.value("Size").flatMap(Int64.init) ?? 0,
-                        modified: entry.value("LastModified").flatMap(Self.parseDate) ?? Date(timeIntervalSince1970: 0)))
+                        key: folder.isEmpty ? object.name : "\(folder)/\(object.name)", size: object.size,
+                        modified: object.modified))
             }
-            token = page.value("IsTruncated") == "true" ? page.value("NextContinuationToken") : nil
+            token = page.next
+            // A server whose pages lead back to one already read would keep this loop going forever.
+            if let token, !tokens.insert(token).inserted {
+                throw Self.circularListing("LIST", client.describe(prefix))
+            }
         } while token != nil
         return objects
+    }
+
+    private static func circularListing(_ method: String, _ target: String) -> ContingencyError {
+        .failed(
+            "\(method) \(target): the server's listing pages lead back to a page already read",
+            hint: "the S3 server answers listings wrongly; check S3_ENDPOINT and the server")
     }
 
     public func availableBytes() throws -> Int64? { nil }
@@ -128,22 +137,22 @@ public struct S3Storage: Storage {
         let prefix = client.objectKey("")
         var aborted = 0
         var marker: (key: String, upload: String)?
+        var markers: Set<[String]> = []
         repeat {
             var query = [("uploads", ""), ("prefix", prefix.isEmpty ? "" : prefix + "/")]
             if let marker { query += [("key-marker", marker.key), ("upload-id-marker", marker.upload)] }
             let answer = try client.send("GET", key: nil, query: query, bodyLimit: 16 << 20)
-            guard answer.status == 200, let page = S3XMLElement.parse(answer.body) else {
+            guard answer.status == 200, let page = S3UploadsPage.parse(answer.body) else {
                 throw client.failure(answer, "LIST UPLOADS", prefix)
             }
-            for upload in page.all("Upload") {
-                guard let key = upload.value("Key"), let id = upload.value("UploadId"),
-                    isOurs(String(key.split(separator: "/").last ?? ""))
-                else { continue }
+            for (key, id) in page.uploads where isOurs(String(key.split(separator: "/").last ?? "")) {
                 let abort = try client.send("DELETE", key: key, query: [("uploadId", id)])
                 if abort.status == 204 || abort.status == 200 || abort.status == 404 { aborted += 1 }
             }
-            marker = page.value("IsTruncated") == "true"
-                ? page.value("NextKeyMarker").flatMap { key in page.value("NextUploadIdMarker").map { (key, $0) } } : nil
+            marker = page.next
+            if let marker, !markers.insert([marker.key, marker.upload]).inserted {
+                throw Self.circularListing("LIST UPLOADS", client.describe(prefix))
+            }
         } while marker != nil
         return aborted
     }
@@ -176,13 +185,6 @@ public struct S3Storage: Storage {
         key.hasSuffix(".json") ? [("Content-Type", "application/json")] : [("Content-Type", "application/octet-stream")]
     }
 
-    static func parseDate(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text)
-    }
 }
 
 /// Streams an object into the bucket. Bytes collect into a part of `S3_PART_SIZE`; a full part is sent on a
