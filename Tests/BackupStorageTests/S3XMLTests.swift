@@ -1,0 +1,120 @@
+import BackupCore
+import Foundation
+import Testing
+import TestSupport
+
+@testable import BackupStorage
+
+/// S3's XML answers as the bucket store reads them: whatever the server sends, a page or nil, never a trap or
+/// a loop. The fuzz target `s3-xml` (fuzz/run.sh) feeds the same readers arbitrary bytes.
+@Suite("Reading S3's XML answers")
+struct S3XMLTests {
+    static func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+    @Test("a ListObjectsV2 page: objects under the prefix, sizes, dates and the next page's token")
+    func listPage() throws {
+        let page = try #require(
+            S3ListPage.parse(
+                Self.bytes(
+                    """
+                    <?xml version="1.0" encoding="UTF-8"?>
+                    <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+                      <Name>backups</Name><Prefix>site/</Prefix><KeyCount>4</KeyCount><MaxKeys>1000</MaxKeys>
+                      <IsTruncated>true</IsTruncated><NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>
+                      <Contents><Key>site/visual_backup_2025-01-15_14-30-00.tar.gz</Key>
+                        <LastModified>2025-01-15T14:31:02.000Z</LastModified><ETag>"9b2cf535f27731c974343645a3985328"</ETag>
+                        <Size>524288000</Size><StorageClass>STANDARD</StorageClass></Contents>
+                      <Contents><Key>site/a &amp; b.json</Key><LastModified>2025-01-15T14:31:03Z</LastModified><Size>-7</Size></Contents>
+                      <Contents><Key>other/x</Key><Size>1</Size></Contents>
+                      <Contents><Key>site/no-size</Key><Size>many</Size><LastModified>yesterday</LastModified></Contents>
+                    </ListBucketResult>
+                    """), prefix: "site/"))
+        #expect(page.objects.map(\.name) == ["visual_backup_2025-01-15_14-30-00.tar.gz", "a & b.json", "no-size"])
+        // A negative or unreadable size counts as 0, an unreadable date as the epoch.
+        #expect(page.objects.map(\.size) == [524_288_000, 0, 0])
+        #expect(page.objects[0].modified == Date(timeIntervalSince1970: 1_736_951_462))
+        #expect(page.objects[2].modified == Date(timeIntervalSince1970: 0))
+        #expect(page.next == "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=")
+
+        let last = try #require(S3ListPage.parse(Self.bytes("<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>"), prefix: ""))
+        #expect(last.objects.isEmpty && last.next == nil)
+    }
+
+    @Test("what is not a listing is nil: another root, not XML, cut XML, nothing at all")
+    func notAListing() {
+        for body in [
+            "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>", "{\"json\": true}",
+            "<ListBucketResult><Contents><Key>a</Key>", "", "\u{0}\u{ff}<",
+        ] {
+            #expect(S3ListPage.parse(Self.bytes(body), prefix: "") == nil, "\(body)")
+        }
+        #expect(S3XMLElement.parse(Self.bytes("<Error><Code>SlowDown</Code></Error>"))?.value("Code") == "SlowDown")
+    }
+
+    @Test("a ListMultipartUploads page: uploads with a key and an ID, and both markers of the next page")
+    func uploadsPage() throws {
+        let page = try #require(
+            S3UploadsPage.parse(
+                Self.bytes(
+                    """
+                    <ListMultipartUploadsResult><IsTruncated>true</IsTruncated>
+                      <NextKeyMarker>site/b</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>
+                      <Upload><Key>site/a</Key><UploadId>u1</UploadId></Upload>
+                      <Upload><Key>site/no-id</Key></Upload>
+                    </ListMultipartUploadsResult>
+                    """)))
+        #expect(page.uploads.map(\.key) == ["site/a"] && page.uploads.map(\.id) == ["u1"])
+        #expect(page.next?.key == "site/b" && page.next?.upload == "u2")
+        let halfMarked = S3UploadsPage.parse(
+            Self.bytes("<R><IsTruncated>true</IsTruncated><NextKeyMarker>k</NextKeyMarker></R>"))
+        #expect(halfMarked != nil && halfMarked?.next == nil)
+    }
+
+    @Test("entities that expand a billion times are refused, not expanded", .timeLimit(.minutes(1)))
+    func billionLaughs() {
+        var document = "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY l0 \"lol\">"
+        for level in 1...9 {
+            document += "<!ENTITY l\(level) \"" + String(repeating: "&l\(level - 1);", count: 10) + "\">"
+        }
+        document += "]><ListBucketResult><Contents><Key>&l9;</Key></Contents></ListBucketResult>"
+        let page = S3ListPage.parse(Self.bytes(document), prefix: "")
+        #expect((page?.objects.first?.name.utf8.count ?? 0) < 1 << 20)
+    }
+
+    /// A server on 127.0.0.1 whose every listing page says "truncated, next page: `again`": the token of the page
+    /// just read. Listing objects and uploads must stop with an error instead of asking for it forever.
+    @Test("a listing whose pages lead back to one already read is an error, not an endless loop", .timeLimit(.minutes(1)))
+    func circularListing() async throws {
+        let port = try FreePort.pick()
+        let script = """
+            import http.server, sys
+            class Handler(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    if 'uploads' in self.path:
+                        body = (b'<ListMultipartUploadsResult><IsTruncated>true</IsTruncated><NextKeyMarker>k</NextKeyMarker>'
+                                b'<NextUploadIdMarker>u</NextUploadIdMarker></ListMultipartUploadsResult>')
+                    else:
+                        body = (b'<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>again'
+                                b'</NextContinuationToken><Contents><Key>a</Key><Size>1</Size></Contents></ListBucketResult>')
+                    self.send_response(200)
+                    self.send_header('Content-Length', str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                def log_message(self, *args):
+                    pass
+            http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), Handler).serve_forever()
+            """
+        let server = try ProcessRunner.launch("python3", ["-c", script, String(port)])
+        defer { server.kill(SIGKILL) }
+        try await eventually("the listing server to listen") { FreePort.isAcceptingConnections(port: port) }
+        let storage = try S3Storage.open(
+            S3Configuration(
+                bucket: "backups", prefix: "", endpoint: "http://127.0.0.1:\(port)", accessKeyID: "AKIDEXAMPLE",
+                secretAccessKey: "not-a-secret", retries: 0),
+            coordinating: false)
+        let listing = try #require(throws: ContingencyError.self) { try storage.list(folder: "") }
+        #expect(listing.message.contains("lead back to a page already read"), "\(listing)")
+        let uploads = try #require(throws: ContingencyError.self) { try storage.abortInterruptedUploads { _ in true } }
+        #expect(uploads.message.contains("lead back to a page already read"), "\(uploads)")
+    }
+}
