@@ -77,8 +77,50 @@ struct S3XMLTests {
             document += "<!ENTITY l\(level) \"" + String(repeating: "&l\(level - 1);", count: 10) + "\">"
         }
         document += "]><ListBucketResult><Contents><Key>&l9;</Key></Contents></ListBucketResult>"
-        let page = S3ListPage.parse(Self.bytes(document), prefix: "")
-        #expect((page?.objects.first?.name.utf8.count ?? 0) < 1 << 20)
+        #expect(S3ListPage.parse(Self.bytes(document), prefix: "") == nil)
+    }
+
+    @Test("entities, character references, CDATA and line ends are read as XML defines them")
+    func text() throws {
+        let document = """
+            \u{FEFF}<?xml version="1.0" encoding="UTF-8"?>
+            <!-- a comment --><Error xmlns='http://s3.amazonaws.com/doc/2006-03-01/'>
+              <Code>Access&#68;enied</Code><Message>a &lt;b&gt; &amp; &quot;c&quot; &apos;d&apos; &#x1F600; é\r\nx\ry</Message>
+              <Key><![CDATA[<raw> & ]]></Key><Empty/><Spaced attr = "1" other='&amp;' ></Spaced >
+            </Error>
+            """
+        let root = try #require(S3XMLElement.parse(Self.bytes(document)))
+        #expect(root.name == "Error")
+        #expect(root.value("Code") == "AccessDenied")
+        #expect(root.value("Message") == "a <b> & \"c\" 'd' \u{1F600} é\nx\ny")
+        #expect(root.value("Key") == "<raw> & ")
+        #expect(root.value("Empty") == "" && root.value("Spaced") == "")
+        #expect(root.children.map(\.name) == ["Code", "Message", "Key", "Empty", "Spaced"])
+    }
+
+    // The crash the fuzz target found: swift-corelibs-foundation's XMLParser force-unwrapped an element name
+    // libxml2 passed on as invalid UTF-8, and trapped (SIGILL) on this error body.
+    @Test("what is not well-formed UTF-8 XML is nil, never a trap", arguments: [
+        [0x3C, 0xFF, 0xF7, 0xFF, 0xF7, 0x04, 0xF7, 0x00, 0x02, 0xF7, 0xF7, 0x0A, 0x00, 0xF7, 0xF7, 0x00],
+        Array("<a><b></a></b>".utf8), Array("<a>&unknown;</a>".utf8), Array("<a>&#0;</a>".utf8),
+        Array("<a>&#xD800;</a>".utf8), Array("<a>&#-1;</a>".utf8), Array("<a>&#x110000;</a>".utf8),
+        Array("<a b=\"1\"c=\"2\"></a>".utf8), Array("<a b=\"<\"></a>".utf8), Array("<a></a><b></b>".utf8),
+        Array("<a></a>trailing".utf8), Array("<a><![CDATA[never closed</a>".utf8), Array("<a><!-- never closed".utf8),
+        Array("<a".utf8), Array("<>".utf8), Array("</a>".utf8),
+    ] as [[UInt8]])
+    func malformed(_ body: [UInt8]) {
+        #expect(S3XMLElement.parse(body) == nil)
+    }
+
+    @Test("nesting is bounded: a document a hundred thousand levels deep is refused without exhausting the stack")
+    func depth() throws {
+        let deep = String(repeating: "<a>", count: 100_000) + String(repeating: "</a>", count: 100_000)
+        #expect(S3XMLElement.parse(Self.bytes(deep)) == nil)
+        let depth = S3XMLReader.maximumDepth
+        let deepest = String(repeating: "<a>", count: depth) + "x" + String(repeating: "</a>", count: depth)
+        var element = try #require(S3XMLElement.parse(Self.bytes(deepest)))
+        while let child = element.children.first { element = child }
+        #expect(element.text == "x")
     }
 
     /// A server on 127.0.0.1 whose every listing page says "truncated, next page: `again`": the token of the page
