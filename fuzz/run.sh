@@ -34,38 +34,58 @@ build="${FUZZ_BUILD_DIR:-.build/fuzz}"
 mkdir -p "$build"
 # Overflow checks stay on with -O (only -Ounchecked removes them): a trap in the parser is a crash here.
 swift=(swiftc -swift-version 6 -sanitize=fuzzer,address -O -g -parse-as-library -enable-testing -I "$build")
-openssl=(-I Sources/COpenSSL $(pkg-config --cflags openssl | sed 's/-I/-Xcc -I/g'))
+# COpenSSL's module map links libcrypto; pkg-config only adds an include folder where OpenSSL is not in /usr.
+openssl=(-I Sources/COpenSSL $( (pkg-config --cflags-only-I openssl 2>/dev/null || true) | sed 's/-I/-Xcc -I/g'))
 
 echo "Building the fuzz targets in $build..."
+buildlog="$build/build.log"
+: >"$buildlog"
 module() {
     local name="$1"
     shift
     "${swift[@]}" -wmo -module-name "$name" -emit-module -emit-module-path "$build/$name.swiftmodule" \
-        -c "$@" -o "$build/$name.o"
+        -c "$@" -o "$build/$name.o" >>"$buildlog" 2>&1
 }
-module BackupCore Sources/BackupCore/*.swift
-module BackupInterop "${openssl[@]}" Sources/BackupInterop/CustomDumpScanner.swift Sources/BackupInterop/Age/*.swift \
-    Sources/BackupInterop/SHA256.swift
-module BackupStorage Sources/BackupStorage/S3/S3XML.swift
-for target in "${targets[@]}"; do
-    "${swift[@]}" "${openssl[@]}" "fuzz/targets/$target.swift" "$build"/Backup{Core,Interop,Storage}.o \
-        $(pkg-config --libs openssl) -o "$build/$target" &
-done
-wait_all() {
-    local failed=0
-    for job in $(jobs -p); do wait "$job" || failed=1; done
-    return $failed
+link() {
+    # ld.gold warns that ASan's local symbols cannot be exported; nothing else is expected here.
+    "${swift[@]}" "${openssl[@]}" "fuzz/targets/$1.swift" "$build"/Backup{Core,Interop,Storage}.o \
+        -o "$build/$1" >"$build/$1.build.log" 2>&1
 }
-wait_all
+built=true
+module BackupCore Sources/BackupCore/*.swift || built=false
+$built && { module BackupInterop "${openssl[@]}" Sources/BackupInterop/CustomDumpScanner.swift \
+    Sources/BackupInterop/Age/*.swift Sources/BackupInterop/SHA256.swift || built=false; }
+$built && { module BackupStorage Sources/BackupStorage/S3/S3XML.swift || built=false; }
+if $built; then
+    links=()
+    for target in "${targets[@]}"; do
+        link "$target" &
+        links+=("$!")
+    done
+    for job in "${links[@]}"; do wait "$job" || built=false; done
+    for target in "${targets[@]}"; do grep -v "Cannot export local symbol" "$build/$target.build.log" >>"$buildlog" || true; done
+fi
+if ! $built; then
+    cat "$buildlog"
+    echo "Building the fuzz targets failed (log: $buildlog)" >&2
+    exit 1
+fi
 
+# A trap goes straight to libFuzzer, which saves the input and prints the stack: the Swift runtime's own
+# backtracer, reading the crashed process's memory, would only add false AddressSanitizer reports.
+export SWIFT_BACKTRACE=enable=no ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 failed=()
 for target in "${targets[@]}"; do
     mkdir -p "$build/corpus/$target" "fuzz/crashes/$target"
     log="$build/$target.log"
     echo "Fuzzing $target for ${seconds}s..."
     # The first folder takes what the fuzzer finds; the committed seeds are read only. Leaks are not looked
-    # for (FoundationXML leaks an error object per malformed document; growth still meets the RSS limit).
-    if ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}" "$build/$target" "$build/corpus/$target" "fuzz/corpus/$target" -max_total_time="$seconds" -timeout=10 \
+    # for (what the Swift runtime and Foundation keep for the process reads as leaks at exit); steady growth
+    # still meets the RSS limit.
+    seeds=()
+    [[ -d "fuzz/corpus/$target" ]] && seeds=("fuzz/corpus/$target")
+    if "$build/$target" "$build/corpus/$target" "${seeds[@]}" \
+        -max_total_time="$seconds" -timeout=10 \
         -rss_limit_mb=2048 -malloc_limit_mb=256 -detect_leaks=0 -artifact_prefix="fuzz/crashes/$target/" \
         -print_final_stats=1 >"$log" 2>&1; then
         runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
@@ -75,7 +95,7 @@ for target in "${targets[@]}"; do
         tail -n 60 "$log"
         artifact="$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)"
         echo "  $target: FAILED (full log: $log)"
-        [[ -n "$artifact" ]] && echo "  replay: $build/$target $artifact"
+        [[ -n "$artifact" ]] && echo "  replay: SWIFT_BACKTRACE=$SWIFT_BACKTRACE ASAN_OPTIONS=$ASAN_OPTIONS $build/$target $artifact"
     fi
 done
 
