@@ -7,11 +7,11 @@ import TestSupport
 import Glibc
 #endif
 
-/// A database.dump crafted to break the reader that follows it as it streams, in an archive whose checksums
-/// were all recomputed (as anyone who can write to the store can do), and a restore-job killed midway: an
-/// error and a clean staging folder, never a signal or leftovers.
-@Suite("Crafted dumps and interrupted restores")
-struct CraftedDumpTests {
+/// What anyone who can write to the store can craft to break a parser (a database.dump in an archive whose
+/// checksums were all recomputed, a lease record), and a restore-job killed midway: an error and a clean staging
+/// folder, never a signal or leftovers.
+@Suite("Crafted input: an error, never a signal")
+struct NeverATrapTests {
     /// The repository's root, for the fuzz seeds.
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
@@ -91,6 +91,28 @@ struct CraftedDumpTests {
             #expect(next.stdout.contains("Removed 2 staged folder(s) or file(s) left by an interrupted restore"), "\(next.stdout)")
             let after = try Self.leftovers(app)
             #expect(after.isEmpty, "\(after)")
+        }
+    }
+
+    // A lease whose token is Int.max made every job trap when it took the lease over (`token + 1`).
+    @Test("a lease record at the end of its tokens: the job exits 1 naming the lock file, no signal")
+    func leaseTokenAtTheEnd() async throws {
+        try await ApplicationFixture.with(uploadFiles: 1) { app in
+            let locks = app.backupDirectory.appendingPathComponent(".contingency/locks", isDirectory: true)
+            try FileManager.default.createDirectory(at: locks, withIntermediateDirectories: true)
+            let record = """
+                {"acquired": "2025-01-15T14:30:00Z", "expires": "2025-01-15T14:31:00Z", "host": "elsewhere",
+                 "job": "backup-job", "owner": "0f0f0f0f-0000-0000-0000-000000000000", "pid": 1,
+                 "released": false, "renewed": "2025-01-15T14:30:00Z", "token": \(Int.max)}
+                """
+            try Data(record.utf8).write(to: locks.appendingPathComponent("store.lock"))
+            for job in ["backup-job", "restore-job"] {
+                let result = try await app.run(job)
+                #expect(result.terminationSignal == nil && result.status == 1, "\(job): \(result)")
+                #expect(result.stderr.contains("store.lock"), "\(job): \(result.stderr)")
+                #expect(result.stderr.contains("cannot grow"), "\(job): \(result.stderr)")
+            }
+            #expect(try app.storeFiles().isEmpty)
         }
     }
 }
