@@ -12,6 +12,9 @@ public func fuzzManifest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         precondition(manifest.metadata.members.allSatisfy { range.contains($0.size) })
         precondition(manifest.metadata.uploads.map { range.contains($0.bytes) && $0.files >= 0 } ?? true)
         _ = manifest.archive.size * 2 + (manifest.metadata.uploads?.bytes ?? 0)
+        // The pre-restore checks read the versions it records.
+        _ = PostgresVersion.parse(toolVersionLine: manifest.metadata.pgDumpVersion)
+        _ = PostgresVersion.parse(toolVersionLine: manifest.metadata.serverVersion)
         // What writers do with it (a drill records its result): encoded again, it reads back the same.
         let encoded = try! ContingencyJSON.encoder().encode(manifest)
         precondition(try! ContingencyJSON.decoder().decode(Manifest.self, from: encoded) == manifest)
