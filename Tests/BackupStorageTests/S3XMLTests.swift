@@ -33,11 +33,25 @@ struct S3XMLTests {
         // A negative or unreadable size counts as 0, an unreadable date as the epoch.
         #expect(page.objects.map(\.size) == [524_288_000, 0, 0])
         #expect(page.objects[0].modified == Date(timeIntervalSince1970: 1_736_951_462))
+        #expect(page.objects[1].modified == Date(timeIntervalSince1970: 1_736_951_463))
         #expect(page.objects[2].modified == Date(timeIntervalSince1970: 0))
         #expect(page.next == "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=")
 
         let last = try #require(S3ListPage.parse(Self.bytes("<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>"), prefix: ""))
         #expect(last.objects.isEmpty && last.next == nil)
+    }
+
+    // Found by the s3-xml fuzz target: ISO8601DateFormatter (ICU) died of SIGFPE on this fraction.
+    @Test("dates S3 would not write are read as unknown, never a trap")
+    func hostileDates() throws {
+        let fraction = "2026-12-06T05:51:28." + String(repeating: "8", count: 96) + "000Z"
+        for date in [fraction, "2026-12-06T05:51:28.1234567890Z", "2026-13-45T99:99:99Z", "0000-00-00T00:00:00Z", ""] {
+            let body = "<ListBucketResult><Contents><Key>k</Key><LastModified>\(date)</LastModified></Contents></ListBucketResult>"
+            let page = try #require(S3ListPage.parse(Self.bytes(body), prefix: ""))
+            #expect(page.objects.count == 1, "\(date)")
+        }
+        let body = "<ListBucketResult><Contents><Key>k</Key><LastModified>\(fraction)</LastModified></Contents></ListBucketResult>"
+        #expect(try #require(S3ListPage.parse(Self.bytes(body), prefix: "")).objects[0].modified == Date(timeIntervalSince1970: 0))
     }
 
     @Test("what is not a listing is nil: another root, not XML, cut XML, nothing at all")
