@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone on a fresh Debian machine: installs what it needs, builds every
-# product (the integration tests run the real executables), then runs `swift test`, whose summary ends the output.
+# product (the integration tests run the real executables), fuzzes the parsers briefly, then runs `swift test`,
+# whose summary ends the output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -12,4 +13,7 @@ if ! swift build --build-tests >"$log" 2>&1; then
 fi
 grep -E "warning:" "$log" | sort -u || true
 rm -f "$log"
+# A short libFuzzer run of every parser of what others write (fuzz/run.sh; FUZZ_SECONDS each, fuzz/run.sh alone
+# runs 300 s each): a crash or a hang fails the tests, its input saved in fuzz/crashes/.
+fuzz/run.sh "${FUZZ_SECONDS:-10}"
 exec swift test --skip-build 2>&1

@@ -54,13 +54,35 @@ public struct Manifest: Codable, Sendable, Equatable {
     }
 
     // The metadata's keys sit at the top level beside `archive`, so `jq .database` works on both files.
+    // A manifest is read from the store, which others may write: its sizes and counts are checked here, once,
+    // so that every reader can add, double and compare them without overflow (see `maximumFigure`).
     public init(from decoder: any Decoder) throws {
         metadata = try BackupMetadata(from: decoder)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         archive = try container.decode(ArchiveInfo.self, forKey: .archive)
         verified = try container.decodeIfPresent(Verification.self, forKey: .verified)
         signature = try container.decodeIfPresent(ManifestSignature.self, forKey: .signature)
+        var figures: [(String, Int64)] = [("archive.size", archive.size)]
+        figures += metadata.members.map { ("members[\($0.name)].size", $0.size) }
+        if let uploads = metadata.uploads {
+            figures += [
+                ("uploads.files", Int64(uploads.files)), ("uploads.directories", Int64(uploads.directories)),
+                ("uploads.bytes", uploads.bytes),
+            ]
+        }
+        if let size = metadata.databaseSize { figures.append(("database_size", size)) }
+        figures += (metadata.tables ?? [:]).map { ("tables[\($0.key)]", $0.value) }
+        if let (field, value) = figures.first(where: { !(0...Self.maximumFigure).contains($0.1) }) {
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "\(field) is \(value), outside 0...\(Self.maximumFigure): not a manifest this product wrote"))
+        }
     }
+
+    /// The largest size or count a manifest may declare: 1 PiB, a thousand times the largest database this
+    /// product is built for, and small enough that a sum of eight thousand of them still fits in an `Int64`.
+    public static let maximumFigure: Int64 = 1 << 50
 
     public func encode(to encoder: any Encoder) throws {
         try metadata.encode(to: encoder)

@@ -19,15 +19,22 @@ public struct PostgresVersion: Sendable, Equatable, Comparable, CustomStringConv
 
     /// From a tool's `--version` line: `pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` → 15.18.
     public static func parse(toolVersionLine line: String) -> PostgresVersion? {
+        // A version's parts have a few digits: a longer run is not one (a manifest's version, read from the store,
+        // could otherwise overflow `major * 10 + minor` below).
+        func digits(_ part: Substring?) -> Substring? {
+            let run = part?.prefix { $0.isASCII && $0.isNumber } ?? ""
+            return run.count <= 9 ? run : nil
+        }
         for word in line.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
             let parts = word.split(separator: ".")
             // `17devel`, `18beta1`, `16rc1`: pre-releases have no minor.
-            guard let first = parts.first, let major = Int(first.prefix { $0.isASCII && $0.isNumber }) else { continue }
-            let minorDigits = parts.count > 1 ? parts[1].prefix { $0.isNumber } : ""
+            guard let first = digits(parts.first), let major = Int(first),
+                let minorDigits = digits(parts.count > 1 ? parts[1] : nil),
+                let patchDigits = digits(parts.count > 2 ? parts[2] : nil)
+            else { continue }
             // Releases 10+ are MAJOR.MINOR; 9.x are 9.6.24 with 9.6 the major (kept as 96 so majors compare).
             if major >= 10 { return PostgresVersion(major: major, minor: Int(minorDigits) ?? 0) }
-            let patch = parts.count > 2 ? Int(parts[2].prefix { $0.isNumber }) ?? 0 : 0
-            return PostgresVersion(major: major * 10 + (Int(minorDigits) ?? 0), minor: patch)
+            return PostgresVersion(major: major * 10 + (Int(minorDigits) ?? 0), minor: Int(patchDigits) ?? 0)
         }
         return nil
     }

@@ -189,19 +189,31 @@ public final class CustomDumpScanner {
         }
     }
 
-    /// Gathers one of the archive's integers (a sign byte, then `intSize` bytes, least significant first).
+    /// Gathers one of the archive's integers (a sign byte, then `intSize` bytes, least significant first); nil
+    /// until its last byte, and nil with the scan stopped when it is out of range.
     private func integer(_ byte: UInt8) -> Int? {
         field.append(byte)
         guard field.count == 1 + intSize else { return nil }
         defer { field.removeAll(keepingCapacity: true) }
-        return Self.decode(field[...])
+        guard let value = Self.decode(field[...]) else {
+            stop("an integer out of range at byte \(position)")
+            return nil
+        }
+        return value
     }
 
-    static func decode(_ bytes: ArraySlice<UInt8>) -> Int {
-        var value = 0
-        for (shift, byte) in bytes.dropFirst().enumerated() where shift < 8 { value |= Int(byte) << (8 * shift) }
-        // Wrapping: a crafted "-Int.min" stays negative (and is refused as such) instead of trapping.
-        return bytes.first == 0 ? value : 0 &- value
+    /// The integer in `bytes` (a sign byte, then its magnitude, least significant byte first), or nil when its
+    /// magnitude is above `Int32.max`. pg_dump writes C `int`s (`WriteInt`), so a larger one is not pg_dump's,
+    /// whatever the header says the integer size is; refusing it also keeps every later use of the value (a
+    /// negation, a length, a count) clear of overflow.
+    static func decode(_ bytes: ArraySlice<UInt8>) -> Int? {
+        var magnitude: UInt64 = 0
+        for (index, byte) in bytes.dropFirst().enumerated() where byte != 0 {
+            guard index < 4 else { return nil }
+            magnitude |= UInt64(byte) << (8 * UInt64(index))
+        }
+        guard magnitude <= UInt64(Int32.max) else { return nil }
+        return bytes.first == 0 ? Int(magnitude) : -Int(magnitude)
     }
 
     private struct Truncated: Error {}
@@ -299,8 +311,11 @@ public final class CustomDumpScanner {
 
         mutating func integer() throws -> Int {
             guard bytes.count - offset >= 1 + intSize else { throw Truncated() }
-            defer { offset += 1 + intSize }
-            return CustomDumpScanner.decode(bytes[offset..<(offset + 1 + intSize)])
+            guard let value = CustomDumpScanner.decode(bytes[offset..<(offset + 1 + intSize)]) else {
+                throw Invalid(description: "an integer out of range at byte \(offset)")
+            }
+            offset += 1 + intSize
+            return value
         }
 
         mutating func string() throws -> String? {

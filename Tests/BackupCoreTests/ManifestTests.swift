@@ -197,6 +197,46 @@ struct ManifestTests {
         #expect(decoded == sampleManifest())
     }
 
+    // A manifest comes from the store: a size near Int64.max made backup-job's "twice the last backup" free-space
+    // rule trap (SIGILL) on every run; a negative one turns sums and comparisons upside down.
+    @Test(arguments: [
+        ("archive.size", Int64.max), ("archive.size", -1), ("members[database.dump].size", Int64.max / 2 + 1),
+        ("uploads.bytes", Manifest.maximumFigure + 1), ("uploads.files", -5), ("database_size", Int64.min),
+        ("tables[public.users]", -1),
+    ])
+    func aFigureOutsideItsRangeIsRefused(_ row: (field: String, value: Int64)) throws {
+        var object = try jsonObject(try encode(sampleManifest()))
+        switch row.field {
+        case "archive.size":
+            var archive = try #require(object["archive"] as? [String: Any])
+            archive["size"] = row.value
+            object["archive"] = archive
+        case "members[database.dump].size":
+            var members = try #require(object["members"] as? [[String: Any]])
+            members[0]["size"] = row.value
+            object["members"] = members
+        case "uploads.bytes", "uploads.files":
+            var uploads = try #require(object["uploads"] as? [String: Any])
+            uploads[String(row.field.dropFirst("uploads.".count))] = row.value
+            object["uploads"] = uploads
+        case "database_size":
+            object["database_size"] = row.value
+        default:
+            object["tables"] = ["public.users": row.value]
+        }
+        let error = try #require(throws: DecodingError.self) { try decodeManifest(object) }
+        #expect("\(error)".contains("\(row.field) is \(row.value)"), "\(error)")
+    }
+
+    @Test func theLargestFiguresAreRead() throws {
+        var object = try jsonObject(try encode(sampleManifest(size: Manifest.maximumFigure)))
+        object["database_size"] = 0
+        object["tables"] = ["public.users": Manifest.maximumFigure]
+        let decoded = try decodeManifest(object)
+        #expect(decoded.archive.size == Manifest.maximumFigure)
+        #expect(decoded.metadata.tables?["public.users"] == Manifest.maximumFigure)
+    }
+
     @Test func metadataLooksUpMembersByName() {
         let metadata = sampleMetadata()
         #expect(metadata.member(named: "database.dump")?.size == 1_048_576)

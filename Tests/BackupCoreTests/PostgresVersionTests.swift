@@ -34,7 +34,12 @@ struct PostgresVersionTests {
         #expect(version.description == row.shown)
     }
 
-    @Test(arguments: ["", "pg_dump (PostgreSQL)", "bash: pg_dump: command not found", "pg_dump (PostgreSQL) devel"])
+    // A manifest's pg_dump_version is read from the store: "9.9223372036854775807" made `major * 10 + minor`
+    // overflow and restore-job trap in its pre-restore checks.
+    @Test(arguments: [
+        "", "pg_dump (PostgreSQL)", "bash: pg_dump: command not found", "pg_dump (PostgreSQL) devel",
+        "9.9223372036854775807", "9.6.9223372036854775807", "15.99999999999999999999", "99999999999999999999.1",
+    ])
     func linesWithoutAVersionGiveNil(_ line: String) {
         #expect(PostgresVersion.parse(toolVersionLine: line) == nil)
     }

@@ -121,4 +121,76 @@ struct CustomDumpScannerTests {
             #expect(failure(foreignBlock)?.contains("unknown data block type 9") == true)
         }
     }
+
+    /// A custom-format archive as the scanner reads it, written here so that each field can be made hostile:
+    /// version 1.14, `intSize`-byte integers, one TABLE DATA entry (dump ID 1), then `data` as the data area.
+    static func crafted(intSize: Int = 4, compression: [UInt8]? = nil, data: [UInt8] = []) -> [UInt8] {
+        func integer(_ value: Int) -> [UInt8] {
+            [value < 0 ? 1 : 0] + (0..<intSize).map { UInt8(truncatingIfNeeded: abs(value) >> (8 * $0)) }
+        }
+        func string(_ text: String?) -> [UInt8] {
+            guard let text else { return integer(-1) }
+            return integer(text.utf8.count) + Array(text.utf8)
+        }
+        var bytes = Array("PGDMP".utf8) + [1, 14, 0, UInt8(intSize), 8, 1]
+        bytes += compression ?? integer(0)
+        for _ in 0..<7 { bytes += integer(0) }
+        bytes += string("db") + string("15.0") + string("15.0") + integer(1)
+        bytes += integer(1) + integer(1) + string("0") + string("0") + string("t") + string("TABLE DATA")
+        bytes += integer(3)
+        for text in ["", "", "COPY t FROM stdin;\n", "public", "", "", "postgres", "false"] { bytes += string(text) }
+        bytes += string(nil) + [2] + [UInt8](repeating: 0, count: 8)
+        return bytes + data
+    }
+
+    /// The scanner's failure for `bytes` fed in `chunk`-byte pieces, or nil when it follows them to the end.
+    static func failure(_ bytes: [UInt8], chunk: Int = 1 << 20) -> String? {
+        let scanner = CustomDumpScanner()
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + chunk)
+            _ = bytes[offset..<end].withUnsafeBytes { scanner.consume($0) }
+            offset = end
+        }
+        _ = scanner.finish()
+        return scanner.failure
+    }
+
+    @Test("the crafted archive itself is followed to its end: the hostile cases below differ from it in one field")
+    func craftedIsValid() {
+        for intSize in [4, 8] {
+            let block: [UInt8] = [1] + [0, 1] + [UInt8](repeating: 0, count: intSize - 1)  // BLK_DATA, entry 1
+            let chunk = [0, 3] + [UInt8](repeating: 0, count: intSize - 1) + Array("abc".utf8)
+            let end = [UInt8](repeating: 0, count: 1 + intSize)
+            #expect(Self.failure(Self.crafted(intSize: intSize, data: block + chunk + end)) == nil)
+        }
+    }
+
+    // The crash of issue 16: with 8-byte integers, a sign byte of 1 and a magnitude of 2^63 decoded to Int.min,
+    // whose negation trapped (SIGILL) and killed restore-job with its staging files.
+    @Test("an integer beyond pg_dump's range is an error, never a trap, in the header, the TOC and a data block",
+          arguments: [1, 7, 4096])
+    func integerOutOfRange(chunk: Int) {
+        let intMin: [UInt8] = [1, 0, 0, 0, 0, 0, 0, 0, 0x80]
+        let header = Self.crafted(intSize: 8, compression: intMin)
+        #expect(Self.failure(header, chunk: chunk)?.contains("an integer out of range") == true)
+        let huge: [UInt8] = [0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
+        #expect(Self.failure(Self.crafted(intSize: 8, compression: huge), chunk: chunk)?.contains("out of range") == true)
+        // 2^31 needs more than a C int: also refused.
+        let wide: [UInt8] = [0, 0, 0, 0, 0x80, 0, 0, 0, 0]
+        #expect(Self.failure(Self.crafted(intSize: 8, compression: wide), chunk: chunk)?.contains("out of range") == true)
+        // In the data area, read by the streaming state machine: the block's entry ID, then a chunk length.
+        let block: [UInt8] = [1] + intMin
+        #expect(Self.failure(Self.crafted(intSize: 8, data: block), chunk: chunk)?.contains("out of range") == true)
+        let length: [UInt8] = [1, 0, 1, 0, 0, 0, 0, 0, 0] + intMin
+        #expect(Self.failure(Self.crafted(intSize: 8, data: length), chunk: chunk)?.contains("out of range") == true)
+    }
+
+    @Test("the largest and smallest C ints are still read")
+    func integerLimits() {
+        #expect(CustomDumpScanner.decode([0, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0]) == Int(Int32.max))
+        #expect(CustomDumpScanner.decode([1, 0xff, 0xff, 0xff, 0x7f]) == -Int(Int32.max))
+        #expect(CustomDumpScanner.decode([1, 0, 0, 0, 0x80]) == nil)
+        #expect(CustomDumpScanner.decode([0, 0, 0, 0, 0, 1, 0, 0, 0]) == nil)
+    }
 }

@@ -39,6 +39,9 @@ public struct RestoreJob: Sendable {
             timeout: configuration.store.lockTimeoutSeconds,
             onWait: { [logger] holder in logger.info("Waiting for the store lock held by \(holder)") })
         defer { lease.release() }
+        // A restore that died (killed, or a trap) left its staged dump; only files no live job holds are removed.
+        let stale = stores.staging.removeStaleTemporaries()
+        if stale > 0 { logger.info("Removed \(stale) temporary file(s) left by an interrupted run") }
 
         let target = try chooseTarget()
         logger.info("Restoring \(target.fileName)")
@@ -52,6 +55,8 @@ public struct RestoreJob: Sendable {
         let dump = try target.stagedDump(in: stores.staging, "restore", followed: expectedDump)
         let uploadsTarget = configuration.paths.uploadsDirectory.map(FolderSwap.resolved)
         let envTarget = configuration.paths.envFile.map(FolderSwap.resolved)
+        let leftovers = [uploadsTarget, envTarget].compactMap { $0 }.reduce(0) { $0 + FolderSwap.removeLeftovers(of: $1) }
+        if leftovers > 0 { logger.info("Removed \(leftovers) staged folder(s) or file(s) left by an interrupted restore") }
         if let uploadsTarget {
             try FileManager.default.createDirectory(
                 atPath: (uploadsTarget as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

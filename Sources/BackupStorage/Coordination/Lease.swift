@@ -147,7 +147,14 @@ public final class Lease: @unchecked Sendable {
                 let storeTime = try current.storeTime ?? storage.currentTime()
                 let holder = LeaseHolder(record: found, written: current.modified, storeTime: storeTime)
                 if holder.isFree {
-                    record.token = found.token + 1
+                    // The record is read from the store, which others may write: its token may be at the end.
+                    let (next, overflow) = found.token.addingReportingOverflow(1)
+                    guard !overflow else {
+                        throw ContingencyError.failed(
+                            "the lease \(key) in \(storage) holds token \(found.token), which cannot grow: this product did not write it",
+                            hint: "delete \(storage)/\(key) once you are sure no job runs")
+                    }
+                    record.token = next
                     if let etag = try storage.replace(key: key, data: encode(record), ifMatch: current.etag) {
                         return Lease(name: name, key: key, storage: storage, ttl: TimeInterval(ttl), record: record, etag: etag)
                             .startingRenewal(onLost: onLost)

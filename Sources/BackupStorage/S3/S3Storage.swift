@@ -118,24 +118,33 @@ public struct S3Storage: Storage {
         let prefix = base.isEmpty ? "" : base + "/"
         var objects: [ObjectInfo] = []
         var token: String?
+        var tokens: Set<String> = []
         repeat {
             var query = [("list-type", "2"), ("delimiter", "/"), ("prefix", prefix)]
             if let token { query.append(("continuation-token", token)) }
             let answer = try client.send("GET", key: nil, query: query, bodyLimit: 16 << 20)
-            guard answer.status == 200, let page = S3XMLElement.parse(answer.body), page.name == "ListBucketResult" else {
+            guard answer.status == 200, let page = S3ListPage.parse(answer.body, prefix: prefix) else {
                 throw client.failure(answer, "LIST", prefix)
             }
-            for entry in page.all("Contents") {
-                guard let objectKey = entry.value("Key"), objectKey.hasPrefix(prefix) else { continue }
-                let name = String(objectKey.dropFirst(prefix.count))
+            for object in page.objects {
                 objects.append(
                     ObjectInfo(
-                        key: folder.isEmpty ? name : "\(folder)/\(name)", size: entry.value("Size").flatMap(Int64.init) ?? 0,
-                        modified: entry.value("LastModified").flatMap(Self.parseDate) ?? Date(timeIntervalSince1970: 0)))
+                        key: folder.isEmpty ? object.name : "\(folder)/\(object.name)", size: object.size,
+                        modified: object.modified))
             }
-            token = page.value("IsTruncated") == "true" ? page.value("NextContinuationToken") : nil
+            token = page.next
+            // A server whose pages lead back to one already read would keep this loop going forever.
+            if let token, !tokens.insert(token).inserted {
+                throw Self.circularListing("LIST", client.describe(prefix))
+            }
         } while token != nil
         return objects
+    }
+
+    private static func circularListing(_ method: String, _ target: String) -> ContingencyError {
+        .failed(
+            "\(method) \(target): the server's listing pages lead back to a page already read",
+            hint: "the S3 server answers listings wrongly; check S3_ENDPOINT and the server")
     }
 
     public func availableBytes() throws -> Int64? { nil }
@@ -148,22 +157,22 @@ public struct S3Storage: Storage {
         let prefix = client.objectKey("")
         var aborted = 0
         var marker: (key: String, upload: String)?
+        var markers: Set<[String]> = []
         repeat {
             var query = [("uploads", ""), ("prefix", prefix.isEmpty ? "" : prefix + "/")]
             if let marker { query += [("key-marker", marker.key), ("upload-id-marker", marker.upload)] }
             let answer = try client.send("GET", key: nil, query: query, bodyLimit: 16 << 20)
-            guard answer.status == 200, let page = S3XMLElement.parse(answer.body) else {
+            guard answer.status == 200, let page = S3UploadsPage.parse(answer.body) else {
                 throw client.failure(answer, "LIST UPLOADS", prefix)
             }
-            for upload in page.all("Upload") {
-                guard let key = upload.value("Key"), let id = upload.value("UploadId"),
-                    isOurs(String(key.split(separator: "/").last ?? ""))
-                else { continue }
+            for (key, id) in page.uploads where isOurs(String(key.split(separator: "/").last ?? "")) {
                 let abort = try client.send("DELETE", key: key, query: [("uploadId", id)])
                 if abort.status == 204 || abort.status == 200 || abort.status == 404 { aborted += 1 }
             }
-            marker = page.value("IsTruncated") == "true"
-                ? page.value("NextKeyMarker").flatMap { key in page.value("NextUploadIdMarker").map { (key, $0) } } : nil
+            marker = page.next
+            if let marker, !markers.insert([marker.key, marker.upload]).inserted {
+                throw Self.circularListing("LIST UPLOADS", client.describe(prefix))
+            }
         } while marker != nil
         return aborted
     }
@@ -196,21 +205,30 @@ public struct S3Storage: Storage {
         key.hasSuffix(".json") ? [("Content-Type", "application/json")] : [("Content-Type", "application/octet-stream")]
     }
 
-    /// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's preferred form, which S3 sends).
+    /// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's IMF-fixdate, which S3 sends), read by position
+    /// with checked ranges rather than by a date formatter: the answer comes from the network, and ICU's
+    /// formatters have trapped on hostile dates (see `S3XML`).
     static func parseHTTPDate(_ text: String) -> Date? {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return formatter.date(from: text.trimmingCharacters(in: .whitespaces))
-    }
-
-    static func parseDate(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text)
+        let bytes = Array(text.trimmingCharacters(in: .whitespaces).utf8)
+        guard bytes.count == 29, bytes[3] == UInt8(ascii: ","), bytes[25...] == Array(" GMT".utf8)[...] else { return nil }
+        func number(_ range: Range<Int>) -> Int? {
+            guard bytes[range].allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+            return bytes[range].reduce(0) { $0 * 10 + Int($1 - 0x30) }
+        }
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        guard let monthIndex = months.firstIndex(of: String(decoding: bytes[8..<11], as: UTF8.self)),
+            let day = number(5..<7), let year = number(12..<16), let hour = number(17..<19), let minute = number(20..<22),
+            let second = number(23..<25), (1...31).contains(day), hour < 24, minute < 60, second < 61
+        else { return nil }
+        // Days from 1970-01-01 to the civil date (H. Hinnant's days_from_civil), all in small integers.
+        let month = monthIndex + 1
+        let y = month <= 2 ? year - 1 : year
+        let era = y / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        return Date(timeIntervalSince1970: TimeInterval(days * 86_400 + hour * 3600 + minute * 60 + second))
     }
 }
 
