@@ -68,8 +68,12 @@ BEFORE="$(fingerprint)"
 echo "$BEFORE"
 
 export BACKUP_DIR="$WORK/backups" DATABASE_NAME=visual_db UPLOADS_DIR="$APP/uploads" ENV_FILE="$APP/.env" APP_DIR="$APP"
+say "backup-job keygen: the key pair that signs backups (private key kept out of the store)"
+mkdir -p "$WORK/keys"
+"$BIN/backup-job" keygen --out "$WORK/keys/signing.pem"
+export BACKUP_VERIFY_KEYS_FILE="$WORK/keys/signing.pub.pem"
 say "backup-job"
-"$BIN/backup-job"
+BACKUP_SIGNING_KEY_FILE="$WORK/keys/signing.pem" "$BIN/backup-job"
 ls -l "$WORK/backups"
 
 say "Damage: drop a table, change rows, delete and alter uploads, overwrite .env"
@@ -79,7 +83,7 @@ echo "tampered" >> "$APP/uploads/documents/invoice 1.txt"
 echo "BROKEN=1" > "$APP/.env"
 fingerprint
 
-say "restore-job (the newest complete backup)"
+say "restore-job (the newest complete backup signed by that key)"
 RESTORE_TERMINATE_CONNECTIONS=true "$BIN/restore-job"
 
 say "Proof"
