@@ -64,4 +64,31 @@ struct UnboundedForgeryTests {
             #expect(written == 0, "\(written) links beyond the manifest's totals written")
         }
     }
+
+    @Test("a hard link carrying data of its own never changes the file it links to, whose content was verified")
+    func hardLinkCarryingData() async throws {
+        try await ApplicationFixture.with(uploadFiles: 5) { app in
+            let result = try await app.run("backup-job")
+            try #require(result.succeeded, "\(result)")
+            let archive = app.backupDirectory.appendingPathComponent(
+                try #require(try app.storeFiles().first { $0.hasSuffix(".tar.gz") }))
+            let victim = app.uploadsDirectory.appendingPathComponent("tiny.bin")
+            let original = try Data(contentsOf: victim)
+            // pax lets a hard link entry carry data; libarchive opens the linked file (O_TRUNC) to take it. The
+            // digest counts a hard link by its target only, so the forger need not recompute anything for it.
+            let payload = Data(repeating: UInt8(ascii: "E"), count: 8192)
+            try await ArchiveForge.forge(
+                archive, [.insertAfter("uploads", .hardlink("uploads/zz-link", to: "uploads/tiny.bin", carrying: payload))])
+            let restore = try await app.run("restore-job")
+            #expect(restore.terminationSignal == nil, "\(restore)")
+            if restore.status == 0 {
+                let restored = try Data(contentsOf: victim)
+                #expect(
+                    restored == original,
+                    "tiny.bin was \(original.count) verified bytes, is now \(restored.count) bytes: \(restored.prefix(8).map { $0 })")
+            } else {
+                #expect(restore.status == 1 && restore.stderr.contains("hard link"), "\(restore.stderr)")
+            }
+        }
+    }
 }
