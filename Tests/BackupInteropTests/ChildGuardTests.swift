@@ -42,6 +42,28 @@ struct ChildGuardTests {
         #expect(result.status == 4 && result.stdout == "ran\n", "\(result)")
     }
 
+    @Test("started by a job that ignores SIGCHLD (inherited across exec), the guard still ends with its program")
+    func sigchldIgnoredByItsJob() async throws {
+        // A job with SIGCHLD ignored: the guard inherits the disposition, and its program's exit must still end it.
+        let job = """
+            import os, signal, subprocess, sys, time
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+            guard = subprocess.Popen([sys.argv[1], str(os.getpid()), '/bin/sh', '-c', 'exit 5'])
+            for _ in range(100):
+                try:
+                    state = open('/proc/%d/stat' % guard.pid).read().split(')')[-1].split()[0]
+                except FileNotFoundError:
+                    state = 'gone'
+                if state in ('gone', 'Z'):
+                    print('ended'); sys.exit(0)
+                time.sleep(0.1)
+            os.kill(guard.pid, signal.SIGKILL)
+            print('still running 10 s after its program exited'); sys.exit(1)
+            """
+        let result = try await ProcessRunner.run("python3", ["-c", job, ChildGuard.path], timeout: .seconds(60))
+        #expect(result.status == 0 && result.stdout == "ended\n", "\(result)")
+    }
+
     @Test("SIGTERM to the guard reaches the program, which ends as it chooses")
     func forwardsSignals() async throws {
         let guardProcess = try ProcessRunner.launch(
