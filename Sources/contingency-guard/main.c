@@ -86,6 +86,13 @@ int main(int argc, char **argv) {
         return 125;
     }
 
+    // An ignored SIGCHLD is inherited across exec and would have the kernel reap the program unseen: the guard
+    // would then wait for it forever. The program gets the job's disposition back before its exec.
+    struct sigaction child_action, original_child_action;
+    memset(&child_action, 0, sizeof child_action);
+    child_action.sa_handler = SIG_DFL;
+    if (sigaction(SIGCHLD, &child_action, &original_child_action) != 0) fail("sigaction");
+
     sigset_t watched, original;
     sigemptyset(&watched);
     sigaddset(&watched, SIGCHLD);
@@ -101,6 +108,7 @@ int main(int argc, char **argv) {
     if (child == 0) {
         if (!leads_group) setpgid(0, 0);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != guard) _exit(125);
+        sigaction(SIGCHLD, &original_child_action, NULL);
         sigprocmask(SIG_SETMASK, &original, NULL);
         execvp(argv[2], argv + 2);
         int error = errno;
