@@ -277,4 +277,17 @@ struct SQLQuotingTests {
     func literals(text: String, quoted: String) { #expect(SQL.literal(text) == quoted) }
 
     @Test func nul() { #expect(SQL.containsNUL("a\u{0}") && !SQL.containsNUL("a")) }
+
+    @Test("a string left open over many long lines is refused in time, not read again from its start at every line")
+    func longOpenString() throws {
+        // One string opened and never closed, over the 1,000 lines a string may take, of 1 KiB each (a restore reads
+        // up to 16 MiB of globals.sql: with lines of 16 KiB, reading the statement again at every line took minutes).
+        let line = String(repeating: "a", count: 1 << 10)
+        let file = "CREATE ROLE x;\nCOMMENT ON ROLE x IS '" + Array(repeating: line, count: 1000).joined(separator: "\n")
+        let clock = ContinuousClock()
+        let took = try clock.measure {
+            #expect(throws: ContingencyError.self) { try RoleCatalog.parse(Array(file.utf8)) }
+        }
+        #expect(took < .seconds(5), "parsing took \(took)")
+    }
 }
