@@ -130,4 +130,35 @@ struct UnboundedForgeryTests {
             }
         }
     }
+
+    @Test(
+        "sizes in the manifest near Int64.max: a clear refusal, never an overflow trap",
+        arguments: ["database.dump", "uploads"])
+    func hugeDeclaredSizes(what: String) async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            let result = try await app.run("backup-job")
+            try #require(result.succeeded, "\(result)")
+            let archive = app.backupDirectory.appendingPathComponent(
+                try #require(try app.storeFiles().first { $0.hasSuffix(".tar.gz") }))
+            let huge = Int64.max - 10
+            try ArchiveForge.patchManifest(archive) { manifest in
+                if what == "uploads" {
+                    var uploads = manifest["uploads"] as? [String: Any] ?? [:]
+                    uploads["bytes"] = huge
+                    manifest["uploads"] = uploads
+                } else {
+                    manifest["members"] = (manifest["members"] as? [[String: Any]] ?? []).map { member in
+                        var member = member
+                        if member["name"] as? String == "database.dump" { member["size"] = huge }
+                        return member
+                    }
+                }
+            }
+            let before = try await app.snapshot()
+            let restore = try await app.run("restore-job")
+            #expect(restore.terminationSignal == nil, "\(restore)")
+            #expect(restore.status != 0, "\(restore)")
+            #expect(try await app.snapshot() == before)
+        }
+    }
 }
