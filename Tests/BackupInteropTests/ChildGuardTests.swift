@@ -64,6 +64,18 @@ struct ChildGuardTests {
         #expect(result.status == 0 && result.stdout == "ended\n", "\(result)")
     }
 
+    @Test("started with its standard input, output or error closed, the guard runs its program to its end")
+    func closedStandardStreams() async throws {
+        for closing in ["<&-", ">&- 2>/dev/null", "2>&-"] {
+            // A shell plays the job and starts the guard with one standard stream closed: the guard's own
+            // descriptors (its watch on the job) must not take that number and be replaced by /dev/null.
+            let result = try await ProcessRunner.run(
+                "/bin/sh",
+                ["-c", "\"$0\" $$ /bin/sh -c 'sleep 0.2; echo ran >&3' 3>&1 \(closing); echo \"status $?\"", ChildGuard.path])
+            #expect(result.stdout == "ran\nstatus 0\n", "\(closing): \(result)")
+        }
+    }
+
     @Test("SIGTERM to the guard reaches the program, which ends as it chooses")
     func forwardsSignals() async throws {
         let guardProcess = try ProcessRunner.launch(
