@@ -79,6 +79,17 @@ int main(int argc, char **argv) {
         fprintf(stderr, "contingency-guard: %s is not a job's process id\n", argv[1]);
         return 125;
     }
+    // A standard stream the job left closed is opened on /dev/null first: otherwise the pidfd or the signalfd
+    // would take its number, and be replaced by /dev/null below (a pidfd that always reads "the job is gone").
+    for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int opened = open("/dev/null", O_RDWR);
+            if (opened != fd) {
+                fprintf(stderr, "contingency-guard: cannot open /dev/null for descriptor %d\n", fd);
+                return 125;
+            }
+        }
+    }
     // Opened before the check below: if the job is our parent after the pidfd exists, the pidfd is the job's.
     int job_fd = (int)syscall(SYS_pidfd_open, (pid_t)job, 0);
     if (getppid() != (pid_t)job) {
