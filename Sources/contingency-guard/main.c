@@ -79,12 +79,30 @@ int main(int argc, char **argv) {
         fprintf(stderr, "contingency-guard: %s is not a job's process id\n", argv[1]);
         return 125;
     }
+    // A standard stream the job left closed is opened on /dev/null first: otherwise the pidfd or the signalfd
+    // would take its number, and be replaced by /dev/null below (a pidfd that always reads "the job is gone").
+    for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int opened = open("/dev/null", O_RDWR);
+            if (opened != fd) {
+                fprintf(stderr, "contingency-guard: cannot open /dev/null for descriptor %d\n", fd);
+                return 125;
+            }
+        }
+    }
     // Opened before the check below: if the job is our parent after the pidfd exists, the pidfd is the job's.
     int job_fd = (int)syscall(SYS_pidfd_open, (pid_t)job, 0);
     if (getppid() != (pid_t)job) {
         fprintf(stderr, "contingency-guard: the job (pid %ld) is gone; not starting %s\n", job, argv[2]);
         return 125;
     }
+
+    // An ignored SIGCHLD is inherited across exec and would have the kernel reap the program unseen: the guard
+    // would then wait for it forever. The program gets the job's disposition back before its exec.
+    struct sigaction child_action, original_child_action;
+    memset(&child_action, 0, sizeof child_action);
+    child_action.sa_handler = SIG_DFL;
+    if (sigaction(SIGCHLD, &child_action, &original_child_action) != 0) fail("sigaction");
 
     sigset_t watched, original;
     sigemptyset(&watched);
@@ -101,6 +119,7 @@ int main(int argc, char **argv) {
     if (child == 0) {
         if (!leads_group) setpgid(0, 0);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != guard) _exit(125);
+        sigaction(SIGCHLD, &original_child_action, NULL);
         sigprocmask(SIG_SETMASK, &original, NULL);
         execvp(argv[2], argv + 2);
         int error = errno;

@@ -260,6 +260,27 @@ struct RoleCatalogTests {
         let file = Self.header + "CREATE ROLE b;\nALTER ROLE b WITH PASSWORD \(SQL.literal(hash));\n"
         #expect(((try? RoleCatalog.parse(Array(file.utf8))) != nil) == accepted)
     }
+
+    @Test("a string left open over many long lines is refused in time, not read again from its start at every line")
+    func longOpenString() throws {
+        // One string opened and never closed, over the 1,000 lines a string may take, of 1 KiB each (a restore reads
+        // up to 16 MiB of globals.sql: with lines of 16 KiB, reading the statement again at every line took minutes).
+        let line = String(repeating: "a", count: 1 << 10)
+        let file = "CREATE ROLE x;\nCOMMENT ON ROLE x IS '" + Array(repeating: line, count: 1000).joined(separator: "\n")
+        let clock = ContinuousClock()
+        let took = clock.measure {
+            #expect(throws: ContingencyError.self) { try RoleCatalog.parse(Array(file.utf8)) }
+        }
+        #expect(took < .seconds(5), "parsing took \(took)")
+    }
+
+    @Test("a quote in a comment line or in a quoted name opens no string: the next lines are statements of their own")
+    func quotesThatOpenNoString() throws {
+        let file = "-- the team's roles\nCREATE ROLE \"o'brien\";\nCOMMENT ON ROLE \"o'brien\" IS 'it''s\nme';\nCREATE ROLE b;\n"
+        let catalog = try RoleCatalog.parse(Array(file.utf8))
+        #expect(catalog.roles.map(\.name) == ["o'brien", "b"])
+        #expect(catalog.roles.first?.comment == "it's\nme")
+    }
 }
 
 @Suite("SQL quoting")

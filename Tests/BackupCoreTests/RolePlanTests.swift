@@ -114,4 +114,15 @@ struct RolePlanTests {
         #expect(plan.creations.map(\.create) == [#"CREATE ROLE "App""#, #"CREATE ROLE "x"" WITH SUPERUSER; --""#])
         #expect(plan.grants == [#"GRANT "App" TO "x"" WITH SUPERUSER; --""#])
     }
+
+    @Test("a member of a created role that is not created itself (the application's login role) is named in a note")
+    func memberLeftOutIsReported() throws {
+        let file = "CREATE ROLE app_owner;\nCREATE ROLE app;\nALTER ROLE app WITH LOGIN;\nGRANT app_owner TO app;\n"
+        let plan = try RolePlan.make(
+            catalog: try RoleCatalog.parse(Array(file.utf8)), needed: ["app_owner"], existing: [], superuser: true)
+        #expect(plan.creations.map(\.name) == ["app_owner"])
+        #expect(
+            plan.notes.contains { $0.contains("app is a member of app_owner in the backup but is not created") },
+            "\(plan.notes)")
+    }
 }

@@ -42,6 +42,40 @@ struct ChildGuardTests {
         #expect(result.status == 4 && result.stdout == "ran\n", "\(result)")
     }
 
+    @Test("started by a job that ignores SIGCHLD (inherited across exec), the guard still ends with its program")
+    func sigchldIgnoredByItsJob() async throws {
+        // A job with SIGCHLD ignored: the guard inherits the disposition, and its program's exit must still end it.
+        let job = """
+            import os, signal, subprocess, sys, time
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+            guard = subprocess.Popen([sys.argv[1], str(os.getpid()), '/bin/sh', '-c', 'exit 5'])
+            for _ in range(100):
+                try:
+                    state = open('/proc/%d/stat' % guard.pid).read().split(')')[-1].split()[0]
+                except FileNotFoundError:
+                    state = 'gone'
+                if state in ('gone', 'Z'):
+                    print('ended'); sys.exit(0)
+                time.sleep(0.1)
+            os.kill(guard.pid, signal.SIGKILL)
+            print('still running 10 s after its program exited'); sys.exit(1)
+            """
+        let result = try await ProcessRunner.run("python3", ["-c", job, ChildGuard.path], timeout: .seconds(60))
+        #expect(result.status == 0 && result.stdout == "ended\n", "\(result)")
+    }
+
+    @Test("started with its standard input, output or error closed, the guard runs its program to its end")
+    func closedStandardStreams() async throws {
+        for closing in ["<&-", ">&- 2>/dev/null", "2>&-"] {
+            // A shell plays the job and starts the guard with one standard stream closed: the guard's own
+            // descriptors (its watch on the job) must not take that number and be replaced by /dev/null.
+            let result = try await ProcessRunner.run(
+                "/bin/sh",
+                ["-c", "\"$0\" $$ /bin/sh -c 'sleep 0.2; echo ran >&3' 3>&1 \(closing); echo \"status $?\"", ChildGuard.path])
+            #expect(result.stdout == "ran\nstatus 0\n", "\(closing): \(result)")
+        }
+    }
+
     @Test("SIGTERM to the guard reaches the program, which ends as it chooses")
     func forwardsSignals() async throws {
         let guardProcess = try ProcessRunner.launch(

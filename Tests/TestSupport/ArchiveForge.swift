@@ -44,6 +44,12 @@ public enum ArchiveForge {
             Entry(path: path, kind: .hardlink, link: target, mode: 0o644)
         }
 
+        /// A hard link entry that carries data of its own (pax allows it; libarchive writes it into the linked
+        /// file): `data`, its size in the header.
+        public static func hardlink(_ path: String, to target: String, carrying data: Data) -> Entry {
+            Entry(path: path, kind: .hardlink, link: target, mode: 0o644, data: data)
+        }
+
         var json: [String: Any] {
             var object: [String: Any] = ["path": path, "kind": kind.rawValue, "data": data.base64EncodedString(), "fill": fillCount, "byte": Int(fillByte)]
             if let link { object["link"] = link }
@@ -163,7 +169,7 @@ public enum ArchiveForge {
             info.uid, info.gid = entry.get('uid', 0), entry.get('gid', 0)
             info.mtime = 1700000000
             data = None
-            if kind == 'file':
+            if kind == 'file' or (kind == 'hardlink' and (entry['fill'] or entry['data'])):
                 data = {'fill': entry['fill'], 'byte': entry['byte'], 'bytes': base64.b64decode(entry['data'])}
                 info.size = content([info, data])[0]
             return [info, data]
@@ -199,7 +205,7 @@ public enum ArchiveForge {
             with tarfile.open(fileobj=target, mode=mode, format=tarfile.PAX_FORMAT) as out:
                 for info, data in items:
                     size, reader = content([info, data])
-                    if info.isfile(): info.size = size
+                    if info.isfile() or (info.islnk() and data is not None): info.size = size
                     out.addfile(info, reader() if reader else None)
 
         def member_path(name):

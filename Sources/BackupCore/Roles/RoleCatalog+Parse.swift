@@ -22,22 +22,45 @@ extension RoleCatalog {
             let number = index + 1
             var statement = lines[index]
             index += 1
-            while true {
-                do {
-                    try catalog.read(statement, number: number, altered: &altered)
-                    break
-                } catch let problem as LineProblem {
-                    // A string holding line breaks (a role's comment) goes on over the next lines, as pg_dumpall
-                    // writes it; nothing else does.
-                    guard problem.reason == LineProblem.openString, index < lines.count, index - number < 1000 else {
-                        throw refusal(line: number, excerpt: excerpt(statement), problem.reason)
-                    }
-                    statement += "\n" + lines[index]
-                    index += 1
-                }
+            // A string holding line breaks (a role's comment) goes on over the next lines, as pg_dumpall writes it;
+            // nothing else does. Where the statement ends is found line by line, so that it is read once whole
+            // (reading it again at every line would take hours for a forged file of long lines).
+            var open = !isCommentOrCommand(statement) && endsInsideString(statement[...], startingInside: false)
+            while open, index < lines.count, index - number < 1000 {
+                statement += "\n" + lines[index]
+                open = endsInsideString(lines[index][...], startingInside: true)
+                index += 1
+            }
+            do {
+                try catalog.read(statement, number: number, altered: &altered)
+            } catch let problem as LineProblem {
+                throw refusal(line: number, excerpt: excerpt(statement), problem.reason)
             }
         }
         return catalog
+    }
+
+    /// Lines `read` takes whole without reading any string in them: comments and psql's meta-commands.
+    private static func isCommentOrCommand(_ line: String) -> Bool { line.hasPrefix("--") || line.hasPrefix("\\") }
+
+    /// Whether a single-quoted string is open at the end of `line`, given whether one was at its start: inside
+    /// one, `''` is a quote and a lone `'` ends it; outside, `"…"` (where `""` is a quote) may hold a `'`.
+    static func endsInsideString(_ line: Substring, startingInside: Bool) -> Bool {
+        enum State { case plain, string, name }
+        var state: State = startingInside ? .string : .plain
+        var scalars = line.unicodeScalars[...]
+        while let scalar = scalars.popFirst() {
+            switch (state, scalar) {
+            case (.plain, "'"): state = .string
+            case (.plain, "\""): state = .name
+            case (.string, "'"):
+                if scalars.first == "'" { scalars.removeFirst() } else { state = .plain }
+            case (.name, "\""):
+                if scalars.first == "\"" { scalars.removeFirst() } else { state = .plain }
+            default: break
+            }
+        }
+        return state == .string
     }
 
     /// Why one line was refused.

@@ -97,6 +97,11 @@ public struct RolePlan: Equatable, Sendable {
                     notes.append(
                         "\(membership.member) exists and is left as it is: not made a member of \(membership.role) (\(statement) by hand if intended)"
                     )
+                } else {
+                    // Often the application's login role, a member of the role owning its objects: say so.
+                    notes.append(
+                        "\(membership.member) is a member of \(membership.role) in the backup but is not created: the dump names no object of it (create it and \(statement) by hand if the application logs in as it)"
+                    )
                 }
             } else if !createdNames.contains(membership.role) {
                 notes.append(

@@ -268,6 +268,15 @@ final class ArchiveVerifier {
                 throw ContingencyError.failed(
                     "the hard link \(shown) points outside the uploads (\(Self.shown(raw: entry.hardlinkTargetBytes ?? [])))")
             }
+            // pax lets a hard link carry data, which libarchive would write into the linked file (opened with
+            // O_TRUNC, then grown to the entry's size), past the content the digest verified and past every bound.
+            // Neither backup-job nor tar writes one.
+            guard entry.size <= 0 else {
+                throw ContingencyError.failed(
+                    "the hard link \(shown) carries \(entry.size) bytes of its own: they would overwrite the file it links to"
+                        + " (a hard link in a backup never carries data)",
+                    hint: "restore another backup (LATEST_BACKUP=…); backup-job never writes such an entry")
+            }
             kind = .hardlink(target: target)
         case .other: kind = .other
         }

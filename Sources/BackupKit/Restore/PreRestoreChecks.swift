@@ -101,14 +101,16 @@ struct PreRestoreChecks {
             }
             if let dump = metadata.member(named: ArchiveLayout.databaseDump) {
                 needs.append(
-                    ("the \(ByteFormat.string(dump.size)) database.dump", restore.stores.staging.folder, dump.size + dump.size / 4096 + 4096))
+                    ("the \(ByteFormat.string(dump.size)) database.dump", restore.stores.staging.folder,
+                     Self.sum([dump.size, dump.size / 4096, 4096])))
             }
             var devices: [UInt64] = []
             var shared: [UInt64: (space: FileSystemSpace, path: String, bytes: Int64, what: [String])] = [:]
             for need in needs {
                 guard let space = try? FileSystemSpace.of(need.path) else { continue }
                 if shared[space.device] == nil { devices.append(space.device) }
-                shared[space.device, default: (space, need.path, 0, [])].bytes += need.bytes
+                let sofar = shared[space.device]?.bytes ?? 0
+                shared[space.device, default: (space, need.path, 0, [])].bytes = Self.sum([sofar, need.bytes])
                 shared[space.device]?.what.append(need.what)
             }
             for device in devices {
@@ -152,6 +154,15 @@ struct PreRestoreChecks {
     }
 
     /// Logs every finding and throws one error naming every failure (exit 12 when only keys failed).
+    /// Declared sizes added up without trapping: the manifest is read before it is trusted, and a sum past
+    /// Int64.max (which no file system has room for) stays Int64.max.
+    static func sum(_ sizes: [Int64]) -> Int64 {
+        sizes.reduce(0) { total, size in
+            let (added, overflow) = total.addingReportingOverflow(max(0, size))
+            return overflow ? .max : added
+        }
+    }
+
     static func report(_ findings: [Finding], for target: String, logger: Logger) throws {
         for finding in findings {
             if finding.ok { logger.info("Check ok: \(finding.text)") } else { logger.error("Check FAILED: \(finding.text)") }
