@@ -93,11 +93,22 @@ public struct BackupMetadata: Codable, Sendable, Equatable {
         public var directories: Int
         public var bytes: Int64
         public var sha256: String
-        public init(files: Int, directories: Int, bytes: Int64, sha256: String) {
+        /// Symbolic and hard links, which bound how many a restore writes (nil in backups made before).
+        public var links: Int?
+        public init(files: Int, directories: Int, bytes: Int64, sha256: String, links: Int? = nil) {
             self.files = files
             self.directories = directories
             self.bytes = bytes
             self.sha256 = sha256
+            self.links = links
+        }
+
+        /// Whether `found` (what a restore read) is this summary, the link count compared only where this one
+        /// records it.
+        public func matches(_ found: UploadsSummary?) -> Bool {
+            guard var found else { return false }
+            if links == nil { found.links = nil }
+            return found == self
         }
     }
 

@@ -89,6 +89,7 @@ public final class UploadsDigest {
     public private(set) var files = 0
     public private(set) var directories = 0
     public private(set) var bytes: Int64 = 0
+    public private(set) var links = 0
 
     public init() {}
 
@@ -105,10 +106,12 @@ public final class UploadsDigest {
 
     public func addSymlink(_ path: [UInt8], target: [UInt8]) {
         hash.update(Array("l ".utf8) + path + [0] + target + [0x0A])
+        links += 1
     }
 
     public func addHardlink(_ path: [UInt8], target: [UInt8]) {
         hash.update(Array("h ".utf8) + path + [0] + target + [0x0A])
+        links += 1
     }
 
     private func add(_ kind: String, _ path: [UInt8], _ rest: String) {
@@ -116,6 +119,7 @@ public final class UploadsDigest {
     }
 
     public func summary() -> BackupMetadata.UploadsSummary {
-        BackupMetadata.UploadsSummary(files: files, directories: directories, bytes: bytes, sha256: hash.finalizeHex())
+        BackupMetadata.UploadsSummary(
+            files: files, directories: directories, bytes: bytes, sha256: hash.finalizeHex(), links: links)
     }
 }

@@ -234,7 +234,7 @@ public enum ArchiveForge {
 
         def uploads_summary(items):
             h = hashlib.sha256()
-            files = directories = total = 0
+            files = directories = total = links = 0
             for item in items:
                 m = item[0]
                 rel = below_uploads(member_path(m.name))
@@ -247,11 +247,11 @@ public enum ArchiveForge {
                     if rel:
                         h.update(b'd ' + raw(rel) + b'\n'); directories += 1
                 elif m.issym():
-                    h.update(b'l ' + raw(rel) + b'\0' + raw(m.linkname) + b'\n')
+                    h.update(b'l ' + raw(rel) + b'\0' + raw(m.linkname) + b'\n'); links += 1
                 elif m.islnk():
                     target = below_uploads(member_path(m.linkname)) or ''
-                    h.update(b'h ' + raw(rel) + b'\0' + raw(target) + b'\n')
-            return {'files': files, 'directories': directories, 'bytes': total, 'sha256': h.hexdigest()}
+                    h.update(b'h ' + raw(rel) + b'\0' + raw(target) + b'\n'); links += 1
+            return {'files': files, 'directories': directories, 'bytes': total, 'sha256': h.hexdigest(), 'links': links}
 
         with tarfile.open(path, 'r:*') as tar:
             items = read(tar)

@@ -3,8 +3,9 @@
 ///
 /// The rules:
 /// - Only the roles the dump needs are created (those the backup recorded: owners, grantees and grantors of
-///   its objects' privileges and default privileges, roles named by policies and user mappings; and the roles
-///   those are members of), or every role of the file when the backup recorded none (older backups). A
+///   its objects' privileges and default privileges, roles named by policies and user mappings; the roles
+///   those are members of, and their members, such as the application's login role in the NOLOGIN role that
+///   owns its objects), or every role of the file when the backup recorded none (older backups). A
 ///   needed role that neither exists nor is in the file stops the restore before anything is done.
 /// - A role that exists is never changed: no attribute, password, setting, comment or membership. It is
 ///   listed as kept.
@@ -62,11 +63,14 @@ public struct RolePlan: Equatable, Sendable {
         while grew {
             grew = false
             for membership in catalog.memberships
-            where wanted.contains(membership.member) && !wanted.contains(membership.role)
-                && !RoleCatalog.isPredefined(membership.role)
-            {
-                wanted.insert(membership.role)
-                grew = true
+            where !RoleCatalog.isPredefined(membership.role) && !RoleCatalog.isPredefined(membership.member) {
+                // Up: what a needed role is a member of. Down: the members of a needed role, such as the
+                // application's login role in a NOLOGIN role owning its objects, which the dump never names.
+                for (from, to) in [(membership.member, membership.role), (membership.role, membership.member)]
+                where wanted.contains(from) && !wanted.contains(to) {
+                    wanted.insert(to)
+                    grew = true
+                }
             }
         }
         // Names from the manifest, shown with control characters escaped.

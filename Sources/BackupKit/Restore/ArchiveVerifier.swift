@@ -85,7 +85,9 @@ final class ArchiveVerifier {
         let owner = policy.restoreOwners ? nil : destinations.uploadsOwner
         let tree = UploadsExtraction(
             root: destinations.uploads, declared: declared, policy: policy, owner: owner,
-            space: declared == nil ? try destinations.uploads.map { try SpaceAllowance.of($0) } : nil)
+            space: declared == nil ? try destinations.uploads.map { try SpaceAllowance.of($0) } : nil,
+            linkSpace: declared != nil && declared?.uploads?.links == nil
+                ? try destinations.uploads.map { try SpaceAllowance.of($0) } : nil)
         let dumpSpace = declared == nil ? try SpaceAllowance.of(destinations.dump.file.path, sharing: tree.space) : nil
         let envSpace = declared == nil ? try destinations.env.map { try SpaceAllowance.of($0, sharing: dumpSpace) } : nil
         var disk = try destinations.uploads.map { _ in try DiskTreeWriter(settingOwners: policy.restoreOwners || owner != nil) }
@@ -318,6 +320,7 @@ final class ArchiveVerifier {
             }
             tree.digest.addDirectory(relative)
         case .symlink(let target):
+            try tree.countLink(shown)
             if let destination, let disk {
                 try tree.space?.consumeInode(for: shown)
                 entry.pathBytes = destination
@@ -325,6 +328,7 @@ final class ArchiveVerifier {
             }
             tree.digest.addSymlink(relative, target: target)
         case .hardlink(let target):
+            try tree.countLink(shown)
             if let destination, let root = tree.root, let disk {
                 entry.pathBytes = destination
                 entry.hardlinkTargetBytes = Array(root.utf8) + [0x2F] + target
@@ -420,6 +424,9 @@ final class UploadsExtraction {
     let owner: (uid: uid_t, gid: gid_t)?
     /// Set when the archive declares nothing (no manifest): the file system's free space bounds it instead.
     let space: SpaceAllowance?
+    /// Set when the manifest declares no link count (backups made before it did): free inodes bound the links.
+    private let linkSpace: SpaceAllowance?
+    private var links = 0
     private let declared: BackupMetadata.UploadsSummary?
     private let bounded: Bool
     private var bytes: Int64 = 0
@@ -428,12 +435,13 @@ final class UploadsExtraction {
 
     init(
         root: String?, declared: BackupMetadata?, policy: ArchiveVerifier.UploadsPolicy, owner: (uid: uid_t, gid: gid_t)?,
-        space: SpaceAllowance?
+        space: SpaceAllowance?, linkSpace: SpaceAllowance? = nil
     ) {
         self.root = root
         self.rules = UploadsTreeRules(allowOutsideSymlinks: policy.allowOutsideSymlinks)
         self.owner = owner
         self.space = space
+        self.linkSpace = linkSpace
         self.declared = declared?.uploads
         self.bounded = declared != nil
     }
@@ -453,6 +461,16 @@ final class UploadsExtraction {
             throw ContingencyError.failed(
                 "the uploads hold more than the \(declared?.files ?? 0) files the manifest records: stopped at \(shown)")
         }
+    }
+
+    /// A symbolic or hard link: each costs an inode (and a long target a block) that no byte count holds.
+    func countLink(_ shown: String) throws {
+        links += 1
+        if bounded, let declaredLinks = declared?.links, links > declaredLinks {
+            throw ContingencyError.failed(
+                "the uploads hold more than the \(declaredLinks) links the manifest records: stopped at \(shown)")
+        }
+        if root != nil { try linkSpace?.consumeInode(for: shown) }
     }
 
     func countDirectory(_ shown: String) throws {

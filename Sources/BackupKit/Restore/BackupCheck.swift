@@ -73,7 +73,7 @@ enum BackupCheck {
                 throw mismatch("\(expected.name) does not match its recorded size and sha256")
             }
         }
-        if let expected = metadata.uploads, report.uploads != expected {
+        if let expected = metadata.uploads, !expected.matches(report.uploads) {
             throw mismatch("the uploads differ from those recorded (\(expected.files) files, \(expected.bytes) bytes)")
         }
     }
