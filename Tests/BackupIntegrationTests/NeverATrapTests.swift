@@ -16,38 +16,6 @@ struct NeverATrapTests {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
-    /// Replaces the dump in `archive` with `dump`, then recomputes metadata.json's record of it and the manifest
-    /// beside the archive (member, archive size and sha256): a forgery every checksum agrees with.
-    static func forge(_ archive: URL, dump: URL) async throws {
-        let script = """
-            import hashlib, io, json, sys, tarfile
-            archive, dump = sys.argv[1], open(sys.argv[2], 'rb').read()
-            digest = hashlib.sha256(dump).hexdigest()
-            def patched(metadata):
-                for member in metadata['members']:
-                    if member['name'] == 'database.dump':
-                        member['size'], member['sha256'] = len(dump), digest
-                return metadata
-            with tarfile.open(archive, 'r:gz') as old:
-                members = [(m, old.extractfile(m).read() if m.isfile() else None) for m in old.getmembers()]
-            with tarfile.open(archive, 'w:gz') as new:
-                for member, data in members:
-                    if member.name.endswith('/database.dump'):
-                        data = dump
-                    elif member.name.endswith('/metadata.json'):
-                        data = json.dumps(patched(json.loads(data)), indent=2, sort_keys=True).encode()
-                    if data is not None:
-                        member.size = len(data)
-                        data = io.BytesIO(data)
-                    new.addfile(member, data)
-            manifest = patched(json.load(open(archive + '.json')))
-            content = open(archive, 'rb').read()
-            manifest['archive']['size'], manifest['archive']['sha256'] = len(content), hashlib.sha256(content).hexdigest()
-            json.dump(manifest, open(archive + '.json', 'w'), indent=2, sort_keys=True)
-            """
-        _ = try await ProcessRunner.run("python3", ["-c", script, archive.path, dump.path], requireSuccess: true)
-    }
-
     /// Staged files the restore would have left beside the uploads and the .env, or in the store's staging.
     static func leftovers(_ app: ApplicationFixture) throws -> [String] {
         let beside = try FileManager.default.contentsOfDirectory(atPath: app.appDirectory.path).filter { $0.contains(".restore-") }
@@ -61,7 +29,10 @@ struct NeverATrapTests {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             try #require(try await app.run("backup-job").succeeded)
             let archive = app.backupDirectory.appendingPathComponent(try #require(try app.storeFiles().first { $0.hasSuffix(".tar.gz") }))
-            try await Self.forge(archive, dump: Self.packageRoot.appendingPathComponent("fuzz/corpus/dump-scanner/issue16-integer-overflow.dump"))
+            // Block hashes recomputed too, so the restore follows the dump (and its scanner reads the header).
+            let crafted = try Data(
+                contentsOf: Self.packageRoot.appendingPathComponent("fuzz/corpus/dump-scanner/issue16-integer-overflow.dump"))
+            try await BackupForger.forge(archive, [.replace("database.dump", crafted)])
             _ = try await app.server.psql("UPDATE users SET name = 'after the backup'", database: app.database)
             let before = try await app.snapshot()
 
@@ -105,7 +76,10 @@ struct NeverATrapTests {
                  "job": "backup-job", "owner": "0f0f0f0f-0000-0000-0000-000000000000", "pid": 1,
                  "released": false, "renewed": "2025-01-15T14:30:00Z", "token": \(Int.max)}
                 """
-            try Data(record.utf8).write(to: locks.appendingPathComponent("store.lock"))
+            let lock = locks.appendingPathComponent("store.lock")
+            try Data(record.utf8).write(to: lock)
+            // Written an hour ago by the store's clock (its lease long expired), so the jobs take it over.
+            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-3600)], ofItemAtPath: lock.path)
             for job in ["backup-job", "restore-job"] {
                 let result = try await app.run(job)
                 #expect(result.terminationSignal == nil && result.status == 1, "\(job): \(result)")

@@ -2,8 +2,9 @@ import Foundation
 
 /// Forges a backup in a volume store the way an attacker with write access to the store would: members of a
 /// real archive replaced, added or removed, metadata.json edited, then every checksum made to match again
-/// (each member's size and sha256 in metadata.json and in the manifest, the archive's size and sha256 in the
-/// manifest), so that only the content is hostile and every integrity check passes.
+/// (each member's size and sha256, and block hashes where recorded, in metadata.json and in the manifest, the
+/// archive's size and sha256 in the manifest), so that only the content is hostile and every integrity check
+/// passes.
 ///
 /// Works on `.tar.gz` and `.tar.zst` archives, encrypted with age or not (an encrypted one is decrypted with
 /// `identityFile` and encrypted again to `recipients`, as anyone holding the public recipient can). Keys of the
@@ -120,7 +121,7 @@ public enum BackupForger {
         class UploadsDigest:
             # restore-job's UploadsDigest: one sha256 over every uploads entry in archive order.
             def __init__(self):
-                self.hash, self.files, self.directories, self.bytes = hashlib.sha256(), 0, 0, 0
+                self.hash, self.files, self.directories, self.bytes, self.links = hashlib.sha256(), 0, 0, 0, 0
             def add(self, member, data):
                 path = below_uploads(member.name)
                 if path is None:
@@ -135,10 +136,13 @@ public enum BackupForger {
                         self.directories += 1
                 elif member.issym():
                     self.hash.update(b'l ' + path + b'\0' + member.linkname.encode('utf-8', 'surrogateescape') + b'\n')
+                    self.links += 1
                 elif member.islnk():
                     self.hash.update(b'h ' + path + b'\0' + (below_uploads(member.linkname) or b'') + b'\n')
+                    self.links += 1
             def summary(self):
-                return {'files': self.files, 'directories': self.directories, 'bytes': self.bytes, 'sha256': self.hash.hexdigest()}
+                return {'files': self.files, 'directories': self.directories, 'bytes': self.bytes, 'sha256': self.hash.hexdigest(),
+                        'links': self.links}
 
         uploads = UploadsDigest()
         uploads_touched = any(c['name'] == 'uploads' or c['name'].startswith('uploads/') for c in changes if c['kind'] != 'metadata')
@@ -180,6 +184,13 @@ public enum BackupForger {
                 entry = {'name': name, 'size': len(data), 'sha256': hashlib.sha256(data).hexdigest()}
                 for index, m in enumerate(members):
                     if m['name'] == name:
+                        if m.get('blocks') is not None:
+                            # BlockHashes: blocks of at least 1 MiB, doubled until there are at most 4096.
+                            size = 1 << 20
+                            while -(-len(data) // size) > 4096:
+                                size *= 2
+                            entry['blocks'] = {'block_size': size, 'sha256': [
+                                hashlib.sha256(data[i:i + size]).hexdigest() for i in range(0, len(data), size)]}
                         members[index] = entry
                         break
                 else:
