@@ -196,6 +196,40 @@ struct SignatureAttackTests {
         }
     }
 
+    /// backup-job copies to the bucket what the volume holds and the bucket lacks; with a signing key, only what
+    /// that key signed, so whoever can write to the volume cannot reach the off-site copy through it.
+    @Test("a signing backup-job does not copy a forged (unsigned or otherwise signed) backup from the volume to the bucket")
+    func forgeryNotSpreadToBucket() async throws {
+        try await TestBucket.with { bucket in
+            try await ApplicationFixture.with(uploadFiles: 2) { app in
+                let keys = try await signatures.keygen(app)
+                defer { keys.folder.remove() }
+                let attacker = try await signatures.keygen(app)
+                defer { attacker.folder.remove() }
+                let environment = bucket.environment(app: app, volume: true).merging(signing(keys)) { $1 }
+                try #require(try await app.run("backup-job", environment: environment).succeeded)
+                let first = try signatures.newestArchive(app)
+                // Dated a minute from now: newer than the bucket's oldest, not ahead of the clock's allowance.
+                let formatter = DateFormatter()
+                formatter.locale = Locale(identifier: "en_US_POSIX")
+                formatter.timeZone = TimeZone(identifier: "UTC")
+                formatter.dateFormat = "yyyy-MM-dd_HH-mm-ss"
+                let unsigned = try await signatures.forge(
+                    app, first, as: "visual_backup_\(formatter.string(from: Date().addingTimeInterval(60))).tar.gz",
+                    signature: "remove")
+                let resigned = try await signatures.forge(
+                    app, first, as: "visual_backup_\(formatter.string(from: Date().addingTimeInterval(120))).tar.gz",
+                    signature: "resign:\(attacker.privateKey)")
+                let second = try await app.run("backup-job", environment: environment.merging(["LOCK_TIMEOUT": "30s"]) { $1 })
+                #expect(second.status == 0, "\(second)")
+                let copied = try bucket.objects()
+                #expect(!copied.contains(unsigned) && !copied.contains(unsigned + ".json"), "\(copied)")
+                #expect(!copied.contains(resigned) && !copied.contains(resigned + ".json"), "\(copied)")
+                #expect(second.stderr.contains("Not copying \(unsigned)") && second.stderr.contains("Not copying \(resigned)"), "\(second.stderr)")
+            }
+        }
+    }
+
     /// An empty secret file (a mount that did not render, a key list emptied while rotating) must not turn the
     /// check off: the operator asked for signed backups.
     @Test("BACKUP_VERIFY_KEYS(_FILE) set but holding no key is refused, not taken as 'not authenticated'")

@@ -114,7 +114,7 @@ public struct BackupJob: Sendable {
             logger.warning("Could not drop the databases kept from before earlier restores: \(error)")
         }
 
-        let copyFailure = copyToBucket(name, lease: lease)
+        let copyFailure = copyToBucket(name, lease: lease, signingKey: signingKey)
         let duration = Date().timeIntervalSince(started)
         if let copyFailure {
             throw ContingencyError.partial(
@@ -129,9 +129,10 @@ public struct BackupJob: Sendable {
 
     /// With a bucket beside the volume: copies the new backup, and any an earlier run failed to copy. Returns why
     /// a copy failed, or nil.
-    private func copyToBucket(_ name: BackupName, lease: Lease) -> String? {
+    private func copyToBucket(_ name: BackupName, lease: Lease, signingKey: Ed25519Key?) -> String? {
         guard let bucket = stores.copy else { return nil }
-        let copier = BucketCopy(source: stores.primary, target: bucket, prefix: configuration.store.prefix, logger: logger)
+        var copier = BucketCopy(source: stores.primary, target: bucket, prefix: configuration.store.prefix, logger: logger)
+        copier.authenticator = ManifestAuthenticator(keys: signingKey.map { [$0] } ?? [])
         do {
             let failures = try copier.copyMissing { try lease.confirm() }
             for failure in failures { logger.error("Could not copy \(failure.name) to \(bucket): \(failure.error)") }

@@ -15,6 +15,9 @@ struct BucketCopy {
     let logger: Logger
     /// The clock a backup's name is compared with.
     var now: () -> Date = { Date() }
+    /// With the signing key: only backups it signed are copied, so that whoever can write to the volume cannot
+    /// spread a forged backup to the off-site copy through this job.
+    var authenticator = ManifestAuthenticator(keys: [])
 
     /// Copies the complete backups of the source that the target lacks, newest first: the one just made, and any
     /// an earlier run failed to copy. Backups older than the target's oldest are left alone (a bucket's own
@@ -46,6 +49,16 @@ struct BucketCopy {
             do {
                 try Task.checkCancellation()
                 guard let manifest = try BackupCatalog.manifest(for: name, in: source) else { continue }
+                switch authenticator.authenticate(manifest, fileName: name.fileName).0 {
+                case .notGenuine(let reason):
+                    logger.warning("Not copying \(name.fileName) to \(target): not signed by this job's key (\(reason))")
+                    continue
+                case .unsigned:
+                    logger.warning("Not copying \(name.fileName) to \(target): it is not signed, and this job signs its backups")
+                    continue
+                case .genuine, .notChecked:
+                    break
+                }
                 try copy(name, manifest: manifest, confirm: confirm)
             } catch {
                 if error is CancellationError || (error as? ContingencyError)?.isCancellation == true { throw error }
