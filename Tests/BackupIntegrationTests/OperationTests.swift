@@ -13,7 +13,10 @@ struct OperationTests {
     @Test("--loop backs up on its schedule and exits 0 on SIGTERM while idle")
     func loop() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
-            let job = try app.launch("backup-job", ["--loop"], environment: ["BACKUP_SCHEDULE": "2s"])
+            // 5 s apart, so that once a backup has ended the loop stays idle for seconds, well past the poll that
+            // sees it idle (with 2 s, a slow backup left it idle for a fraction of a second and SIGTERM could land
+            // in the next backup, which then ends with 130 as it should).
+            let job = try app.launch("backup-job", ["--loop"], environment: ["BACKUP_SCHEDULE": "5s"])
             try await eventually(timeout: .seconds(60), "two scheduled backups") {
                 try app.storeFiles().filter { $0.hasSuffix(".json") }.count >= 2
             }
