@@ -32,12 +32,8 @@ public struct DrillJob: Sendable {
     public func run(_ backup: String?, newest: Bool = false) async throws -> DrillResult {
         let started = Date()
         do {
-            let authenticator = try KeyLoader.authenticator(configuration.restore.trust)
-            KeyLoader.announce(authenticator, logger: logger)
-            let target = try BackupLocator(
-                stores: stores, store: configuration.restore.store, trust: configuration.restore.trust,
-                authenticator: authenticator, logger: logger
-            ).locate(newest ? nil : backup ?? configuration.restore.backup)
+            let target = try BackupLocator(configuration.restore, stores: stores, logger: logger)
+                .locate(newest ? nil : backup ?? configuration.restore.backup)
             guard target.manifest != nil else {
                 throw ContingencyError.failed(
                     "\(target.fileName) has no manifest: a drill checks a complete backup against what it recorded",

@@ -139,9 +139,10 @@ public struct RestoreJob: Sendable {
 
     /// Checks a backup without restoring anything: every byte hashed and compared, the dump listed by pg_restore.
     public func verify(_ backup: String?) async throws -> String {
-        var copy = self
-        copy.configuration.backup = backup ?? configuration.backup
-        let target = try copy.chooseTarget()
+        try await verify(try BackupLocator(configuration, stores: stores, logger: logger).locate(backup ?? configuration.backup))
+    }
+
+    private func verify(_ target: BackupTarget) async throws -> String {
         _ = try await check(target, into: .init(dump: try target.stagedDump(in: stores.staging, "verify"), uploads: nil, env: nil))
         logger.info("Backup \(target.fileName) verified")
         return target.fileName
@@ -149,11 +150,7 @@ public struct RestoreJob: Sendable {
 
     /// The backup to restore: LATEST_BACKUP, else the newest trusted one (see `BackupLocator`).
     func chooseTarget() throws -> BackupTarget {
-        let authenticator = try KeyLoader.authenticator(configuration.trust)
-        KeyLoader.announce(authenticator, logger: logger)
-        return try BackupLocator(
-            stores: stores, store: configuration.store, trust: configuration.trust, authenticator: authenticator, logger: logger
-        ).locate(configuration.backup)
+        try BackupLocator(configuration, stores: stores, logger: logger).locate(configuration.backup)
     }
 
     /// `BackupCheck.verify` with this restore's configuration.
@@ -258,21 +255,19 @@ extension RestoreJob {
     /// `restore-job --verify`: the named backup (LATEST_BACKUP), or every complete backup, newest first.
     /// Throws the first failure after checking them all.
     public func verifyAll() async throws {
-        if configuration.backup != nil {
-            _ = try await verify(nil)
+        let locator = try BackupLocator(configuration, stores: stores, logger: logger)
+        if let backup = configuration.backup {
+            _ = try await verify(try locator.locate(backup))
             return
         }
-        let authenticator = try KeyLoader.authenticator(configuration.trust)
-        let entries = try BackupCatalog(
-            storages: stores.all, prefix: configuration.store.prefix, logger: logger, authenticator: authenticator
-        ).list()
+        let entries = try locator.catalog.list()
         guard !entries.isEmpty else {
             throw ContingencyError.noBackupFound("no complete backup in \(configuration.store.description) (prefix \(configuration.store.prefix))")
         }
         var failures: [ContingencyError] = []
         for entry in entries {
             do {
-                _ = try await verify(entry.fileName)
+                _ = try await verify(try locator.locate(entry.fileName))
             } catch let error as ContingencyError {
                 logger.error("\(error)")
                 failures.append(error)

@@ -47,6 +47,15 @@ struct BackupLocator {
         now = { [primary = stores.primary] in try primary.currentTime() }
     }
 
+    /// The locator for a restore's configuration: its verify keys loaded once, and said at start whether backups
+    /// are authenticated.
+    init(_ configuration: RestoreConfiguration, stores: Stores, logger: Logger) throws {
+        let authenticator = try KeyLoader.authenticator(configuration.trust)
+        KeyLoader.announce(authenticator, logger: logger)
+        self.init(
+            stores: stores, store: configuration.store, trust: configuration.trust, authenticator: authenticator, logger: logger)
+    }
+
     var catalog: BackupCatalog {
         BackupCatalog(storages: stores.all, prefix: store.prefix, logger: logger, authenticator: authenticator)
     }
