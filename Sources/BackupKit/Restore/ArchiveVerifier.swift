@@ -118,13 +118,20 @@ final class ArchiveVerifier {
             switch member {
             case ArchiveLayout.databaseDump:
                 databaseStarting(report)
-                let found = try extractOnSecondThread(
-                    archive, member, to: try destinations.dump.sink(), limit: limit(member), space: dumpSpace)
-                report.members[member] = found
-                if let expected = destinations.expectedDump, !found.hasSameContent(as: expected) {
-                    destinations.dump.arrival?.abandon("database.dump does not match the manifest")
+                let sink = try destinations.dump.sink()
+                if let checked = destinations.dump.checkedMember {
+                    // Checked block by block as it is staged: no second hash over the whole dump.
+                    _ = try extractOnSecondThread(archive, member, to: sink, limit: limit(member), space: dumpSpace, hashed: false)
+                    try destinations.dump.finish()
+                    report.members[member] = checked
+                } else {
+                    let found = try extractOnSecondThread(archive, member, to: sink, limit: limit(member), space: dumpSpace)
+                    report.members[member] = found
+                    if let expected = destinations.expectedDump, !found.hasSameContent(as: expected) {
+                        destinations.dump.arrival?.abandon("database.dump does not match the manifest")
+                    }
+                    try destinations.dump.finish()
                 }
-                try destinations.dump.finish()
             case ArchiveLayout.envBackup:
                 report.hasEnv = true
                 let file = try destinations.env.map { try LocalFile(writing: $0) }
@@ -232,11 +239,13 @@ final class ArchiveVerifier {
     /// `extract`, with the hashing and the writing (and the sealing, when the dump is staged sealed) on a second
     /// thread while this one goes on reading and inflating: the dump is the largest member, and the one a restore
     /// waits for before pg_restore can start.
+    /// `hashed: false` for a dump whose blocks the sink checks itself: the member returned then has no sha256.
     private func extractOnSecondThread(
-        _ archive: ArchiveReader, _ member: String, to sink: any ByteSink, limit: Int64?, space: SpaceAllowance?
+        _ archive: ArchiveReader, _ member: String, to sink: any ByteSink, limit: Int64?, space: SpaceAllowance?,
+        hashed: Bool = true
     ) throws -> BackupMetadata.Member {
-        let hashing = HashingSink(sink)
-        let writer = ThreadedSink(hashing)
+        let hashing = hashed ? HashingSink(sink) : nil
+        let writer = ThreadedSink(hashing ?? sink)
         do {
             try drain(archive, limit: limit, exceeded: Self.overDeclared(member, limit)) { chunk in
                 try space?.consume(bytes: chunk.count, for: member)
@@ -247,7 +256,7 @@ final class ArchiveVerifier {
             throw error
         }
         try writer.finish()
-        return BackupMetadata.Member(name: member, size: hashing.count, sha256: hashing.finalizeHex())
+        return BackupMetadata.Member(name: member, size: hashing?.count ?? 0, sha256: hashing?.finalizeHex() ?? "")
     }
 
     /// One entry of the uploads tree: checked against the tree's rules and bounds, hashed into the digest and,

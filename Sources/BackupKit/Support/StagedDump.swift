@@ -46,6 +46,10 @@ final class StagedDump: @unchecked Sendable {
 
     var isSealed: Bool { key != nil }
 
+    /// The dump as recorded, when its blocks are checked as they are staged: once `finish` has returned, the
+    /// staged bytes are exactly these (every block matched its hash, the length the recorded one).
+    var checkedMember: BackupMetadata.Member? { expected?.member }
+
     /// Where to write the dump; call `finish` after the last byte.
     func sink() throws -> any ByteSink {
         let target = try LocalFile(writing: file.path)
