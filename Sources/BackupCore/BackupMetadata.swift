@@ -40,6 +40,15 @@ public struct BackupMetadata: Codable, Sendable, Equatable {
     public var roles: [String]?
     public var extensions: [String]?
     public var databaseSize: Int64?
+    /// `safety` for the archive of a broken state a rollback replaced (never a rollback target, kept
+    /// SAFETY_RETENTION_DAYS); nil for an ordinary backup.
+    public var kind: BackupKind?
+    /// An operator's label (BACKUP_LABEL: an investigation copy, …); a labelled backup is never a rollback target.
+    public var label: String?
+    /// The application's health when the backup began, from the sidecars' heartbeats; nil when none was known.
+    public var health: HealthAtStart?
+    /// The application's version (its code) when the backup began, recorded by the app control.
+    public var deployment: AppDeployment?
 
     public init(
         producer: String, timestamp: String, created: Date, database: String, version: String?,
@@ -121,6 +130,7 @@ public struct BackupMetadata: Codable, Sendable, Equatable {
         case serverVersion = "server_version"
         case hostname, compression, members, uploads, missing, tables, roles, extensions
         case databaseSize = "database_size"
+        case kind, label, health, deployment
     }
 }
 

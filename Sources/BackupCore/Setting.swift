@@ -165,3 +165,50 @@ public enum Settings {
     public static let terminateConnections = Setting(
         "RESTORE_TERMINATE_CONNECTIONS", default: "false", "End other sessions on the database before restoring")
 }
+
+/// The health sidecar's and the rollback runner's variables (see README "Health and rollback").
+extension Settings {
+    public static let healthCheckInterval = Setting(
+        "HEALTH_CHECK_INTERVAL", default: "5m", "health-sidecar --loop: time between two probes of HEALTH_CHECK_URL")
+    public static let healthCheckFailures = Setting(
+        "HEALTH_CHECK_FAILURES", default: "3", "Consecutive failed probes that open an incident (a rollback request)")
+    public static let healthCheckStartPeriod = Setting(
+        "HEALTH_CHECK_START_PERIOD", default: "0s",
+        "After the sidecar starts, failed probes during this time are not counted: a starting app settles")
+    public static let sidecarPort = Setting("SIDECAR_PORT", default: "8080", "health-sidecar --loop: the port it serves /healthz on")
+    public static let sidecarBind = Setting("SIDECAR_BIND", default: "0.0.0.0", "health-sidecar --loop: the address it listens on")
+    public static let sidecarID = Setting(
+        "SIDECAR_ID", "This sidecar's name in the store's heartbeats (default: the host name; a pod's name in Kubernetes)")
+    public static let livenessFile = Setting(
+        "LIVENESS_FILE", default: "/tmp/contingency-alive",
+        "Every --loop process touches this file while its loop runs; the image's HEALTHCHECK and a Kubernetes exec probe read its age")
+    public static let backupStaleAfter = Setting(
+        "BACKUP_STALE_AFTER", default: "26h", "/healthz reports the newest backup as stale when it is older than this")
+    public static let restorePollInterval = Setting(
+        "RESTORE_POLL_INTERVAL", default: "10s", "restore-job --loop: how often the store is read for restore and rollback requests")
+    public static let rollbackHealthTimeout = Setting(
+        "ROLLBACK_HEALTH_TIMEOUT", default: "5m", "After a rollback, how long the app may take to answer HTTP 200 before the rollback has failed")
+    public static let rollbackMax = Setting("ROLLBACK_MAX", default: "1", "Loop guard: at most this many rollbacks per ROLLBACK_WINDOW")
+    public static let rollbackWindow = Setting(
+        "ROLLBACK_WINDOW", default: "1h",
+        "Loop guard window; also how long a rollback request stays valid (an older one is expired, never run late)")
+    public static let rollbackCode = Setting(
+        "ROLLBACK_CODE", default: "true",
+        "Roll the application's version (Docker image, Kubernetes pod template) back with the data; false leaves code to the deploy pipeline")
+    public static let rollbackDataOnly = Setting(
+        "ROLLBACK_DATA_ONLY", default: "false", "When the version recorded with the backup cannot be restored, restore the data anyway")
+    public static let safetyRetentionDays = Setting(
+        "SAFETY_RETENTION_DAYS", default: "7", "How long the safety backups of broken states (made by rollbacks) are kept")
+    public static let backupLabel = Setting(
+        "BACKUP_LABEL", "A label for this backup (an investigation copy, …); a labelled backup is never a rollback target")
+    public static let appControl = Setting(
+        "APP_CONTROL", default: "command",
+        "How restore-job stops and starts the app: command (APP_STOP_COMMAND/APP_START_COMMAND), docker (containers labelled APP_CONTAINER_LABEL) or kubernetes (APP_DEPLOYMENT)")
+    public static let appContainerLabel = Setting(
+        "APP_CONTAINER_LABEL", "APP_CONTROL=docker: the label of the application's containers (contingency.app=visual)")
+    public static let dockerHost = Setting(
+        "DOCKER_HOST", default: "unix:///var/run/docker.sock", "APP_CONTROL=docker: the Docker Engine API's unix socket")
+    public static let appDeployment = Setting("APP_DEPLOYMENT", "APP_CONTROL=kubernetes: the application's Deployment")
+    public static let appNamespace = Setting(
+        "APP_NAMESPACE", "APP_CONTROL=kubernetes: its namespace (default: the pod's own, from the service account)")
+}

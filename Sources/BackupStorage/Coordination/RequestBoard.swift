@@ -11,8 +11,45 @@ public struct StoreRequest: Codable, Sendable, Equatable {
 
     public enum Status: String, Codable, Sendable {
         case pending, running, succeeded, failed
+        /// Not run: it was older than its window when a runner found it (a store copied elsewhere replays
+        /// nothing), or the loop guard refused it.
+        case expired
 
-        public var isFinished: Bool { self == .succeeded || self == .failed }
+        public var isFinished: Bool { self == .succeeded || self == .failed || self == .expired }
+    }
+
+    /// One step of a restore or a rollback, as it happened.
+    public struct Step: Codable, Sendable, Equatable {
+        public var name: String
+        /// `running`, `succeeded`, `failed` or `skipped`.
+        public var status: String
+        public var started: Date
+        public var ended: Date?
+        public var detail: String?
+        public init(name: String, status: String, started: Date, ended: Date? = nil, detail: String? = nil) {
+            self.name = name
+            self.status = status
+            self.started = started
+            self.ended = ended
+            self.detail = detail
+        }
+    }
+
+    /// What opened a rollback request: the sidecar that saw the threshold reached, and when the app was last
+    /// seen healthy before (the rollback's target began before that).
+    public struct Incident: Codable, Sendable, Equatable {
+        public var sidecar: String
+        public var opened: Date
+        public var lastHealthy: Date?
+        public var failures: Int
+        public var lastResult: String?
+        public init(sidecar: String, opened: Date, lastHealthy: Date?, failures: Int, lastResult: String? = nil) {
+            self.sidecar = sidecar
+            self.opened = opened
+            self.lastHealthy = lastHealthy
+            self.failures = failures
+            self.lastResult = lastResult
+        }
     }
 
     public var id: String
@@ -28,6 +65,14 @@ public struct StoreRequest: Codable, Sendable, Equatable {
     public var updated: Date
     /// The job that took it on, while running and after ("restore-job pid 12 on host a").
     public var worker: String?
+    /// A rollback's incident.
+    public var incident: Incident?
+    /// Not run after this time (by the store's clock); nil: no limit.
+    public var expires: Date?
+    /// The backup it restored (or is restoring), once chosen.
+    public var target: String?
+    /// The steps so far.
+    public var steps: [Step]?
 }
 
 /// The requests of a store. Built only on the `Storage` contract: a request is created with a conditional
@@ -45,14 +90,14 @@ public struct RequestBoard: Sendable {
     /// Use a deterministic id (`rollback-<incident>`) for what must happen once however many ask for it.
     public func submit(
         id: String = UUID().uuidString.lowercased(), intent: StoreRequest.Intent, backup: String? = nil, requestedBy: String,
-        now: Date = Date()
+        now: Date = Date(), expires: Date? = nil, incident: StoreRequest.Incident? = nil
     ) throws -> (request: StoreRequest, created: Bool) {
         guard Self.isValidID(id) else {
             throw ContingencyError.configuration("request id \(id) may hold only letters, digits, '.', '_' and '-'")
         }
         let request = StoreRequest(
             id: id, intent: intent, status: .pending, reason: nil, backup: backup, requestedBy: requestedBy, created: now,
-            updated: now, worker: nil)
+            updated: now, worker: nil, incident: incident, expires: expires)
         let data = try encode(request)
         // As stored (dates at the encoder's precision), so every caller sees the same value.
         let stored = try ContingencyJSON.decoder().decode(StoreRequest.self, from: Data(data))
@@ -105,6 +150,22 @@ public struct RequestBoard: Sendable {
             // Our own write went through but its answer was lost (the retry was refused): done.
             if try storage.read(key: Self.key(for: id))?.data == data { return next }
             // Changed between the read and the write: read again and decide again.
+        }
+    }
+
+    /// Changes the request `id` with a compare-and-swap: `change` gets the current request and edits it, or
+    /// returns false to leave it as it is. Retried on a concurrent change. Returns the stored result, or nil
+    /// when the request does not exist or `change` declined.
+    @discardableResult
+    public func update(_ id: String, now: Date = Date(), _ change: (inout StoreRequest) -> Bool) throws -> StoreRequest? {
+        while true {
+            guard let (current, etag) = try get(id) else { return nil }
+            var next = current
+            guard change(&next) else { return nil }
+            next.updated = now
+            let data = try encode(next)
+            if try storage.replace(key: Self.key(for: id), data: data, ifMatch: etag) != nil { return next }
+            if try storage.read(key: Self.key(for: id))?.data == data { return next }
         }
     }
 
