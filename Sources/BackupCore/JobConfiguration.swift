@@ -111,6 +111,12 @@ public struct BackupConfiguration: Sendable, Equatable {
     public var signingKey: String?
     /// The file it was read from (BACKUP_SIGNING_KEY_FILE), checked to lie outside the store.
     public var signingKeyFile: String?
+    /// BACKUP_LABEL: a labelled backup is never a rollback target.
+    public var label: String?
+    /// `safety` for the archive of a broken state a rollback replaced.
+    public var kind: BackupKind?
+    /// How the application's version is read for the metadata (APP_CONTROL).
+    public var appControl = AppControlSettings()
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths,
@@ -135,8 +141,8 @@ public struct BackupConfiguration: Sendable, Equatable {
             Settings.compression, Settings.compressionLevel, Settings.schedule, Settings.pgBinDir,
             Settings.nodeVersion, Settings.ageRecipients, Settings.agePassphrase, Settings.backupPreCommand,
             Settings.backupPostCommand, Settings.hookTimeout, Settings.backupRolePasswords, Settings.backupSigningKey,
-            Settings.progressInterval, Settings.logFormat,
-        ]
+            Settings.progressInterval, Settings.backupLabel, Settings.logFormat,
+        ] + AppControlSettings.settings
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> BackupConfiguration {
         let compression = try values.choice(Settings.compression, as: Compression.self)
@@ -156,6 +162,11 @@ public struct BackupConfiguration: Sendable, Equatable {
         configuration.rolePasswords = try values.bool(Settings.backupRolePasswords)
         configuration.signingKey = try keyFile(values, Settings.backupSigningKey)
         configuration.signingKeyFile = values.environment[Settings.backupSigningKey.name + "_FILE"]
+        configuration.label = try values.nonEmpty(Settings.backupLabel)
+        if let label = configuration.label, label.count > 200 || label.unicodeScalars.contains(where: { $0.value < 0x20 }) {
+            throw .configuration("BACKUP_LABEL must be one line of at most 200 characters (it was \(label.count))")
+        }
+        configuration.appControl = try AppControlSettings.load(values)
         if configuration.signingKey != nil, let directory = configuration.store.backupDirectory,
             let file = values.environment[Settings.backupSigningKey.name + "_FILE"], Self.isInside(file, directory)
         {

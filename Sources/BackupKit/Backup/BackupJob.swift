@@ -18,6 +18,8 @@ public struct BackupJob: Sendable {
     public let stores: Stores
     public let logger: Logger
     public var now: @Sendable () -> Date = { Date() }
+    /// Reads the application's version for the metadata; nil: none is recorded (APP_CONTROL=command).
+    public var appControl: (any AppControl)?
     public static let lockName = "store"
     public static let version = "0.1.0"
 
@@ -55,6 +57,7 @@ public struct BackupJob: Sendable {
         }
 
         let storage = stores.primary
+        let context = await startContext()
         let lease = try await Lease.acquire(
             Self.lockName, storage: storage, job: "backup-job", ttl: configuration.store.lockTTLSeconds,
             timeout: configuration.store.lockTimeoutSeconds,
@@ -86,7 +89,7 @@ public struct BackupJob: Sendable {
         let hashing = HashingSink(writer)
         let encrypting = try recipients.map { try AgeEncryptingSink(recipients: $0, next: hashing) }
         let metadata = try writeArchive(
-            name: name, dump: dump, globals: globals, preflight: preflight, tables: tables, lease: lease,
+            name: name, context: context, dump: dump, globals: globals, preflight: preflight, tables: tables, lease: lease,
             into: encrypting ?? hashing)
         try encrypting?.finish()
         let archiveInfo = Manifest.ArchiveInfo(
@@ -241,7 +244,7 @@ public struct BackupJob: Sendable {
     }
 
     private func writeArchive(
-        name: BackupName, dump: StagedDump, globals: [UInt8]?, preflight: Preflight, tables: [String: Int64]?,
+        name: BackupName, context: StartContext, dump: StagedDump, globals: [UInt8]?, preflight: Preflight, tables: [String: Int64]?,
         lease: Lease, into sink: any ByteSink
     ) throws -> BackupMetadata {
         let started = Date()
@@ -301,6 +304,10 @@ public struct BackupJob: Sendable {
         metadata.roles = rolesNamed(preflight)
         metadata.extensions = preflight.requirements.extensions
         metadata.databaseSize = preflight.requirements.size
+        metadata.health = context.health
+        metadata.deployment = context.deployment
+        metadata.kind = configuration.kind
+        metadata.label = configuration.label
         try archive.writeFile(
             "\(name.stem)/\(ArchiveLayout.metadata)", contents: Array(try ContingencyJSON.encoder().encode(metadata)))
         try archive.finish()

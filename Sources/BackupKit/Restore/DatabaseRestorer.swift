@@ -100,7 +100,9 @@ struct DatabaseRestorer {
     /// The quick part, with the application stopped: `incoming` swapped in for the application's database; or,
     /// without one or when other sessions stay connected (RESTORE_TERMINATE_CONNECTIONS off), the dump restored
     /// in place in one transaction. The caller discards `incoming` if this throws.
-    func complete(_ incoming: Incoming?, dump: StagedDump) async throws {
+    /// Returns the name the previous database is kept under, when it is kept (RESTORE_KEEP_OLD).
+    @discardableResult
+    func complete(_ incoming: Incoming?, dump: StagedDump) async throws -> String? {
         let maintenance = try PostgresConnection(parameters.maintenance(besides: database))
         let exists = try maintenance.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]).rowCount > 0
         var connected = 0
@@ -120,10 +122,10 @@ struct DatabaseRestorer {
                 discard(incoming)
             }
             try await restoreInPlace(dump, exists: exists, on: maintenance)
-            return
+            return nil
         }
         Failpoint.hit("restore-swap")
-        try swapIn(incoming.name, replacing: exists, on: maintenance)
+        return try swapIn(incoming.name, replacing: exists, on: maintenance)
     }
 
     /// Drops a prepared database that will not be swapped in.
@@ -152,7 +154,7 @@ struct DatabaseRestorer {
 
     /// Renames the old database away and the new one into its name, in one transaction. Sessions that
     /// reconnect meanwhile are ended again (a few attempts) when RESTORE_TERMINATE_CONNECTIONS is on.
-    private func swapIn(_ incoming: String, replacing exists: Bool, on maintenance: PostgresConnection) throws {
+    private func swapIn(_ incoming: String, replacing exists: Bool, on maintenance: PostgresConnection) throws -> String? {
         let stamp = BackupName.formatTimestamp(Date()).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: "_", with: "")
         // Two restores in the same second (a retried rollback) must not collide on the kept copy's name.
         var previous = Self.truncated(database, suffix: "_before_restore_\(stamp)")
@@ -182,9 +184,10 @@ struct DatabaseRestorer {
                 }
             }
         }
-        guard exists else { return }
+        guard exists else { return nil }
         if configuration.keepOld {
             logger.info("The database as it was is kept as \(previous) until the next successful backup (RESTORE_KEEP_OLD=false drops it at once)")
+            return previous
         } else {
             // The swap is done: a failure to drop the old copy is not a failed restore.
             do {
@@ -193,6 +196,7 @@ struct DatabaseRestorer {
             } catch {
                 logger.warning("The restore is done, but \(previous) could not be dropped: \(error)")
             }
+            return nil
         }
     }
 

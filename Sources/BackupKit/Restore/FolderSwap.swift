@@ -79,11 +79,13 @@ enum FolderSwap {
     /// only once the new one is in place, and takes the old folder's owner and mode (0755 and this user's when
     /// there was none); a folder staged inside `target` (a mount point) is swapped entry by entry, and put back
     /// as it was if that fails halfway. Either way `staged` is checked first (`checkStaging`).
-    static func swap(staged: String, into target: String) throws {
+    /// With `keepingOld`, the old folder is not removed but returned (for a rollback's safety backup); inside a
+    /// mount point it is the hidden folder `.contingency-before-restore-<id>` in `target`.
+    @discardableResult
+    static func swap(staged: String, into target: String, keepingOld: Bool = false) throws -> String? {
         try checkStaging(staged)
         if staged.hasPrefix(target + "/") {
-            try swapContents(staged: staged, into: target)
-            return
+            return try swapContents(staged: staged, into: target, keepingOld: keepingOld)
         }
         var current = stat()
         let exists = stat(target, &current) == 0
@@ -93,7 +95,7 @@ enum FolderSwap {
         }
         guard exists else {
             try rename(staged, target)
-            return
+            return nil
         }
         let old = sibling(target, "before-restore-\(UUID().uuidString.prefix(8).lowercased())")
         try rename(target, old)
@@ -103,11 +105,13 @@ enum FolderSwap {
             _ = Glibc.rename(old, target)  // put the old folder back
             throw error
         }
+        if keepingOld { return old }
         removeTree(old)
+        return nil
     }
 
     /// Entry by entry, by file descriptors and byte names: names need not be UTF-8, and no path is walked twice.
-    private static func swapContents(staged: String, into target: String) throws {
+    private static func swapContents(staged: String, into target: String, keepingOld: Bool) throws -> String? {
         let oldName = ".contingency-before-restore-\(UUID().uuidString.prefix(8).lowercased())"
         let old = "\(target)/\(oldName)"
         guard mkdir(old, 0o700) == 0 else {
@@ -137,7 +141,9 @@ enum FolderSwap {
             rmdir(old)  // only once empty: what could not be moved back stays there
             throw error
         }
+        if keepingOld { return old }
         removeTree(old)
+        return nil
     }
 
     private static func openFolder(_ path: String) throws -> Int32 {

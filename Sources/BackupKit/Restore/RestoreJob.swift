@@ -8,6 +8,40 @@ import Logging
 public struct RestoreResult: Sendable {
     public let backup: String
     public let duration: TimeInterval
+    /// What the restore replaced and kept aside (with `keepReplaced`): the state a rollback archives as its
+    /// safety backup.
+    public var replaced = ReplacedState()
+}
+
+/// Where a restore put what it replaced.
+public struct ReplacedState: Sendable, Equatable {
+    /// The previous database, renamed (`<db>_before_restore_<time>`).
+    public var database: String?
+    /// The previous uploads folder, moved aside.
+    public var uploads: String?
+    /// The previous .env (`<env>.before-restore`).
+    public var env: String?
+    public init(database: String? = nil, uploads: String? = nil, env: String? = nil) {
+        self.database = database
+        self.uploads = uploads
+        self.env = env
+    }
+}
+
+/// Stops the application around the part of a restore that replaces live data, and starts it again whatever
+/// happened. RESTORE's own default runs APP_STOP_COMMAND / APP_START_COMMAND; the rollback runner passes its
+/// app control. `body` runs only once the app is stopped.
+public protocol ApplicationGate: Sendable {
+    func whileStopped(_ body: () async throws -> Void) async throws
+}
+
+/// APP_STOP_COMMAND / APP_START_COMMAND around the body.
+struct CommandGate: ApplicationGate {
+    let hooks: Hooks
+    let logger: Logger
+    func whileStopped(_ body: () async throws -> Void) async throws {
+        try await hooks.whileApplicationStopped(logger: logger, body)
+    }
 }
 
 /// The restore use case: verify the chosen backup completely, and only then restore the database, the uploads
@@ -16,6 +50,11 @@ public struct RestoreJob: Sendable {
     public var configuration: RestoreConfiguration
     public let stores: Stores
     public let logger: Logger
+    /// Stops and starts the app around the swap; nil: the APP_STOP_COMMAND / APP_START_COMMAND of the configuration.
+    public var gate: (any ApplicationGate)?
+    /// Keep what is replaced (the database, the uploads folder, the .env) aside instead of dropping it, and
+    /// report where in `RestoreResult.replaced`: a rollback archives it as a safety backup.
+    public var keepReplaced = false
 
     public init(configuration: RestoreConfiguration, stores: Stores, logger: Logger) {
         self.configuration = configuration
@@ -78,15 +117,16 @@ public struct RestoreJob: Sendable {
                 uploadsOwner: uploadsTarget.flatMap(FolderSwap.owner(of:))),
             restorer: restorer, lease: lease)
 
-        // 2 to 4 happen with the application stopped (APP_STOP_COMMAND), and it is always started again. The slow
-        // part of the database's restore is done by now: what remains is a swap (or, where none can be done, the
-        // in-place restore).
+        // 2 to 4 happen with the application stopped (APP_STOP_COMMAND, or the rollback's app control), and it is
+        // always started again. The slow part of the database's restore is done by now: what remains is a swap (or,
+        // where none can be done, the in-place restore).
+        var replaced = ReplacedState()
         do {
-            try await configuration.app.whileApplicationStopped(logger: logger) {
+            try await (gate ?? CommandGate(hooks: configuration.app, logger: logger)).whileStopped {
                 // 2. The database. Fencing: live data changes only while the lease is ours.
                 try lease.confirm()
                 try Task.checkCancellation()
-                try await timed("Database \(database) restored") {
+                replaced.database = try await timed("Database \(database) restored") {
                     try await restorer.complete(incoming, dump: dump)
                 }
                 // 3 and 4. The files. From here on a signal no longer stops the restore (these steps do not wait on
@@ -96,7 +136,8 @@ public struct RestoreJob: Sendable {
                         if report.hasUploads {
                             try lease.confirm()
                             try await timed("Uploads restored to \(uploadsTarget) (\(report.uploads?.files ?? 0) files, \(ByteFormat.string(report.uploads?.bytes ?? 0)))") {
-                                try FolderSwap.swap(staged: uploadsStaging, into: uploadsTarget)
+                                replaced.uploads = try FolderSwap.swap(
+                                    staged: uploadsStaging, into: uploadsTarget, keepingOld: keepReplaced)
                             }
                         } else {
                             logger.warning("The backup holds no uploads; \(uploadsTarget) is left as it is")
@@ -106,6 +147,7 @@ public struct RestoreJob: Sendable {
                         if report.hasEnv {
                             try lease.confirm()
                             try FolderSwap.replaceFile(envTarget, with: envStaging, keepingOldAs: envTarget + ".before-restore")
+                            replaced.env = envTarget + ".before-restore"
                             logger.info("Restored \(envTarget) (the previous one is kept as \(envTarget).before-restore)")
                         } else {
                             logger.warning("The backup holds no .env; \(envTarget) is left as it is")
@@ -126,7 +168,7 @@ public struct RestoreJob: Sendable {
 
         let duration = Date().timeIntervalSince(started)
         logger.info("Restore completed successfully: \(target.fileName) in \(DurationFormat.string(seconds: duration))")
-        return RestoreResult(backup: target.fileName, duration: duration)
+        return RestoreResult(backup: target.fileName, duration: duration, replaced: replaced)
     }
 
     /// `restore-job --check`: the pre-restore checks alone, all reported; nothing is read in full or touched.
