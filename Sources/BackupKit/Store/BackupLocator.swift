@@ -82,7 +82,8 @@ struct BackupLocator {
 
     /// The newest trusted backup not dated in the future; the newer ones passed over are named in warnings.
     private func newest() throws -> BackupTarget {
-        let entries = try catalog.list()
+        // A safety backup holds the broken state a rollback replaced: restorable by name, never "the newest".
+        let entries = try catalog.list().filter { $0.manifest.metadata.kind != .safety }
         let allowance = TimeInterval(trust.clockSkewAllowance)
         let (chosen, skipped) = NewestBackup.choose(
             entries, name: \.name, authenticity: \.authenticity, now: try now(), allowance: allowance)

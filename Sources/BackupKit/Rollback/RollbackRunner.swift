@@ -1,0 +1,168 @@
+import BackupCore
+import BackupStorage
+import Foundation
+import Logging
+
+/// `restore-job --loop`: watches the store for rollback and restore requests every RESTORE_POLL_INTERVAL and
+/// runs each exactly once. A request is taken under its own lease (`.contingency/locks/request-<id>.lock`)
+/// and then moved from pending to running by compare-and-swap, so however many runners watch one store,
+/// one runs it. A request found running whose lease is free was being run by a runner that died: it is
+/// ended as interrupted (the app started again), never run a second time. A request past its `expires`
+/// time (by the store's clock) is expired, never run late.
+public struct RollbackRunner: Sendable {
+    public let configuration: RollbackConfiguration
+    public let stores: Stores
+    public let appControl: any AppControl
+    public let events: RollbackEvents
+    public let logger: Logger
+    /// Called after every poll (the liveness file, tests' synchronisation).
+    public var afterPoll: @Sendable () async -> Void = {}
+
+    public init(
+        configuration: RollbackConfiguration, stores: Stores, appControl: any AppControl, events: RollbackEvents, logger: Logger
+    ) {
+        self.configuration = configuration
+        self.stores = stores
+        self.appControl = appControl
+        self.events = events
+        self.logger = logger
+    }
+
+    var worker: String { "restore-job \(configuration.runnerID) pid \(getpid()) on \(ProcessInfo.processInfo.hostName)" }
+
+    /// Runs until cancelled (SIGTERM): at once while idle; a rollback in progress is finished or aborted as the
+    /// restore's own cancellation allows, and the app is always started again.
+    public func run() async throws {
+        let started = Date()
+        logger.info("Watching \(configuration.restore.store.description) for rollback and restore requests every \(DurationFormat.string(seconds: TimeInterval(configuration.pollInterval))) (app control: \(appControl))")
+        while !Task.isCancelled {
+            await writeHeartbeat(started: started, running: nil)
+            await pollOnce(started: started)
+            await afterPoll()
+            guard await JobRunner.sleep(until: Date().addingTimeInterval(TimeInterval(configuration.pollInterval))) else { break }
+        }
+        logger.info("Stopped watching for requests")
+    }
+
+    /// One pass over the store's requests, oldest first.
+    public func pollOnce(started: Date = Date()) async {
+        let board = RequestBoard(storage: stores.primary)
+        let requests: [StoreRequest]
+        do {
+            requests = try await Blocking.run { try board.list() }
+        } catch {
+            logger.error("Could not read the requests in \(stores.primary): \(error)")
+            return
+        }
+        for request in requests where request.intent != .backup && !request.status.isFinished {
+            guard !Task.isCancelled else { return }
+            await handle(request, board: board, started: started)
+        }
+    }
+
+    private func handle(_ request: StoreRequest, board: RequestBoard, started: Date) async {
+        let lease: Lease
+        do {
+            lease = try await Lease.acquire(
+                "request-\(request.id)", storage: stores.primary, job: "restore-job", ttl: configuration.restore.store.lockTTLSeconds,
+                timeout: 0)
+        } catch {
+            return  // another runner has it
+        }
+        defer { lease.release() }
+        // Read again under the lease: it may have changed since the listing.
+        guard let current = try? await Blocking.run({ try board.get(request.id)?.request }), !current.status.isFinished else { return }
+        if current.status == .running {
+            await endInterrupted(current, board: board)
+            return
+        }
+        let storeNow = (try? await Blocking.run { [storage = stores.primary] in try storage.currentTime() }) ?? Date()
+        if let expires = current.expires, expires < storeNow {
+            let reason = "expired: created \(ISO8601DateFormatter().string(from: current.created)), valid until \(ISO8601DateFormatter().string(from: expires)) (ROLLBACK_WINDOW); never run late"
+            _ = try? await Blocking.run { try board.transition(request.id, from: .pending, to: .expired, reason: reason) }
+            await events.publish(.rollbackRefused(request: request.id, reason: reason))
+            return
+        }
+        let worker = worker
+        guard let taken = try? await Blocking.run({ try board.transition(request.id, from: .pending, to: .running, worker: worker) })
+        else { return }
+        await writeHeartbeat(started: started, running: taken.id)
+        logger.info("[Rollback] Taking request \(taken.id) (\(taken.intent.rawValue), asked by \(taken.requestedBy))")
+        switch taken.intent {
+        case .rollback:
+            _ = await RollbackJob(configuration: configuration, stores: stores, appControl: appControl, events: events, logger: logger)
+                .run(taken, worker: worker)
+        case .restore:
+            await runRestore(taken, board: board, worker: worker)
+        case .backup:
+            break
+        }
+    }
+
+    /// A restore asked through the store (the admin API): the named backup, or the newest trusted one, with the
+    /// app stopped and started by the app control; no health rules and no safety backup.
+    private func runRestore(_ request: StoreRequest, board: RequestBoard, worker: String) async {
+        let steps = RollbackSteps(board: board, request: request.id, worker: worker, events: events)
+        var restoreConfiguration = configuration.restore
+        restoreConfiguration.backup = request.backup
+        var job = RestoreJob(configuration: restoreConfiguration, stores: stores, logger: logger)
+        job.gate = RollbackGate(appControl: appControl, deployment: nil, steps: steps, logger: logger)
+        let outcome: (StoreRequest.Status, String, String?)
+        do {
+            let restore = job
+            let result = try await steps.run("restore \(request.backup ?? "the newest good backup")") { try await restore.run() }
+            outcome = (.succeeded, "restored \(result.backup) in \(DurationFormat.string(seconds: result.duration))", result.backup)
+        } catch {
+            outcome = (.failed, "\(error)", nil)
+        }
+        _ = try? await Blocking.run {
+            try board.update(request.id) { stored in
+                guard stored.status == .running, stored.worker == worker else { return false }
+                stored.status = outcome.0
+                stored.reason = outcome.1
+                stored.target = outcome.2 ?? stored.target
+                return true
+            }
+        }
+    }
+
+    /// A request left running by a runner that stopped (killed, its machine gone): its lease expired. The app
+    /// may be stopped: it is started again. The request is ended as failed with what is known; it is never
+    /// run a second time (the restore may have got halfway: the status says where to look).
+    private func endInterrupted(_ request: StoreRequest, board: RequestBoard) async {
+        let lastStep = request.steps?.last.map { "\($0.name) (\($0.status))" } ?? "before its first step"
+        logger.error("[Rollback] Request \(request.id) was left running by \(request.worker ?? "a runner") that stopped, at: \(lastStep)")
+        var started = "the application was started again"
+        do {
+            try await Task.detached { [appControl] in try await appControl.start(on: nil) }.value
+        } catch {
+            started = "the application could NOT be started again (\(error)): start it by hand"
+        }
+        let reason = "interrupted: \(request.worker ?? "the runner") stopped during \"\(lastStep)\"; \(started); it was not run again. Check the data (restore-job --verify, the app's own checks) and restore a backup by name if needed"
+        let history = RollbackHistoryStore(storage: stores.primary)
+        _ = try? await Blocking.run {
+            try history.update { history in
+                guard let index = history.rollbacks.lastIndex(where: { $0.request == request.id && $0.outcome == nil }) else { return false }
+                history.rollbacks[index].ended = Date()
+                history.rollbacks[index].outcome = "interrupted"
+                return true
+            }
+        }
+        _ = try? await Blocking.run { try board.transition(request.id, from: .running, to: .failed, reason: reason) }
+        await events.publish(.rollbackFailed(request: request.id, target: request.target, reason: reason))
+    }
+
+    private func writeHeartbeat(started: Date, running: String?) async {
+        let heartbeat = RunnerHeartbeat(
+            runner: configuration.runnerID, host: ProcessInfo.processInfo.hostName, pid: getpid(), started: started,
+            lastPoll: Date(), pollInterval: configuration.pollInterval, running: running)
+        let storage = stores.primary
+        do {
+            try await Blocking.run {
+                try storage.put(key: RunnerHeartbeat.key(for: heartbeat.runner), data: Array(try ContingencyJSON.encoder().encode(heartbeat)))
+            }
+        } catch {
+            logger.warning("Could not write the runner's heartbeat to \(storage): \(error)")
+        }
+    }
+}
