@@ -16,6 +16,9 @@ public struct HTTPRequest: Sendable {
     public var lowSpeedSeconds: Int?
     /// A CA bundle to verify the server with instead of the system's.
     public var caBundle: String?
+    /// Connect to this unix socket instead of the URL's host (the Docker Engine API); the URL still gives
+    /// the path, and its host the `Host` header.
+    public var unixSocketPath: String?
     /// At most this much of the response body is kept.
     public var bodyLimit: Int = 64 * 1024
     public var followRedirects = false
@@ -113,6 +116,7 @@ public final class CurlEasy {
             try set(CURLOPT_LOW_SPEED_TIME, max(1, seconds))
         }
         if let caBundle = request.caBundle { try set(CURLOPT_CAINFO, caBundle) }
+        if let socket = request.unixSocketPath { try set(CURLOPT_UNIX_SOCKET_PATH, socket) }
         switch (request.method, request.body) {
         case ("GET", nil): try set(CURLOPT_HTTPGET, 1)
         case ("HEAD", nil): try set(CURLOPT_NOBODY, 1)
