@@ -44,7 +44,9 @@ struct BackupJobCommand: AsyncParsableCommand {
         let status = await JobRunner.run(label: "Backup", values: values, failure: "Backup failed") { logger in
             let configuration = try BackupConfiguration.load(values)
             let stores = try Stores.open(configuration.store, logger: logger)
-            let job = BackupJob(configuration: configuration, stores: stores, logger: logger)
+            var job = BackupJob(configuration: configuration, stores: stores, logger: logger)
+            // The app's version is recorded with each backup where the app control can read it (docker, kubernetes).
+            if configuration.appControl.kind != .command { job.appControl = configuration.appControl.makeAppControl(logger: logger) }
             guard loop else {
                 try await job.runCancellingOnLostLease()
                 return

@@ -35,14 +35,26 @@ struct RestoreJobCommand: AsyncParsableCommand {
             counts, files and bytes with what the backup recorded, drops the scratch copies, and records the \
             outcome in the manifest ("verified") and in .contingency/metrics/drill.prom; with --loop it drills \
             the newest backup on DRILL_SCHEDULE.
-            """, settings: RestoreConfiguration.settings + DrillConfiguration.settings))
+
+            --loop (without --drill) is the rollback runner: every RESTORE_POLL_INTERVAL it reads the store's \
+            rollback requests (written by health-sidecar after HEALTH_CHECK_FAILURES failed probes) and restore \
+            requests (the admin API), and runs each exactly once: the newest backup that is complete, genuine, \
+            taken while the app was healthy and not a safety or labelled backup, verified in full; the app \
+            stopped (APP_CONTROL), the data swapped in, the app started on the version recorded with the backup \
+            (ROLLBACK_CODE), probed until HTTP 200 or ROLLBACK_HEALTH_TIMEOUT; the replaced state archived as a \
+            safety backup. At most ROLLBACK_MAX rollbacks per ROLLBACK_WINDOW; beyond that a person decides. \
+            --plan prints what a rollback would do now and changes nothing.
+            """, settings: RestoreConfiguration.settings + DrillConfiguration.settings + RollbackConfiguration.settings))
 
     @Flag(help: "Only verify the backup, or every backup (every byte, the dump with pg_restore --list).")
     var verify = false
     @Flag(help: "Restore drill into DRILL_DATABASE_URL; nothing live is touched.") var drill = false
     @Flag(help: "Only the pre-restore checks (versions, roles, extensions, disk, key, connections), all reported.")
     var check = false
-    @Flag(help: "With --drill: drill the newest backup on DRILL_SCHEDULE.") var loop = false
+    @Flag(help: "Run rollback and restore requests from the store as they come (with --drill: drill on DRILL_SCHEDULE).")
+    var loop = false
+    @Flag(help: "Print what a rollback would do now (target, backups passed over and why, version, steps); change nothing.")
+    var plan = false
     @Argument(help: "The backup: a name or a path (same as LATEST_BACKUP).") var name: String?
     @Option(name: .customLong("backup"), help: "LATEST_BACKUP: the backup to restore, a name or a path")
     var backup: String?
@@ -54,13 +66,14 @@ struct RestoreJobCommand: AsyncParsableCommand {
     @Option(help: "ENV_FILE") var envFile: String?
 
     func validate() throws {
-        if [verify, drill, check].filter({ $0 }).count > 1 {
-            throw ValidationError("--verify, --drill and --check are different runs: choose one")
+        if [verify, drill, check, plan].filter({ $0 }).count > 1 {
+            throw ValidationError("--verify, --drill, --check and --plan are different runs: choose one")
         }
-        if loop && !drill {
-            throw ValidationError("--loop runs scheduled drills (--drill --loop); restore requests are not implemented in this version")
+        if loop && (verify || check || plan) { throw ValidationError("--loop runs requests (or, with --drill, drills): not with --verify, --check or --plan") }
+        if loop && (name ?? backup) != nil {
+            throw ValidationError(drill ? "--drill --loop always drills the newest backup: name none" : "--loop runs the requests in the store: name no backup")
         }
-        if loop && (name ?? backup) != nil { throw ValidationError("--drill --loop always drills the newest backup: name none") }
+        if plan && (name ?? backup) != nil { throw ValidationError("--plan shows which backup a rollback would choose: name none") }
     }
 
     func run() async throws {
@@ -69,9 +82,29 @@ struct RestoreJobCommand: AsyncParsableCommand {
             Settings.backupPrefix.name: prefix, Settings.databaseName.name: databaseName,
             Settings.databaseUser.name: databaseUser, Settings.uploadsDir.name: uploadsDir, Settings.envFile.name: envFile,
         ])
-        let (verify, drill, loop, check) = (verify, drill, loop, check)
-        let failure = verify ? "Verification failed" : drill ? "Restore drill failed" : check ? "Checks failed" : "Restore failed"
-        let status = await JobRunner.run(label: drill ? "Drill" : "Restore", values: values, failure: failure) { logger in
+        let (verify, drill, loop, check, plan) = (verify, drill, loop, check, plan)
+        let failure =
+            verify ? "Verification failed" : drill ? "Restore drill failed" : check ? "Checks failed" : plan ? "Plan failed"
+            : loop ? "Rollback runner failed" : "Restore failed"
+        let label = drill ? "Drill" : loop || plan ? "Rollback" : "Restore"
+        let status = await JobRunner.run(label: label, values: values, failure: failure) { logger in
+            if loop && !drill || plan {
+                let configuration = try RollbackConfiguration.load(values)
+                let stores = try Stores.open(configuration.restore.store, coordinating: !plan, logger: logger)
+                let appControl = configuration.appControl.makeAppControl(logger: logger)
+                if plan {
+                    for line in try await RollbackPlan.describe(configuration, stores: stores, appControl: appControl, logger: logger) {
+                        print(line)
+                    }
+                    return
+                }
+                var runner = RollbackRunner(
+                    configuration: configuration, stores: stores, appControl: appControl, events: .logging(to: logger), logger: logger)
+                let liveness = configuration.livenessFile
+                runner.afterPoll = { if let liveness { Liveness.touch(liveness) } }
+                try await runner.run()
+                return
+            }
             if drill {
                 let configuration = try DrillConfiguration.load(values)
                 let stores = try Stores.open(configuration.restore.store, logger: logger)

@@ -93,3 +93,25 @@ public struct RollbackPlan: Sendable {
         return lines
     }
 }
+
+extension RollbackPlan {
+    /// `restore-job --plan`: the plan a rollback would follow now, as the runner would make it (the last healthy
+    /// probe from the sidecars' heartbeats, the targets already tried from the history), in lines.
+    public static func describe(
+        _ configuration: RollbackConfiguration, stores: Stores, appControl: any AppControl, logger: Logger
+    ) async throws -> [String] {
+        let storage = stores.primary
+        let lastHealthy = await Blocking.run { HeartbeatStore(storage: storage).lastHealthy() }
+        let plan = try await Blocking.run {
+            try RollbackPlan.make(
+                configuration, stores: stores, logger: logger, lastHealthy: lastHealthy, alreadyTried: [], appControl: appControl)
+        }
+        let guardRefusal = try? await Blocking.run {
+            configuration.loopGuard.refusal(at: Date(), history: try RollbackHistoryStore(storage: storage).read().history)
+        }
+        var lines = ["Rollback plan for \(configuration.restore.store.description) (nothing is changed)"]
+        lines += await plan.lines { entry in await versionProblem(entry, code: configuration.code, appControl: appControl) }
+        if let refusal = guardRefusal ?? nil { lines.append("Loop guard: a rollback now would be refused: \(refusal)") }
+        return lines
+    }
+}
