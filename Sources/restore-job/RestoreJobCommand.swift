@@ -35,7 +35,7 @@ struct RestoreJobCommand: AsyncParsableCommand {
             counts, files and bytes with what the backup recorded, drops the scratch copies, and records the \
             outcome in the manifest ("verified") and in .contingency/metrics/drill.prom; with --loop it drills \
             the newest backup on DRILL_SCHEDULE.
-            """, settings: RestoreConfiguration.settings + DrillConfiguration.settings))
+            """, settings: RestoreConfiguration.settings + DrillConfiguration.settings + [Settings.livenessFile]))
 
     @Flag(help: "Only verify the backup, or every backup (every byte, the dump with pg_restore --list).")
     var verify = false
@@ -77,7 +77,7 @@ struct RestoreJobCommand: AsyncParsableCommand {
                 let stores = try Stores.open(configuration.restore.store, logger: logger)
                 let job = DrillJob(configuration: configuration, stores: stores, logger: logger)
                 if loop {
-                    try await job.runOnSchedule()
+                    try await job.runOnSchedule(liveness: try Liveness.configured(values))
                 } else {
                     try await job.run(nil)
                 }
