@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries from Debian's -dev packages.
@@ -64,7 +66,24 @@ let package = Package(
         .executableTarget(name: "backup-job", dependencies: ["BackupKit"], swiftSettings: strict),
         .executableTarget(name: "restore-job", dependencies: ["BackupKit"], swiftSettings: strict),
         .executableTarget(name: "cleanup-job", dependencies: ["BackupKit"], swiftSettings: strict),
-        .executableTarget(name: "health-sidecar", dependencies: ["BackupKit"], swiftSettings: strict),
+        // The sidecar's HTTP server (routes, later the admin API and /metrics) and its ServiceGroup.
+        .target(
+            name: "HealthSidecar",
+            dependencies: [
+                "BackupKit", "BackupCore", "BackupStorage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .executableTarget(
+            name: "health-sidecar",
+            dependencies: [
+                "HealthSidecar", "BackupKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
         // C, single-threaded: every child process of a job runs under it and ends with the job (ChildGuard).
         .executableTarget(name: "contingency-guard"),
 
@@ -84,6 +103,14 @@ let package = Package(
         .testTarget(
             name: "BackupIntegrationTests",
             dependencies: ["BackupKit", "BackupCore", "BackupStorage", "BackupInterop", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HealthSidecarTests",
+            dependencies: [
+                "HealthSidecar", "BackupKit", "BackupCore", "BackupStorage", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: strict
         ),
     ]

@@ -308,6 +308,81 @@ public struct HealthConfiguration: Sendable, Equatable {
     }
 }
 
+/// What `health-sidecar --loop` needs: the probe, its rhythm, the store it writes heartbeats and rollback
+/// requests to, its own HTTP address and the liveness file.
+public struct SidecarConfiguration: Sendable, Equatable {
+    public var health: HealthConfiguration
+    public var store: StoreConfiguration
+    public var intervalSeconds: Int
+    /// Consecutive counted failures that open an incident.
+    public var failureThreshold: Int
+    public var startPeriodSeconds: Int
+    /// This sidecar's name in the store (`.contingency/state/health/<id>.json`, the request's `requestedBy`).
+    public var sidecarID: String
+    public var bind: String
+    public var port: Int
+    /// Empty: no liveness file.
+    public var livenessFile: String
+    /// `/healthz` calls the newest backup stale past this age.
+    public var backupStaleAfterSeconds: Int
+    /// How long an incident's rollback request stays valid.
+    public var rollbackWindowSeconds: Int
+
+    public init(
+        health: HealthConfiguration, store: StoreConfiguration, intervalSeconds: Int = 300, failureThreshold: Int = 3,
+        startPeriodSeconds: Int = 0, sidecarID: String, bind: String = "0.0.0.0", port: Int = 8080,
+        livenessFile: String = "", backupStaleAfterSeconds: Int = 26 * 3600, rollbackWindowSeconds: Int = 3600
+    ) {
+        self.health = health
+        self.store = store
+        self.intervalSeconds = intervalSeconds
+        self.failureThreshold = failureThreshold
+        self.startPeriodSeconds = startPeriodSeconds
+        self.sidecarID = sidecarID
+        self.bind = bind
+        self.port = port
+        self.livenessFile = livenessFile
+        self.backupStaleAfterSeconds = backupStaleAfterSeconds
+        self.rollbackWindowSeconds = rollbackWindowSeconds
+    }
+
+    public static let settings: [Setting] =
+        HealthConfiguration.settings + [
+            Settings.healthCheckInterval, Settings.healthCheckFailures, Settings.healthCheckStartPeriod, Settings.sidecarID,
+            Settings.sidecarBind, Settings.sidecarPort, Settings.livenessFile, Settings.backupStaleAfter,
+            Settings.rollbackWindow,
+        ] + StoreConfiguration.settings
+
+    /// `hostName` names the sidecar when SIDECAR_ID is unset (a pod's name in Kubernetes, a container id in
+    /// Docker).
+    public static func load(_ values: ConfigurationValues, hostName: String) throws(ContingencyError) -> SidecarConfiguration {
+        let health = try HealthConfiguration.load(values)
+        let store = try StoreConfiguration.load(values)
+        let interval = try values.duration(Settings.healthCheckInterval)
+        guard interval >= 1 else { throw .configuration("HEALTH_CHECK_INTERVAL must be at least 1s") }
+        let id = try values.nonEmpty(Settings.sidecarID) ?? hostName
+        let allowed = id.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)
+        }
+        guard allowed, !id.isEmpty, !id.hasPrefix("."), id.count <= 128 else {
+            throw .configuration(
+                "SIDECAR_ID=\(id) may hold only letters, digits, '.', '_' and '-' (at most 128, not starting with '.')",
+                hint: "set SIDECAR_ID to a name like app-sidecar-1")
+        }
+        let bind = try values.required(Settings.sidecarBind)
+        guard !bind.isEmpty else { throw .configuration("SIDECAR_BIND is empty", hint: "use 0.0.0.0, 127.0.0.1 or ::") }
+        return SidecarConfiguration(
+            health: health, store: store, intervalSeconds: interval,
+            failureThreshold: try values.integer(Settings.healthCheckFailures, in: 1...1000) ?? 3,
+            startPeriodSeconds: try values.duration(Settings.healthCheckStartPeriod),
+            sidecarID: id, bind: bind,
+            port: try values.integer(Settings.sidecarPort, in: 0...65535) ?? 8080,
+            livenessFile: try values.string(Settings.livenessFile) ?? "",
+            backupStaleAfterSeconds: try values.duration(Settings.backupStaleAfter),
+            rollbackWindowSeconds: try values.duration(Settings.rollbackWindow))
+    }
+}
+
 /// A key that cannot be read is a key error (exit 12), like a wrong one.
 private func keyFile(_ values: ConfigurationValues, _ setting: Setting) throws(ContingencyError) -> String? {
     do {

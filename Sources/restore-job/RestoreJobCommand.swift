@@ -98,11 +98,13 @@ struct RestoreJobCommand: AsyncParsableCommand {
                     }
                     return
                 }
-                var runner = RollbackRunner(
+                let runner = RollbackRunner(
                     configuration: configuration, stores: stores, appControl: appControl, events: .logging(to: logger), logger: logger)
-                let liveness = configuration.livenessFile
-                runner.afterPoll = { if let liveness { Liveness.touch(liveness) } }
-                try await runner.run()
+                if let liveness = try Liveness.configured(values) {
+                    try await liveness.whileRunning(logger: logger) { try await runner.run() }
+                } else {
+                    try await runner.run()
+                }
                 return
             }
             if drill {
@@ -110,7 +112,7 @@ struct RestoreJobCommand: AsyncParsableCommand {
                 let stores = try Stores.open(configuration.restore.store, logger: logger)
                 let job = DrillJob(configuration: configuration, stores: stores, logger: logger)
                 if loop {
-                    try await job.runOnSchedule()
+                    try await job.runOnSchedule(liveness: try Liveness.configured(values))
                 } else {
                     try await job.run(nil)
                 }

@@ -19,13 +19,12 @@ public struct RollbackConfiguration: Sendable, Equatable {
     public var dataOnly: Bool
     /// This runner's name in the store (SIDECAR_ID's sibling: the host name by default).
     public var runnerID: String
-    public var livenessFile: String?
 
     public init(
         restore: RestoreConfiguration, backup: BackupConfiguration, health: HealthConfiguration,
         appControl: AppControlSettings = AppControlSettings(), pollInterval: Int = 10, healthTimeout: Int = 300,
         loopGuard: LoopGuard = LoopGuard(max: 1, window: 3600), code: Bool = true, dataOnly: Bool = false,
-        runnerID: String = ProcessInfo.processInfo.hostName, livenessFile: String? = nil
+        runnerID: String = ProcessInfo.processInfo.hostName
     ) {
         self.restore = restore
         self.backup = backup
@@ -37,7 +36,6 @@ public struct RollbackConfiguration: Sendable, Equatable {
         self.code = code
         self.dataOnly = dataOnly
         self.runnerID = runnerID
-        self.livenessFile = livenessFile
     }
 
     public static let settings: [Setting] =
@@ -69,8 +67,7 @@ public struct RollbackConfiguration: Sendable, Equatable {
             appControl: try AppControlSettings.load(values), pollInterval: poll,
             healthTimeout: max(1, try values.duration(Settings.rollbackHealthTimeout)),
             loopGuard: LoopGuard(max: maximum, window: TimeInterval(window)), code: try values.bool(Settings.rollbackCode),
-            dataOnly: try values.bool(Settings.rollbackDataOnly), runnerID: runner,
-            livenessFile: try values.nonEmpty(Settings.livenessFile))
+            dataOnly: try values.bool(Settings.rollbackDataOnly), runnerID: runner)
     }
 }
 

@@ -48,11 +48,16 @@ final class CancelHandle: @unchecked Sendable {
 /// backup aborts it cleanly.
 public struct BackupLoop: Sendable {
     public let job: BackupJob
+    /// Touched while the loop runs (`LIVENESS_FILE`).
+    public let liveness: Liveness?
 
-    public init(job: BackupJob) { self.job = job }
+    public init(job: BackupJob, liveness: Liveness? = nil) {
+        self.job = job
+        self.liveness = liveness
+    }
 
     public func run() async throws {
-        try await ScheduledLoop.run(job.configuration.schedule, what: "backup", logger: job.logger) {
+        try await ScheduledLoop.run(job.configuration.schedule, what: "backup", logger: job.logger, liveness: liveness) {
             try await job.runCancellingOnLostLease()
         }
     }

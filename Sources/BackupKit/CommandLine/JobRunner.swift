@@ -31,10 +31,7 @@ public enum JobRunner {
         label: String, values: ConfigurationValues, failure: String,
         _ body: @escaping @Sendable (Logger) async throws -> Void
     ) async -> ExitStatus {
-        // A child that exits while we still feed its standard input (pg_restore on an error) must give us
-        // EPIPE, not kill the job with SIGPIPE.
-        signal(SIGPIPE, SIG_IGN)
-        MemoryTuning.returnLargeBuffersToSystem()
+        ProcessSetup.once()
         let logger = JobLogHandler.logger(label, format: logFormat(values))
         do {
             _ = try values.choice(Settings.logFormat, as: LogFormat.self)

@@ -183,8 +183,8 @@ public struct DrillJob: Sendable {
 extension DrillJob {
     /// `restore-job --drill --loop`: drills the newest backup at every fire time of DRILL_SCHEDULE (a failed
     /// drill is recorded and logged; the loop goes on).
-    public func runOnSchedule() async throws {
-        try await ScheduledLoop.run(configuration.schedule, what: "restore drill", logger: logger) {
+    public func runOnSchedule(liveness: Liveness? = nil) async throws {
+        try await ScheduledLoop.run(configuration.schedule, what: "restore drill", logger: logger, liveness: liveness) {
             try await run(nil, newest: true)
         }
     }

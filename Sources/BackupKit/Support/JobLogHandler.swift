@@ -28,7 +28,10 @@ public struct JobLogHandler: LogHandler {
         let line: String
         switch format {
         case .text:
-            line = "[\(label)] \(Self.escapingControls("\(event.message)"))"
+            // A message that names its own runbook tag (`[Backup] …`, `[Rollback] …`) is printed as the runbook
+            // shows it, not under this logger's label as well.
+            let message = Self.escapingControls("\(event.message)")
+            line = Self.startsWithTag(message) ? message : "[\(label)] \(message)"
         case .json:
             var object: [String: String] = [
                 "time": ISO8601DateFormatter().string(from: Date()),
@@ -44,6 +47,14 @@ public struct JobLogHandler: LogHandler {
         }
         let stream = event.level >= .warning ? FileHandle.standardError : FileHandle.standardOutput
         stream.write(Data((line + "\n").utf8))
+    }
+
+    /// Whether `message` begins with a tag like `[Rollback] `: a capital letter, then letters, in brackets.
+    static func startsWithTag(_ message: String) -> Bool {
+        guard message.hasPrefix("["), let end = message.firstIndex(of: "]") else { return false }
+        let tag = message[message.index(after: message.startIndex)..<end]
+        return (1...20).contains(tag.count) && tag.first?.isUppercase == true && tag.allSatisfy { $0.isASCII && $0.isLetter }
+            && message[message.index(after: end)...].hasPrefix(" ")
     }
 
     /// `text` with every character that could end a line or steer a terminal written as an escape: `\n`, `\r`,

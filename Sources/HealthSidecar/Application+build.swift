@@ -1,0 +1,40 @@
+import BackupCore
+import BackupKit
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// The sidecar as one Hummingbird application: its routes, and beside the HTTP server the probe loop and the
+/// liveness file as services of the same ServiceGroup. `health-sidecar --loop` runs it with `runService()`
+/// (SIGTERM and SIGINT: graceful shutdown); tests call the same builder (`app.test(.router)` or `.live`).
+public func buildApplication(_ context: SidecarContext) -> some ApplicationProtocol {
+    let router = Router()
+    router.addSidecarRoutes(context)
+    var app = Application(
+        router: router,
+        configuration: .init(
+            address: .hostname(context.configuration.bind, port: context.configuration.port), serverName: "health-sidecar"),
+        logger: context.logger)
+    app.addServices(ProbeLoopService(loop: context.probeLoop))
+    if let liveness = context.liveness { app.addServices(LivenessService(liveness: liveness, logger: context.logger)) }
+    return app
+}
+
+/// The probe loop as a service: it ends, mid-probe if need be, when the group shuts down.
+struct ProbeLoopService: Service {
+    let loop: ProbeLoop
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await loop.run() }
+    }
+}
+
+/// Touches `LIVENESS_FILE` while the group runs.
+struct LivenessService: Service {
+    let liveness: Liveness
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await liveness.run(logger: logger) }
+    }
+}

@@ -1,0 +1,31 @@
+import BackupCore
+import BackupKit
+import Foundation
+import Hummingbird
+import Logging
+
+/// `health-sidecar --loop` as a process: set up, load the configuration, open the store, run the application's
+/// ServiceGroup until SIGTERM/SIGINT (graceful shutdown: the server stops accepting, the loop ends, even
+/// mid-probe), and map the outcome to the documented exit code. The ServiceGroup owns the signals here:
+/// this path never goes through `JobRunner.run` and its signal handlers.
+public enum SidecarProcess {
+    public static func run(values: ConfigurationValues) async -> ExitStatus {
+        ProcessSetup.once()
+        let logger = JobLogHandler.logger("Health", format: JobRunner.logFormat(values))
+        do {
+            _ = try values.choice(Settings.logFormat, as: LogFormat.self)
+            let configuration = try SidecarConfiguration.load(values, hostName: ProcessInfo.processInfo.hostName)
+            let stores = try await Blocking.run { try Stores.open(configuration.store, logger: logger) }
+            let app = buildApplication(SidecarContext(configuration: configuration, storage: stores.primary, logger: logger))
+            try await app.runService()
+            logger.info("Stopped: the probe loop and the server have shut down")
+            return .ok
+        } catch let error as ContingencyError {
+            logger.error("Health sidecar failed: \(error)")
+            return error.exitStatus
+        } catch {
+            logger.error("Health sidecar failed: \(error)")
+            return .failed
+        }
+    }
+}
