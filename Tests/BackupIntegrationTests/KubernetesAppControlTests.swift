@@ -1,10 +1,11 @@
 import BackupCore
-@testable import BackupKit
 import Foundation
 import Logging
 import Synchronization
-import Testing
 import TestSupport
+import Testing
+
+@testable import BackupKit
 
 /// `APP_CONTROL=kubernetes` against written exchanges, not a live cluster: no Kubernetes runs where these tests
 /// run. Each test starts `KubeExchangeServer` (Tests/Support/kube_exchanges.py, HTTPS with a CA made by `openssl`
@@ -20,7 +21,8 @@ struct KubernetesAppControlTests {
         "eyJhbGciOiJSUzI1NiIsImtpZCI6ImNvbnRpbmdlbmN5LXRlc3QifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6dmlzdWFsOmNvbnRpbmdlbmN5LXJ1bm5lciJ9.c2lnbmF0dXJlLW9uZQ"
     static let tokenB =
         "eyJhbGciOiJSUzI1NiIsImtpZCI6ImNvbnRpbmdlbmN5LXRlc3QifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6dmlzdWFsOmNvbnRpbmdlbmN5LXJ1bm5lciJ9.c2lnbmF0dXJlLXR3bw"
-    static let fast = KubernetesAppControl.Waits(stop: .seconds(20), start: .seconds(20), pollInterval: .milliseconds(20))
+    static let fast = KubernetesAppControl.Waits(
+        stop: .seconds(20), start: .seconds(20), pollInterval: .milliseconds(20))
 
     /// A control of deployment visual/visual-platform through `server`, its token file holding `token`.
     fileprivate func makeControl(
@@ -29,14 +31,17 @@ struct KubernetesAppControlTests {
         let tokenFile = server.directory.appending("token")
         try Data(token.utf8).write(to: tokenFile)
         let config = InClusterConfig(
-            apiServer: server.apiServer, tokenFile: tokenFile.path, caFile: caFile ?? server.caFile, namespace: "visual")
+            apiServer: server.apiServer, tokenFile: tokenFile.path, caFile: caFile ?? server.caFile, namespace: "visual"
+        )
         return KubernetesAppControl(deployment: "visual-platform", config: config, logger: log.logger, waits: Self.fast)
     }
 
     /// The pod template of the Deployment the `deployment` exchanges answer, read straight from the file.
     func writtenTemplate() throws -> JSONValue {
-        let file = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: KubeExchangeServer.exchangeFile("deployment")))
-        guard case .array(let exchanges)? = file["exchanges"], let template = exchanges.first?["response"]?["body"]?["spec"]?["template"]
+        let file = try JSONDecoder().decode(
+            JSONValue.self, from: Data(contentsOf: KubeExchangeServer.exchangeFile("deployment")))
+        guard case .array(let exchanges)? = file["exchanges"],
+            let template = exchanges.first?["response"]?["body"]?["spec"]?["template"]
         else { throw TestSupportError("deployment.json has no template") }
         return template
     }
@@ -59,10 +64,13 @@ struct KubernetesAppControlTests {
         #expect(recorded.namespace == "visual")
         #expect(recorded.podTemplate == (try writtenTemplate()))
         #expect(AppDeployment.images(in: recorded.podTemplate) == ["registry.example.com/visual/platform:1.4.2"])
-        #expect(recorded.summary.contains("deployment visual/visual-platform with registry.example.com/visual/platform:1.4.2"))
+        #expect(
+            recorded.summary.contains(
+                "deployment visual/visual-platform with registry.example.com/visual/platform:1.4.2"))
     }
 
-    @Test("stop() scales to 0 recording the replica count in an annotation, in one patch, and waits until no pod is left")
+    @Test(
+        "stop() scales to 0 recording the replica count in an annotation, in one patch, and waits until no pod is left")
     func stopScalesToZero() async throws {
         let log = KubeTestLog()
         try await KubeExchangeServer.with("stop") { server in
@@ -96,7 +104,9 @@ struct KubernetesAppControlTests {
         #expect(log.contains("rolled out: 3 of 3 replica(s) available"), "\(log.lines)")
     }
 
-    @Test("start(on: recorded) patches the pod template back (old image, added env var, annotation and nodeSelector gone) with the replicas, then awaits the rollout")
+    @Test(
+        "start(on: recorded) patches the pod template back (old image, added env var, annotation and nodeSelector gone) with the replicas, then awaits the rollout"
+    )
     func startOnRecorded() async throws {
         let recorded = try await recordedDeployment()
         let log = KubeTestLog()
@@ -137,7 +147,9 @@ struct KubernetesAppControlTests {
             let text = String(describing: error)
             #expect(text.contains("403 Forbidden"), "\(text)")
             #expect(text.contains("cannot patch resource \"deployments\""), "\(text)")
-            #expect(text.contains("needs the RBAC verb \"patch\" on deployments (API group apps) in namespace visual"), "\(text)")
+            #expect(
+                text.contains("needs the RBAC verb \"patch\" on deployments (API group apps) in namespace visual"),
+                "\(text)")
             #expect(!text.contains(Self.tokenA))
             #expect(!text.contains("c2lnbmF0dXJl"))
         }
@@ -201,13 +213,17 @@ struct KubernetesAppControlTests {
             var relabelled = recorded
             relabelled.podTemplate = Self.replacingLabels(of: recorded.podTemplate, with: ["app": "visual"])
             let reason = try await control.cannotRestore(relabelled)
-            #expect(reason?.contains("do not match deployment visual/visual-platform's selector") == true, "\(String(describing: reason))")
+            #expect(
+                reason?.contains("do not match deployment visual/visual-platform's selector") == true,
+                "\(String(describing: reason))")
         }
     }
 
     @Test("the merge patch made from two templates: removed members become null, arrays are replaced whole")
     func mergePatchTable() throws {
-        func json(_ text: String) throws -> JSONValue { try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) }
+        func json(_ text: String) throws -> JSONValue {
+            try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        }
         let cases: [(from: String, to: String, patch: String?)] = [
             (#"{"a":1}"#, #"{"a":1}"#, nil),
             (#"{"a":1,"b":2}"#, #"{"a":1}"#, #"{"b":null}"#),
@@ -223,11 +239,15 @@ struct KubernetesAppControlTests {
             #expect(patch == (try item.patch.map(json)), "\(item.from) → \(item.to)")
         }
         #expect(
-            KubernetesAppControl.selector(try json(#"{"matchLabels":{"b":"2","a":"1"},"matchExpressions":[{"key":"t","operator":"In","values":["x","y"]},{"key":"u","operator":"DoesNotExist"}]}"#))
+            KubernetesAppControl.selector(
+                try json(
+                    #"{"matchLabels":{"b":"2","a":"1"},"matchExpressions":[{"key":"t","operator":"In","values":["x","y"]},{"key":"u","operator":"DoesNotExist"}]}"#
+                ))
                 == "a=1,b=2,t in (x,y),!u")
     }
 
-    @Test("the exchange server itself refuses a missing or wrong token, another verb, Content-Type or body, and a float")
+    @Test(
+        "the exchange server itself refuses a missing or wrong token, another verb, Content-Type or body, and a float")
     func replayServerIsStrict() async throws {
         try await KubeExchangeServer.with("stop", verify: false) { server in
             let deployment = "\(server.apiServer)/apis/apps/v1/namespaces/visual/deployments/visual-platform"
@@ -243,15 +263,22 @@ struct KubernetesAppControlTests {
             _ = try await curl(bearer + ["-X", "DELETE", deployment])
             #expect(try await curl(bearer + [deployment]).contains("\"resourceVersion\": \"51870\""))  // served
             let merge = ["-X", "PATCH", "-H", "Content-Type: application/merge-patch+json"]
-            let good = #"{"metadata":{"annotations":{"contingency.io/replicas-before-stop":"3"},"resourceVersion":"51870"},"spec":{"replicas":0}}"#
+            let good =
+                #"{"metadata":{"annotations":{"contingency.io/replicas-before-stop":"3"},"resourceVersion":"51870"},"spec":{"replicas":0}}"#
             _ = try await curl(
-                bearer + ["-X", "PATCH", "-H", "Content-Type: application/strategic-merge-patch+json", "--data-binary", good, deployment])
-            _ = try await curl(bearer + merge + ["--data-binary", good.replacingOccurrences(of: "0}}", with: "0.0}}"), deployment])
-            _ = try await curl(bearer + merge + ["--data-binary", good.replacingOccurrences(of: "\"3\"", with: "3"), deployment])
+                bearer + [
+                    "-X", "PATCH", "-H", "Content-Type: application/strategic-merge-patch+json", "--data-binary", good,
+                    deployment,
+                ])
+            _ = try await curl(
+                bearer + merge + ["--data-binary", good.replacingOccurrences(of: "0}}", with: "0.0}}"), deployment])
+            _ = try await curl(
+                bearer + merge + ["--data-binary", good.replacingOccurrences(of: "\"3\"", with: "3"), deployment])
             let report = try server.report()
             #expect(report.served == 1)
             let expected = [
-                "no Authorization header", "wrong bearer token", "got DELETE", "Content-Type 'application/strategic-merge-patch+json'",
+                "no Authorization header", "wrong bearer token", "got DELETE",
+                "Content-Type 'application/strategic-merge-patch+json'",
                 "writes the number 0.0", "body differs at $.metadata.annotations.contingency.io/replicas-before-stop",
             ]
             #expect(report.failures.count == expected.count, "\(report)")
@@ -261,7 +288,9 @@ struct KubernetesAppControlTests {
     }
 
     static func replacingLabels(of template: JSONValue?, with labels: [String: String]) -> JSONValue? {
-        guard case .object(var members)? = template, case .object(var metadata)? = members["metadata"] else { return template }
+        guard case .object(var members)? = template, case .object(var metadata)? = members["metadata"] else {
+            return template
+        }
         metadata["labels"] = .object(labels.mapValues { .string($0) })
         members["metadata"] = .object(metadata)
         return .object(members)

@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A stand-in for the Kubernetes API server that replays written exchanges over HTTPS, for the Kubernetes app
@@ -63,7 +63,8 @@ public final class KubeExchangeServer: Sendable {
         _ body: (KubeExchangeServer) async throws -> T
     ) async throws -> T {
         guard verify else {
-            return try await ServerProcess.run(try await start(exchanges), stoppingWith: { await $0.serverProcess.stop() }, body)
+            return try await ServerProcess.run(
+                try await start(exchanges), stoppingWith: { await $0.serverProcess.stop() }, body)
         }
         let server = try await start(exchanges)
         return try await ServerProcess.run(server, stoppingWith: { await $0.serverProcess.stop() }) { server in
@@ -114,7 +115,8 @@ public final class KubeExchangeServer: Sendable {
     /// Asks the server (with curl, trusting its CA).
     public func report() throws -> Report {
         let result = try ProcessRunner.runBlocking(
-            "curl", ["-q", "-sS", "--noproxy", "*", "--max-time", "10", "--cacert", caFile, "\(apiServer)/__replay__/report"],
+            "curl",
+            ["-q", "-sS", "--noproxy", "*", "--max-time", "10", "--cacert", caFile, "\(apiServer)/__replay__/report"],
             timeout: .seconds(20))
         guard result.succeeded else { throw TestSupportError("the exchange server's report: \(result)") }
         do {
@@ -131,7 +133,9 @@ public final class KubeExchangeServer: Sendable {
         let prefix = "listening on 127.0.0.1:"
         var port: Int?
         do {
-            try await eventually(timeout: .seconds(30), pollInterval: .milliseconds(10), "the exchange server listening") {
+            try await eventually(
+                timeout: .seconds(30), pollInterval: .milliseconds(10), "the exchange server listening"
+            ) {
                 let output = process.stdoutSoFar
                 if let start = output.range(of: prefix), let end = output[start.upperBound...].firstIndex(of: "\n") {
                     port = Int(output[start.upperBound..<end])

@@ -50,7 +50,8 @@ public struct InClusterConfig: Sendable, Equatable {
         var resolved = namespace
         if resolved == nil {
             let file = directory + "/namespace"
-            let text = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(
+                in: .whitespacesAndNewlines)
             guard let text, !text.isEmpty else {
                 throw .configuration(
                     "APP_CONTROL=kubernetes: APP_NAMESPACE is not set and \(file) cannot be read",
@@ -112,7 +113,9 @@ struct KubernetesAPI: Sendable {
         let timeout = requestTimeout
         let (response, token): (HTTPResponse, String) = try await Blocking.run {
             let token = try Self.readToken(config.tokenFile)
-            let encodedQuery = query.isEmpty ? "" : "?" + query.map { "\(Self.escape($0.0))=\(Self.escape($0.1))" }.joined(separator: "&")
+            let encodedQuery =
+                query.isEmpty
+                ? "" : "?" + query.map { "\(Self.escape($0.0))=\(Self.escape($0.1))" }.joined(separator: "&")
             var request = HTTPRequest(method: method, url: config.apiServer + path + encodedQuery, body: body)
             request.headers = [("Authorization", "Bearer \(token)"), ("Accept", "application/json")]
             if let contentType { request.headers.append(("Content-Type", contentType)) }
@@ -124,7 +127,9 @@ struct KubernetesAPI: Sendable {
             } catch let error as CurlTransportError {
                 throw ContingencyError.failed(
                     "\(what): the Kubernetes API server \(config.apiServer) did not answer: \(Self.redact(error.message, token))",
-                    hint: "check that the runner's pod reaches the API server and that \(config.caFile) is the cluster's CA")
+                    hint:
+                        "check that the runner's pod reaches the API server and that \(config.caFile) is the cluster's CA"
+                )
             }
         }
         guard !response.truncated else {
@@ -134,7 +139,8 @@ struct KubernetesAPI: Sendable {
         if (200..<300).contains(response.status), let json { return json }
 
         // Failures come as a `Status` object (kind Status, status Failure, message, reason, code).
-        let message = json?["message"]?.stringValue.map { Self.redact($0, token) }
+        let message =
+            json?["message"]?.stringValue.map { Self.redact($0, token) }
             ?? "HTTP \(response.status) without a Status message"
         let reason = json?["reason"]?.stringValue.map { " \($0)" } ?? ""
         let failure = "\(what): \(method) \(path) answered \(response.status)\(reason): \(message)"
@@ -145,7 +151,9 @@ struct KubernetesAPI: Sendable {
         case 401:
             throw ContingencyError.failed(
                 failure,
-                hint: "the API server did not accept the service account token in \(config.tokenFile): is it mounted and current?")
+                hint:
+                    "the API server did not accept the service account token in \(config.tokenFile): is it mounted and current?"
+            )
         case 403:
             let resource = access.group.isEmpty ? access.resource : "\(access.resource) (API group \(access.group))"
             throw ContingencyError.failed(
@@ -164,7 +172,8 @@ struct KubernetesAPI: Sendable {
     /// `text` percent-encoded for a query, all but RFC 3986's unreserved characters (a label selector holds `=`,
     /// `,`, `!` and spaces).
     private static func escape(_ text: String) -> String {
-        let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+        let unreserved = CharacterSet(
+            charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
         return text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? text
     }
 

@@ -28,7 +28,9 @@ public struct KubernetesAppControl: AppControl {
         public var start: Duration
         public var pollInterval: Duration
 
-        public init(stop: Duration = .seconds(300), start: Duration = .seconds(600), pollInterval: Duration = .seconds(2)) {
+        public init(
+            stop: Duration = .seconds(300), start: Duration = .seconds(600), pollInterval: Duration = .seconds(2)
+        ) {
             self.stop = stop
             self.start = start
             self.pollInterval = pollInterval
@@ -104,9 +106,8 @@ public struct KubernetesAppControl: AppControl {
             let current = try await target.read("stopping the application")
             let replicas = current["spec"]?["replicas"]?.kubeInt ?? 1
             guard replicas > 0 else {
-                let recorded = Self.recordedReplicas(current)
-                logger.info(
-                    "Deployment \(target.shown) is already scaled to 0\(recorded.map { " (\($0) replica(s) recorded to start again)" } ?? "")")
+                let recorded = Self.recordedReplicas(current).map { " (\($0) replica(s) recorded to start again)" }
+                logger.info("Deployment \(target.shown) is already scaled to 0\(recorded ?? "")")
                 return current
             }
             let patch: JSONValue = .object([
@@ -117,8 +118,8 @@ public struct KubernetesAppControl: AppControl {
                 "spec": .object(["replicas": .number(0)]),
             ])
             let patched = try await target.patch(patch, "stopping the application")
-            logger.info(
-                "Scaled deployment \(target.shown) from \(replicas) replica(s) to 0 (\(replicas) recorded in its annotation \(Self.replicasAnnotation))")
+            let recorded = "\(replicas) recorded in its annotation \(Self.replicasAnnotation)"
+            logger.info("Scaled deployment \(target.shown) from \(replicas) replica(s) to 0 (\(recorded))")
             return patched
         }
         try await waitForNoPods(target, selector: stopped["spec"]?["selector"])
@@ -137,8 +138,8 @@ public struct KubernetesAppControl: AppControl {
             let annotation = current["metadata"]?["annotations"]?[Self.replicasAnnotation]
             let recordedReplicas = Self.recordedReplicas(current)
             if annotation != nil, recordedReplicas == nil {
-                logger.warning(
-                    "Deployment \(target.shown)'s annotation \(Self.replicasAnnotation) is not a replica count; ignoring it")
+                let annotationName = Self.replicasAnnotation
+                logger.warning("Deployment \(target.shown)'s annotation \(annotationName) is not a replica count; ignoring it")
             }
             let wanted = recordedReplicas ?? (replicas == 0 ? 1 : replicas)
 
@@ -166,8 +167,8 @@ public struct KubernetesAppControl: AppControl {
             var patch: [String: JSONValue] = ["metadata": .object(metadata)]
             if !spec.isEmpty { patch["spec"] = .object(spec) }
             _ = try await target.patch(.object(patch), "starting the application")
-            logger.info(
-                "Patched deployment \(target.shown): \(changes.isEmpty ? "annotation \(Self.replicasAnnotation) removed" : changes.joined(separator: "; "))")
+            if changes.isEmpty { changes.append("annotation \(Self.replicasAnnotation) removed") }
+            logger.info("Patched deployment \(target.shown): \(changes.joined(separator: "; "))")
         }
         try await waitForRollout(target)
     }
@@ -182,7 +183,9 @@ public struct KubernetesAppControl: AppControl {
         var path: String { "/apis/apps/v1/namespaces/\(api.config.namespace)/deployments/\(name)" }
 
         func read(_ what: String) async throws -> JSONValue {
-            try await api.get(path, access: .init(verb: "get", resource: "deployments", group: "apps"), what: "\(what): deployment \(shown)")
+            try await api.get(
+                path, access: .init(verb: "get", resource: "deployments", group: "apps"),
+                what: "\(what): deployment \(shown)")
         }
 
         func patch(_ patch: JSONValue, _ what: String) async throws -> JSONValue {
@@ -194,7 +197,8 @@ public struct KubernetesAppControl: AppControl {
 
     private func resolve() async throws -> Target {
         guard let deploymentName, !deploymentName.isEmpty else {
-            throw ContingencyError.configuration("APP_CONTROL=kubernetes needs APP_DEPLOYMENT (the application's Deployment)")
+            throw ContingencyError.configuration(
+                "APP_CONTROL=kubernetes needs APP_DEPLOYMENT (the application's Deployment)")
         }
         if let explicitConfig { return Target(api: KubernetesAPI(config: explicitConfig), name: deploymentName) }
         let namespace = namespaceSetting
@@ -214,7 +218,9 @@ public struct KubernetesAppControl: AppControl {
                 guard attempt < 5 else {
                     throw ContingencyError.failed(
                         "\(conflict.message) (\(attempt) attempts)",
-                        hint: "something else keeps changing deployment \(target.shown): pause it (a GitOps tool, an autoscaler) and retry")
+                        hint:
+                            "something else keeps changing deployment \(target.shown): pause it (a GitOps tool, an autoscaler) and retry"
+                    )
                 }
                 logger.info("Deployment \(target.shown) changed while it was being patched; reading it again")
                 attempt += 1
@@ -227,10 +233,13 @@ public struct KubernetesAppControl: AppControl {
     private func waitForNoPods(_ target: Target, selector: JSONValue?) async throws {
         let labelSelector = Self.selector(selector)
         guard !labelSelector.isEmpty else {
-            throw ContingencyError.failed("deployment \(target.shown) has no label selector: cannot tell when its pods are gone")
+            throw ContingencyError.failed(
+                "deployment \(target.shown) has no label selector: cannot tell when its pods are gone")
         }
         let path = "/api/v1/namespaces/\(target.api.config.namespace)/pods"
-        let query = [("labelSelector", labelSelector), ("fieldSelector", "status.phase!=Failed,status.phase!=Succeeded")]
+        let query = [
+            ("labelSelector", labelSelector), ("fieldSelector", "status.phase!=Failed,status.phase!=Succeeded"),
+        ]
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: waits.stop)
         var announced = false
@@ -254,7 +263,9 @@ public struct KubernetesAppControl: AppControl {
                     hint: "look at them with kubectl describe pod (a finalizer, a long terminationGracePeriodSeconds)")
             }
             if !announced {
-                logger.info("Waiting for \(pods.count) pod(s) of deployment \(target.shown) to end: \(names.joined(separator: ", "))")
+                logger.info(
+                    "Waiting for \(pods.count) pod(s) of deployment \(target.shown) to end: \(names.joined(separator: ", "))"
+                )
                 announced = true
             }
             try await Task.sleep(for: waits.pollInterval)
@@ -281,13 +292,17 @@ public struct KubernetesAppControl: AppControl {
             if observed < generation {
                 state = "waiting for the deployment controller to see the change"
             } else {
-                let progressing = (status?["conditions"]?.kubeArray ?? []).first { $0["type"]?.stringValue == "Progressing" }
+                let progressing = (status?["conditions"]?.kubeArray ?? []).first {
+                    $0["type"]?.stringValue == "Progressing"
+                }
                 if progressing?["reason"]?.stringValue == "ProgressDeadlineExceeded" {
                     throw ContingencyError.failed(
                         "deployment \(target.shown) did not start: "
                             + (progressing?["message"]?.stringValue ?? "its progress deadline was exceeded")
                             + " (\(available) of \(wanted) replica(s) available)",
-                        hint: "see kubectl describe deployment \(target.name) -n \(target.api.config.namespace) and its pods' events")
+                        hint:
+                            "see kubectl describe deployment \(target.name) -n \(target.api.config.namespace) and its pods' events"
+                    )
                 }
                 if updated < wanted {
                     state = "\(updated) of \(wanted) replica(s) updated"
@@ -346,7 +361,9 @@ public struct KubernetesAppControl: AppControl {
             terms.append("\(key)=\(value.stringValue ?? "")")
         }
         for expression in selector?["matchExpressions"]?.kubeArray ?? [] {
-            guard let key = expression["key"]?.stringValue, let op = expression["operator"]?.stringValue else { continue }
+            guard let key = expression["key"]?.stringValue, let op = expression["operator"]?.stringValue else {
+                continue
+            }
             let values = (expression["values"]?.kubeArray ?? []).compactMap(\.stringValue).joined(separator: ",")
             switch op {
             case "In": terms.append("\(key) in (\(values))")
