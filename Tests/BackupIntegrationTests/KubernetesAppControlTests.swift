@@ -247,6 +247,49 @@ struct KubernetesAppControlTests {
     }
 
     @Test(
+        "the in-cluster configuration: KUBERNETES_SERVICE_HOST/PORT and the service account's files; outside a pod, a clear error"
+    )
+    func inClusterConfig() async throws {
+        let folder = try TemporaryDirectory()
+        try Data(Self.tokenA.utf8).write(to: folder.appending("token"))
+        try Data("visual\n".utf8).write(to: folder.appending("namespace"))
+        let environment = ["KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"]
+        let config = try InClusterConfig.fromEnvironment(environment, namespace: nil, directory: folder.path)
+        #expect(
+            config
+                == InClusterConfig(
+                    apiServer: "https://10.96.0.1:443", tokenFile: folder.appending("token").path,
+                    caFile: folder.appending("ca.crt").path, namespace: "visual"))
+        let billing = try InClusterConfig.fromEnvironment(environment, namespace: "billing", directory: folder.path)
+        #expect(billing.namespace == "billing")
+        let ipv6 = ["KUBERNETES_SERVICE_HOST": "fd00:10:96::1", "KUBERNETES_SERVICE_PORT": "443"]
+        let ipv6Config = try InClusterConfig.fromEnvironment(ipv6, namespace: nil, directory: folder.path)
+        #expect(ipv6Config.apiServer == "https://[fd00:10:96::1]:443")
+
+        let outside = #expect(throws: ContingencyError.self) {
+            try InClusterConfig.fromEnvironment([:], namespace: nil, directory: folder.path)
+        }
+        #expect(outside?.isConfiguration == true)
+        #expect(outside?.message.contains("KUBERNETES_SERVICE_HOST") == true)
+        try FileManager.default.removeItem(at: folder.appending("token"))
+        let noToken = #expect(throws: ContingencyError.self) {
+            try InClusterConfig.fromEnvironment(environment, namespace: nil, directory: folder.path)
+        }
+        #expect(noToken?.message.contains("no service account token") == true)
+
+        // The factory's initializer, here outside any pod: the first call says so, as a configuration error.
+        let log = KubeTestLog()
+        let control = KubernetesAppControl(
+            settings: AppControlSettings(kind: .kubernetes, deployment: "visual-platform", namespace: "visual"),
+            logger: log.logger)
+        #expect(control.description == "Kubernetes deployment visual/visual-platform")
+        if ProcessInfo.processInfo.environment["KUBERNETES_SERVICE_HOST"] == nil {
+            let error = await #expect(throws: ContingencyError.self) { try await control.stop() }
+            #expect(error?.isConfiguration == true, "\(String(describing: error))")
+        }
+    }
+
+    @Test(
         "the exchange server itself refuses a missing or wrong token, another verb, Content-Type or body, and a float")
     func replayServerIsStrict() async throws {
         try await KubeExchangeServer.with("stop", verify: false) { server in
