@@ -47,12 +47,12 @@ public struct KubernetesAppControl: AppControl {
 
     /// The control of a runner in a pod: `settings.deployment` in `settings.namespace` (or the service account's),
     /// with the in-cluster configuration.
-    public init(settings: AppControlSettings, logger: Logger) {
+    public init(settings: AppControlSettings, logger: Logger, waits: Waits = Waits()) {
         deploymentName = settings.deployment
         namespaceSetting = settings.namespace
         explicitConfig = nil
         self.logger = logger
-        waits = Waits()
+        self.waits = waits
     }
 
     /// The control of `deployment` through the API server `config` describes (`config.namespace` is the
