@@ -125,6 +125,38 @@ struct KubernetesAppControlTests {
         #expect(log.contains("rolled out: 3 of 3 replica(s) available"), "\(log.lines)")
     }
 
+    @Test("stop() waits for the pods only up to its limit, then fails naming the pods still there")
+    func stopTimeout() async throws {
+        let log = KubeTestLog()
+        try await KubeExchangeServer.with("stop-timeout") { server in
+            let tokenFile = server.directory.appending("token")
+            try Data(Self.tokenA.utf8).write(to: tokenFile)
+            let control = KubernetesAppControl(
+                deployment: "visual-platform",
+                config: InClusterConfig(
+                    apiServer: server.apiServer, tokenFile: tokenFile.path, caFile: server.caFile, namespace: "visual"),
+                logger: log.logger,
+                waits: .init(stop: .milliseconds(300), start: .seconds(20), pollInterval: .milliseconds(20)))
+            let clock = ContinuousClock()
+            let started = clock.now
+            let error = await #expect(throws: ContingencyError.self) { try await control.stop() }
+            #expect(clock.now - started < .seconds(10))
+            let text = String(describing: error)
+            #expect(text.contains("1 pod(s) of deployment visual/visual-platform still run"), "\(text)")
+            #expect(text.contains("visual-platform-5f6c9d7b8-x2kqp"), "\(text)")
+        }
+    }
+
+    @Test("start() after a stop that failed before scaling (no annotation, replicas as they were) patches nothing")
+    func startAfterFailedStop() async throws {
+        let log = KubeTestLog()
+        try await KubeExchangeServer.with("start-after-failed-stop") { server in
+            try await makeControl(server, log: log).start(on: nil)
+        }
+        #expect(log.contains("already runs 3 replica(s); nothing to patch"), "\(log.lines)")
+        #expect(log.contains("rolled out: 3 of 3 replica(s) available"), "\(log.lines)")
+    }
+
     @Test("a rollout that exceeds its progress deadline fails start() with the controller's message")
     func startDeadline() async throws {
         let log = KubeTestLog()

@@ -27,14 +27,18 @@ The exchange file:
                      "contentType": "application/merge-patch+json", (required when there is a body)
                      "body": {...},                                 (the exact JSON body)
                      "token": "..."},                               (optional: another bearer token)
-         "response": {"status": 200, "body": {...}}},
+         "response": {"status": 200, "body": {...}},
+         "repeat": true},                                   (optional: see below)
         ...]}
 
 Each request must be the next exchange's, exactly: method, path, query, `Authorization: Bearer <token>`,
 Content-Type, and a body equal to the expected JSON (types included: 1 is not 1.0 nor true; a number written
 with a fraction or an exponent is refused outright, as Kubernetes refuses 8080.0 for an int32 field). A request
 that does not match is recorded as a failure and answered 500 with a Status naming the difference; the exchange
-stays next. A request after the last exchange is a failure too.
+stays next. A request after the last exchange is a failure too. An exchange marked "repeat" answers every
+request that matches it, for as long as they come (a poll that never ends, for a test of a time limit); it
+counts as served once it answered one, and the first request that does not match it goes on to the next
+exchange.
 
 Control API (no token, never counted as an exchange):
 
@@ -138,16 +142,33 @@ class Replay:
         self.token = document.get("token")
         self.exchanges = document["exchanges"]
         self.next = 0
+        self.repeating = None
         self.failures = []
         self.lock = threading.Lock()
 
-    def mismatch(self, method, target, headers, body):
-        """Why this request is not the next exchange's, or None."""
+    def answer(self, method, target, headers, body):
+        """The response to this request, or (None, why it is not the expected one). A repeating exchange that
+        answered once gives way to the next one when the request is not its own."""
+        if self.repeating is not None:
+            if self.mismatch(self.repeating, method, target, headers, body) is None:
+                return self.exchanges[self.repeating]["response"], None
+            self.repeating = None
         if self.next >= len(self.exchanges):
-            return f"unexpected request {method} {target}: every exchange was already served"
+            return None, f"unexpected request {method} {target}: every exchange was already served"
+        failure = self.mismatch(self.next, method, target, headers, body)
+        if failure:
+            return None, failure
         exchange = self.exchanges[self.next]
+        if exchange.get("repeat"):
+            self.repeating = self.next
+        self.next += 1
+        return exchange["response"], None
+
+    def mismatch(self, index, method, target, headers, body):
+        """Why this request is not exchange `index`'s, or None."""
+        exchange = self.exchanges[index]
         expected = exchange["request"]
-        step = f"exchange {self.next + 1} ({expected['method']} {expected['path']}: {exchange.get('description', '')})"
+        step = f"exchange {index + 1} ({expected['method']} {expected['path']}: {exchange.get('description', '')})"
         parsed = urllib.parse.urlsplit(target)
         if method != expected["method"] or parsed.path != expected["path"]:
             return f"{step}: got {method} {parsed.path}"
@@ -205,15 +226,13 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_json(200, {"failures": replay.failures, "unconsumed": unconsumed, "served": replay.next})
             return
         with replay.lock:
-            failure = replay.mismatch(self.command, self.path, self.headers, body)
+            response, failure = replay.answer(self.command, self.path, self.headers, body)
             if failure:
                 replay.failures.append(failure)
                 sys.stderr.write(f"kube_exchanges: FAILURE {failure}\n")
                 self.send_json(500, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                      "message": f"exchange replay: {failure}", "reason": "InternalError", "code": 500})
                 return
-            response = replay.exchanges[replay.next]["response"]
-            replay.next += 1
         self.send_json(response["status"], response["body"])
 
     do_GET = do_PATCH = do_PUT = do_POST = do_DELETE = handle_any
