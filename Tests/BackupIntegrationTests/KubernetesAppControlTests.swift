@@ -315,6 +315,18 @@ struct KubernetesAppControlTests {
             settings: AppControlSettings(kind: .kubernetes, deployment: "visual-platform", namespace: "visual"),
             logger: log.logger)
         #expect(control.description == "Kubernetes deployment visual/visual-platform")
+        // Names go into request paths: anything Kubernetes would not accept as a name is refused first.
+        for name in ["../../api/v1/secrets", "Visual", "web/x", "", "-web"] {
+            let bad = KubernetesAppControl(
+                deployment: name,
+                config: InClusterConfig(
+                    apiServer: "https://127.0.0.1:1", tokenFile: "/nonexistent",
+                    caFile: "/nonexistent", namespace: "visual"), logger: log.logger)
+            let error = await #expect(throws: ContingencyError.self, "\(name)") { _ = try await bad.deployment() }
+            #expect(error?.isConfiguration == true, "\(name): \(String(describing: error))")
+        }
+        #expect(KubernetesAppControl.isName("visual-platform.v2", maximum: 253, dots: true))
+        #expect(!KubernetesAppControl.isName("visual.ns", maximum: 63, dots: false))
         if ProcessInfo.processInfo.environment["KUBERNETES_SERVICE_HOST"] == nil {
             let error = await #expect(throws: ContingencyError.self) { try await control.stop() }
             #expect(error?.isConfiguration == true, "\(String(describing: error))")

@@ -139,7 +139,8 @@ public struct KubernetesAppControl: AppControl {
             let recordedReplicas = Self.recordedReplicas(current)
             if annotation != nil, recordedReplicas == nil {
                 let annotationName = Self.replicasAnnotation
-                logger.warning("Deployment \(target.shown)'s annotation \(annotationName) is not a replica count; ignoring it")
+                logger.warning(
+                    "Deployment \(target.shown)'s annotation \(annotationName) is not a replica count; ignoring it")
             }
             let wanted = recordedReplicas ?? (replicas == 0 ? 1 : replicas)
 
@@ -200,12 +201,35 @@ public struct KubernetesAppControl: AppControl {
             throw ContingencyError.configuration(
                 "APP_CONTROL=kubernetes needs APP_DEPLOYMENT (the application's Deployment)")
         }
-        if let explicitConfig { return Target(api: KubernetesAPI(config: explicitConfig), name: deploymentName) }
-        let namespace = namespaceSetting
-        let config = try await Blocking.run { () throws -> InClusterConfig in
-            try InClusterConfig.fromEnvironment(namespace: namespace)
+        // Both go into request paths: only the names Kubernetes itself accepts.
+        guard Self.isName(deploymentName, maximum: 253, dots: true) else {
+            throw ContingencyError.configuration(
+                "APP_DEPLOYMENT=\(deploymentName) is not a Deployment name (lowercase letters, digits, '-' and '.')")
+        }
+        let config: InClusterConfig
+        if let explicitConfig {
+            config = explicitConfig
+        } else {
+            let namespace = namespaceSetting
+            config = try await Blocking.run { () throws -> InClusterConfig in
+                try InClusterConfig.fromEnvironment(namespace: namespace)
+            }
+        }
+        guard Self.isName(config.namespace, maximum: 63, dots: false) else {
+            throw ContingencyError.configuration(
+                "the namespace \(config.namespace) is not a Kubernetes namespace name (lowercase letters, digits, '-')",
+                hint: "check APP_NAMESPACE")
         }
         return Target(api: KubernetesAPI(config: config), name: deploymentName)
+    }
+
+    /// A DNS-1123 name (a Deployment's, with `dots`) or label (a namespace's).
+    static func isName(_ name: String, maximum: Int, dots: Bool) -> Bool {
+        let scalars = Array(name.unicodeScalars)
+        guard !scalars.isEmpty, scalars.count <= maximum else { return false }
+        let alphanumeric: (Unicode.Scalar) -> Bool = { ("a"..."z").contains($0) || ("0"..."9").contains($0) }
+        guard alphanumeric(scalars.first!), alphanumeric(scalars.last!) else { return false }
+        return scalars.allSatisfy { alphanumeric($0) || $0 == "-" || (dots && $0 == ".") }
     }
 
     /// Runs `body` again (it reads the Deployment afresh) when its write met a 409 Conflict, up to 5 times.
