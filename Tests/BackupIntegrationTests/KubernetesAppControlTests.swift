@@ -188,6 +188,15 @@ struct KubernetesAppControlTests {
         #expect(!log.lines.joined().contains("c2lnbmF0dXJl"))
     }
 
+    @Test("a 503 and a 429 from an API server that restarts are sent again; the answer after them is used")
+    func transientFaults() async throws {
+        let log = KubeTestLog()
+        let recorded = try await KubeExchangeServer.with("transient") { server in
+            try await makeControl(server, log: log).deployment()
+        }
+        #expect(recorded?.podTemplate == (try writtenTemplate()))
+    }
+
     @Test("the token file is read at each request: a token rotated between two calls is sent")
     func tokenRotation() async throws {
         let log = KubeTestLog()

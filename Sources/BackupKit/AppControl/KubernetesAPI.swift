@@ -75,6 +75,12 @@ struct KubernetesAPI: Sendable {
     let config: InClusterConfig
     /// Limit of each request in seconds.
     var requestTimeout: Double = 30
+    /// A request that met a fault of the network or an overloaded API server (a transport error, 429, 502, 503,
+    /// 504) is sent again this many times, after `retryDelay`, then twice that. Safe for every request made here:
+    /// reads change nothing, and a patch that was applied although its answer was lost carries a
+    /// `resourceVersion` that is now stale, so its second sending gets 409 and the caller reads the result.
+    var retries = 2
+    var retryDelay: Duration = .seconds(1)
 
     /// What a request needs the service account to be allowed, for the error of a 403.
     struct Access: Sendable {
@@ -109,6 +115,30 @@ struct KubernetesAPI: Sendable {
         method: String, path: String, query: [(String, String)], body: [UInt8]?, contentType: String?,
         access: Access, what: String
     ) async throws -> JSONValue {
+        var attempt = 0
+        while true {
+            do {
+                return try await sendOnce(
+                    method: method, path: path, query: query, body: body, contentType: contentType, access: access,
+                    what: what)
+            } catch is TransientFault where attempt < retries {
+                attempt += 1
+                try await Task.sleep(for: retryDelay * attempt)
+            } catch let fault as TransientFault {
+                throw fault.error
+            }
+        }
+    }
+
+    /// A failure worth one more try; `error` is what the caller sees when no try is left.
+    private struct TransientFault: Error {
+        let error: ContingencyError
+    }
+
+    private func sendOnce(
+        method: String, path: String, query: [(String, String)], body: [UInt8]?, contentType: String?,
+        access: Access, what: String
+    ) async throws -> JSONValue {
         let config = self.config
         let timeout = requestTimeout
         let (response, token): (HTTPResponse, String) = try await Blocking.run {
@@ -125,11 +155,12 @@ struct KubernetesAPI: Sendable {
             do {
                 return (try CurlEasy().perform(request), token)
             } catch let error as CurlTransportError {
-                throw ContingencyError.failed(
+                let failure = ContingencyError.failed(
                     "\(what): the Kubernetes API server \(config.apiServer) did not answer: \(Self.redact(error.message, token))",
                     hint:
                         "check that the runner's pod reaches the API server and that \(config.caFile) is the cluster's CA"
                 )
+                throw error.isTransient ? TransientFault(error: failure) : failure
             }
         }
         guard !response.truncated else {
@@ -162,6 +193,9 @@ struct KubernetesAPI: Sendable {
                     + "\(namespace): bind it to the Role in the README (Kubernetes app control)")
         case 404:
             throw ContingencyError.failed(failure, hint: "check APP_DEPLOYMENT and APP_NAMESPACE (now \(namespace))")
+        case 429, 502, 503, 504:
+            throw TransientFault(
+                error: .failed(failure, hint: "the API server is overloaded or restarting: try again later"))
         case 200..<300:
             throw ContingencyError.failed("\(what): the API server's answer to \(method) \(path) is not JSON")
         default:

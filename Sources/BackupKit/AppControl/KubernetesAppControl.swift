@@ -220,7 +220,7 @@ public struct KubernetesAppControl: AppControl {
                 "the namespace \(config.namespace) is not a Kubernetes namespace name (lowercase letters, digits, '-')",
                 hint: "check APP_NAMESPACE")
         }
-        return Target(api: KubernetesAPI(config: config), name: deploymentName)
+        return Target(api: KubernetesAPI(config: config, retryDelay: waits.pollInterval), name: deploymentName)
     }
 
     /// A DNS-1123 name (a Deployment's, with `dots`) or label (a namespace's).
