@@ -284,7 +284,8 @@ public struct KubernetesAppControl: AppControl {
                 throw ContingencyError.failed(
                     "\(pods.count) pod(s) of deployment \(target.shown) still run \(waits.stop) after it was scaled to 0: "
                         + names.joined(separator: ", "),
-                    hint: "look at them with kubectl describe pod (a finalizer, a long terminationGracePeriodSeconds)")
+                    hint: "look at them with kubectl describe pod (a finalizer, a long terminationGracePeriodSeconds, "
+                        + "or another workload's pod that the selector also matches)")
             }
             if !announced {
                 logger.info(
