@@ -4,7 +4,7 @@
 # (GNU tar, zstd, Debian's age for encryption interop, prometheus for promtool).
 # Installs nothing when everything is already there.
 set -euo pipefail
-packages=(libpq-dev libarchive-dev libcurl4-openssl-dev libssl-dev libdeflate-dev libzstd-dev postgresql-15 postgresql-client-15 zstd gzip tar util-linux procps age prometheus bc time curl)
+packages=(libpq-dev libarchive-dev libcurl4-openssl-dev libssl-dev libdeflate-dev libzstd-dev postgresql-15 postgresql-client-15 zstd gzip tar util-linux procps age prometheus bc time curl openssl)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
