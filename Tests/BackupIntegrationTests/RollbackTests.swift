@@ -163,7 +163,7 @@ struct RollbackTests {
 
     @Test("A rollback that does not heal: the guard stops a second one, a person is told, the safety backup restores the broken state")
     func rollbackThatDoesNotHeal() async throws {
-        try await ApplicationFixture.with(uploadFiles: 5) { app in
+        try await ApplicationFixture.with(uploadFiles: 20) { app in
             let scenario = try Scenario(app)
             do {
                 try await scenario.managed.control("start")
