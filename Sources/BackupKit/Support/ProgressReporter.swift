@@ -33,13 +33,3 @@ public final class ProgressReporter: @unchecked Sendable {
         )
     }
 }
-
-/// Named points where a test can freeze the job (`CONTINGENCY_FAILPOINT=<name>` makes the process stop
-/// itself with SIGSTOP there), so a `kill -9` lands at an exact step instead of a guessed moment.
-public enum Failpoint {
-    public static func hit(_ name: String, holding lease: Lease? = nil) {
-        guard ProcessInfo.processInfo.environment["CONTINGENCY_FAILPOINT"] == name else { return }
-        // A stop in the middle of a lease renewal would keep the store's guard held while stopped.
-        if let lease { lease.withRenewalsHeld { _ = raise(SIGSTOP) } } else { raise(SIGSTOP) }
-    }
-}
