@@ -36,6 +36,7 @@ final class RollbackGate: ApplicationGate, @unchecked Sendable {
             await start(nil, after: error)
             throw error
         }
+        Failpoint.hit("rollback-app-stopped")
         let restoreStep = await steps.begin("swap in the database, the uploads and the .env")
         do {
             try await body()
