@@ -42,7 +42,7 @@ public struct RollbackConfiguration: Sendable, Equatable {
         RestoreConfiguration.settings + HealthConfiguration.settings + AppControlSettings.settings + [
             Settings.restorePollInterval, Settings.rollbackHealthTimeout, Settings.rollbackMax, Settings.rollbackWindow,
             Settings.rollbackCode, Settings.rollbackDataOnly, Settings.backupSigningKey, Settings.compression,
-            Settings.livenessFile,
+            Settings.sidecarID, Settings.livenessFile,
         ]
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> RollbackConfiguration {
