@@ -1,0 +1,216 @@
+import BackupCore
+import BackupKit
+import Foundation
+import Logging
+import Testing
+import TestSupport
+
+/// `APP_CONTROL=docker` against a real Docker Engine API: podman's, on a socket of the test's own
+/// (`PodmanService`), with real containers on images made from busybox. The code under test talks only to the
+/// socket; the podman CLI sets up and checks.
+@Suite("DockerAppControl", .serialized, .timeLimit(.minutes(5)))
+struct DockerAppControlTests {
+    /// The application's label: a key and value of this test run.
+    let label = "contingency.app=test\(UInt32.random(in: 1000...9999))"
+
+    /// Two versions of the application: `/version` holds v1 or v2; v2's image also sets `FLAVOUR=v2` and
+    /// a label, defaults that must not follow the container back onto v1.
+    struct Images {
+        let v1: String
+        let v2: String
+        static let v1Tag = "localhost/contingency-test-app:v1"
+        static let v2Tag = "localhost/contingency-test-app:v2"
+    }
+
+    func images(_ podman: PodmanService) async throws -> Images {
+        Images(
+            v1: try await podman.image(tag: Images.v1Tag, version: "v1"),
+            v2: try await podman.image(
+                tag: Images.v2Tag, version: "v2", changes: ["ENV FLAVOUR=v2", "LABEL org.example.release=2"]))
+    }
+
+    /// Runs a detached container the way compose would: a name, the label, an environment variable, a bind
+    /// mount, the podman's network, a restart policy.
+    func run(
+        _ podman: PodmanService, _ name: String, image: String, labelled: Bool = true, data: URL? = nil
+    ) async throws {
+        var arguments = ["run", "--detach", "--name", name, "--network", podman.network, "--env", "GREETING=hello"]
+        arguments += ["--restart", "unless-stopped"]
+        if labelled { arguments += ["--label", label] }
+        if let data { arguments += ["--volume", "\(data.path):/data"] }
+        try await podman.podman(arguments + [image])
+    }
+
+    func isRunning(_ podman: PodmanService, _ name: String) async throws -> Bool {
+        try await podman.inspect(name, "{{.State.Running}}") == "true"
+    }
+
+    /// The container's image id as the API writes it (the CLI leaves out `sha256:`).
+    func imageID(_ podman: PodmanService, _ name: String) async throws -> String {
+        "sha256:" + (try await podman.inspect(name, "{{.Image}}"))
+    }
+
+    func control(_ podman: PodmanService, logger: Logger = Logger(label: "test")) -> DockerAppControl {
+        DockerAppControl(label: label, socket: podman.socketPath, logger: logger)
+    }
+
+    @Test("stop stops every labelled container and leaves the others running; start starts them again")
+    func stopAndStart() async throws {
+        try await PodmanService.with { podman in
+            let images = try await images(podman)
+            try await run(podman, "web", image: images.v1)
+            try await run(podman, "worker", image: images.v1)
+            try await run(podman, "bystander", image: images.v1, labelled: false)
+            let control = control(podman)
+
+            try await control.stop()
+            #expect(try await isRunning(podman, "web") == false)
+            #expect(try await isRunning(podman, "worker") == false)
+            #expect(try await isRunning(podman, "bystander"), "a container without the label was stopped")
+            // A second stop (a runner that died after stopping) finds nothing to stop and succeeds.
+            try await control.stop()
+
+            let webID = try await podman.inspect("web", "{{.Id}}")
+            try await control.start(on: nil)
+            #expect(try await isRunning(podman, "web"))
+            #expect(try await isRunning(podman, "worker"))
+            #expect(try await isRunning(podman, "bystander"))
+            #expect(try await podman.inspect("web", "{{.Id}}") == webID, "start without a deployment recreated a container")
+        }
+    }
+
+    @Test("deployment() records each labelled container's name, image id and image reference")
+    func deployment() async throws {
+        try await PodmanService.with { podman in
+            let images = try await images(podman)
+            try await run(podman, "web", image: Images.v2Tag)
+            try await run(podman, "worker", image: Images.v1Tag)
+            try await run(podman, "bystander", image: Images.v1Tag, labelled: false)
+            try await podman.podman("stop", "--time", "0", "worker")
+
+            let deployment = try #require(try await control(podman).deployment())
+            #expect(
+                deployment
+                    == AppDeployment(
+                        control: "docker",
+                        containers: [
+                            .init(name: "web", imageID: images.v2, image: Images.v2Tag),
+                            .init(name: "worker", imageID: images.v1, image: Images.v1Tag),
+                        ]))
+        }
+    }
+
+    @Test("a failed deploy is undone: start(on:) recreates the container on the recorded image, keeping its configuration")
+    func recreateOnRecordedImage() async throws {
+        try await PodmanService.with { podman in
+            let images = try await images(podman)
+            let data = try TemporaryDirectory(prefix: "contingency-docker-data")
+            defer { data.remove() }
+            try "uploads\n".write(to: data.appending("marker"), atomically: true, encoding: .utf8)
+            try await run(podman, "web", image: Images.v1Tag, data: data.url)
+            try await run(podman, "worker", image: Images.v1Tag)
+            let log = LogCollector()
+            let control = control(podman, logger: log.logger)
+            let recorded = try #require(try await control.deployment())
+
+            // The failed deploy: compose replaces web by a container of the same configuration on v2.
+            try await podman.podman("rm", "--force", "--time", "0", "web")
+            try await run(podman, "web", image: Images.v2Tag, data: data.url)
+            #expect(try await podman.podman("exec", "web", "cat", "/version") == "v2")
+            let workerID = try await podman.inspect("worker", "{{.Id}}")
+
+            try await control.stop()
+            try await control.start(on: recorded)
+
+            #expect(try await isRunning(podman, "web"))
+            #expect(try await imageID(podman, "web") == images.v1)
+            #expect(try await podman.podman("exec", "web", "cat", "/version") == "v1")
+            let environment = try await podman.podman("exec", "web", "env")
+            #expect(environment.contains("GREETING=hello"), "\(environment)")
+            #expect(!environment.contains("FLAVOUR"), "v2's image default followed the container onto v1: \(environment)")
+            #expect(try await podman.podman("exec", "web", "cat", "/data/marker") == "uploads")
+            #expect(try await podman.inspect("web", "{{index .Config.Labels \"\(labelKey)\"}}") == labelValue)
+            #expect(try await podman.inspect("web", "{{index .Config.Labels \"org.example.release\"}}") == "")
+            #expect(try await podman.inspect("web", "{{.HostConfig.RestartPolicy.Name}}") == "unless-stopped")
+            let networks = try await podman.inspect("web", "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}")
+            #expect(networks.split(separator: " ").map(String.init) == [podman.network])
+            // The worker was on its recorded image already: started, not recreated.
+            #expect(try await podman.inspect("worker", "{{.Id}}") == workerID)
+            #expect(try await isRunning(podman, "worker"))
+            // Nothing left aside: web, worker.
+            let names = try await podman.podman("ps", "--all", "--format", "{{.Names}}").split(separator: "\n").sorted()
+            #expect(names == ["web", "worker"])
+            #expect(log.lines.contains { $0.contains("Recreated container web on its recorded image \(Images.v1Tag)") }, "\(log.lines)")
+        }
+    }
+
+    @Test("cannotRestore: nil while the recorded images and containers are there, else why; a failed recreate leaves the container as it was")
+    func cannotRestore() async throws {
+        try await PodmanService.with { podman in
+            let images = try await images(podman)
+            try await run(podman, "web", image: Images.v1Tag)
+            let control = control(podman)
+            let recorded = try #require(try await control.deployment())
+            #expect(try await control.cannotRestore(recorded) == nil)
+            let kubernetes = AppDeployment(control: "kubernetes", deployment: "web")
+            #expect(try await control.cannotRestore(kubernetes)?.contains("APP_CONTROL=kubernetes") == true)
+
+            // The failed deploy, then v1 pruned from the host.
+            try await podman.podman("rm", "--force", "--time", "0", "web")
+            try await run(podman, "web", image: Images.v2Tag)
+            try await podman.podman("rmi", Images.v1Tag)
+            let reason = try #require(try await control.cannotRestore(recorded))
+            #expect(reason.contains("image \(images.v1) (\(Images.v1Tag)) of container web is no longer on this host"), "\(reason)")
+            #expect(reason.contains("ROLLBACK_DATA_ONLY=true"), "\(reason)")
+
+            // Restoring anyway fails, names the image, and leaves web as it was: on v2, with its name, running.
+            try await control.stop()
+            let error = await #expect(throws: ContingencyError.self) { try await control.start(on: recorded) }
+            #expect("\(error.map { "\($0)" } ?? "")".contains("container web could not be recreated"), "\(String(describing: error))")
+            #expect(try await isRunning(podman, "web"))
+            #expect(try await imageID(podman, "web") == images.v2)
+            #expect(try await podman.podman("ps", "--all", "--format", "{{.Names}}") == "web")
+
+            try await podman.podman("rm", "--force", "--time", "0", "web")
+            let gone = try #require(try await control.cannotRestore(AppDeployment(
+                control: "docker", containers: [.init(name: "web", imageID: images.v2, image: Images.v2Tag)])))
+            #expect(gone.contains("container web"), "\(gone)")
+            #expect(gone.contains("no longer exists"), "\(gone)")
+        }
+    }
+
+    @Test("no labelled container: stop, start and deployment() say which label, on which socket, and what to do")
+    func noLabelledContainer() async throws {
+        try await PodmanService.with { podman in
+            _ = try await images(podman)
+            try await run(podman, "bystander", image: Images.v1Tag, labelled: false)
+            let control = control(podman)
+            for (what, call) in [
+                ("stop", { try await control.stop() }), ("start", { try await control.start(on: nil) }),
+                ("deployment", { _ = try await control.deployment() }),
+            ] as [(String, () async throws -> Void)] {
+                let error = await #expect(throws: ContingencyError.self, "\(what)") { try await call() }
+                let text = error.map { "\($0)" } ?? ""
+                #expect(text.contains("no container carries the label \(label)"), "\(what): \(text)")
+                #expect(text.contains(podman.socketPath), "\(what): \(text)")
+                #expect(text.contains("APP_CONTAINER_LABEL"), "\(what): \(text)")
+            }
+            #expect(try await isRunning(podman, "bystander"))
+        }
+    }
+
+    @Test("no engine at DOCKER_HOST: the error names the socket and says to mount it")
+    func missingSocket() async throws {
+        let directory = try TemporaryDirectory(prefix: "contingency-docker")
+        defer { directory.remove() }
+        let socket = directory.appending("docker.sock").path
+        let control = DockerAppControl(label: label, socket: socket, logger: Logger(label: "test"))
+        let error = await #expect(throws: ContingencyError.self) { try await control.stop() }
+        let text = error.map { "\($0)" } ?? ""
+        #expect(text.contains("the Docker engine at \(socket) (DOCKER_HOST) is not there"), "\(text)")
+        #expect(text.contains("-v /var/run/docker.sock:/var/run/docker.sock"), "\(text)")
+    }
+
+    var labelKey: String { String(label.prefix { $0 != "=" }) }
+    var labelValue: String { String(label.drop { $0 != "=" }.dropFirst()) }
+}
