@@ -2,8 +2,8 @@ import BackupCore
 import BackupKit
 import Foundation
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 /// `APP_CONTROL=docker` against a real Docker Engine API: podman's, on a socket of the test's own
 /// (`PodmanService`), with real containers on images made from busybox. The code under test talks only to the
@@ -75,7 +75,8 @@ struct DockerAppControlTests {
             #expect(try await isRunning(podman, "web"))
             #expect(try await isRunning(podman, "worker"))
             #expect(try await isRunning(podman, "bystander"))
-            #expect(try await podman.inspect("web", "{{.Id}}") == webID, "start without a deployment recreated a container")
+            #expect(
+                try await podman.inspect("web", "{{.Id}}") == webID, "start without a deployment recreated a container")
         }
     }
 
@@ -100,7 +101,9 @@ struct DockerAppControlTests {
         }
     }
 
-    @Test("a failed deploy is undone: start(on:) recreates the container on the recorded image, keeping its configuration")
+    @Test(
+        "a failed deploy is undone: start(on:) recreates the container on the recorded image, keeping its configuration"
+    )
     func recreateOnRecordedImage() async throws {
         try await PodmanService.with { podman in
             let images = try await images(podman)
@@ -127,12 +130,14 @@ struct DockerAppControlTests {
             #expect(try await podman.podman("exec", "web", "cat", "/version") == "v1")
             let environment = try await podman.podman("exec", "web", "env")
             #expect(environment.contains("GREETING=hello"), "\(environment)")
-            #expect(!environment.contains("FLAVOUR"), "v2's image default followed the container onto v1: \(environment)")
+            #expect(
+                !environment.contains("FLAVOUR"), "v2's image default followed the container onto v1: \(environment)")
             #expect(try await podman.podman("exec", "web", "cat", "/data/marker") == "uploads")
             #expect(try await podman.inspect("web", "{{index .Config.Labels \"\(labelKey)\"}}") == labelValue)
             #expect(try await podman.inspect("web", "{{index .Config.Labels \"org.example.release\"}}") == "")
             #expect(try await podman.inspect("web", "{{.HostConfig.RestartPolicy.Name}}") == "unless-stopped")
-            let networks = try await podman.inspect("web", "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}")
+            let networks = try await podman.inspect(
+                "web", "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}")
             #expect(networks.split(separator: " ").map(String.init) == [podman.network])
             // The worker was on its recorded image already: started, not recreated.
             #expect(try await podman.inspect("worker", "{{.Id}}") == workerID)
@@ -140,11 +145,15 @@ struct DockerAppControlTests {
             // Nothing left aside: web, worker.
             let names = try await podman.podman("ps", "--all", "--format", "{{.Names}}").split(separator: "\n").sorted()
             #expect(names == ["web", "worker"])
-            #expect(log.lines.contains { $0.contains("Recreated container web on its recorded image \(Images.v1Tag)") }, "\(log.lines)")
+            #expect(
+                log.lines.contains { $0.contains("Recreated container web on its recorded image \(Images.v1Tag)") },
+                "\(log.lines)")
         }
     }
 
-    @Test("cannotRestore: nil while the recorded images and containers are there, else why; a failed recreate leaves the container as it was")
+    @Test(
+        "cannotRestore: nil while the recorded images and containers are there, else why; a failed recreate leaves the container as it was"
+    )
     func cannotRestore() async throws {
         try await PodmanService.with { podman in
             let images = try await images(podman)
@@ -160,20 +169,26 @@ struct DockerAppControlTests {
             try await run(podman, "web", image: Images.v2Tag)
             try await podman.podman("rmi", Images.v1Tag)
             let reason = try #require(try await control.cannotRestore(recorded))
-            #expect(reason.contains("image \(images.v1) (\(Images.v1Tag)) of container web is no longer on this host"), "\(reason)")
+            #expect(
+                reason.contains("image \(images.v1) (\(Images.v1Tag)) of container web is no longer on this host"),
+                "\(reason)")
             #expect(reason.contains("ROLLBACK_DATA_ONLY=true"), "\(reason)")
 
             // Restoring anyway fails, names the image, and leaves web as it was: on v2, with its name, running.
             try await control.stop()
             let error = await #expect(throws: ContingencyError.self) { try await control.start(on: recorded) }
-            #expect("\(error.map { "\($0)" } ?? "")".contains("container web could not be recreated"), "\(String(describing: error))")
+            #expect(
+                "\(error.map { "\($0)" } ?? "")".contains("container web could not be recreated"),
+                "\(String(describing: error))")
             #expect(try await isRunning(podman, "web"))
             #expect(try await imageID(podman, "web") == images.v2)
             #expect(try await podman.podman("ps", "--all", "--format", "{{.Names}}") == "web")
 
             try await podman.podman("rm", "--force", "--time", "0", "web")
-            let gone = try #require(try await control.cannotRestore(AppDeployment(
-                control: "docker", containers: [.init(name: "web", imageID: images.v2, image: Images.v2Tag)])))
+            let gone = try #require(
+                try await control.cannotRestore(
+                    AppDeployment(
+                        control: "docker", containers: [.init(name: "web", imageID: images.v2, image: Images.v2Tag)])))
             #expect(gone.contains("container web"), "\(gone)")
             #expect(gone.contains("no longer exists"), "\(gone)")
         }

@@ -5,7 +5,7 @@ import Foundation
 ///
 /// Everything it makes lives in one temporary directory and nowhere else: its own storage (`--root`, `--runroot`,
 /// `--tmpdir`, the vfs driver, so nothing is mounted), its own `CONTAINERS_CONF` (runc, cgroupfs, the rlimits
-/// inherited, file locks: what this kind of machine needs, see the README's tests section), its own network
+/// inherited, file locks, netavark: what this kind of machine needs, see the README's tests section), its own network
 /// configuration with one bridge network (`network`) on a random subnet and interface name, so it never meets
 /// the host's podman or another test's. `stop()` stops the service, removes every container, image and network
 /// it made and deletes the directory; `with { }` always calls it. Images are made with `image(tag:version:)`
@@ -34,7 +34,8 @@ public final class PodmanService: Sendable {
         if !serverProcess.isStopped {
             serverProcess.process.kill(SIGKILL)
             _ = try? serverProcess.process.waitForExitBlocking(timeout: .seconds(10))
-            _ = try? ProcessRunner.runBlocking("podman", Self.globalOptions(directory) + ["rm", "--all", "--force", "--time", "0"],
+            _ = try? ProcessRunner.runBlocking(
+                "podman", Self.globalOptions(directory) + ["rm", "--all", "--force", "--time", "0"],
                 environment: Self.environment(directory), timeout: .seconds(60))
         }
     }
@@ -51,6 +52,7 @@ public final class PodmanService: Sendable {
             events_logger = "file"
             lock_type = "file"
             [network]
+            network_backend = "netavark"
             network_config_dir = "\(directory.appending("networks").path)"
             """
         try FileManager.default.createDirectory(at: directory.appending("networks"), withIntermediateDirectories: true)
@@ -66,13 +68,17 @@ public final class PodmanService: Sendable {
             environment: environment(directory))
         let service = PodmanService(directory: directory, process: process, network: network)
         do {
-            try await eventually(timeout: .seconds(60), pollInterval: .milliseconds(50), "podman's API answering on \(socket)") {
+            try await eventually(
+                timeout: .seconds(60), pollInterval: .milliseconds(50), "podman's API answering on \(socket)"
+            ) {
                 guard process.isRunning else {
-                    throw TestSupportError("podman system service exited while starting:\n\(process.stderrSoFar)\(process.stdoutSoFar)")
+                    throw TestSupportError(
+                        "podman system service exited while starting:\n\(process.stderrSoFar)\(process.stdoutSoFar)")
                 }
                 guard FileManager.default.fileExists(atPath: socket) else { return false }
                 let ping = try await ProcessRunner.run(
-                    "curl", ["-q", "-s", "--max-time", "5", "--unix-socket", socket, "http://d/v1.41/_ping"], timeout: .seconds(10))
+                    "curl", ["-q", "-s", "--max-time", "5", "--unix-socket", socket, "http://d/v1.41/_ping"],
+                    timeout: .seconds(10))
                 return ping.stdout == "OK"
             }
         } catch {
@@ -99,7 +105,8 @@ public final class PodmanService: Sendable {
             let options = Self.globalOptions(directory)
             let environment = Self.environment(directory)
             _ = try? await ProcessRunner.run(
-                "podman", options + ["rm", "--all", "--force", "--time", "0"], environment: environment, timeout: .seconds(120))
+                "podman", options + ["rm", "--all", "--force", "--time", "0"], environment: environment,
+                timeout: .seconds(120))
             _ = try? await ProcessRunner.run(
                 "podman", options + ["system", "reset", "--force"], environment: environment, timeout: .seconds(120))
             directory.remove()
@@ -116,7 +123,8 @@ public final class PodmanService: Sendable {
     @discardableResult
     public func podman(_ arguments: [String]) async throws -> String {
         let result = try await ProcessRunner.run(
-            "podman", Self.globalOptions(directory) + arguments, environment: Self.environment(directory), timeout: .seconds(120))
+            "podman", Self.globalOptions(directory) + arguments, environment: Self.environment(directory),
+            timeout: .seconds(120))
         guard result.succeeded else {
             throw TestSupportError("podman \(arguments.joined(separator: " ")) failed: \(result)")
         }
@@ -141,13 +149,16 @@ public final class PodmanService: Sendable {
         try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: busybox, toPath: bin.appendingPathComponent("busybox").path)
         for applet in ["sh", "cat", "sleep", "env", "echo", "ls"] {
-            try FileManager.default.createSymbolicLink(atPath: bin.appendingPathComponent(applet).path, withDestinationPath: "busybox")
+            try FileManager.default.createSymbolicLink(
+                atPath: bin.appendingPathComponent(applet).path, withDestinationPath: "busybox")
         }
         try "\(version)\n".write(to: root.appendingPathComponent("version"), atomically: true, encoding: .utf8)
         let tarball = directory.appending("image-\(version).tar").path
         let tar = try await ProcessRunner.run("tar", ["-C", root.path, "-cf", tarball, "."])
         guard tar.succeeded else { throw TestSupportError("tar of the image \(tag) failed: \(tar)") }
-        var arguments = ["import", "--quiet", "--change", #"CMD ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]"#]
+        var arguments = [
+            "import", "--quiet", "--change", #"CMD ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]"#,
+        ]
         for change in changes { arguments += ["--change", change] }
         let id = try await podman(arguments + [tarball, tag])
         return id.hasPrefix("sha256:") ? id : "sha256:\(id)"
