@@ -1,5 +1,5 @@
 import BackupCore
-import BackupKit
+@testable import BackupKit
 import Foundation
 import Logging
 import TestSupport
@@ -32,9 +32,11 @@ struct DockerAppControlTests {
     /// Runs a detached container the way compose would: a name, the label, an environment variable, a bind
     /// mount, the podman's network, a restart policy.
     func run(
-        _ podman: PodmanService, _ name: String, image: String, labelled: Bool = true, data: URL? = nil
+        _ podman: PodmanService, _ name: String, image: String, labelled: Bool = true, data: URL? = nil,
+        bothNetworks: Bool = false
     ) async throws {
         var arguments = ["run", "--detach", "--name", name, "--network", podman.network, "--env", "GREETING=hello"]
+        if bothNetworks { arguments += ["--network", podman.secondNetwork] }
         arguments += ["--restart", "unless-stopped"]
         if labelled { arguments += ["--label", label] }
         if let data { arguments += ["--volume", "\(data.path):/data"] }
@@ -110,7 +112,7 @@ struct DockerAppControlTests {
             let data = try TemporaryDirectory(prefix: "contingency-docker-data")
             defer { data.remove() }
             try "uploads\n".write(to: data.appending("marker"), atomically: true, encoding: .utf8)
-            try await run(podman, "web", image: Images.v1Tag, data: data.url)
+            try await run(podman, "web", image: Images.v1Tag, data: data.url, bothNetworks: true)
             try await run(podman, "worker", image: Images.v1Tag)
             let log = LogCollector()
             let control = control(podman, logger: log.logger)
@@ -118,7 +120,7 @@ struct DockerAppControlTests {
 
             // The failed deploy: compose replaces web by a container of the same configuration on v2.
             try await podman.podman("rm", "--force", "--time", "0", "web")
-            try await run(podman, "web", image: Images.v2Tag, data: data.url)
+            try await run(podman, "web", image: Images.v2Tag, data: data.url, bothNetworks: true)
             #expect(try await podman.podman("exec", "web", "cat", "/version") == "v2")
             let workerID = try await podman.inspect("worker", "{{.Id}}")
 
@@ -138,7 +140,7 @@ struct DockerAppControlTests {
             #expect(try await podman.inspect("web", "{{.HostConfig.RestartPolicy.Name}}") == "unless-stopped")
             let networks = try await podman.inspect(
                 "web", "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}")
-            #expect(networks.split(separator: " ").map(String.init) == [podman.network])
+            #expect(networks.split(separator: " ").map(String.init).sorted() == [podman.network, podman.secondNetwork])
             // The worker was on its recorded image already: started, not recreated.
             #expect(try await podman.inspect("worker", "{{.Id}}") == workerID)
             #expect(try await isRunning(podman, "worker"))
@@ -228,4 +230,109 @@ struct DockerAppControlTests {
 
     var labelKey: String { String(label.prefix { $0 != "=" }) }
     var labelValue: String { String(label.drop { $0 != "=" }.dropFirst()) }
+}
+
+/// The create body built from an inspect document (pure): what is kept, what is left to the recorded image.
+@Suite("DockerAppControl create body")
+struct DockerAppControlCreateBodyTests {
+    static let oldID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+    func json(_ text: String) throws -> JSONValue {
+        try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+    }
+
+    func body(_ inspect: String, image: String? = nil) throws -> (JSONValue, [(String, JSONValue)]) {
+        let made = DockerCreateBody.make(
+            from: try json(inspect), imageID: "sha256:old", imageConfig: try image.map(json), keepingLabel: "app")
+        return (made.create, made.extraNetworks)
+    }
+
+    @Test("the image's defaults are left out, the container's own settings and the selection label kept")
+    func imageDefaults() throws {
+        let (create, _) = try body(
+            """
+            {"Id": "\(Self.oldID)", "Config": {"Hostname": "0123456789ab", "Image": "app:v2",
+              "Env": ["PATH=/bin", "FLAVOUR=v2", "GREETING=hello", "HOSTNAME=0123456789ab"],
+              "Cmd": ["serve"], "Entrypoint": [], "WorkingDir": "/srv", "User": "app",
+              "Labels": {"app": "visual", "release": "2", "team": "web"},
+              "ExposedPorts": {"80/tcp": {}, "9000/tcp": {}}},
+             "HostConfig": {"NetworkMode": "none", "Binds": ["/data:/data:rw"]}}
+            """,
+            image: """
+                {"Env": ["PATH=/bin", "FLAVOUR=v2"], "Cmd": ["serve"], "WorkingDir": "/srv", "User": "root",
+                 "Labels": {"app": "visual", "release": "2"}, "ExposedPorts": {"80/tcp": {}}}
+                """)
+        #expect(create["Image"] == .string("sha256:old"))
+        #expect(create["Hostname"] == nil, "the old id's hostname was kept")
+        #expect(create["Env"] == .array([.string("GREETING=hello")]))
+        #expect(create["Cmd"] == nil)
+        #expect(create["Entrypoint"] == nil, "an empty entrypoint would override the recorded image's")
+        #expect(create["WorkingDir"] == nil)
+        #expect(create["User"] == .string("app"))
+        #expect(create["Labels"] == .object(["app": .string("visual"), "team": .string("web")]))
+        #expect(create["ExposedPorts"] == .object(["9000/tcp": .object([:])]))
+        #expect(create["HostConfig"]?["Binds"] == .array([.string("/data:/data:rw")]))
+        #expect(create["NetworkingConfig"] == nil, "a container without a network got one")
+    }
+
+    @Test("a hostname set on purpose is kept; with the current image gone nothing is left out")
+    func noImage() throws {
+        let (create, _) = try body(
+            """
+            {"Id": "\(Self.oldID)", "Config": {"Hostname": "web", "Env": ["HOSTNAME=web", "A=1"], "Cmd": ["x"]},
+             "HostConfig": {}}
+            """)
+        #expect(create["Hostname"] == .string("web"))
+        #expect(create["Env"] == .array([.string("HOSTNAME=web"), .string("A=1")]))
+        #expect(create["Cmd"] == .array([.string("x")]))
+    }
+
+    @Test("an anonymous volume is carried over by name; named volumes, binds and mounts stay as they are")
+    func volumes() throws {
+        let (create, _) = try body(
+            """
+            {"Id": "\(Self.oldID)", "Config": {},
+             "HostConfig": {"Binds": ["named:/var/lib/db", "/host:/host"],
+                            "Mounts": [{"Type": "tmpfs", "Target": "/cache"}]},
+             "Mounts": [{"Type": "volume", "Name": "named", "Destination": "/var/lib/db"},
+                        {"Type": "bind", "Source": "/host", "Destination": "/host"},
+                        {"Type": "tmpfs", "Destination": "/cache"},
+                        {"Type": "volume", "Name": "f00d", "Destination": "/uploads"}]}
+            """)
+        #expect(
+            create["HostConfig"]?["Binds"]
+                == .array([.string("named:/var/lib/db"), .string("/host:/host"), .string("f00d:/uploads")]))
+        #expect(create["HostConfig"]?["Mounts"] == .array([.object(["Type": .string("tmpfs"), "Target": .string("/cache")])]))
+    }
+
+    @Test("networks: the network mode's at create (aliases without the old id, static address kept), the rest after")
+    func networks() throws {
+        let (create, extra) = try body(
+            """
+            {"Id": "\(Self.oldID)", "Config": {}, "HostConfig": {"NetworkMode": "front"},
+             "NetworkSettings": {"Networks": {
+               "back": {"Aliases": ["db-client"], "IPAMConfig": null},
+               "front": {"Aliases": ["web", "0123456789ab"], "IPAMConfig": {"IPv4Address": "10.1.0.5"}}}}}
+            """)
+        #expect(
+            create["NetworkingConfig"]
+                == .object([
+                    "EndpointsConfig": .object([
+                        "front": .object([
+                            "Aliases": .array([.string("web")]),
+                            "IPAMConfig": .object(["IPv4Address": .string("10.1.0.5")]),
+                        ])
+                    ])
+                ]))
+        #expect(extra.map(\.0) == ["back"])
+        #expect(extra.first?.1 == .object(["Aliases": .array([.string("db-client")])]))
+
+        let (host, hostExtra) = try body(
+            """
+            {"Id": "\(Self.oldID)", "Config": {}, "HostConfig": {"NetworkMode": "host"},
+             "NetworkSettings": {"Networks": {"host": {}}}}
+            """)
+        #expect(host["NetworkingConfig"] == nil)
+        #expect(hostExtra.isEmpty)
+    }
 }

@@ -6,7 +6,7 @@ import Foundation
 /// Everything it makes lives in one temporary directory and nowhere else: its own storage (`--root`, `--runroot`,
 /// `--tmpdir`, the vfs driver, so nothing is mounted), its own `CONTAINERS_CONF` (runc, cgroupfs, the rlimits
 /// inherited, file locks, netavark: what this kind of machine needs, see the README's tests section), its own network
-/// configuration with one bridge network (`network`) on a random subnet and interface name, so it never meets
+/// configuration with two bridge networks (`network`, `secondNetwork`) on random subnets and interface names, so it never meets
 /// the host's podman or another test's. `stop()` stops the service, removes every container, image and network
 /// it made and deletes the directory; `with { }` always calls it. Images are made with `image(tag:version:)`
 /// from Debian's static busybox (`busybox-static`), no registry involved.
@@ -17,17 +17,18 @@ public final class PodmanService: Sendable {
     public let socketPath: String
     /// `unix://` + `socketPath`, as DOCKER_HOST writes it.
     public var dockerHost: String { "unix://\(socketPath)" }
-    /// A bridge network of this podman's own, for the tests' containers.
+    /// Bridge networks of this podman's own, for the tests' containers.
     public let network: String
+    public let secondNetwork: String
 
     private let directory: TemporaryDirectory
     private let serverProcess: ServerProcess
 
-    private init(directory: TemporaryDirectory, process: LaunchedProcess, network: String) {
+    private init(directory: TemporaryDirectory, process: LaunchedProcess, networks: (String, String)) {
         self.directory = directory
         serverProcess = ServerProcess(process)
         socketPath = directory.appending("podman.sock").path
-        self.network = network
+        (network, secondNetwork) = networks
     }
 
     deinit {
@@ -59,14 +60,16 @@ public final class PodmanService: Sendable {
         try configuration.write(to: directory.appending("containers.conf"), atomically: true, encoding: .utf8)
 
         let suffix = String(UInt32.random(in: 10_000...99_999))
-        let network = "contingency-test-\(suffix)"
-        try await create(network: network, interface: "ctest\(suffix)", in: directory)
+        let networks = ("contingency-test-\(suffix)a", "contingency-test-\(suffix)b")
+        let subnet = Int.random(in: 1...253)
+        try await create(network: networks.0, interface: "ctest\(suffix)a", subnet: subnet, in: directory)
+        try await create(network: networks.1, interface: "ctest\(suffix)b", subnet: subnet + 1, in: directory)
 
         let socket = directory.appending("podman.sock").path
         let process = try ProcessRunner.launch(
             "podman", globalOptions(directory) + ["system", "service", "--time=0", "unix://\(socket)"],
             environment: environment(directory))
-        let service = PodmanService(directory: directory, process: process, network: network)
+        let service = PodmanService(directory: directory, process: process, networks: networks)
         do {
             try await eventually(
                 timeout: .seconds(60), pollInterval: .milliseconds(50), "podman's API answering on \(socket)"
@@ -166,10 +169,12 @@ public final class PodmanService: Sendable {
 
     // MARK: - Internals
 
-    /// The network, made with podman's own command, then given an interface name of its own (podman names
+    /// The network (on 10.213.`subnet`.0/24), made with podman's own command, then given an interface name of its own (podman names
     /// bridges podman1, podman2… from the networks it knows, and it knows only this directory's).
-    private static func create(network: String, interface: String, in directory: TemporaryDirectory) async throws {
-        let subnet = "10.213.\(Int.random(in: 1...254)).0/24"
+    private static func create(
+        network: String, interface: String, subnet: Int, in directory: TemporaryDirectory
+    ) async throws {
+        let subnet = "10.213.\(subnet).0/24"
         let result = try await ProcessRunner.run(
             "podman", globalOptions(directory) + ["network", "create", "--disable-dns", "--subnet", subnet, network],
             environment: environment(directory), timeout: .seconds(60))
