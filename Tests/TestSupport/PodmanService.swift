@@ -3,12 +3,13 @@ import Foundation
 /// A throwaway podman serving the Docker Engine API on a unix socket of its own, for the Docker app control's
 /// tests: real containers, no Docker daemon, no registry.
 ///
-/// Everything it makes lives in one temporary directory and nowhere else: its own storage (`--root`, `--runroot`,
-/// `--tmpdir`, the vfs driver, so nothing is mounted), its own `CONTAINERS_CONF` (runc, cgroupfs, the rlimits
-/// inherited, file locks, netavark: what this kind of machine needs, see the README's tests section), its own network
-/// configuration with two bridge networks (`network`, `secondNetwork`) on random subnets and interface names, so it never meets
-/// the host's podman or another test's. `stop()` stops the service, removes every container, image and network
-/// it made and deletes the directory; `with { }` always calls it. Images are made with `image(tag:version:)`
+/// Everything it makes lives in one temporary directory and nowhere else: its own storage (`--root`,
+/// `--runroot`, `--tmpdir`, the vfs driver, so nothing is mounted), its own `CONTAINERS_CONF` (runc, cgroupfs,
+/// the rlimits inherited, file locks, netavark: what these machines need, crun failing on a hybrid cgroup and
+/// the default rlimits being refused), its own network configuration with two bridge networks
+/// (`network`, `secondNetwork`) on random subnets and interface names, so it never meets the host's podman or
+/// another test's. `stop()` stops the service, removes every container, image and network it made and deletes
+/// the directory; `with { }` always calls it. Images are made with `image(tag:version:changes:)`
 /// from Debian's static busybox (`busybox-static`), no registry involved.
 ///
 /// When podman cannot run here, `start()` throws with podman's own words: a test then fails, it never skips.
@@ -169,8 +170,9 @@ public final class PodmanService: Sendable {
 
     // MARK: - Internals
 
-    /// The network (on 10.213.`subnet`.0/24), made with podman's own command, then given an interface name of its own (podman names
-    /// bridges podman1, podman2… from the networks it knows, and it knows only this directory's).
+    /// The network (on 10.213.`subnet`.0/24), made with podman's own command, then given an interface name of
+    /// its own (podman names bridges podman1, podman2… from the networks it knows, and it knows only this
+    /// directory's, so its choice could be a bridge the host's podman uses).
     private static func create(
         network: String, interface: String, subnet: Int, in directory: TemporaryDirectory
     ) async throws {
