@@ -1,9 +1,10 @@
 import BackupCore
-@testable import BackupKit
 import Foundation
 import Logging
 import TestSupport
 import Testing
+
+@testable import BackupKit
 
 /// `APP_CONTROL=docker` against a real Docker Engine API: podman's, on a socket of the test's own
 /// (`PodmanService`), with real containers on images made from busybox. The code under test talks only to the
@@ -196,6 +197,32 @@ struct DockerAppControlTests {
         }
     }
 
+    @Test(
+        "a recreate cut short by a killed runner: the next start puts the old container back or removes it"
+    )
+    func interruptedRecreate() async throws {
+        try await PodmanService.with { podman in
+            _ = try await images(podman)
+            try await run(podman, "web", image: Images.v1Tag)
+            let control = control(podman)
+            let webID = try await podman.inspect("web", "{{.Id}}")
+            try await control.stop()
+            // Killed right after renaming web aside, before creating the new one.
+            let aside = "web-replaced-\(webID.prefix(12))"
+            try await podman.podman("rename", "web", aside)
+            try await control.start(on: nil)
+            #expect(try await podman.inspect("web", "{{.Id}}") == webID)
+            #expect(try await isRunning(podman, "web"))
+
+            // Killed after the new web was made, before the old one was removed: the old one never runs again.
+            try await run(podman, "web-replaced-0123456789ab", image: Images.v2Tag)
+            try await podman.podman("stop", "--time", "0", "web-replaced-0123456789ab")
+            try await control.start(on: nil)
+            #expect(try await podman.podman("ps", "--all", "--format", "{{.Names}}") == "web")
+            #expect(try await isRunning(podman, "web"))
+        }
+    }
+
     @Test("no labelled container: stop, start and deployment() say which label, on which socket, and what to do")
     func noLabelledContainer() async throws {
         try await PodmanService.with { podman in
@@ -304,6 +331,17 @@ struct DockerAppControlCreateBodyTests {
                 == .array([.string("named:/var/lib/db"), .string("/host:/host"), .string("f00d:/uploads")]))
         let tmpfs = JSONValue.object(["Type": .string("tmpfs"), "Target": .string("/cache")])
         #expect(create["HostConfig"]?["Mounts"] == .array([tmpfs]))
+    }
+
+    @Test(
+        "only a recreate's aside name is taken for one",
+        arguments: [
+            ("web-replaced-0123456789ab", "web"), ("my-web-replaced-0123456789ab", "my-web"),
+            ("web-replaced-0123456789AB", nil), ("web-replaced-0123456789a", nil), ("-replaced-0123456789ab", nil),
+            ("web", nil), ("web-replaced-", nil),
+        ] as [(String, String?)])
+    func asideNames(aside: String, original: String?) {
+        #expect(DockerAppControl.originalName(ofAside: aside) == original)
     }
 
     @Test("networks: the network mode's at create (aliases without the old id, static address kept), the rest after")

@@ -36,7 +36,8 @@ public struct DockerAppControl: AppControl {
 
     public func deployment() async throws -> AppDeployment? {
         var containers: [AppDeployment.Container] = []
-        for listed in try await labelledContainers() {
+        // A container put aside by an interrupted recreate is not part of the application's version.
+        for listed in try await labelledContainers() where Self.originalName(ofAside: Self.listedName(listed)) == nil {
             guard let id = listed["Id"]?.stringValue, let inspect = try await engine.inspectContainer(id) else {
                 continue
             }
@@ -113,6 +114,11 @@ public struct DockerAppControl: AppControl {
     public func start(on deployment: AppDeployment?) async throws {
         var failures: [String] = []
         var recreated: Set<String> = []
+        do {
+            try await finishInterruptedRecreates()
+        } catch {
+            failures.append("\(error)")
+        }
         if let deployment {
             // The app is started whatever happens: a version that cannot be put back is a failure to report.
             if let reason = Self.mismatch(deployment) {
@@ -172,7 +178,8 @@ public struct DockerAppControl: AppControl {
 
     /// Replaces `current` by a container of the same name and configuration on `recorded`'s image. The old one
     /// is renamed aside and removed only once the new one runs; any failure before that removes the new one and
-    /// gives the old one its name back (and starts it if it ran), so a failed recreate leaves what was there.
+    /// gives the old one its name back (`start` then starts it with the others), so a failed recreate leaves what
+    /// was there; a recreate cut short by the runner's death is finished by the next `start`.
     private func recreate(_ current: JSONValue, name: String, on recorded: AppDeployment.Container) async throws {
         guard let oldID = current["Id"]?.stringValue else {
             throw ContingencyError.failed("inspect container \(name): the Docker engine at \(socket) gave no Id")
@@ -231,6 +238,39 @@ public struct DockerAppControl: AppControl {
             logger.warning(
                 "The replaced container \(aside) could not be removed: remove it by hand (docker rm \(aside))")
         }
+    }
+
+    /// A runner killed in the middle of a recreate leaves the old container under its aside name
+    /// (`web-replaced-0123456789ab`). When no container has its name any more, it gets it back (the recreate had
+    /// not created the new one); when one does, the new one exists and the aside one is the replaced version,
+    /// removed as the recreate would have. Either way it is never started beside the application.
+    private func finishInterruptedRecreates() async throws {
+        let containers = try await labelledContainers()
+        let names = Set(containers.map(Self.listedName))
+        for container in containers {
+            let aside = Self.listedName(container)
+            guard let name = Self.originalName(ofAside: aside), let id = container["Id"]?.stringValue else { continue }
+            if names.contains(name) {
+                try await engine.call(
+                    "DELETE", "/containers/\(id)", query: ["v": "0", "force": "1"],
+                    what: "remove container \(aside), replaced by \(name) in an interrupted recreate")
+                logger.notice("Removed container \(aside), which an interrupted recreate had replaced by \(name)")
+            } else {
+                try await engine.call(
+                    "POST", "/containers/\(id)/rename", query: ["name": name],
+                    what: "rename container \(aside) back to \(name)")
+                logger.notice("Renamed container \(aside) back to \(name): a recreate had been interrupted")
+            }
+        }
+    }
+
+    /// The name a container renamed aside by `recreate` had: `web` for `web-replaced-0123456789ab`.
+    static func originalName(ofAside aside: String) -> String? {
+        guard let marker = aside.range(of: "-replaced-", options: .backwards), marker.lowerBound > aside.startIndex
+        else { return nil }
+        let id = aside[marker.upperBound...]
+        guard id.count == 12, id.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { return nil }
+        return String(aside[..<marker.lowerBound])
     }
 
     // MARK: - Helpers
