@@ -36,8 +36,11 @@ public struct DockerAppControl: AppControl {
 
     public func deployment() async throws -> AppDeployment? {
         var containers: [AppDeployment.Container] = []
-        for listed in try await labelledContainers() {
-            guard let id = listed["Id"]?.stringValue, let inspect = try await engine.inspectContainer(id) else { continue }
+        // A container put aside by an interrupted recreate is not part of the application's version.
+        for listed in try await labelledContainers() where Self.originalName(ofAside: Self.listedName(listed)) == nil {
+            guard let id = listed["Id"]?.stringValue, let inspect = try await engine.inspectContainer(id) else {
+                continue
+            }
             containers.append(
                 AppDeployment.Container(
                     name: Self.name(of: inspect), imageID: Self.imageID(of: inspect),
@@ -49,7 +52,9 @@ public struct DockerAppControl: AppControl {
 
     public func cannotRestore(_ deployment: AppDeployment) async throws -> String? {
         guard deployment.control == "docker" else {
-            return "the backup recorded its version with APP_CONTROL=\(deployment.control), this runner uses APP_CONTROL=docker: "
+            return
+                "the backup recorded its version with APP_CONTROL=\(deployment.control), "
+                + "this runner uses APP_CONTROL=docker: "
                 + "set ROLLBACK_DATA_ONLY=true to restore the data alone"
         }
         guard let containers = deployment.containers, !containers.isEmpty else {
@@ -57,7 +62,9 @@ public struct DockerAppControl: AppControl {
         }
         for container in containers {
             if try await engine.inspectImage(container.imageID) == nil {
-                return "image \(container.imageID) (\(container.image)) of container \(container.name) is no longer on this host "
+                return
+                    "image \(container.imageID) (\(container.image)) of container \(container.name) "
+                    + "is no longer on this host "
                     + "(\(socket)): pull it (docker pull \(container.image), if that tag still names it) "
                     + "or set ROLLBACK_DATA_ONLY=true"
             }
@@ -81,9 +88,12 @@ public struct DockerAppControl: AppControl {
                 let name = Self.listedName(container)
                 group.addTask {
                     let answer = try await engine.send(
-                        "POST", "/containers/\(id)/stop", timeout: Self.stopAnswerTimeout, what: "stop container \(name)")
+                        "POST", "/containers/\(id)/stop", timeout: Self.stopAnswerTimeout,
+                        what: "stop container \(name)")
                     // 304: it had stopped already; 404: it was removed meanwhile. Both leave it not running.
-                    guard [204, 304, 404].contains(answer.status) else { throw engine.failure(answer, "stop container \(name)") }
+                    guard [204, 304, 404].contains(answer.status) else {
+                        throw engine.failure(answer, "stop container \(name)")
+                    }
                 }
             }
             try await group.waitForAll()
@@ -91,7 +101,8 @@ public struct DockerAppControl: AppControl {
         let stillUp = try await labelledContainers().filter { Self.isUp($0["State"]?.stringValue) }.map(Self.listedName)
         guard stillUp.isEmpty else {
             throw ContingencyError.failed(
-                "container(s) \(stillUp.joined(separator: ", ")) labelled \(label) still run after being stopped (\(socket))",
+                "container(s) \(stillUp.joined(separator: ", ")) labelled \(label) still run after being stopped "
+                    + "(\(socket))",
                 hint: "look at them with docker ps; a restart policy or another tool may be starting them again")
         }
         logger.info("Application stopped: \(running.count) container(s) labelled \(label)\(Self.names(running))")
@@ -103,9 +114,16 @@ public struct DockerAppControl: AppControl {
     public func start(on deployment: AppDeployment?) async throws {
         var failures: [String] = []
         var recreated: Set<String> = []
+        do {
+            try await finishInterruptedRecreates()
+        } catch {
+            failures.append("\(error)")
+        }
         if let deployment {
             // The app is started whatever happens: a version that cannot be put back is a failure to report.
-            if let reason = Self.mismatch(deployment) { failures.append("cannot restore \(deployment.summary): \(reason)") }
+            if let reason = Self.mismatch(deployment) {
+                failures.append("cannot restore \(deployment.summary): \(reason)")
+            }
             for recorded in Self.mismatch(deployment) == nil ? deployment.containers ?? [] : [] {
                 do {
                     if try await restore(recorded) { recreated.insert(recorded.name) }
@@ -122,7 +140,9 @@ public struct DockerAppControl: AppControl {
             guard let id = container["Id"]?.stringValue, !recreated.contains(name) else { continue }
             do {
                 let answer = try await engine.send("POST", "/containers/\(id)/start", what: "start container \(name)")
-                guard [204, 304].contains(answer.status) else { throw engine.failure(answer, "start container \(name)") }
+                guard [204, 304].contains(answer.status) else {
+                    throw engine.failure(answer, "start container \(name)")
+                }
                 started.append(container)
             } catch {
                 failures.append("\(error)")
@@ -133,7 +153,8 @@ public struct DockerAppControl: AppControl {
                 "the application is not fully started: " + failures.joined(separator: "; "),
                 hint: "look at the containers labelled \(label) with docker ps -a and docker logs")
         }
-        logger.info("Application started: \(started.count + recreated.count) container(s) labelled \(label)\(Self.names(started))")
+        let count = started.count + recreated.count
+        logger.info("Application started: \(count) container(s) labelled \(label)\(Self.names(started))")
     }
 
     // MARK: - Restoring a container's image
@@ -150,27 +171,31 @@ public struct DockerAppControl: AppControl {
         guard currentImage != Self.normalized(recorded.imageID) else { return false }
         try await recreate(current, name: recorded.name, on: recorded)
         let replaced = "\(current["Config"]?["Image"]?.stringValue ?? "?") (\(currentImage.prefix(19)))"
-        logger.notice(
-            "Recreated container \(recorded.name) on its recorded image \(recorded.image) (\(recorded.imageID.prefix(19))), replacing \(replaced)")
+        let image = "\(recorded.image) (\(recorded.imageID.prefix(19)))"
+        logger.notice("Recreated container \(recorded.name) on its recorded image \(image), replacing \(replaced)")
         return true
     }
 
     /// Replaces `current` by a container of the same name and configuration on `recorded`'s image. The old one
     /// is renamed aside and removed only once the new one runs; any failure before that removes the new one and
-    /// gives the old one its name back (and starts it if it ran), so a failed recreate leaves what was there.
+    /// gives the old one its name back (`start` then starts it with the others), so a failed recreate leaves what
+    /// was there; a recreate cut short by the runner's death is finished by the next `start`.
     private func recreate(_ current: JSONValue, name: String, on recorded: AppDeployment.Container) async throws {
         guard let oldID = current["Id"]?.stringValue else {
             throw ContingencyError.failed("inspect container \(name): the Docker engine at \(socket) gave no Id")
         }
         let currentImage = try await engine.inspectImage(Self.imageID(of: current))
-        let body = DockerCreateBody.make(from: current, imageID: Self.normalized(recorded.imageID), imageConfig: currentImage?["Config"], keepingLabel: labelKey)
+        let body = DockerCreateBody.make(
+            from: current, imageID: Self.normalized(recorded.imageID), imageConfig: currentImage?["Config"],
+            keepingLabel: labelKey)
         if current["State"]?["Running"] == .bool(true) {
             let answer = try await engine.send(
                 "POST", "/containers/\(oldID)/stop", timeout: Self.stopAnswerTimeout, what: "stop container \(name)")
             guard [204, 304].contains(answer.status) else { throw engine.failure(answer, "stop container \(name)") }
         }
         let aside = "\(name)-replaced-\(oldID.prefix(12))"
-        try await engine.call("POST", "/containers/\(oldID)/rename", query: ["name": aside], what: "rename container \(name) to \(aside)")
+        try await engine.call(
+            "POST", "/containers/\(oldID)/rename", query: ["name": aside], what: "rename container \(name) to \(aside)")
 
         var newID: String?
         do {
@@ -187,26 +212,65 @@ public struct DockerAppControl: AppControl {
                     body: .object(["Container": .string(id), "EndpointConfig": endpoint]), accepted: [200],
                     what: "connect container \(name) to network \(network)")
             }
-            try await engine.call("POST", "/containers/\(id)/start", accepted: [204, 304], what: "start container \(name)")
+            try await engine.call(
+                "POST", "/containers/\(id)/start", accepted: [204, 304], what: "start container \(name)")
         } catch {
             // Put the old container back as it was: its name, and running if it ran.
             if let newID {
-                _ = try? await engine.send("DELETE", "/containers/\(newID)", query: ["force": "1"], what: "remove container \(name)")
+                _ = try? await engine.send(
+                    "DELETE", "/containers/\(newID)", query: ["force": "1"], what: "remove container \(name)")
             }
             let restored = try? await engine.call(
-                "POST", "/containers/\(oldID)/rename", query: ["name": name], what: "rename container \(aside) back to \(name)")
+                "POST", "/containers/\(oldID)/rename", query: ["name": name],
+                what: "rename container \(aside) back to \(name)")
             if restored == nil {
-                logger.error("Container \(name) could not be renamed back from \(aside): rename it by hand (docker rename \(aside) \(name))")
+                let fix = "docker rename \(aside) \(name)"
+                logger.error("Container \(name) could not be renamed back from \(aside): rename it by hand (\(fix))")
             }
             throw ContingencyError.failed(
-                "container \(name) could not be recreated on its recorded image \(recorded.image) (\(recorded.imageID.prefix(19))); "
+                "container \(name) could not be recreated on its recorded image \(recorded.image) "
+                    + "(\(recorded.imageID.prefix(19))); "
                     + "it was left as it was: \(error)")
         }
         let removed = try? await engine.call(
             "DELETE", "/containers/\(oldID)", query: ["v": "0", "force": "1"], what: "remove container \(aside)")
         if removed == nil {
-            logger.warning("The replaced container \(aside) could not be removed: remove it by hand (docker rm \(aside))")
+            logger.warning(
+                "The replaced container \(aside) could not be removed: remove it by hand (docker rm \(aside))")
         }
+    }
+
+    /// A runner killed in the middle of a recreate leaves the old container under its aside name
+    /// (`web-replaced-0123456789ab`). When no container has its name any more, it gets it back (the recreate had
+    /// not created the new one); when one does, the new one exists and the aside one is the replaced version,
+    /// removed as the recreate would have. Either way it is never started beside the application.
+    private func finishInterruptedRecreates() async throws {
+        let containers = try await labelledContainers()
+        let names = Set(containers.map(Self.listedName))
+        for container in containers {
+            let aside = Self.listedName(container)
+            guard let name = Self.originalName(ofAside: aside), let id = container["Id"]?.stringValue else { continue }
+            if names.contains(name) {
+                try await engine.call(
+                    "DELETE", "/containers/\(id)", query: ["v": "0", "force": "1"],
+                    what: "remove container \(aside), replaced by \(name) in an interrupted recreate")
+                logger.notice("Removed container \(aside), which an interrupted recreate had replaced by \(name)")
+            } else {
+                try await engine.call(
+                    "POST", "/containers/\(id)/rename", query: ["name": name],
+                    what: "rename container \(aside) back to \(name)")
+                logger.notice("Renamed container \(aside) back to \(name): a recreate had been interrupted")
+            }
+        }
+    }
+
+    /// The name a container renamed aside by `recreate` had: `web` for `web-replaced-0123456789ab`.
+    static func originalName(ofAside aside: String) -> String? {
+        guard let marker = aside.range(of: "-replaced-", options: .backwards), marker.lowerBound > aside.startIndex
+        else { return nil }
+        let id = aside[marker.upperBound...]
+        guard id.count == 12, id.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { return nil }
+        return String(aside[..<marker.lowerBound])
     }
 
     // MARK: - Helpers

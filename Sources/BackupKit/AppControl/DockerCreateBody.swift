@@ -20,7 +20,9 @@ struct DockerCreateBody {
     ///   - imageID: the image to create it on.
     ///   - imageConfig: the current image's `Config` (nil when that image is gone: nothing is left out then).
     ///   - keepingLabel: a label key never left out.
-    static func make(from inspect: JSONValue, imageID: String, imageConfig: JSONValue?, keepingLabel: String) -> DockerCreateBody {
+    static func make(from inspect: JSONValue, imageID: String, imageConfig: JSONValue?, keepingLabel: String)
+        -> DockerCreateBody
+    {
         var config = inspect["Config"]?.objectValue ?? [:]
         let oldID = inspect["Id"]?.stringValue ?? ""
         let shortID = String(oldID.prefix(12))
@@ -47,7 +49,8 @@ struct DockerCreateBody {
             config[key] = members.isEmpty ? nil : .object(members)
         }
         if var labels = config["Labels"]?.objectValue {
-            for (name, value) in image["Labels"]?.objectValue ?? [:] where name != keepingLabel && labels[name] == value {
+            for (name, value) in image["Labels"]?.objectValue ?? [:] where name != keepingLabel && labels[name] == value
+            {
                 labels[name] = nil
             }
             config["Labels"] = .object(labels)

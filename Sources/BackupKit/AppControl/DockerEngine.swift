@@ -40,7 +40,8 @@ struct DockerEngine: Sendable {
     ) async throws -> Answer {
         // The host is only the Host header's value on a unix socket. Query values are JSON (filters): every
         // character but the unreserved ones is escaped, "+" and "&" included, as Go's query parser expects.
-        let unreserved = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
+        let unreserved = CharacterSet(
+            charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
         let encodedQuery = query.sorted { $0.key < $1.key }.map { name, value in
             "\(name)=\(value.addingPercentEncoding(withAllowedCharacters: unreserved) ?? "")"
         }.joined(separator: "&")
@@ -99,14 +100,16 @@ struct DockerEngine: Sendable {
             "GET", "/containers/json", query: ["all": "1", "filters": encoded], accepted: [200],
             what: "list the containers labelled \(label)")
         guard case .array(let containers) = list else {
-            throw ContingencyError.failed("list the containers labelled \(label): the Docker engine at \(socket) did not answer a list")
+            throw ContingencyError.failed(
+                "list the containers labelled \(label): the Docker engine at \(socket) did not answer a list")
         }
         return containers
     }
 
     /// A container's inspect document, or nil when there is no such container.
     func inspectContainer(_ idOrName: String) async throws -> JSONValue? {
-        let answer = try await send("GET", "/containers/\(Self.escaped(idOrName))/json", what: "inspect container \(idOrName)")
+        let answer = try await send(
+            "GET", "/containers/\(Self.escaped(idOrName))/json", what: "inspect container \(idOrName)")
         if answer.status == 404 { return nil }
         guard answer.status == 200 else { throw failure(answer, "inspect container \(idOrName)") }
         return answer.json
