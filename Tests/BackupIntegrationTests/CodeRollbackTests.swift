@@ -89,6 +89,7 @@ struct CodeRollbackTests {
             do {
                 try await scenario.managed.control("start")
                 #expect(try await app.run("backup-job").succeeded)
+                try await app.server.psql("DROP TABLE users CASCADE", database: app.database)
                 try RollbackRunnerTests.submit(scenario, lastHealthy: Date().addingTimeInterval(1))
                 // APP_CONTROL=command records no version: with ROLLBACK_CODE on and no data-only, nothing happens.
                 _ = try scenario.launchRunner(["ROLLBACK_DATA_ONLY": "false"])

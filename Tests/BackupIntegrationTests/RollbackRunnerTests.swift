@@ -27,6 +27,7 @@ struct RollbackRunnerTests {
                 try await scenario.managed.control("start")
                 try await eventually("the app is healthy") { await scenario.managed.status() == 200 }
                 #expect(try await app.run("backup-job").succeeded)
+                try await app.server.psql("DROP TABLE users CASCADE", database: app.database)
                 try Self.submit(scenario, lastHealthy: Date().addingTimeInterval(1))
                 // A lease of 10 s: the frozen runner still holds it while the second one polls.
                 let first = try scenario.launchRunner(["CONTINGENCY_FAILPOINT": "rollback-app-stopped", "LOCK_TTL": "10s"])
@@ -160,6 +161,17 @@ struct RollbackRunnerTests {
                 #expect(request.reason?.contains("never run late") == true)
                 #expect(scenario.managed.events().filter { $0 == "app stopped" }.isEmpty)
                 #expect(scenario.runner?.stderrSoFar.contains("not run: expired") == true)
+
+                // A request for an app that answers again is not run either.
+                try await eventually("the app is healthy") { await scenario.managed.status() == 200 }
+                try Self.submit(scenario, id: "rollback-healthy", lastHealthy: Date())
+                try await eventually(timeout: .seconds(60), "the second request is ended") {
+                    try RequestBoard(storage: try scenario.store).get("rollback-healthy")?.request.status.isFinished == true
+                }
+                let healthy = try #require(try RequestBoard(storage: try scenario.store).get("rollback-healthy")?.request)
+                #expect(healthy.status == .skipped)
+                #expect(healthy.reason?.contains("not needed") == true)
+                #expect(scenario.managed.events().filter { $0 == "app stopped" }.isEmpty)
             } catch {
                 print(scenario.logs)
                 await scenario.tearDown()

@@ -19,6 +19,8 @@ public enum RollbackEvent: Sendable, Equatable {
     case rollbackFailed(request: String, target: String?, reason: String)
     /// The loop guard or an expiry kept a rollback from running: a person must look.
     case rollbackRefused(request: String, reason: String)
+    /// Not run because it was no longer needed (the app answered again).
+    case rollbackSkipped(request: String, reason: String)
     /// The broken state was archived as `backup`.
     case safetyBackup(request: String, backup: String)
 }
@@ -64,6 +66,8 @@ public struct LogEventSubscriber: RollbackEventSubscriber {
             logger.error("[Rollback] Rollback \(request)\(target.map { " to \($0)" } ?? "") failed: \(reason)")
         case .rollbackRefused(let request, let reason):
             logger.error("[Rollback] Rollback \(request) not run: \(reason)")
+        case .rollbackSkipped(let request, let reason):
+            logger.info("[Rollback] Rollback \(request) not run: \(reason)")
         case .safetyBackup(let request, let backup):
             logger.info("[Rollback] The broken state before rollback \(request) is kept as the safety backup \(backup)")
         }

@@ -31,6 +31,8 @@ public struct RollbackJob: Sendable {
     /// What a rollback ended with.
     public struct Outcome: Sendable {
         public var succeeded: Bool
+        /// Not run because it was no longer needed.
+        public var skipped = false
         public var target: String?
         public var reason: String
         public var safetyBackup: String?
@@ -46,7 +48,7 @@ public struct RollbackJob: Sendable {
         let finished = try? await Blocking.run {
             try board.update(request.id) { stored in
                 guard stored.status == .running, stored.worker == worker else { return false }
-                stored.status = final.succeeded ? .succeeded : .failed
+                stored.status = final.skipped ? .skipped : final.succeeded ? .succeeded : .failed
                 stored.reason = final.reason
                 stored.target = final.target ?? stored.target
                 return true
@@ -58,6 +60,17 @@ public struct RollbackJob: Sendable {
 
     private func attempt(_ request: StoreRequest, steps: RollbackSteps) async -> Outcome {
         let started = Date()
+        // Health first: an app that answers again (it was restarting, an operator restored a backup meanwhile)
+        // is not rolled back.
+        let probe = HealthProbe(configuration: configuration.health)
+        let now = await Blocking.run { probe.probe() }
+        if now.healthy {
+            let reason = "not needed: the application answers HTTP 200 again (\(CurlEasy.redacted(configuration.health.url)))"
+            await steps.record("health check before the rollback", "succeeded", detail: "HTTP 200: nothing to do")
+            await events.publish(.rollbackSkipped(request: request.id, reason: reason))
+            return Outcome(succeeded: false, skipped: true, target: nil, reason: reason)
+        }
+        await steps.record("health check before the rollback", "failed", detail: now.reason ?? "unhealthy")
         let history = RollbackHistoryStore(storage: stores.primary)
         let incident = request.id
         // The loop guard, reserved atomically: a second rollback in the window is refused however many runners.

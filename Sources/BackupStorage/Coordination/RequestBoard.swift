@@ -12,10 +12,12 @@ public struct StoreRequest: Codable, Sendable, Equatable {
     public enum Status: String, Codable, Sendable {
         case pending, running, succeeded, failed
         /// Not run: it was older than its window when a runner found it (a store copied elsewhere replays
-        /// nothing), or the loop guard refused it.
+        /// nothing).
         case expired
+        /// Not run: no longer needed (the application answered HTTP 200 again when a runner took it).
+        case skipped
 
-        public var isFinished: Bool { self == .succeeded || self == .failed || self == .expired }
+        public var isFinished: Bool { self != .pending && self != .running }
     }
 
     /// One step of a restore or a rollback, as it happened.
