@@ -70,8 +70,8 @@ struct DockerEngine: Sendable {
             if stat(socket, &info) != 0 {
                 throw ContingencyError.failed(
                     "\(what): the Docker engine at \(socket) (DOCKER_HOST) is not there: no such socket",
-                    hint: "mount the engine's socket into this container (-v /var/run/docker.sock:/var/run/docker.sock) "
-                        + "or set DOCKER_HOST=unix:///path/to/docker.sock")
+                    hint: "mount the engine's socket into this container "
+                        + "(-v /var/run/docker.sock:/var/run/docker.sock) or set DOCKER_HOST=unix:///path/to/docker.sock")
             }
             if access(socket, R_OK | W_OK) != 0 {
                 throw ContingencyError.failed(
@@ -79,7 +79,8 @@ struct DockerEngine: Sendable {
                         + "(uid \(getuid()); the socket belongs to uid \(info.st_uid), gid \(info.st_gid))",
                     hint: "run the job as root or with the socket's group (compose: group_add: [\"\(info.st_gid)\"])")
             }
-            throw ContingencyError.failed("\(what): the Docker engine at \(socket) (DOCKER_HOST) did not answer: \(error.message)")
+            throw ContingencyError.failed(
+                "\(what): the Docker engine at \(socket) (DOCKER_HOST) did not answer: \(error.message)")
         }
     }
 
