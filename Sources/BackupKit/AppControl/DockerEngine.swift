@@ -66,13 +66,21 @@ struct DockerEngine: Sendable {
                 return Answer(status: answer.status, body: answer.body)
             }
         } catch let error as CurlTransportError {
-            var isSocket: stat = stat()
-            let missing = stat(socket, &isSocket) != 0
+            var info = stat()
+            if stat(socket, &info) != 0 {
+                throw ContingencyError.failed(
+                    "\(what): the Docker engine at \(socket) (DOCKER_HOST) is not there: no such socket",
+                    hint: "mount the engine's socket into this container "
+                        + "(-v /var/run/docker.sock:/var/run/docker.sock) or set DOCKER_HOST=unix:///path/to/docker.sock")
+            }
+            if access(socket, R_OK | W_OK) != 0 {
+                throw ContingencyError.failed(
+                    "\(what): the Docker engine's socket \(socket) (DOCKER_HOST) is not open to this process "
+                        + "(uid \(getuid()); the socket belongs to uid \(info.st_uid), gid \(info.st_gid))",
+                    hint: "run the job as root or with the socket's group (compose: group_add: [\"\(info.st_gid)\"])")
+            }
             throw ContingencyError.failed(
-                "\(what): the Docker engine at \(socket) (DOCKER_HOST) "
-                    + (missing ? "is not there: no such socket" : "did not answer: \(error.message)"),
-                hint: "mount the engine's socket into this container (-v /var/run/docker.sock:/var/run/docker.sock) "
-                    + "or set DOCKER_HOST=unix:///path/to/docker.sock")
+                "\(what): the Docker engine at \(socket) (DOCKER_HOST) did not answer: \(error.message)")
         }
     }
 
