@@ -183,6 +183,7 @@ struct HealthSidecarTests {
                     let outputs = sidecars.map(\.output).joined(separator: "\n")
                     #expect(Self.count("Rollback requested after", in: outputs) == 1, "\(outputs)")
                     #expect(Self.count("Rollback for this incident already requested", in: outputs) == 4, "\(outputs)")
+                    #expect(Self.count("[Rollback] Incident:", in: outputs) == 1, "one event per incident")
                 } catch {
                     for sidecar in sidecars { sidecar.process.kill(SIGKILL) }
                     throw error

@@ -148,7 +148,11 @@ public struct ProbeLoop: Sendable {
                 logger.warning(
                     "[Backup] Rollback for this incident already requested by \(request.requestedBy): request \(request.id) (\(request.status.rawValue))")
             }
-            await events.publish(.incidentOpened(request: request.id, sidecar: sidecar, failures: failures, lastResult: reason))
+            // One event per incident, from the sidecar that created its request: five sidecars watching one app
+            // notify once.
+            if created {
+                await events.publish(.incidentOpened(request: request.id, sidecar: sidecar, failures: failures, lastResult: reason))
+            }
             return request.id
         } catch {
             logger.error("Could not create the rollback request in \(storage): \(error); trying again after the next probe")
