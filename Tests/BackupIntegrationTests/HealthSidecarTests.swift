@@ -338,3 +338,22 @@ struct SidecarTestError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
+
+extension HealthSidecarTests {
+    @Test("--help lists the sidecar's variables and the store's; the loops' --help lists LIVENESS_FILE")
+    func help() async throws {
+        let sidecar = try await ProcessRunner.run(ApplicationFixture.executable("health-sidecar"), ["--help"])
+        #expect(sidecar.status == 0, "\(sidecar)")
+        for variable in [
+            "HEALTH_CHECK_URL", "HEALTH_CHECK_TIMEOUT", "HEALTH_CHECK_INTERVAL", "HEALTH_CHECK_FAILURES",
+            "HEALTH_CHECK_START_PERIOD", "SIDECAR_PORT", "SIDECAR_BIND", "SIDECAR_ID", "LIVENESS_FILE", "BACKUP_STALE_AFTER",
+            "ROLLBACK_WINDOW", "BACKUP_DIR", "BACKUP_S3_URL", "--liveness", "--loop",
+        ] {
+            #expect(sidecar.stdout.contains(variable), "\(variable)")
+        }
+        for job in ["backup-job", "restore-job"] {
+            let help = try await ProcessRunner.run(ApplicationFixture.executable(job), ["--help"])
+            #expect(help.stdout.contains("LIVENESS_FILE"), "\(job)")
+        }
+    }
+}
