@@ -115,6 +115,9 @@ struct HealthSidecarTests {
                 #expect(newest["stale"] as? Bool == false)
                 #expect((newest["ageSeconds"] as? Int).map { $0 >= 0 && $0 < 600 } == true)
                 #expect(Self.requestFiles(app).isEmpty)
+                // The fixture's own page shows what its health rests on.
+                let page = try await ProcessRunner.run("curl", ["-s", "--max-time", "10", "http://127.0.0.1:\(fixture.port)/"])
+                #expect(page.stdout.contains("Query: 40") && page.stdout.contains("Uploads: 12 files"), "\(page.stdout)")
                 try await Self.stop([sidecar])
                 #expect(sidecar.output.contains("Stopped"))
             }
