@@ -27,7 +27,8 @@ public enum SidecarProcess {
             return .failed
         }
         do {
-            let app = buildApplication(SidecarContext(configuration: configuration, storage: stores.primary, logger: logger))
+            let app = buildApplication(
+                SidecarContext(configuration: configuration, storage: stores.primary, logger: logger))
             try await app.runService()
             logger.info("Stopped: the probe loop and the server have shut down")
             return .ok
@@ -37,7 +38,8 @@ public enum SidecarProcess {
         } catch {
             // What the server throws: it could not listen (the address is taken or not this host's).
             logger.error(
-                "Health sidecar failed: serving HTTP on \(configuration.bind):\(configuration.port): \(error). Check SIDECAR_BIND and SIDECAR_PORT (another process may hold the port)")
+                "Health sidecar failed: serving HTTP on \(configuration.bind):\(configuration.port): \(error). Check SIDECAR_BIND and SIDECAR_PORT (another process may hold the port)"
+            )
             return .failed
         }
     }

@@ -7,7 +7,9 @@ import Testing
 @Suite("Sidecar configuration")
 struct SidecarConfigurationTests {
     static func load(_ environment: [String: String]) throws(ContingencyError) -> SidecarConfiguration {
-        let values = ConfigurationValues(environment: environment) { path in throw CocoaError(.fileNoSuchFile, userInfo: ["path": path]) }
+        let values = ConfigurationValues(environment: environment) { path in
+            throw CocoaError(.fileNoSuchFile, userInfo: ["path": path])
+        }
         return try SidecarConfiguration.load(values, hostName: "host-1")
     }
 
@@ -29,8 +31,12 @@ struct SidecarConfigurationTests {
             "SIDECAR_PORT": "9090", "SIDECAR_BIND": "127.0.0.1", "SIDECAR_ID": "app-sidecar_1.a", "LIVENESS_FILE": "",
             "BACKUP_STALE_AFTER": "2d", "ROLLBACK_WINDOW": "30m",
         ])
-        #expect(configuration.intervalSeconds == 30 && configuration.failureThreshold == 5 && configuration.startPeriodSeconds == 120)
-        #expect(configuration.port == 9090 && configuration.bind == "127.0.0.1" && configuration.sidecarID == "app-sidecar_1.a")
+        #expect(
+            configuration.intervalSeconds == 30 && configuration.failureThreshold == 5
+                && configuration.startPeriodSeconds == 120)
+        #expect(
+            configuration.port == 9090 && configuration.bind == "127.0.0.1"
+                && configuration.sidecarID == "app-sidecar_1.a")
         #expect(configuration.livenessFile.isEmpty)
         #expect(configuration.backupStaleAfterSeconds == 172_800 && configuration.rollbackWindowSeconds == 1800)
     }
@@ -41,7 +47,8 @@ struct SidecarConfigurationTests {
             (["SIDECAR_PORT": "70000"], "SIDECAR_PORT"), (["SIDECAR_PORT": "http"], "SIDECAR_PORT"),
             (["SIDECAR_ID": "../escape"], "SIDECAR_ID"), (["SIDECAR_ID": ".hidden"], "SIDECAR_ID"),
             (["SIDECAR_ID": "a b"], "SIDECAR_ID"), (["HEALTH_CHECK_INTERVAL": "0"], "HEALTH_CHECK_INTERVAL"),
-            (["HEALTH_CHECK_FAILURES": "0"], "HEALTH_CHECK_FAILURES"), (["HEALTH_CHECK_START_PERIOD": "soon"], "HEALTH_CHECK_START_PERIOD"),
+            (["HEALTH_CHECK_FAILURES": "0"], "HEALTH_CHECK_FAILURES"),
+            (["HEALTH_CHECK_START_PERIOD": "soon"], "HEALTH_CHECK_START_PERIOD"),
             (["BACKUP_STALE_AFTER": "x"], "BACKUP_STALE_AFTER"), (["SIDECAR_BIND": ""], "SIDECAR_BIND"),
             (["HEALTH_CHECK_URL": "ftp://app"], "HEALTH_CHECK_URL"),
         ])

@@ -1,10 +1,10 @@
 import BackupCore
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `health-sidecar --loop` as the real process, against the fixture application (its own process, healthy
@@ -20,7 +20,8 @@ struct HealthSidecarTests {
         /// `GET /healthz` of the sidecar itself: the status and the decoded body.
         func healthz() async throws -> (status: Int, body: [String: Any]) {
             let result = try await ProcessRunner.run(
-                "curl", ["-s", "--max-time", "10", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)/healthz"], timeout: .seconds(20))
+                "curl", ["-s", "--max-time", "10", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)/healthz"],
+                timeout: .seconds(20))
             let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
             let status = Int(lines.last ?? "") ?? 0
             let text = lines.dropLast().joined(separator: "\n")
@@ -34,7 +35,8 @@ struct HealthSidecarTests {
         _ app: ApplicationFixture, id: String, url: String, _ extra: [String: String] = [:]
     ) async throws -> Sidecar {
         var environment = [
-            "HEALTH_CHECK_URL": url, "HEALTH_CHECK_INTERVAL": "1s", "HEALTH_CHECK_TIMEOUT": "5s", "HEALTH_CHECK_FAILURES": "3",
+            "HEALTH_CHECK_URL": url, "HEALTH_CHECK_INTERVAL": "1s", "HEALTH_CHECK_TIMEOUT": "5s",
+            "HEALTH_CHECK_FAILURES": "3",
             "SIDECAR_ID": id, "SIDECAR_BIND": "127.0.0.1", "SIDECAR_PORT": "0",
             "LIVENESS_FILE": app.root.appending("\(id).alive").path,
         ]
@@ -42,11 +44,14 @@ struct HealthSidecarTests {
         let process = try app.launch("health-sidecar", ["--loop"], environment: environment)
         var port: Int?
         try await eventually(timeout: .seconds(60), "sidecar \(id) to serve HTTP") {
-            guard process.isRunning else { throw SidecarTestError("sidecar \(id) exited: \(process.stdoutSoFar)\(process.stderrSoFar)") }
-            port = process.stdoutSoFar.split(separator: "\n").lazy.compactMap { line -> Int? in
-                guard line.contains("Server started and listening on") else { return nil }
-                return line.split(separator: ":").last.flatMap { Int($0) }
-            }.first
+            guard process.isRunning else {
+                throw SidecarTestError("sidecar \(id) exited: \(process.stdoutSoFar)\(process.stderrSoFar)")
+            }
+            port =
+                process.stdoutSoFar.split(separator: "\n").lazy.compactMap { line -> Int? in
+                    guard line.contains("Server started and listening on") else { return nil }
+                    return line.split(separator: ":").last.flatMap { Int($0) }
+                }.first
             return port != nil
         }
         return Sidecar(process: process, port: port!)
@@ -62,7 +67,8 @@ struct HealthSidecarTests {
     }
 
     static func heartbeat(_ app: ApplicationFixture, _ id: String) -> HealthHeartbeat? {
-        guard let data = try? Data(contentsOf: app.backupDirectory.appendingPathComponent(HealthHeartbeat.key(for: id))) else {
+        guard let data = try? Data(contentsOf: app.backupDirectory.appendingPathComponent(HealthHeartbeat.key(for: id)))
+        else {
             return nil
         }
         return try? ContingencyJSON.decoder().decode(HealthHeartbeat.self, from: data)
@@ -70,7 +76,8 @@ struct HealthSidecarTests {
 
     static func requestFiles(_ app: ApplicationFixture) -> [String] {
         let folder = app.backupDirectory.appendingPathComponent(".contingency/requests").path
-        return ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        return ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".json") }
+            .sorted()
     }
 
     static func request(_ app: ApplicationFixture, _ file: String) throws -> [String: Any] {
@@ -86,13 +93,16 @@ struct HealthSidecarTests {
     /// How many times `text` occurs in `output`.
     static func count(_ text: String, in output: String) -> Int { output.components(separatedBy: text).count - 1 }
 
-    @Test("a healthy app: heartbeat in the store, the runbook's lines, /healthz 200 with the app and the newest backup; SIGTERM exits 0")
+    @Test(
+        "a healthy app: heartbeat in the store, the runbook's lines, /healthz 200 with the app and the newest backup; SIGTERM exits 0"
+    )
     func healthyApp() async throws {
         try await ApplicationFixture.with(uploadFiles: 12) { app in
             try #require(try await app.run("backup-job").succeeded)
             let backup = try #require(try app.storeFiles().first { $0.hasSuffix(".tar.gz") })
             try await FixtureApplication.with(app) { fixture in
-                let sidecar = try await Self.launchSidecar(app, id: "sidecar-a", url: fixture.healthURL, ["BACKUP_STALE_AFTER": "1h"])
+                let sidecar = try await Self.launchSidecar(
+                    app, id: "sidecar-a", url: fixture.healthURL, ["BACKUP_STALE_AFTER": "1h"])
                 try await eventually(timeout: .seconds(30), "a healthy heartbeat") {
                     Self.heartbeat(app, "sidecar-a")?.lastResult?.healthy == true
                 }
@@ -116,8 +126,10 @@ struct HealthSidecarTests {
                 #expect((newest["ageSeconds"] as? Int).map { $0 >= 0 && $0 < 600 } == true)
                 #expect(Self.requestFiles(app).isEmpty)
                 // The fixture's own page shows what its health rests on.
-                let page = try await ProcessRunner.run("curl", ["-s", "--max-time", "10", "http://127.0.0.1:\(fixture.port)/"])
-                #expect(page.stdout.contains("Query: 40") && page.stdout.contains("Uploads: 12 files"), "\(page.stdout)")
+                let page = try await ProcessRunner.run(
+                    "curl", ["-s", "--max-time", "10", "http://127.0.0.1:\(fixture.port)/"])
+                #expect(
+                    page.stdout.contains("Query: 40") && page.stdout.contains("Uploads: 12 files"), "\(page.stdout)")
                 try await Self.stop([sidecar])
                 #expect(sidecar.output.contains("Stopped"))
             }
@@ -128,7 +140,8 @@ struct HealthSidecarTests {
     func incident() async throws {
         try await ApplicationFixture.with(uploadFiles: 12) { app in
             try await FixtureApplication.with(app) { fixture in
-                let sidecar = try await Self.launchSidecar(app, id: "sidecar-a", url: fixture.healthURL, ["ROLLBACK_WINDOW": "30m"])
+                let sidecar = try await Self.launchSidecar(
+                    app, id: "sidecar-a", url: fixture.healthURL, ["ROLLBACK_WINDOW": "30m"])
                 try await eventually(timeout: .seconds(30), "a healthy heartbeat") {
                     Self.heartbeat(app, "sidecar-a")?.lastResult?.healthy == true
                 }
@@ -153,8 +166,11 @@ struct HealthSidecarTests {
                 let created = try #require(Self.date(request["created"]))
                 let expires = try #require(Self.date(request["expires"]))
                 #expect(abs(expires.timeIntervalSince(created) - 1800) <= 2)
-                #expect(Self.count("Rollback requested after 3 consecutive failed health checks", in: sidecar.output) == 1)
-                #expect(sidecar.output.contains("[Rollback] Incident: 3 consecutive failed health checks seen by sidecar-a"))
+                #expect(
+                    Self.count("Rollback requested after 3 consecutive failed health checks", in: sidecar.output) == 1)
+                #expect(
+                    sidecar.output.contains("[Rollback] Incident: 3 consecutive failed health checks seen by sidecar-a")
+                )
                 // The app failing is the sidecar doing its job: its own /healthz stays 200 and reports the incident.
                 let (status, body) = try await sidecar.healthz()
                 #expect(status == 200, "\(body)")
@@ -171,7 +187,8 @@ struct HealthSidecarTests {
                 var sidecars: [Sidecar] = []
                 do {
                     for index in 1...5 {
-                        sidecars.append(try await Self.launchSidecar(app, id: "sidecar-\(index)", url: fixture.healthURL))
+                        sidecars.append(
+                            try await Self.launchSidecar(app, id: "sidecar-\(index)", url: fixture.healthURL))
                     }
                     try await eventually(timeout: .seconds(60), "every sidecar to see the app healthy") {
                         (1...5).allSatisfy { Self.heartbeat(app, "sidecar-\($0)")?.lastResult?.healthy == true }
@@ -203,7 +220,8 @@ struct HealthSidecarTests {
             try await FixtureApplication.withScripted(pattern, folder: app.root) { fixture in
                 let sidecar = try await Self.launchSidecar(app, id: "sidecar-a", url: fixture.healthURL)
                 try await eventually(timeout: .seconds(60), "the whole pattern to be probed") {
-                    fixture.remainingStatuses() == [200] && Self.count("Application is healthy, no rollback needed", in: sidecar.output) >= 5
+                    fixture.remainingStatuses() == [200]
+                        && Self.count("Application is healthy, no rollback needed", in: sidecar.output) >= 5
                 }
                 #expect(Self.count("Health check failed (2/3)", in: sidecar.output) == 4, "\(sidecar.output)")
                 #expect(!sidecar.output.contains("(3/3)"))
@@ -219,10 +237,13 @@ struct HealthSidecarTests {
         try await ApplicationFixture.with(uploadFiles: 1) { app in
             try await FixtureApplication.withScripted([500], folder: app.root) { fixture in
                 let sidecar = try await Self.launchSidecar(
-                    app, id: "sidecar-a", url: fixture.healthURL, ["HEALTH_CHECK_START_PERIOD": "4s", "HEALTH_CHECK_FAILURES": "2"])
+                    app, id: "sidecar-a", url: fixture.healthURL,
+                    ["HEALTH_CHECK_START_PERIOD": "4s", "HEALTH_CHECK_FAILURES": "2"])
                 try await eventually(timeout: .seconds(60), "the rollback request") { !Self.requestFiles(app).isEmpty }
                 let heartbeat = try #require(Self.heartbeat(app, "sidecar-a"))
-                #expect(Self.count("during the start period (HEALTH_CHECK_START_PERIOD), not counted", in: sidecar.output) >= 2)
+                #expect(
+                    Self.count("during the start period (HEALTH_CHECK_START_PERIOD), not counted", in: sidecar.output)
+                        >= 2)
                 let files = Self.requestFiles(app)
                 #expect(files == ["rollback-never-healthy.json"], "\(files)")
                 let request = try Self.request(app, files[0])
@@ -238,7 +259,8 @@ struct HealthSidecarTests {
     func unwritableStore() async throws {
         try await ApplicationFixture.with(uploadFiles: 1) { app in
             try await FixtureApplication.withScripted([200], folder: app.root) { fixture in
-                let sidecar = try await Self.launchSidecar(app, id: "sidecar-a", url: fixture.healthURL, ["BACKUP_STALE_AFTER": "1s"])
+                let sidecar = try await Self.launchSidecar(
+                    app, id: "sidecar-a", url: fixture.healthURL, ["BACKUP_STALE_AFTER": "1s"])
                 try await eventually(timeout: .seconds(30), "a heartbeat") { Self.heartbeat(app, "sidecar-a") != nil }
                 let first = try await sidecar.healthz()
                 #expect(first.status == 200, "\(first.body)")
@@ -250,7 +272,9 @@ struct HealthSidecarTests {
                 let aside = app.backupDirectory.appendingPathComponent(".contingency/state/health-aside")
                 try FileManager.default.moveItem(at: folder, to: aside)
                 try Data("not a folder".utf8).write(to: folder)
-                try await eventually(timeout: .seconds(30), "/healthz to answer 503") { try await sidecar.healthz().status == 503 }
+                try await eventually(timeout: .seconds(30), "/healthz to answer 503") {
+                    try await sidecar.healthz().status == 503
+                }
                 let failing = try await sidecar.healthz()
                 #expect(failing.body["status"] as? String == "error")
                 #expect((failing.body["reason"] as? String)?.contains("heartbeat") == true, "\(failing.body)")
@@ -263,7 +287,9 @@ struct HealthSidecarTests {
 
                 try FileManager.default.removeItem(at: folder)
                 try FileManager.default.moveItem(at: aside, to: folder)
-                try await eventually(timeout: .seconds(30), "/healthz to answer 200 again") { try await sidecar.healthz().status == 200 }
+                try await eventually(timeout: .seconds(30), "/healthz to answer 200 again") {
+                    try await sidecar.healthz().status == 200
+                }
                 try await Self.stop([sidecar])
             }
         }
@@ -274,12 +300,18 @@ struct HealthSidecarTests {
         try await ApplicationFixture.with(uploadFiles: 1) { app in
             let silentPort = try FreePort.pick()
             let silent = try ProcessRunner.launch(
-                "python3", ["-c", "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', \(silentPort))); s.listen(5); time.sleep(300)"])
+                "python3",
+                [
+                    "-c",
+                    "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', \(silentPort))); s.listen(5); time.sleep(300)",
+                ])
             defer { silent.kill(SIGKILL) }
             try await eventually("the silent server to listen") { FreePort.isAcceptingConnections(port: silentPort) }
             let sidecar = try await Self.launchSidecar(
                 app, id: "sidecar-a", url: "http://127.0.0.1:\(silentPort)/healthz", ["HEALTH_CHECK_TIMEOUT": "60s"])
-            try await eventually("the first probe to start") { sidecar.output.contains("Checking if rollback is needed") }
+            try await eventually("the first probe to start") {
+                sidecar.output.contains("Checking if rollback is needed")
+            }
             let clock = ContinuousClock()
             let start = clock.now
             sidecar.process.kill(SIGTERM)
@@ -295,21 +327,30 @@ struct HealthSidecarTests {
             try #require(try await app.run("backup-job").succeeded)
             let check: (String, [String]) async throws -> ProcessResult = { path, arguments in
                 try await ProcessRunner.run(
-                    ApplicationFixture.executable("health-sidecar"), ["--liveness"] + arguments, environment: ["LIVENESS_FILE": path])
+                    ApplicationFixture.executable("health-sidecar"), ["--liveness"] + arguments,
+                    environment: ["LIVENESS_FILE": path])
             }
             let missing = try await check(app.root.appending("nobody.alive").path, [])
             #expect(missing.status == 1 && missing.stderr.contains("Not alive"), "\(missing)")
 
             let loops: [(name: String, arguments: [String], environment: [String: String])] = [
                 ("backup-job", ["--loop"], ["BACKUP_SCHEDULE": "@yearly"]),
-                ("restore-job", ["--drill", "--loop"],
-                 ["DRILL_SCHEDULE": "@yearly", "DRILL_DATABASE_URL": app.server.connectionURL(database: "drill_scratch")]),
+                (
+                    "restore-job", ["--drill", "--loop"],
+                    [
+                        "DRILL_SCHEDULE": "@yearly",
+                        "DRILL_DATABASE_URL": app.server.connectionURL(database: "drill_scratch"),
+                    ]
+                ),
             ]
             for loop in loops {
                 let path = app.root.appending("\(loop.name).alive").path
-                let process = try app.launch(loop.name, loop.arguments, environment: loop.environment.merging(["LIVENESS_FILE": path]) { $1 })
+                let process = try app.launch(
+                    loop.name, loop.arguments, environment: loop.environment.merging(["LIVENESS_FILE": path]) { $1 })
                 try await eventually(timeout: .seconds(60), "\(loop.name) to touch its liveness file") {
-                    guard process.isRunning else { throw SidecarTestError("\(loop.name) exited: \(process.stderrSoFar)") }
+                    guard process.isRunning else {
+                        throw SidecarTestError("\(loop.name) exited: \(process.stderrSoFar)")
+                    }
                     return FileManager.default.fileExists(atPath: path)
                 }
                 let alive = try await check(path, ["--max-age", "30s"])
@@ -322,9 +363,13 @@ struct HealthSidecarTests {
             try await FixtureApplication.withScripted([200], folder: app.root) { fixture in
                 let sidecar = try await Self.launchSidecar(app, id: "sidecar-a", url: fixture.healthURL)
                 let path = app.root.appending("sidecar-a.alive").path
-                try await eventually("the sidecar to touch its liveness file") { FileManager.default.fileExists(atPath: path) }
+                try await eventually("the sidecar to touch its liveness file") {
+                    FileManager.default.fileExists(atPath: path)
+                }
                 // Made an hour old: --liveness fails, and the running loop touches it again within its interval.
-                var times = [timespec(tv_sec: time(nil) - 3600, tv_nsec: 0), timespec(tv_sec: time(nil) - 3600, tv_nsec: 0)]
+                var times = [
+                    timespec(tv_sec: time(nil) - 3600, tv_nsec: 0), timespec(tv_sec: time(nil) - 3600, tv_nsec: 0),
+                ]
                 try #require(utimensat(AT_FDCWD, path, &times, 0) == 0)
                 let stale = try await check(path, ["--max-age", "60s"])
                 #expect(stale.status == 1 && stale.stderr.contains("Not alive"), "\(stale)")
@@ -349,7 +394,8 @@ extension HealthSidecarTests {
         #expect(sidecar.status == 0, "\(sidecar)")
         for variable in [
             "HEALTH_CHECK_URL", "HEALTH_CHECK_TIMEOUT", "HEALTH_CHECK_INTERVAL", "HEALTH_CHECK_FAILURES",
-            "HEALTH_CHECK_START_PERIOD", "SIDECAR_PORT", "SIDECAR_BIND", "SIDECAR_ID", "LIVENESS_FILE", "BACKUP_STALE_AFTER",
+            "HEALTH_CHECK_START_PERIOD", "SIDECAR_PORT", "SIDECAR_BIND", "SIDECAR_ID", "LIVENESS_FILE",
+            "BACKUP_STALE_AFTER",
             "ROLLBACK_WINDOW", "BACKUP_DIR", "BACKUP_S3_URL", "--liveness", "--loop",
         ] {
             #expect(sidecar.stdout.contains(variable), "\(variable)")

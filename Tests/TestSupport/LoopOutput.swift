@@ -7,7 +7,8 @@ public enum LoopOutput {
     /// announcement `<marker> <ISO 8601 time> …` ("Next backup at 2026-01-01T00:00:05Z (schedule @every 5s)"),
     /// nothing was printed after it (no run started), and that time is at least `margin` ahead of `now`.
     /// A count of announcements is not enough: it stays true after the loop has moved on to its next run.
-    public static func isIdle(_ output: String, marker: String, margin: TimeInterval = 1.5, now: Date = Date()) -> Bool {
+    public static func isIdle(_ output: String, marker: String, margin: TimeInterval = 1.5, now: Date = Date()) -> Bool
+    {
         guard let range = output.range(of: marker, options: .backwards) else { return false }
         let rest = output[range.upperBound...].split(separator: "\n", omittingEmptySubsequences: true)
         guard rest.count == 1, let word = rest[0].split(separator: " ").first,
