@@ -406,3 +406,56 @@ extension HealthSidecarTests {
         }
     }
 }
+
+extension HealthSidecarTests {
+    @Test("on a bucket store (S3, no volume): heartbeats and one rollback request from three sidecars, the newest backup")
+    func bucketStore() async throws {
+        try await ApplicationFixture.with(uploadFiles: 12) { app in
+            try await TestBucket.with { bucket in
+                let environment = bucket.environment(app: app)
+                try #require(try await app.run("backup-job", environment: environment).succeeded)
+                try await FixtureApplication.with(app) { fixture in
+                    var sidecars: [Sidecar] = []
+                    do {
+                        for index in 1...3 {
+                            sidecars.append(
+                                try await Self.launchSidecar(
+                                    app, id: "bucket-\(index)", url: fixture.healthURL, environment))
+                        }
+                        let storage = try bucket.storage()
+                        let heartbeats = { () -> [HealthHeartbeat] in
+                            ((try? storage.list(folder: HealthHeartbeat.folder)) ?? []).compactMap { object in
+                                guard let stored = try? storage.read(key: object.key) else { return nil }
+                                return try? ContingencyJSON.decoder().decode(HealthHeartbeat.self, from: Data(stored.data))
+                            }
+                        }
+                        try await eventually(timeout: .seconds(60), "three healthy heartbeats in the bucket") {
+                            let all = heartbeats()
+                            return all.count == 3 && all.allSatisfy { $0.lastResult?.healthy == true }
+                        }
+                        let (status, body) = try await sidecars[0].healthz()
+                        #expect(status == 200, "\(body)")
+                        let newest = try #require((body["backups"] as? [String: Any])?["newest"] as? [String: Any])
+                        let name = try #require(newest["name"] as? String)
+                        #expect(try bucket.objects().contains(name), "\(body)")
+
+                        try await app.server.psql("DROP TABLE users CASCADE", database: app.database)
+                        try await eventually(timeout: .seconds(90), "every sidecar to open the incident") {
+                            let all = heartbeats()
+                            return all.count == 3 && all.allSatisfy { $0.incident != nil }
+                        }
+                        let requests = try storage.list(folder: ".contingency/requests").map(\.name).filter {
+                            $0.hasSuffix(".json")
+                        }
+                        #expect(requests.count == 1, "\(requests)")
+                        #expect(Set(heartbeats().compactMap(\.incident).map { "\($0).json" }) == Set(requests))
+                    } catch {
+                        for sidecar in sidecars { sidecar.process.kill(SIGKILL) }
+                        throw error
+                    }
+                    try await Self.stop(sidecars)
+                }
+            }
+        }
+    }
+}
