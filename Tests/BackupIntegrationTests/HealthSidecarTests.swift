@@ -109,9 +109,11 @@ struct HealthSidecarTests {
                 let heartbeat = try #require(Self.heartbeat(app, "sidecar-a"))
                 #expect(heartbeat.consecutiveFailures == 0 && heartbeat.lastHealthy != nil && heartbeat.incident == nil)
                 #expect(heartbeat.url == fixture.healthURL && heartbeat.interval == 1)
+                // The runbook's lines exactly, each a whole line (not under the logger's own label as well).
                 try await eventually("the runbook's lines") {
-                    sidecar.output.contains("[Backup] Checking if rollback is needed...")
-                        && sidecar.output.contains("[Backup] Application is healthy, no rollback needed")
+                    let lines = sidecar.process.stdoutSoFar.split(separator: "\n")
+                    return lines.contains("[Backup] Checking if rollback is needed...")
+                        && lines.contains("[Backup] Application is healthy, no rollback needed")
                 }
 
                 let (status, body) = try await sidecar.healthz()
