@@ -314,7 +314,12 @@ struct HealthSidecarTests {
             try await eventually("the first probe to start") {
                 sidecar.output.contains("Checking if rollback is needed")
             }
+            // The probe waits off the cooperative pool: the server answers meanwhile, at once.
             let clock = ContinuousClock()
+            let asked = clock.now
+            let (status, body) = try await sidecar.healthz()
+            #expect(status == 200, "\(body)")
+            #expect(clock.now - asked < .seconds(2))
             let start = clock.now
             sidecar.process.kill(SIGTERM)
             let result = try await sidecar.process.waitForExit(timeout: .seconds(20))
