@@ -314,7 +314,7 @@ struct HealthSidecarTests {
             try await eventually("the first probe to start") {
                 sidecar.output.contains("Checking if rollback is needed")
             }
-            // The probe waits off the cooperative pool: the server answers meanwhile, at once.
+            // The server answers while the probe waits (which it does off the cooperative pool, Blocking).
             let clock = ContinuousClock()
             let asked = clock.now
             let (status, body) = try await sidecar.healthz()
