@@ -150,8 +150,9 @@ struct HealthSidecarTests {
                 try await app.server.psql("DROP TABLE users CASCADE", database: app.database)
                 try await eventually(timeout: .seconds(60), "the rollback request") { !Self.requestFiles(app).isEmpty }
                 // Two more failed rounds after the incident: still one request, the incident stays open.
+                // (The heartbeat is written after the round's log line: wait for the heartbeat itself.)
                 try await eventually(timeout: .seconds(60), "two more failed probes") {
-                    sidecar.output.contains("Health check failed (5/3)")
+                    (Self.heartbeat(app, "sidecar-a")?.consecutiveFailures ?? 0) >= 5
                 }
                 let files = Self.requestFiles(app)
                 try #require(files.count == 1, "\(files)")
@@ -202,7 +203,13 @@ struct HealthSidecarTests {
                     let incidents = Set((1...5).compactMap { Self.heartbeat(app, "sidecar-\($0)")?.incident })
                     #expect(incidents.count == 1, "\(incidents)")
                     #expect(Self.requestFiles(app) == incidents.map { "\($0).json" }, "\(Self.requestFiles(app))")
-                    let outputs = sidecars.map(\.output).joined(separator: "\n")
+                    // Each sidecar says whether it created the request or found it (the pipes are read a moment late).
+                    var outputs = ""
+                    try await eventually("every sidecar's word on the request") {
+                        outputs = sidecars.map(\.output).joined(separator: "\n")
+                        return Self.count("Rollback requested after", in: outputs)
+                            + Self.count("Rollback for this incident already requested", in: outputs) >= 5
+                    }
                     #expect(Self.count("Rollback requested after", in: outputs) == 1, "\(outputs)")
                     #expect(Self.count("Rollback for this incident already requested", in: outputs) == 4, "\(outputs)")
                     #expect(Self.count("[Rollback] Incident:", in: outputs) == 1, "one event per incident")
@@ -224,6 +231,7 @@ struct HealthSidecarTests {
                 try await eventually(timeout: .seconds(60), "the whole pattern to be probed") {
                     fixture.remainingStatuses() == [200]
                         && Self.count("Application is healthy, no rollback needed", in: sidecar.output) >= 5
+                        && Self.count("Health check failed (2/3)", in: sidecar.output) >= 4
                 }
                 #expect(Self.count("Health check failed (2/3)", in: sidecar.output) == 4, "\(sidecar.output)")
                 #expect(!sidecar.output.contains("(3/3)"))
@@ -280,7 +288,7 @@ struct HealthSidecarTests {
                 let failing = try await sidecar.healthz()
                 #expect(failing.body["status"] as? String == "error")
                 #expect((failing.body["reason"] as? String)?.contains("heartbeat") == true, "\(failing.body)")
-                #expect(sidecar.output.contains("Could not write the heartbeat"))
+                try await eventually("the failed write in the log") { sidecar.output.contains("Could not write the heartbeat") }
                 let rounds = Self.count("Checking if rollback is needed", in: sidecar.output)
                 try await eventually(timeout: .seconds(30), "the loop to go on") {
                     Self.count("Checking if rollback is needed", in: sidecar.output) >= rounds + 2
