@@ -58,7 +58,7 @@ struct SidecarRouterTests {
             let context = try Self.context(store: store, url: fixture.healthURL)
             let app = buildApplication(context)
             try await app.test(.router) { client in
-                try await eventually(timeout: .seconds(30), "a first probe") {
+                try await eventually(timeout: .seconds(90), "a first probe") {
                     context.status.snapshot.heartbeat?.lastProbe != nil
                 }
                 try await client.execute(uri: "/healthz", method: .get) { response in
@@ -92,7 +92,7 @@ struct SidecarRouterTests {
             let context = try Self.context(store: store, url: fixture.healthURL)
             let app = buildApplication(context)
             try await app.test(.router) { client in
-                try await eventually(timeout: .seconds(30), "a failed store write") {
+                try await eventually(timeout: .seconds(90), "a failed store write") {
                     context.status.snapshot.storeError != nil
                 }
                 try await client.execute(uri: "/healthz", method: .get) { response in

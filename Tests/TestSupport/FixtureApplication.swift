@@ -110,7 +110,7 @@ public final class FixtureApplication: Sendable {
         let process = try ProcessRunner.launch("python3", [scriptURL.path] + arguments, environment: environment)
         do {
             var port: Int?
-            try await eventually(timeout: .seconds(30), "the fixture application to listen") {
+            try await eventually(timeout: .seconds(90), "the fixture application to listen") {
                 guard process.isRunning else {
                     throw TestSupportError("the fixture application exited: \(process.stderrSoFar)")
                 }
