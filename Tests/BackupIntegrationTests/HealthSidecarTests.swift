@@ -9,7 +9,9 @@ import Testing
 
 /// `health-sidecar --loop` as the real process, against the fixture application (its own process, healthy
 /// while its table and its uploads are there) or a scripted endpoint, with 1 s probes and a real volume store.
-@Suite("Health sidecar")
+// One test at a time: each runs PostgreSQL, the fixture app (a psql per probe) and up to five sidecars probing every
+// second; together they would starve the rest of the suite on two cores.
+@Suite("Health sidecar", .serialized)
 struct HealthSidecarTests {
     /// One running sidecar: its process and the port of its own `/healthz`.
     struct Sidecar {
