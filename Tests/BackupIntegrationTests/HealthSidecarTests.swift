@@ -281,9 +281,15 @@ struct HealthSidecarTests {
 
                 // A file where the heartbeats' folder should be: every write fails, even for root (chmod would not).
                 let folder = app.backupDirectory.appendingPathComponent(HealthHeartbeat.folder)
-                let aside = app.backupDirectory.appendingPathComponent(".contingency/state/health-aside")
-                try FileManager.default.moveItem(at: folder, to: aside)
-                try Data("not a folder".utf8).write(to: folder)
+                // The running sidecar makes the folder again as soon as it is gone: move it aside until the file wins.
+                try await eventually(timeout: .seconds(90), "a file in place of the heartbeats' folder") {
+                    var isFolder: ObjCBool = false
+                    if FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), isFolder.boolValue {
+                        let aside = app.backupDirectory.appendingPathComponent(".contingency/state/aside-\(UUID())")
+                        try? FileManager.default.moveItem(at: folder, to: aside)
+                    }
+                    return (try? Data("not a folder".utf8).write(to: folder)) != nil
+                }
                 try await eventually(timeout: .seconds(90), "/healthz to answer 503") {
                     try await sidecar.healthz().status == 503
                 }
@@ -297,8 +303,8 @@ struct HealthSidecarTests {
                 }
                 #expect(sidecar.process.isRunning)
 
+                // Without the file in the way, the next write makes the folder again.
                 try FileManager.default.removeItem(at: folder)
-                try FileManager.default.moveItem(at: aside, to: folder)
                 try await eventually(timeout: .seconds(90), "/healthz to answer 200 again") {
                     try await sidecar.healthz().status == 200
                 }
