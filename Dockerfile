@@ -24,5 +24,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 COPY --from=build /out/ /usr/local/bin/
 USER 10001
 VOLUME ["/backups"]
+# Every --loop process (whatever role this container plays) touches LIVENESS_FILE while its loop runs.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s CMD ["health-sidecar", "--liveness", "--max-age", "60s"]
 ENTRYPOINT []
 CMD ["backup-job", "--loop"]

@@ -13,7 +13,8 @@ public func buildApplication(_ context: SidecarContext) -> some ApplicationProto
     var app = Application(
         router: router,
         configuration: .init(
-            address: .hostname(context.configuration.bind, port: context.configuration.port), serverName: "health-sidecar"),
+            address: .hostname(context.configuration.bind, port: context.configuration.port),
+            serverName: "health-sidecar"),
         logger: context.logger)
     app.addServices(ProbeLoopService(loop: context.probeLoop))
     if let liveness = context.liveness { app.addServices(LivenessService(liveness: liveness, logger: context.logger)) }

@@ -32,6 +32,8 @@ public struct SidecarContext: Sendable {
         probeLoop = ProbeLoop(
             configuration: configuration, storage: storage, events: events ?? .logging(to: logger), status: status,
             logger: logger)
-        liveness = configuration.livenessFile.isEmpty ? nil : Liveness(path: configuration.livenessFile, interval: livenessInterval)
+        liveness =
+            configuration.livenessFile.isEmpty
+            ? nil : Liveness(path: configuration.livenessFile, interval: livenessInterval)
     }
 }

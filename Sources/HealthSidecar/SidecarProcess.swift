@@ -12,11 +12,23 @@ public enum SidecarProcess {
     public static func run(values: ConfigurationValues) async -> ExitStatus {
         ProcessSetup.once()
         let logger = JobLogHandler.logger("Health", format: JobRunner.logFormat(values))
+        let configuration: SidecarConfiguration
+        let stores: Stores
         do {
             _ = try values.choice(Settings.logFormat, as: LogFormat.self)
-            let configuration = try SidecarConfiguration.load(values, hostName: ProcessInfo.processInfo.hostName)
-            let stores = try await Blocking.run { try Stores.open(configuration.store, logger: logger) }
-            let app = buildApplication(SidecarContext(configuration: configuration, storage: stores.primary, logger: logger))
+            configuration = try SidecarConfiguration.load(values, hostName: ProcessInfo.processInfo.hostName)
+            let storeConfiguration = configuration.store
+            stores = try await Blocking.run { try Stores.open(storeConfiguration, logger: logger) }
+        } catch let error as ContingencyError {
+            logger.error("Health sidecar failed: \(error)")
+            return error.exitStatus
+        } catch {
+            logger.error("Health sidecar failed: \(error)")
+            return .failed
+        }
+        do {
+            let app = buildApplication(
+                SidecarContext(configuration: configuration, storage: stores.primary, logger: logger))
             try await app.runService()
             logger.info("Stopped: the probe loop and the server have shut down")
             return .ok
@@ -24,7 +36,10 @@ public enum SidecarProcess {
             logger.error("Health sidecar failed: \(error)")
             return error.exitStatus
         } catch {
-            logger.error("Health sidecar failed: \(error)")
+            // What the server throws: it could not listen (the address is taken or not this host's).
+            logger.error(
+                "Health sidecar failed: serving HTTP on \(configuration.bind):\(configuration.port): \(error). Check SIDECAR_BIND and SIDECAR_PORT (another process may hold the port)"
+            )
             return .failed
         }
     }

@@ -68,7 +68,8 @@ enum SidecarHealth {
         }
         let app = snapshot.heartbeat.map {
             Body.AppState(
-                url: $0.url, lastProbe: $0.lastProbe, lastResult: $0.lastResult, consecutiveFailures: $0.consecutiveFailures,
+                url: $0.url, lastProbe: $0.lastProbe, lastResult: $0.lastResult,
+                consecutiveFailures: $0.consecutiveFailures,
                 failureThreshold: configuration.failureThreshold, lastHealthy: $0.lastHealthy, incident: $0.incident)
         }
         let report = await context.freshness.report(now: now)
@@ -80,7 +81,8 @@ enum SidecarHealth {
         return Body(
             status: reason == nil ? "ok" : "error", timestamp: now, reason: reason, sidecar: configuration.sidecarID,
             app: app,
-            backups: Body.Backups(newest: newest, staleAfterSeconds: configuration.backupStaleAfterSeconds, error: report.error))
+            backups: Body.Backups(
+                newest: newest, staleAfterSeconds: configuration.backupStaleAfterSeconds, error: report.error))
     }
 
     static func response(_ context: SidecarContext) async -> Response {

@@ -62,7 +62,8 @@ struct HealthSidecarCommand: AsyncParsableCommand {
         case .alive(let age):
             line = "[Health] Alive: \(path) was touched \(DurationFormat.string(seconds: age)) ago\n"
         case .stale(let age):
-            line = "[Health] Not alive: \(path) was last touched \(DurationFormat.string(seconds: age)) ago, more than \(maxAge): the loop is stuck or gone\n"
+            line =
+                "[Health] Not alive: \(path) was last touched \(DurationFormat.string(seconds: age)) ago, more than \(maxAge): the loop is stuck or gone\n"
         case .missing(let reason):
             line = "[Health] Not alive: \(path) cannot be read (\(reason)): no --loop process has touched it\n"
         }

@@ -90,27 +90,19 @@ struct DrillTests {
             let job = try app.launch(
                 "restore-job", ["--drill", "--loop"],
                 environment: ["DRILL_SCHEDULE": "3s", "DRILL_DATABASE_URL": app.server.connectionURL(database: "drill_scratch")])
-            // Two drills done and the loop idle again (the third "Next restore drill at"): SIGTERM now ends it cleanly.
             try await eventually(timeout: .seconds(60), "two scheduled drills") {
-                job.stdoutSoFar.components(separatedBy: "Next restore drill at").count >= 4
+                job.stdoutSoFar.components(separatedBy: "Restore drill passed").count >= 3
             }
-            // One snapshot: a further drill may finish while the test reads, so every wait announced before
-            // the newest has been followed by a drill that passed, and none failed.
+            // SIGTERM while idle: the last line announces a drill still over a second away (a count of
+            // announcements stays true once the loop has begun the next drill, which a slow machine reaches).
+            try await eventually(timeout: .seconds(60), "the loop to be idle with time to spare") {
+                LoopOutput.isIdle(job.stdoutSoFar, marker: "Next restore drill at")
+            }
             let output = job.stdoutSoFar
-            let waits = output.components(separatedBy: "Next restore drill at").count - 1
-            let passes = output.components(separatedBy: "Restore drill passed").count - 1
-            #expect(passes >= 2 && passes >= waits - 1, "\(output)")
             #expect(!output.contains("failed"), "\(output)")
             job.kill(SIGTERM)
             let result = try await job.waitForExit(timeout: .seconds(30))
-            // Idle, the loop ends cleanly; a drill that began since (every 3 s: a loaded machine can get there)
-            // is interrupted, exit 130, as any job stopped mid-way.
-            let sinceLastWait = result.stdout.components(separatedBy: "Next restore drill at").last ?? ""
-            if sinceLastWait.contains("Starting restore drill") && !sinceLastWait.contains("Restore drill passed") {
-                #expect(result.status == 130, "\(result)")
-            } else {
-                #expect(result.status == 0, "\(result)")
-            }
+            #expect(result.status == 0, "\(result)")
             #expect(try manifest(app).verified?.ok == true)
         }
     }

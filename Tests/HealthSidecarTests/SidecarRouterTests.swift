@@ -5,8 +5,8 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 @testable import HealthSidecar
 
@@ -23,7 +23,8 @@ struct SidecarRouterTests {
             backupStaleAfterSeconds: staleAfter)
         var logger = Logger(label: "sidecar-test")
         logger.logLevel = .warning
-        return SidecarContext(configuration: configuration, storage: try VolumeStorage(root: store.path), logger: logger)
+        return SidecarContext(
+            configuration: configuration, storage: try VolumeStorage(root: store.path), logger: logger)
     }
 
     /// Decodes `/healthz`'s body.
@@ -57,12 +58,16 @@ struct SidecarRouterTests {
             let context = try Self.context(store: store, url: fixture.healthURL)
             let app = buildApplication(context)
             try await app.test(.router) { client in
-                try await eventually(timeout: .seconds(30), "a first probe") { context.status.snapshot.heartbeat?.lastProbe != nil }
+                try await eventually(timeout: .seconds(90), "a first probe") {
+                    context.status.snapshot.heartbeat?.lastProbe != nil
+                }
                 try await client.execute(uri: "/healthz", method: .get) { response in
                     #expect(response.status == .ok)
                     #expect(response.headers[.contentType] == "application/json")
                     let body = try Self.decode(response.body)
-                    #expect(body["status"] as? String == "ok" && body["timestamp"] is String && body["sidecar"] as? String == "in-process")
+                    #expect(
+                        body["status"] as? String == "ok" && body["timestamp"] is String
+                            && body["sidecar"] as? String == "in-process")
                     let appState = try #require(body["app"] as? [String: Any])
                     #expect((appState["lastResult"] as? [String: Any])?["status"] as? Int == 200)
                     #expect(appState["failureThreshold"] as? Int == 3)
@@ -80,19 +85,23 @@ struct SidecarRouterTests {
         let store = try TemporaryDirectory()
         defer { store.remove() }
         // A file where the heartbeats' folder goes: the write fails whoever runs the test, root included.
-        try FileManager.default.createDirectory(at: store.appending(".contingency/state"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: store.appending(".contingency/state"), withIntermediateDirectories: true)
         try Data().write(to: store.appending(HealthHeartbeat.folder))
         try await FixtureApplication.withScripted([200], folder: store) { fixture in
             let context = try Self.context(store: store, url: fixture.healthURL)
             let app = buildApplication(context)
             try await app.test(.router) { client in
-                try await eventually(timeout: .seconds(30), "a failed store write") { context.status.snapshot.storeError != nil }
+                try await eventually(timeout: .seconds(90), "a failed store write") {
+                    context.status.snapshot.storeError != nil
+                }
                 try await client.execute(uri: "/healthz", method: .get) { response in
                     #expect(response.status == .serviceUnavailable)
                     let body = try Self.decode(response.body)
                     #expect(body["status"] as? String == "error")
                     #expect((body["reason"] as? String)?.contains("cannot write the heartbeat") == true, "\(body)")
-                    #expect(((body["app"] as? [String: Any])?["lastResult"] as? [String: Any])?["healthy"] as? Bool == true)
+                    #expect(
+                        ((body["app"] as? [String: Any])?["lastResult"] as? [String: Any])?["healthy"] as? Bool == true)
                 }
             }
         }

@@ -45,7 +45,7 @@ def run_query():
     try:
         done = subprocess.run(
             [psql_command(), "-AtX", "-v", "ON_ERROR_STOP=1", "-c", query],
-            capture_output=True, text=True, timeout=5, env=dict(os.environ, PGCONNECT_TIMEOUT="3"))
+            capture_output=True, text=True, timeout=15, env=dict(os.environ, PGCONNECT_TIMEOUT="10"))
     except (OSError, subprocess.TimeoutExpired) as error:
         return False, f"psql: {error}"
     if done.returncode != 0:

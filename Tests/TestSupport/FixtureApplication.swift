@@ -36,7 +36,8 @@ public final class FixtureApplication: Sendable {
 
     /// Starts it in front of `app`'s database and uploads; healthy while `users` can be counted and
     /// `requiredFile` (a path inside the uploads) can be read.
-    public static func start(for app: ApplicationFixture, requiredFile: String = "documents/2024/03/notes.txt") async throws
+    public static func start(for app: ApplicationFixture, requiredFile: String = "documents/2024/03/notes.txt")
+        async throws
         -> FixtureApplication
     {
         var environment = app.server.environment
@@ -59,7 +60,8 @@ public final class FixtureApplication: Sendable {
         _ app: ApplicationFixture, requiredFile: String = "documents/2024/03/notes.txt",
         isolation: isolated (any Actor)? = #isolation, _ body: (FixtureApplication) async throws -> T
     ) async throws -> T {
-        try await ServerProcess.run(try await start(for: app, requiredFile: requiredFile), stoppingWith: { await $0.stop() }, body)
+        try await ServerProcess.run(
+            try await start(for: app, requiredFile: requiredFile), stoppingWith: { await $0.stop() }, body)
     }
 
     /// `startScripted`, `body`, then stop, whether `body` returns or throws.
@@ -67,7 +69,8 @@ public final class FixtureApplication: Sendable {
         _ statuses: [Int], folder: TemporaryDirectory, isolation: isolated (any Actor)? = #isolation,
         _ body: (FixtureApplication) async throws -> T
     ) async throws -> T {
-        try await ServerProcess.run(try await startScripted(statuses, folder: folder), stoppingWith: { await $0.stop() }, body)
+        try await ServerProcess.run(
+            try await startScripted(statuses, folder: folder), stoppingWith: { await $0.stop() }, body)
     }
 
     /// The statuses still to come in scripted mode (the last one stays).
@@ -86,8 +89,10 @@ public final class FixtureApplication: Sendable {
 
     /// The status `/healthz` answers now, or nil when nothing answers. (In scripted mode it consumes one.)
     public func probe() async -> Int? {
-        guard let result = try? await ProcessRunner.run(
-            "curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", healthURL], timeout: .seconds(20))
+        guard
+            let result = try? await ProcessRunner.run(
+                "curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", healthURL],
+                timeout: .seconds(20))
         else { return nil }
         return Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { $0 == 0 ? nil : $0 }
     }
@@ -99,17 +104,20 @@ public final class FixtureApplication: Sendable {
         -> FixtureApplication
     {
         var environment = environment
-        environment.merge(["PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "FIXTURE_PORT": "0"]) { _, new in new }
+        environment.merge(["PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "FIXTURE_PORT": "0"]) { _, new in
+            new
+        }
         let process = try ProcessRunner.launch("python3", [scriptURL.path] + arguments, environment: environment)
         do {
             var port: Int?
-            try await eventually(timeout: .seconds(30), "the fixture application to listen") {
+            try await eventually(timeout: .seconds(90), "the fixture application to listen") {
                 guard process.isRunning else {
                     throw TestSupportError("the fixture application exited: \(process.stderrSoFar)")
                 }
-                port = process.stdoutSoFar.split(separator: "\n").lazy.compactMap { line in
-                    line.hasPrefix("listening on ") ? Int(line.dropFirst("listening on ".count)) : nil
-                }.first
+                port =
+                    process.stdoutSoFar.split(separator: "\n").lazy.compactMap { line in
+                        line.hasPrefix("listening on ") ? Int(line.dropFirst("listening on ".count)) : nil
+                    }.first
                 return port != nil
             }
             return FixtureApplication(process: process, port: port!, statusFile: statusFile)

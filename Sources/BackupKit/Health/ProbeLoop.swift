@@ -55,7 +55,8 @@ public struct ProbeLoop: Sendable {
         }
         defer { status.update { $0.loopRunning = false } }
         logger.info(
-            "Watching \(heartbeat.url) every \(DurationFormat.string(seconds: interval)) as \(sidecar): \(configuration.failureThreshold) consecutive failures open an incident")
+            "Watching \(heartbeat.url) every \(DurationFormat.string(seconds: interval)) as \(sidecar): \(configuration.failureThreshold) consecutive failures open an incident"
+        )
         var requested: String?
         while !Task.isCancelled {
             let round = Date()
@@ -99,7 +100,8 @@ public struct ProbeLoop: Sendable {
             if closedIncident { logger.info("The incident is closed on this sidecar: the application answers again") }
         case .settling:
             logger.warning(
-                "[Backup] Health check failed during the start period (HEALTH_CHECK_START_PERIOD), not counted: \(reason)")
+                "[Backup] Health check failed during the start period (HEALTH_CHECK_START_PERIOD), not counted: \(reason)"
+            )
         case .failing(let count):
             logger.warning("[Backup] Health check failed (\(count)/\(threshold)): \(reason)")
         case .incident(let count), .stillFailing(let count):
@@ -135,7 +137,8 @@ public struct ProbeLoop: Sendable {
                 return try RequestBoard(storage: storage).submit(
                     id: id, intent: .rollback, requestedBy: "health-sidecar \(sidecar)", now: now, expires: expires,
                     incident: StoreRequest.Incident(
-                        sidecar: sidecar, opened: now, lastHealthy: lastHealthy, failures: failures, lastResult: reason))
+                        sidecar: sidecar, opened: now, lastHealthy: lastHealthy, failures: failures, lastResult: reason)
+                )
             }
             status.update {
                 $0.storeError = nil
@@ -143,15 +146,23 @@ public struct ProbeLoop: Sendable {
             }
             if created {
                 logger.warning(
-                    "[Backup] Rollback requested after \(failures) consecutive failed health checks: request \(request.id) (last healthy \(request.incident?.lastHealthy.map { ISO8601DateFormatter().string(from: $0) } ?? "never"))")
+                    "[Backup] Rollback requested after \(failures) consecutive failed health checks: request \(request.id) (last healthy \(request.incident?.lastHealthy.map { ISO8601DateFormatter().string(from: $0) } ?? "never"))"
+                )
             } else {
                 logger.warning(
-                    "[Backup] Rollback for this incident already requested by \(request.requestedBy): request \(request.id) (\(request.status.rawValue))")
+                    "[Backup] Rollback for this incident already requested by \(request.requestedBy): request \(request.id) (\(request.status.rawValue))"
+                )
             }
-            await events.publish(.incidentOpened(request: request.id, sidecar: sidecar, failures: failures, lastResult: reason))
+            // One event per incident, from the sidecar that created its request: five sidecars watching one app
+            // notify once.
+            if created {
+                await events.publish(
+                    .incidentOpened(request: request.id, sidecar: sidecar, failures: failures, lastResult: reason))
+            }
             return request.id
         } catch {
-            logger.error("Could not create the rollback request in \(storage): \(error); trying again after the next probe")
+            logger.error(
+                "Could not create the rollback request in \(storage): \(error); trying again after the next probe")
             status.update { $0.storeError = "cannot create the rollback request in \(storage): \(error)" }
             return nil
         }
@@ -170,7 +181,8 @@ public struct ProbeLoop: Sendable {
             }
             if wasFailing { logger.info("The heartbeat is written to \(storage) again") }
         } catch {
-            logger.error("Could not write the heartbeat \(HealthHeartbeat.key(for: heartbeat.sidecar)) to \(storage): \(error)")
+            logger.error(
+                "Could not write the heartbeat \(HealthHeartbeat.key(for: heartbeat.sidecar)) to \(storage): \(error)")
             status.update { $0.storeError = "cannot write the heartbeat to \(storage): \(error)" }
         }
     }

@@ -35,7 +35,8 @@ public struct Liveness: Sendable {
         }
         defer { close(fd) }
         guard futimens(fd, nil) == 0 else {
-            throw ContingencyError.failed("cannot set the time of the liveness file \(path) (\(String(cString: strerror(errno))))")
+            throw ContingencyError.failed(
+                "cannot set the time of the liveness file \(path) (\(String(cString: strerror(errno))))")
         }
     }
 
@@ -83,9 +84,9 @@ public struct Liveness: Sendable {
         var info = stat()
         guard lstat(path, &info) == 0 else { return .missing(String(cString: strerror(errno))) }
         #if canImport(Darwin)
-        let time = info.st_mtimespec
+            let time = info.st_mtimespec
         #else
-        let time = info.st_mtim
+            let time = info.st_mtim
         #endif
         let modified = Date(timeIntervalSince1970: TimeInterval(time.tv_sec) + TimeInterval(time.tv_nsec) / 1e9)
         let age = max(0, now.timeIntervalSince(modified))
