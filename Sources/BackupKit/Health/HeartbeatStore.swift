@@ -2,13 +2,15 @@ import BackupCore
 import BackupStorage
 import Foundation
 
-/// The sidecars' heartbeats in a store (`.contingency/state/health/<sidecar>.json`).
+/// The sidecars' heartbeats in a store (`.contingency/state/health/<sidecar>.json`): read by the probe loop
+/// (for an incident's id), by every backup (the app's health as it begins) and by the rollback's plan.
 public struct HeartbeatStore: Sendable {
     public let storage: any Storage
 
     public init(storage: any Storage) { self.storage = storage }
 
-    /// Every readable heartbeat; unreadable or oversized ones are skipped (a heartbeat is advice, not a command).
+    /// Every readable heartbeat; unreadable (half-written by an old version, hand-edited) or oversized ones are
+    /// skipped, and a folder that cannot be listed gives none: a heartbeat is advice, not a command.
     /// Blocking: call through `Blocking.run` from async code.
     public func all() -> [HealthHeartbeat] {
         guard let objects = try? storage.list(folder: HealthHeartbeat.folder) else { return [] }

@@ -130,7 +130,7 @@ public struct ProbeLoop: Sendable {
         let own = heartbeat
         do {
             let (request, created) = try await Blocking.run {
-                let heartbeats = HeartbeatReader(storage: storage).all()
+                let heartbeats = HeartbeatStore(storage: storage).all()
                 // Our own as written; in memory if it could not be read back.
                 let lastHealthy = (heartbeats.isEmpty ? [own] : heartbeats).compactMap(\.lastHealthy).max()
                 let id = IncidentID.make(lastHealthy: lastHealthy)
@@ -193,23 +193,6 @@ public struct ProbeLoop: Sendable {
         return await Blocking.run { () -> HealthHeartbeat? in
             guard let object = try? storage.read(key: key) else { return nil }
             return try? ContingencyJSON.decoder().decode(HealthHeartbeat.self, from: Data(object.data))
-        }
-    }
-}
-
-/// Reads the heartbeats of every sidecar from a store. Blocking: call it through `Blocking.run`.
-public struct HeartbeatReader: Sendable {
-    public let storage: any Storage
-
-    public init(storage: any Storage) { self.storage = storage }
-
-    /// Every heartbeat that can be read; unreadable ones (half-written by an old version, hand-edited) are
-    /// skipped, and a folder that cannot be listed gives none.
-    public func all() -> [HealthHeartbeat] {
-        guard let objects = try? storage.list(folder: HealthHeartbeat.folder) else { return [] }
-        return objects.filter { $0.name.hasSuffix(".json") }.compactMap { object in
-            guard let stored = try? storage.read(key: object.key) else { return nil }
-            return try? ContingencyJSON.decoder().decode(HealthHeartbeat.self, from: Data(stored.data))
         }
     }
 }
