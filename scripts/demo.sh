@@ -194,6 +194,7 @@ path, label, since = sys.argv[1], sys.argv[2], float(sys.argv[3])
 dull = ("[Backup] Checking if rollback is needed...",)
 step = re.compile(r"^\[Rollback\] .*: (running|succeeded|failed|skipped)( \(.*\))? \[[^\]]+\]$")
 keep = ("[", "Application stopped", "Application started", "Verified in", "Restore completed", "Backup created",
+        "Backups are not signed", "Application health as this backup begins",
         "The incident is closed", "Watching")
 previous = None
 for raw in open(path, errors="replace"):
@@ -217,17 +218,22 @@ tails() {
         [ -f "$WORK/$log.log" ] && { echo "--- $WORK/$log.log (last lines)"; tail -n 15 "$WORK/$log.log"; }
     done
 }
-# Polls `condition` (a shell command) every 0.2 s until it succeeds, or fails the demo after `seconds`.
+# Polls `condition` (a shell command) every 0.2 s until it succeeds, or fails the demo after `seconds`. Each
+# check and each pause runs in the background and is waited for: the `wait` builtin returns at once on Ctrl-C,
+# so the INT trap runs, where a foreground child that handles SIGINT itself would make bash ignore it.
 wait_for() {  # seconds description condition...
     local seconds="$1" description="$2"; shift 2
     local deadline=$((SECONDS + seconds))
-    until "$@"; do
+    while true; do
+        "$@" &
+        if wait $!; then return 0; fi
         if [ $SECONDS -ge $deadline ]; then
             echo "TIMEOUT after ${seconds}s waiting for: $description" >&2
             tails >&2
             exit 1
         fi
-        sleep 0.2
+        sleep 0.2 &
+        wait $!
     done
 }
 heartbeat() {  # field: prints the sidecar heartbeat's field, or nothing
@@ -268,7 +274,10 @@ echo "$(now) heartbeat: last probe $(heartbeat lastProbe), last healthy $(heartb
 echo "$(now) the sidecar's /healthz: $(curl -s "http://127.0.0.1:$SIDECAR_PORT/healthz")"
 
 say "backup-job while the app is healthy"
-backup > "$WORK/backup-2.log" 2>&1 || { cat "$WORK/backup-2.log"; exit 1; }
+# A simple command's redirection, not a function's: the INT trap's lines must reach the terminal, not this log.
+status=0
+BACKUP_SIGNING_KEY_FILE="$WORK/keys/signing.pem" "$BIN/backup-job" > "$WORK/backup-2.log" 2>&1 || status=$?
+[ $status -eq 0 ] || { cat "$WORK/backup-2.log"; exit $status; }
 python3 - "$WORK/backup-2.log" <<'PY'
 import json, sys
 for raw in open(sys.argv[1]):
