@@ -317,7 +317,7 @@ request_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1])
 requested() { [ -n "$(request_file)" ]; }
 wait_for 60 "the sidecar's rollback request after $HEALTH_CHECK_FAILURES failed probes" requested
 echo "$(now) rollback requested: $(request_file | xargs -r basename) ($(request_field status))"
-finished() { case "$(request_field status)" in succeeded | failed | expired) return 0 ;; *) return 1 ;; esac; }
+finished() { case "$(request_field status)" in pending | running | "") return 1 ;; *) return 0 ;; esac; }
 wait_for 120 "the rollback to end" finished
 echo "$(now) the rollback ended: $(request_field status)"
 [ "$(request_field status)" = succeeded ] || { echo "The rollback did not succeed: $(request_field reason)"; tails; exit 1; }
@@ -370,14 +370,14 @@ found = False
 for path in sorted(glob.glob(os.path.join(sys.argv[1], "visual_backup_*.json"))):
     manifest = json.load(open(path))
     kind = manifest.get("kind") or "backup"
-    health = (manifest.get("health") or {}).get("state", "-")
     signed = "signed" if manifest.get("signature") else "unsigned"
-    print(f"  {os.path.basename(path)[:-5]}  kind {kind:<7} health {health:<9} {signed:<8} database {manifest.get('database')}")
+    print(f"  {os.path.basename(path)[:-5]}  kind {kind:<7} {signed:<8} database {manifest.get('database')}")
     found = found or kind == "safety"
 if not found:
     sys.exit("no safety backup")
 PY
-echo "  (the safety backup holds the broken state: never a rollback target; restore it by name to look at it)"
+echo "  (the safety backup holds the broken state: never a rollback target; restore it by name to look at it."
+echo "   It is unsigned: the runner has no signing key, which stays with backup-job; see README, Health and rollback)"
 
 say "restore-job --plan: what a rollback would do now (changes nothing)"
 env "${RUNNER_ENV[@]}" LOG_FORMAT=text "$BIN/restore-job" --plan | sed 's/^/  /'
