@@ -123,7 +123,8 @@ RESTORE_TERMINATE_CONNECTIONS=true "$BIN/restore-job"
 say "Proof"
 AFTER="$(fingerprint)"
 echo "$AFTER"
-same_or_fail "$BEFORE" "$AFTER" "Everything came back: database rows, uploads and .env are identical to before the damage."
+same_or_fail "$BEFORE" "$AFTER" \
+    "Everything came back: database rows, uploads and .env are identical to before the damage."
 
 # ---------------------------------------------------------------------------------------------------------------
 say "Part 2, unattended: the sample app, its health sidecar and the rollback runner"
@@ -137,7 +138,8 @@ sq() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
     umask 077
     for setting in "PGHOST=$PGHOST" "PGPORT=$PGPORT" "PGUSER=$PGUSER" "PGPASSWORD=$PGPASSWORD" "PGDATABASE=visual_db" \
         "PG_BIN_DIR=$PGBIN" "FIXTURE_UPLOADS=$APP/uploads" "FIXTURE_REQUIRED_FILE=avatars/avatar-1.png" \
-        "FIXTURE_QUERY=SELECT (SELECT count(*) FROM users) || ' users, ' || (SELECT count(*) FROM posts) || ' posts'"; do
+        "FIXTURE_QUERY=SELECT (SELECT count(*) FROM users) || ' users, '
+            || (SELECT count(*) FROM posts) || ' posts'"; do
         printf 'export %s=%s\n' "${setting%%=*}" "$(sq "${setting#*=}")"
     done > "$WORK/app.env"
 )
@@ -152,7 +154,8 @@ case "\$1" in
 start)
     if [ -f '$WORK/app.pid' ] && kill -0 "\$(cat '$WORK/app.pid')" 2>/dev/null; then exit 0; fi
     : > '$WORK/app.out'
-    setsid python3 '$REPO/Tests/Support/fixture_app.py' --port $APP_PORT >>'$WORK/app.out' 2>>'$WORK/app.err' </dev/null &
+    setsid python3 '$REPO/Tests/Support/fixture_app.py' --port $APP_PORT \
+        >>'$WORK/app.out' 2>>'$WORK/app.err' </dev/null &
     echo \$! > '$WORK/app.pid'
     i=0
     while ! grep -q 'listening on' '$WORK/app.out'; do
@@ -261,10 +264,12 @@ RUNNER_ENV=(SIDECAR_ID=demo-runner LIVENESS_FILE="$WORK/runner.alive" RESTORE_PO
     ROLLBACK_HEALTH_TIMEOUT=60s RESTORE_TERMINATE_CONNECTIONS=true)
 env "${RUNNER_ENV[@]}" "$BIN/restore-job" --loop > "$WORK/runner.log" 2>&1 &
 RUNNER_PID=$!
-echo "$(now) health-sidecar --loop (pid $SIDECAR_PID) probes $HEALTH_URL every $HEALTH_CHECK_INTERVAL; $HEALTH_CHECK_FAILURES failures open an incident; its own /healthz on 127.0.0.1:$SIDECAR_PORT"
-echo "$(now) restore-job --loop (pid $RUNNER_PID) reads the store's requests every second; APP_CONTROL=command: $WORK/app.sh stop|start"
-echo "         ROLLBACK_DATA_ONLY=true: a command cannot tell which version of the app runs, so data alone is rolled back;"
-echo "         with APP_CONTROL=docker or kubernetes the app's version is rolled back with the data"
+echo "$(now) health-sidecar --loop (pid $SIDECAR_PID) probes $HEALTH_URL every $HEALTH_CHECK_INTERVAL;"
+echo "         $HEALTH_CHECK_FAILURES failures in a row open an incident; its own /healthz on 127.0.0.1:$SIDECAR_PORT"
+echo "$(now) restore-job --loop (pid $RUNNER_PID) reads the store's requests every second;"
+echo "         APP_CONTROL=command: $WORK/app.sh stop|start"
+echo "         ROLLBACK_DATA_ONLY=true: a command cannot tell which version of the app runs, so data alone is rolled"
+echo "         back; with APP_CONTROL=docker or kubernetes the app's version is rolled back with the data"
 probed_healthy() { [ -n "$(heartbeat lastHealthy)" ]; }
 wait_for 30 "the sidecar's first healthy probe in its heartbeat" probed_healthy
 wait_for 30 "the sidecar's own /healthz" curl -sf -o /dev/null -m 3 "http://127.0.0.1:$SIDECAR_PORT/healthz"
@@ -295,9 +300,15 @@ if health.get("state") != "healthy":
     sys.exit("the backup should record the app as healthy")
 PY
 # The name's time (UTC) is the one the target rule compares with the last healthy probe.
-BACKUP_EPOCH="$(date -u -d "$(echo "$TARGET" | sed -E 's/visual_backup_([0-9-]+)_([0-9]+)-([0-9]+)-([0-9]+).*/\1 \2:\3:\4/')" +%s)"
-healthy_after_backup() { local last; last="$(heartbeat lastHealthy)"; [ -n "$last" ] && [ "$(iso_epoch "$last")" -gt "$BACKUP_EPOCH" ]; }
-wait_for 30 "a healthy probe after the backup (a rollback target must precede the last healthy probe)" healthy_after_backup
+BACKUP_TIME="$(echo "$TARGET" | sed -E 's/^visual_backup_([0-9-]+)_([0-9]+)-([0-9]+)-([0-9]+).*/\1 \2:\3:\4/')"
+BACKUP_EPOCH="$(date -u +%s -d "$BACKUP_TIME")"
+healthy_after_backup() {
+    local last
+    last="$(heartbeat lastHealthy)"
+    [ -n "$last" ] && [ "$(iso_epoch "$last")" -gt "$BACKUP_EPOCH" ]
+}
+wait_for 30 "a healthy probe after the backup (a rollback target must precede the last healthy probe)" \
+    healthy_after_backup
 echo "$(now) a healthy probe followed the backup ($(heartbeat lastHealthy)): $TARGET qualifies as a rollback target"
 BEFORE="$(fingerprint)"
 echo "$BEFORE" | sed 's/^/  /'
@@ -313,14 +324,21 @@ fingerprint | sed 's/^/  /'
 
 say "Nobody touches anything now: the sidecar notices, the runner rolls back"
 request_file() { ls -1 "$STATE/requests"/rollback-*.json 2>/dev/null | head -n 1; }
-request_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2]) or "")' "$(request_file)" "$1" 2>/dev/null || true; }
+request_field() {  # field: prints the request's field, or nothing
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2]) or "")' \
+        "$(request_file)" "$1" 2>/dev/null || true
+}
 requested() { [ -n "$(request_file)" ]; }
 wait_for 60 "the sidecar's rollback request after $HEALTH_CHECK_FAILURES failed probes" requested
 echo "$(now) rollback requested: $(request_file | xargs -r basename) ($(request_field status))"
 finished() { case "$(request_field status)" in pending | running | "") return 1 ;; *) return 0 ;; esac; }
 wait_for 120 "the rollback to end" finished
 echo "$(now) the rollback ended: $(request_field status)"
-[ "$(request_field status)" = succeeded ] || { echo "The rollback did not succeed: $(request_field reason)"; tails; exit 1; }
+if [ "$(request_field status)" != succeeded ]; then
+    echo "The rollback did not succeed: $(request_field reason)"
+    tails
+    exit 1
+fi
 HEALED_EPOCH="$(date -u +%s)"
 
 say "What happened, from the store's request ($(request_file | xargs basename)) and the logs"
@@ -343,7 +361,8 @@ for step in request.get("steps") or []:
     detail = step.get("detail") or ""
     if len(detail) > 110:
         detail = detail[:107] + "..."
-    print(f"  {started:%H:%M:%S}  {ended:%H:%M:%S}  {took:>5}  {step['name']}: {step['status']}" + (f" ({detail})" if detail else ""))
+    line = f"  {started:%H:%M:%S}  {ended:%H:%M:%S}  {took:>5}  {step['name']}: {step['status']}"
+    print(line + (f" ({detail})" if detail else ""))
     if step["name"] == "health check" and step["status"] == "succeeded":
         healthy = ended
 print(f"  reason: {request.get('reason')}")
@@ -351,15 +370,19 @@ if opened and healthy:
     print(f"  From the third failed probe to healthy: {(healthy - opened).total_seconds():.0f} s")
 PY
 echo
-echo "  The sidecar's and the runner's logs from the deploy on (LOG_FORMAT=json; the lines above the restore's details):"
-{ show_log "$WORK/sidecar.log" sidecar "$((DEPLOY_EPOCH - 1))"; show_log "$WORK/runner.log" runner "$((DEPLOY_EPOCH - 1))"; } | sort -s -k1,1
+echo "  Log lines of the sidecar and the runner from the deploy on (the steps above and the restore's details left out):"
+{
+    show_log "$WORK/sidecar.log" sidecar "$((DEPLOY_EPOCH - 1))"
+    show_log "$WORK/runner.log" runner "$((DEPLOY_EPOCH - 1))"
+} | sort -s -k1,1
 echo
 sed 's/^/  app script: /' "$WORK/app-events.log"
 
 say "Proof"
 AFTER="$(fingerprint)"
 echo "$AFTER"
-same_or_fail "$BEFORE" "$AFTER" "The pre-deploy data came back: database rows, uploads and .env are identical to the backup's."
+same_or_fail "$BEFORE" "$AFTER" \
+    "The pre-deploy data came back: database rows, uploads and .env are identical to the backup's."
 wait_for 10 "the app answers 200" app_ok
 echo "$(now) GET /healthz -> HTTP $(app_status) $(curl -s "$HEALTH_URL")"
 
