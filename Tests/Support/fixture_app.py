@@ -49,7 +49,9 @@ def run_query():
     except (OSError, subprocess.TimeoutExpired) as error:
         return False, f"psql: {error}"
     if done.returncode != 0:
-        return False, "query failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
+        # psql's ERROR line, not the caret line that may follow it.
+        lines = done.stderr.strip().splitlines() or ["?"]
+        return False, "query failed: " + next((line for line in lines if line.startswith("ERROR:")), lines[-1])
     return True, done.stdout.strip()
 
 
