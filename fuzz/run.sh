@@ -52,7 +52,8 @@ link() {
         -o "$build/$1" >"$build/$1.build.log" 2>&1
 }
 built=true
-module BackupCore Sources/BackupCore/*.swift || built=false
+# Every file of BackupCore, its folders (Roles/, Rollback/) included.
+module BackupCore $(find Sources/BackupCore -name "*.swift" | sort) || built=false
 $built && { module BackupInterop "${openssl[@]}" Sources/BackupInterop/CustomDumpScanner.swift \
     Sources/BackupInterop/Age/*.swift Sources/BackupInterop/SHA256.swift || built=false; }
 $built && { module BackupStorage Sources/BackupStorage/S3/S3XML.swift || built=false; }
