@@ -72,6 +72,7 @@ struct CodeRollbackTests {
                     #expect(try await app.server.snapshot(database: app.database) == before)
                     let safety = try #require(try scenario.manifests().first { $0.metadata.kind == .safety })
                     #expect(safety.metadata.members.contains { $0.name == ArchiveLayout.databaseDump })
+                    #expect(safety.metadata.deployment?.containers?.first?.imageID == v2, "the safety backup records the broken version")
                 } catch {
                     print(scenario.logs)
                     await scenario.tearDown()

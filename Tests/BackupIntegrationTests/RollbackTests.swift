@@ -133,6 +133,10 @@ struct RollbackTests {
                 // The broken state is a safety backup, never a target, restorable by name.
                 let safety = try #require(try scenario.manifests().first { $0.metadata.kind == .safety })
                 #expect(safety.metadata.database.contains("_before_restore_"))
+                #expect(safety.metadata.health?.state == .unhealthy, "it records the broken state's health, not the healed app's")
+                let verify = try #require(steps.first { $0.name.hasPrefix("verify ") })
+                let stop = try #require(steps.first { $0.name == "stop the application" })
+                #expect(try #require(verify.ended) <= stop.started, "verification ends before the app is stopped")
                 #expect(safety.metadata.members.contains { $0.name == ArchiveLayout.databaseDump })
                 #expect(request.reason?.contains(safety.archive.name) == true)
                 let history = try ContingencyJSON.decoder().decode(

@@ -51,7 +51,8 @@ public final class ManagedApplication: Sendable {
                     pid="$(cat '\(dir)/app.pid')"
                     kill "$pid" 2>/dev/null || true
                     i=0
-                    while kill -0 "$pid" 2>/dev/null; do
+                    # A zombie (stopped, not yet reaped by init) counts as stopped.
+                    while kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid" | cut -c1)" != Z ]; do
                         i=$((i + 1)); [ $i -gt 200 ] && kill -9 "$pid" 2>/dev/null || true
                         sleep 0.05
                     done

@@ -48,8 +48,8 @@ public struct RollbackConfiguration: Sendable, Equatable {
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> RollbackConfiguration {
         let restore = try RestoreConfiguration.load(values)
         var backup = try BackupConfiguration.load(values)
-        // The safety backup runs between the runner's own steps: no backup hooks, and the version it records
-        // is the broken one the runner read before stopping the app.
+        // The safety backup runs between the runner's own steps: no backup hooks; the health and version it
+        // records are the broken state's, which the runner reads before the rollback changes them.
         backup.hooks = Hooks()
         backup.label = nil
         backup.kind = .safety

@@ -6,13 +6,19 @@ extension BackupJob {
     /// What a backup records about the application as it begins: its health (from the sidecars' heartbeats in
     /// the store) and its version (from the app control). A rollback's target must have begun while the app
     /// was healthy, and brings this version back with the data.
-    struct StartContext: Sendable {
-        var health: HealthAtStart?
-        var deployment: AppDeployment?
+    public struct StartContext: Sendable {
+        public var health: HealthAtStart?
+        public var deployment: AppDeployment?
+        public init(health: HealthAtStart? = nil, deployment: AppDeployment? = nil) {
+            self.health = health
+            self.deployment = deployment
+        }
     }
 
-    /// Neither is worth failing a backup for: what cannot be read is recorded as unknown and logged.
+    /// Neither is worth failing a backup for: what cannot be read is recorded as unknown and logged. A safety
+    /// backup records the broken state's, read before the rollback changed them (`recordedContext`).
     func startContext() async -> StartContext {
+        if let recordedContext { return recordedContext }
         var context = StartContext()
         let storage = stores.primary
         let heartbeats = await Blocking.run { HeartbeatStore(storage: storage).all() }

@@ -20,6 +20,8 @@ public struct BackupJob: Sendable {
     public var now: @Sendable () -> Date = { Date() }
     /// Reads the application's version for the metadata; nil: none is recorded (APP_CONTROL=command).
     public var appControl: (any AppControl)?
+    /// Recorded as the app's health and version instead of reading them now (a rollback's safety backup).
+    public var recordedContext: StartContext?
     public static let lockName = "store"
     public static let version = "0.1.0"
 

@@ -104,8 +104,10 @@ public struct ProbeLoop: Sendable {
             )
         case .failing(let count):
             logger.warning("[Backup] Health check failed (\(count)/\(threshold)): \(reason)")
-        case .incident(let count), .stillFailing(let count):
+        case .incident(let count):
             logger.warning("[Backup] Health check failed (\(count)/\(threshold)): \(reason)")
+        case .stillFailing(let count):
+            logger.warning("[Backup] Health check failed (\(count) in a row; the incident is open): \(reason)")
         }
         await write(heartbeat)
         if tracker.incidentOpen, requested == nil {

@@ -11,6 +11,9 @@ final class RollbackGate: ApplicationGate, @unchecked Sendable {
     let deployment: AppDeployment?
     let steps: RollbackSteps
     let logger: Logger
+    /// Runs as the gate is entered: everything before (verification, the database restored beside the live
+    /// one) is done.
+    var onEnter: @Sendable () async -> Void = {}
     private let lock = NSLock()
     private var enteredFlag = false
 
@@ -27,6 +30,7 @@ final class RollbackGate: ApplicationGate, @unchecked Sendable {
 
     func whileStopped(_ body: () async throws -> Void) async throws {
         lock.withLock { enteredFlag = true }
+        await onEnter()
         let appControl = appControl
         do {
             try await steps.run("stop the application", detail: appControl.description) {

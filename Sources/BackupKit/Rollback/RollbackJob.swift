@@ -176,11 +176,14 @@ public struct RollbackJob: Sendable {
                 .rollbackStarted(
                     request: request.id, target: target,
                     plan: ["restore \(target)", version.map { "version \($0.summary)" } ?? "data only", "app control \(appControl)"]))
+            // The broken state's version, read before anything changes it: its safety backup records it.
+            let brokenVersion = try? await appControl.deployment()
             let gate = RollbackGate(appControl: appControl, deployment: version, steps: steps, logger: logger)
             var restore = RestoreJob(configuration: restoreConfiguration(target), stores: stores, logger: logger)
             restore.gate = gate
             restore.keepReplaced = true
             let verifyStep = await steps.begin("verify \(target) and restore its database beside the live one")
+            gate.onEnter = { await steps.end(verifyStep, "succeeded") }
             let result: RestoreResult
             do {
                 result = try await restore.run()
@@ -202,7 +205,12 @@ public struct RollbackJob: Sendable {
             await steps.end(healthy, healed.healthy ? "succeeded" : "failed", detail: healed.detail)
 
             // 4. The broken state, archived once the rollback has ended.
-            let safety = await safetyBackup(of: result.replaced, request: request, steps: steps)
+            let brokenHealth = HealthAtStart(
+                state: .unhealthy, lastProbe: request.incident?.opened, lastHealthy: request.incident?.lastHealthy,
+                consecutiveFailures: request.incident?.failures ?? 0, sidecars: request.incident == nil ? 0 : 1)
+            let safety = await safetyBackup(
+                of: result.replaced, recording: .init(health: brokenHealth, deployment: brokenVersion ?? nil), request: request,
+                steps: steps)
             if healed.healthy {
                 let seconds = Date().timeIntervalSince(started)
                 return Outcome(
@@ -254,7 +262,9 @@ public struct RollbackJob: Sendable {
 
     /// Archives what the restore replaced as a safety backup, then lets go of the copies set aside. Returns its
     /// name, or nil when it could not be made (the copies then stay where they are, and the log says where).
-    private func safetyBackup(of replaced: ReplacedState, request: StoreRequest, steps: RollbackSteps) async -> String? {
+    private func safetyBackup(
+        of replaced: ReplacedState, recording context: BackupJob.StartContext, request: StoreRequest, steps: RollbackSteps
+    ) async -> String? {
         guard replaced.database != nil || replaced.uploads != nil else {
             await steps.record("safety backup", "skipped", detail: "the restore replaced nothing that could be kept")
             return nil
@@ -264,7 +274,8 @@ public struct RollbackJob: Sendable {
         backup.paths.uploadsDirectory = replaced.uploads
         backup.paths.envFile = replaced.env
         backup.store.lockTimeoutSeconds = max(backup.store.lockTimeoutSeconds, 1800)
-        let job = BackupJob(configuration: backup, stores: stores, logger: logger)
+        var job = BackupJob(configuration: backup, stores: stores, logger: logger)
+        job.recordedContext = context
         let index = await steps.begin("safety backup", detail: "the replaced database \(replaced.database ?? "(none kept)") and uploads")
         do {
             let result = try await job.run()

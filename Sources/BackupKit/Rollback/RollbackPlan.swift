@@ -80,15 +80,21 @@ public struct RollbackPlan: Sendable {
             lines.append("No backup qualifies: nothing would be restored; a person must choose one (restore-job with LATEST_BACKUP)")
             return lines
         }
+        var versionRestored = false
         if !code {
             lines.append("Version: not rolled back (ROLLBACK_CODE=false): the deploy pipeline owns the code")
         } else if let problem = await version(target) {
             lines.append("Version: cannot be restored: \(problem)")
-            lines.append(dataOnly ? "  data restored alone (ROLLBACK_DATA_ONLY=true)" : "  the rollback would stop here (set ROLLBACK_DATA_ONLY=true to restore data alone)")
+            guard dataOnly else {
+                lines.append("  the rollback would stop here, touching nothing (set ROLLBACK_DATA_ONLY=true to restore data alone, or ROLLBACK_CODE=false)")
+                return lines
+            }
+            lines.append("  data restored alone (ROLLBACK_DATA_ONLY=true)")
         } else if let deployment = target.manifest.metadata.deployment {
             lines.append("Version: restored with the data: \(deployment.summary)")
+            versionRestored = true
         }
-        lines.append("Steps: verify \(target.fileName) and restore its database beside the live one (app still up); stop the app (\(appControl)); swap in the database, the uploads and the .env; start the app\(code ? " on the recorded version" : ""); probe until healthy or ROLLBACK_HEALTH_TIMEOUT")
+        lines.append("Steps: check the app's health once more (a healthy app is not rolled back); verify \(target.fileName) and restore its database beside the live one (app still up); stop the app (\(appControl)); swap in the database, the uploads and the .env; start the app\(versionRestored ? " on the recorded version" : " as it is"); probe until healthy or ROLLBACK_HEALTH_TIMEOUT")
         lines.append("Then: the replaced database, uploads and .env are archived as a safety backup (kind \"safety\", never a rollback target, restorable by name)")
         return lines
     }

@@ -34,6 +34,10 @@ public struct RollbackRunner: Sendable {
     /// restore's own cancellation allows, and the app is always started again.
     public func run() async throws {
         let started = Date()
+        if configuration.code && !configuration.dataOnly && configuration.appControl.kind == .command {
+            logger.warning(
+                "APP_CONTROL=command cannot restore the application's version, and ROLLBACK_CODE=true with ROLLBACK_DATA_ONLY=false asks for it: every rollback will stop before touching anything. Set ROLLBACK_DATA_ONLY=true (restore the data, leave the code as it is) or ROLLBACK_CODE=false (the deploy pipeline rolls code back), or use APP_CONTROL=docker or kubernetes")
+        }
         logger.info("Watching \(configuration.restore.store.description) for rollback and restore requests every \(DurationFormat.string(seconds: TimeInterval(configuration.pollInterval))) (app control: \(appControl))")
         while !Task.isCancelled {
             await writeHeartbeat(started: started, running: nil)

@@ -28,8 +28,9 @@ actor RollbackSteps {
         return steps.count - 1
     }
 
+    /// Ends a running step; one already ended is left as it is.
     func end(_ index: Int, _ status: String, detail: String? = nil) async {
-        guard steps.indices.contains(index) else { return }
+        guard steps.indices.contains(index), steps[index].status == "running" else { return }
         steps[index].status = status
         steps[index].ended = Date()
         if let detail { steps[index].detail = detail }
