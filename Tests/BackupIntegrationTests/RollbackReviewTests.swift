@@ -33,7 +33,7 @@ struct RollbackReviewTests {
 
     @Test("A forged request whose id holds '../' makes the runner create nothing outside the store")
     func forgedRequestIDStaysInTheStore() async throws {
-        try await ApplicationFixture.with(uploadFiles: 2) { app in
+        try await ApplicationFixture.with(uploadFiles: 20) { app in
             let scenario = try Scenario(app)
             let outside = try TemporaryDirectory(prefix: "contingency-outside")
             do {
@@ -65,7 +65,7 @@ struct RollbackReviewTests {
 
     @Test("A heartbeat whose last healthy probe is dated 2099 does not stop every later incident from being rolled back")
     func futureHeartbeatDoesNotDisableRollbacks() async throws {
-        try await ApplicationFixture.with(uploadFiles: 2) { app in
+        try await ApplicationFixture.with(uploadFiles: 20) { app in
             let scenario = try Scenario(app)
             do {
                 try await scenario.managed.control("start")
@@ -110,7 +110,7 @@ struct RollbackReviewTests {
 
     @Test("A rollback restored in place (no swap possible): the safety backup holds the broken database, not the restored one")
     func inPlaceRestoreSafetyBackup() async throws {
-        try await ApplicationFixture.with(uploadFiles: 5) { app in
+        try await ApplicationFixture.with(uploadFiles: 20) { app in
             let scenario = try Scenario(app)
             // Another client stays connected and RESTORE_TERMINATE_CONNECTIONS is off: the swap cannot be done and
             // the database is restored in place, in one transaction (the documented fallback).
@@ -155,7 +155,7 @@ struct RollbackReviewTests {
 
     @Test("When the safety backup fails, the broken database it left in place survives the next scheduled backup")
     func brokenStateSurvivesTheNextBackup() async throws {
-        try await ApplicationFixture.with(uploadFiles: 5) { app in
+        try await ApplicationFixture.with(uploadFiles: 20) { app in
             let scenario = try Scenario(app)
             do {
                 try await scenario.managed.control("start")
@@ -192,7 +192,7 @@ struct RollbackReviewTests {
 
     @Test("A request from a sidecar whose clock runs 2 h behind is not expired on arrival (its window is judged on one clock)")
     func sidecarClockBehindDoesNotExpireRequests() async throws {
-        try await ApplicationFixture.with(uploadFiles: 2) { app in
+        try await ApplicationFixture.with(uploadFiles: 20) { app in
             let scenario = try Scenario(app)
             do {
                 try await scenario.managed.control("start")
@@ -224,7 +224,7 @@ struct RollbackReviewTests {
 
     @Test("The app cannot be started after the swap: the request says where the replaced database and uploads are")
     func startFailureReportsTheReplacedState() async throws {
-        try await ApplicationFixture.with(uploadFiles: 5) { app in
+        try await ApplicationFixture.with(uploadFiles: 20) { app in
             let scenario = try Scenario(app)
             do {
                 try await scenario.managed.control("start")
