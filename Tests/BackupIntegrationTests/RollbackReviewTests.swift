@@ -121,6 +121,11 @@ struct RollbackReviewTests {
                 ["-X", "-q", "-d", app.database, "-c", "SELECT pg_sleep(3600)"], environment: environment)
             defer { client.kill() }
             do {
+                try await eventually("the other client is connected") {
+                    try await app.server.query(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'review-idle-client' AND datname = '\(app.database)'"
+                    ).first?.first == "1"
+                }
                 try await scenario.managed.control("start")
                 try await eventually("the app is healthy") { await scenario.managed.status() == 200 }
                 #expect(try await app.run("backup-job").succeeded)
@@ -131,13 +136,14 @@ struct RollbackReviewTests {
                 try await eventually(timeout: .seconds(120), "the rollback ends") { try scenario.requests().first?.status.isFinished == true }
                 let request = try #require(try scenario.requests().first)
                 #expect(request.status == .succeeded, "\(request.reason ?? "")\n\(scenario.logs)")
-                #expect(scenario.runner?.stderrSoFar.contains("in place") == true, "the scenario restored in place")
+                #expect(scenario.runner?.stdoutSoFar.contains("in place") == true, "the scenario restored in place: \(scenario.runner?.stdoutSoFar ?? "")")
 
                 // What the runner calls the broken state must be the broken state.
                 if let safety = try scenario.manifests().first(where: { $0.metadata.kind == .safety }) {
                     let tables = safety.metadata.tables.map { Array($0.keys) } ?? []
+                    // The deploy dropped users: the broken database has none; the restored one has it again.
                     #expect(
-                        tables.contains { $0.hasSuffix("deploy_marker") },
+                        !tables.contains("public.users"),
                         "the safety backup \(safety.archive.name) holds \(safety.metadata.database) as restored (tables \(tables.sorted())), not the broken database; restoring it \"to go back\" brings back the good data with the broken uploads")
                 } else {
                     #expect(
