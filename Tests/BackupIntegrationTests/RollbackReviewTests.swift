@@ -244,14 +244,14 @@ struct RollbackReviewTests {
                 #expect(request.status == .failed)
                 let kept = try await Self.keptDatabases(app)
                 let aside = try FileManager.default.contentsOfDirectory(atPath: app.uploadsDirectory.deletingLastPathComponent().path)
-                    .filter { $0.contains("before-restore") }
+                    .filter { $0.hasPrefix(".\(app.uploadsDirectory.lastPathComponent).before-restore-") }
                 #expect(kept.count == 1 && aside.count == 1, "the restore kept the broken state aside: \(kept) \(aside)")
                 // Whoever reads the request (the API, a person) must learn where the broken state is, or find a
                 // safety backup of it: nothing else records it, and the next backup drops the database.
                 let told = (request.reason ?? "") + (request.steps ?? []).compactMap(\.detail).joined()
                 let safety = try scenario.manifests().contains { $0.metadata.kind == .safety }
                 #expect(
-                    safety || kept.allSatisfy { told.contains($0) },
+                    safety || (kept + aside).allSatisfy { told.contains($0) },
                     "the request names neither \(kept) nor \(aside), and no safety backup was made: \(request.reason ?? "")")
             } catch {
                 print(scenario.logs)
