@@ -261,4 +261,39 @@ struct RollbackReviewTests {
             await scenario.tearDown()
         }
     }
+
+    @Test("SIGTERM to the runner while it waits for health: the request says it was stopped, and the broken state is archived or named")
+    func sigtermDuringHealthWait() async throws {
+        try await ApplicationFixture.with(uploadFiles: 20) { app in
+            let scenario = try Scenario(app)
+            do {
+                try await scenario.managed.control("start")
+                try await eventually("the app is healthy") { await scenario.managed.status() == 200 }
+                #expect(try await app.run("backup-job").succeeded)
+                try await app.server.psql("DROP TABLE users CASCADE", database: app.database)
+                try RollbackRunnerTests.submit(scenario, lastHealthy: Date().addingTimeInterval(1))
+                // The runner probes an address where nothing answers: after the restore it waits the whole timeout.
+                let runner = try scenario.launchRunner(["HEALTH_CHECK_URL": "http://127.0.0.1:9/healthz", "ROLLBACK_HEALTH_TIMEOUT": "300s"])
+                try await eventually(timeout: .seconds(120), "the runner waits for health") {
+                    try scenario.requests().first?.steps?.contains { $0.name == "health check" && $0.status == "running" } == true
+                }
+                runner.kill(SIGTERM)
+                _ = try await runner.waitForExit(timeout: .seconds(60))
+                let request = try #require(try scenario.requests().first)
+                #expect(request.status.isFinished, "left \(request.status.rawValue)")
+                let reason = request.reason ?? ""
+                #expect(
+                    ["SIGTERM", "cancel", "was stopped"].contains { reason.contains($0) },
+                    "the reason does not say the runner was stopped mid-check: \(reason)")
+                let kept = try await Self.keptDatabases(app)
+                let safety = try scenario.manifests().contains { $0.metadata.kind == .safety }
+                #expect(safety || kept.allSatisfy { reason.contains($0) }, "no safety backup and \(kept) named nowhere: \(reason)")
+            } catch {
+                print(scenario.logs)
+                await scenario.tearDown()
+                throw error
+            }
+            await scenario.tearDown()
+        }
+    }
 }
