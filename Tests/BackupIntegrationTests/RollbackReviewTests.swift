@@ -296,4 +296,45 @@ struct RollbackReviewTests {
             await scenario.tearDown()
         }
     }
+
+    @Test("Uploads on a mount point, safety backup failed: the broken uploads do not stay inside UPLOADS_DIR for the app and every later backup")
+    func mountPointBrokenUploadsStayHidden() async throws {
+        try await ApplicationFixture.with(uploadFiles: 20) { app in
+            // A Docker volume stand-in, holding the same files.
+            let copy = try TemporaryDirectory(prefix: "contingency-uploads-copy")
+            _ = try await ProcessRunner.run("cp", ["-a", app.uploadsDirectory.path + "/.", copy.path], requireSuccess: true)
+            let mount = try await TmpfsMount(size: "32m", on: app.uploadsDirectory.path)
+            defer { mount.unmount() }
+            _ = try await ProcessRunner.run("cp", ["-a", copy.path + "/.", app.uploadsDirectory.path], requireSuccess: true)
+            let scenario = try Scenario(app)
+            do {
+                try await scenario.managed.control("start")
+                try await eventually("the app is healthy") { await scenario.managed.status() == 200 }
+                #expect(try await app.run("backup-job").succeeded)
+                let good = try #require(try scenario.manifests().first)
+                try await app.server.psql("DROP TABLE users CASCADE", database: app.database)
+                try Data("deploy".utf8).write(to: app.uploadsDirectory.appendingPathComponent("new-in-deploy.txt"))
+                try RollbackRunnerTests.submit(scenario, lastHealthy: Date().addingTimeInterval(1))
+                _ = try scenario.launchRunner(["BACKUP_SIGNING_KEY": "not a key"])
+                try await eventually(timeout: .seconds(120), "the rollback ends") { try scenario.requests().first?.status.isFinished == true }
+                let request = try #require(try scenario.requests().first)
+                #expect(request.status == .succeeded, "\(request.reason ?? "")")
+                _ = await scenario.runner?.terminateAndWait()
+                scenario.runner = nil
+
+                let hidden = try FileManager.default.contentsOfDirectory(atPath: app.uploadsDirectory.path).filter { $0.hasPrefix(".contingency-") }
+                #expect(hidden.isEmpty, "the app's uploads hold \(hidden) after the rollback")
+                #expect(try await app.run("backup-job").succeeded)
+                let next = try #require(try scenario.manifests().filter { $0.metadata.kind == nil }.max { $0.archive.name < $1.archive.name })
+                #expect(
+                    next.metadata.uploads?.files == good.metadata.uploads?.files,
+                    "the next backup archives \(next.metadata.uploads?.files ?? 0) upload files, the healthy one \(good.metadata.uploads?.files ?? 0): the broken uploads went in with them")
+            } catch {
+                print(scenario.logs)
+                await scenario.tearDown()
+                throw error
+            }
+            await scenario.tearDown()
+        }
+    }
 }
