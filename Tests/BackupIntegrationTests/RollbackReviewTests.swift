@@ -337,4 +337,34 @@ struct RollbackReviewTests {
             await scenario.tearDown()
         }
     }
+
+    @Test("A passing failure before the swap (here RESTORE_PRE_COMMAND failing once) never makes the runner restore an older backup")
+    func transientFailureDoesNotFallBackToAnOlderBackup() async throws {
+        try await ApplicationFixture.with(uploadFiles: 20) { app in
+            let scenario = try Scenario(app)
+            do {
+                try await scenario.managed.control("start")
+                try await eventually("the app is healthy") { await scenario.managed.status() == 200 }
+                #expect(try await app.run("backup-job").succeeded)
+                try await app.server.psql("INSERT INTO users (email, name) VALUES ('late@example.com', 'signed up after the first backup')", database: app.database)
+                #expect(try await app.run("backup-job").succeeded)
+                let newest = try #require(try app.storeFiles().filter { $0.hasSuffix(".tar.gz") }.max())
+                try await app.server.psql("DROP TABLE users CASCADE", database: app.database)
+                try RollbackRunnerTests.submit(scenario, lastHealthy: Date().addingTimeInterval(1))
+                // A hook that fails the first time only (a notification endpoint that blinked, a mount not yet there).
+                let marker = app.root.appending("pre-command-ran").path
+                _ = try scenario.launchRunner(["RESTORE_PRE_COMMAND": "test -e \(marker) || { touch \(marker); exit 1; }"])
+                try await eventually(timeout: .seconds(120), "the rollback ends") { try scenario.requests().first?.status.isFinished == true }
+                let request = try #require(try scenario.requests().first)
+                #expect(
+                    request.target == nil || request.target == newest,
+                    "restored \(request.target ?? "-") instead of the newest eligible \(newest): the rows written between them are lost (\(request.reason ?? ""))")
+            } catch {
+                print(scenario.logs)
+                await scenario.tearDown()
+                throw error
+            }
+            await scenario.tearDown()
+        }
+    }
 }
