@@ -367,4 +367,33 @@ struct RollbackReviewTests {
             await scenario.tearDown()
         }
     }
+
+    @Test("Two runners, two different rollback requests at once, ROLLBACK_MAX=1: one rollback, the other refused by the guard")
+    func twoRunnersTwoRequests() async throws {
+        try await ApplicationFixture.with(uploadFiles: 20) { app in
+            let scenario = try Scenario(app)
+            do {
+                try await scenario.managed.control("start")
+                try await eventually("the app is healthy") { await scenario.managed.status() == 200 }
+                #expect(try await app.run("backup-job").succeeded)
+                try await app.server.psql("DROP TABLE users CASCADE", database: app.database)
+                try RollbackRunnerTests.submit(scenario, id: "rollback-one", lastHealthy: Date().addingTimeInterval(1))
+                try RollbackRunnerTests.submit(scenario, id: "rollback-two", lastHealthy: Date().addingTimeInterval(1))
+                let other = try app.launch("restore-job", ["--loop"], environment: scenario.environment(["SIDECAR_ID": "other"]))
+                defer { other.kill() }
+                _ = try scenario.launchRunner()
+                try await eventually(timeout: .seconds(120), "both requests end") { try scenario.requests().allSatisfy { $0.status.isFinished } }
+                let requests = try scenario.requests()
+                #expect(requests.filter { $0.status == .succeeded }.count == 1, "\(requests.map { "\($0.id) \($0.status.rawValue) \($0.reason ?? "")" })")
+                #expect(requests.contains { $0.reason?.contains("loop guard") == true || $0.status == .skipped })
+                #expect(scenario.managed.events().filter { $0 == "app stopped" }.count == 1)
+                _ = await other.terminateAndWait()
+            } catch {
+                print(scenario.logs)
+                await scenario.tearDown()
+                throw error
+            }
+            await scenario.tearDown()
+        }
+    }
 }
