@@ -14,6 +14,9 @@ public struct ContingencyError: Error, CustomStringConvertible, Sendable, Equata
     }
 
     private let kind: Kind
+    /// The error is about the backup itself (it does not verify, is not genuine, cannot be read), not about the
+    /// system restoring it: another backup may do. The exit code is the kind's, as without it.
+    public private(set) var concernsBackup = false
     /// What failed and why, naming the object involved.
     public let message: String
     /// What the operator can do about it, when there is something to say.
@@ -65,7 +68,18 @@ public struct ContingencyError: Error, CustomStringConvertible, Sendable, Equata
     }
 
     /// The same error with context prepended to its message ("restoring uploads: …").
-    public func prefixed(_ context: String) -> Self { .init(kind, "\(context): \(message)", hint: hint) }
+    public func prefixed(_ context: String) -> Self {
+        var error = Self(kind, "\(context): \(message)", hint: hint)
+        error.concernsBackup = concernsBackup
+        return error
+    }
+
+    /// The same error, marked as being about the backup (`concernsBackup`); a cancellation is never marked.
+    public func concerningBackup() -> Self {
+        var error = self
+        error.concernsBackup = kind != .cancelled
+        return error
+    }
 }
 
 /// The exit codes of every executable: one table, documented in the README and in `--help`.

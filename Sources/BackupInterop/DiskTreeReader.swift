@@ -7,6 +7,9 @@ import Foundation
 public final class DiskTreeReader: ByteSource {
     private let archive: OpaquePointer
     public let root: String
+    /// Entries directly under the root whose names start with one of these are left out, with all they hold
+    /// (a restore's working folders inside a mount point: never part of the application's files).
+    public var excludedTopLevelPrefixes: [String] = []
 
     /// Opens `root` for walking. Symlinks inside the tree are stored as links, the root itself is followed.
     public init(root: String) throws {
@@ -27,6 +30,24 @@ public final class DiskTreeReader: ByteSource {
     /// The next entry, depth first, starting with the root itself; false when the walk is over. An entry that
     /// cannot be read (permission denied on a sub-folder) throws: a backup never silently skips files.
     public func next(into entry: ArchiveEntry) throws -> Bool {
+        while true {
+            guard try nextHeader(into: entry) else { return false }
+            if excludedTopLevelPrefixes.isEmpty || !isExcluded(entry.pathname) { break }
+        }
+        if archive_read_disk_can_descend(archive) != 0 {
+            try ArchiveCall.check(archive_read_disk_descend(archive), "archive_read_disk_descend", archive, context: "reading \(entry.pathname)")
+        }
+        return true
+    }
+
+    private func isExcluded(_ path: String) -> Bool {
+        let base = root.hasSuffix("/") ? root : root + "/"
+        guard path.hasPrefix(base) else { return false }
+        let name = path.dropFirst(base.count)
+        return !name.contains("/") && excludedTopLevelPrefixes.contains { name.hasPrefix($0) }
+    }
+
+    private func nextHeader(into entry: ArchiveEntry) throws -> Bool {
         let status = archive_read_next_header2(archive, entry.pointer)
         if status == ARCHIVE_EOF { return false }
         if status != ARCHIVE_OK {
@@ -35,9 +56,6 @@ public final class DiskTreeReader: ByteSource {
             throw ContingencyError.failed(
                 "\(root) is not readable by uid \(geteuid()): \(ArchiveCall.message(of: archive))\(reason)",
                 hint: "make the whole uploads folder readable by the backup job's user; nothing was published")
-        }
-        if archive_read_disk_can_descend(archive) != 0 {
-            try ArchiveCall.check(archive_read_disk_descend(archive), "archive_read_disk_descend", archive, context: "reading \(entry.pathname)")
         }
         return true
     }

@@ -135,6 +135,9 @@ struct ProbeTrackerTests {
         #expect(IncidentID.make(lastHealthy: healthy) == IncidentID.make(lastHealthy: healthy.addingTimeInterval(0.4)))
         #expect(IncidentID.make(lastHealthy: healthy) != IncidentID.make(lastHealthy: healthy.addingTimeInterval(1)))
         #expect(IncidentID.make(lastHealthy: nil) == "rollback-never-healthy")
+        #expect(IncidentID.believable(healthy, now: healthy) == healthy)
+        #expect(IncidentID.believable(healthy.addingTimeInterval(299), now: healthy) != nil, "within the clock allowance")
+        #expect(IncidentID.believable(healthy.addingTimeInterval(3600), now: healthy) == nil, "an hour ahead: not believed")
     }
 }
 
@@ -148,6 +151,8 @@ struct LoopGuardTests {
         (max: 2, ago: [600], allowed: true),
         (max: 2, ago: [600, 1200], allowed: false),
         (max: 2, ago: [600, 4000], allowed: true),
+        (max: 1, ago: [-86_400], allowed: true),  // an entry dated a day ahead of the store's clock: not counted
+        (max: 1, ago: [-60], allowed: false),  // a minute ahead: within the clock allowance, counted
     ])
     func boundsRollbacksPerWindow(_ example: (max: Int, ago: [TimeInterval], allowed: Bool)) {
         let history = RollbackHistory(

@@ -29,15 +29,16 @@ struct RollbackRunnerTests {
                 #expect(try await app.run("backup-job").succeeded)
                 try await app.server.psql("DROP TABLE users CASCADE", database: app.database)
                 try Self.submit(scenario, lastHealthy: Date().addingTimeInterval(1))
-                // A lease of 10 s: the frozen runner still holds it while the second one polls.
-                let first = try scenario.launchRunner(["CONTINGENCY_FAILPOINT": "rollback-app-stopped", "LOCK_TTL": "10s"])
+                // A lease of 45 s: the frozen runner still holds it while the second one polls (a frozen runner is
+                // a dead one once its lease has expired: then the second one must take over).
+                let first = try scenario.launchRunner(["CONTINGENCY_FAILPOINT": "rollback-app-stopped", "LOCK_TTL": "45s"])
                 try await eventually(timeout: .seconds(60), "the first runner stops with the app stopped") { first.isStopped }
                 #expect(await scenario.managed.status() == nil, "the app is stopped")
                 let firstWorker = try #require(try scenario.requests().first?.worker)
 
                 // A second runner while the first one's lease is live: it must not touch the request.
                 let second = try app.launch(
-                    "restore-job", ["--loop"], environment: scenario.environment(["SIDECAR_ID": "second", "LOCK_TTL": "10s"]))
+                    "restore-job", ["--loop"], environment: scenario.environment(["SIDECAR_ID": "second", "LOCK_TTL": "45s"]))
                 defer { second.kill() }
                 let heartbeat = app.backupDirectory.appendingPathComponent(RunnerHeartbeat.key(for: "second"))
                 var polls = Set<Date>()
@@ -56,7 +57,7 @@ struct RollbackRunnerTests {
 
                 first.kill(SIGKILL)
                 _ = try await first.waitForExit()
-                try await eventually(timeout: .seconds(60), "the second runner ends the request") {
+                try await eventually(timeout: .seconds(120), "the second runner ends the request (once the lease expired)") {
                     try scenario.requests().first?.status.isFinished == true
                 }
                 let ended = try #require(try scenario.requests().first)

@@ -64,6 +64,16 @@ public struct ProbeTracker: Sendable, Equatable {
 /// they all create the same request, and the store's conditional create keeps one. A rollback that did not
 /// heal the app leaves that time unchanged, so the same incident is never rolled back again by the same path.
 public enum IncidentID {
+    /// How far ahead of the store's clock a recorded healthy probe may be and still be believed (hosts' clocks
+    /// differ a little; a probe dated further ahead is a wrong clock or a forgery).
+    public static let clockAllowance: TimeInterval = 300
+
+    /// `lastHealthy` when it is believable at `now` (the store's clock), else nil.
+    public static func believable(_ lastHealthy: Date?, now: Date) -> Date? {
+        guard let lastHealthy, lastHealthy <= now.addingTimeInterval(clockAllowance) else { return nil }
+        return lastHealthy
+    }
+
     public static func make(lastHealthy: Date?) -> String {
         guard let lastHealthy else { return "rollback-never-healthy" }
         let formatter = DateFormatter()

@@ -52,8 +52,12 @@ public struct LoopGuard: Sendable, Equatable {
     }
 
     /// Why a rollback may not run now, or nil when it may.
+    /// `now` is the store's clock, as the entries' times are. An entry dated ahead of it by more than a few
+    /// minutes (a forged or mis-clocked one) is not counted: it would block rollbacks until its date.
     public func refusal(at now: Date, history: RollbackHistory) -> String? {
-        let recent = history.rollbacks.filter { now.timeIntervalSince($0.started) < window }
+        let recent = history.rollbacks.filter {
+            now.timeIntervalSince($0.started) < window && $0.started <= now.addingTimeInterval(IncidentID.clockAllowance)
+        }
         guard recent.count >= max else { return nil }
         let last = recent.map(\.started).max() ?? now
         let next = ISO8601DateFormatter().string(from: last.addingTimeInterval(window))

@@ -87,6 +87,11 @@ public enum RollbackTarget {
         if ahead > rules.futureAllowance { return .future(seconds: ahead) }
         if !candidate.authenticity.isTrusted { return .notTrusted(candidate.authenticity) }
         if let lastHealthy = rules.lastHealthy, candidate.name.date > lastHealthy { return .afterLastHealthy(lastHealthy) }
+        // The same rule on the sidecars' clock alone (a backup's name is the backup host's clock): a backup that
+        // saw the last healthy probe, or a later one, as its newest began after it.
+        if let lastHealthy = rules.lastHealthy, let probe = candidate.health?.lastProbe, probe >= lastHealthy {
+            return .afterLastHealthy(lastHealthy)
+        }
         if candidate.health?.state == .unhealthy { return .unhealthyAtStart }
         if rules.alreadyTried.contains(candidate.name.fileName) { return .alreadyTried }
         return nil

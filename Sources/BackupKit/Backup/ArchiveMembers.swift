@@ -50,6 +50,9 @@ final class ArchiveMembers {
     /// Adds the tree at `path` as `member/…`, in the walk's order, and returns its aggregate digest.
     func addTree(_ member: String, from path: String, logger: Logger) throws -> BackupMetadata.UploadsSummary {
         let tree = try DiskTreeReader(root: path)
+        // A restore's working folders inside an uploads mount point (FolderSwap): the broken uploads a rollback
+        // keeps for its safety backup, a restore's staging. Never the application's files.
+        tree.excludedTopLevelPrefixes = [".contingency-before-restore-", ".contingency-incoming-"]
         let digest = UploadsDigest()
         let entry = ArchiveEntry()
         let prefix = Array("\(root)/\(member)".utf8)

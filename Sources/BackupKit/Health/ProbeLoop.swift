@@ -126,15 +126,22 @@ public struct ProbeLoop: Sendable {
     private func openIncident(heartbeat: HealthHeartbeat, reason: String) async -> String? {
         let storage = storage
         let sidecar = sidecar
-        let now = Date()
-        let expires = now.addingTimeInterval(TimeInterval(configuration.rollbackWindowSeconds))
+        let window = TimeInterval(configuration.rollbackWindowSeconds)
         let failures = heartbeat.consecutiveFailures
         let own = heartbeat
         do {
             let (request, created) = try await Blocking.run {
+                // The request's times are the store's: the runner judges its expiry by the store's clock, so a
+                // sidecar whose clock runs behind does not write requests that are already expired.
+                let now = (try? storage.currentTime()) ?? Date()
+                let expires = now.addingTimeInterval(window)
                 let heartbeats = HeartbeatStore(storage: storage).all()
-                // Our own as written; in memory if it could not be read back.
-                let lastHealthy = (heartbeats.isEmpty ? [own] : heartbeats).compactMap(\.lastHealthy).max()
+                // Our own as written; in memory if it could not be read back. A healthy probe dated ahead of the
+                // store's clock (a sidecar whose clock runs ahead, a forged heartbeat) is not believed: it would
+                // fix the incident id for good, and every later incident would find its request finished.
+                let believable = now.addingTimeInterval(IncidentID.clockAllowance)
+                let lastHealthy = (heartbeats.isEmpty ? [own] : heartbeats).compactMap(\.lastHealthy)
+                    .filter { $0 <= believable }.max()
                 let id = IncidentID.make(lastHealthy: lastHealthy)
                 return try RequestBoard(storage: storage).submit(
                     id: id, intent: .rollback, requestedBy: "health-sidecar \(sidecar)", now: now, expires: expires,

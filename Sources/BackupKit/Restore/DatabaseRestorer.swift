@@ -27,6 +27,12 @@ struct DatabaseRestorer {
     /// are matched exactly, whatever the names (which PostgreSQL may have had to shorten).
     static func incomingComment(_ database: String) -> String { "contingency: a restore in progress for \(database)" }
     static func previousComment(_ database: String) -> String { "contingency: \(database) as it was before a restore" }
+    /// A database a rollback replaced, kept until its safety backup holds it: no backup's clean-up drops it.
+    static func safetyComment(_ database: String) -> String {
+        "contingency: \(database) replaced by a rollback, kept for its safety backup"
+    }
+    /// Mark the replaced database with `safetyComment` instead of `previousComment`.
+    var keptForSafety = false
 
     /// A database restored beside the application's, complete but not yet swapped in.
     struct Incoming: Sendable {
@@ -169,7 +175,8 @@ struct DatabaseRestorer {
                 try maintenance.query("BEGIN")
                 if exists {
                     try maintenance.query("ALTER DATABASE \(Self.quote(database)) RENAME TO \(Self.quote(previous))")
-                    try maintenance.query("COMMENT ON DATABASE \(Self.quote(previous)) IS \(Self.literal(Self.previousComment(database)))")
+                    let comment = keptForSafety ? Self.safetyComment(database) : Self.previousComment(database)
+                    try maintenance.query("COMMENT ON DATABASE \(Self.quote(previous)) IS \(Self.literal(comment))")
                 }
                 try maintenance.query("ALTER DATABASE \(Self.quote(incoming)) RENAME TO \(Self.quote(database))")
                 try maintenance.query("COMMENT ON DATABASE \(Self.quote(database)) IS NULL")
@@ -185,7 +192,7 @@ struct DatabaseRestorer {
             }
         }
         guard exists else { return nil }
-        if configuration.keepOld {
+        if configuration.keepOld || keptForSafety {
             logger.info("The database as it was is kept as \(previous) until the next successful backup (RESTORE_KEEP_OLD=false drops it at once)")
             return previous
         } else {
@@ -268,6 +275,18 @@ struct DatabaseRestorer {
     }
 
     /// After a successful backup: drops the databases kept from before earlier restores.
+    /// Drops `kept`, a database a rollback replaced, once its safety backup holds it; only if it still bears the
+    /// safety mark for `database` (a name alone is not trusted to drop a database).
+    static func dropKeptForSafety(_ kept: String, of database: String, parameters: ConnectionParameters, logger: Logger) throws {
+        let maintenance = try PostgresConnection(parameters.maintenance(besides: database))
+        let marked = try maintenance.query(
+            "SELECT 1 FROM pg_database d WHERE d.datname = $1 AND shobj_description(d.oid, 'pg_database') = $2",
+            [kept, safetyComment(database)])
+        guard marked.rowCount > 0 else { return }
+        try maintenance.query("DROP DATABASE IF EXISTS \(quote(kept)) WITH (FORCE)")
+        logger.info("Dropped \(kept): its safety backup holds it")
+    }
+
     static func dropPrevious(of database: String, parameters: ConnectionParameters, logger: Logger) throws {
         let maintenance = try PostgresConnection(parameters.maintenance(besides: database))
         try dropMarked(previousComment(database), "kept from before a restore, now that a newer backup exists", on: maintenance, logger: logger)

@@ -28,6 +28,16 @@ public struct ReplacedState: Sendable, Equatable {
     }
 }
 
+/// What a restore has replaced so far, readable while it runs and after it failed (a rollback whose start failed
+/// after the swap still archives the broken state).
+public final class ReplacedRecord: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current = ReplacedState()
+    public init() {}
+    public var state: ReplacedState { lock.withLock { current } }
+    func update(_ change: (inout ReplacedState) -> Void) { lock.withLock { change(&current) } }
+}
+
 /// Stops the application around the part of a restore that replaces live data, and starts it again whatever
 /// happened. RESTORE's own default runs APP_STOP_COMMAND / APP_START_COMMAND; the rollback runner passes its
 /// app control. `body` runs only once the app is stopped.
@@ -55,6 +65,8 @@ public struct RestoreJob: Sendable {
     /// Keep what is replaced (the database, the uploads folder, the .env) aside instead of dropping it, and
     /// report where in `RestoreResult.replaced`: a rollback archives it as a safety backup.
     public var keepReplaced = false
+    /// Told of each thing replaced as it happens.
+    public var replacedRecord: ReplacedRecord?
 
     public init(configuration: RestoreConfiguration, stores: Stores, logger: Logger) {
         self.configuration = configuration
@@ -82,7 +94,12 @@ public struct RestoreJob: Sendable {
         let stale = stores.staging.removeStaleTemporaries()
         if stale > 0 { logger.info("Removed \(stale) temporary file(s) left by an interrupted run") }
 
-        let target = try chooseTarget()
+        let target: BackupTarget
+        do {
+            target = try chooseTarget()
+        } catch let error as ContingencyError where configuration.backup != nil {
+            throw error.concerningBackup()  // the named backup is missing or not genuine
+        }
         logger.info("Restoring \(target.fileName)")
         try PreRestoreChecks.report(try await PreRestoreChecks(restore: self).run(target), for: target.fileName, logger: logger)
 
@@ -108,8 +125,9 @@ public struct RestoreJob: Sendable {
         }
         let parameters = try ConnectionParameters(configuration.database)
         let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
-        let restorer = DatabaseRestorer(
+        var restorer = DatabaseRestorer(
             configuration: configuration, parameters: parameters, database: database, tools: tools, logger: logger)
+        restorer.keptForSafety = keepReplaced
         let (report, incoming) = try await verifyAndPrepare(
             target,
             into: .init(
@@ -129,6 +147,7 @@ public struct RestoreJob: Sendable {
                 replaced.database = try await timed("Database \(database) restored") {
                     try await restorer.complete(incoming, dump: dump)
                 }
+                replacedRecord?.update { [kept = replaced.database] in $0.database = kept }
                 // 3 and 4. The files. From here on a signal no longer stops the restore (these steps do not wait on
                 // anything that cancellation interrupts), so the database and the files end up from the same backup.
                 do {
@@ -138,6 +157,7 @@ public struct RestoreJob: Sendable {
                             try await timed("Uploads restored to \(uploadsTarget) (\(report.uploads?.files ?? 0) files, \(ByteFormat.string(report.uploads?.bytes ?? 0)))") {
                                 replaced.uploads = try FolderSwap.swap(
                                     staged: uploadsStaging, into: uploadsTarget, keepingOld: keepReplaced)
+                                replacedRecord?.update { [kept = replaced.uploads] in $0.uploads = kept }
                             }
                         } else {
                             logger.warning("The backup holds no uploads; \(uploadsTarget) is left as it is")
@@ -148,6 +168,7 @@ public struct RestoreJob: Sendable {
                             try lease.confirm()
                             try FolderSwap.replaceFile(envTarget, with: envStaging, keepingOldAs: envTarget + ".before-restore")
                             replaced.env = envTarget + ".before-restore"
+                            replacedRecord?.update { $0.env = envTarget + ".before-restore" }
                             logger.info("Restored \(envTarget) (the previous one is kept as \(envTarget).before-restore)")
                         } else {
                             logger.warning("The backup holds no .env; \(envTarget) is left as it is")
@@ -244,7 +265,8 @@ public struct RestoreJob: Sendable {
                 while let result = await group.nextResult() {
                     if case .success(let incoming?) = result { restorer.discard(incoming) }
                 }
-                throw error
+                // The archive did not verify or could not be read: about this backup, not the system.
+                throw (error as? ContingencyError)?.concerningBackup() ?? error
             }
             if started, let result = await group.nextResult() {
                 return (report, try result.get())

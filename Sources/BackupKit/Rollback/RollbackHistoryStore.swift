@@ -9,6 +9,12 @@ struct RollbackHistoryStore: Sendable {
 
     func read() throws -> (history: RollbackHistory, etag: String?) {
         guard let object = try storage.read(key: RollbackHistory.key) else { return (RollbackHistory(), nil) }
+        // A month of rollbacks is a few KiB: a larger file is not a history this product wrote.
+        guard object.data.count <= 4 << 20 else {
+            throw ContingencyError.failed(
+                "the rollback history \(storage)/\(RollbackHistory.key) is \(object.data.count) bytes, over 4 MiB",
+                hint: "look at it, then delete it: the loop guard starts again from an empty history")
+        }
         do {
             return (try ContingencyJSON.decoder().decode(RollbackHistory.self, from: Data(object.data)), object.etag)
         } catch {

@@ -77,16 +77,19 @@ public struct RollbackJob: Sendable {
         let tried: Set<String>
         do {
             let guardRule = configuration.loopGuard
+            let storage = stores.primary
             let (refusal, alreadyTried): (String?, Set<String>) = try await Blocking.run {
                 var refusal: String?
                 var alreadyTried = Set<String>()
+                // The store's clock: every runner judges the window alike, whatever its own clock says.
+                let now = try storage.currentTime()
                 try history.update { history in
-                    if let reason = guardRule.refusal(at: Date(), history: history) {
+                    if let reason = guardRule.refusal(at: now, history: history) {
                         refusal = reason
                         return false
                     }
                     alreadyTried = history.targets(of: incident)
-                    history.rollbacks.append(.init(request: request.id, incident: incident, target: "", started: Date()))
+                    history.rollbacks.append(.init(request: request.id, incident: incident, target: "", started: now))
                     return true
                 }
                 return (refusal, alreadyTried)
@@ -106,13 +109,15 @@ public struct RollbackJob: Sendable {
         let outcome = await restoreAndCheck(request, steps: steps, alreadyTried: tried, started: started)
         let target = outcome.target ?? ""
         let succeeded = outcome.succeeded
+        let storage = stores.primary
         _ = try? await Blocking.run {
-            try history.update { history in
+            let now = (try? storage.currentTime()) ?? Date()
+            return try history.update { history in
                 guard let index = history.rollbacks.lastIndex(where: { $0.request == request.id && $0.outcome == nil }) else {
                     return false
                 }
                 history.rollbacks[index].target = target
-                history.rollbacks[index].ended = Date()
+                history.rollbacks[index].ended = now
                 history.rollbacks[index].outcome = succeeded ? "succeeded" : "failed"
                 return true
             }
@@ -128,13 +133,14 @@ public struct RollbackJob: Sendable {
     private func restoreAndCheck(
         _ request: StoreRequest, steps: RollbackSteps, alreadyTried: Set<String>, started: Date
     ) async -> Outcome {
-        // 1. The plan: which backups qualify, newest first.
-        let lastHealthy = request.incident?.lastHealthy
+        // 1. The plan: which backups qualify, newest first. A last healthy probe dated ahead of the store's clock is
+        // not believed (the backups' own health records then speak).
         let plan: RollbackPlan
         do {
             let (configuration, stores, logger, appControl) = (configuration, stores, logger, appControl)
             plan = try await Blocking.run {
-                try RollbackPlan.make(
+                let lastHealthy = IncidentID.believable(request.incident?.lastHealthy, now: try stores.primary.currentTime())
+                return try RollbackPlan.make(
                     configuration, stores: stores, logger: logger, lastHealthy: lastHealthy, alreadyTried: alreadyTried,
                     appControl: appControl)
             }
@@ -182,6 +188,8 @@ public struct RollbackJob: Sendable {
             var restore = RestoreJob(configuration: restoreConfiguration(target), stores: stores, logger: logger)
             restore.gate = gate
             restore.keepReplaced = true
+            let replacedSoFar = ReplacedRecord()
+            restore.replacedRecord = replacedSoFar
             let verifyStep = await steps.begin("verify \(target) and restore its database beside the live one")
             gate.onEnter = { await steps.end(verifyStep, "succeeded") }
             let result: RestoreResult
@@ -190,39 +198,62 @@ public struct RollbackJob: Sendable {
                 await steps.end(verifyStep, "succeeded")
             } catch {
                 await steps.end(verifyStep, "failed", detail: "\(error)")
-                if !gate.entered && !Task.isCancelled {
-                    // Nothing was touched: the next older backup may do.
+                if !gate.entered && !Task.isCancelled, (error as? ContingencyError)?.concernsBackup == true {
+                    // Nothing was touched, and the fault is this backup's: the next older one may do. Any other
+                    // failure (a hook, the store's lease, the database server) would fail an older one alike, and
+                    // restoring an older one would lose the rows written since: the rollback stops.
                     logger.error("[Rollback] \(target) cannot be restored (\(error)); trying the next eligible backup")
                     failures.append("\(target): \(error)")
                     continue
                 }
-                return Outcome(succeeded: false, target: target, reason: "the restore of \(target) failed: \(error)")
+                // The app was stopped: what was replaced so far (the database swapped, say, and the start failed)
+                // is still archived, or at least named, so nothing of the broken state is lost unnoticed.
+                let replaced = replacedSoFar.state
+                var reason = "the restore of \(target) failed: \(error)"
+                if replaced != ReplacedState() {
+                    if Task.isCancelled {
+                        reason += "; " + Self.keptDescription(replaced)
+                    } else if let safety = await safetyBackup(
+                        of: replaced, recording: .init(health: Self.brokenHealth(request), deployment: brokenVersion ?? nil),
+                        request: request, steps: steps)
+                    {
+                        reason += "; the replaced state is the safety backup \(safety)"
+                    } else {
+                        reason += "; " + Self.keptDescription(replaced)
+                    }
+                }
+                return Outcome(succeeded: false, target: target, reason: reason)
             }
 
             // 3. Health: the app must answer HTTP 200 again within ROLLBACK_HEALTH_TIMEOUT.
             let healthy = await steps.begin("health check", detail: "until HTTP 200 or \(DurationFormat.string(seconds: TimeInterval(configuration.healthTimeout)))")
             let healed = await waitForHealth()
             await steps.end(healthy, healed.healthy ? "succeeded" : "failed", detail: healed.detail)
+            if Task.isCancelled {
+                // Stopped (SIGTERM) before the rollback ended: no time for a safety backup; what was replaced is
+                // kept where it is (the database marked so that no backup drops it) and named.
+                return Outcome(
+                    succeeded: false, target: target,
+                    reason: "the runner was stopped (SIGTERM) after restoring \(target), before the application's health was confirmed; the application was started again; \(Self.keptDescription(result.replaced))")
+            }
 
             // 4. The broken state, archived once the rollback has ended.
-            let brokenHealth = HealthAtStart(
-                state: .unhealthy, lastProbe: request.incident?.opened, lastHealthy: request.incident?.lastHealthy,
-                consecutiveFailures: request.incident?.failures ?? 0, sidecars: request.incident == nil ? 0 : 1)
             let safety = await safetyBackup(
-                of: result.replaced, recording: .init(health: brokenHealth, deployment: brokenVersion ?? nil), request: request,
-                steps: steps)
+                of: result.replaced, recording: .init(health: Self.brokenHealth(request), deployment: brokenVersion ?? nil),
+                request: request, steps: steps)
             if healed.healthy {
                 let seconds = Date().timeIntervalSince(started)
                 return Outcome(
                     succeeded: true, target: target,
                     reason: "restored \(target)\(version.map { " with \($0.summary)" } ?? " (data only)"); the application is healthy (\(healed.detail)); \(DurationFormat.string(seconds: seconds)) in all"
-                        + (safety.map { "; the replaced state is the safety backup \($0)" } ?? ""),
+                        + (safety.map { "; the replaced state is the safety backup \($0)" } ?? "; \(Self.keptDescription(result.replaced))"),
                     safetyBackup: safety)
             }
             return Outcome(
                 succeeded: false, target: target,
                 reason: "restored \(target) but the application is still unhealthy (\(healed.detail)); the loop guard waits for a person"
-                    + (safety.map { "; the replaced state is the safety backup \($0) (restore it by name to go back)" } ?? ""),
+                    + (safety.map { "; the replaced state is the safety backup \($0) (restore it by name to go back)" }
+                        ?? "; \(Self.keptDescription(result.replaced))"),
                 safetyBackup: safety)
         }
         return Outcome(
@@ -236,8 +267,27 @@ public struct RollbackJob: Sendable {
         var restore = configuration.restore
         restore.backup = target
         restore.keepOld = true
+        // The app is stopped: sessions left on its database are strays, and only a swap keeps the broken database
+        // for the safety backup (an in-place restore overwrites it).
+        restore.terminateConnections = true
         restore.store.lockTimeoutSeconds = max(restore.store.lockTimeoutSeconds, 1800)
         return restore
+    }
+
+    /// The broken state's health, for its safety backup: the incident's.
+    static func brokenHealth(_ request: StoreRequest) -> HealthAtStart {
+        HealthAtStart(
+            state: .unhealthy, lastProbe: request.incident?.opened, lastHealthy: request.incident?.lastHealthy,
+            consecutiveFailures: request.incident?.failures ?? 0, sidecars: request.incident == nil ? 0 : 1)
+    }
+
+    /// Where the replaced state is, when no safety backup holds it.
+    static func keptDescription(_ replaced: ReplacedState) -> String {
+        let parts = [
+            replaced.database.map { "database \($0) (kept: no backup drops it)" }, replaced.uploads.map { "uploads \($0)" },
+            replaced.env.map { ".env \($0)" },
+        ].compactMap { $0 }
+        return parts.isEmpty ? "nothing was replaced" : "the replaced state is kept: " + parts.joined(separator: ", ")
     }
 
     /// Probes until HTTP 200 or ROLLBACK_HEALTH_TIMEOUT.
@@ -265,12 +315,17 @@ public struct RollbackJob: Sendable {
     private func safetyBackup(
         of replaced: ReplacedState, recording context: BackupJob.StartContext, request: StoreRequest, steps: RollbackSteps
     ) async -> String? {
-        guard replaced.database != nil || replaced.uploads != nil else {
-            await steps.record("safety backup", "skipped", detail: "the restore replaced nothing that could be kept")
+        guard let keptDatabase = replaced.database else {
+            // Restored in place (this role may not create databases) or there was none: the broken database is
+            // gone, and a backup now would archive the restored one as if it were the broken state.
+            await steps.record(
+                "safety backup", "skipped",
+                detail: "the broken database was not kept (restored in place: the role may not create databases)"
+                    + (replaced.uploads.map { "; the replaced uploads are kept at \($0)" } ?? ""))
             return nil
         }
         var backup = configuration.backup
-        if let database = replaced.database { backup.database.overrides["dbname"] = database }
+        backup.database.overrides["dbname"] = keptDatabase
         backup.paths.uploadsDirectory = replaced.uploads
         backup.paths.envFile = replaced.env
         backup.store.lockTimeoutSeconds = max(backup.store.lockTimeoutSeconds, 1800)
@@ -282,14 +337,12 @@ public struct RollbackJob: Sendable {
             await steps.end(index, "succeeded", detail: result.name.fileName)
             await events.publish(.safetyBackup(request: request.id, backup: result.name.fileName))
             if let uploads = replaced.uploads { FolderSwap.removeTree(uploads) }
-            if replaced.database != nil {
-                do {
-                    let parameters = try ConnectionParameters(configuration.restore.database)
-                    let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
-                    try DatabaseRestorer.dropPrevious(of: database, parameters: parameters, logger: logger)
-                } catch {
-                    logger.warning("[Rollback] The replaced database \(replaced.database ?? "") is archived but could not be dropped: \(error)")
-                }
+            do {
+                let parameters = try ConnectionParameters(configuration.restore.database)
+                let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
+                try DatabaseRestorer.dropKeptForSafety(keptDatabase, of: database, parameters: parameters, logger: logger)
+            } catch {
+                logger.warning("[Rollback] The replaced database \(keptDatabase) is archived but could not be dropped: \(error)")
             }
             return result.name.fileName
         } catch {

@@ -112,12 +112,19 @@ extension RollbackPlan {
             try RollbackPlan.make(
                 configuration, stores: stores, logger: logger, lastHealthy: lastHealthy, alreadyTried: [], appControl: appControl)
         }
-        let guardRefusal = try? await Blocking.run {
-            configuration.loopGuard.refusal(at: Date(), history: try RollbackHistoryStore(storage: storage).read().history)
+        let guardRefusal: Result<String?, any Error> = await Blocking.run {
+            Result {
+                configuration.loopGuard.refusal(
+                    at: try storage.currentTime(), history: try RollbackHistoryStore(storage: storage).read().history)
+            }
         }
         var lines = ["Rollback plan for \(configuration.restore.store.description) (nothing is changed)"]
         lines += await plan.lines { entry in await versionProblem(entry, code: configuration.code, appControl: appControl) }
-        if let refusal = guardRefusal ?? nil { lines.append("Loop guard: a rollback now would be refused: \(refusal)") }
+        switch guardRefusal {
+        case .success(let refusal?): lines.append("Loop guard: a rollback now would be refused: \(refusal)")
+        case .success(nil): lines.append("Loop guard: a rollback now is allowed")
+        case .failure(let error): lines.append("Loop guard: every rollback would fail now: \(error)")
+        }
         return lines
     }
 }

@@ -17,6 +17,8 @@ public struct RollbackRunner: Sendable {
     public let logger: Logger
     /// Called after every poll (the liveness file, tests' synchronisation).
     public var afterPoll: @Sendable () async -> Void = {}
+    /// Problems already logged: an unreadable request is reported once, not at every poll.
+    private let warned = Once()
 
     public init(
         configuration: RollbackConfiguration, stores: Stores, appControl: any AppControl, events: RollbackEvents, logger: Logger
@@ -53,7 +55,10 @@ public struct RollbackRunner: Sendable {
         let board = RequestBoard(storage: stores.primary)
         let requests: [StoreRequest]
         do {
-            requests = try await Blocking.run { try board.list() }
+            let (logger, warned) = (logger, warned)
+            requests = try await Blocking.run {
+                try board.list(skipped: { problem in if warned.first(problem) { logger.warning("Request not read: \(problem)") } })
+            }
         } catch {
             logger.error("Could not read the requests in \(stores.primary): \(error)")
             return
@@ -81,8 +86,11 @@ public struct RollbackRunner: Sendable {
             return
         }
         let storeNow = (try? await Blocking.run { [storage = stores.primary] in try storage.currentTime() }) ?? Date()
-        if let expires = current.expires, expires < storeNow {
-            let reason = "expired: created \(ISO8601DateFormatter().string(from: current.created)), valid until \(ISO8601DateFormatter().string(from: expires)) (ROLLBACK_WINDOW); never run late"
+        // A request without a limit (the admin API's restores) is valid for one window too: a store copied
+        // elsewhere replays nothing, whoever wrote the request.
+        let expires = current.expires ?? current.created.addingTimeInterval(configuration.loopGuard.window)
+        if expires < storeNow {
+            let reason = "expired: created \(ISO8601DateFormatter().string(from: current.created)), valid until \(ISO8601DateFormatter().string(from: expires)) by the store's clock (ROLLBACK_WINDOW); never run late"
             _ = try? await Blocking.run { try board.transition(request.id, from: .pending, to: .expired, reason: reason) }
             await events.publish(.rollbackRefused(request: request.id, reason: reason))
             return
@@ -90,7 +98,14 @@ public struct RollbackRunner: Sendable {
         let worker = worker
         guard let taken = try? await Blocking.run({ try board.transition(request.id, from: .pending, to: .running, worker: worker) })
         else { return }
-        await writeHeartbeat(started: started, running: taken.id)
+        // The heartbeat goes on while the request runs (a rollback takes minutes): a busy runner is not a dead one.
+        let beating = Task { [self] in
+            while !Task.isCancelled {
+                await writeHeartbeat(started: started, running: taken.id)
+                guard await JobRunner.sleep(until: Date().addingTimeInterval(TimeInterval(configuration.pollInterval))) else { return }
+            }
+        }
+        defer { beating.cancel() }
         logger.info("[Rollback] Taking request \(taken.id) (\(taken.intent.rawValue), asked by \(taken.requestedBy))")
         switch taken.intent {
         case .rollback:
@@ -107,6 +122,21 @@ public struct RollbackRunner: Sendable {
     /// app stopped and started by the app control; no health rules and no safety backup.
     private func runRestore(_ request: StoreRequest, board: RequestBoard, worker: String) async {
         let steps = RollbackSteps(board: board, request: request.id, worker: worker, events: events)
+        // A request names a backup of the store, never a path: whoever can write a request cannot point the
+        // runner at another folder of its host.
+        if let backup = request.backup, backup.contains("/") || BackupName.parse(fileName: backup, prefix: configuration.restore.store.prefix) == nil {
+            let reason = "refused: \(backup.prefix(200)) is not the name of a backup of this store (BACKUP_PREFIX \(configuration.restore.store.prefix)); a request names a backup, never a path"
+            await steps.record("restore", "failed", detail: reason)
+            _ = try? await Blocking.run {
+                try board.update(request.id) { stored in
+                    guard stored.status == .running, stored.worker == worker else { return false }
+                    stored.status = .failed
+                    stored.reason = reason
+                    return true
+                }
+            }
+            return
+        }
         var restoreConfiguration = configuration.restore
         restoreConfiguration.backup = request.backup
         var job = RestoreJob(configuration: restoreConfiguration, stores: stores, logger: logger)
@@ -169,4 +199,11 @@ public struct RollbackRunner: Sendable {
             logger.warning("Could not write the runner's heartbeat to \(storage): \(error)")
         }
     }
+}
+
+/// Remembers what was said: `first` is true the first time it sees a text.
+final class Once: @unchecked Sendable {
+    private let lock = NSLock()
+    private var seen = Set<String>()
+    func first(_ text: String) -> Bool { lock.withLock { seen.insert(text).inserted } }
 }

@@ -88,6 +88,10 @@ public struct RequestBoard: Sendable {
 
     public static func key(for id: String) -> String { "\(folder)/\(id).json" }
 
+    /// A request larger than this is not read (a request is a few KiB; a huge file would be read whole on
+    /// every poll).
+    public static let sizeLimit: Int64 = 1 << 20
+
     /// Creates the request `id` unless it exists. Returns the request as stored, and whether this call made it.
     /// Use a deterministic id (`rollback-<incident>`) for what must happen once however many ask for it.
     public func submit(
@@ -115,20 +119,51 @@ public struct RequestBoard: Sendable {
         return (request, false)
     }
 
-    /// The request `id` with its version, or nil.
+    /// The request `id` with its version and when the store last wrote it (by the store's clock), or nil. A
+    /// file whose content names another id is refused: the id inside is what every later step uses (lease
+    /// names, keys), so it must be the file's own.
     public func get(_ id: String) throws -> (request: StoreRequest, etag: String)? {
+        try getStored(id).map { ($0.request, $0.etag) }
+    }
+
+    /// `get`, with the time the store last wrote the request.
+    public func getStored(_ id: String) throws -> (request: StoreRequest, etag: String, modified: Date)? {
+        guard Self.isValidID(id) else {
+            throw ContingencyError.failed("request id \(id) may hold only letters, digits, '.', '_' and '-'")
+        }
         guard let object = try storage.read(key: Self.key(for: id)) else { return nil }
+        guard object.data.count <= Self.sizeLimit else {
+            throw ContingencyError.failed(
+                "the request \(storage)/\(Self.key(for: id)) is \(object.data.count) bytes, over \(Self.sizeLimit)", hint: "delete it")
+        }
+        let request: StoreRequest
         do {
-            return (try ContingencyJSON.decoder().decode(StoreRequest.self, from: Data(object.data)), object.etag)
+            request = try ContingencyJSON.decoder().decode(StoreRequest.self, from: Data(object.data))
         } catch {
             throw ContingencyError.failed("the request \(storage)/\(Self.key(for: id)) is not readable (\(error))", hint: "delete it")
         }
+        guard request.id == id else {
+            throw ContingencyError.failed(
+                "the request \(storage)/\(Self.key(for: id)) names another id inside (\(request.id.prefix(80)))", hint: "delete it")
+        }
+        return (request, object.etag, object.modified)
     }
 
-    /// Every request, oldest first. Unreadable ones are skipped.
-    public func list() throws -> [StoreRequest] {
+    /// Every request, oldest first. Unreadable ones (malformed, oversized, an id that is not the file's own) are
+    /// skipped, each reported through `skipped` when given.
+    public func list(skipped: (String) -> Void = { _ in }) throws -> [StoreRequest] {
         try storage.list(folder: Self.folder).filter { $0.name.hasSuffix(".json") }.compactMap { object in
-            try? get(String(object.name.dropLast(5)))?.request
+            let id = String(object.name.dropLast(5))
+            guard object.size <= Self.sizeLimit else {
+                skipped("\(object.name) is \(object.size) bytes, over \(Self.sizeLimit): not read")
+                return nil
+            }
+            do {
+                return try get(id)?.request
+            } catch {
+                skipped("\(error)")
+                return nil
+            }
         }
         .sorted { $0.created == $1.created ? $0.id < $1.id : $0.created < $1.created }
     }
@@ -163,7 +198,7 @@ public struct RequestBoard: Sendable {
         while true {
             guard let (current, etag) = try get(id) else { return nil }
             var next = current
-            guard change(&next) else { return nil }
+            guard change(&next), next.id == id else { return nil }
             next.updated = now
             let data = try encode(next)
             if try storage.replace(key: Self.key(for: id), data: data, ifMatch: etag) != nil { return next }
