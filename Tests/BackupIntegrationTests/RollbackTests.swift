@@ -111,7 +111,8 @@ struct RollbackTests {
                 try await app.server.psql("DROP TABLE users CASCADE", database: app.database)
                 try FileManager.default.removeItem(at: app.uploadsDirectory.appendingPathComponent("documents"))
                 try Data("tampered".utf8).write(to: app.uploadsDirectory.appendingPathComponent("new-in-deploy.txt"))
-                #expect(await scenario.managed.status() == 500)
+                // (No check of the app's answer here: on a slow machine the sidecars may already have seen the 500s
+                // and the runner stopped the app. The request's incident below records the failures.)
 
                 try await eventually(timeout: .seconds(120), "the rollback ends") {
                     try scenario.requests().contains { $0.intent == .rollback && $0.status.isFinished }
