@@ -84,6 +84,17 @@ let package = Package(
                 "HealthSidecar", "BackupKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
+        // The benchmark's sidecar (bench/sidecar.sh): the sidecar's application and a backup in one process. Not a
+        // product: never shipped.
+        .executableTarget(
+            name: "sidecar-load",
+            dependencies: [
+                "HealthSidecar", "BackupKit", "BackupCore", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "bench/SidecarLoad",
+            swiftSettings: strict),
         // C, single-threaded: every child process of a job runs under it and ends with the job (ChildGuard).
         .executableTarget(name: "contingency-guard"),
 
