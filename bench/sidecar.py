@@ -115,6 +115,43 @@ def thread_count(pid):
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
+def niced_threads(pid):
+    """The process's threads running at a nice value above 0: {name: nice}."""
+    found = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        nice = int(text[text.rindex(")") + 2:].split()[16])
+        if nice > 0:
+            found[f"{name}#{task}"] = nice
+    return found
+
+
+class NiceWatch:
+    """Samples which threads run below normal priority while a backup runs."""
+
+    def __init__(self, pid):
+        self.pid, self.seen, self.stopping = pid, {}, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping.wait(0.2):
+            try:
+                self.seen.update(niced_threads(self.pid))
+            except OSError:
+                return
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join()
+        return self.seen
+
+
 class Sidecar:
     """sidecar-load as a child: its answers (`SIDECAR-LOAD …` lines) in a queue, its log in a file."""
 
@@ -189,14 +226,18 @@ def measure(arguments):
                     raise SystemExit("sidecar-load did not start the backup")
                 runner = threading.Thread(target=load.run)
                 runner.start()
+                watch = NiceWatch(pid)
                 outcome = sidecar.answer(3600)
                 load.stop()
                 runner.join()
+                niced = watch.stop()
                 if not outcome.startswith("finished"):
                     raise SystemExit(f"the backup failed: {outcome}; log: {arguments.log}")
                 _, seconds, size = outcome.split()
                 rounds.append({"compression": compression, "seconds": float(seconds), "archive_bytes": int(size),
-                               "samples": load.samples})
+                               "samples": load.samples,
+                               "niced_threads": len(niced),
+                               "niced_names": sorted({name.split("#")[0] for name in niced})})
                 print(f"  backup {index + 1} ({compression}): {float(seconds):.1f} s, "
                       f"{len(load.samples)} requests meanwhile", flush=True)
                 time.sleep(2)
@@ -232,10 +273,14 @@ def table(result, compressions):
               f"| peak (VmHWM), over the backups | {peak['VmHWM']:.1f} |",
               f"| after the backups | {peak['VmRSS']:.1f} |",
               "", f"Threads: {result['threads_idle']} idle, {result['threads_after']} after the backups.", "",
-              "| backup | seconds | archive MB | requests | p99 ms | max ms |", "|---|---:|---:|---:|---:|---:|"]
+              "| backup | seconds | archive MB | requests | p99 ms | max ms | threads below normal priority |",
+              "|---|---:|---:|---:|---:|---:|---|"]
     for index, b in enumerate(result["backups"]):
+        niced = b.get("niced_threads", 0)
+        names = ", ".join(b.get("niced_names", []))
         lines.append(f"| {index + 1} ({b['compression']}) | {b['seconds']:.1f} | {b['archive_bytes'] / 1e6:.0f} | "
-                     f"{b['load']['requests']} | {b['load']['p99']:.1f} | {b['load']['max']:.1f} |")
+                     f"{b['load']['requests']} | {b['load']['p99']:.1f} | {b['load']['max']:.1f} | "
+                     f"{niced}{f' ({names})' if names else ''} |")
     return lines
 
 

@@ -2,7 +2,8 @@
 # The sidecar's responsiveness, one command: /healthz latency while a backup runs in the sidecar's process, and
 # the sidecar's idle memory. Builds sidecar-load (bench/SidecarLoad: the sidecar's application plus a backup on a
 # cue) in release mode, starts a throwaway PostgreSQL, makes the data, runs bench/sidecar.py and writes
-# bench/results/sidecar.md (and sidecar.json, the measurements). Always cleans up. Not part of the test suite.
+# bench/results/sidecar.md (and sidecar.raw, the measurements in JSON, not committed). Always cleans up. Not part
+# of the test suite.
 #   bench/sidecar.sh                      # SIZE=400: about 400 MB of data (half database, half uploads)
 #   SIZE=150 ROUNDS=1 bench/sidecar.sh    # a quick one
 # SIZE: MB of data; RATE: /healthz requests a second (20); IDLE: seconds of the idle baseline (30); ROUNDS:
@@ -60,6 +61,6 @@ python3 bench/sidecar.py --bin "$BIN/sidecar-load" --port "$SIDECAR_PORT" --log 
     --rate "$RATE" --idle "$IDLE" --rounds "$ROUNDS" --compressions "$COMPRESSIONS" \
     --dataset "database ${DATABASE_MB} MB (pgbench scale $(( SIZE / 100 + 1 )) + bench/dataset.py), uploads ${UPLOADS_MB} MB" \
     --parameters "SIZE=$SIZE RATE=$RATE IDLE=$IDLE ROUNDS=$ROUNDS COMPRESSIONS=$COMPRESSIONS SEED=$SEED" \
-    --commit "$COMMIT" --raw "$OUT/sidecar.json" --out "$OUT/sidecar.md" \
+    --commit "$COMMIT" --raw "$OUT/sidecar.raw" --out "$OUT/sidecar.md" \
     ${BEFORE:+--before "$BEFORE"} --notes bench/sidecar-notes.md \
     || { echo "The sidecar's log:"; tail -40 "$WORK/sidecar.log"; exit 1; }

@@ -5,8 +5,8 @@
 //
 // Cues, one per line on standard input: `backup` (BACKUP_COMPRESSION from the environment) or `backup gzip` /
 // `backup zstd`. Answers on standard output, each line starting with `SIDECAR-LOAD `: `pid <pid>` at start
-// (the benchmark then polls /healthz until it answers), `started`, then `finished <seconds> <archive bytes>` or `failed <reason>`. End of input or SIGTERM:
-// graceful shutdown.
+// (the benchmark then polls /healthz until it answers), `started`, then `finished <seconds> <archive bytes>`
+// or `failed <reason>`. End of input or SIGTERM: graceful shutdown.
 import BackupCore
 import BackupKit
 import Foundation
