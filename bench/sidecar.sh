@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The sidecar's responsiveness, one command: /healthz latency while a backup runs in the sidecar's process, and
 # the sidecar's idle memory. Builds sidecar-load (bench/SidecarLoad: the sidecar's application plus a backup on a
-# cue) in release mode, starts a throwaway PostgreSQL, makes the data, runs bench/sidecar.py and writes
+# cue) and health-sidecar (also as the image builds it) in release mode, starts a throwaway PostgreSQL, makes the data, runs bench/sidecar.py and writes
 # bench/results/sidecar.md (and sidecar.raw, the measurements in JSON, not committed). Always cleans up. Not part
 # of the test suite.
 #   bench/sidecar.sh                      # SIZE=400: about 400 MB of data (half database, half uploads)
@@ -18,7 +18,12 @@ scripts/install-deps.sh
 echo "Building sidecar-load (release)..."
 swift build -c release --scratch-path .build-bench --product sidecar-load >/dev/null
 swift build -c release --scratch-path .build-bench --product contingency-guard >/dev/null
+swift build -c release --scratch-path .build-bench --product health-sidecar >/dev/null
 BIN="$(swift build -c release --scratch-path .build-bench --show-bin-path)"
+# health-sidecar as the image builds it (Dockerfile: the Swift runtime linked in), for its idle memory.
+echo "Building health-sidecar as the image does (release, --static-swift-stdlib)..."
+swift build -c release --static-swift-stdlib --scratch-path .build-bench-static --product health-sidecar >/dev/null
+STATIC_BIN="$(swift build -c release --static-swift-stdlib --scratch-path .build-bench-static --show-bin-path)"
 
 WORK="$(mktemp -d /tmp/contingency-sidecar-bench.XXXXXX)"; chmod 755 "$WORK"
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
@@ -62,5 +67,7 @@ python3 bench/sidecar.py --bin "$BIN/sidecar-load" --port "$SIDECAR_PORT" --log 
     --dataset "database ${DATABASE_MB} MB (pgbench scale $(( SIZE / 100 + 1 )) + bench/dataset.py), uploads ${UPLOADS_MB} MB" \
     --parameters "SIZE=$SIZE RATE=$RATE IDLE=$IDLE ROUNDS=$ROUNDS COMPRESSIONS=$COMPRESSIONS SEED=$SEED" \
     --commit "$COMMIT" --raw "$OUT/sidecar.raw" --out "$OUT/sidecar.md" \
+    --alone "as the image builds it" "$STATIC_BIN/health-sidecar" --alone "Swift runtime as shared libraries" \
+    "$BIN/health-sidecar" --alone-port "$(free_port)" \
     ${BEFORE:+--before "$BEFORE"} --notes bench/sidecar-notes.md \
     || { echo "The sidecar's log:"; tail -40 "$WORK/sidecar.log"; exit 1; }

@@ -12,7 +12,9 @@ import Synchronization
 /// workers) inherit the lower priority.
 ///
 /// Only synchronous work goes there: the one thread runs one job at a time, so work that waits for other tasks
-/// to run on it would wait forever. The thread starts on first use and lives as long as the process.
+/// to run on it would wait forever, and two backups in one process write their archives one after the other
+/// (each store's lease allows one at a time anyway). The thread starts on first use and lives as long as the
+/// process.
 public final class BackgroundExecutor: TaskExecutor, Sendable {
     public static let shared = BackgroundExecutor(name: "backup.archive")
 
