@@ -24,28 +24,32 @@ struct BackupPriorityTests {
         }
     }
 
-    /// The calling thread's name as Linux knows it.
-    static func currentThreadName() -> String {
-        ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "")
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+    /// The calling thread's id, as Linux knows it (glibc does not declare `gettid` for Swift).
+    static func currentThreadID() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self")) ?? ""
     }
 
     static let input: [UInt8] = (0..<(6 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
 
     @Test("the backup's synchronous work runs off the cooperative pool at the lower priority, and sees cancellation")
     func executorThread() async throws {
+        let executor = BackgroundExecutor()
+        defer { executor.stop() }
         let before = ThreadPriority.currentThread()
-        let (nice, name) = await withTaskExecutorPreference(BackgroundExecutor.shared) {
-            (ThreadPriority.currentThread(), Self.currentThreadName())
+        let (nice, thread) = await withTaskExecutorPreference(executor) {
+            (ThreadPriority.currentThread(), Self.currentThreadID())
         }
+        let again = await withTaskExecutorPreference(executor) { Self.currentThreadID() }
         #expect(nice == ThreadPriority.background)
-        #expect(name == "backup.archive")
+        // Always the executor's one thread, never the caller's.
+        #expect(!thread.isEmpty && thread == again)
+        #expect(Self.currentThreadID() != thread)
         // Back on the pool, whose threads keep their priority.
         #expect(ThreadPriority.currentThread() == before)
 
         let cancelled = Task {
             try? await Task.sleep(for: .seconds(60))
-            return await withTaskExecutorPreference(BackgroundExecutor.shared) { Task.isCancelled }
+            return await withTaskExecutorPreference(executor) { Task.isCancelled }
         }
         cancelled.cancel()
         #expect(await cancelled.value)

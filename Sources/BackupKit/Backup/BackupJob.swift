@@ -86,7 +86,9 @@ public struct BackupJob: Sendable {
         // From here on the work is synchronous and long (archiving, compressing, hashing, writing the store, the
         // copy to a bucket): it runs on the backup's own thread at a lower priority, off the cooperative pool,
         // which the sidecar's HTTP server and probe loop need when the backup runs inside it (BackgroundExecutor).
-        return try await withTaskExecutorPreference(BackgroundExecutor.shared) {
+        let executor = BackgroundExecutor()
+        defer { executor.stop() }
+        return try await withTaskExecutorPreference(executor) {
             let writer = try storage.makeWriter(key: name.fileName)
             defer { writer.abort() }
             // archive → (age) → hash → store: the stored bytes are hashed, plaintext never touches the disk.
