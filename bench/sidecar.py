@@ -335,11 +335,13 @@ def verdict(result):
     alone = list(result.get("alone", {}).values())
     rss = alone[0]["settled"]["VmRSS"] if alone else result["settled"]["VmRSS"]
     errors = result["busy"]["errors"] + result["busy"]["non200"] + result["idle"]["errors"] + result["idle"]["non200"]
-    met = difference < GOAL_P99_MS and rss < GOAL_RSS_MB and errors == 0
-    return met, (f"p99 during backups − idle p99 = {difference:+.1f} ms (goal < {GOAL_P99_MS:.0f} ms), "
+    latency_met = difference < GOAL_P99_MS and errors == 0
+    met = latency_met and rss < GOAL_RSS_MB
+    return met, (f"latency goal **{'met' if latency_met else 'NOT met'}**, memory goal "
+                 f"**{'met' if rss < GOAL_RSS_MB else 'NOT met'}**: "
+                 f"p99 during backups − idle p99 = {difference:+.1f} ms (goal < {GOAL_P99_MS:.0f} ms), "
                  f"idle RSS {rss:.1f} MB{' (health-sidecar --loop, ' + list(result['alone'])[0] + ')' if alone else ''} "
-                 f"(goal < {GOAL_RSS_MB:.0f} MB), {errors} failed requests: "
-                 f"**goal {'met' if met else 'NOT met'}**")
+                 f"(goal < {GOAL_RSS_MB:.0f} MB), {errors} failed requests")
 
 
 def report(arguments, result, before):
