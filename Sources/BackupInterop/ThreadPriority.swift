@@ -11,7 +11,8 @@ import Darwin
 /// slice. A backup alone on the machine runs as fast as before: the priority only matters when the cores are
 /// contended.
 public enum ThreadPriority {
-    /// The nice value of a backup's threads.
+    /// The nice value of a backup's threads: what libdispatch gives its background QoS on Linux (its utility QoS,
+    /// where `Blocking`'s probes and store calls run, gets 2; the HTTP server's threads stay at 0).
     public static let background: Int32 = 10
 
     /// Lowers the calling thread, and only it, to `background` (never raises it: an operator's `nice -n 15` stays).
