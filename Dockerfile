@@ -8,6 +8,8 @@ WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
 COPY Tests ./Tests
+# The benchmark's sidecar-load target is declared in Package.swift (never built here): its folder must exist.
+COPY bench/SidecarLoad ./bench/SidecarLoad
 RUN swift build -c release --static-swift-stdlib \
         --product backup-job --product restore-job --product cleanup-job --product health-sidecar \
         --product contingency-guard \

@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
     ],
     targets: [
         // C libraries from Debian's -dev packages.
@@ -73,6 +74,7 @@ let package = Package(
                 "BackupKit", "BackupCore", "BackupStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -83,6 +85,17 @@ let package = Package(
             dependencies: [
                 "HealthSidecar", "BackupKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strict),
+        // The benchmark's sidecar (bench/sidecar.sh): the sidecar's application and a backup in one process. Not a
+        // product: never shipped.
+        .executableTarget(
+            name: "sidecar-load",
+            dependencies: [
+                "HealthSidecar", "BackupKit", "BackupCore", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "bench/SidecarLoad",
             swiftSettings: strict),
         // C, single-threaded: every child process of a job runs under it and ends with the job (ChildGuard).
         .executableTarget(name: "contingency-guard"),

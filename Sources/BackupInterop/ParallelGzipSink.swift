@@ -14,11 +14,16 @@ import Foundation
 /// output buffer and a compressor (about 5 MiB in all with 2 threads and 1 MiB blocks). Independent members
 /// cost a little ratio (each starts without a dictionary: under 0.1% with 1 MiB blocks).
 ///
+/// The blocks are compressed on `threads` threads of the sink's own, at a backup's lower priority
+/// (`ThreadPriority.background`), ended with the sink: a backup running inside the sidecar then leaves the cores
+/// to its HTTP server whenever it has a request, instead of taking one turn in two (a dispatch queue's workers
+/// would also share their pool, and their priority, with the process's other dispatch work).
+///
 /// `write` and `finish` are called from one thread; `next` is written only from that thread.
 public final class ParallelGzipSink: ByteSink {
     private let next: any ByteSink
     private let blocks: [Block]
-    private let queue: DispatchQueue
+    private let workers: Workers
     /// The block being filled; the blocks after it, round the ring, are the oldest in flight.
     private var current = 0
     private var membersWritten = 0
@@ -35,12 +40,13 @@ public final class ParallelGzipSink: ByteSink {
         let threads = max(1, threads)
         self.next = next
         self.blocks = try (0..<(2 * threads)).map { _ in try Block(level: level, size: blockSize) }
-        self.queue = DispatchQueue(label: "contingency.gzip", attributes: .concurrent)
+        self.workers = Workers(count: threads)
     }
 
     deinit {
         // A worker may still be compressing into a block's buffers (after an error downstream): wait for it.
         for block in blocks where block.inFlight { block.done.wait() }
+        workers.stop()
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
@@ -81,7 +87,7 @@ public final class ParallelGzipSink: ByteSink {
 
     private func submit(_ block: Block) {
         block.inFlight = true
-        queue.async { block.compress() }
+        workers.submit(block)
     }
 
     /// Waits for `block` (the oldest in flight) and writes its member.
@@ -95,6 +101,44 @@ public final class ParallelGzipSink: ByteSink {
         }
         try next.write(UnsafeRawBufferPointer(rebasing: block.output[0..<produced]))
         membersWritten += 1
+    }
+
+    /// The compressing threads: each takes the next submitted block, compresses it, and waits for another,
+    /// until `stop`. The list of blocks is shared under a lock; the semaphore counts what is in it.
+    private final class Workers: @unchecked Sendable {
+        private let lock = NSLock()
+        /// nil: a thread's cue to end.
+        private var pending: [Block?] = []
+        private let available = DispatchSemaphore(value: 0)
+        private let count: Int
+
+        init(count: Int) {
+            self.count = count
+            for index in 0..<count {
+                let thread = Thread { [self] in
+                    Thread.current.name = "backup.gzip.\(index)"  // named from inside: Linux's thread name too
+                    ThreadPriority.lowerCurrentThread()
+                    while let block = take() { block.compress() }
+                }
+                thread.start()
+            }
+        }
+
+        func submit(_ block: Block) {
+            lock.withLock { pending.append(block) }
+            available.signal()
+        }
+
+        /// Ends every thread once it has finished the blocks submitted before.
+        func stop() {
+            lock.withLock { pending.append(contentsOf: [Block?](repeating: nil, count: count)) }
+            for _ in 0..<count { available.signal() }
+        }
+
+        private func take() -> Block? {
+            available.wait()
+            return lock.withLock { pending.removeFirst() }
+        }
     }
 
     /// One block of the ring. Handed between the writing thread and one worker: the writer touches it only

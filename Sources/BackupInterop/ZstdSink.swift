@@ -8,6 +8,11 @@ import Foundation
 /// libzstd directly rather than libarchive's zstd filter: the filter cannot set the job size, and libzstd's
 /// default for level 3 (8 MiB jobs, 4 times the window) holds about 70 MB with two workers; 1 MiB jobs keep
 /// the whole job under 100 MB at the cost of about 1% of ratio (measured with bench/run.sh).
+///
+/// Its workers run at a backup's lower priority (`ThreadPriority.background`), so that a backup inside the sidecar
+/// leaves the cores to its HTTP server whenever it has a request: libzstd makes them on the thread of the first
+/// compression call and Linux gives them that thread's priority, so the sink makes that call itself, with no
+/// input, on a short-lived thread at the lower priority.
 public final class ZstdSink: ByteSink {
     private let context: OpaquePointer
     private let next: any ByteSink
@@ -32,7 +37,31 @@ public final class ZstdSink: ByteSink {
                 "ZSTD_CCtx_setParameter(nbWorkers \(threads))")
             try Self.check(
                 ZSTD_CCtx_setParameter(context, ZSTD_c_jobSize, Int32(jobSize)), "ZSTD_CCtx_setParameter(jobSize)")
+            try startWorkers()
         }
+    }
+
+    /// The first compression call (no input, so no output yet), on a thread at the lower priority: it makes the
+    /// workers, which inherit that priority. The caller waits for it, so the context is never used by two threads.
+    private func startWorkers() throws {
+        nonisolated(unsafe) let context = context
+        nonisolated(unsafe) let output = output
+        nonisolated(unsafe) var result = 0
+        nonisolated(unsafe) var produced = 0
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            Thread.current.name = "backup.zstd"  // named from inside: Linux's thread name, which the workers copy
+            ThreadPriority.lowerCurrentThread()
+            var input = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
+            var out = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
+            result = ZSTD_compressStream2(context, &out, &input, ZSTD_e_continue)
+            produced = out.pos
+            done.signal()
+        }
+        thread.start()
+        done.wait()
+        try Self.check(result, "ZSTD_compressStream2")
+        if produced > 0 { try next.write(UnsafeRawBufferPointer(start: output.baseAddress, count: produced)) }
     }
 
     deinit {

@@ -2,6 +2,7 @@ import BackupCore
 import BackupKit
 import Hummingbird
 import Logging
+import NIOPosix
 import ServiceLifecycle
 
 /// The sidecar as one Hummingbird application: its routes, and beside the HTTP server the probe loop and the
@@ -15,11 +16,16 @@ public func buildApplication(_ context: SidecarContext) -> some ApplicationProto
         configuration: .init(
             address: .hostname(context.configuration.bind, port: context.configuration.port),
             serverName: "health-sidecar"),
+        eventLoopGroupProvider: .shared(sidecarEventLoop),
         logger: context.logger)
     app.addServices(ProbeLoopService(loop: context.probeLoop))
     if let liveness = context.liveness { app.addServices(LivenessService(liveness: liveness, logger: context.logger)) }
     return app
 }
+
+/// One event loop thread serves the sidecar's few requests (probes, the admin API); NIO's default, one per core,
+/// would only add threads and memory. Made on first use, shared by every application of the process.
+let sidecarEventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
 /// The probe loop as a service: it ends, mid-probe if need be, when the group shuts down.
 struct ProbeLoopService: Service {

@@ -85,51 +85,58 @@ public struct BackupJob: Sendable {
         let globals = try await dumpRoles(preflight: preflight, tools: tools)
         Failpoint.hit("dump", holding: lease)
 
-        let writer = try storage.makeWriter(key: name.fileName)
-        defer { writer.abort() }
-        // archive → (age) → hash → store: the stored bytes are hashed, plaintext never touches the disk.
-        let hashing = HashingSink(writer)
-        let encrypting = try recipients.map { try AgeEncryptingSink(recipients: $0, next: hashing) }
-        let metadata = try writeArchive(
-            name: name, context: context, dump: dump, globals: globals, preflight: preflight, tables: tables, lease: lease,
-            into: encrypting ?? hashing)
-        try encrypting?.finish()
-        let archiveInfo = Manifest.ArchiveInfo(
-            name: name.fileName, size: hashing.count, sha256: hashing.finalizeHex(), encrypted: recipients != nil,
-            recipients: recipients?.map(\.description))
+        // From here on the work is synchronous and long (archiving, compressing, hashing, writing the store, the
+        // copy to a bucket): it runs on the backup's own thread at a lower priority, off the cooperative pool,
+        // which the sidecar's HTTP server and probe loop need when the backup runs inside it (BackgroundExecutor).
+        let executor = BackgroundExecutor()
+        defer { executor.stop() }
+        return try await withTaskExecutorPreference(executor) {
+            let writer = try storage.makeWriter(key: name.fileName)
+            defer { writer.abort() }
+            // archive → (age) → hash → store: the stored bytes are hashed, plaintext never touches the disk.
+            let hashing = HashingSink(writer)
+            let encrypting = try recipients.map { try AgeEncryptingSink(recipients: $0, next: hashing) }
+            let metadata = try writeArchive(
+                name: name, context: context, dump: dump, globals: globals, preflight: preflight, tables: tables, lease: lease,
+                into: encrypting ?? hashing)
+            try encrypting?.finish()
+            let archiveInfo = Manifest.ArchiveInfo(
+                name: name.fileName, size: hashing.count, sha256: hashing.finalizeHex(), encrypted: recipients != nil,
+                recipients: recipients?.map(\.description))
 
-        // Fencing: publish only while the lease is still ours, checked after the flush, right before the rename.
-        try writer.commit {
+            // Fencing: publish only while the lease is still ours, checked after the flush, right before the rename.
+            try writer.commit {
+                try lease.confirm()
+                try Task.checkCancellation()
+            }
+            var published = false
+            defer { if !published { _ = try? storage.delete(key: name.fileName, ifMatch: nil) } }
+            Failpoint.hit("publish", holding: lease)
             try lease.confirm()
             try Task.checkCancellation()
-        }
-        var published = false
-        defer { if !published { _ = try? storage.delete(key: name.fileName, ifMatch: nil) } }
-        Failpoint.hit("publish", holding: lease)
-        try lease.confirm()
-        try Task.checkCancellation()
-        var manifest = Manifest(metadata: metadata, archive: archiveInfo)
-        if let signingKey { manifest = try ManifestAuthenticator.sign(manifest, with: signingKey) }
-        try storage.put(key: name.manifestName, data: Array(try ContingencyJSON.encoder().encode(manifest)))
-        published = true
-        // A newer backup exists now: databases kept from before earlier restores may go.
-        do {
-            try DatabaseRestorer.dropPrevious(of: preflight.database, parameters: preflight.connection, logger: logger)
-        } catch {
-            logger.warning("Could not drop the databases kept from before earlier restores: \(error)")
-        }
+            var manifest = Manifest(metadata: metadata, archive: archiveInfo)
+            if let signingKey { manifest = try ManifestAuthenticator.sign(manifest, with: signingKey) }
+            try storage.put(key: name.manifestName, data: Array(try ContingencyJSON.encoder().encode(manifest)))
+            published = true
+            // A newer backup exists now: databases kept from before earlier restores may go.
+            do {
+                try DatabaseRestorer.dropPrevious(of: preflight.database, parameters: preflight.connection, logger: logger)
+            } catch {
+                logger.warning("Could not drop the databases kept from before earlier restores: \(error)")
+            }
 
-        let copyFailure = copyToBucket(name, lease: lease, signingKey: signingKey)
-        let duration = Date().timeIntervalSince(started)
-        if let copyFailure {
-            throw ContingencyError.partial(
-                "\(name.fileName) was created in \(storage), but the copy to \(stores.copy?.description ?? "the bucket") failed: \(copyFailure)",
-                hint: "the backup is usable from \(storage); the next run copies what the bucket lacks")
+            let copyFailure = copyToBucket(name, lease: lease, signingKey: signingKey)
+            let duration = Date().timeIntervalSince(started)
+            if let copyFailure {
+                throw ContingencyError.partial(
+                    "\(name.fileName) was created in \(storage), but the copy to \(stores.copy?.description ?? "the bucket") failed: \(copyFailure)",
+                    hint: "the backup is usable from \(storage); the next run copies what the bucket lacks")
+            }
+            logger.info(
+                "Backup created successfully: \(name.fileName) (\(ByteFormat.string(archiveInfo.size)) in \(DurationFormat.string(seconds: duration)), \(ByteFormat.rate(bytes: archiveInfo.size, seconds: duration)); data read \(ByteFormat.string(inputBytes(metadata))))"
+            )
+            return BackupResult(name: name, manifest: manifest, duration: duration)
         }
-        logger.info(
-            "Backup created successfully: \(name.fileName) (\(ByteFormat.string(archiveInfo.size)) in \(DurationFormat.string(seconds: duration)), \(ByteFormat.rate(bytes: archiveInfo.size, seconds: duration)); data read \(ByteFormat.string(inputBytes(metadata))))"
-        )
-        return BackupResult(name: name, manifest: manifest, duration: duration)
     }
 
     /// With a bucket beside the volume: copies the new backup, and any an earlier run failed to copy. Returns why
