@@ -1,4 +1,5 @@
 import BackupCore
+import BackupKit
 import BackupStorage
 import Foundation
 import Testing
@@ -40,7 +41,11 @@ enum CoordinationChecks {
             let holders = Holders()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in 0..<20 {
-                    group.addTask {
+                    // Each contender on a thread of its own: the whole test process shares the cooperative pool's
+                    // two threads, and a holder waiting there for a thread would look like a lease never released.
+                    let executor = BackgroundExecutor(name: "contender\(index)")
+                    group.addTask(executorPreference: executor) {
+                        defer { executor.stop() }
                         let lease = try await Lease.acquire("contended", storage: storage, job: "r\(round)c\(index)", ttl: 5, timeout: 120)
                         holders.enter()
                         try lease.confirm()

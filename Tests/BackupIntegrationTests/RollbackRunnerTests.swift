@@ -161,7 +161,10 @@ struct RollbackRunnerTests {
                 #expect(request.status == .expired)
                 #expect(request.reason?.contains("never run late") == true)
                 #expect(scenario.managed.events().filter { $0 == "app stopped" }.isEmpty)
-                #expect(scenario.runner?.stderrSoFar.contains("not run: expired") == true)
+                // The log line follows the status change: wait for it.
+                try await eventually(timeout: .seconds(30), "the runner logs the expiry") {
+                    scenario.runner?.stderrSoFar.contains("not run: expired") == true
+                }
 
                 // A request for an app that answers again is not run either.
                 try await eventually("the app is healthy") { await scenario.managed.status() == 200 }

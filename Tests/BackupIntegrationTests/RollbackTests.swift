@@ -194,8 +194,10 @@ struct RollbackTests {
                 #expect(request.status == .failed)
                 #expect(request.reason?.contains("still unhealthy") == true, "\(request.reason ?? "")")
                 #expect(await scenario.managed.status() == 500, "the app runs (started again), still broken")
-                #expect(scenario.runner?.stderrSoFar.contains("[Rollback] Rollback \(request.id)") == true)
-                #expect(scenario.runner?.stderrSoFar.contains("failed") == true)
+                try await eventually(timeout: .seconds(30), "the runner logs the failed rollback (read from its pipe)") {
+                    scenario.runner?.stderrSoFar.contains("[Rollback] Rollback \(request.id) to ") == true
+                        && scenario.runner?.stderrSoFar.contains("failed") == true
+                }
 
                 // A second incident request in the window is refused by the loop guard.
                 let second = try RequestBoard(storage: try scenario.store).submit(

@@ -2,19 +2,22 @@ import Foundation
 
 /// The fixture application (`Tests/Support/fixture_app.py`) run the way an operator's compose setup runs the
 /// real one: started and stopped by shell commands (`app.sh start` / `app.sh stop`), which restore-job calls as
-/// APP_START_COMMAND / APP_STOP_COMMAND. It listens on a fixed port, so that sidecars probing it find it again
-/// after a restart. Its database connection (password included) is in a 0600 file the script reads: hooks do
+/// APP_START_COMMAND / APP_STOP_COMMAND. Its first start lets the kernel pick a free port (no other test can
+/// take it between a pick and the bind) and records it; later starts listen on the same port, so that sidecars
+/// probing it find it again after a restart. Its database connection (password included) is in a 0600 file the script reads: hooks do
 /// not inherit the product's secrets.
 public final class ManagedApplication: Sendable {
-    public let port: Int
     public let folder: TemporaryDirectory
+    /// The port of its first start (0 before it).
+    public var port: Int {
+        Int(((try? String(contentsOf: folder.appending("app.port"), encoding: .utf8)) ?? "0").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
     public var script: String { folder.appending("app.sh").path }
     public var healthURL: String { "http://127.0.0.1:\(port)/healthz" }
     public var startCommand: String { "\(script) start" }
     public var stopCommand: String { "\(script) stop" }
 
     public init(for app: ApplicationFixture, requiredFile: String = "documents/2024/03/notes.txt") throws {
-        port = try FreePort.pick()
         folder = try TemporaryDirectory(prefix: "managed-app")
         let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Support/fixture_app.py").path
@@ -37,13 +40,15 @@ public final class ManagedApplication: Sendable {
             start)
                 if [ -f '\(dir)/app.pid' ] && kill -0 "$(cat '\(dir)/app.pid')" 2>/dev/null; then exit 0; fi
                 : > '\(dir)/app.out'
-                setsid python3 '\(fixture)' --port \(port) >>'\(dir)/app.out' 2>>'\(dir)/app.err' </dev/null &
+                port=0; [ -f '\(dir)/app.port' ] && port="$(cat '\(dir)/app.port')"
+                setsid python3 '\(fixture)' --port "$port" >>'\(dir)/app.out' 2>>'\(dir)/app.err' </dev/null &
                 echo $! > '\(dir)/app.pid'
                 i=0
                 while ! grep -q 'listening on' '\(dir)/app.out'; do
                     i=$((i + 1)); [ $i -gt 200 ] && { echo 'the app did not start' >&2; exit 1; }
                     sleep 0.05
                 done
+                [ -f '\(dir)/app.port' ] || sed -n 's/.*listening on \\([0-9]*\\).*/\\1/p' '\(dir)/app.out' | head -1 > '\(dir)/app.port'
                 echo "app started: pid $(cat '\(dir)/app.pid')" >> '\(dir)/events.log'
                 ;;
             stop)
