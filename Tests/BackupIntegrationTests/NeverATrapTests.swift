@@ -59,7 +59,10 @@ struct NeverATrapTests {
             let next = try await app.run("restore-job", environment: ["LOCK_TIMEOUT": "30s"])
             try #require(next.succeeded, "\(next)")
             #expect(next.stdout.contains("Removed 1 temporary file(s) left by an interrupted run"), "\(next.stdout)")
-            #expect(next.stdout.contains("Removed 2 staged folder(s) or file(s) left by an interrupted restore"), "\(next.stdout)")
+            // The uploads' staging folder always, the .env's staged copy when the kill came after it was read (the
+            // database's restore starts while the rest of the archive is still read).
+            let staged = left.filter { $0.contains(".restore-") }.count
+            #expect(next.stdout.contains("Removed \(staged) staged folder(s) or file(s) left by an interrupted restore"), "\(next.stdout)")
             let after = try Self.leftovers(app)
             #expect(after.isEmpty, "\(after)")
         }

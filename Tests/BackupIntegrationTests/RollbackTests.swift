@@ -107,10 +107,15 @@ struct RollbackTests {
                 let before = try await app.snapshot()
                 _ = try scenario.launchRunner()
 
-                // The failed deploy: a table dropped, uploads deleted and changed.
-                try await app.server.psql("DROP TABLE users CASCADE", database: app.database)
-                try FileManager.default.removeItem(at: app.uploadsDirectory.appendingPathComponent("documents"))
-                try Data("tampered".utf8).write(to: app.uploadsDirectory.appendingPathComponent("new-in-deploy.txt"))
+                // The failed deploy, in one shell (milliseconds, whatever the load on this test process): uploads
+                // changed and deleted, a table dropped. Done step by step from here, a busy machine could let the
+                // sidecars see the first step and the rollback run before the last.
+                let uploads = app.uploadsDirectory.path
+                let psql = app.server.binDir.appendingPathComponent("psql").path
+                _ = try await ProcessRunner.run(
+                    "/bin/sh",
+                    ["-c", "echo tampered > '\(uploads)/new-in-deploy.txt' && rm -rf '\(uploads)/documents' && '\(psql)' -qX -d \(app.database) -c 'DROP TABLE users CASCADE'"],
+                    environment: app.server.environment, requireSuccess: true)
                 // (No check of the app's answer here: on a slow machine the sidecars may already have seen the 500s
                 // and the runner stopped the app. The request's incident below records the failures.)
 
