@@ -43,7 +43,8 @@ enum CoordinationChecks {
                 for index in 0..<20 {
                     // Each contender on a thread of its own: the whole test process shares the cooperative pool's
                     // two threads, and a holder waiting there for a thread would look like a lease never released.
-                    let executor = BackgroundExecutor(name: "contender\(index)")
+                    // At normal priority: a holder held back past its lease's TTL would lose it.
+                    let executor = BackgroundExecutor(name: "contender\(index)", lowerPriority: false)
                     group.addTask(executorPreference: executor) {
                         defer { executor.stop() }
                         let lease = try await Lease.acquire("contended", storage: storage, job: "r\(round)c\(index)", ttl: 5, timeout: 120)

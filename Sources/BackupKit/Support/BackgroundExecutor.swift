@@ -23,10 +23,13 @@ public final class BackgroundExecutor: TaskExecutor, Sendable {
     private let queue = Mutex(Queue())
     private let available = DispatchSemaphore(value: 0)
     private let name: String
+    private let lowered: Bool
 
-    /// `name`: the thread's name (at most 15 bytes on Linux).
-    public init(name: String = "backup.archive") {
+    /// `name`: the thread's name (at most 15 bytes on Linux). `lowerPriority`: run at the backup's lower priority
+    /// (the default; false keeps the creating process's, for work that must not wait behind others).
+    public init(name: String = "backup.archive", lowerPriority: Bool = true) {
         self.name = name
+        self.lowered = lowerPriority
         startThread()
     }
 
@@ -48,9 +51,9 @@ public final class BackgroundExecutor: TaskExecutor, Sendable {
     }
 
     private func startThread() {
-        let thread = Thread { [self, name] in
+        let thread = Thread { [self, name, lowered] in
             Thread.current.name = name
-            ThreadPriority.lowerCurrentThread()
+            if lowered { ThreadPriority.lowerCurrentThread() }
             while true {
                 available.wait()
                 let (job, stopped) = queue.withLock { ($0.jobs.isEmpty ? nil : $0.jobs.removeFirst(), $0.stopped) }
