@@ -128,7 +128,7 @@ struct LockTests {
     @Test("concurrent contenders: never two holders at once")
     func contenders() async throws {
         let folder = try TemporaryDirectory()
-        try await CoordinationChecks.contenders(try VolumeStorage(root: folder.path), rounds: 3)
+        try await CoordinationChecks.contenders(try VolumeStorage(root: folder.path), rounds: 3, ownThreads: true)
     }
 
     @Test("requests: one rollback request however many ask at once; status moves by compare-and-swap")
