@@ -361,10 +361,7 @@ public struct SidecarConfiguration: Sendable, Equatable {
         let interval = try values.duration(Settings.healthCheckInterval)
         guard interval >= 1 else { throw .configuration("HEALTH_CHECK_INTERVAL must be at least 1s") }
         let id = try values.nonEmpty(Settings.sidecarID) ?? hostName
-        let allowed = id.unicodeScalars.allSatisfy {
-            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)
-        }
-        guard allowed, !id.isEmpty, !id.hasPrefix("."), id.count <= 128 else {
+        guard StoreObjectName.isValid(id) else {
             throw .configuration(
                 "SIDECAR_ID=\(id) may hold only letters, digits, '.', '_' and '-' (at most 128, not starting with '.')",
                 hint: "set SIDECAR_ID to a name like app-sidecar-1")

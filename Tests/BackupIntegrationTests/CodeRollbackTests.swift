@@ -32,10 +32,7 @@ struct CodeRollbackTests {
                     "APP_CONTROL": "docker", "APP_CONTAINER_LABEL": Self.label, "DOCKER_HOST": podman.dockerHost,
                     "HEALTH_CHECK_URL": health, "ROLLBACK_DATA_ONLY": "false",
                 ]
-                func status() async -> Int? {
-                    let result = try? await ProcessRunner.run("curl", ["-s", "-o", "/dev/null", "-m", "3", "-w", "%{http_code}", health])
-                    return result.flatMap { Int($0.stdout) }.flatMap { $0 > 0 ? $0 : nil }
-                }
+                func status() async -> Int? { await httpStatus(health, maxTime: 3) }
                 do {
                     try await Self.runWeb(podman, image: v1, port: port)
                     try await eventually("the app on v1 is healthy") { await status() == 200 }

@@ -1,4 +1,5 @@
 import BackupCore
+import BackupKit
 import BackupStorage
 import Foundation
 import Testing
@@ -73,11 +74,10 @@ struct RollbackReviewTests {
                 // A retired sidecar whose clock once ran far ahead (or a forged file): its heartbeat stays in the store.
                 let future = Date(timeIntervalSince1970: 4_070_908_800)  // 2099-01-01
                 let longAgo = Date().addingTimeInterval(-7 * 86_400)
-                try HeartbeatWriter.write(
+                try HeartbeatStore(storage: try scenario.store).write(
                     HealthHeartbeat(
                         sidecar: "retired", url: "x", interval: 300, started: longAgo, lastProbe: longAgo,
-                        lastResult: ProbeResult(healthy: true, status: 200, reason: nil, seconds: 0.01), lastHealthy: future),
-                    to: try scenario.store)
+                        lastResult: ProbeResult(healthy: true, status: 200, reason: nil, seconds: 0.01), lastHealthy: future))
                 // An earlier incident was handled while that heartbeat was there: its request is finished.
                 let board = RequestBoard(storage: try scenario.store)
                 let earlier = try board.submit(

@@ -1,4 +1,5 @@
 import BackupCore
+import BackupKit
 import BackupStorage
 import Foundation
 import Testing
@@ -114,9 +115,8 @@ struct RollbackRunnerTests {
                 try handle.write(contentsOf: Data(repeating: 0x5a, count: 64))
                 try handle.close()
                 let lastHealthy = t0.addingTimeInterval(120)
-                try HeartbeatWriter.write(
-                    HealthHeartbeat(sidecar: "test", url: "x", interval: 1, started: t0, lastProbe: Date(), lastResult: nil, lastHealthy: lastHealthy),
-                    to: try scenario.store)
+                try HeartbeatStore(storage: try scenario.store).write(
+                    HealthHeartbeat(sidecar: "test", url: "x", interval: 1, started: t0, lastProbe: Date(), lastResult: nil, lastHealthy: lastHealthy))
 
                 let plan = try await app.run("restore-job", ["--plan"], environment: scenario.environment())
                 #expect(plan.succeeded, "\(plan.stderr)")
@@ -186,9 +186,3 @@ struct RollbackRunnerTests {
     }
 }
 
-/// Writes a heartbeat as a sidecar would.
-enum HeartbeatWriter {
-    static func write(_ heartbeat: HealthHeartbeat, to storage: any Storage) throws {
-        try storage.put(key: HealthHeartbeat.key(for: heartbeat.sidecar), data: Array(try ContingencyJSON.encoder().encode(heartbeat)))
-    }
-}

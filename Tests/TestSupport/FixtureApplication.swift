@@ -88,14 +88,7 @@ public final class FixtureApplication: Sendable {
     }
 
     /// The status `/healthz` answers now, or nil when nothing answers. (In scripted mode it consumes one.)
-    public func probe() async -> Int? {
-        guard
-            let result = try? await ProcessRunner.run(
-                "curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", healthURL],
-                timeout: .seconds(20))
-        else { return nil }
-        return Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { $0 == 0 ? nil : $0 }
-    }
+    public func probe() async -> Int? { await httpStatus(healthURL, maxTime: 10) }
 
     /// SIGTERM, SIGKILL after 5 s; returns once it is gone. Idempotent.
     public func stop() async { await serverProcess.stop() }

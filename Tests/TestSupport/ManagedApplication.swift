@@ -77,14 +77,7 @@ public final class ManagedApplication: Sendable {
     }
 
     /// The HTTP status of /healthz now, or nil when nothing answers.
-    public func status() async -> Int? {
-        guard
-            let result = try? await ProcessRunner.run(
-                "curl", ["-s", "-o", "/dev/null", "-m", "3", "-w", "%{http_code}", healthURL], timeout: .seconds(10)),
-            let code = Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), code > 0
-        else { return nil }
-        return code
-    }
+    public func status() async -> Int? { await httpStatus(healthURL, maxTime: 3) }
 
     /// What the app script recorded: "app started: pid …", "app stopped".
     public func events() -> [String] {

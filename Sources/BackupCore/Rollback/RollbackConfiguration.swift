@@ -59,7 +59,7 @@ public struct RollbackConfiguration: Sendable, Equatable {
         let poll = try values.duration(Settings.restorePollInterval)
         guard poll >= 1 else { throw .configuration("RESTORE_POLL_INTERVAL must be at least 1s") }
         let runner = try values.nonEmpty(Settings.sidecarID) ?? ProcessInfo.processInfo.hostName
-        guard RunnerHeartbeat.isValidName(runner) else {
+        guard StoreObjectName.isValid(runner) else {
             throw .configuration("SIDECAR_ID=\(runner) may hold only letters, digits, '.', '_' and '-'")
         }
         return RollbackConfiguration(
@@ -98,10 +98,4 @@ public struct RunnerHeartbeat: Codable, Sendable, Equatable {
 
     public static func key(for runner: String) -> String { "\(folder)/\(runner).json" }
 
-    public static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.count <= 128 && !name.hasPrefix(".")
-            && name.unicodeScalars.allSatisfy {
-                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)
-            }
-    }
 }

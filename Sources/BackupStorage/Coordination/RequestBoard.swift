@@ -206,12 +206,7 @@ public struct RequestBoard: Sendable {
         }
     }
 
-    static func isValidID(_ id: String) -> Bool {
-        !id.isEmpty && id.count <= 128 && !id.hasPrefix(".")
-            && id.unicodeScalars.allSatisfy {
-                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)
-            }
-    }
+    static func isValidID(_ id: String) -> Bool { StoreObjectName.isValid(id) }
 
     private func encode(_ request: StoreRequest) throws -> [UInt8] {
         Array(try ContingencyJSON.encoder().encode(request))
