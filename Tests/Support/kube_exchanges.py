@@ -42,7 +42,8 @@ exchange.
 
 Control API (no token, never counted as an exchange):
 
-    GET /__replay__/report   {"failures": ["..."], "unconsumed": ["METHOD path: description", ...], "served": n}
+    GET /__replay__/report   {"failures": ["..."], "unconsumed": ["METHOD path: description", ...], "served": n,
+                             "answered": requests answered, a repeating exchange's repeats included}
 """
 
 import argparse
@@ -144,6 +145,7 @@ class Replay:
         self.next = 0
         self.repeating = None
         self.failures = []
+        self.answered = 0
         self.lock = threading.Lock()
 
     def answer(self, method, target, headers, body):
@@ -151,6 +153,7 @@ class Replay:
         answered once gives way to the next one when the request is not its own."""
         if self.repeating is not None:
             if self.mismatch(self.repeating, method, target, headers, body) is None:
+                self.answered += 1
                 return self.exchanges[self.repeating]["response"], None
             self.repeating = None
         if self.next >= len(self.exchanges):
@@ -162,6 +165,7 @@ class Replay:
         if exchange.get("repeat"):
             self.repeating = self.next
         self.next += 1
+        self.answered += 1
         return exchange["response"], None
 
     def mismatch(self, index, method, target, headers, body):
@@ -223,7 +227,8 @@ class Handler(BaseHTTPRequestHandler):
             with replay.lock:
                 unconsumed = [f"{e['request']['method']} {e['request']['path']}: {e.get('description', '')}"
                               for e in replay.exchanges[replay.next:]]
-                self.send_json(200, {"failures": replay.failures, "unconsumed": unconsumed, "served": replay.next})
+                self.send_json(200, {"failures": replay.failures, "unconsumed": unconsumed, "served": replay.next,
+                                     "answered": replay.answered})
             return
         with replay.lock:
             response, failure = replay.answer(self.command, self.path, self.headers, body)

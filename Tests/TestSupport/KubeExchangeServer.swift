@@ -103,10 +103,13 @@ public final class KubeExchangeServer: Sendable {
         public let failures: [String]
         /// Exchanges not served yet.
         public let unconsumed: [String]
+        /// Written exchanges served.
         public let served: Int
+        /// Requests answered, each repeat of a repeating exchange included.
+        public let answered: Int
 
         public var description: String {
-            "served \(served) exchange(s)"
+            "served \(served) exchange(s) in \(answered) answer(s)"
                 + (failures.isEmpty ? "" : "\nunexpected requests:\n  " + failures.joined(separator: "\n  "))
                 + (unconsumed.isEmpty ? "" : "\nexchanges never requested:\n  " + unconsumed.joined(separator: "\n  "))
         }
