@@ -20,6 +20,7 @@ public func buildApplication(_ context: SidecarContext) -> some ApplicationProto
         logger: context.logger)
     app.addServices(ProbeLoopService(loop: context.probeLoop))
     if let liveness = context.liveness { app.addServices(LivenessService(liveness: liveness, logger: context.logger)) }
+    app.addServices(StartupPagesService(status: context.status, logger: context.logger))
     return app
 }
 
@@ -43,5 +44,22 @@ struct LivenessService: Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown { await liveness.run(logger: logger) }
+    }
+}
+
+/// Once the sidecar has started and finished its first probe round, gives back the code pages only the start
+/// touched (`StartupPages`): an idle sidecar then holds the pages it uses, not every page it ever ran.
+struct StartupPagesService: Service {
+    let status: SidecarStatus
+    let logger: Logger
+
+    func run() async throws {
+        while status.snapshot.lastIteration == nil {
+            guard (try? await Task.sleep(for: .seconds(1))) != nil, !Task.isShuttingDownGracefully else { return }
+        }
+        let advised = ProcessSetup.releaseStartupPages()
+        logger.debug("Start-up pages given back to the kernel (\(advised >> 20) MiB of read-only mappings advised)")
+        // A service that returns would end the group: this one waits for the shutdown like the others.
+        try? await gracefulShutdown()
     }
 }

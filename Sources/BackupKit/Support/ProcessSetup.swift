@@ -18,4 +18,9 @@ public enum ProcessSetup {
         signal(SIGPIPE, SIG_IGN)
         MemoryTuning.returnLargeBuffersToSystem()
     }()
+
+    /// For a long-running process, once it has started: gives back the read-only pages only the start touched
+    /// (`StartupPages`). Returns the bytes advised.
+    @discardableResult
+    public static func releaseStartupPages() -> Int { StartupPages.release() }
 }
