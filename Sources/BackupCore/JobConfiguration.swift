@@ -327,6 +327,8 @@ public struct SidecarConfiguration: Sendable, Equatable {
     public var backupStaleAfterSeconds: Int
     /// How long an incident's rollback request stays valid.
     public var rollbackWindowSeconds: Int
+    /// The admin API (`/api/backups…`).
+    public var api = APIConfiguration(token: nil)
 
     public init(
         health: HealthConfiguration, store: StoreConfiguration, intervalSeconds: Int = 300, failureThreshold: Int = 3,
@@ -351,7 +353,7 @@ public struct SidecarConfiguration: Sendable, Equatable {
             Settings.healthCheckInterval, Settings.healthCheckFailures, Settings.healthCheckStartPeriod, Settings.sidecarID,
             Settings.sidecarBind, Settings.sidecarPort, Settings.livenessFile, Settings.backupStaleAfter,
             Settings.rollbackWindow,
-        ] + StoreConfiguration.settings
+        ] + APIConfiguration.settings + StoreConfiguration.settings
 
     /// `hostName` names the sidecar when SIDECAR_ID is unset (a pod's name in Kubernetes, a container id in
     /// Docker).
@@ -368,7 +370,7 @@ public struct SidecarConfiguration: Sendable, Equatable {
         }
         let bind = try values.required(Settings.sidecarBind)
         guard !bind.isEmpty else { throw .configuration("SIDECAR_BIND is empty", hint: "use 0.0.0.0, 127.0.0.1 or ::") }
-        return SidecarConfiguration(
+        var configuration = SidecarConfiguration(
             health: health, store: store, intervalSeconds: interval,
             failureThreshold: try values.integer(Settings.healthCheckFailures, in: 1...1000) ?? 3,
             startPeriodSeconds: try values.duration(Settings.healthCheckStartPeriod),
@@ -377,6 +379,8 @@ public struct SidecarConfiguration: Sendable, Equatable {
             livenessFile: try values.string(Settings.livenessFile) ?? "",
             backupStaleAfterSeconds: try values.duration(Settings.backupStaleAfter),
             rollbackWindowSeconds: try values.duration(Settings.rollbackWindow))
+        configuration.api = try APIConfiguration.load(values)
+        return configuration
     }
 }
 

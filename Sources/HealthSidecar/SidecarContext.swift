@@ -4,36 +4,64 @@ import BackupStorage
 import Foundation
 import Logging
 
-/// Everything the sidecar's services and routes share: its configuration, the store, the probe loop and what
-/// the loop last did. Built once per process (or per test).
+/// Everything the sidecar's services and routes share: its configuration, the stores, the probe loop and what
+/// the loop last did, and the admin API's state. Built once per process (or per test).
 public struct SidecarContext: Sendable {
     public let configuration: SidecarConfiguration
-    public let storage: any Storage
+    /// Where heartbeats, requests and new backups go (the volume, else the bucket).
+    public var storage: any Storage { stores.primary }
+    /// Every store: the API lists, deletes and restores across the volume and its bucket copy.
+    public let stores: Stores
+    /// The process's settings: `POST /api/backups` loads the backup's configuration from them when it is asked
+    /// for, so a sidecar without database settings still serves everything else. nil: no backups through the API.
+    public let values: ConfigurationValues?
     public let status: SidecarStatus
     public let freshness: BackupFreshness
     public let probeLoop: ProbeLoop
     public let liveness: Liveness?
+    public let events: RollbackEvents
+    /// Repeated wrong tokens, per client.
+    let brake: TokenBrake
     public let logger: Logger
 
     /// `logger` writes the server's and the loop's lines; `events` receives incidents (by default the log
     /// subscriber, writing `[Rollback] …` lines).
     public init(
-        configuration: SidecarConfiguration, storage: any Storage, logger: Logger, events: RollbackEvents? = nil,
-        livenessInterval: Duration = .seconds(10)
+        configuration: SidecarConfiguration, stores: Stores, values: ConfigurationValues? = nil, logger: Logger,
+        events: RollbackEvents? = nil, livenessInterval: Duration = .seconds(10)
     ) {
         self.configuration = configuration
-        self.storage = storage
+        self.stores = stores
+        self.values = values
         self.logger = logger
         let status = SidecarStatus()
         self.status = status
+        let events = events ?? .logging(to: logger)
+        self.events = events
         freshness = BackupFreshness(
-            storage: storage, prefix: configuration.store.prefix,
+            storage: stores.primary, prefix: configuration.store.prefix,
             staleAfter: TimeInterval(configuration.backupStaleAfterSeconds))
         probeLoop = ProbeLoop(
-            configuration: configuration, storage: storage, events: events ?? .logging(to: logger), status: status,
-            logger: logger)
+            configuration: configuration, storage: stores.primary, events: events, status: status, logger: logger)
         liveness =
             configuration.livenessFile.isEmpty
             ? nil : Liveness(path: configuration.livenessFile, interval: livenessInterval)
+        brake = TokenBrake()
+    }
+
+    /// A sidecar over one store (its staging folder beside it for a volume).
+    public init(
+        configuration: SidecarConfiguration, storage: any Storage, values: ConfigurationValues? = nil, logger: Logger,
+        events: RollbackEvents? = nil, livenessInterval: Duration = .seconds(10)
+    ) throws {
+        let staging: LocalStaging
+        if let volume = storage as? VolumeStorage {
+            staging = volume.staging
+        } else {
+            staging = try LocalStaging(creating: configuration.store.stagingDirectory)
+        }
+        self.init(
+            configuration: configuration, stores: Stores(primary: storage, staging: staging), values: values,
+            logger: logger, events: events, livenessInterval: livenessInterval)
     }
 }

@@ -28,7 +28,13 @@ public enum SidecarProcess {
         }
         do {
             let app = buildApplication(
-                SidecarContext(configuration: configuration, storage: stores.primary, logger: logger))
+                SidecarContext(configuration: configuration, stores: stores, values: values, logger: logger))
+            if configuration.api.token == nil {
+                logger.warning(
+                    "The admin API is disabled: API_ADMIN_TOKEN is not set, so every /api route answers 503 (set API_ADMIN_TOKEN or API_ADMIN_TOKEN_FILE; openssl rand -hex 32 makes one)")
+            } else {
+                logger.info("The admin API is enabled on /api/backups (X-API-Token)")
+            }
             try await app.runService()
             logger.info("Stopped: the probe loop and the server have shut down")
             return .ok

@@ -23,7 +23,7 @@ struct SidecarRouterTests {
             backupStaleAfterSeconds: staleAfter)
         var logger = Logger(label: "sidecar-test")
         logger.logLevel = .warning
-        return SidecarContext(
+        return try SidecarContext(
             configuration: configuration, storage: try VolumeStorage(root: store.path), logger: logger)
     }
 

@@ -70,7 +70,7 @@ let logger = JobLogHandler.logger("Health", format: format)
 do {
     let configuration = try SidecarConfiguration.load(values, hostName: ProcessInfo.processInfo.hostName)
     let stores = try await Blocking.run { try Stores.open(configuration.store, logger: logger) }
-    let app = buildApplication(SidecarContext(configuration: configuration, storage: stores.primary, logger: logger))
+    let app = buildApplication(SidecarContext(configuration: configuration, stores: stores, logger: logger))
     let cue = BackupOnCue(format: format)
     let group = ServiceGroup(
         configuration: .init(

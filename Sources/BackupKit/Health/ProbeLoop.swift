@@ -124,57 +124,67 @@ public struct ProbeLoop: Sendable {
     /// Creates (or finds) the incident's rollback request. Returns its id, or nil when the store failed (tried
     /// again after the next failed probe).
     private func openIncident(heartbeat: HealthHeartbeat, reason: String) async -> String? {
-        let storage = storage
-        let sidecar = sidecar
-        let window = TimeInterval(configuration.rollbackWindowSeconds)
-        let failures = heartbeat.consecutiveFailures
-        let own = heartbeat
         do {
-            let (request, created) = try await Blocking.run {
-                // The request's times are the store's: the runner judges its expiry by the store's clock, so a
-                // sidecar whose clock runs behind does not write requests that are already expired.
-                let now = (try? storage.currentTime()) ?? Date()
-                let expires = now.addingTimeInterval(window)
-                let heartbeats = HeartbeatStore(storage: storage).all()
-                // Our own as written; in memory if it could not be read back. A healthy probe dated ahead of the
-                // store's clock (a sidecar whose clock runs ahead, a forged heartbeat) is not believed: it would
-                // fix the incident id for good, and every later incident would find its request finished.
-                let believable = now.addingTimeInterval(IncidentID.clockAllowance)
-                let lastHealthy = (heartbeats.isEmpty ? [own] : heartbeats).compactMap(\.lastHealthy)
-                    .filter { $0 <= believable }.max()
-                let id = IncidentID.make(lastHealthy: lastHealthy)
-                return try RequestBoard(storage: storage).submit(
-                    id: id, intent: .rollback, requestedBy: "health-sidecar \(sidecar)", now: now, expires: expires,
-                    incident: StoreRequest.Incident(
-                        sidecar: sidecar, opened: now, lastHealthy: lastHealthy, failures: failures, lastResult: reason)
-                )
-            }
-            status.update {
-                $0.storeError = nil
-                $0.lastStoreWrite = Date()
-            }
-            if created {
-                logger.warning(
-                    "[Backup] Rollback requested after \(failures) consecutive failed health checks: request \(request.id) (last healthy \(request.incident?.lastHealthy.map { ISO8601DateFormatter().string(from: $0) } ?? "never"))"
-                )
-            } else {
-                logger.warning(
-                    "[Backup] Rollback for this incident already requested by \(request.requestedBy): request \(request.id) (\(request.status.rawValue))"
-                )
-            }
-            // One event per incident, from the sidecar that created its request: five sidecars watching one app
-            // notify once.
-            if created {
-                await events.publish(
-                    .incidentOpened(request: request.id, sidecar: sidecar, failures: failures, lastResult: reason))
-            }
-            return request.id
+            return try await requestRollback(failures: heartbeat.consecutiveFailures, reason: reason, own: heartbeat)
+                .request.id
         } catch {
             logger.error(
                 "Could not create the rollback request in \(storage): \(error); trying again after the next probe")
             status.update { $0.storeError = "cannot create the rollback request in \(storage): \(error)" }
             return nil
         }
+    }
+
+    /// Creates the current incident's rollback request, or finds it when another sidecar (or an earlier call)
+    /// made it: the probe loop when the failures reach the threshold, and the admin API's
+    /// `POST /api/backups/rollback/auto` when its own probe fails (it joins the open incident, or opens it).
+    /// `requestedBy` names who asked (default: this sidecar). Returns the request as stored and whether this call
+    /// created it; publishes `.incidentOpened` when it did.
+    public func requestRollback(
+        failures: Int, reason: String, own: HealthHeartbeat? = nil, requestedBy: String? = nil
+    ) async throws -> (request: StoreRequest, created: Bool) {
+        let storage = storage
+        let sidecar = sidecar
+        let window = TimeInterval(configuration.rollbackWindowSeconds)
+        let ownHeartbeat = own ?? status.snapshot.heartbeat
+        let requester = requestedBy ?? "health-sidecar \(sidecar)"
+        let (request, created) = try await Blocking.run {
+            // The request's times are the store's: the runner judges its expiry by the store's clock, so a
+            // sidecar whose clock runs behind does not write requests that are already expired.
+            let now = (try? storage.currentTime()) ?? Date()
+            let expires = now.addingTimeInterval(window)
+            let heartbeats = HeartbeatStore(storage: storage).all()
+            // Our own as written; in memory if it could not be read back. A healthy probe dated ahead of the
+            // store's clock (a sidecar whose clock runs ahead, a forged heartbeat) is not believed: it would
+            // fix the incident id for good, and every later incident would find its request finished.
+            let believable = now.addingTimeInterval(IncidentID.clockAllowance)
+            let known = heartbeats.isEmpty ? (ownHeartbeat.map { [$0] } ?? []) : heartbeats
+            let lastHealthy = known.compactMap(\.lastHealthy).filter { $0 <= believable }.max()
+            let id = IncidentID.make(lastHealthy: lastHealthy)
+            return try RequestBoard(storage: storage).submit(
+                id: id, intent: .rollback, requestedBy: requester, now: now, expires: expires,
+                incident: StoreRequest.Incident(
+                    sidecar: sidecar, opened: now, lastHealthy: lastHealthy, failures: failures, lastResult: reason)
+            )
+        }
+        status.update {
+            $0.storeError = nil
+            $0.lastStoreWrite = Date()
+        }
+        if created {
+            logger.warning(
+                "[Backup] Rollback requested after \(failures) consecutive failed health checks: request \(request.id) (last healthy \(request.incident?.lastHealthy.map { ISO8601DateFormatter().string(from: $0) } ?? "never"))"
+            )
+            // One event per incident, from whoever created its request: five sidecars watching one app notify
+            // once.
+            await events.publish(
+                .incidentOpened(request: request.id, sidecar: sidecar, failures: failures, lastResult: reason))
+        } else {
+            logger.warning(
+                "[Backup] Rollback for this incident already requested by \(request.requestedBy): request \(request.id) (\(request.status.rawValue))"
+            )
+        }
+        return (request, created)
     }
 
     /// Writes the heartbeat; a failure is logged and reported, never thrown.
