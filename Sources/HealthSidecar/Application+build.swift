@@ -9,7 +9,7 @@ import ServiceLifecycle
 /// liveness file as services of the same ServiceGroup. `health-sidecar --loop` runs it with `runService()`
 /// (SIGTERM and SIGINT: graceful shutdown); tests call the same builder (`app.test(.router)` or `.live`).
 public func buildApplication(_ context: SidecarContext) -> some ApplicationProtocol {
-    let router = Router()
+    let router = Router(context: SidecarRequestContext.self)
     router.addSidecarRoutes(context)
     var app = Application(
         router: router,

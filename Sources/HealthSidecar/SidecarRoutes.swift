@@ -3,13 +3,14 @@ import BackupKit
 import Foundation
 import Hummingbird
 
-/// The sidecar's HTTP routes. Today `GET /healthz`; the admin API (`/api/backups…`, DESIGN.md §6) and
-/// `GET /metrics` are added here, each group in its own `Router+<Group>.swift` extension, when they come.
-extension Router {
+/// The sidecar's HTTP routes: `GET /healthz` (its own health, no token), and the admin API under `/api`
+/// (`APIGate` first: token, brake, JSON errors), each group in its own `Router+<Group>.swift` extension.
+extension Router<SidecarRequestContext> {
     func addSidecarRoutes(_ context: SidecarContext) {
+        // Before any route: a router's middleware applies to the routes added after it.
+        add(middleware: APIGate(sidecar: context))
         get("healthz") { _, _ in await SidecarHealth.response(context) }
-        // addBackupRoutes(context)   the admin API (API_ADMIN_TOKEN), with the API issue
-        // addMetricsRoute(context)   GET /metrics, with the observability issue
+        addBackupRoutes(context)
     }
 }
 

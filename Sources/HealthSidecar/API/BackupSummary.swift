@@ -1,0 +1,54 @@
+import BackupCore
+import BackupKit
+import BackupStorage
+import Foundation
+
+/// One backup as the API lists it: the runbook's fields (`filename`, `size`, `sizeFormatted`, `created`, `age`)
+/// and what an operator decides on beside them.
+struct BackupSummary: Encodable, Sendable {
+    let filename: String
+    let size: Int64
+    let sizeFormatted: String
+    let created: Date
+    let age: String
+    let compression: String
+    let encrypted: Bool
+    let signed: Bool
+    /// `backup` (scheduled or asked for), `safety` (taken by a rollback before it ran), …
+    let kind: String
+    let label: String?
+    /// The newest drill or verification: nil when none ran.
+    let verified: Verified?
+    /// Where it is: `volume`, `bucket`, or both.
+    let stores: [String]
+    let database: String
+    let version: String?
+
+    struct Verified: Encodable, Sendable {
+        let at: Date
+        let ok: Bool
+        let detail: String
+    }
+
+    init(_ entry: BackupEntry, stores: [String], now: Date) {
+        filename = entry.fileName
+        size = entry.size
+        sizeFormatted = ByteFormat.string(entry.size)
+        created = entry.name.date
+        age = DurationFormat.age(seconds: now.timeIntervalSince(entry.name.date))
+        compression = entry.name.compression.rawValue
+        encrypted = entry.manifest.archive.encrypted
+        signed = entry.manifest.signature != nil
+        kind = entry.manifest.metadata.kind?.rawValue ?? "backup"
+        label = entry.manifest.metadata.label
+        verified = entry.manifest.verified.map { Verified(at: $0.at, ok: $0.ok, detail: $0.detail) }
+        self.stores = stores
+        database = entry.manifest.metadata.database
+        version = entry.manifest.metadata.version
+    }
+
+    /// The name a store goes by in the API.
+    static func storeName(_ storage: any Storage) -> String {
+        storage is VolumeStorage ? "volume" : "bucket"
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+import Hummingbird
+
+/// Reads a route's small JSON body: at most `APIResponse.bodyLimit` bytes (413 beyond), an object of the given
+/// shape (400 naming what is wrong otherwise), or nothing at all when the route takes an optional body. The
+/// media type is not required: the runbook's own `curl -d '{"retentionDays": 7}'` sends it as a form.
+enum RequestBody {
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, optional: Bool) async throws -> T? {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: APIResponse.bodyLimit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw APIError(.contentTooLarge, "the request body is larger than \(APIResponse.bodyLimit / 1024) KiB")
+        }
+        let data = Data(buffer: buffer)
+        if data.allSatisfy({ $0 == 0x20 || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }) {
+            if optional { return nil }
+            throw APIError(.badRequest, "the request body is empty: send a JSON object")
+        }
+        guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
+            throw APIError(.badRequest, "the request body is not a JSON object")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
+            throw APIError(.badRequest, "\(field(context)) has the wrong type")
+        } catch DecodingError.keyNotFound(let key, _) {
+            throw APIError(.badRequest, "\(key.stringValue) is missing")
+        } catch DecodingError.dataCorrupted(let context) {
+            throw APIError(.badRequest, "\(field(context)) is not valid")
+        } catch {
+            throw APIError(.badRequest, "the request body is not understood")
+        }
+    }
+
+    private static func field(_ context: DecodingError.Context) -> String {
+        let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+        return path.isEmpty ? "the body" : path
+    }
+}

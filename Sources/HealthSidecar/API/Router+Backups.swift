@@ -1,0 +1,190 @@
+import BackupCore
+import BackupKit
+import BackupStorage
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// The admin API (DESIGN.md §6, described in docs/openapi.yaml): every route behind `APIGate`. Each handler
+/// parses and checks its input, calls the same use case as the jobs, and answers in the runbook's shapes.
+extension Router<SidecarRequestContext> {
+    func addBackupRoutes(_ sidecar: SidecarContext) {
+        let api = BackupsAPI(sidecar: sidecar)
+        let group = self.group("api/backups")
+        group.get { request, context in try await api.list(request, context) }
+        group.post { request, context in try await api.create(request, context) }
+        group.post("rollback/auto") { request, context in try await api.rollbackAuto(request, context) }
+        group.get("requests/:id") { request, context in try await api.requestStatus(request, context) }
+    }
+}
+
+/// The handlers of the admin API, over one sidecar's context.
+struct BackupsAPI: Sendable {
+    let sidecar: SidecarContext
+    var configuration: SidecarConfiguration { sidecar.configuration }
+    var prefix: String { configuration.store.prefix }
+
+    // MARK: GET /api/backups
+
+    struct ListBody: Encodable {
+        let success = true
+        let count: Int
+        let backups: [BackupSummary]
+    }
+
+    func list(_ request: Request, _ context: SidecarRequestContext) async throws -> Response {
+        let stores = sidecar.stores.all
+        let prefix = prefix
+        let logger = sidecar.logger
+        let (entries, locations) = try await Blocking.run { () throws -> ([BackupEntry], [String: [String]]) in
+            let catalog = BackupCatalog(storages: stores, prefix: prefix, logger: logger)
+            let entries = try catalog.list()
+            var locations: [String: [String]] = [:]
+            for storage in stores {
+                guard let names = try? catalog.completeNames(in: storage) else { continue }
+                for name in names { locations[name.fileName, default: []].append(BackupSummary.storeName(storage)) }
+            }
+            return (entries, locations)
+        }
+        let now = Date()
+        let backups = entries.map { BackupSummary($0, stores: locations[$0.fileName] ?? [], now: now) }
+        return APIResponse.json(ListBody(count: backups.count, backups: backups))
+    }
+
+    // MARK: POST /api/backups
+
+    struct CreateInput: Decodable {
+        var label: String?
+    }
+
+    struct CreatedBackup: Encodable {
+        let filename: String
+        let size: Int64
+        let sizeFormatted: String
+        let created: Date
+        let label: String?
+        let duration: Double
+    }
+
+    struct CreatedBody: Encodable {
+        let success = true
+        let message: String
+        let backup: CreatedBackup
+    }
+
+    struct AcceptedBody: Encodable {
+        let success = true
+        let message: String
+        let request: String
+        let status: String
+    }
+
+    func create(_ request: Request, _ context: SidecarRequestContext) async throws -> Response {
+        let input = try await RequestBody.decode(CreateInput.self, from: request, optional: true)
+        let label = try Self.checkedLabel(input?.label)
+        let background = try Self.waitParameter(request) == false
+        guard let values = sidecar.values else {
+            throw APIError(.serviceUnavailable, "this sidecar takes no backups (it was started without its settings)")
+        }
+        var backup: BackupConfiguration
+        do {
+            backup = try BackupConfiguration.load(values)
+        } catch {
+            throw APIError(
+                .serviceUnavailable,
+                "this sidecar cannot take backups: \(error). Give it the backup settings (DATABASE_*, UPLOADS_DIR, …) as backup-job has them")
+        }
+        backup.store.lockTimeoutSeconds = configuration.api.backupWaitSeconds
+        if let label { backup.label = label }
+        var job = BackupJob(configuration: backup, stores: sidecar.stores, logger: sidecar.logger)
+        if backup.appControl.kind != .command { job.appControl = backup.appControl.makeAppControl(logger: sidecar.logger) }
+        let what = label.map { "backup (label \"\(LogText.clean($0))\")" } ?? "backup"
+        sidecar.logger.info("[API] POST /api/backups from \(context.client): \(what) asked for")
+        guard background else {
+            let result = try await job.run()
+            sidecar.logger.info("[API] POST /api/backups from \(context.client): \(result.name.fileName) created")
+            return APIResponse.json(CreatedBody(message: "Backup créé avec succès", backup: Self.created(result)))
+        }
+        let board = RequestBoard(storage: sidecar.storage)
+        let requester = "api \(context.client)"
+        let worker = configuration.sidecarID
+        let (stored, _) = try await Blocking.run {
+            try board.submit(intent: .backup, requestedBy: requester, now: Date())
+        }
+        let id = stored.id
+        _ = try await Blocking.run { try board.transition(id, from: .pending, to: .running, worker: worker) }
+        let logger = sidecar.logger
+        let client = context.client
+        Task.detached {
+            let outcome: (StoreRequest.Status, String, String?)
+            do {
+                let result = try await job.run()
+                logger.info("[API] Backup request \(id) from \(client): \(result.name.fileName) created")
+                outcome = (.succeeded, "created \(result.name.fileName) (\(ByteFormat.string(result.manifest.archive.size)))", result.name.fileName)
+            } catch {
+                logger.error("[API] Backup request \(id) from \(client) failed: \(error)")
+                outcome = (.failed, "\(error)", nil)
+            }
+            _ = try? await Blocking.run {
+                try board.update(id) { stored in
+                    guard stored.status == .running else { return false }
+                    stored.status = outcome.0
+                    stored.reason = outcome.1
+                    stored.target = outcome.2
+                    return true
+                }
+            }
+        }
+        return APIResponse.json(
+            AcceptedBody(message: "Backup démarré en arrière-plan", request: id, status: "/api/backups/requests/\(id)"),
+            status: .accepted, headers: [.location: "/api/backups/requests/\(id)"])
+    }
+
+    static func created(_ result: BackupResult) -> CreatedBackup {
+        CreatedBackup(
+            filename: result.name.fileName, size: result.manifest.archive.size,
+            sizeFormatted: ByteFormat.string(result.manifest.archive.size), created: result.name.date,
+            label: result.manifest.metadata.label, duration: (result.duration * 1000).rounded() / 1000)
+    }
+
+    /// `?wait=true|false` (default true).
+    static func waitParameter(_ request: Request) throws -> Bool {
+        guard let raw = request.uri.queryParameters.get("wait") else { return true }
+        switch raw.lowercased() {
+        case "true", "1", "yes", "": return true
+        case "false", "0", "no": return false
+        default: throw APIError(.badRequest, "wait=\(LogText.clean(raw, limit: 40)) is not true or false")
+        }
+    }
+
+    /// A label is an operator's note: one line of at most 200 characters.
+    static func checkedLabel(_ label: String?) throws -> String? {
+        guard let label else { return nil }
+        let trimmed = label.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty else { throw APIError(.badRequest, "label is empty") }
+        guard trimmed.count <= 200 else { throw APIError(.badRequest, "label is longer than 200 characters") }
+        guard !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw APIError(.badRequest, "label holds control characters")
+        }
+        return trimmed
+    }
+
+    // MARK: GET /api/backups/requests/:id
+
+    struct RequestEnvelope: Encodable {
+        let success = true
+        let request: StoreRequest
+    }
+
+    func requestStatus(_ request: Request, _ context: SidecarRequestContext) async throws -> Response {
+        let id = context.parameters.get("id") ?? ""
+        guard StoreObjectName.isValid(id) else {
+            throw APIError(.badRequest, "\(LogText.clean(id, limit: 80)) is not a request id")
+        }
+        let board = RequestBoard(storage: sidecar.storage)
+        guard let stored = try await Blocking.run({ try board.get(id) }) else {
+            throw APIError(.notFound, "no request \(id)")
+        }
+        return APIResponse.json(RequestEnvelope(request: stored.request))
+    }
+}
