@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 
 /// Reads a route's small JSON body: at most `APIResponse.bodyLimit` bytes (413 beyond), an object of the given
 /// shape (400 naming what is wrong otherwise), or nothing at all when the route takes an optional body. The
@@ -10,6 +11,8 @@ enum RequestBody {
         let buffer: ByteBuffer
         do {
             buffer = try await request.collectBody(upTo: APIResponse.bodyLimit)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, "the request body is larger than \(APIResponse.bodyLimit / 1024) KiB")
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw APIError(.contentTooLarge, "the request body is larger than \(APIResponse.bodyLimit / 1024) KiB")
         }
