@@ -1,0 +1,168 @@
+import BackupCore
+import BackupKit
+import BackupStorage
+import Foundation
+import TestSupport
+import Testing
+
+/// The admin API as operators use it: the runbook's `curl` commands against a real `health-sidecar --loop`, a
+/// real PostgreSQL, the fixture application, and (for the rollback) a real `restore-job --loop`.
+@Suite("Admin API", .serialized)
+struct AdminAPITests {
+    static let token = "3f1c0a9e5b7d4e2f8a6c1b0d9e7f5a3c"
+
+    /// The port `process` (a sidecar) serves on, once it does.
+    static func port(of process: LaunchedProcess) async throws -> Int {
+        var port: Int?
+        try await eventually(timeout: .seconds(120), "the sidecar to serve HTTP") {
+            guard process.isRunning else { throw TestSupportError("the sidecar exited: \(process.stderrSoFar)") }
+            port =
+                process.stdoutSoFar.split(separator: "\n").lazy.compactMap { line -> Int? in
+                    guard line.contains("Server started and listening on") else { return nil }
+                    return line.split(separator: ":").last.flatMap { Int($0) }
+                }.first
+            return port != nil
+        }
+        return port!
+    }
+
+    /// A sidecar with the API enabled over the fixture's store, probing `url`.
+    static func withSidecar<T>(
+        _ app: ApplicationFixture, url: String, _ extra: [String: String] = [:],
+        _ body: (APIClient, LaunchedProcess) async throws -> T
+    ) async throws -> T {
+        let process = try app.launch(
+            "health-sidecar", ["--loop"],
+            environment: [
+                "HEALTH_CHECK_URL": url, "HEALTH_CHECK_INTERVAL": "1s", "HEALTH_CHECK_TIMEOUT": "5s",
+                "SIDECAR_ID": "api-sidecar", "SIDECAR_BIND": "127.0.0.1", "SIDECAR_PORT": "0",
+                "API_ADMIN_TOKEN": token,
+            ].merging(extra) { $1 })
+        do {
+            let client = try APIClient(port: try await port(of: process), token: token, folder: app.root.url)
+            let result = try await body(client, process)
+            _ = await process.terminateAndWait()
+            return result
+        } catch {
+            _ = await process.terminateAndWait()
+            throw TestSupportError("\(error)\nsidecar log:\n\(process.stdoutSoFar)\(process.stderrSoFar)")
+        }
+    }
+
+    static func archives(_ app: ApplicationFixture) throws -> [String] {
+        try app.storeFiles().filter { $0.hasPrefix("visual_backup_") && !$0.hasSuffix(".json") }.sorted()
+    }
+
+    @Test("the runbook's curls: POST /api/backups takes a backup and answers with it; GET lists it in the runbook's shape")
+    func createAndList() async throws {
+        try await ApplicationFixture.with(uploadFiles: 12) { app in
+            try await FixtureApplication.with(app) { fixture in
+                try await Self.withSidecar(app, url: fixture.healthURL) { api, sidecar in
+                    let created = try await api.call("POST", "/api/backups")
+                    #expect(created.status == 200, "\(created)")
+                    let json = created.json
+                    #expect(json["success"] as? Bool == true && json["message"] as? String == "Backup créé avec succès")
+                    let backup = try #require(json["backup"] as? [String: Any], "\(created)")
+                    let filename = try #require(backup["filename"] as? String)
+                    #expect(try Self.archives(app) == [filename])
+                    let size = try #require(backup["size"] as? Int)
+                    let onDisk = try FileManager.default.attributesOfItem(
+                        atPath: app.backupDirectory.appendingPathComponent(filename).path)[.size] as? Int
+                    #expect(size == onDisk)
+                    #expect(backup["sizeFormatted"] as? String == ByteFormat.string(Int64(size)))
+                    let createdAt = try #require(backup["created"] as? String)
+                    // 2025-01-15T14:30:00.000Z: the name's time, in milliseconds, UTC.
+                    #expect(createdAt.count == 24 && createdAt.hasSuffix(".000Z"), "\(createdAt)")
+                    #expect(filename.contains(createdAt.prefix(10)))
+
+                    // A labelled one, "the current state for investigation": listed with its label, newest first.
+                    let labelled = try await api.call("POST", "/api/backups", body: #"{"label": "before the 2.5 deploy"}"#)
+                    #expect(labelled.status == 200, "\(labelled)")
+                    let list = try await api.call("GET", "/api/backups")
+                    #expect(list.status == 200, "\(list)")
+                    #expect(list.json["success"] as? Bool == true && list.json["count"] as? Int == 2)
+                    let backups = try #require(list.json["backups"] as? [[String: Any]])
+                    #expect(backups.count == 2)
+                    #expect(backups.last?["filename"] as? String == filename)
+                    #expect(backups.first?["label"] as? String == "before the 2.5 deploy")
+                    for entry in backups {
+                        for key in ["filename", "size", "sizeFormatted", "created", "age"] {
+                            #expect(entry[key] != nil, "\(key) missing in \(entry)")
+                        }
+                        #expect((entry["age"] as? String)?.hasSuffix("s") == true || (entry["age"] as? String)?.hasSuffix("m") == true)
+                        #expect(entry["stores"] as? [String] == ["volume"])
+                    }
+                    // The label is in the backup's own metadata: the rollback never takes it.
+                    let manifest = try ContingencyJSON.decoder().decode(
+                        Manifest.self,
+                        from: Data(
+                            contentsOf: app.backupDirectory.appendingPathComponent(
+                                "\(try #require(backups.first?["filename"] as? String)).json")))
+                    #expect(manifest.metadata.label == "before the 2.5 deploy")
+                    // Every mutating call is logged with who asked; the token never is.
+                    let log = sidecar.stdoutSoFar + sidecar.stderrSoFar
+                    #expect(log.contains("[API] POST /api/backups from 127.0.0.1: \(filename) created"), "\(log)")
+                    #expect(!log.contains(Self.token))
+                }
+            }
+        }
+    }
+
+    @Test("?wait=false answers 202 with the request at once; the request ends succeeded naming the backup")
+    func background() async throws {
+        try await ApplicationFixture.with(uploadFiles: 12) { app in
+            try await FixtureApplication.with(app) { fixture in
+                try await Self.withSidecar(app, url: fixture.healthURL) { api, _ in
+                    let accepted = try await api.call("POST", "/api/backups?wait=false")
+                    #expect(accepted.status == 202, "\(accepted)")
+                    let id = try #require(accepted.json["request"] as? String)
+                    #expect(accepted.headers["location"] == "/api/backups/requests/\(id)")
+                    var final: [String: Any] = [:]
+                    try await eventually(timeout: .seconds(300), "the background backup to end") {
+                        let answer = try await api.call("GET", "/api/backups/requests/\(id)")
+                        final = answer.json["request"] as? [String: Any] ?? [:]
+                        return ["succeeded", "failed"].contains(final["status"] as? String ?? "")
+                    }
+                    #expect(final["status"] as? String == "succeeded", "\(final)")
+                    #expect(final["intent"] as? String == "backup" && final["requestedBy"] as? String == "api 127.0.0.1")
+                    #expect(try Self.archives(app) == [try #require(final["target"] as? String)])
+                }
+            }
+        }
+    }
+
+    @Test("while another job holds the store, POST /api/backups waits API_BACKUP_WAIT, then 409 naming the holder")
+    func busyStore() async throws {
+        try await ApplicationFixture.with(uploadFiles: 12) { app in
+            try await FixtureApplication.with(app) { fixture in
+                try await Self.withSidecar(app, url: fixture.healthURL, ["API_BACKUP_WAIT": "2s"]) { api, _ in
+                    let store = try VolumeStorage(root: app.backupDirectory.path)
+                    let lease = try await Lease.acquire("store", storage: store, job: "restore-job", ttl: 60, timeout: 0)
+                    let refused = try await api.call("POST", "/api/backups")
+                    lease.release()
+                    #expect(refused.status == 409, "\(refused)")
+                    #expect(refused.json["success"] as? Bool == false)
+                    #expect((refused.json["error"] as? String)?.contains("locked by restore-job") == true, "\(refused)")
+                    #expect(try Self.archives(app).isEmpty)
+                    let after = try await api.call("POST", "/api/backups")
+                    #expect(after.status == 200, "\(after)")
+                }
+            }
+        }
+    }
+
+    @Test("rollback/auto on a healthy app: rolledBack false, no request, nothing touched")
+    func rollbackAutoHealthy() async throws {
+        try await ApplicationFixture.with(uploadFiles: 12) { app in
+            try await FixtureApplication.with(app) { fixture in
+                try await Self.withSidecar(app, url: fixture.healthURL) { api, _ in
+                    let answer = try await api.call("POST", "/api/backups/rollback/auto")
+                    #expect(answer.status == 200, "\(answer)")
+                    #expect(answer.json["success"] as? Bool == true && answer.json["rolledBack"] as? Bool == false)
+                    #expect(answer.json["message"] as? String == "Application is healthy, no rollback needed")
+                    #expect(try RequestBoard(storage: VolumeStorage(root: app.backupDirectory.path)).list().isEmpty)
+                }
+            }
+        }
+    }
+}
