@@ -1,0 +1,136 @@
+import BackupCore
+import Foundation
+import Testing
+import TestSupport
+
+/// RESTORE_PARTS (restore some parts, leave the others untouched) and `restore-job --extract` (unpack a backup
+/// for inspection, touch nothing live), with real backups, a real PostgreSQL and the real executables.
+@Suite(.serialized)
+struct SelectiveRestoreTests {
+    /// After a backup: a table with a row the backup does not have, an upload removed and one added, a rotated
+    /// secret in the .env. Returns the state right after the backup and the changed state.
+    static func backupThenChange(_ app: ApplicationFixture) async throws -> (backedUp: ApplicationSnapshot, changed: ApplicationSnapshot) {
+        let backup = try await app.run("backup-job")
+        try #require(backup.succeeded, "\(backup.stderr)")
+        let backedUp = try await app.snapshot()
+        _ = try await app.server.psql("CREATE TABLE added_later (id int); INSERT INTO added_later VALUES (42)", database: app.database)
+        try FileManager.default.removeItem(at: app.uploadsDirectory.appendingPathComponent("tiny.bin"))
+        try Data("new since the backup\n".utf8).write(to: app.uploadsDirectory.appendingPathComponent("added-later.txt"))
+        try Data("DATABASE_URL=postgres://app@db/visual_db\nSESSION_SECRET=rotated-since\n".utf8).write(to: app.envFile)
+        let changed = try await app.snapshot()
+        try #require(changed.database != backedUp.database && changed.uploads != backedUp.uploads && changed.env != backedUp.env)
+        return (backedUp, changed)
+    }
+
+    static func databases(_ app: ApplicationFixture, like pattern: String) async throws -> [String] {
+        try await app.server.query("SELECT datname FROM pg_database WHERE datname LIKE '\(pattern)' ORDER BY 1").map { $0[0] }
+    }
+
+    /// Folders or files a restore stages beside the uploads and the .env (`.uploads.restore-…`, `.env.restore-…`).
+    static func stagedLeftovers(_ app: ApplicationFixture) throws -> [String] {
+        let folders = Set([app.uploadsDirectory.deletingLastPathComponent().path, app.envFile.deletingLastPathComponent().path])
+        return try folders.flatMap { try FileManager.default.contentsOfDirectory(atPath: $0) }.filter { $0.contains(".restore-") }
+    }
+
+    @Test(
+        "RESTORE_PARTS restores only the parts named; the others keep what changed since the backup",
+        arguments: ["uploads", "env", "database", "uploads,env"])
+    func onlySomeParts(_ parts: String) async throws {
+        try await ApplicationFixture.with(uploadFiles: 12) { app in
+            let (backedUp, changed) = try await Self.backupThenChange(app)
+            let restore = try await app.run("restore-job", environment: ["RESTORE_PARTS": parts])
+            try #require(restore.succeeded, "\(restore)")
+            let chosen = Set(parts.split(separator: ",").map(String.init))
+            let after = try await app.snapshot()
+            #expect(after.uploads == (chosen.contains("uploads") ? backedUp.uploads : changed.uploads), "uploads")
+            #expect(after.env == (chosen.contains("env") ? backedUp.env : changed.env), ".env")
+            #expect(after.database == (chosen.contains("database") ? backedUp.database : changed.database), "database")
+            let kept = try await Self.databases(app, like: "visual\\_db\\_%")
+            // The database not chosen is neither dropped, swapped nor copied: no restore or kept database exists.
+            #expect(kept.isEmpty == !chosen.contains("database"), "\(kept)")
+            #expect(restore.stdout.contains("RESTORE_PARTS=\(parts)"), "the log names the parts: \(restore.stdout)")
+            #expect(restore.stdout.contains("Verified"), "the whole archive is still verified")
+            let envKept = FileManager.default.fileExists(atPath: app.envFile.path + ".before-restore")
+            #expect(envKept == chosen.contains("env"))
+            #expect(try Self.stagedLeftovers(app).isEmpty)
+        }
+    }
+
+    @Test("An unknown part, or a corrupt archive with RESTORE_PARTS=uploads, fails and touches nothing")
+    func refusalsTouchNothing() async throws {
+        try await ApplicationFixture.with(uploadFiles: 12) { app in
+            let (_, changed) = try await Self.backupThenChange(app)
+            let unknown = try await app.run("restore-job", environment: ["RESTORE_PARTS": "uploads,files"])
+            #expect(unknown.status == 1, "\(unknown)")
+            #expect((unknown.stdout + unknown.stderr).contains("\"files\" is not a part of a backup"), "\(unknown)")
+            #expect((unknown.stdout + unknown.stderr).contains("database, uploads, env"))
+            #expect(try await app.snapshot() == changed)
+
+            // Bytes changed in the middle of the archive: its sha256 no longer matches the manifest, found only by
+            // reading it all (the uploads come before the end), and nothing of the uploads is swapped in.
+            let archive = try #require(try app.storeFiles().first { $0.hasSuffix(".tar.gz") })
+            let handle = try FileHandle(forUpdating: app.backupDirectory.appendingPathComponent(archive))
+            let size = try handle.seekToEnd()
+            try handle.seek(toOffset: size - 200)
+            try handle.write(contentsOf: Data(repeating: 0x5a, count: 64))
+            try handle.close()
+            let corrupt = try await app.run("restore-job", environment: ["RESTORE_PARTS": "uploads"])
+            #expect(!corrupt.succeeded, "\(corrupt)")
+            #expect((corrupt.stdout + corrupt.stderr).contains("nothing was restored"), "\(corrupt)")
+            #expect(try await app.snapshot() == changed)
+            #expect(try Self.stagedLeftovers(app).isEmpty)
+        }
+    }
+
+    /// sha256 of a file, by the system's tool.
+    static func sha256(_ url: URL) async throws -> String {
+        let result = try await ProcessRunner.run("sha256sum", [url.path], requireSuccess: true)
+        return String(result.stdout.prefix(64))
+    }
+
+    @Test("--extract unpacks a verified backup byte for byte beside the app and touches nothing live; a non-empty folder is refused")
+    func extract() async throws {
+        try await ApplicationFixture.with(uploadFiles: 12) { app in
+            let package = try Data(contentsOf: app.appDirectory.appendingPathComponent("package.json"))
+            let (backedUp, changed) = try await Self.backupThenChange(app)
+            let manifestName = try #require(try app.storeFiles().first { $0.hasSuffix(".json") })
+            let manifest = try ContingencyJSON.decoder().decode(
+                Manifest.self, from: Data(contentsOf: app.backupDirectory.appendingPathComponent(manifestName)))
+            let folder = app.root.appending("inspect/backup")
+            let extract = try await app.run("restore-job", ["--extract", folder.path])
+            try #require(extract.succeeded, "\(extract)")
+            #expect(try await app.snapshot() == changed, "nothing live touched")
+            #expect(try await Self.databases(app, like: "visual\\_db\\_%").isEmpty)
+
+            let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+            for member in manifest.metadata.members {
+                #expect(names.contains(member.name), "\(member.name) in \(names)")
+                let file = folder.appendingPathComponent(member.name)
+                #expect(try await Self.sha256(file) == member.sha256, "\(member.name) is byte-identical to the backup's")
+            }
+            #expect(names.contains("metadata.json") && names.contains("uploads"), "\(names)")
+            #expect(!names.contains { $0.hasSuffix(".partial") }, "\(names)")
+            let metadata = try ContingencyJSON.decoder().decode(BackupMetadata.self, from: Data(contentsOf: folder.appendingPathComponent("metadata.json")))
+            #expect(metadata == manifest.metadata)
+            #expect(try FileTreeSnapshot.take(folder.appendingPathComponent("uploads")) == backedUp.uploads)
+            #expect(try Data(contentsOf: folder.appendingPathComponent(".env.backup")) == backedUp.env)
+            #expect(try Data(contentsOf: folder.appendingPathComponent("package.json")) == package)
+            let mode = try #require(try FileManager.default.attributesOfItem(atPath: folder.path)[.posixPermissions] as? Int)
+            #expect(mode == 0o700, "it holds the database and the .env in clear: private")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: folder.deletingLastPathComponent().path) == ["backup"], "no staging left")
+
+            // Again into the same folder: refused, nothing in it changed.
+            let again = try await app.run("restore-job", ["--extract", folder.path])
+            #expect(again.status == 1, "\(again)")
+            #expect((again.stdout + again.stderr).contains("is not empty"), "\(again)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == names)
+            // An empty folder is fine; inside the live uploads is not.
+            let empty = app.root.appending("empty")
+            try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+            #expect(try await app.run("restore-job", ["--extract", empty.path]).succeeded)
+            let inside = try await app.run("restore-job", ["--extract", app.uploadsDirectory.appendingPathComponent("x").path])
+            #expect(inside.status == 1 && (inside.stdout + inside.stderr).contains("inside the live uploads folder"), "\(inside)")
+            #expect(try await app.snapshot() == changed)
+        }
+    }
+}
