@@ -133,4 +133,71 @@ struct SelectiveRestoreTests {
             #expect(try await app.snapshot() == changed)
         }
     }
+
+    @Test("--extract of an encrypted backup: no key is exit 12 and nothing written; with the key, the members in clear")
+    func extractEncrypted() async throws {
+        try await ApplicationFixture.with(uploadFiles: 8) { app in
+            let keys = try TemporaryDirectory()
+            defer { keys.remove() }
+            let identity = keys.appending("identity.txt").path
+            _ = try await ProcessRunner.run("age-keygen", ["-o", identity], requireSuccess: true)
+            let recipient = try await ProcessRunner.run("age-keygen", ["-y", identity], requireSuccess: true).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let before = try await app.snapshot()
+            try #require(try await app.run("backup-job", environment: ["AGE_RECIPIENTS": recipient]).succeeded)
+            let manifestName = try #require(try app.storeFiles().first { $0.hasSuffix(".age.json") })
+            let manifest = try ContingencyJSON.decoder().decode(
+                Manifest.self, from: Data(contentsOf: app.backupDirectory.appendingPathComponent(manifestName)))
+            let folder = app.root.appending("inspect")
+
+            let keyless = try await app.run("restore-job", ["--extract", folder.path])
+            #expect(keyless.status == 12, "\(keyless)")
+            #expect(!FileManager.default.fileExists(atPath: folder.path), "nothing written without the key")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: app.root.path).filter { $0.contains(".extract-") }.isEmpty)
+
+            let extract = try await app.run("restore-job", ["--extract", folder.path], environment: ["AGE_IDENTITY_FILE": identity])
+            try #require(extract.succeeded, "\(extract)")
+            for member in manifest.metadata.members {
+                #expect(try await Self.sha256(folder.appendingPathComponent(member.name)) == member.sha256, "\(member.name) in clear")
+            }
+            #expect(try FileTreeSnapshot.take(folder.appendingPathComponent("uploads")) == before.uploads)
+            #expect(try await app.snapshot() == before)
+        }
+    }
+
+    @Test("--extract of a hostile archive (a link out of the uploads, a .. path) is refused: the folder never appears, nothing outside written")
+    func extractHostile() async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            let backup = try await app.run("backup-job")
+            try #require(backup.succeeded, "\(backup)")
+            let archive = app.backupDirectory.appendingPathComponent(try #require(try app.storeFiles().first { $0.hasSuffix(".tar.gz") }))
+            let victim = app.root.appending("victim", isDirectory: true)
+            try FileManager.default.createDirectory(at: victim, withIntermediateDirectories: true)
+            let pristine = try Data(contentsOf: archive)
+            let folder = app.root.appending("inspect")
+            let cases: [(edits: [ArchiveForge.Edit], message: String)] = [
+                (
+                    [
+                        .insertAfter("uploads", .symlink("uploads/l", to: victim.path)),
+                        .insertAfter("uploads/l", .file("uploads/l/planted.txt", Data("planted".utf8))),
+                    ],
+                    "points outside the uploads"
+                ),
+                ([.insertAfter("uploads", .file("uploads/../../planted.txt", Data("planted".utf8)))], "has a .. in its path"),
+            ]
+            for hostile in cases {
+                try pristine.write(to: archive)
+                try await ArchiveForge.forge(archive, hostile.edits)
+                let live = try await app.snapshot()
+                let refused = try await app.run("restore-job", ["--extract", folder.path])
+                #expect(refused.status == 1, "\(refused)")
+                #expect(refused.stderr.contains(hostile.message), "\(refused.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: folder.path), "the folder never appears")
+                #expect(try FileManager.default.contentsOfDirectory(atPath: victim.path).isEmpty)
+                #expect(!FileManager.default.fileExists(atPath: app.root.appending("planted.txt").path))
+                #expect(try FileManager.default.contentsOfDirectory(atPath: app.root.path).filter { $0.contains(".extract-") }.isEmpty)
+                #expect(try await app.snapshot() == live)
+            }
+        }
+    }
 }
