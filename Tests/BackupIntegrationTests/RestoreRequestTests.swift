@@ -146,4 +146,60 @@ struct RestoreRequestTests {
             await scenario.tearDown()
         }
     }
+
+    @Test("Docker app control: a restore request without code leaves the container on its image; with code it is recreated on the recorded one")
+    func codeOnlyWhenAsked() async throws {
+        try await PodmanService.with { podman in
+            try await ApplicationFixture.with(uploadFiles: 5) { app in
+                let v1 = try await podman.image(tag: "localhost/web:v1", version: "v1")
+                let v2 = try await podman.image(tag: "localhost/web:v2", version: "v2")
+                let port = try FreePort.pick()
+                let scenario = try Scenario(app)
+                let health = "http://127.0.0.1:\(port)/healthz"
+                let docker = [
+                    "APP_CONTROL": "docker", "APP_CONTAINER_LABEL": CodeRollbackTests.label, "DOCKER_HOST": podman.dockerHost,
+                    "HEALTH_CHECK_URL": health,
+                ]
+                func image() async throws -> String { try await podman.inspect("web", "{{.Image}}") }
+                do {
+                    try await CodeRollbackTests.runWeb(podman, image: v1, port: port)
+                    try await eventually("the app on v1 is healthy") { await httpStatus(health, maxTime: 3) == 200 }
+                    let backup = try await app.run("backup-job", environment: docker)
+                    try #require(backup.succeeded, "\(backup.stderr)")
+                    let name = try #require(try app.storeFiles().first { $0.hasSuffix(".tar.gz") })
+                    let before = try await app.server.snapshot(database: app.database)
+                    // A deploy of v2 and a migration that drops a table.
+                    try await podman.podman("rm", "--force", "--time", "0", "web")
+                    try await CodeRollbackTests.runWeb(podman, image: v2, port: port)
+                    try await app.server.psql("DROP TABLE posts CASCADE", database: app.database)
+                    let store = try scenario.store
+                    _ = try scenario.launchRunner(docker)
+                    try await eventually(timeout: .seconds(30), "the runner's heartbeat") {
+                        !(try store.list(folder: RunnerHeartbeat.folder).isEmpty)
+                    }
+
+                    let dataOnly = try RestoreRequests.submit(
+                        backup: name, parts: ["database"], code: false, requestedBy: "test", storage: store, prefix: "visual_backup")
+                    let first = try await Self.awaitEnd(scenario, dataOnly.id)
+                    #expect(first.status == "succeeded", "\(first.reason ?? "")\n\(scenario.logs)")
+                    #expect(try await app.server.snapshot(database: app.database) == before, "the data came back")
+                    #expect(try await image().hasSuffix(String(v2.dropFirst("sha256:".count))), "still on v2: code was not asked for")
+                    #expect(first.steps.contains { $0.name == "start the application" && $0.status == "succeeded" })
+
+                    let withCode = try RestoreRequests.submit(
+                        backup: name, parts: ["database"], code: true, requestedBy: "test", storage: store, prefix: "visual_backup")
+                    let second = try await Self.awaitEnd(scenario, withCode.id)
+                    #expect(second.status == "succeeded", "\(second.reason ?? "")\n\(scenario.logs)")
+                    #expect(second.steps.contains { $0.name.hasPrefix("start the application on docker: web") && $0.status == "succeeded" })
+                    #expect(try await image().hasSuffix(String(v1.dropFirst("sha256:".count))), "recreated on the recorded v1")
+                    try await eventually("the app on v1 answers") { await httpStatus(health, maxTime: 3) == 200 }
+                } catch {
+                    print(scenario.logs)
+                    await scenario.tearDown()
+                    throw error
+                }
+                await scenario.tearDown()
+            }
+        }
+    }
 }
