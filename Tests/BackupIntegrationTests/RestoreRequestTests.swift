@@ -50,6 +50,11 @@ struct RestoreRequestTests {
                 #expect(submit(name) == .invalidName, "\(name.debugDescription)")
             }
             #expect(submit("visual_backup_2001-01-01_00-00-00.tar.gz") == .notFound)
+            // A manifest whose archive was deleted by hand (the runbook's `find … -delete`) is no backup.
+            let orphan = "visual_backup_2002-02-02_00-00-00.tar.gz"
+            try FileManager.default.copyItem(
+                at: app.backupDirectory.appendingPathComponent(backup + ".json"), to: app.backupDirectory.appendingPathComponent(orphan + ".json"))
+            #expect(submit(orphan) == .notFound)
             #expect(submit(backup, parts: ["files"]) == .invalidParts)
             #expect(submit(backup, parts: []) == .invalidParts)
             #expect(submit(backup) == .noRunner, "no runner has ever run")

@@ -17,7 +17,7 @@ public enum RestoreRequests {
     /// - `storage`: the store's primary storage (where requests and the runners' heartbeats live); `copies`: other
     ///   stores the backup may be found in (the bucket copy), as the runner looks in them too.
     ///
-    /// Refused with `.notFound` when no store holds the backup (its manifest, the mark of a complete backup), and
+    /// Refused with `.notFound` when no store holds the backup (its archive and its manifest), and
     /// with `.noRunner` when no runner's heartbeat is fresh by the store's clock (see `RunnerHeartbeat.isFresh`):
     /// a request nobody runs would wait until it expires. Throws only `RestoreRequestError`.
     public static func submit(
@@ -34,14 +34,15 @@ public enum RestoreRequests {
         let stores = [storage] + copies
         let found: Bool
         do {
-            found = try stores.contains { try $0.openReader(key: name.manifestName) != nil }
+            // Both: the manifest marks a complete backup, and a manifest whose archive was deleted by hand is none.
+            found = try stores.contains { try $0.openReader(key: name.manifestName) != nil && $0.openReader(key: name.fileName) != nil }
         } catch {
             throw RestoreRequestError(.store, "cannot look for \(name.fileName) in the store: \(error)")
         }
         guard found else {
             throw RestoreRequestError(
                 .notFound,
-                "no complete backup named \(name.fileName) in \(stores.map(\.description).joined(separator: " or ")) (a backup is complete once its .json manifest exists)")
+                "no complete backup named \(name.fileName) in \(stores.map(\.description).joined(separator: " or ")) (a backup is its archive with its .json manifest beside it)")
         }
         try requireRunner(storage)
         let who = String(requestedBy.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.map(Character.init).prefix(200))
