@@ -19,11 +19,11 @@ public enum RestoreRequests {
     ///
     /// Refused with `.notFound` when no store holds the backup (its archive and its manifest), and
     /// with `.noRunner` when no runner's heartbeat is fresh by the store's clock (see `RunnerHeartbeat.isFresh`):
-    /// a request nobody runs would wait until it expires. Throws only `RestoreRequestError`.
+    /// a request nobody runs would wait until it expires.
     public static func submit(
         backup: String, parts: [String]? = nil, code: Bool = false, requestedBy: String, storage: any Storage,
         copies: [any Storage] = [], prefix: String, now: Date = Date()
-    ) throws -> StoreRequest {
+    ) throws(RestoreRequestError) -> StoreRequest {
         let name = try validName(backup, prefix: prefix)
         let chosen: RestoreParts
         do {
@@ -57,7 +57,7 @@ public enum RestoreRequests {
     }
 
     /// `name` as a backup of this store's prefix, or `.invalidName`.
-    static func validName(_ name: String, prefix: String) throws -> BackupName {
+    static func validName(_ name: String, prefix: String) throws(RestoreRequestError) -> BackupName {
         let shown = String(name.unicodeScalars.prefix(120).map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
         guard let parsed = BackupName.parse(fileName: name, prefix: prefix), parsed.fileName == name else {
             throw RestoreRequestError(
@@ -68,7 +68,7 @@ public enum RestoreRequests {
     }
 
     /// Throws `.noRunner` unless some runner's heartbeat was written recently by the store's clock.
-    static func requireRunner(_ storage: any Storage) throws {
+    static func requireRunner(_ storage: any Storage) throws(RestoreRequestError) {
         let fresh: Bool
         do {
             let now = try storage.currentTime()
@@ -91,8 +91,8 @@ public enum RestoreRequests {
 
     /// The request `id` (a restore's or a rollback's) for `GET /api/backups/requests/:id`. `.invalidID` for an id
     /// that cannot be a request's, `.notFound` for none, `.store` when the store cannot be read or the request is
-    /// unreadable. Throws only `RestoreRequestError`.
-    public static func status(id: String, storage: any Storage) throws -> RequestStatus {
+    /// unreadable.
+    public static func status(id: String, storage: any Storage) throws(RestoreRequestError) -> RequestStatus {
         guard StoreObjectName.isValid(id) else {
             throw RestoreRequestError(.invalidID, "\"\(id.prefix(80))\" is not a request id (letters, digits, '.', '_' and '-')")
         }
