@@ -56,6 +56,38 @@ struct SelectiveRestoreTests {
         }
     }
 
+    @Test("RESTORE_POST_COMMAND is told which parts were restored")
+    func postHookHearsTheParts() async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            _ = try await Self.backupThenChange(app)
+            let told = app.root.appending("told.txt")
+            let restore = try await app.run(
+                "restore-job",
+                environment: ["RESTORE_PARTS": "env,uploads", "RESTORE_POST_COMMAND": "echo \"$CONTINGENCY_RESTORE_PARTS\" > '\(told.path)'"])
+            try #require(restore.succeeded, "\(restore)")
+            #expect(try String(contentsOf: told, encoding: .utf8) == "uploads,env\n")
+        }
+    }
+
+    @Test("--extract of an archive made by the runbook's shell script (uploads.tar.gz nested, no manifest)")
+    func extractRunbookArchive() async throws {
+        try await ApplicationFixture.with(uploadFiles: 6) { app in
+            let before = try await app.snapshot()
+            let archive = try await HostileArchiveTests().runbookBackup(app)
+            let folder = app.root.appending("inspect")
+            let extract = try await app.run("restore-job", ["--extract", folder.path], environment: ["LATEST_BACKUP": archive.path])
+            try #require(extract.succeeded, "\(extract)")
+            let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+            #expect(names.contains("database.dump") && names.contains("metadata.json") && names.contains(".env.backup"), "\(names)")
+            #expect(try FileTreeSnapshot.take(folder.appendingPathComponent("uploads")) == before.uploads)
+            #expect(try Data(contentsOf: folder.appendingPathComponent(".env.backup")) == before.env)
+            let listed = try await ProcessRunner.run(
+                app.server.binDir.appendingPathComponent("pg_restore").path, ["--list", folder.appendingPathComponent("database.dump").path])
+            #expect(listed.succeeded && listed.stdout.contains("TABLE DATA public users"), "\(listed)")
+            #expect(try await app.snapshot() == before)
+        }
+    }
+
     @Test("An unknown part, or a corrupt archive with RESTORE_PARTS=uploads, fails and touches nothing")
     func refusalsTouchNothing() async throws {
         try await ApplicationFixture.with(uploadFiles: 12) { app in

@@ -78,7 +78,9 @@ public struct RestoreJob: Sendable {
 
     /// Runs one restore between RESTORE_PRE_COMMAND and RESTORE_POST_COMMAND.
     public func run() async throws -> RestoreResult {
-        try await configuration.hooks.around(job: "restore", logger: logger, describe: { ["CONTINGENCY_BACKUP": $0.backup] }) {
+        try await configuration.hooks.around(job: "restore", logger: logger, describe: {
+            ["CONTINGENCY_BACKUP": $0.backup, "CONTINGENCY_RESTORE_PARTS": $0.parts.names.joined(separator: ",")]
+        }) {
             try await restore()
         }
     }
