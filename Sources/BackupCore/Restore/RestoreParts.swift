@@ -45,7 +45,9 @@ public struct RestoreParts: Sendable, Equatable, Hashable, CustomStringConvertib
 
     /// RESTORE_PARTS's value: part names separated by commas (spaces around them and empty items ignored, case
     /// ignored, repeats allowed). Unset or blank: every part. `source` names the value in errors.
-    public static func parse(_ value: String?, source: String = "RESTORE_PARTS") throws(ContingencyError) -> RestoreParts {
+    public static func parse(
+        _ value: String?, source: String = "RESTORE_PARTS"
+    ) throws(ContingencyError) -> RestoreParts {
         guard let value, !value.allSatisfy({ $0 == " " || $0 == "\t" }) else { return .all }
         let items = value.split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
         guard !items.isEmpty else { throw noneChosen("\(source)=\(value)") }
@@ -61,7 +63,7 @@ public struct RestoreParts: Sendable, Equatable, Hashable, CustomStringConvertib
             guard let part = RestorePart(rawValue: item.trimmingSpaces.lowercased()) else {
                 throw ContingencyError.configuration(
                     "\(source): \"\(Self.shown(item))\" is not a part of a backup",
-                    hint: "choose among \(RestorePart.allCases.map(\.rawValue).joined(separator: ", ")) (comma-separated in RESTORE_PARTS, e.g. RESTORE_PARTS=uploads)")
+                    hint: "choose among \(choices) (comma-separated in RESTORE_PARTS, e.g. RESTORE_PARTS=uploads)")
             }
             chosen.insert(part)
         }
@@ -71,14 +73,18 @@ public struct RestoreParts: Sendable, Equatable, Hashable, CustomStringConvertib
 
     private static func noneChosen(_ source: String) -> ContingencyError {
         .configuration(
-            "\(source) chooses no part to restore",
-            hint: "name at least one of \(RestorePart.allCases.map(\.rawValue).joined(separator: ", ")), or leave it unset to restore all")
+            "\(source) chooses no part to restore", hint: "name at least one of \(choices), or leave it unset to restore all")
     }
+
+    /// "database, uploads, env".
+    private static var choices: String { RestorePart.allCases.map(\.rawValue).joined(separator: ", ") }
 
     /// A name from outside, cut short and with control characters escaped, for a message.
     private static func shown(_ text: String) -> String {
-        String(text.prefix(40)).unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0) }
-            .joined()
+        String(text.prefix(40)).unicodeScalars.map { scalar in
+            scalar.value < 0x20 || scalar.value == 0x7F ? "\\u{\(String(scalar.value, radix: 16))}" : String(scalar)
+        }
+        .joined()
     }
 }
 

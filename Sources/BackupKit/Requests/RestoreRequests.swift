@@ -35,17 +35,20 @@ public enum RestoreRequests {
         let found: Bool
         do {
             // Both: the manifest marks a complete backup, and a manifest whose archive was deleted by hand is none.
-            found = try stores.contains { try $0.openReader(key: name.manifestName) != nil && $0.openReader(key: name.fileName) != nil }
+            found = try stores.contains { store in
+                try store.openReader(key: name.manifestName) != nil && store.openReader(key: name.fileName) != nil
+            }
         } catch {
             throw RestoreRequestError(.store, "cannot look for \(name.fileName) in the store: \(error)")
         }
         guard found else {
+            let searched = stores.map(\.description).joined(separator: " or ")
             throw RestoreRequestError(
                 .notFound,
-                "no complete backup named \(name.fileName) in \(stores.map(\.description).joined(separator: " or ")) (a backup is its archive with its .json manifest beside it)")
+                "no complete backup named \(name.fileName) in \(searched) (a backup is its archive with its .json manifest beside it)")
         }
         try requireRunner(storage)
-        let who = String(requestedBy.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.map(Character.init).prefix(200))
+        let who = String(Self.printable(requestedBy).prefix(200))
         do {
             let submitted = try RequestBoard(storage: storage).submit(
                 id: "restore-\(UUID().uuidString.lowercased())", intent: .restore, backup: name.fileName,
@@ -58,13 +61,18 @@ public enum RestoreRequests {
 
     /// `name` as a backup of this store's prefix, or `.invalidName`.
     static func validName(_ name: String, prefix: String) throws(RestoreRequestError) -> BackupName {
-        let shown = String(name.unicodeScalars.prefix(120).map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
         guard let parsed = BackupName.parse(fileName: name, prefix: prefix), parsed.fileName == name else {
             throw RestoreRequestError(
                 .invalidName,
-                "\"\(shown)\" is not the name of a backup of this store (\(prefix)_YYYY-MM-DD_HH-MM-SS.tar.gz, .tar.zst, .age when encrypted); a backup is named, never a path")
+                "\"\(printable(name).prefix(120))\" is not the name of a backup of this store "
+                    + "(\(prefix)_YYYY-MM-DD_HH-MM-SS.tar.gz, .tar.zst, .age when encrypted); a backup is named, never a path")
         }
         return parsed
+    }
+
+    /// Text from outside without its control characters, for a message or a stored field.
+    static func printable(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }))
     }
 
     /// Throws `.noRunner` unless some runner's heartbeat was written recently by the store's clock.
@@ -85,7 +93,9 @@ public enum RestoreRequests {
         guard fresh else {
             throw RestoreRequestError(
                 .noRunner,
-                "no restore runner is running: no restore-job --loop has written its heartbeat to \(storage)/\(RunnerHeartbeat.folder) lately, so the restore would never start. Start one (restore-job --loop, with the same BACKUP_DIR or BACKUP_S3_URL; in compose, the restore-runner service) and ask again")
+                "no restore runner is running: no restore-job --loop has written its heartbeat to "
+                    + "\(storage)/\(RunnerHeartbeat.folder) lately, so the restore would never start. Start one "
+                    + "(restore-job --loop, with the same BACKUP_DIR or BACKUP_S3_URL) and ask again")
         }
     }
 
@@ -94,7 +104,8 @@ public enum RestoreRequests {
     /// unreadable.
     public static func status(id: String, storage: any Storage) throws(RestoreRequestError) -> RequestStatus {
         guard StoreObjectName.isValid(id) else {
-            throw RestoreRequestError(.invalidID, "\"\(id.prefix(80))\" is not a request id (letters, digits, '.', '_' and '-')")
+            throw RestoreRequestError(
+                .invalidID, "\"\(printable(id).prefix(80))\" is not a request id (letters, digits, '.', '_' and '-')")
         }
         let found: StoreRequest?
         do {

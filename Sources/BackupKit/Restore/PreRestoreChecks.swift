@@ -47,7 +47,9 @@ struct PreRestoreChecks {
                 return findings + [Finding(ok: false, text: "the target server does not answer: \(error.message)")]
             }
         } else {
-            findings.append(Finding(ok: true, text: "the database is not restored (RESTORE_PARTS=\(configuration.parts.names.joined(separator: ","))): its server is not checked"))
+            let parts = configuration.parts.names.joined(separator: ",")
+            findings.append(
+                Finding(ok: true, text: "the database is not restored (RESTORE_PARTS=\(parts)): its server is not checked"))
         }
         if let server = connected {
             if let source = metadata.flatMap({ PostgresVersion.parse(toolVersionLine: $0.serverVersion) }) {
@@ -101,7 +103,9 @@ struct PreRestoreChecks {
         // Extraction stops at these declared sizes, so this is all the room the restore takes.
         if let metadata {
             var needs: [(what: String, path: String, bytes: Int64)] = []
-            if configuration.parts.contains(.uploads), let uploads = configuration.paths.uploadsDirectory, let bytes = metadata.uploads?.bytes {
+            if configuration.parts.contains(.uploads), let uploads = configuration.paths.uploadsDirectory,
+                let bytes = metadata.uploads?.bytes
+            {
                 let staging = FolderSwap.stagingFolder(for: FolderSwap.resolved(uploads), id: "check")
                 needs.append(("\(ByteFormat.string(bytes)) of uploads", (staging as NSString).deletingLastPathComponent, bytes))
             }

@@ -31,7 +31,7 @@ extension RestoreJob {
         try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         let staging = FolderSwap.sibling(destination, "extract-\(UUID().uuidString.prefix(8).lowercased())")
         guard mkdir(staging, 0o700) == 0 else {
-            throw ContingencyError.failed("cannot create the folder \(staging) beside \(destination): \(String(cString: strerror(errno)))")
+            throw ContingencyError.failed("cannot create the folder \(staging) beside \(destination): \(Self.lastError)")
         }
         var published = false
         defer { if !published { FolderSwap.removeTree(staging) } }
@@ -42,10 +42,10 @@ extension RestoreJob {
         let report = try await check(
             target,
             into: .init(
-                dump: dump, uploads: "\(staging)/\(ArchiveLayout.uploadsDirectory)", env: "\(staging)/\(ArchiveLayout.envBackup)",
-                others: staging))
+                dump: dump, uploads: "\(staging)/\(ArchiveLayout.uploadsDirectory)",
+                env: "\(staging)/\(ArchiveLayout.envBackup)", others: staging))
         guard link(dump.file.path, "\(staging)/\(ArchiveLayout.databaseDump)") == 0 else {
-            throw ContingencyError.failed("cannot write \(staging)/\(ArchiveLayout.databaseDump): \(String(cString: strerror(errno)))")
+            throw ContingencyError.failed("cannot write \(staging)/\(ArchiveLayout.databaseDump): \(Self.lastError)")
         }
         unlink(dump.file.path)
         if !report.hasUploads { FolderSwap.removeTree("\(staging)/\(ArchiveLayout.uploadsDirectory)") }
@@ -55,13 +55,13 @@ extension RestoreJob {
 
         // An empty folder is replaced by the rename itself; one that got content meanwhile makes it fail.
         guard rename(staging, destination) == 0 else {
-            let reason = String(cString: strerror(errno))
             throw ContingencyError.failed(
-                "cannot put the extracted backup in place at \(destination): \(reason)",
+                "cannot put the extracted backup in place at \(destination): \(Self.lastError)",
                 hint: "choose a new or empty folder for --extract")
         }
         published = true
-        logger.info("Extracted \(target.fileName) into \(destination): \(members.joined(separator: ", ")) (verified; nothing live was touched)")
+        let written = members.joined(separator: ", ")
+        logger.info("Extracted \(target.fileName) into \(destination): \(written) (verified; nothing live was touched)")
         return ExtractResult(backup: target.fileName, directory: destination, members: members)
     }
 
@@ -69,7 +69,8 @@ extension RestoreJob {
     /// not inside the live uploads folder.
     static func extractionDestination(_ directory: String, uploads: String?) throws -> String {
         guard !directory.isEmpty, !directory.utf8.contains(0) else {
-            throw ContingencyError.configuration("--extract needs a folder", hint: "e.g. restore-job --extract /tmp/inspect")
+            throw ContingencyError.configuration(
+                "--extract needs a folder", hint: "e.g. restore-job --extract /srv/inspect")
         }
         var path = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
@@ -86,18 +87,21 @@ extension RestoreJob {
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
             guard entries.isEmpty else {
                 throw ContingencyError.configuration(
-                    "--extract \(path): the folder is not empty (\(entries.count) entries); --extract never overwrites anything",
-                    hint: "choose a new or empty folder")
+                    "--extract \(path): the folder is not empty (\(entries.count) entries); --extract never overwrites "
+                        + "anything", hint: "choose a new or empty folder")
             }
         }
         if let uploads {
             let live = FolderSwap.resolved(uploads)
             if resolved == live || resolved.hasPrefix(live + "/") {
                 throw ContingencyError.configuration(
-                    "--extract \(path) is inside the live uploads folder \(live): the application would see the extracted files",
-                    hint: "choose a folder outside UPLOADS_DIR")
+                    "--extract \(path) is inside the live uploads folder \(live): the application would see the "
+                        + "extracted files", hint: "choose a folder outside UPLOADS_DIR")
             }
         }
         return path
     }
+
+    /// The text of `errno`.
+    static var lastError: String { String(cString: strerror(errno)) }
 }

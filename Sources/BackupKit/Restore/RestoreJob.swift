@@ -108,7 +108,10 @@ public struct RestoreJob: Sendable {
         }
         logger.info("Restoring \(target.fileName)")
         if !parts.isAll {
-            logger.info("RESTORE_PARTS=\(parts.names.joined(separator: ",")): restoring the \(parts) only; the \(parts.left.map(\.rawValue).joined(separator: " and ")) left untouched (the whole archive is still verified first)")
+            let left = parts.left.map(\.rawValue).joined(separator: " and ")
+            let chosen = parts.names.joined(separator: ",")
+            logger.info(
+                "RESTORE_PARTS=\(chosen): restoring the \(parts) only; the \(left) left untouched (the whole archive is still verified first)")
         }
         try PreRestoreChecks.report(try await PreRestoreChecks(restore: self).run(target), for: target.fileName, logger: logger)
 
@@ -117,8 +120,10 @@ public struct RestoreJob: Sendable {
         // where it points, the link is left alone.
         let id = UUID().uuidString.prefix(8).lowercased()
         let expectedDump = target.manifest?.metadata.members.first { $0.name == ArchiveLayout.databaseDump }
-        let dump = try target.stagedDump(in: stores.staging, "restore", followed: parts.contains(.database) ? expectedDump : nil)
-        let uploadsTarget = parts.contains(.uploads) ? configuration.paths.uploadsDirectory.map(FolderSwap.resolved) : nil
+        let dump = try target.stagedDump(
+            in: stores.staging, "restore", followed: parts.contains(.database) ? expectedDump : nil)
+        let uploadsTarget =
+            parts.contains(.uploads) ? configuration.paths.uploadsDirectory.map(FolderSwap.resolved) : nil
         let envTarget = parts.contains(.env) ? configuration.paths.envFile.map(FolderSwap.resolved) : nil
         let leftovers = [uploadsTarget, envTarget].compactMap { $0 }.reduce(0) { $0 + FolderSwap.removeLeftovers(of: $1) }
         if leftovers > 0 { logger.info("Removed \(leftovers) staged folder(s) or file(s) left by an interrupted restore") }
@@ -152,7 +157,8 @@ public struct RestoreJob: Sendable {
             if !missing.isEmpty {
                 if let incoming { restorer.discard(incoming) }
                 throw ContingencyError.failed(
-                    "\(target.fileName) holds \(missing.joined(separator: " and ")), which RESTORE_PARTS=\(parts.names.joined(separator: ",")) asks for; nothing was restored",
+                    "\(target.fileName) holds \(missing.joined(separator: " and ")), which RESTORE_PARTS="
+                        + "\(parts.names.joined(separator: ",")) asks for; nothing was restored",
                     hint: "choose another backup (LATEST_BACKUP=…) or other parts")
             }
         }
@@ -216,8 +222,10 @@ public struct RestoreJob: Sendable {
         }
 
         let duration = Date().timeIntervalSince(started)
-        let untouched = parts.isAll ? "" : " (restored: \(parts); left untouched: \(parts.left.map(\.rawValue).joined(separator: ", ")))"
-        logger.info("Restore completed successfully: \(target.fileName) in \(DurationFormat.string(seconds: duration))\(untouched)")
+        let untouched =
+            parts.isAll ? "" : " (restored: \(parts); left untouched: \(parts.left.map(\.rawValue).joined(separator: ", ")))"
+        logger.info(
+            "Restore completed successfully: \(target.fileName) in \(DurationFormat.string(seconds: duration))\(untouched)")
         return RestoreResult(backup: target.fileName, duration: duration, parts: parts, replaced: replaced)
     }
 
@@ -226,10 +234,12 @@ public struct RestoreJob: Sendable {
     static func checkDestinations(_ parts: RestoreParts, _ paths: ApplicationPaths) throws {
         guard !parts.isAll else { return }
         if parts.contains(.uploads) && paths.uploadsDirectory == nil {
-            throw ContingencyError.configuration("RESTORE_PARTS names uploads but UPLOADS_DIR is not set", hint: "set UPLOADS_DIR")
+            throw ContingencyError.configuration(
+                "RESTORE_PARTS names uploads but UPLOADS_DIR is not set", hint: "set UPLOADS_DIR")
         }
         if parts.contains(.env) && paths.envFile == nil {
-            throw ContingencyError.configuration("RESTORE_PARTS names env but ENV_FILE is not set", hint: "set ENV_FILE")
+            throw ContingencyError.configuration(
+                "RESTORE_PARTS names env but ENV_FILE is not set", hint: "set ENV_FILE")
         }
     }
 

@@ -160,7 +160,9 @@ public struct RollbackRunner: Sendable {
         restoreConfiguration.keepOld = true
         restoreConfiguration.terminateConnections = true
         restoreConfiguration.store.lockTimeoutSeconds = max(restoreConfiguration.store.lockTimeoutSeconds, 1800)
-        logger.info("[Rollback] Restore request \(request.id): \(request.backup ?? "the newest good backup"), parts \(parts), \(request.code == true ? "with the recorded version" : "data only")")
+        let asked = request.backup ?? "the newest good backup"
+        logger.info(
+            "[Rollback] Restore request \(request.id): \(asked), parts \(parts), \(request.code == true ? "with its version" : "data only")")
 
         // The code, only when asked: the version recorded with the very backup restored, checked before anything
         // is touched.
@@ -169,19 +171,23 @@ public struct RollbackRunner: Sendable {
             let problem: String?
             do {
                 let (configuration, stores, logger) = (restoreConfiguration, stores, logger)
-                let target = try await Blocking.run { try BackupLocator(configuration, stores: stores, logger: logger).locate(configuration.backup) }
+                let target = try await Blocking.run {
+                    try BackupLocator(configuration, stores: stores, logger: logger).locate(configuration.backup)
+                }
                 restoreConfiguration.backup = target.fileName
                 if let deployment = target.manifest?.metadata.deployment {
                     problem = try await appControl.cannotRestore(deployment)
                     version = deployment
                 } else {
-                    problem = "\(target.fileName) records no application version (\(appControl) cannot read one, or the backup predates it)"
+                    problem = "\(target.fileName) records no application version (\(appControl) cannot read one, "
+                        + "or the backup predates it)"
                 }
             } catch {
                 problem = "\(error)"
             }
             if let problem {
-                let reason = "the application's version cannot be restored: \(problem); nothing was touched (ask again without code to restore the data alone)"
+                let reason = "the application's version cannot be restored: \(problem); nothing was touched "
+                    + "(ask again without code to restore the data alone)"
                 await steps.record("restore the version", "failed", detail: problem)
                 await finish(.failed, reason, restoreConfiguration.backup)
                 return
@@ -194,19 +200,19 @@ public struct RollbackRunner: Sendable {
         job.keepReplaced = true
         let replacedSoFar = ReplacedRecord()
         job.replacedRecord = replacedSoFar
-        let rollback = RollbackJob(configuration: configuration, stores: stores, appControl: appControl, events: events, logger: logger)
+        let rollback = RollbackJob(
+            configuration: configuration, stores: stores, appControl: appControl, events: events, logger: logger)
+        let broken = BackupJob.StartContext(health: Self.unknownHealth, deployment: brokenVersion ?? nil)
         let restore = job
         let result: RestoreResult
         do {
-            result = try await steps.run("restore \(request.backup ?? "the newest good backup") (\(parts))") { try await restore.run() }
+            result = try await steps.run("restore \(asked) (\(parts))") { try await restore.run() }
         } catch {
             var reason = "\(error)"
             let replaced = replacedSoFar.state
             if replaced != ReplacedState() {
                 if replaced.database != nil, !Task.isCancelled,
-                    let safety = await rollback.safetyBackup(
-                        of: replaced, recording: .init(health: Self.unknownHealth, deployment: brokenVersion ?? nil), request: request,
-                        steps: steps)
+                    let safety = await rollback.safetyBackup(of: replaced, recording: broken, request: request, steps: steps)
                 {
                     reason += "; the replaced state is the safety backup \(safety)"
                 } else {
@@ -216,11 +222,10 @@ public struct RollbackRunner: Sendable {
             await finish(.failed, reason, nil)
             return
         }
-        var reason = "restored \(result.backup) (\(parts)\(version.map { "; version \($0.summary)" } ?? "; data only")) in \(DurationFormat.string(seconds: result.duration))"
+        let what = "\(parts)" + (version.map { "; version \($0.summary)" } ?? "; data only")
+        var reason = "restored \(result.backup) (\(what)) in \(DurationFormat.string(seconds: result.duration))"
         if result.replaced.database != nil, !Task.isCancelled,
-            let safety = await rollback.safetyBackup(
-                of: result.replaced, recording: .init(health: Self.unknownHealth, deployment: brokenVersion ?? nil), request: request,
-                steps: steps)
+            let safety = await rollback.safetyBackup(of: result.replaced, recording: broken, request: request, steps: steps)
         {
             reason += "; the replaced state is the safety backup \(safety)"
         } else {
@@ -230,7 +235,8 @@ public struct RollbackRunner: Sendable {
     }
 
     /// The health recorded with a restore request's safety backup: a restore asked by a person says nothing of it.
-    static let unknownHealth = HealthAtStart(state: .unknown, lastProbe: nil, lastHealthy: nil, consecutiveFailures: 0, sidecars: 0)
+    static let unknownHealth = HealthAtStart(
+        state: .unknown, lastProbe: nil, lastHealthy: nil, consecutiveFailures: 0, sidecars: 0)
 
     /// A request left running by a runner that stopped (killed, its machine gone): its lease expired. The app
     /// may be stopped: it is started again. The request is ended as failed with what is known; it is never
