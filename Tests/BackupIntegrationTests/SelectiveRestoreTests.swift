@@ -56,6 +56,15 @@ struct SelectiveRestoreTests {
         }
     }
 
+    @Test("restore-job --help explains RESTORE_PARTS and --extract")
+    func help() async throws {
+        let help = try await ProcessRunner.run(ApplicationFixture.executable("restore-job"), ["--help"])
+        #expect(help.status == 0, "\(help)")
+        for text in ["RESTORE_PARTS (default: database,uploads,env)", "--extract <dir>", "--extract DIR unpacks the backup"] {
+            #expect(help.stdout.contains(text), "\(text)")
+        }
+    }
+
     @Test("RESTORE_POST_COMMAND is told which parts were restored")
     func postHookHearsTheParts() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
