@@ -223,6 +223,8 @@ public struct RestoreConfiguration: Sendable, Equatable {
     public var toastCompression = ToastCompression.lz4
     /// Which backups are accepted as genuine, and how far ahead of the store's clock a name may be dated.
     public var trust = TrustSettings()
+    /// What is put back (RESTORE_PARTS); the parts not chosen are left untouched.
+    public var parts = RestoreParts.all
 
     public init(
         store: StoreConfiguration, database: DatabaseSettings, paths: ApplicationPaths, backup: String? = nil,
@@ -246,7 +248,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
             Settings.ageIdentity, Settings.agePassphrase, Settings.restorePreCommand, Settings.restorePostCommand,
             Settings.hookTimeout, Settings.appStopCommand, Settings.appStartCommand, Settings.restoreNoOwner,
             Settings.restoreKeepOld, Settings.restoreOwners, Settings.restoreAllowOutsideSymlinks, Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
-            Settings.restoreToastCompression, Settings.progressInterval,
+            Settings.restoreToastCompression, Settings.progressInterval, Settings.restoreParts,
             Settings.logFormat,
         ] + TrustSettings.settings
 
@@ -270,6 +272,7 @@ public struct RestoreConfiguration: Sendable, Equatable {
         configuration.app = try Hooks.load(values, pre: Settings.appStopCommand, post: Settings.appStartCommand)
         configuration.toastCompression = try values.choice(Settings.restoreToastCompression, as: ToastCompression.self)
         configuration.trust = try TrustSettings.load(values)
+        configuration.parts = try RestoreParts.parse(try values.string(Settings.restoreParts))
         return configuration
     }
 }

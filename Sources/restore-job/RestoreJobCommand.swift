@@ -30,6 +30,15 @@ struct RestoreJobCommand: AsyncParsableCommand {
             older than the backup's source, the roles and extensions exist or can be created, room for the \
             uploads, the key, who is connected; --check runs these checks alone.
 
+            RESTORE_PARTS restores only some parts (database, uploads, env; comma-separated): the whole archive is \
+            still verified first, and the parts not named are left untouched (the database neither dropped nor \
+            swapped, the uploads folder and the .env as they are).
+
+            --extract DIR unpacks the backup (LATEST_BACKUP or the newest) into DIR for inspection, verified and \
+            decrypted as a restore reads it, touching nothing live: database.dump, globals.sql, uploads/, \
+            .env.backup, package.json, package-lock.json, metadata.json. DIR must be absent or empty; it appears \
+            only once everything in it has passed, mode 0700.
+
             --verify checks one backup (or all) and restores nothing. --drill restores one backup (default: the \
             newest) into the scratch database DRILL_DATABASE_URL and a scratch folder, compares tables, row \
             counts, files and bytes with what the backup recorded, drops the scratch copies, and records the \
@@ -53,6 +62,9 @@ struct RestoreJobCommand: AsyncParsableCommand {
     var check = false
     @Flag(help: "Run rollback and restore requests from the store as they come (with --drill: drill on DRILL_SCHEDULE).")
     var loop = false
+    @Option(
+        name: .customLong("extract"), help: ArgumentHelp("Unpack the backup into this new or empty folder, verified; touch nothing live.", valueName: "dir"))
+    var extract: String?
     @Flag(help: "Print what a rollback would do now (target, backups passed over and why, version, steps); change nothing.")
     var plan = false
     @Argument(help: "The backup: a name or a path (same as LATEST_BACKUP).") var name: String?
@@ -73,6 +85,9 @@ struct RestoreJobCommand: AsyncParsableCommand {
         if loop && (name ?? backup) != nil {
             throw ValidationError(drill ? "--drill --loop always drills the newest backup: name none" : "--loop runs the requests in the store: name no backup")
         }
+        if extract != nil && (verify || drill || check || plan || loop) {
+            throw ValidationError("--extract unpacks one backup: not with --verify, --drill, --check, --plan or --loop")
+        }
         if plan && (name ?? backup) != nil { throw ValidationError("--plan shows which backup a rollback would choose: name none") }
     }
 
@@ -82,9 +97,9 @@ struct RestoreJobCommand: AsyncParsableCommand {
             Settings.backupPrefix.name: prefix, Settings.databaseName.name: databaseName,
             Settings.databaseUser.name: databaseUser, Settings.uploadsDir.name: uploadsDir, Settings.envFile.name: envFile,
         ])
-        let (verify, drill, loop, check, plan) = (verify, drill, loop, check, plan)
+        let (verify, drill, loop, check, plan, extract) = (verify, drill, loop, check, plan, extract)
         let failure =
-            verify ? "Verification failed" : drill ? "Restore drill failed" : check ? "Checks failed" : plan ? "Plan failed"
+            extract != nil ? "Extraction failed" : verify ? "Verification failed" : drill ? "Restore drill failed" : check ? "Checks failed" : plan ? "Plan failed"
             : loop ? "Rollback runner failed" : "Restore failed"
         let label = drill ? "Drill" : loop || plan ? "Rollback" : "Restore"
         let status = await JobRunner.run(label: label, values: values, failure: failure) { logger in
@@ -119,10 +134,12 @@ struct RestoreJobCommand: AsyncParsableCommand {
                 return
             }
             let configuration = try RestoreConfiguration.load(values)
-            // --check and --verify take no lease: they need no conditional writes from a bucket.
-            let stores = try Stores.open(configuration.store, coordinating: !(check || verify), logger: logger)
+            // --check, --verify and --extract take no lease: they need no conditional writes from a bucket.
+            let stores = try Stores.open(configuration.store, coordinating: !(check || verify || extract != nil), logger: logger)
             let job = RestoreJob(configuration: configuration, stores: stores, logger: logger)
-            if check {
+            if let extract {
+                _ = try await job.extract(into: extract)
+            } else if check {
                 try await job.preRestoreChecks()
             } else if verify {
                 try await job.verifyAll()

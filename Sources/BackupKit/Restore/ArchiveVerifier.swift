@@ -19,6 +19,10 @@ final class ArchiveVerifier {
         /// Who the extracted uploads belong to when the archive's owners are not restored (RESTORE_OWNERS):
         /// the current uploads folder's owner, so the application keeps access. Applied only as root.
         var uploadsOwner: (uid: uid_t, gid: gid_t)? = nil
+        /// A folder where globals.sql, package.json, package-lock.json and metadata.json are written under their
+        /// own names (`restore-job --extract`); nil: they are only read and hashed. Only these fixed names are
+        /// written there: nothing from the archive chooses a path.
+        var others: String? = nil
     }
 
     /// How the uploads tree is extracted (RESTORE_ALLOW_OUTSIDE_SYMLINKS, RESTORE_OWNERS).
@@ -141,12 +145,17 @@ final class ArchiveVerifier {
                 let sink = MemorySink(limit: 16 << 20)
                 report.members[member] = try extract(archive, member, to: sink, limit: limit(member))
                 report.globals = sink.bytes
+                try destinations.others.map { try Self.write(sink.bytes, to: "\($0)/\(member)") }
             case ArchiveLayout.packageJSON, ArchiveLayout.packageLock:
-                report.members[member] = try extract(archive, member, to: nil, limit: limit(member))
+                let file = try destinations.others.map { try LocalFile(writing: "\($0)/\(member)") }
+                report.members[member] = try extract(
+                    archive, member, to: file, limit: limit(member), space: destinations.others == nil ? nil : envSpace)
+                try file?.sync()
             case ArchiveLayout.metadata:
                 var data: [UInt8] = []
                 let exceeded = "metadata.json is larger than \(Self.metadataLimit >> 20) MiB"
                 try drain(archive, limit: Self.metadataLimit, exceeded: exceeded) { data.append(contentsOf: $0) }
+                try destinations.others.map { try Self.write(data, to: "\($0)/\(member)") }
                 // The runbook's script wrote a metadata.json of its own (no `format`): it is informative only.
                 let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any]
                 guard object?["format"] != nil else {
@@ -183,6 +192,13 @@ final class ArchiveVerifier {
         report.archiveSHA256 = hashing.finalizeHex()
         if report.hasUploads { report.uploads = tree.digest.summary() }
         return report
+    }
+
+    /// A small member, whole, into a new private file.
+    private static func write(_ bytes: [UInt8], to path: String) throws {
+        let file = try LocalFile(writing: path)
+        try bytes.withUnsafeBytes { try file.write($0) }
+        try file.sync()
     }
 
     /// The member path inside the archive's top folder: `visual_backup_…/uploads/a.png` → `uploads/a.png`.

@@ -36,57 +36,65 @@ struct PreRestoreChecks {
                         : "the dump was made by pg_dump \(dumped); pg_restore \(pgRestore) cannot read it: use pg_restore \(dumped.majorName) or newer (postgresql-client-\(dumped.majorName), or PG_BIN_DIR)"))
         }
 
-        // The target server.
+        // The target server: only when the database is restored (RESTORE_PARTS).
         let parameters = try ConnectionParameters(configuration.database)
         let database = parameters.databaseName(environment: ProcessInfo.processInfo.environment) ?? "postgres"
-        let server: PostgresConnection
-        do {
-            server = try PostgresConnection(parameters.maintenance(besides: database))
-        } catch let error as ContingencyError {
-            return findings + [Finding(ok: false, text: "the target server does not answer: \(error.message)")]
-        }
-        if let source = metadata.flatMap({ PostgresVersion.parse(toolVersionLine: $0.serverVersion) }) {
-            let target = server.serverVersion
-            let fits = PostgresVersion(major: target.major, minor: 0) >= PostgresVersion(major: source.major, minor: 0)
+        var connected: PostgresConnection?
+        if configuration.parts.contains(.database) {
+            do {
+                connected = try PostgresConnection(parameters.maintenance(besides: database))
+            } catch let error as ContingencyError {
+                return findings + [Finding(ok: false, text: "the target server does not answer: \(error.message)")]
+            }
+        } else {
+            let parts = configuration.parts.names.joined(separator: ",")
             findings.append(
-                Finding(
-                    ok: fits,
-                    text: fits
-                        ? "the server (PostgreSQL \(target)) is not older than the backup's source (PostgreSQL \(source))"
-                        : "the server runs PostgreSQL \(target), older than the backup's source (PostgreSQL \(source)): restore onto PostgreSQL \(source.majorName) or newer"))
+                Finding(ok: true, text: "the database is not restored (RESTORE_PARTS=\(parts)): its server is not checked"))
         }
-
-        // Roles and extensions.
-        if configuration.noOwner {
-            findings.append(Finding(ok: true, text: "RESTORE_NO_OWNER=true: no roles needed, objects will belong to \(server.user)"))
-        } else if let needed = metadata?.roles {
-            let present = Set(try Self.column(server, "SELECT rolname FROM pg_roles"))
-            let missing = needed.filter { !present.contains($0) }
-            let canCreate = try server.query("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user").value(0, 0) == "t"
-            let inGlobals = target.manifest?.metadata.member(named: ArchiveLayout.globals) != nil
-            if missing.isEmpty {
-                findings.append(Finding(ok: true, text: "the roles the dump names exist (\(needed.joined(separator: ", ")))"))
-            } else if canCreate && inGlobals {
-                findings.append(Finding(ok: true, text: "missing roles will be created from globals.sql: \(missing.joined(separator: ", "))"))
-            } else {
+        if let server = connected {
+            if let source = metadata.flatMap({ PostgresVersion.parse(toolVersionLine: $0.serverVersion) }) {
+                let target = server.serverVersion
+                let fits = PostgresVersion(major: target.major, minor: 0) >= PostgresVersion(major: source.major, minor: 0)
                 findings.append(
                     Finding(
-                        ok: false,
-                        text: "missing roles \(missing.joined(separator: ", ")) cannot be created (\(inGlobals ? "\(server.user) lacks CREATEROLE" : "the backup has no globals.sql")): create them first, or set RESTORE_NO_OWNER=true"))
+                        ok: fits,
+                        text: fits
+                            ? "the server (PostgreSQL \(target)) is not older than the backup's source (PostgreSQL \(source))"
+                            : "the server runs PostgreSQL \(target), older than the backup's source (PostgreSQL \(source)): restore onto PostgreSQL \(source.majorName) or newer"))
             }
-        }
-        if let needed = metadata?.extensions, !needed.isEmpty {
-            let available = Set(try Self.column(server, "SELECT name FROM pg_available_extensions"))
-            let missing = needed.filter { !available.contains($0) }
-            findings.append(
-                Finding(
-                    ok: missing.isEmpty,
-                    text: missing.isEmpty
-                        ? "the extensions the dump uses are available (\(needed.joined(separator: ", ")))"
-                        : "extensions \(missing.joined(separator: ", ")) are not available on the server: install their packages first"))
-        }
-        if let size = metadata?.databaseSize {
-            findings.append(Finding(ok: true, text: "the database took \(ByteFormat.string(size)) on its source server: the target needs room for it"))
+
+            // Roles and extensions.
+            if configuration.noOwner {
+                findings.append(Finding(ok: true, text: "RESTORE_NO_OWNER=true: no roles needed, objects will belong to \(server.user)"))
+            } else if let needed = metadata?.roles {
+                let present = Set(try Self.column(server, "SELECT rolname FROM pg_roles"))
+                let missing = needed.filter { !present.contains($0) }
+                let canCreate = try server.query("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user").value(0, 0) == "t"
+                let inGlobals = target.manifest?.metadata.member(named: ArchiveLayout.globals) != nil
+                if missing.isEmpty {
+                    findings.append(Finding(ok: true, text: "the roles the dump names exist (\(needed.joined(separator: ", ")))"))
+                } else if canCreate && inGlobals {
+                    findings.append(Finding(ok: true, text: "missing roles will be created from globals.sql: \(missing.joined(separator: ", "))"))
+                } else {
+                    findings.append(
+                        Finding(
+                            ok: false,
+                            text: "missing roles \(missing.joined(separator: ", ")) cannot be created (\(inGlobals ? "\(server.user) lacks CREATEROLE" : "the backup has no globals.sql")): create them first, or set RESTORE_NO_OWNER=true"))
+                }
+            }
+            if let needed = metadata?.extensions, !needed.isEmpty {
+                let available = Set(try Self.column(server, "SELECT name FROM pg_available_extensions"))
+                let missing = needed.filter { !available.contains($0) }
+                findings.append(
+                    Finding(
+                        ok: missing.isEmpty,
+                        text: missing.isEmpty
+                            ? "the extensions the dump uses are available (\(needed.joined(separator: ", ")))"
+                            : "extensions \(missing.joined(separator: ", ")) are not available on the server: install their packages first"))
+            }
+            if let size = metadata?.databaseSize {
+                findings.append(Finding(ok: true, text: "the database took \(ByteFormat.string(size)) on its source server: the target needs room for it"))
+            }
         }
 
         // Room for what the manifest says will be written before anything is swapped in: the uploads where they
@@ -95,7 +103,9 @@ struct PreRestoreChecks {
         // Extraction stops at these declared sizes, so this is all the room the restore takes.
         if let metadata {
             var needs: [(what: String, path: String, bytes: Int64)] = []
-            if let uploads = configuration.paths.uploadsDirectory, let bytes = metadata.uploads?.bytes {
+            if configuration.parts.contains(.uploads), let uploads = configuration.paths.uploadsDirectory,
+                let bytes = metadata.uploads?.bytes
+            {
                 let staging = FolderSwap.stagingFolder(for: FolderSwap.resolved(uploads), id: "check")
                 needs.append(("\(ByteFormat.string(bytes)) of uploads", (staging as NSString).deletingLastPathComponent, bytes))
             }
@@ -139,6 +149,7 @@ struct PreRestoreChecks {
         }
 
         // Who is connected.
+        guard let server = connected else { return findings }
         let sessions = try server.query(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [database]
         ).value(0, 0) ?? "0"

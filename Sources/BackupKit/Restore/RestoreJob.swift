@@ -8,6 +8,8 @@ import Logging
 public struct RestoreResult: Sendable {
     public let backup: String
     public let duration: TimeInterval
+    /// What was put back (RESTORE_PARTS); the other parts were left untouched.
+    public var parts = RestoreParts.all
     /// What the restore replaced and kept aside (with `keepReplaced`): the state a rollback archives as its
     /// safety backup.
     public var replaced = ReplacedState()
@@ -76,7 +78,9 @@ public struct RestoreJob: Sendable {
 
     /// Runs one restore between RESTORE_PRE_COMMAND and RESTORE_POST_COMMAND.
     public func run() async throws -> RestoreResult {
-        try await configuration.hooks.around(job: "restore", logger: logger, describe: { ["CONTINGENCY_BACKUP": $0.backup] }) {
+        try await configuration.hooks.around(job: "restore", logger: logger, describe: {
+            ["CONTINGENCY_BACKUP": $0.backup, "CONTINGENCY_RESTORE_PARTS": $0.parts.names.joined(separator: ",")]
+        }) {
             try await restore()
         }
     }
@@ -84,6 +88,8 @@ public struct RestoreJob: Sendable {
     private func restore() async throws -> RestoreResult {
         let started = Date()
         logger.info("Starting restore...")
+        let parts = configuration.parts
+        try Self.checkDestinations(parts, configuration.paths)
         let tools = PostgresTools(binDirectory: configuration.pgBinDirectory)
         let lease = try await Lease.acquire(
             BackupJob.lockName, storage: stores.primary, job: "restore-job", ttl: configuration.store.lockTTLSeconds,
@@ -101,6 +107,12 @@ public struct RestoreJob: Sendable {
             throw error.concerningBackup()  // the named backup is missing or not genuine
         }
         logger.info("Restoring \(target.fileName)")
+        if !parts.isAll {
+            let left = parts.left.map(\.rawValue).joined(separator: " and ")
+            let chosen = parts.names.joined(separator: ",")
+            logger.info(
+                "RESTORE_PARTS=\(chosen): restoring the \(parts) only; the \(left) left untouched (the whole archive is still verified first)")
+        }
         try PreRestoreChecks.report(try await PreRestoreChecks(restore: self).run(target), for: target.fileName, logger: logger)
 
         // 1. Verify and stage, and meanwhile restore the database beside the live one: nothing live is touched
@@ -108,9 +120,11 @@ public struct RestoreJob: Sendable {
         // where it points, the link is left alone.
         let id = UUID().uuidString.prefix(8).lowercased()
         let expectedDump = target.manifest?.metadata.members.first { $0.name == ArchiveLayout.databaseDump }
-        let dump = try target.stagedDump(in: stores.staging, "restore", followed: expectedDump)
-        let uploadsTarget = configuration.paths.uploadsDirectory.map(FolderSwap.resolved)
-        let envTarget = configuration.paths.envFile.map(FolderSwap.resolved)
+        let dump = try target.stagedDump(
+            in: stores.staging, "restore", followed: parts.contains(.database) ? expectedDump : nil)
+        let uploadsTarget =
+            parts.contains(.uploads) ? configuration.paths.uploadsDirectory.map(FolderSwap.resolved) : nil
+        let envTarget = parts.contains(.env) ? configuration.paths.envFile.map(FolderSwap.resolved) : nil
         let leftovers = [uploadsTarget, envTarget].compactMap { $0 }.reduce(0) { $0 + FolderSwap.removeLeftovers(of: $1) }
         if leftovers > 0 { logger.info("Removed \(leftovers) staged folder(s) or file(s) left by an interrupted restore") }
         if let uploadsTarget {
@@ -133,7 +147,21 @@ public struct RestoreJob: Sendable {
             into: .init(
                 dump: dump, uploads: uploadsStaging, env: envStaging, expectedDump: expectedDump,
                 uploadsOwner: uploadsTarget.flatMap(FolderSwap.owner(of:))),
-            restorer: restorer, lease: lease)
+            restorer: restorer, lease: lease, restoringDatabase: parts.contains(.database))
+        if !parts.isAll {
+            // Asked for by name, a part the backup does not hold is an error, found before anything is touched.
+            let missing = [
+                parts.contains(.uploads) && !report.hasUploads ? "no uploads" : nil,
+                parts.contains(.env) && !report.hasEnv ? "no .env" : nil,
+            ].compactMap { $0 }
+            if !missing.isEmpty {
+                if let incoming { restorer.discard(incoming) }
+                throw ContingencyError.failed(
+                    "\(target.fileName) holds \(missing.joined(separator: " and ")), which RESTORE_PARTS="
+                        + "\(parts.names.joined(separator: ",")) asks for; nothing was restored",
+                    hint: "choose another backup (LATEST_BACKUP=…) or other parts")
+            }
+        }
 
         // 2 to 4 happen with the application stopped (APP_STOP_COMMAND, or the rollback's app control), and it is
         // always started again. The slow part of the database's restore is done by now: what remains is a swap (or,
@@ -144,10 +172,14 @@ public struct RestoreJob: Sendable {
                 // 2. The database. Fencing: live data changes only while the lease is ours.
                 try lease.confirm()
                 try Task.checkCancellation()
-                replaced.database = try await timed("Database \(database) restored") {
-                    try await restorer.complete(incoming, dump: dump)
+                if parts.contains(.database) {
+                    replaced.database = try await timed("Database \(database) restored") {
+                        try await restorer.complete(incoming, dump: dump)
+                    }
+                    replacedRecord?.update { [kept = replaced.database] in $0.database = kept }
+                } else {
+                    logger.info("The database \(database) is left as it is (RESTORE_PARTS)")
                 }
-                replacedRecord?.update { [kept = replaced.database] in $0.database = kept }
                 // 3 and 4. The files. From here on a signal no longer stops the restore (these steps do not wait on
                 // anything that cancellation interrupts), so the database and the files end up from the same backup.
                 do {
@@ -176,7 +208,9 @@ public struct RestoreJob: Sendable {
                     }
                 } catch let error as ContingencyError {
                     throw ContingencyError.failed(
-                        "the database was restored from \(target.fileName) but the files were not all restored: \(error.message)",
+                        parts.contains(.database)
+                            ? "the database was restored from \(target.fileName) but the files were not all restored: \(error.message)"
+                            : "the files were not all restored from \(target.fileName): \(error.message)",
                         hint: "fix the cause and run restore-job again with LATEST_BACKUP=\(target.fileName)")
                 }
             }
@@ -188,8 +222,25 @@ public struct RestoreJob: Sendable {
         }
 
         let duration = Date().timeIntervalSince(started)
-        logger.info("Restore completed successfully: \(target.fileName) in \(DurationFormat.string(seconds: duration))")
-        return RestoreResult(backup: target.fileName, duration: duration, replaced: replaced)
+        let untouched =
+            parts.isAll ? "" : " (restored: \(parts); left untouched: \(parts.left.map(\.rawValue).joined(separator: ", ")))"
+        logger.info(
+            "Restore completed successfully: \(target.fileName) in \(DurationFormat.string(seconds: duration))\(untouched)")
+        return RestoreResult(backup: target.fileName, duration: duration, parts: parts, replaced: replaced)
+    }
+
+    /// A part chosen by name (RESTORE_PARTS not all) needs its destination configured: restoring "the uploads" with
+    /// no UPLOADS_DIR would do nothing and say it succeeded.
+    static func checkDestinations(_ parts: RestoreParts, _ paths: ApplicationPaths) throws {
+        guard !parts.isAll else { return }
+        if parts.contains(.uploads) && paths.uploadsDirectory == nil {
+            throw ContingencyError.configuration(
+                "RESTORE_PARTS names uploads but UPLOADS_DIR is not set", hint: "set UPLOADS_DIR")
+        }
+        if parts.contains(.env) && paths.envFile == nil {
+            throw ContingencyError.configuration(
+                "RESTORE_PARTS names env but ENV_FILE is not set", hint: "set ENV_FILE")
+        }
     }
 
     /// `restore-job --check`: the pre-restore checks alone, all reported; nothing is read in full or touched.
@@ -235,9 +286,19 @@ public struct RestoreJob: Sendable {
     /// database.dump and globals.sql are read and match the manifest. Without a manifest (the runbook script's
     /// archives), it starts once everything has been checked.
     private func verifyAndPrepare(
-        _ target: BackupTarget, into destinations: ArchiveVerifier.Destinations, restorer: DatabaseRestorer, lease: Lease
+        _ target: BackupTarget, into destinations: ArchiveVerifier.Destinations, restorer: DatabaseRestorer, lease: Lease,
+        restoringDatabase: Bool
     ) async throws -> (ArchiveVerifier.Report, DatabaseRestorer.Incoming?) {
         let dump = destinations.dump
+        guard restoringDatabase else {
+            // The database is not restored: the archive is verified all the same (the dump listed by pg_restore),
+            // and nothing is created in the cluster.
+            do {
+                return (try await timed("Verified") { try await check(target, into: destinations) }, nil)
+            } catch {
+                throw (error as? ContingencyError)?.concerningBackup() ?? error
+            }
+        }
         return try await withThrowingTaskGroup(of: DatabaseRestorer.Incoming?.self) { group in
             var started = false
             let report: ArchiveVerifier.Report

@@ -266,6 +266,8 @@ public struct RollbackJob: Sendable {
     private func restoreConfiguration(_ target: String) -> RestoreConfiguration {
         var restore = configuration.restore
         restore.backup = target
+        // A rollback puts everything back, whatever RESTORE_PARTS says (that is restore-job's, for a person).
+        restore.parts = .all
         restore.keepOld = true
         // The app is stopped: sessions left on its database are strays, and only a swap keeps the broken database
         // for the safety backup (an in-place restore overwrites it).
@@ -312,7 +314,7 @@ public struct RollbackJob: Sendable {
 
     /// Archives what the restore replaced as a safety backup, then lets go of the copies set aside. Returns its
     /// name, or nil when it could not be made (the copies then stay where they are, and the log says where).
-    private func safetyBackup(
+    func safetyBackup(
         of replaced: ReplacedState, recording context: BackupJob.StartContext, request: StoreRequest, steps: RollbackSteps
     ) async -> String? {
         guard let keptDatabase = replaced.database else {

@@ -118,47 +118,125 @@ public struct RollbackRunner: Sendable {
         }
     }
 
-    /// A restore asked through the store (the admin API): the named backup, or the newest trusted one, with the
-    /// app stopped and started by the app control; no health rules and no safety backup.
+    /// A restore asked through the store (the admin API): the named backup, or the newest trusted one; the parts the
+    /// request names (all by default); the app stopped and started by the app control, on the version recorded with
+    /// the backup only when the request asks for the code (`code`), else as it is. No health rules; what was
+    /// replaced is kept as a rollback keeps it: archived as a safety backup when the database was replaced (then
+    /// let go of), else left where it was moved and named in the request's reason.
     private func runRestore(_ request: StoreRequest, board: RequestBoard, worker: String) async {
         let steps = RollbackSteps(board: board, request: request.id, worker: worker, events: events)
+        let finish = { (status: StoreRequest.Status, reason: String, target: String?) in
+            _ = try? await Blocking.run {
+                try board.update(request.id) { stored in
+                    guard stored.status == .running, stored.worker == worker else { return false }
+                    stored.status = status
+                    stored.reason = reason
+                    stored.target = target ?? stored.target
+                    return true
+                }
+            }
+        }
         // A request names a backup of the store, never a path: whoever can write a request cannot point the
         // runner at another folder of its host.
         if let backup = request.backup, backup.contains("/") || BackupName.parse(fileName: backup, prefix: configuration.restore.store.prefix) == nil {
             let reason = "refused: \(backup.prefix(200)) is not the name of a backup of this store (BACKUP_PREFIX \(configuration.restore.store.prefix)); a request names a backup, never a path"
             await steps.record("restore", "failed", detail: reason)
-            _ = try? await Blocking.run {
-                try board.update(request.id) { stored in
-                    guard stored.status == .running, stored.worker == worker else { return false }
-                    stored.status = .failed
-                    stored.reason = reason
-                    return true
-                }
-            }
+            await finish(.failed, reason, nil)
+            return
+        }
+        let parts: RestoreParts
+        do {
+            parts = try RestoreParts.parse(list: request.parts)
+        } catch {
+            let reason = "refused: \(error); nothing was touched"
+            await steps.record("restore", "failed", detail: reason)
+            await finish(.failed, reason, nil)
             return
         }
         var restoreConfiguration = configuration.restore
         restoreConfiguration.backup = request.backup
-        var job = RestoreJob(configuration: restoreConfiguration, stores: stores, logger: logger)
-        job.gate = RollbackGate(appControl: appControl, deployment: nil, steps: steps, logger: logger)
-        let outcome: (StoreRequest.Status, String, String?)
-        do {
-            let restore = job
-            let result = try await steps.run("restore \(request.backup ?? "the newest good backup")") { try await restore.run() }
-            outcome = (.succeeded, "restored \(result.backup) in \(DurationFormat.string(seconds: result.duration))", result.backup)
-        } catch {
-            outcome = (.failed, "\(error)", nil)
-        }
-        _ = try? await Blocking.run {
-            try board.update(request.id) { stored in
-                guard stored.status == .running, stored.worker == worker else { return false }
-                stored.status = outcome.0
-                stored.reason = outcome.1
-                stored.target = outcome.2 ?? stored.target
-                return true
+        restoreConfiguration.parts = parts
+        // As a rollback: the replaced database is kept (a swap, never in place), the store's lease waited for.
+        restoreConfiguration.keepOld = true
+        restoreConfiguration.terminateConnections = true
+        restoreConfiguration.store.lockTimeoutSeconds = max(restoreConfiguration.store.lockTimeoutSeconds, 1800)
+        let asked = request.backup ?? "the newest good backup"
+        logger.info(
+            "[Rollback] Restore request \(request.id): \(asked), parts \(parts), \(request.code == true ? "with its version" : "data only")")
+
+        // The code, only when asked: the version recorded with the very backup restored, checked before anything
+        // is touched.
+        var version: AppDeployment?
+        if request.code == true {
+            let problem: String?
+            do {
+                let (configuration, stores, logger) = (restoreConfiguration, stores, logger)
+                let target = try await Blocking.run {
+                    try BackupLocator(configuration, stores: stores, logger: logger).locate(configuration.backup)
+                }
+                restoreConfiguration.backup = target.fileName
+                if let deployment = target.manifest?.metadata.deployment {
+                    problem = try await appControl.cannotRestore(deployment)
+                    version = deployment
+                } else {
+                    problem = "\(target.fileName) records no application version (\(appControl) cannot read one, "
+                        + "or the backup predates it)"
+                }
+            } catch {
+                problem = "\(error)"
+            }
+            if let problem {
+                let reason = "the application's version cannot be restored: \(problem); nothing was touched "
+                    + "(ask again without code to restore the data alone)"
+                await steps.record("restore the version", "failed", detail: problem)
+                await finish(.failed, reason, restoreConfiguration.backup)
+                return
             }
         }
+
+        let brokenVersion = try? await appControl.deployment()
+        var job = RestoreJob(configuration: restoreConfiguration, stores: stores, logger: logger)
+        job.gate = RollbackGate(appControl: appControl, deployment: version, steps: steps, logger: logger)
+        job.keepReplaced = true
+        let replacedSoFar = ReplacedRecord()
+        job.replacedRecord = replacedSoFar
+        let rollback = RollbackJob(
+            configuration: configuration, stores: stores, appControl: appControl, events: events, logger: logger)
+        let broken = BackupJob.StartContext(health: Self.unknownHealth, deployment: brokenVersion ?? nil)
+        let restore = job
+        let result: RestoreResult
+        do {
+            result = try await steps.run("restore \(asked) (\(parts))") { try await restore.run() }
+        } catch {
+            var reason = "\(error)"
+            let replaced = replacedSoFar.state
+            if replaced != ReplacedState() {
+                if replaced.database != nil, !Task.isCancelled,
+                    let safety = await rollback.safetyBackup(of: replaced, recording: broken, request: request, steps: steps)
+                {
+                    reason += "; the replaced state is the safety backup \(safety)"
+                } else {
+                    reason += "; " + RollbackJob.keptDescription(replaced)
+                }
+            }
+            await finish(.failed, reason, nil)
+            return
+        }
+        let what = "\(parts)" + (version.map { "; version \($0.summary)" } ?? "; data only")
+        var reason = "restored \(result.backup) (\(what)) in \(DurationFormat.string(seconds: result.duration))"
+        if result.replaced.database != nil, !Task.isCancelled,
+            let safety = await rollback.safetyBackup(of: result.replaced, recording: broken, request: request, steps: steps)
+        {
+            reason += "; the replaced state is the safety backup \(safety)"
+        } else {
+            reason += "; " + RollbackJob.keptDescription(result.replaced)
+        }
+        await finish(.succeeded, reason, result.backup)
     }
+
+    /// The health recorded with a restore request's safety backup: a restore asked by a person says nothing of it.
+    static let unknownHealth = HealthAtStart(
+        state: .unknown, lastProbe: nil, lastHealthy: nil, consecutiveFailures: 0, sidecars: 0)
 
     /// A request left running by a runner that stopped (killed, its machine gone): its lease expired. The app
     /// may be stopped: it is started again. The request is ended as failed with what is known; it is never

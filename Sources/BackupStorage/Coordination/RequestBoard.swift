@@ -75,6 +75,12 @@ public struct StoreRequest: Codable, Sendable, Equatable {
     public var target: String?
     /// The steps so far.
     public var steps: [Step]?
+    /// For a restore: the parts to put back (`database`, `uploads`, `env`); nil: all of them. Kept as written, so
+    /// that a request naming an unknown part is refused by the runner with a reason rather than left unreadable.
+    public var parts: [String]?
+    /// For a restore: also put back the application's version recorded with the backup (nil or false: data only,
+    /// the application started as it is).
+    public var code: Bool?
 }
 
 /// The requests of a store. Built only on the `Storage` contract: a request is created with a conditional
@@ -96,14 +102,15 @@ public struct RequestBoard: Sendable {
     /// Use a deterministic id (`rollback-<incident>`) for what must happen once however many ask for it.
     public func submit(
         id: String = UUID().uuidString.lowercased(), intent: StoreRequest.Intent, backup: String? = nil, requestedBy: String,
-        now: Date = Date(), expires: Date? = nil, incident: StoreRequest.Incident? = nil
+        now: Date = Date(), expires: Date? = nil, incident: StoreRequest.Incident? = nil, parts: [String]? = nil,
+        code: Bool? = nil
     ) throws -> (request: StoreRequest, created: Bool) {
         guard Self.isValidID(id) else {
             throw ContingencyError.configuration("request id \(id) may hold only letters, digits, '.', '_' and '-'")
         }
         let request = StoreRequest(
             id: id, intent: intent, status: .pending, reason: nil, backup: backup, requestedBy: requestedBy, created: now,
-            updated: now, worker: nil, incident: incident, expires: expires)
+            updated: now, worker: nil, incident: incident, expires: expires, parts: parts, code: code)
         let data = try encode(request)
         // As stored (dates at the encoder's precision), so every caller sees the same value.
         let stored = try ContingencyJSON.decoder().decode(StoreRequest.self, from: Data(data))
