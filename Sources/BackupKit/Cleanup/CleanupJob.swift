@@ -178,8 +178,12 @@ public struct CleanupJob: Sendable {
                 into: .init(dump: try target.stagedDump(in: stores.staging, "verify"), uploads: nil, env: nil), logger: logger)
             verification = .init(at: Date(), ok: true, detail: "verified by cleanup-job: every byte matches the manifest, pg_restore lists the dump")
             logger.info("Backup \(item.name.fileName) verified in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
-        } catch let error as ContingencyError where !error.isCancellation && error.exitStatus != .keyError {
-            verification = .init(at: Date(), ok: false, detail: DrillJob.summary(of: error))
+        } catch {
+            // A missing key or a cancellation says nothing about the backup: the cleanup stops, nothing pruned.
+            if error is CancellationError || Task.isCancelled { throw error }
+            if let stop = error as? ContingencyError, stop.isCancellation || stop.exitStatus == .keyError { throw error }
+            let reason = (error as? ContingencyError) ?? ContingencyError.failed("\(error)")
+            verification = .init(at: Date(), ok: false, detail: DrillJob.summary(of: reason))
             logger.error("Backup \(item.name.fileName) failed verification: \(error)")
         }
         let (name, logger) = (item.name, logger)
