@@ -19,7 +19,8 @@ struct AgedBackups {
     static func make(_ app: ApplicationFixture, environment: [String: String] = [:]) async throws -> AgedBackups {
         let backup = try await app.run("backup-job", environment: environment)
         try #require(backup.succeeded, "\(backup)")
-        let real = try #require(try app.storeFiles().first { $0.hasSuffix(".tar.gz") })
+        let files = try app.storeFiles()
+        let real = try #require(files.first { $0.hasSuffix(".tar.gz") && files.contains($0 + ".json") })
         return AgedBackups(app: app, real: real)
     }
 
@@ -106,7 +107,7 @@ struct CleanupTests {
             let otherPrefix = try backups.copy(as: backups.name(days: 90, prefix: "other_backup"))
             // Interrupted runs: an archive of ours without a manifest (old, and one within the grace period), and a
             // manifest whose archive is gone.
-            let orphanArchive = try backups.copy(as: backups.name(days: 5), manifest: false)
+            let orphanArchive = try backups.copy(as: backups.name(days: 5.5), manifest: false)
             let youngOrphan = try backups.copy(as: backups.name(days: 0.01), manifest: false)
             let orphanManifest = try backups.copy(as: backups.name(days: 6), archive: false)
             try BackupPins(stores: try backups.volumeStores(), prefix: "visual_backup", logger: Self.logger)
@@ -116,9 +117,12 @@ struct CleanupTests {
             let dry = try await app.run("cleanup-job", ["--dry-run"])
             #expect(dry.succeeded, "\(dry)")
             #expect(try app.storeFiles() == before, "a dry run deletes nothing")
-            for gone in [oldVerified, oldFailed, oldUnverified, oldLabelled, oldSafety] {
+            for gone in [oldFailed, oldUnverified, oldLabelled, oldSafety] {
                 #expect(dry.stdout.contains("delete  \(gone)"), "\(gone): \(dry.stdout)")
             }
+            // The dry run does not verify the newest backup, so the 40-day-old verified one is still the third
+            // newest verified backup; the real run verifies the newest first, and then it goes.
+            #expect(dry.stdout.contains("keep    \(oldVerified)  (one of the 3 newest verified backups (BACKUP_KEEP_MIN), #3)"), "\(dry.stdout)")
             #expect(dry.stdout.contains("keep    \(oldPinned)  (pinned)"), "\(dry.stdout)")
             #expect(dry.stdout.contains("collect \(orphanArchive)"), "\(dry.stdout)")
             #expect(dry.stdout.contains("leave   \(youngOrphan)"), "\(dry.stdout)")
