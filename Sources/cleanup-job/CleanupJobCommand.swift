@@ -17,7 +17,9 @@ struct CleanupJobCommand: AsyncParsableCommand {
             has no verification result, it is verified first (as restore-job --verify). A plan that would delete \
             every backup (of all stores, or of one) is refused (exit 1). Runs under the store's lock, so never \
             while a restore reads. Also removes this product's archives left without a manifest for longer than \
-            CLEANUP_GRACE, manifests whose archive is gone, open uploads and staging files of interrupted runs; \
+            CLEANUP_GRACE, manifests whose archive is gone, open uploads and staging files of interrupted runs, and \
+            (with the database configured) the databases killed restores left and <db>_before_restore_* copies \
+            older than the newest backup; \
             never an archive of the runbook's shell script, nor anything of another BACKUP_PREFIX. --dry-run \
             prints what would go and why each backup goes or stays, and changes nothing. Once, or with --loop on \
             CLEANUP_SCHEDULE.
@@ -69,6 +71,7 @@ struct CleanupJobCommand: AsyncParsableCommand {
         lines += result.kept.map { "keep    \($0.fileName)  (\($0.reason))" }
         lines += result.leftovers.archives.map { "collect \($0)  (archive without a manifest, older than CLEANUP_GRACE)" }
         lines += result.leftovers.manifests.map { "collect \($0)  (manifest whose archive is gone)" }
+        lines += result.leftovers.databases.map { "drop    database \($0)  (left by a restore)" }
         lines += result.leftovers.young.map { "leave   \($0)  (archive without a manifest, within CLEANUP_GRACE)" }
         if let refusal = result.refusal { lines.append("refused: \(refusal)") }
         lines.append(result.message)

@@ -226,6 +226,38 @@ struct CleanupTests {
         }
     }
 
+    @Test("databases a killed restore left, and copies kept from before a restore older than the newest backup, are dropped; safety, unmarked and newer ones stay")
+    func databaseLeftovers() async throws {
+        try await ApplicationFixture.with(uploadFiles: 2) { app in
+            _ = try await AgedBackups.make(app)
+            func stamp(_ offset: TimeInterval) -> String {
+                BackupName.formatTimestamp(Date().addingTimeInterval(offset)).replacingOccurrences(of: "-", with: "")
+                    .replacingOccurrences(of: "_", with: "")
+            }
+            let databases: [(String, String?)] = [
+                ("visual_db_restore_deadbeef", "contingency: a restore in progress for visual_db"),
+                ("visual_db_before_restore_\(stamp(-3600))", "contingency: visual_db as it was before a restore"),
+                ("visual_db_before_restore_\(stamp(3600))", "contingency: visual_db as it was before a restore"),
+                ("visual_db_before_restore_\(stamp(-7200))", "contingency: visual_db replaced by a rollback, kept for its safety backup"),
+                ("visual_db_restore_cafebabe", nil),
+                ("other_db_restore_0badf00d", "contingency: a restore in progress for other_db"),
+            ]
+            for (name, comment) in databases {
+                try await app.server.createDatabase(name)
+                if let comment { _ = try await app.server.psql("COMMENT ON DATABASE \"\(name)\" IS '\(comment)'") }
+            }
+            let dry = try await app.run("cleanup-job", ["--dry-run"])
+            #expect(dry.succeeded, "\(dry)")
+            #expect(dry.stdout.contains("drop    database visual_db_restore_deadbeef"), "\(dry.stdout)")
+            let run = try await app.run("cleanup-job")
+            #expect(run.succeeded, "\(run)")
+            let left = try await app.server.psql("SELECT datname FROM pg_database WHERE datname LIKE '%restore%' ORDER BY datname")
+            let expected = [databases[2].0, databases[3].0, databases[4].0, databases[5].0].sorted()
+            #expect(left.split(separator: "\n").map(String.init) == expected, "\(run)")
+            #expect(try await app.server.psql("SELECT count(*) FROM users", database: app.database) != "0", "the application's database is untouched")
+        }
+    }
+
     @Test("deletion: invalid names 400, unknown 404, pinned, the only verified one and a restore holding the store 409; a good delete goes from the volume and the bucket")
     func deletion() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in

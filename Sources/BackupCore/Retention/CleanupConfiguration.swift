@@ -1,6 +1,6 @@
 /// Everything `cleanup-job` needs: the store, the retention policy, its schedule, the grace period for what
-/// interrupted runs leave, and what checking a backup needs (keys, trust, pg_restore) when the newest one has no
-/// verification result yet.
+/// interrupted runs leave, what checking a backup needs (keys, trust, pg_restore) when the newest one has no
+/// verification result yet, and the database (optional) whose restores' leftovers it drops.
 public struct CleanupConfiguration: Sendable, Equatable {
     /// The store, keys, trust and tools, read as restore-job reads them (`restore-job --verify` is what cleanup
     /// runs on an unverified newest backup).
@@ -20,7 +20,7 @@ public struct CleanupConfiguration: Sendable, Equatable {
     public var store: StoreConfiguration { restore.store }
 
     public static let settings: [Setting] =
-        StoreConfiguration.settings + RetentionPolicy.settings + [
+        StoreConfiguration.settings + RetentionPolicy.settings + DatabaseSettings.settings + [
             Settings.cleanupSchedule, Settings.cleanupGrace, Settings.ageIdentity, Settings.agePassphrase, Settings.pgBinDir,
             Settings.progressInterval, Settings.logFormat,
         ] + TrustSettings.settings

@@ -103,7 +103,11 @@ public struct CleanupJob: Sendable {
 
         let collector = LeftoverCollector(
             stores: stores, prefix: prefix, graceSeconds: configuration.graceSeconds, logger: logger, dryRun: dryRun)
-        let (leftovers, legacy) = try await Blocking.run { [inventory] in try collector.collect(inventory, now: now, confirm: confirm) }
+        var (leftovers, legacy) = try await Blocking.run { [inventory] in try collector.collect(inventory, now: now, confirm: confirm) }
+        let newestComplete = inventory.items.filter { $0.isComplete && $0.manifest?.metadata.kind != .safety }.map(\.name.date)
+            .filter { $0 <= now.addingTimeInterval(policy.futureAllowance) }.max()
+        let databases = DatabaseLeftovers(configuration: configuration.restore, logger: logger, dryRun: dryRun)
+        leftovers.databases = await Blocking.run { databases.collect(newestBackup: newestComplete) }
 
         let items = inventory.items.filter(\.isComplete) + legacy
         let candidates = items.map { Self.candidate($0, pinned: inventory.pins[$0.name.fileName] != nil, legacy: !$0.isComplete) }
@@ -146,7 +150,7 @@ public struct CleanupJob: Sendable {
                 "\(dryRun ? "Would prune" : "Pruned") \(result.deleted.count) out of \(result.total) backups as they were older than \(policy.retentionDays) days")
             if leftovers.count > 0 {
                 logger.info(
-                    "\(dryRun ? "Would collect" : "Collected") \(leftovers.count) leftover(s) of interrupted runs (\(leftovers.archives.count) archive(s) without a manifest, \(leftovers.manifests.count) manifest(s) without an archive, \(leftovers.uploads) upload(s), \(leftovers.stagingFiles) staging file(s))")
+                    "\(dryRun ? "Would collect" : "Collected") \(leftovers.count) leftover(s) of interrupted runs (\(leftovers.archives.count) archive(s) without a manifest, \(leftovers.manifests.count) manifest(s) without an archive, \(leftovers.uploads) upload(s), \(leftovers.stagingFiles) staging file(s), \(leftovers.databases.count) database(s))")
             }
             logger.info("\(result.message)")
         }

@@ -16,8 +16,10 @@ public struct LeftoverReport: Sendable, Equatable {
     public var stagingFiles = 0
     /// Archives without a manifest that are too young to judge (an interrupted run within the grace period).
     public var young: [String] = []
+    /// Databases left by restores (see `DatabaseLeftovers`).
+    public var databases: [String] = []
 
-    public var count: Int { archives.count + manifests.count + uploads + stagingFiles }
+    public var count: Int { archives.count + manifests.count + uploads + stagingFiles + databases.count }
 }
 
 /// Collects what interrupted runs leave in the stores, under the store's lease (so no job is writing): archives
