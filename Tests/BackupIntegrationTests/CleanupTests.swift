@@ -258,6 +258,52 @@ struct CleanupTests {
         }
     }
 
+    @Test("cleanup waits for no restore: locked out while one holds the store; the API's override returns names and reasons; --loop runs on CLEANUP_SCHEDULE")
+    func leaseOverrideAndLoop() async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            let backups = try await AgedBackups.make(app)
+            let recent = [try backups.copy(as: backups.name(days: 2)), try backups.copy(as: backups.name(days: 3))]
+            let older = [try backups.copy(as: backups.name(days: 10)), try backups.copy(as: backups.name(days: 40))]
+            let stores = try backups.volumeStores()
+
+            // A restore holds the store's lease (as RestoreJob takes it): cleanup touches nothing and exits 11.
+            let before = try app.storeFiles()
+            let restoreLease = try await Lease.acquire(BackupJob.lockName, storage: stores.primary, job: "restore-job", ttl: 30, timeout: 0)
+            let locked = try await app.run("cleanup-job")
+            restoreLease.release()
+            #expect(locked.status == 11, "\(locked)")
+            #expect(locked.stderr.contains("locked by restore-job"), "\(locked)")
+            #expect(try app.storeFiles() == before)
+            #expect(try backups.realManifest().verified == nil)
+
+            // The admin API's call: the same use case with retentionDays overridden.
+            let values = ConfigurationValues(environment: app.environment(), readFile: { _ in "" })
+            let job = CleanupJob(configuration: try CleanupConfiguration.load(values), stores: stores, logger: Self.logger)
+            await #expect(throws: ContingencyError.self) { try await job.run(retentionDays: 0) }
+            let result = try await job.run(retentionDays: 7)
+            #expect(result.deleted == older)
+            #expect(result.deletedCount == 2 && result.retentionDays == 7 && result.refusal == nil)
+            #expect(result.verifiedBackup == backups.real && result.verification?.ok == true)
+            #expect(result.kept.map(\.fileName) == [backups.real] + recent)
+            #expect(result.kept.allSatisfy { $0.reason.contains("newest verified") }, "\(result.kept)")
+            #expect(result.message == "Cleanup completed: 2 old backups removed")
+            #expect(try app.storeFiles() == ([backups.real] + recent).flatMap { [$0, $0 + ".json"] }.sorted())
+
+            // --loop: an old backup added later goes at the next scheduled run; SIGTERM while idle exits 0.
+            let late = try backups.copy(as: backups.name(days: 50))
+            let loop = try app.launch("cleanup-job", ["--loop"], environment: ["CLEANUP_SCHEDULE": "3s"])
+            try await eventually(timeout: .seconds(60), "the loop to remove \(late)") {
+                try !app.storeFiles().contains(late) && loop.stdoutSoFar.contains("Scheduled cleanup completed successfully")
+            }
+            try await eventually(timeout: .seconds(60), "the loop to be idle with seconds to spare") {
+                LoopOutput.isIdle(loop.stdoutSoFar, marker: "Next cleanup at")
+            }
+            loop.kill(SIGTERM)
+            let ended = try await loop.waitForExit(timeout: .seconds(30))
+            #expect(ended.status == 0, "\(ended)")
+        }
+    }
+
     @Test("deletion: invalid names 400, unknown 404, pinned, the only verified one and a restore holding the store 409; a good delete goes from the volume and the bucket")
     func deletion() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
