@@ -287,6 +287,9 @@ struct CleanupTests {
             #expect(result.kept.map(\.fileName) == [backups.real] + recent)
             #expect(result.kept.allSatisfy { $0.reason.contains("newest verified") }, "\(result.kept)")
             #expect(result.message == "Cleanup completed: 2 old backups removed")
+            let metrics = try String(
+                contentsOf: app.backupDirectory.appendingPathComponent(".contingency/metrics/cleanup.prom"), encoding: .utf8)
+            #expect(metrics.contains("backup_cleanup_deleted 2") && metrics.contains("backup_cleanup_success 1"), "\(metrics)")
             #expect(try app.storeFiles() == ([backups.real] + recent).flatMap { [$0, $0 + ".json"] }.sorted())
 
             // --loop: an old backup added later goes at the next scheduled run; SIGTERM while idle exits 0.

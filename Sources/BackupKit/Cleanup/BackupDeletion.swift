@@ -43,6 +43,7 @@ public struct BackupDeletion: Sendable {
 
     /// The deletion itself, for a caller already holding the store's lease (cleanup).
     func deleteHoldingLease(_ fileName: String, by who: String, confirm: () throws -> Void) throws -> DeletionResult {
+        // Every store must be readable: a backup is removed from all of them or from none.
         let inventory = try BackupInventory.read(stores: stores.all, prefix: store.prefix, authenticator: authenticator, logger: logger)
         guard let item = inventory.item(fileName), !item.archiveIn.isEmpty || !item.manifestIn.isEmpty else {
             throw BackupActionError(

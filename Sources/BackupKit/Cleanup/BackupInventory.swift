@@ -38,13 +38,27 @@ struct BackupInventory {
     let items: [Item]
     /// Pinned backups' file names, with their pin records.
     let pins: [String: BackupPin]
+    /// Copy stores that could not be listed (`tolerant` reads only): nothing in them was seen or is touched.
+    var unreachable: [String] = []
 
     func item(_ fileName: String) -> Item? { items.first { $0.name.fileName == fileName } }
 
-    static func read(stores: [any Storage], prefix: String, authenticator: ManifestAuthenticator, logger: Logger) throws -> BackupInventory {
+    /// Reads every store. With `tolerant`, a copy store (not the first) that cannot be listed is skipped with a
+    /// warning and named in `unreachable`, so that an unreachable bucket never stops retention on the volume.
+    static func read(
+        stores: [any Storage], prefix: String, authenticator: ManifestAuthenticator, logger: Logger, tolerant: Bool = false
+    ) throws -> BackupInventory {
         var byName: [String: Item] = [:]
-        for storage in stores {
-            let objects = try storage.list(folder: "")
+        var unreachable: [String] = []
+        for (index, storage) in stores.enumerated() {
+            let objects: [ObjectInfo]
+            do {
+                objects = try storage.list(folder: "")
+            } catch let error as ContingencyError where tolerant && index > 0 && !error.isCancellation {
+                logger.warning("\(storage) is skipped, nothing in it is deleted this time: \(error)")
+                unreachable.append(storage.description)
+                continue
+            }
             let names = Set(objects.map(\.name))
             for object in objects {
                 if let name = BackupName.parse(fileName: object.name, prefix: prefix), name.fileName == object.name {
@@ -86,7 +100,7 @@ struct BackupInventory {
                 pins[fileName] = pin
             }
         }
-        return BackupInventory(items: byName.values.sorted { $0.name > $1.name }, pins: pins)
+        return BackupInventory(items: byName.values.sorted { $0.name > $1.name }, pins: pins, unreachable: unreachable)
     }
 
     /// Removes one backup from every store holding a piece of it: in each store the manifest first (from then on

@@ -23,8 +23,9 @@ public struct BackupPins: Sendable {
     public func pin(_ fileName: String, by who: String, reason: String? = nil, now: Date = Date()) throws -> BackupPin {
         let name = try BackupActionError.parseName(fileName, prefix: prefix)
         let inventory = try BackupInventory.read(stores: stores.all, prefix: prefix, authenticator: .init(keys: []), logger: logger)
-        guard inventory.item(fileName)?.isComplete == true else {
-            throw BackupActionError(.notFound, "no complete backup \(fileName) in \(stores.all.map(\.description).joined(separator: " or "))")
+        // A complete backup, or an archive of the runbook's shell script (a backup without a manifest).
+        guard let item = inventory.item(fileName), !item.archiveIn.isEmpty else {
+            throw BackupActionError(.notFound, "no backup \(fileName) in \(stores.all.map(\.description).joined(separator: " or "))")
         }
         if let existing = inventory.pins[fileName] { return existing }
         let pin = BackupPin(fileName: fileName, pinnedBy: Self.clean(who), pinnedAt: now, reason: reason.map(Self.clean))

@@ -86,7 +86,7 @@ public struct CleanupJob: Sendable {
         let (stores, prefix, logger) = (stores, configuration.store.prefix, logger)
         let now = try await Blocking.run { try stores.primary.currentTime() }
         var inventory = try await Blocking.run {
-            try BackupInventory.read(stores: stores.all, prefix: prefix, authenticator: authenticator, logger: logger)
+            try BackupInventory.read(stores: stores.all, prefix: prefix, authenticator: authenticator, logger: logger, tolerant: true)
         }
 
         var verified: (String, Manifest.Verification)?
@@ -96,7 +96,7 @@ public struct CleanupJob: Sendable {
             } else {
                 verified = (newest.name.fileName, try await verify(newest, confirm: confirm))
                 inventory = try await Blocking.run {
-                    try BackupInventory.read(stores: stores.all, prefix: prefix, authenticator: authenticator, logger: logger)
+                    try BackupInventory.read(stores: stores.all, prefix: prefix, authenticator: authenticator, logger: logger, tolerant: true)
                 }
             }
         }
@@ -154,8 +154,29 @@ public struct CleanupJob: Sendable {
             }
             logger.info("\(result.message)")
         }
+        publishMetrics(result)
         onFinished?(result)
         return result
+    }
+
+    /// `.contingency/metrics/cleanup.prom`: the last run's outcome (a dry run publishes nothing).
+    private func publishMetrics(_ result: CleanupResult) {
+        guard !result.dryRun else { return }
+        do {
+            try MetricsFile(
+                job: "cleanup",
+                gauges: [
+                    .init("backup_cleanup_success", "Whether the last cleanup ran without refusal or failure (1) or not (0).",
+                          result.refusal == nil && result.failures.isEmpty ? 1 : 0),
+                    .init("backup_cleanup_deleted", "Backups the last cleanup deleted.", Double(result.deletedCount)),
+                    .init("backup_cleanup_kept", "Backups the last cleanup kept.", Double(result.kept.count)),
+                    .init("backup_cleanup_leftovers", "Leftovers of interrupted runs the last cleanup collected.", Double(result.leftovers.count)),
+                    .init("backup_cleanup_timestamp_seconds", "Time of the last cleanup.", Date().timeIntervalSince1970.rounded()),
+                ]
+            ).publish(to: stores.primary)
+        } catch {
+            logger.warning("Could not publish the cleanup metrics: \(error)")
+        }
     }
 
     /// The newest complete, trusted backup that is not a safety backup nor dated ahead: the one whose

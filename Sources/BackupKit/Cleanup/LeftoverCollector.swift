@@ -59,7 +59,8 @@ struct LeftoverCollector {
                 }
             }
             let bare = item.archiveIn.filter { !item.holds($0, in: item.manifestIn) }
-            guard !bare.isEmpty else { continue }
+            // A pinned archive is never collected, whoever made it.
+            guard !bare.isEmpty, inventory.pins[item.name.fileName] == nil || !item.manifestIn.isEmpty else { continue }
             var isLegacy = false
             for storage in bare {
                 let origin = item.manifestIn.isEmpty ? classify(item.name, in: storage) : .product
