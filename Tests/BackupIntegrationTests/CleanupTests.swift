@@ -226,6 +226,29 @@ struct CleanupTests {
         }
     }
 
+    @Test("a backup-job killed between its archive and its manifest leaves an archive that cleanup collects once past CLEANUP_GRACE")
+    func interruptedBackupCollected() async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            let backups = try await AgedBackups.make(app)
+            let job = try app.launch("backup-job", environment: ["CONTINGENCY_FAILPOINT": "publish"])
+            try await eventually("backup-job to stop between its archive and its manifest") { job.isStopped }
+            job.kill(SIGKILL)
+            _ = try await job.waitForExit(timeout: .seconds(30))
+            let orphan = try #require(try app.storeFiles().first { $0 != backups.real && !$0.hasSuffix(".json") })
+            #expect(try !app.storeFiles().contains(orphan + ".json"))
+
+            // Within the grace period it is left (the dead job's lease expires first: LOCK_TTL=3s).
+            let early = try await app.run("cleanup-job", environment: ["LOCK_TIMEOUT": "30s"])
+            #expect(early.succeeded, "\(early)")
+            #expect(try app.storeFiles().contains(orphan))
+            let late = try await app.run("cleanup-job", environment: ["CLEANUP_GRACE": "0s"])
+            #expect(late.succeeded, "\(late)")
+            #expect(late.stdout.contains("Removed \(orphan) from"), "\(late)")
+            #expect(try app.storeFiles() == [backups.real, backups.real + ".json"])
+            #expect(app.temporaryFiles().isEmpty)
+        }
+    }
+
     @Test("databases a killed restore left, and copies kept from before a restore older than the newest backup, are dropped; safety, unmarked and newer ones stay")
     func databaseLeftovers() async throws {
         try await ApplicationFixture.with(uploadFiles: 2) { app in
