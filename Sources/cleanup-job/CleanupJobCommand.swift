@@ -53,10 +53,14 @@ struct CleanupJobCommand: AsyncParsableCommand {
                 if dryRun { print(Self.report(result)) }
                 if let refusal = result.refusal {
                     throw ContingencyError.failed(
-                        refusal, hint: "nothing was deleted; raise BACKUP_RETENTION_DAYS or BACKUP_KEEP_MIN, or verify newer backups")
+                        refusal,
+                        hint:
+                            "nothing was deleted; raise BACKUP_RETENTION_DAYS or BACKUP_KEEP_MIN, or verify newer backups"
+                    )
                 }
                 if !result.failures.isEmpty {
-                    throw ContingencyError.partial("\(result.failures.count) backup(s) could not be deleted (see above)")
+                    throw ContingencyError.partial(
+                        "\(result.failures.count) backup(s) could not be deleted (see above)")
                 }
                 return
             }
@@ -69,7 +73,9 @@ struct CleanupJobCommand: AsyncParsableCommand {
     static func report(_ result: CleanupResult) -> String {
         var lines = result.deleted.map { "delete  \($0)  (\(result.deletedReasons[$0] ?? ""))" }
         lines += result.kept.map { "keep    \($0.fileName)  (\($0.reason))" }
-        lines += result.leftovers.archives.map { "collect \($0)  (archive without a manifest, older than CLEANUP_GRACE)" }
+        lines += result.leftovers.archives.map {
+            "collect \($0)  (archive without a manifest, older than CLEANUP_GRACE)"
+        }
         lines += result.leftovers.manifests.map { "collect \($0)  (manifest whose archive is gone)" }
         lines += result.leftovers.databases.map { "drop    database \($0)  (left by a restore)" }
         lines += result.leftovers.young.map { "leave   \($0)  (archive without a manifest, within CLEANUP_GRACE)" }

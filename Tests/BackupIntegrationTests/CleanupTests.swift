@@ -3,8 +3,8 @@ import BackupKit
 import BackupStorage
 import Foundation
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 /// Backups of many ages for cleanup to judge: one real backup made by the real backup-job, and copies of it under
 /// older names (an archive renamed is still a backup aged by its name), some verified, some that failed
@@ -26,14 +26,16 @@ struct AgedBackups {
 
     /// The archive name of a backup `days` old (of `prefix`).
     func name(days: Double, prefix: String? = nil) -> String {
-        BackupName(prefix: prefix ?? self.prefix, date: Date().addingTimeInterval(-days * 86_400), compression: .gzip).fileName
+        BackupName(prefix: prefix ?? self.prefix, date: Date().addingTimeInterval(-days * 86_400), compression: .gzip)
+            .fileName
     }
 
     /// The real backup's manifest, edited: `verified` (nil: none), `kind`, `label`, and the archive's name.
     func manifest(for name: String, verified: Bool?, kind: String? = nil, label: String? = nil) throws -> Data {
         let data = try Data(contentsOf: app.backupDirectory.appendingPathComponent(real + ".json"))
         var object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        object["verified"] = verified.map { ["at": "2025-01-01T00:00:00Z", "ok": $0, "detail": "drill"] as [String: Any] } ?? NSNull()
+        object["verified"] =
+            verified.map { ["at": "2025-01-01T00:00:00Z", "ok": $0, "detail": "drill"] as [String: Any] } ?? NSNull()
         if let kind { object["kind"] = kind }
         if let label { object["label"] = label }
         var archive = try #require(object["archive"] as? [String: Any])
@@ -46,11 +48,18 @@ struct AgedBackups {
     /// interrupted run), `archive: false` the manifest alone (an archive removed by the runbook's `find -delete`).
     @discardableResult
     func copy(
-        as name: String, verified: Bool? = true, kind: String? = nil, label: String? = nil, archive: Bool = true, manifest: Bool = true
+        as name: String, verified: Bool? = true, kind: String? = nil, label: String? = nil, archive: Bool = true,
+        manifest: Bool = true
     ) throws -> String {
         let folder = app.backupDirectory
-        if archive { try FileManager.default.copyItem(at: folder.appendingPathComponent(real), to: folder.appendingPathComponent(name)) }
-        if manifest { try self.manifest(for: name, verified: verified, kind: kind, label: label).write(to: folder.appendingPathComponent(name + ".json")) }
+        if archive {
+            try FileManager.default.copyItem(
+                at: folder.appendingPathComponent(real), to: folder.appendingPathComponent(name))
+        }
+        if manifest {
+            try self.manifest(for: name, verified: verified, kind: kind, label: label).write(
+                to: folder.appendingPathComponent(name + ".json"))
+        }
         return name
     }
 
@@ -60,7 +69,9 @@ struct AgedBackups {
         let writer = try bucket.makeWriter(key: name)
         try bytes.withUnsafeBytes { try writer.write($0) }
         try writer.commit {}
-        if manifest { try bucket.put(key: name + ".json", data: Array(try self.manifest(for: name, verified: verified))) }
+        if manifest {
+            try bucket.put(key: name + ".json", data: Array(try self.manifest(for: name, verified: verified)))
+        }
     }
 
     /// The volume store as the admin API opens it, for the use cases called in process.
@@ -71,7 +82,8 @@ struct AgedBackups {
 
     /// The real backup's manifest as it is now in the volume.
     func realManifest() throws -> Manifest {
-        try ContingencyJSON.decoder().decode(Manifest.self, from: Data(contentsOf: app.backupDirectory.appendingPathComponent(real + ".json")))
+        try ContingencyJSON.decoder().decode(
+            Manifest.self, from: Data(contentsOf: app.backupDirectory.appendingPathComponent(real + ".json")))
     }
 }
 
@@ -79,7 +91,9 @@ struct AgedBackups {
 struct CleanupTests {
     static let logger = Logger(label: "cleanup-tests")
 
-    @Test("exactly the expected backups go; pinned, recent, safety-within-retention, other prefixes and shell-script archives stay; a dry run deletes nothing")
+    @Test(
+        "exactly the expected backups go; pinned, recent, safety-within-retention, other prefixes and shell-script archives stay; a dry run deletes nothing"
+    )
     func retentionOnVolume() async throws {
         try await ApplicationFixture.with(uploadFiles: 5) { app in
             // An archive of the runbook's shell script: no manifest, a backup aged by its name (recent here).
@@ -89,9 +103,12 @@ struct CleanupTests {
                 "bash", [script], environment: app.environment(["PATH": "\(app.server.binDir.path):/usr/bin:/bin"]))
             try #require(legacy.succeeded, "\(legacy)")
             let shellArchive = try #require(try app.storeFiles().first { $0.hasSuffix(".tar.gz") })
-            let shellAged = BackupName(prefix: "visual_backup", date: Date().addingTimeInterval(-5 * 86_400), compression: .gzip).fileName
+            let shellAged = BackupName(
+                prefix: "visual_backup", date: Date().addingTimeInterval(-5 * 86_400), compression: .gzip
+            ).fileName
             try FileManager.default.moveItem(
-                at: app.backupDirectory.appendingPathComponent(shellArchive), to: app.backupDirectory.appendingPathComponent(shellAged))
+                at: app.backupDirectory.appendingPathComponent(shellArchive),
+                to: app.backupDirectory.appendingPathComponent(shellAged))
             let backups = try await AgedBackups.make(app)
 
             let recentA = try backups.copy(as: backups.name(days: 2))
@@ -122,7 +139,10 @@ struct CleanupTests {
             }
             // The dry run does not verify the newest backup, so the 40-day-old verified one is still the third
             // newest verified backup; the real run verifies the newest first, and then it goes.
-            #expect(dry.stdout.contains("keep    \(oldVerified)  (one of the 3 newest verified backups (BACKUP_KEEP_MIN), #3)"), "\(dry.stdout)")
+            #expect(
+                dry.stdout.contains(
+                    "keep    \(oldVerified)  (one of the 3 newest verified backups (BACKUP_KEEP_MIN), #3)"),
+                "\(dry.stdout)")
             #expect(dry.stdout.contains("keep    \(oldPinned)  (pinned)"), "\(dry.stdout)")
             #expect(dry.stdout.contains("collect \(orphanArchive)"), "\(dry.stdout)")
             #expect(dry.stdout.contains("leave   \(youngOrphan)"), "\(dry.stdout)")
@@ -132,7 +152,8 @@ struct CleanupTests {
             #expect(run.succeeded, "\(run)")
             let log = run.stdout + run.stderr
             #expect(log.contains("Verifying \(backups.real), the newest backup, before pruning anything"), "\(log)")
-            #expect(try backups.realManifest().verified?.ok == true, "cleanup recorded its verification in the manifest")
+            #expect(
+                try backups.realManifest().verified?.ok == true, "cleanup recorded its verification in the manifest")
             #expect(log.contains("Pruned 5 out of 12 backups as they were older than 30 days"), "\(log)")
             #expect(log.contains("[Backup] Cleanup completed: 5 old backups removed"), "\(log)")
 
@@ -159,7 +180,10 @@ struct CleanupTests {
             try handle.seek(toOffset: 100)
             try handle.write(contentsOf: Data(repeating: 0x55, count: 64))
             try handle.close()
-            let failing = [try backups.copy(as: backups.name(days: 1), verified: false), try backups.copy(as: backups.name(days: 2), verified: false)]
+            let failing = [
+                try backups.copy(as: backups.name(days: 1), verified: false),
+                try backups.copy(as: backups.name(days: 2), verified: false),
+            ]
             let good = [try backups.copy(as: backups.name(days: 100)), try backups.copy(as: backups.name(days: 120))]
             let older = try backups.copy(as: backups.name(days: 130), verified: nil)
 
@@ -173,7 +197,9 @@ struct CleanupTests {
         }
     }
 
-    @Test("volume and bucket: a backup goes from both stores; another install's prefix, pins and open uploads of others stay; the per-store brake holds")
+    @Test(
+        "volume and bucket: a backup goes from both stores; another install's prefix, pins and open uploads of others stay; the per-store brake holds"
+    )
     func volumeAndBucket() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             try await TestBucket.with { bucket in
@@ -196,9 +222,12 @@ struct CleanupTests {
                 try storage.delete(key: backups.real, ifMatch: nil)
                 let beforeVolume = try app.storeFiles()
                 let beforeBucket = try bucket.objects()
-                let refused = try await app.run("cleanup-job", environment: environment.merging(["BACKUP_KEEP_MIN": "1"]) { $1 })
+                let refused = try await app.run(
+                    "cleanup-job", environment: environment.merging(["BACKUP_KEEP_MIN": "1"]) { $1 })
                 #expect(refused.status == 1, "\(refused)")
-                #expect(refused.stderr.contains("would delete all 2 existing backups in \(bucket.url). Refusing"), "\(refused)")
+                #expect(
+                    refused.stderr.contains("would delete all 2 existing backups in \(bucket.url). Refusing"),
+                    "\(refused)")
                 #expect(try app.storeFiles() == beforeVolume)
                 #expect(try bucket.objects() == beforeBucket)
 
@@ -210,7 +239,8 @@ struct CleanupTests {
                 let part = [UInt8](repeating: 7, count: 11 << 20)
                 for writer in [ours, theirs] { try part.withUnsafeBytes { try writer.write($0) } }
                 #expect(try bucket.moto.openMultipartUploads(bucket: bucket.name) == 2)
-                let run = try await app.run("cleanup-job", environment: environment.merging(["BACKUP_KEEP_MIN": "1"]) { $1 })
+                let run = try await app.run(
+                    "cleanup-job", environment: environment.merging(["BACKUP_KEEP_MIN": "1"]) { $1 })
                 #expect(run.succeeded, "\(run)")
                 #expect(try bucket.moto.openMultipartUploads(bucket: bucket.name) == 1)
                 theirs.abort()
@@ -220,13 +250,16 @@ struct CleanupTests {
                     #expect(try !bucket.objects().contains(name))
                     #expect(try !bucket.objects().contains(name + ".json"))
                 }
-                #expect(try bucket.objects() == [backups.real, backups.real + ".json", foreign, foreign + ".json"].sorted())
+                #expect(
+                    try bucket.objects() == [backups.real, backups.real + ".json", foreign, foreign + ".json"].sorted())
                 #expect(try app.storeFiles() == [backups.real, backups.real + ".json"])
             }
         }
     }
 
-    @Test("a backup-job killed between its archive and its manifest leaves an archive that cleanup collects once past CLEANUP_GRACE")
+    @Test(
+        "a backup-job killed between its archive and its manifest leaves an archive that cleanup collects once past CLEANUP_GRACE"
+    )
     func interruptedBackupCollected() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             let backups = try await AgedBackups.make(app)
@@ -249,7 +282,9 @@ struct CleanupTests {
         }
     }
 
-    @Test("databases a killed restore left, and copies kept from before a restore older than the newest backup, are dropped; safety, unmarked and newer ones stay")
+    @Test(
+        "databases a killed restore left, and copies kept from before a restore older than the newest backup, are dropped; safety, unmarked and newer ones stay"
+    )
     func databaseLeftovers() async throws {
         try await ApplicationFixture.with(uploadFiles: 2) { app in
             _ = try await AgedBackups.make(app)
@@ -261,7 +296,10 @@ struct CleanupTests {
                 ("visual_db_restore_deadbeef", "contingency: a restore in progress for visual_db"),
                 ("visual_db_before_restore_\(stamp(-3600))", "contingency: visual_db as it was before a restore"),
                 ("visual_db_before_restore_\(stamp(3600))", "contingency: visual_db as it was before a restore"),
-                ("visual_db_before_restore_\(stamp(-7200))", "contingency: visual_db replaced by a rollback, kept for its safety backup"),
+                (
+                    "visual_db_before_restore_\(stamp(-7200))",
+                    "contingency: visual_db replaced by a rollback, kept for its safety backup"
+                ),
                 ("visual_db_restore_cafebabe", nil),
                 ("other_db_restore_0badf00d", "contingency: a restore in progress for other_db"),
             ]
@@ -274,14 +312,19 @@ struct CleanupTests {
             #expect(dry.stdout.contains("drop    database visual_db_restore_deadbeef"), "\(dry.stdout)")
             let run = try await app.run("cleanup-job")
             #expect(run.succeeded, "\(run)")
-            let left = try await app.server.psql("SELECT datname FROM pg_database WHERE datname LIKE '%restore%' ORDER BY datname")
+            let left = try await app.server.psql(
+                "SELECT datname FROM pg_database WHERE datname LIKE '%restore%' ORDER BY datname")
             let expected = [databases[2].0, databases[3].0, databases[4].0, databases[5].0].sorted()
             #expect(left.split(separator: "\n").map(String.init) == expected, "\(run)")
-            #expect(try await app.server.psql("SELECT count(*) FROM users", database: app.database) != "0", "the application's database is untouched")
+            #expect(
+                try await app.server.psql("SELECT count(*) FROM users", database: app.database) != "0",
+                "the application's database is untouched")
         }
     }
 
-    @Test("cleanup waits for no restore: locked out while one holds the store; the API's override returns names and reasons; --loop runs on CLEANUP_SCHEDULE")
+    @Test(
+        "cleanup waits for no restore: locked out while one holds the store; the API's override returns names and reasons; --loop runs on CLEANUP_SCHEDULE"
+    )
     func leaseOverrideAndLoop() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             let backups = try await AgedBackups.make(app)
@@ -291,7 +334,8 @@ struct CleanupTests {
 
             // A restore holds the store's lease (as RestoreJob takes it): cleanup touches nothing and exits 11.
             let before = try app.storeFiles()
-            let restoreLease = try await Lease.acquire(BackupJob.lockName, storage: stores.primary, job: "restore-job", ttl: 30, timeout: 0)
+            let restoreLease = try await Lease.acquire(
+                BackupJob.lockName, storage: stores.primary, job: "restore-job", ttl: 30, timeout: 0)
             let locked = try await app.run("cleanup-job")
             restoreLease.release()
             #expect(locked.status == 11, "\(locked)")
@@ -301,7 +345,8 @@ struct CleanupTests {
 
             // The admin API's call: the same use case with retentionDays overridden.
             let values = ConfigurationValues(environment: app.environment(), readFile: { _ in "" })
-            let job = CleanupJob(configuration: try CleanupConfiguration.load(values), stores: stores, logger: Self.logger)
+            let job = CleanupJob(
+                configuration: try CleanupConfiguration.load(values), stores: stores, logger: Self.logger)
             await #expect(throws: ContingencyError.self) { try await job.run(retentionDays: 0) }
             let result = try await job.run(retentionDays: 7)
             #expect(result.deleted == older)
@@ -311,15 +356,19 @@ struct CleanupTests {
             #expect(result.kept.allSatisfy { $0.reason.contains("newest verified") }, "\(result.kept)")
             #expect(result.message == "Cleanup completed: 2 old backups removed")
             let metrics = try String(
-                contentsOf: app.backupDirectory.appendingPathComponent(".contingency/metrics/cleanup.prom"), encoding: .utf8)
-            #expect(metrics.contains("backup_cleanup_deleted 2") && metrics.contains("backup_cleanup_success 1"), "\(metrics)")
+                contentsOf: app.backupDirectory.appendingPathComponent(".contingency/metrics/cleanup.prom"),
+                encoding: .utf8)
+            #expect(
+                metrics.contains("backup_cleanup_deleted 2") && metrics.contains("backup_cleanup_success 1"),
+                "\(metrics)")
             #expect(try app.storeFiles() == ([backups.real] + recent).flatMap { [$0, $0 + ".json"] }.sorted())
 
             // --loop: an old backup added later goes at the next scheduled run; SIGTERM while idle exits 0.
             let late = try backups.copy(as: backups.name(days: 50))
             let loop = try app.launch("cleanup-job", ["--loop"], environment: ["CLEANUP_SCHEDULE": "3s"])
             try await eventually(timeout: .seconds(60), "the loop to remove \(late)") {
-                try !app.storeFiles().contains(late) && loop.stdoutSoFar.contains("Scheduled cleanup completed successfully")
+                try !app.storeFiles().contains(late)
+                    && loop.stdoutSoFar.contains("Scheduled cleanup completed successfully")
             }
             try await eventually(timeout: .seconds(60), "the loop to be idle with seconds to spare") {
                 LoopOutput.isIdle(loop.stdoutSoFar, marker: "Next cleanup at")
@@ -330,7 +379,9 @@ struct CleanupTests {
         }
     }
 
-    @Test("deletion: invalid names 400, unknown 404, pinned, the only verified one and a restore holding the store 409; a good delete goes from the volume and the bucket")
+    @Test(
+        "deletion: invalid names 400, unknown 404, pinned, the only verified one and a restore holding the store 409; a good delete goes from the volume and the bucket"
+    )
     func deletion() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             try await TestBucket.with { bucket in
@@ -338,7 +389,8 @@ struct CleanupTests {
                 let bucketStorage = try bucket.storage()
                 let volume = try VolumeStorage(root: app.backupDirectory.path)
                 let stores = Stores(primary: volume, copy: bucketStorage, staging: volume.staging)
-                let store = StoreConfiguration(backupDirectory: app.backupDirectory.path, prefix: "visual_backup", lockTTLSeconds: 5)
+                let store = StoreConfiguration(
+                    backupDirectory: app.backupDirectory.path, prefix: "visual_backup", lockTTLSeconds: 5)
                 let deletion = BackupDeletion(store: store, stores: stores, logger: Self.logger)
                 let pins = BackupPins(stores: stores, prefix: "visual_backup", logger: Self.logger)
                 let verified = try backups.copy(as: backups.name(days: 3))
@@ -361,7 +413,8 @@ struct CleanupTests {
                 }
                 let hostile = [
                     "", "../\(verified)", "/etc/passwd", "\(verified)/..", "..%2F\(verified)", verified + ".json",
-                    "other_backup_2025-01-15_14-30-00.tar.gz", "visual_backup_2025-01-15_14-30-00.tar.gz\0", "visual_backup_2025-02-30_00-00-00.tar.gz",
+                    "other_backup_2025-01-15_14-30-00.tar.gz", "visual_backup_2025-01-15_14-30-00.tar.gz\0",
+                    "visual_backup_2025-02-30_00-00-00.tar.gz",
                     ".contingency/pins/\(pinned).json", String(repeating: "a", count: 5000),
                 ]
                 for name in hostile { #expect(await refusal(name) == .invalidName, "\(name.debugDescription)") }
@@ -371,7 +424,8 @@ struct CleanupTests {
                 #expect(throws: BackupActionError.self) { try pins.pin("../x", by: "x") }
 
                 // A restore holds the store's lease (as RestoreJob takes it): the deletion is refused, not queued.
-                let restoreLease = try await Lease.acquire(BackupJob.lockName, storage: volume, job: "restore-job", ttl: 30, timeout: 0)
+                let restoreLease = try await Lease.acquire(
+                    BackupJob.lockName, storage: volume, job: "restore-job", ttl: 30, timeout: 0)
                 do {
                     _ = try await deletion.delete(verified, by: "test")
                     Issue.record("deleted while a restore holds the store")

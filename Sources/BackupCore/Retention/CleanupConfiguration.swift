@@ -10,7 +10,9 @@ public struct CleanupConfiguration: Sendable, Equatable {
     /// An archive of this product without a manifest is collected once its name is older than this.
     public var graceSeconds: Int
 
-    public init(restore: RestoreConfiguration, policy: RetentionPolicy = .init(), schedule: Schedule, graceSeconds: Int = 86_400) {
+    public init(
+        restore: RestoreConfiguration, policy: RetentionPolicy = .init(), schedule: Schedule, graceSeconds: Int = 86_400
+    ) {
         self.restore = restore
         self.policy = policy
         self.schedule = schedule
@@ -21,7 +23,8 @@ public struct CleanupConfiguration: Sendable, Equatable {
 
     public static let settings: [Setting] =
         StoreConfiguration.settings + RetentionPolicy.settings + DatabaseSettings.settings + [
-            Settings.cleanupSchedule, Settings.cleanupGrace, Settings.ageIdentity, Settings.agePassphrase, Settings.pgBinDir,
+            Settings.cleanupSchedule, Settings.cleanupGrace, Settings.ageIdentity, Settings.agePassphrase,
+            Settings.pgBinDir,
             Settings.progressInterval, Settings.logFormat,
         ] + TrustSettings.settings
 

@@ -68,11 +68,14 @@ public enum RetentionReason: Sendable, Equatable, CustomStringConvertible {
         case .datedAhead(let seconds): "its name is dated \(Int(seconds))s ahead of the store's clock"
         case .newestVerified(let rank, let of): "one of the \(of) newest verified backups (BACKUP_KEEP_MIN), #\(rank)"
         case .withinRetention(let age, let days): "\(age) days old, within BACKUP_RETENTION_DAYS (\(days))"
-        case .safetyWithinRetention(let age, let days): "safety backup \(age) days old, within SAFETY_RETENTION_DAYS (\(days))"
-        case .keptPeriod(let period, let bucket): "newest backup of \(period) \(bucket) (BACKUP_KEEP_\(period.uppercased()))"
+        case .safetyWithinRetention(let age, let days):
+            "safety backup \(age) days old, within SAFETY_RETENTION_DAYS (\(days))"
+        case .keptPeriod(let period, let bucket):
+            "newest backup of \(period) \(bucket) (BACKUP_KEEP_\(period.uppercased()))"
         case .noNewerVerified: "no newer verified backup exists"
         case .expired(let age, let days): "\(age) days old, older than BACKUP_RETENTION_DAYS (\(days))"
-        case .safetyExpired(let age, let days): "safety backup \(age) days old, older than SAFETY_RETENTION_DAYS (\(days))"
+        case .safetyExpired(let age, let days):
+            "safety backup \(age) days old, older than SAFETY_RETENTION_DAYS (\(days))"
         }
     }
 }
@@ -111,12 +114,15 @@ public enum RetentionRules {
         let dated = sorted.filter { $0.date <= latest }
         let good = dated.filter(\.isGoodBackup)
         let newestGood = Dictionary(
-            good.prefix(policy.keepMin).enumerated().map { ($0.element.fileName, $0.offset + 1) }) { first, _ in first }
+            good.prefix(policy.keepMin).enumerated().map { ($0.element.fileName, $0.offset + 1) }
+        ) { first, _ in first }
         let periods = periodKeepers(dated.filter { $0.kind != .safety && $0.verification != .failed }, policy: policy)
         let newestGoodDate = good.first?.date
 
         let decisions = sorted.map { candidate -> RetentionDecision in
-            func keep(_ reason: RetentionReason) -> RetentionDecision { .init(candidate: candidate, keep: true, reason: reason) }
+            func keep(_ reason: RetentionReason) -> RetentionDecision {
+                .init(candidate: candidate, keep: true, reason: reason)
+            }
             let age = now.timeIntervalSince(candidate.date)
             let ageDays = max(0, Int((age / 86_400).rounded(.down)))
             if candidate.pinned { return keep(.pinned) }
@@ -132,7 +138,9 @@ public enum RetentionRules {
                 if age < TimeInterval(policy.retentionDays) * 86_400 {
                     return keep(.withinRetention(ageDays: ageDays, retentionDays: policy.retentionDays))
                 }
-                if let (period, bucket) = periods[candidate.fileName] { return keep(.keptPeriod(period: period, bucket: bucket)) }
+                if let (period, bucket) = periods[candidate.fileName] {
+                    return keep(.keptPeriod(period: period, bucket: bucket))
+                }
             }
             guard let newestGoodDate, newestGoodDate > candidate.date else { return keep(.noNewerVerified) }
             return RetentionDecision(
@@ -156,7 +164,8 @@ public enum RetentionRules {
         for store in stores {
             let held = decisions.filter { $0.candidate.stores.contains(store) }
             if held.allSatisfy({ !$0.keep }) {
-                return "the current configuration would delete all \(held.count) existing backups in \(store). Refusing to do so"
+                return
+                    "the current configuration would delete all \(held.count) existing backups in \(store). Refusing to do so"
             }
         }
         return nil
@@ -164,10 +173,12 @@ public enum RetentionRules {
 
     /// Grandfather-father-son, as restic's `forget --keep-daily/weekly/monthly`: walking from the newest, the
     /// first backup of each new day (week, month) is kept until that many periods are filled.
-    static func periodKeepers(_ candidates: [RetentionCandidate], policy: RetentionPolicy) -> [String: (String, String)] {
+    static func periodKeepers(_ candidates: [RetentionCandidate], policy: RetentionPolicy) -> [String: (String, String)]
+    {
         var kept: [String: (String, String)] = [:]
         let rules: [(String, Int, (Date) -> String)] = [
-            ("daily", policy.keepDaily, dayKey), ("weekly", policy.keepWeekly, weekKey), ("monthly", policy.keepMonthly, monthKey),
+            ("daily", policy.keepDaily, dayKey), ("weekly", policy.keepWeekly, weekKey),
+            ("monthly", policy.keepMonthly, monthKey),
         ]
         for (period, count, key) in rules where count > 0 {
             var seen = Set<String>()

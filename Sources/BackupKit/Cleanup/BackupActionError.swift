@@ -42,9 +42,11 @@ public struct BackupActionError: Error, Sendable, Equatable, CustomStringConvert
     /// The backup name `fileName` stands for, or `.invalidName`: only a bare archive file name of this prefix,
     /// exactly as this product writes it, is accepted (never a path, never a manifest's name).
     static func parseName(_ fileName: String, prefix: String) throws(BackupActionError) -> BackupName {
-        guard fileName.utf8.count <= 255, let name = BackupName.parse(fileName: fileName, prefix: prefix), name.fileName == fileName
+        guard fileName.utf8.count <= 255, let name = BackupName.parse(fileName: fileName, prefix: prefix),
+            name.fileName == fileName
         else {
-            let shown = String(fileName.unicodeScalars.prefix(120).map { $0.value < 0x20 || $0 == "\u{7f}" ? "?" : Character($0) })
+            let shown = String(
+                fileName.unicodeScalars.prefix(120).map { $0.value < 0x20 || $0 == "\u{7f}" ? "?" : Character($0) })
             throw BackupActionError(
                 .invalidName, "\"\(shown)\" is not a backup name of this store",
                 hint: "name an archive as listed, \(prefix)_YYYY-MM-DD_HH-MM-SS.tar.gz (or .tar.zst, +.age)")

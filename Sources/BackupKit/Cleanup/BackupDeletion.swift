@@ -33,9 +33,11 @@ public struct BackupDeletion: Sendable {
         let lease: Lease
         do {
             lease = try await Lease.acquire(
-                BackupJob.lockName, storage: stores.primary, job: "delete", ttl: store.lockTTLSeconds, timeout: store.lockTimeoutSeconds)
+                BackupJob.lockName, storage: stores.primary, job: "delete", ttl: store.lockTTLSeconds,
+                timeout: store.lockTimeoutSeconds)
         } catch let error as ContingencyError where error.exitStatus == .locked {
-            throw BackupActionError(.inUse, "\(fileName) was not deleted: \(error.message)", hint: "try again once that job has finished")
+            throw BackupActionError(
+                .inUse, "\(fileName) was not deleted: \(error.message)", hint: "try again once that job has finished")
         }
         defer { lease.release() }
         return try await Blocking.run { try deleteHoldingLease(fileName, by: who, confirm: { try lease.confirm() }) }
@@ -44,7 +46,8 @@ public struct BackupDeletion: Sendable {
     /// The deletion itself, for a caller already holding the store's lease (cleanup).
     func deleteHoldingLease(_ fileName: String, by who: String, confirm: () throws -> Void) throws -> DeletionResult {
         // Every store must be readable: a backup is removed from all of them or from none.
-        let inventory = try BackupInventory.read(stores: stores.all, prefix: store.prefix, authenticator: authenticator, logger: logger)
+        let inventory = try BackupInventory.read(
+            stores: stores.all, prefix: store.prefix, authenticator: authenticator, logger: logger)
         guard let item = inventory.item(fileName), !item.archiveIn.isEmpty || !item.manifestIn.isEmpty else {
             throw BackupActionError(
                 .notFound, "no backup \(fileName) in \(stores.all.map(\.description).joined(separator: " or "))",
@@ -52,7 +55,8 @@ public struct BackupDeletion: Sendable {
         }
         if let pin = inventory.pins[fileName] {
             throw BackupActionError(
-                .pinned, "\(fileName) is pinned (by \(pin.pinnedBy), \(ISO8601DateFormatter().string(from: pin.pinnedAt))): not deleted",
+                .pinned,
+                "\(fileName) is pinned (by \(pin.pinnedBy), \(ISO8601DateFormatter().string(from: pin.pinnedAt))): not deleted",
                 hint: "unpin it first if it really must go")
         }
         if item.isGoodBackup, !inventory.items.contains(where: { $0.name != item.name && $0.isGoodBackup }) {
@@ -61,7 +65,8 @@ public struct BackupDeletion: Sendable {
                 hint: "make and verify a newer backup first (backup-job, then restore-job --drill or cleanup-job)")
         }
         let removed = try BackupInventory.remove(item, confirm: confirm)
-        logger.info("Deleted \(fileName) from \(removed.joined(separator: " and ")) (asked by \(BackupPins.clean(who)))")
+        logger.info(
+            "Deleted \(fileName) from \(removed.joined(separator: " and ")) (asked by \(BackupPins.clean(who)))")
         return DeletionResult(fileName: fileName, stores: removed)
     }
 }

@@ -46,7 +46,8 @@ struct BackupInventory {
     /// Reads every store. With `tolerant`, a copy store (not the first) that cannot be listed is skipped with a
     /// warning and named in `unreachable`, so that an unreachable bucket never stops retention on the volume.
     static func read(
-        stores: [any Storage], prefix: String, authenticator: ManifestAuthenticator, logger: Logger, tolerant: Bool = false
+        stores: [any Storage], prefix: String, authenticator: ManifestAuthenticator, logger: Logger,
+        tolerant: Bool = false
     ) throws -> BackupInventory {
         var byName: [String: Item] = [:]
         var unreachable: [String] = []
@@ -63,15 +64,19 @@ struct BackupInventory {
             for object in objects {
                 if let name = BackupName.parse(fileName: object.name, prefix: prefix), name.fileName == object.name {
                     byName[name.fileName, default: Item(name: name)].archiveIn.append(storage)
-                } else if object.name.hasSuffix(".json"), let name = BackupName.parse(fileName: String(object.name.dropLast(5)), prefix: prefix),
+                } else if object.name.hasSuffix(".json"),
+                    let name = BackupName.parse(fileName: String(object.name.dropLast(5)), prefix: prefix),
                     name.manifestName == object.name
                 {
                     byName[name.fileName, default: Item(name: name)].manifestIn.append(storage)
-                    guard names.contains(name.fileName), byName[name.fileName]?.manifest == nil || byName[name.fileName]?.authenticity.isTrusted == false
+                    guard names.contains(name.fileName),
+                        byName[name.fileName]?.manifest == nil || byName[name.fileName]?.authenticity.isTrusted == false
                     else { continue }
                     do {
                         guard let read = try BackupCatalog.manifest(for: name, in: storage) else {
-                            logger.warning("The manifest \(name.manifestName) in \(storage) is not readable: the backup is not counted there")
+                            logger.warning(
+                                "The manifest \(name.manifestName) in \(storage) is not readable: the backup is not counted there"
+                            )
                             continue
                         }
                         let (authenticity, manifest) = authenticator.authenticate(read, fileName: name.fileName)
@@ -94,7 +99,8 @@ struct BackupInventory {
                     let pin = try? ContingencyJSON.decoder().decode(BackupPin.self, from: Data(stored.data))
                 else {
                     // An unreadable pin still pins: keeping a backup is the safe side.
-                    pins[fileName] = BackupPin(fileName: fileName, pinnedBy: "unknown (unreadable pin)", pinnedAt: object.modified)
+                    pins[fileName] = BackupPin(
+                        fileName: fileName, pinnedBy: "unknown (unreadable pin)", pinnedAt: object.modified)
                     continue
                 }
                 pins[fileName] = pin

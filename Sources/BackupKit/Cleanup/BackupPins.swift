@@ -22,15 +22,21 @@ public struct BackupPins: Sendable {
     @discardableResult
     public func pin(_ fileName: String, by who: String, reason: String? = nil, now: Date = Date()) throws -> BackupPin {
         let name = try BackupActionError.parseName(fileName, prefix: prefix)
-        let inventory = try BackupInventory.read(stores: stores.all, prefix: prefix, authenticator: .init(keys: []), logger: logger)
+        let inventory = try BackupInventory.read(
+            stores: stores.all, prefix: prefix, authenticator: .init(keys: []), logger: logger)
         // A complete backup, or an archive of the runbook's shell script (a backup without a manifest).
         guard let item = inventory.item(fileName), !item.archiveIn.isEmpty else {
-            throw BackupActionError(.notFound, "no backup \(fileName) in \(stores.all.map(\.description).joined(separator: " or "))")
+            throw BackupActionError(
+                .notFound, "no backup \(fileName) in \(stores.all.map(\.description).joined(separator: " or "))")
         }
         if let existing = inventory.pins[fileName] { return existing }
-        let pin = BackupPin(fileName: fileName, pinnedBy: Self.clean(who), pinnedAt: now, reason: reason.map(Self.clean))
-        _ = try stores.primary.create(key: BackupPin.key(for: name), data: Array(try ContingencyJSON.encoder().encode(pin)))
-        logger.info("Pinned \(fileName) (by \(pin.pinnedBy)\(pin.reason.map { ": \($0)" } ?? "")): retention and deletion keep it")
+        let pin = BackupPin(
+            fileName: fileName, pinnedBy: Self.clean(who), pinnedAt: now, reason: reason.map(Self.clean))
+        _ = try stores.primary.create(
+            key: BackupPin.key(for: name), data: Array(try ContingencyJSON.encoder().encode(pin)))
+        logger.info(
+            "Pinned \(fileName) (by \(pin.pinnedBy)\(pin.reason.map { ": \($0)" } ?? "")): retention and deletion keep it"
+        )
         return pin
     }
 
@@ -45,8 +51,10 @@ public struct BackupPins: Sendable {
 
     /// Every pin of this prefix, newest backup first.
     public func list() throws -> [BackupPin] {
-        try BackupInventory.read(stores: [stores.primary], prefix: prefix, authenticator: .init(keys: []), logger: logger)
-            .pins.values.sorted { $0.fileName > $1.fileName }
+        try BackupInventory.read(
+            stores: [stores.primary], prefix: prefix, authenticator: .init(keys: []), logger: logger
+        )
+        .pins.values.sorted { $0.fileName > $1.fileName }
     }
 
     /// One line of at most 200 characters, no control characters: it is logged and stored.

@@ -65,7 +65,8 @@ public struct CleanupJob: Sendable {
         if let retentionDays {
             guard (1...RetentionPolicy.maximumDays).contains(retentionDays) else {
                 throw ContingencyError.configuration(
-                    "retentionDays=\(retentionDays) is out of range", hint: "give a whole number of days from 1 to \(RetentionPolicy.maximumDays)")
+                    "retentionDays=\(retentionDays) is out of range",
+                    hint: "give a whole number of days from 1 to \(RetentionPolicy.maximumDays)")
             }
             policy.retentionDays = retentionDays
         }
@@ -74,7 +75,8 @@ public struct CleanupJob: Sendable {
         var lease: Lease?
         if !dryRun {
             lease = try await Lease.acquire(
-                BackupJob.lockName, storage: stores.primary, job: "cleanup-job", ttl: configuration.store.lockTTLSeconds,
+                BackupJob.lockName, storage: stores.primary, job: "cleanup-job",
+                ttl: configuration.store.lockTTLSeconds,
                 timeout: configuration.store.lockTimeoutSeconds,
                 onWait: { [logger] holder in logger.info("Waiting for the store lock held by \(holder)") })
         }
@@ -86,31 +88,42 @@ public struct CleanupJob: Sendable {
         let (stores, prefix, logger) = (stores, configuration.store.prefix, logger)
         let now = try await Blocking.run { try stores.primary.currentTime() }
         var inventory = try await Blocking.run {
-            try BackupInventory.read(stores: stores.all, prefix: prefix, authenticator: authenticator, logger: logger, tolerant: true)
+            try BackupInventory.read(
+                stores: stores.all, prefix: prefix, authenticator: authenticator, logger: logger, tolerant: true)
         }
 
         var verified: (String, Manifest.Verification)?
         if let newest = newestBackup(inventory, now: now, policy: policy), newest.manifest?.verified == nil {
             if dryRun {
-                logger.info("\(newest.name.fileName), the newest backup, has no verification result: a cleanup verifies it before pruning (not in a dry run)")
+                logger.info(
+                    "\(newest.name.fileName), the newest backup, has no verification result: a cleanup verifies it before pruning (not in a dry run)"
+                )
             } else {
                 verified = (newest.name.fileName, try await verify(newest, confirm: confirm))
                 inventory = try await Blocking.run {
-                    try BackupInventory.read(stores: stores.all, prefix: prefix, authenticator: authenticator, logger: logger, tolerant: true)
+                    try BackupInventory.read(
+                        stores: stores.all, prefix: prefix, authenticator: authenticator, logger: logger, tolerant: true
+                    )
                 }
             }
         }
 
         let collector = LeftoverCollector(
             stores: stores, prefix: prefix, graceSeconds: configuration.graceSeconds, logger: logger, dryRun: dryRun)
-        var (leftovers, legacy) = try await Blocking.run { [inventory] in try collector.collect(inventory, now: now, confirm: confirm) }
-        let newestComplete = inventory.items.filter { $0.isComplete && $0.manifest?.metadata.kind != .safety }.map(\.name.date)
-            .filter { $0 <= now.addingTimeInterval(policy.futureAllowance) }.max()
+        var (leftovers, legacy) = try await Blocking.run { [inventory] in
+            try collector.collect(inventory, now: now, confirm: confirm)
+        }
+        let newestComplete = inventory.items.filter { $0.isComplete && $0.manifest?.metadata.kind != .safety }.map(
+            \.name.date
+        )
+        .filter { $0 <= now.addingTimeInterval(policy.futureAllowance) }.max()
         let databases = DatabaseLeftovers(configuration: configuration.restore, logger: logger, dryRun: dryRun)
         leftovers.databases = await Blocking.run { databases.collect(newestBackup: newestComplete) }
 
         let items = inventory.items.filter(\.isComplete) + legacy
-        let candidates = items.map { Self.candidate($0, pinned: inventory.pins[$0.name.fileName] != nil, legacy: !$0.isComplete) }
+        let candidates = items.map {
+            Self.candidate($0, pinned: inventory.pins[$0.name.fileName] != nil, legacy: !$0.isComplete)
+        }
         let plan = RetentionRules.plan(candidates, now: now, policy: policy)
         for decision in plan.decisions {
             let verb = decision.keep || plan.refusal != nil ? "Keeping" : dryRun ? "Would delete" : "Deleting"
@@ -125,7 +138,8 @@ public struct CleanupJob: Sendable {
                 guard let item = items.first(where: { $0.name.fileName == decision.fileName }) else { continue }
                 do {
                     let removed = try await Blocking.run { try BackupInventory.remove(item, confirm: confirm) }
-                    logger.info("Deleted \(decision.fileName) from \(removed.joined(separator: " and ")) (\(decision.reason))")
+                    logger.info(
+                        "Deleted \(decision.fileName) from \(removed.joined(separator: " and ")) (\(decision.reason))")
                     deleted.append(decision.fileName)
                 } catch let error as ContingencyError where error.exitStatus == .locked || error.isCancellation {
                     throw error
@@ -141,16 +155,19 @@ public struct CleanupJob: Sendable {
         }
         let result = CleanupResult(
             dryRun: dryRun, retentionDays: policy.retentionDays, total: plan.decisions.count, deleted: deleted,
-            deletedReasons: Dictionary(plan.toDelete.map { ($0.fileName, $0.reason.description) }) { first, _ in first },
+            deletedReasons: Dictionary(plan.toDelete.map { ($0.fileName, $0.reason.description) }) { first, _ in first
+            },
             kept: plan.toKeep.map { .init(fileName: $0.fileName, reason: $0.reason.description) }, failures: failures,
             refusal: plan.refusal, leftovers: leftovers, verifiedBackup: verified?.0, verification: verified?.1)
         if plan.refusal == nil {
             // offen/docker-volume-backup's line, then the runbook's.
             logger.info(
-                "\(dryRun ? "Would prune" : "Pruned") \(result.deleted.count) out of \(result.total) backups as they were older than \(policy.retentionDays) days")
+                "\(dryRun ? "Would prune" : "Pruned") \(result.deleted.count) out of \(result.total) backups as they were older than \(policy.retentionDays) days"
+            )
             if leftovers.count > 0 {
                 logger.info(
-                    "\(dryRun ? "Would collect" : "Collected") \(leftovers.count) leftover(s) of interrupted runs (\(leftovers.archives.count) archive(s) without a manifest, \(leftovers.manifests.count) manifest(s) without an archive, \(leftovers.uploads) upload(s), \(leftovers.stagingFiles) staging file(s), \(leftovers.databases.count) database(s))")
+                    "\(dryRun ? "Would collect" : "Collected") \(leftovers.count) leftover(s) of interrupted runs (\(leftovers.archives.count) archive(s) without a manifest, \(leftovers.manifests.count) manifest(s) without an archive, \(leftovers.uploads) upload(s), \(leftovers.stagingFiles) staging file(s), \(leftovers.databases.count) database(s))"
+                )
             }
             logger.info("\(result.message)")
         }
@@ -166,12 +183,18 @@ public struct CleanupJob: Sendable {
             try MetricsFile(
                 job: "cleanup",
                 gauges: [
-                    .init("backup_cleanup_success", "Whether the last cleanup ran without refusal or failure (1) or not (0).",
-                          result.refusal == nil && result.failures.isEmpty ? 1 : 0),
+                    .init(
+                        "backup_cleanup_success",
+                        "Whether the last cleanup ran without refusal or failure (1) or not (0).",
+                        result.refusal == nil && result.failures.isEmpty ? 1 : 0),
                     .init("backup_cleanup_deleted", "Backups the last cleanup deleted.", Double(result.deletedCount)),
                     .init("backup_cleanup_kept", "Backups the last cleanup kept.", Double(result.kept.count)),
-                    .init("backup_cleanup_leftovers", "Leftovers of interrupted runs the last cleanup collected.", Double(result.leftovers.count)),
-                    .init("backup_cleanup_timestamp_seconds", "Time of the last cleanup.", Date().timeIntervalSince1970.rounded()),
+                    .init(
+                        "backup_cleanup_leftovers", "Leftovers of interrupted runs the last cleanup collected.",
+                        Double(result.leftovers.count)),
+                    .init(
+                        "backup_cleanup_timestamp_seconds", "Time of the last cleanup.",
+                        Date().timeIntervalSince1970.rounded()),
                 ]
             ).publish(to: stores.primary)
         } catch {
@@ -181,9 +204,12 @@ public struct CleanupJob: Sendable {
 
     /// The newest complete, trusted backup that is not a safety backup nor dated ahead: the one whose
     /// verification retention relies on.
-    private func newestBackup(_ inventory: BackupInventory, now: Date, policy: RetentionPolicy) -> BackupInventory.Item? {
+    private func newestBackup(_ inventory: BackupInventory, now: Date, policy: RetentionPolicy) -> BackupInventory.Item?
+    {
         inventory.items.first { item in
-            guard let manifest = item.manifest, item.authenticity.isTrusted, manifest.metadata.kind != .safety else { return false }
+            guard let manifest = item.manifest, item.authenticity.isTrusted, manifest.metadata.kind != .safety else {
+                return false
+            }
             return item.name.date <= now.addingTimeInterval(policy.futureAllowance)
         }
     }
@@ -191,22 +217,35 @@ public struct CleanupJob: Sendable {
     /// `restore-job --verify` on one backup (every byte against its manifest, the dump listed by pg_restore), the
     /// outcome written into its manifest in every store holding it. A failure of the backup is recorded and
     /// retention goes on (that backup then counts as failed); a missing key or a cancellation stops the cleanup.
-    private func verify(_ item: BackupInventory.Item, confirm: @escaping @Sendable () throws -> Void) async throws -> Manifest.Verification {
-        guard let storage = item.completeIn, let manifest = item.manifest else { throw ContingencyError.failed("no manifest") }
-        logger.info("Verifying \(item.name.fileName), the newest backup, before pruning anything: nothing has verified it yet")
-        let target = BackupTarget(fileName: item.name.fileName, storage: storage, manifest: manifest, authenticity: item.authenticity)
+    private func verify(_ item: BackupInventory.Item, confirm: @escaping @Sendable () throws -> Void) async throws
+        -> Manifest.Verification
+    {
+        guard let storage = item.completeIn, let manifest = item.manifest else {
+            throw ContingencyError.failed("no manifest")
+        }
+        logger.info(
+            "Verifying \(item.name.fileName), the newest backup, before pruning anything: nothing has verified it yet")
+        let target = BackupTarget(
+            fileName: item.name.fileName, storage: storage, manifest: manifest, authenticity: item.authenticity)
         let started = Date()
         let verification: Manifest.Verification
         do {
             _ = try await BackupCheck.verify(
                 target, configuration: configuration.restore,
-                into: .init(dump: try target.stagedDump(in: stores.staging, "verify"), uploads: nil, env: nil), logger: logger)
-            verification = .init(at: Date(), ok: true, detail: "verified by cleanup-job: every byte matches the manifest, pg_restore lists the dump")
-            logger.info("Backup \(item.name.fileName) verified in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
+                into: .init(dump: try target.stagedDump(in: stores.staging, "verify"), uploads: nil, env: nil),
+                logger: logger)
+            verification = .init(
+                at: Date(), ok: true,
+                detail: "verified by cleanup-job: every byte matches the manifest, pg_restore lists the dump")
+            logger.info(
+                "Backup \(item.name.fileName) verified in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))"
+            )
         } catch {
             // A missing key or a cancellation says nothing about the backup: the cleanup stops, nothing pruned.
             if error is CancellationError || Task.isCancelled { throw error }
-            if let stop = error as? ContingencyError, stop.isCancellation || stop.exitStatus == .keyError { throw error }
+            if let stop = error as? ContingencyError, stop.isCancellation || stop.exitStatus == .keyError {
+                throw error
+            }
             let reason = (error as? ContingencyError) ?? ContingencyError.failed("\(error)")
             verification = .init(at: Date(), ok: false, detail: DrillJob.summary(of: reason))
             logger.error("Backup \(item.name.fileName) failed verification: \(error)")
@@ -222,10 +261,15 @@ public struct CleanupJob: Sendable {
                         var stored = try? ContingencyJSON.decoder().decode(Manifest.self, from: Data(current.data))
                     else { break }
                     stored.verified = verification
-                    saved = try storage.replace(
-                        key: name.manifestName, data: Array(try ContingencyJSON.encoder().encode(stored)), ifMatch: current.etag) != nil
+                    saved =
+                        try storage.replace(
+                            key: name.manifestName, data: Array(try ContingencyJSON.encoder().encode(stored)),
+                            ifMatch: current.etag) != nil
                 }
-                if !saved { logger.warning("The verification of \(name.fileName) could not be written into its manifest in \(storage)") }
+                if !saved {
+                    logger.warning(
+                        "The verification of \(name.fileName) could not be written into its manifest in \(storage)")
+                }
             }
         }
         return verification
@@ -234,9 +278,13 @@ public struct CleanupJob: Sendable {
     static func candidate(_ item: BackupInventory.Item, pinned: Bool, legacy: Bool) -> RetentionCandidate {
         let manifest = item.manifest
         let kind: RetentionCandidate.Kind =
-            legacy ? .legacy : manifest?.metadata.kind == .safety ? .safety : manifest?.metadata.label != nil ? .labelled : .regular
+            legacy
+            ? .legacy
+            : manifest?.metadata.kind == .safety ? .safety : manifest?.metadata.label != nil ? .labelled : .regular
         var verification = RetentionCandidate.Verification.none
-        if let verified = manifest?.verified, item.authenticity.isTrusted { verification = verified.ok ? .passed : .failed }
+        if let verified = manifest?.verified, item.authenticity.isTrusted {
+            verification = verified.ok ? .passed : .failed
+        }
         let stores = legacy ? item.archiveIn : item.completeStores
         return RetentionCandidate(
             fileName: item.name.fileName, date: item.name.date, kind: kind, verification: verification, pinned: pinned,

@@ -20,7 +20,9 @@ struct DatabaseLeftovers {
     /// Drops (or, in a dry run, lists) them; returns their names.
     func collect(newestBackup: Date?) -> [String] {
         let environment = ProcessInfo.processInfo.environment
-        guard configuration.database.url != nil || configuration.database.overrides["dbname"] != nil || environment["PGDATABASE"] != nil
+        guard
+            configuration.database.url != nil || configuration.database.overrides["dbname"] != nil
+                || environment["PGDATABASE"] != nil
         else { return [] }
         do {
             let parameters = try ConnectionParameters(configuration.database)
@@ -28,10 +30,13 @@ struct DatabaseLeftovers {
             let maintenance = try PostgresConnection(parameters.maintenance(besides: database))
             func marked(_ comment: String) throws -> [String] {
                 let rows = try maintenance.query(
-                    "SELECT datname FROM pg_database WHERE shobj_description(oid, 'pg_database') = $1 ORDER BY datname", [comment])
+                    "SELECT datname FROM pg_database WHERE shobj_description(oid, 'pg_database') = $1 ORDER BY datname",
+                    [comment])
                 return (0..<rows.rowCount).compactMap { rows.value($0, 0) }
             }
-            var drop = try marked(DatabaseRestorer.incomingComment(database)).map { ($0, "left by a restore that did not finish") }
+            var drop = try marked(DatabaseRestorer.incomingComment(database)).map {
+                ($0, "left by a restore that did not finish")
+            }
             for name in try marked(DatabaseRestorer.previousComment(database)) {
                 guard let kept = Self.keptTime(name), let newestBackup, newestBackup > kept else { continue }
                 drop.append((name, "kept from before a restore, and a newer backup exists"))
@@ -58,6 +63,7 @@ struct DatabaseLeftovers {
         guard digits.count == 14, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return nil }
         let text = String(digits)
         func part(_ from: Int, _ count: Int) -> String { String(text.dropFirst(from).prefix(count)) }
-        return BackupName.parseTimestamp("\(part(0, 4))-\(part(4, 2))-\(part(6, 2))_\(part(8, 2))-\(part(10, 2))-\(part(12, 2))")
+        return BackupName.parseTimestamp(
+            "\(part(0, 4))-\(part(4, 2))-\(part(6, 2))_\(part(8, 2))-\(part(10, 2))-\(part(12, 2))")
     }
 }

@@ -46,7 +46,9 @@ struct LeftoverCollector {
     }
 
     /// Collects; returns the report and the shell script's archives (backups for retention).
-    func collect(_ inventory: BackupInventory, now: Date, confirm: () throws -> Void) throws -> (LeftoverReport, [BackupInventory.Item]) {
+    func collect(_ inventory: BackupInventory, now: Date, confirm: () throws -> Void) throws -> (
+        LeftoverReport, [BackupInventory.Item]
+    ) {
         var report = LeftoverReport()
         var legacy: [BackupInventory.Item] = []
         for item in inventory.items {
@@ -68,7 +70,9 @@ struct LeftoverCollector {
                 case .shellScript:
                     isLegacy = true
                 case .unknown(let reason):
-                    logger.warning("\(item.name.fileName) in \(storage) has no manifest and could not be read (\(reason)): left alone")
+                    logger.warning(
+                        "\(item.name.fileName) in \(storage) has no manifest and could not be read (\(reason)): left alone"
+                    )
                 case .product:
                     guard now.timeIntervalSince(item.name.date) > TimeInterval(graceSeconds) else {
                         report.young.append("\(item.name.fileName) in \(storage)")
@@ -78,7 +82,9 @@ struct LeftoverCollector {
                     if !dryRun {
                         try confirm()
                         try storage.delete(key: item.name.fileName, ifMatch: nil)
-                        logger.info("Removed \(item.name.fileName) from \(storage): an interrupted run's archive without a manifest")
+                        logger.info(
+                            "Removed \(item.name.fileName) from \(storage): an interrupted run's archive without a manifest"
+                        )
                     }
                 }
             }
@@ -90,11 +96,15 @@ struct LeftoverCollector {
         }
         if !dryRun {
             report.stagingFiles = stores.staging.removeStaleTemporaries()
-            if report.stagingFiles > 0 { logger.info("Removed \(report.stagingFiles) temporary file(s) left by an interrupted run") }
+            if report.stagingFiles > 0 {
+                logger.info("Removed \(report.stagingFiles) temporary file(s) left by an interrupted run")
+            }
             for case let bucket as S3Storage in stores.all {
                 try confirm()
                 do {
-                    report.uploads += try bucket.abortInterruptedUploads { BackupName.parse(fileName: $0, prefix: prefix) != nil }
+                    report.uploads += try bucket.abortInterruptedUploads {
+                        BackupName.parse(fileName: $0, prefix: prefix) != nil
+                    }
                 } catch let error as ContingencyError where !error.isCancellation {
                     logger.warning("Could not list interrupted uploads in \(bucket): \(error)")
                 }
