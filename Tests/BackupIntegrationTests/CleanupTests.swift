@@ -257,6 +257,26 @@ struct CleanupTests {
         }
     }
 
+    @Test("an encrypted newest backup: without its key cleanup goes on as if it were unverified; with it, it is verified")
+    func encryptedNewest() async throws {
+        try await ApplicationFixture.with(uploadFiles: 2) { app in
+            let backup = try await app.run("backup-job", environment: ["AGE_PASSPHRASE": "correct horse battery"])
+            try #require(backup.succeeded, "\(backup)")
+            let archive = try #require(try app.storeFiles().first { $0.hasSuffix(".age") })
+            let manifest = { () throws -> Manifest in
+                try ContingencyJSON.decoder().decode(
+                    Manifest.self, from: Data(contentsOf: app.backupDirectory.appendingPathComponent(archive + ".json")))
+            }
+            let keyless = try await app.run("cleanup-job")
+            #expect(keyless.succeeded, "\(keyless)")
+            #expect((keyless.stdout + keyless.stderr).contains("retention goes on as if it were unverified"), "\(keyless)")
+            #expect(try manifest().verified == nil)
+            let keyed = try await app.run("cleanup-job", environment: ["AGE_PASSPHRASE": "correct horse battery"])
+            #expect(keyed.succeeded, "\(keyed)")
+            #expect(try manifest().verified?.ok == true)
+        }
+    }
+
     @Test(
         "a backup-job killed between its archive and its manifest leaves an archive that cleanup collects once past CLEANUP_GRACE"
     )

@@ -21,10 +21,14 @@ public struct BackupDeletion: Sendable {
     public let logger: Logger
     public var authenticator = ManifestAuthenticator(keys: [])
 
-    public init(store: StoreConfiguration, stores: Stores, logger: Logger) {
+    /// `authenticator`: with verify keys (`KeyLoader.authenticator(trust)`), only genuine backups count as verified.
+    public init(
+        store: StoreConfiguration, stores: Stores, logger: Logger, authenticator: ManifestAuthenticator = .init(keys: [])
+    ) {
         self.store = store
         self.stores = stores
         self.logger = logger
+        self.authenticator = authenticator
     }
 
     /// Deletes `fileName`, saying who asked (`by`: the API client's address, …) in the log.
@@ -33,7 +37,7 @@ public struct BackupDeletion: Sendable {
         let lease: Lease
         do {
             lease = try await Lease.acquire(
-                BackupJob.lockName, storage: stores.primary, job: "delete", ttl: store.lockTTLSeconds,
+                BackupJob.lockName, storage: stores.primary, job: "backup deletion", ttl: store.lockTTLSeconds,
                 timeout: store.lockTimeoutSeconds)
         } catch let error as ContingencyError where error.exitStatus == .locked {
             throw BackupActionError(

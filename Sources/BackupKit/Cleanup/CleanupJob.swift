@@ -99,7 +99,7 @@ public struct CleanupJob: Sendable {
                     "\(newest.name.fileName), the newest backup, has no verification result: a cleanup verifies it before pruning (not in a dry run)"
                 )
             } else {
-                verified = (newest.name.fileName, try await verify(newest, confirm: confirm))
+                if let outcome = try await verify(newest, confirm: confirm) { verified = (newest.name.fileName, outcome) }
                 inventory = try await Blocking.run {
                     try BackupInventory.read(
                         stores: stores.all, prefix: prefix, authenticator: authenticator, logger: logger, tolerant: true
@@ -216,9 +216,10 @@ public struct CleanupJob: Sendable {
 
     /// `restore-job --verify` on one backup (every byte against its manifest, the dump listed by pg_restore), the
     /// outcome written into its manifest in every store holding it. A failure of the backup is recorded and
-    /// retention goes on (that backup then counts as failed); a missing key or a cancellation stops the cleanup.
+    /// retention goes on (that backup then counts as failed); a missing key records nothing (nil), a cancellation
+    /// stops the cleanup.
     private func verify(_ item: BackupInventory.Item, confirm: @escaping @Sendable () throws -> Void) async throws
-        -> Manifest.Verification
+        -> Manifest.Verification?
     {
         guard let storage = item.completeIn, let manifest = item.manifest else {
             throw ContingencyError.failed("no manifest")
@@ -241,10 +242,14 @@ public struct CleanupJob: Sendable {
                 "Backup \(item.name.fileName) verified in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))"
             )
         } catch {
-            // A missing key or a cancellation says nothing about the backup: the cleanup stops, nothing pruned.
+            // A missing key or a cancellation says nothing about the backup: nothing is recorded. Without the key
+            // the backup stays unverified, which retention counts for nothing: it only keeps more.
             if error is CancellationError || Task.isCancelled { throw error }
-            if let stop = error as? ContingencyError, stop.isCancellation || stop.exitStatus == .keyError {
-                throw error
+            if let stop = error as? ContingencyError, stop.isCancellation { throw error }
+            if let stop = error as? ContingencyError, stop.exitStatus == .keyError {
+                logger.warning(
+                    "\(item.name.fileName) could not be verified (\(stop)): retention goes on as if it were unverified")
+                return nil
             }
             let reason = (error as? ContingencyError) ?? ContingencyError.failed("\(error)")
             verification = .init(at: Date(), ok: false, detail: DrillJob.summary(of: reason))
