@@ -221,6 +221,22 @@ struct RetentionRulesTests {
         }
     }
 
+    @Test("cleanup-job's configuration loads with its defaults: every 7 days, a day's grace")
+    func cleanupConfiguration() throws {
+        let configuration = try CleanupConfiguration.load(ConfigurationValues(environment: [:], readFile: { _ in "" }))
+        #expect(configuration.schedule == (try Schedule.parse("7d")))
+        #expect(configuration.graceSeconds == 86_400)
+        #expect(configuration.policy == (try RetentionPolicy.load(ConfigurationValues(environment: [:], readFile: { _ in "" }))))
+        #expect(configuration.store.prefix == "visual_backup")
+        #expect(throws: ContingencyError.self) {
+            try CleanupConfiguration.load(ConfigurationValues(environment: ["CLEANUP_SCHEDULE": "soon"], readFile: { _ in "" }))
+        }
+        let names = Set(CleanupConfiguration.settings.map(\.name))
+        for name in ["BACKUP_RETENTION_DAYS", "BACKUP_KEEP_MIN", "SAFETY_RETENTION_DAYS", "CLEANUP_SCHEDULE", "CLEANUP_GRACE"] {
+            #expect(names.contains(name), "--help lists \(name)")
+        }
+    }
+
     @Test("a pin's key comes from a parsed backup name; other objects in the folder are not pins")
     func pinKeys() throws {
         let name = try #require(
