@@ -50,6 +50,8 @@ public struct CleanupJob: Sendable {
     public let logger: Logger
     /// Told of every finished run (notifications hook here).
     public var onFinished: (@Sendable (CleanupResult) -> Void)?
+    /// How long to wait for another job's lease; nil: LOCK_TIMEOUT.
+    public var lockTimeoutSeconds: Int?
 
     public init(configuration: CleanupConfiguration, stores: Stores, logger: Logger) {
         self.configuration = configuration
@@ -77,7 +79,7 @@ public struct CleanupJob: Sendable {
             lease = try await Lease.acquire(
                 BackupJob.lockName, storage: stores.primary, job: "cleanup-job",
                 ttl: configuration.store.lockTTLSeconds,
-                timeout: configuration.store.lockTimeoutSeconds,
+                timeout: lockTimeoutSeconds ?? configuration.store.lockTimeoutSeconds,
                 onWait: { [logger] holder in logger.info("Waiting for the store lock held by \(holder)") })
         }
         defer { lease?.release() }
@@ -298,11 +300,18 @@ public struct CleanupJob: Sendable {
 }
 
 extension CleanupJob {
+    /// How long a scheduled cleanup waits for the store's lease at least.
+    public static let scheduledLockWait = 3600
+
     /// `cleanup-job --loop`: a cleanup at every fire time of CLEANUP_SCHEDULE; a failed or refused one is logged
-    /// and the loop goes on.
+    /// and the loop goes on. A scheduled cleanup that finds a backup or a restore running waits for it (an hour at
+    /// least, whatever LOCK_TIMEOUT says) rather than skip a whole period.
     public func runOnSchedule(liveness: Liveness? = nil) async throws {
+        var job = self
+        job.lockTimeoutSeconds = max(configuration.store.lockTimeoutSeconds, Self.scheduledLockWait)
         try await ScheduledLoop.run(configuration.schedule, what: "cleanup", logger: logger, liveness: liveness) {
-            let result = try await run()
+            [job] in
+            let result = try await job.run()
             if let refusal = result.refusal { throw ContingencyError.failed(refusal) }
         }
     }
