@@ -115,10 +115,11 @@ public struct CleanupJob: Sendable {
         var (leftovers, legacy) = try await Blocking.run { [inventory] in
             try collector.collect(inventory, now: now, confirm: confirm)
         }
-        let newestComplete = inventory.items.filter { $0.isComplete && $0.manifest?.metadata.kind != .safety }.map(
-            \.name.date
-        )
-        .filter { $0 <= now.addingTimeInterval(policy.futureAllowance) }.max()
+        // A database kept from before a restore waits for the next backup (RESTORE_KEEP_OLD).
+        let latest = now.addingTimeInterval(policy.futureAllowance)
+        let newestComplete = inventory.items
+            .filter { $0.isComplete && $0.manifest?.metadata.kind != .safety && $0.name.date <= latest }
+            .map(\.name.date).max()
         let databases = DatabaseLeftovers(configuration: configuration.restore, logger: logger, dryRun: dryRun)
         leftovers.databases = await Blocking.run { databases.collect(newestBackup: newestComplete) }
 
