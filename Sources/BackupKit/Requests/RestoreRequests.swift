@@ -76,7 +76,7 @@ public enum RestoreRequests {
     }
 
     /// Throws `.noRunner` unless some runner's heartbeat was written recently by the store's clock.
-    static func requireRunner(_ storage: any Storage) throws(RestoreRequestError) {
+    public static func requireRunner(_ storage: any Storage) throws(RestoreRequestError) {
         let fresh: Bool
         do {
             let now = try storage.currentTime()

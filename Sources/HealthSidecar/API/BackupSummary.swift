@@ -23,6 +23,8 @@ struct BackupSummary: Encodable, Sendable {
     let stores: [String]
     let database: String
     let version: String?
+    /// Kept by retention and refused by DELETE until unpinned.
+    let pinned: Bool
 
     struct Verified: Encodable, Sendable {
         let at: Date
@@ -30,7 +32,7 @@ struct BackupSummary: Encodable, Sendable {
         let detail: String
     }
 
-    init(_ entry: BackupEntry, stores: [String], now: Date) {
+    init(_ entry: BackupEntry, stores: [String], pinned: Bool, now: Date) {
         filename = entry.fileName
         size = entry.size
         sizeFormatted = ByteFormat.string(entry.size)
@@ -45,6 +47,7 @@ struct BackupSummary: Encodable, Sendable {
         self.stores = stores
         database = entry.manifest.metadata.database
         version = entry.manifest.metadata.version
+        self.pinned = pinned
     }
 
     /// The name a store goes by in the API.

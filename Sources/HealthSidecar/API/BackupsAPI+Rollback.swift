@@ -43,6 +43,15 @@ extension BackupsAPI {
                     health: health))
         }
         let reason = outcome.reason ?? "no answer"
+        // A request nobody runs would only wait: say so now, and open nothing.
+        let storage = sidecar.storage
+        do {
+            try await Blocking.run { try RestoreRequests.requireRunner(storage) }
+        } catch let error as RestoreRequestError {
+            sidecar.logger.error(
+                "[API] POST /api/backups/rollback/auto from \(context.client): the application does not answer (\(reason)), but \(error)")
+            throw APIError.from(error)
+        }
         let failures = max(1, sidecar.status.snapshot.heartbeat?.consecutiveFailures ?? 0)
         let (stored, created) = try await sidecar.probeLoop.requestRollback(
             failures: failures, reason: reason, requestedBy: "api \(context.client)")

@@ -14,7 +14,12 @@ extension Router<SidecarRequestContext> {
         group.get { request, context in try await api.list(request, context) }
         group.post { request, context in try await api.create(request, context) }
         group.post("rollback/auto") { request, context in try await api.rollbackAuto(request, context) }
+        group.post("cleanup") { request, context in try await api.cleanup(request, context) }
         group.get("requests/:id") { request, context in try await api.requestStatus(request, context) }
+        group.delete(":filename") { request, context in try await api.delete(request, context) }
+        group.post(":filename/restore") { request, context in try await api.restore(request, context) }
+        group.post(":filename/pin") { request, context in try await api.pin(request, context) }
+        group.post(":filename/unpin") { request, context in try await api.unpin(request, context) }
     }
 }
 
@@ -36,7 +41,9 @@ struct BackupsAPI: Sendable {
         let stores = sidecar.stores.all
         let prefix = prefix
         let logger = sidecar.logger
-        let (entries, locations) = try await Blocking.run { () throws -> ([BackupEntry], [String: [String]]) in
+        let pins = BackupPins(stores: sidecar.stores, prefix: prefix, logger: logger)
+        let (entries, locations, pinned) = try await Blocking.run {
+            () throws -> ([BackupEntry], [String: [String]], Set<String>) in
             let catalog = BackupCatalog(storages: stores, prefix: prefix, logger: logger)
             let entries = try catalog.list()
             var locations: [String: [String]] = [:]
@@ -44,10 +51,12 @@ struct BackupsAPI: Sendable {
                 guard let names = try? catalog.completeNames(in: storage) else { continue }
                 for name in names { locations[name.fileName, default: []].append(BackupSummary.storeName(storage)) }
             }
-            return (entries, locations)
+            return (entries, locations, Set(try pins.list().map(\.fileName)))
         }
         let now = Date()
-        let backups = entries.map { BackupSummary($0, stores: locations[$0.fileName] ?? [], now: now) }
+        let backups = entries.map {
+            BackupSummary($0, stores: locations[$0.fileName] ?? [], pinned: pinned.contains($0.fileName), now: now)
+        }
         return APIResponse.json(ListBody(count: backups.count, backups: backups))
     }
 
@@ -167,24 +176,5 @@ struct BackupsAPI: Sendable {
             throw APIError(.badRequest, "label holds control characters")
         }
         return trimmed
-    }
-
-    // MARK: GET /api/backups/requests/:id
-
-    struct RequestEnvelope: Encodable {
-        let success = true
-        let request: StoreRequest
-    }
-
-    func requestStatus(_ request: Request, _ context: SidecarRequestContext) async throws -> Response {
-        let id = context.parameters.get("id") ?? ""
-        guard StoreObjectName.isValid(id) else {
-            throw APIError(.badRequest, "\(LogText.clean(id, limit: 80)) is not a request id")
-        }
-        let board = RequestBoard(storage: sidecar.storage)
-        guard let stored = try await Blocking.run({ try board.get(id) }) else {
-            throw APIError(.notFound, "no request \(id)")
-        }
-        return APIResponse.json(RequestEnvelope(request: stored.request))
     }
 }
