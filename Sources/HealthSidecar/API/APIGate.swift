@@ -6,7 +6,7 @@ import Hummingbird
 import Logging
 
 /// The door of every `/api` route (and of any other path under `/api`): the client is named, a client that
-/// keeps sending wrong tokens is held back (429), the token is checked in constant time (401, the same answer
+/// keeps sending wrong tokens is held back (429; a missing token is refused but not counted), the token is checked in constant time (401, the same answer
 /// for a missing and a wrong one), and with no token configured the API answers 503: it is never open. Every
 /// error under `/api`, the router's own 404 included, leaves as `{"success": false, "error": …}`.
 struct APIGate: RouterMiddleware {
@@ -34,7 +34,9 @@ struct APIGate: RouterMiddleware {
                     headers: [.retryAfter: String(wait)])
             }
             guard let presented = request.headers[Self.tokenHeader], SecretComparison.equal(presented, token) else {
-                sidecar.brake.recordFailure(context.client, now: now)
+                // Only a token that was sent and is wrong is a guess; a request without one (a probe, a
+                // misconfigured client) is refused without counting against the client.
+                if request.headers[Self.tokenHeader] != nil { sidecar.brake.recordFailure(context.client, now: now) }
                 sidecar.logger.warning(
                     "[API] \(request.method) \(LogText.clean(path)) from \(context.client) refused: missing or wrong X-API-Token")
                 throw APIError.unauthorized
