@@ -9,6 +9,9 @@ extension Settings {
     public static let apiRollbackWait = Setting(
         "API_ROLLBACK_WAIT", default: "15m",
         "POST /api/backups/rollback/auto: how long it waits for the rollback to end before answering with its request id")
+    public static let apiTokenAttempts = Setting(
+        "API_TOKEN_ATTEMPTS", default: "10",
+        "Wrong X-API-Token values one client may send within a minute; beyond, its requests are refused (429) until the minute has passed")
     public static let trustedProxies = Setting(
         "TRUSTED_PROXIES",
         "Addresses or CIDR ranges (comma-separated) of reverse proxies whose X-Forwarded-For names the client, for the API's log lines and its brake on wrong tokens")

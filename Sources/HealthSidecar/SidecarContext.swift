@@ -46,7 +46,7 @@ public struct SidecarContext: Sendable {
         liveness =
             configuration.livenessFile.isEmpty
             ? nil : Liveness(path: configuration.livenessFile, interval: livenessInterval)
-        brake = TokenBrake()
+        brake = TokenBrake(allowed: configuration.api.tokenAttempts)
     }
 
     /// A sidecar over one store (its staging folder beside it for a volume).

@@ -6,18 +6,23 @@ public struct APIConfiguration: Sendable, Equatable {
     public var backupWaitSeconds: Int
     public var rollbackWaitSeconds: Int
     public var trustedProxies: [IPAddressRange]
+    /// Wrong tokens a client may send per minute before 429.
+    public var tokenAttempts: Int
 
     public init(
-        token: String?, backupWaitSeconds: Int = 600, rollbackWaitSeconds: Int = 900, trustedProxies: [IPAddressRange] = []
+        token: String?, backupWaitSeconds: Int = 600, rollbackWaitSeconds: Int = 900,
+        trustedProxies: [IPAddressRange] = [], tokenAttempts: Int = 10
     ) {
         self.token = token
+        self.tokenAttempts = tokenAttempts
         self.backupWaitSeconds = backupWaitSeconds
         self.rollbackWaitSeconds = rollbackWaitSeconds
         self.trustedProxies = trustedProxies
     }
 
     public static let settings: [Setting] = [
-        Settings.apiAdminToken, Settings.apiBackupWait, Settings.apiRollbackWait, Settings.trustedProxies,
+        Settings.apiAdminToken, Settings.apiBackupWait, Settings.apiRollbackWait, Settings.apiTokenAttempts,
+        Settings.trustedProxies,
     ]
 
     /// The smallest token accepted: a short one is guessed long before the brake on wrong tokens matters.
@@ -49,6 +54,7 @@ public struct APIConfiguration: Sendable, Equatable {
         }
         return APIConfiguration(
             token: token, backupWaitSeconds: try values.duration(Settings.apiBackupWait),
-            rollbackWaitSeconds: try values.duration(Settings.apiRollbackWait), trustedProxies: proxies)
+            rollbackWaitSeconds: try values.duration(Settings.apiRollbackWait), trustedProxies: proxies,
+            tokenAttempts: try values.integer(Settings.apiTokenAttempts, in: 1...1_000_000) ?? 10)
     }
 }

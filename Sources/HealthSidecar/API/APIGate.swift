@@ -20,7 +20,15 @@ struct APIGate: RouterMiddleware {
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let path = request.uri.path
-        guard path == "/api" || path.hasPrefix("/api/") else { return try await next(request, context) }
+        guard path == "/api" || path.hasPrefix("/api/") else {
+            do {
+                return try await next(request, context)
+            } catch let error as HTTPError where error.status == .notFound {
+                let allowed = Router<Context>.allowedMethods(path)
+                guard !allowed.isEmpty else { throw error }
+                return Self.methodNotAllowed(request, allowed: allowed)
+            }
+        }
         var context = context
         context.client = ClientAddress.resolve(
             peer: context.remoteAddress?.ipAddress, forwardedFor: request.headers[values: Self.forwardedFor],
@@ -28,7 +36,8 @@ struct APIGate: RouterMiddleware {
         do {
             guard let token = sidecar.configuration.api.token else { throw APIError.disabled }
             let now = Date()
-            if let wait = sidecar.brake.retryAfter(context.client, now: now) {
+            // The brake holds back clients that send tokens; one that sends none is told 401 (it cannot guess).
+            if request.headers[Self.tokenHeader] != nil, let wait = sidecar.brake.retryAfter(context.client, now: now) {
                 throw APIError(
                     .tooManyRequests, "too many wrong tokens from \(context.client): try again in \(wait) s",
                     headers: [.retryAfter: String(wait)])
@@ -48,7 +57,10 @@ struct APIGate: RouterMiddleware {
             // The router's own: no such route (404), a body over the limit (413), ….
             let message: String
             switch error.status {
-            case .notFound: message = "no route \(request.method) \(LogText.clean(path)); see docs/openapi.yaml"
+            case .notFound:
+                let allowed = Router<Context>.allowedMethods(path)
+                if !allowed.isEmpty { return Self.methodNotAllowed(request, allowed: allowed) }
+                message = "no route \(request.method) \(LogText.clean(path)); see docs/openapi.yaml"
             case .contentTooLarge: message = "the request body is larger than \(APIResponse.bodyLimit / 1024) KiB"
             default: message = error.body ?? error.status.reasonPhrase
             }
@@ -61,6 +73,16 @@ struct APIGate: RouterMiddleware {
             sidecar.logger.error("[API] \(request.method) \(LogText.clean(path)) failed: \(error)")
             return APIError(.internalServerError, "the request failed; the sidecar's log says why").response
         }
+    }
+}
+
+extension APIGate {
+    static func methodNotAllowed(_ request: Request, allowed: [HTTPRequest.Method]) -> Response {
+        let list = allowed.map(\.rawValue).joined(separator: ", ")
+        return APIError(
+            .methodNotAllowed, "\(request.method) is not allowed on \(LogText.clean(request.uri.path)); use \(list)",
+            headers: [.allow: list]
+        ).response
     }
 }
 

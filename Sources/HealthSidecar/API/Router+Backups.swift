@@ -8,6 +8,30 @@ import Hummingbird
 /// The admin API (DESIGN.md §6, described in docs/openapi.yaml): every route behind `APIGate`. Each handler
 /// parses and checks its input, calls the same use case as the jobs, and answers in the runbook's shapes.
 extension Router<SidecarRequestContext> {
+    /// Every route of the sidecar, by method and path template: a path that exists under another method is
+    /// 405 with `Allow`, not 404 (`APIGate`). Kept beside the routes it lists.
+    static let sidecarRoutes: [(method: HTTPRequest.Method, template: String)] = [
+        (.get, "/healthz"), (.get, "/api/backups"), (.post, "/api/backups"), (.post, "/api/backups/rollback/auto"),
+        (.post, "/api/backups/cleanup"), (.get, "/api/backups/requests/:id"), (.delete, "/api/backups/:filename"),
+        (.post, "/api/backups/:filename/restore"), (.post, "/api/backups/:filename/pin"),
+        (.post, "/api/backups/:filename/unpin"),
+    ]
+
+    /// The methods `path` answers to (empty: no such path).
+    static func allowedMethods(_ path: String) -> [HTTPRequest.Method] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        // A constant segment wins over a parameter, as in the router: POST /api/backups/cleanup is cleanup.
+        let matching = sidecarRoutes.filter { route in
+            let template = route.template.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+            return template.count == segments.count
+                && zip(template, segments).allSatisfy { $0.hasPrefix(":") ? !$1.isEmpty : $0 == $1 }
+        }
+        let exact = matching.filter { route in
+            !route.template.split(separator: "/").contains { $0.hasPrefix(":") }
+        }
+        return (exact.isEmpty ? matching : exact).map(\.method)
+    }
+
     func addBackupRoutes(_ sidecar: SidecarContext) {
         let api = BackupsAPI(sidecar: sidecar)
         let group = self.group("api/backups")
