@@ -14,11 +14,13 @@ public enum SidecarProcess {
         let logger = JobLogHandler.logger("Health", format: JobRunner.logFormat(values))
         let configuration: SidecarConfiguration
         let stores: Stores
+        let notifications: Notifications
         do {
             _ = try values.choice(Settings.logFormat, as: LogFormat.self)
             configuration = try SidecarConfiguration.load(values, hostName: ProcessInfo.processInfo.hostName)
             let storeConfiguration = configuration.store
             stores = try await Blocking.run { try Stores.open(storeConfiguration, logger: logger) }
+            notifications = try Notifications.configured(values, settings: SidecarConfiguration.settings, logger: logger)
         } catch let error as ContingencyError {
             logger.error("Health sidecar failed: \(error)")
             return error.exitStatus
@@ -27,9 +29,12 @@ public enum SidecarProcess {
             return .failed
         }
         do {
+            // Incidents (and recoveries from one) go to ROLLBACK_WEBHOOK_URL as well as to the log.
+            let events = notifications.rollbackEvents(
+                logging: logger, healthURL: configuration.health.url, recoveredAfter: configuration.failureThreshold)
             let app = buildApplication(
-                SidecarContext(configuration: configuration, storage: stores.primary, logger: logger))
-            try await app.runService()
+                SidecarContext(configuration: configuration, storage: stores.primary, logger: logger, events: events))
+            try await notifications.flushing { try await app.runService() }
             logger.info("Stopped: the probe loop and the server have shut down")
             return .ok
         } catch let error as ContingencyError {

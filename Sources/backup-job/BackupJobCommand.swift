@@ -47,11 +47,16 @@ struct BackupJobCommand: AsyncParsableCommand {
             var job = BackupJob(configuration: configuration, stores: stores, logger: logger)
             // The app's version is recorded with each backup where the app control can read it (docker, kubernetes).
             if configuration.appControl.kind != .command { job.appControl = configuration.appControl.makeAppControl(logger: logger) }
-            guard loop else {
-                try await job.runCancellingOnLostLease()
-                return
+            let notifications = try Notifications.configured(values, settings: BackupConfiguration.settings, logger: logger)
+            let liveness = loop ? try Liveness.configured(values) : nil
+            // Messages are delivered before the process ends, within NOTIFY_TIMEOUT; they never change the exit status.
+            try await notifications.flushing {
+                guard loop else {
+                    try await job.runReporting(to: notifications)
+                    return
+                }
+                try await BackupLoop(job: job, liveness: liveness, notifications: notifications).run()
             }
-            try await BackupLoop(job: job, liveness: try Liveness.configured(values)).run()
         }
         throw ExitCode(status.rawValue)
     }

@@ -117,6 +117,20 @@ public struct Notifications: Sendable {
         }
     }
 
+    /// Runs `body`, then waits for the queued messages (`flush()`) whether it returned or threw.
+    @discardableResult
+    public func flushing<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        let result: T
+        do {
+            result = try await body()
+        } catch {
+            await flush()
+            throw error
+        }
+        await flush()
+        return result
+    }
+
     /// Runs one job (`job`: "backup", "cleanup", "restore", …) under the dead-man's switch and publishes its
     /// outcome: pings start, runs `body`, pings success or fail with a sentence saying why, publishes the event
     /// `succeeded`/`failed` map the result to (nil: none) on `backupEvents`, and returns or rethrows `body`'s
