@@ -55,8 +55,7 @@ public struct WebhookSubscriber: BackupEventSubscriber, RollbackEventSubscriber 
     private func post(_ text: String) {
         let text = NotificationText.redacting(text, secrets: secrets)
         let delivery = delivery
-        chain.enqueue {
-            await delivery.send(Self.payload(text), contentType: "application/json", what: "message \"\(text.prefix(80))\"")
-        }
+        let summary = text.count > 120 ? text.prefix(119) + "…" : text
+        chain.enqueue { await delivery.send(Self.payload(text), contentType: "application/json", what: "message \"\(summary)\"") }
     }
 }
