@@ -57,9 +57,43 @@ struct NotificationTests {
                 #expect(badPings.map(\.path) == ["/ping/bad/start", "/ping/bad/fail"])
                 #expect(badPings.last?.body.contains("no_such_database") == true, "the check's log says why")
 
+                // restore-job pings too (here --verify, which reads every backup and changes nothing).
+                let verify = try await app.run("restore-job", ["--verify"], environment: ["BACKUP_PING_URL": receiver.url("/ping/verify")])
+                #expect(verify.succeeded, "\(verify.stderr)")
+                #expect(try receiver.requests(under: "/ping/verify").map(\.path) == ["/ping/verify/start", "/ping/verify"])
+
                 Self.expectNoSecret(
                     in: try receiver.requests().map(\.body) + [good.stdout, good.stderr, bad.stdout, bad.stderr], app: app,
                     "payloads and logs")
+            }
+        }
+    }
+
+    @Test("backup-job --loop: every scheduled run pings start then success and posts its outcome")
+    func loopRunsNotify() async throws {
+        try await ApplicationFixture.with(uploadFiles: 5) { app in
+            try await WebhookReceiver.with { receiver in
+                let loop = try app.launch(
+                    "backup-job", ["--loop"],
+                    environment: [
+                        "BACKUP_SCHEDULE": "2s", "BACKUP_WEBHOOK_URL": receiver.url(Self.secretPath),
+                        "BACKUP_PING_URL": receiver.url("/ping/loop"), "LIVENESS_FILE": "",
+                    ])
+                do {
+                    try await eventually(timeout: .seconds(90), "two runs' outcomes") {
+                        try receiver.requests(under: "/hooks/").count >= 2
+                    }
+                    let texts = try receiver.requests(under: "/hooks/").compactMap(\.text)
+                    #expect(texts.allSatisfy { $0.hasPrefix("Backup visual_backup_") && $0.contains(" succeeded on host ") }, "\(texts)")
+                    #expect(Set(texts).count == texts.count, "one message per backup: \(texts)")
+                    let pings = try receiver.requests(under: "/ping/loop").map(\.path).prefix(4)
+                    #expect(Array(pings) == ["/ping/loop/start", "/ping/loop", "/ping/loop/start", "/ping/loop"])
+                } catch {
+                    print(loop.stderrSoFar)
+                    await loop.terminateAndWait()
+                    throw error
+                }
+                await loop.terminateAndWait()
             }
         }
     }
