@@ -69,6 +69,42 @@ struct NotificationTests {
         }
     }
 
+    @Test("A backup stopped by SIGTERM still reports: the fail ping and the message go out before it exits 130")
+    func cancelledBackupReports() async throws {
+        try await ApplicationFixture.with(uploadFiles: 5) { app in
+            try await WebhookReceiver.with { receiver in
+                // The job stops itself once the database is dumped (a failpoint): SIGTERM lands mid-run.
+                let job = try app.launch(
+                    "backup-job",
+                    environment: [
+                        // A slow check: the start ping is still unanswered when the job ends, the fail ping queued
+                        // behind it; the job must wait for both (within NOTIFY_TIMEOUT), cancelled as it is.
+                        "CONTINGENCY_FAILPOINT": "dump", "BACKUP_WEBHOOK_URL": receiver.url(Self.secretPath),
+                        "BACKUP_PING_URL": receiver.url("/delay/4000/ping/stopped"),
+                    ])
+                do {
+                    try await eventually(timeout: .seconds(60), "the job stops after the dump") { job.isStopped }
+                    try await eventually(timeout: .seconds(30), "the start ping") {
+                        try !receiver.requests(under: "/delay/4000/ping/stopped").isEmpty
+                    }
+                    job.kill(SIGTERM)
+                    job.kill(SIGCONT)
+                    let result = try await job.waitForExit(timeout: .seconds(60))
+                    #expect(result.status == 130, "\(result)")
+                } catch {
+                    print(job.stderrSoFar, job.stdoutSoFar)
+                    await job.terminateAndWait()
+                    throw error
+                }
+                #expect(
+                    try receiver.requests(under: "/delay/4000/ping/").map(\.path)
+                        == ["/delay/4000/ping/stopped/start", "/delay/4000/ping/stopped/fail"])
+                let text = try #require(try receiver.requests(under: "/hooks/").first?.text)
+                #expect(text.hasPrefix("Backup failed on host \(ProcessInfo.processInfo.hostName): cancelled"), "\(text)")
+            }
+        }
+    }
+
     @Test("backup-job --loop: every scheduled run pings start then success and posts its outcome")
     func loopRunsNotify() async throws {
         try await ApplicationFixture.with(uploadFiles: 5) { app in

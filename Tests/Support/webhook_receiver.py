@@ -8,18 +8,21 @@ Started by Tests/TestSupport/WebhookReceiver.swift:
 Listens on 127.0.0.1 on a port the kernel picks and prints "listening on 127.0.0.1:PORT" to standard output,
 then one line per request it receives, before answering it:
 
-    request {"method": "POST", "path": "/hooks/T000/B000/secret", "contentType": "...", "body": "..."}
+    request {"method": "POST", "path": "/hooks/T000/B000/secret", "contentType": "...", "body": "...",
+             "received": seconds since 1970}
 
 How it answers depends on the path's first segment, so one receiver serves every behaviour a test needs:
 
     /status/<code>/...   answers <code> (e.g. 500, 429, 404) with a short text body
     /hang/...            never answers: holds the connection until the client gives up or the server stops
+    /delay/<ms>/...      answers 200 after <ms> milliseconds (a slow but working destination)
     anything else        200 "ok" (Slack's answer)
 """
 
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 STOP = threading.Event()
@@ -39,6 +42,7 @@ class Handler(BaseHTTPRequestHandler):
             "path": self.path,
             "contentType": self.headers.get("Content-Type") or "",
             "body": body.decode("utf-8", errors="replace"),
+            "received": time.time(),
         }
         sys.stdout.write("request " + json.dumps(record) + "\n")
         sys.stdout.flush()
@@ -46,6 +50,8 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) > 1 and parts[1] == "hang":
             STOP.wait()
             return
+        if len(parts) > 2 and parts[1] == "delay" and parts[2].isdigit():
+            time.sleep(int(parts[2]) / 1000)
         status = 200
         if len(parts) > 2 and parts[1] == "status" and parts[2].isdigit():
             status = int(parts[2])

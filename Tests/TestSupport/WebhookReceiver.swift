@@ -8,7 +8,8 @@ import Foundation
 
 /// A webhook (and dead-man's switch) receiver on 127.0.0.1 for the notification tests: runs
 /// `Tests/Support/webhook_receiver.py`, which records every request it gets (method, path, body) and answers
-/// by path: `/status/<code>/…` with that status, `/hang/…` never, anything else 200. `with(_:)` starts it on a
+/// by path: `/status/<code>/…` with that status, `/hang/…` never, `/delay/<ms>/…` 200 after that long, anything
+/// else 200 at once. `with(_:)` starts it on a
 /// port the kernel picks, runs the test's body and stops it whatever happens.
 public final class WebhookReceiver: Sendable {
     /// `http://127.0.0.1:PORT`.
@@ -23,6 +24,8 @@ public final class WebhookReceiver: Sendable {
         public let path: String
         public let contentType: String
         public let body: String
+        /// When it arrived, in seconds since 1970.
+        public let received: Double
 
         /// The `text` of a Slack-compatible JSON body, or nil when the body is not one.
         public var text: String? {

@@ -95,23 +95,27 @@ public struct Notifications: Sendable {
     }
 
     /// Waits for queued messages and pings, at most `NOTIFY_TIMEOUT`; what is still pending then is dropped
-    /// (and logged). For a process about to exit.
+    /// (and logged). For a process about to exit. Waits even when the calling task is cancelled: a job stopped by
+    /// SIGTERM still sends its failure, within the same limit.
     public func flush() async {
         let chains = [backupChain, rollbackChain, pingChain]
         let limit = settings.timeoutSeconds
-        let drained = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                for chain in chains { await chain.drain() }
-                return true
+        // An unstructured task: it does not inherit the caller's cancellation, which would end the wait at once.
+        let drained = await Task {
+            await withTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    for chain in chains { await chain.drain() }
+                    return true
+                }
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(limit))
+                    return false
+                }
+                let first = await group.next() ?? true
+                group.cancelAll()
+                return first
             }
-            group.addTask {
-                try? await Task.sleep(for: .seconds(limit))
-                return false
-            }
-            let first = await group.next() ?? true
-            group.cancelAll()
-            return first
-        }
+        }.value
         if !drained {
             logger.warning("Notifications still being delivered after \(DurationFormat.string(seconds: Double(limit))) (NOTIFY_TIMEOUT) are dropped as the process ends")
         }
