@@ -119,7 +119,7 @@ struct RestoreJobCommand: AsyncParsableCommand {
                     let stores = try Stores.open(configuration.restore.store, logger: logger)
                     let job = DrillJob(configuration: configuration, stores: stores, logger: logger)
                     if loop {
-                        try await job.runOnSchedule(liveness: try Liveness.configured(values))
+                        try await job.runOnSchedule(liveness: try Liveness.configured(values), notifications: notifications)
                     } else {
                         try await notifications.monitor("restore drill") { _ = try await job.run(nil) }
                     }

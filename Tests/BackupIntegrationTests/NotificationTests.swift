@@ -175,6 +175,34 @@ struct NotificationTests {
         }
     }
 
+    @Test("restore-job --drill --loop: every drill pings start then success")
+    func drillLoopPings() async throws {
+        try await ApplicationFixture.with(uploadFiles: 2) { app in
+            try await WebhookReceiver.with { receiver in
+                try #require(try await app.run("backup-job").succeeded)
+                let job = try app.launch(
+                    "restore-job", ["--drill", "--loop"],
+                    environment: [
+                        "DRILL_SCHEDULE": "2s", "DRILL_DATABASE_URL": app.server.connectionURL(database: "drill_scratch"),
+                        "BACKUP_PING_URL": receiver.url("/ping/drill"), "LIVENESS_FILE": "",
+                    ])
+                do {
+                    try await eventually(timeout: .seconds(90), "two drills' pings") {
+                        try receiver.requests(under: "/ping/drill").count >= 4
+                    }
+                    let pings = try receiver.requests(under: "/ping/drill").prefix(4)
+                    #expect(pings.map(\.path) == ["/ping/drill/start", "/ping/drill", "/ping/drill/start", "/ping/drill"])
+                    #expect(pings.last?.body == "Restore drill succeeded on host \(ProcessInfo.processInfo.hostName)")
+                } catch {
+                    print(job.stdoutSoFar, job.stderrSoFar)
+                    await job.terminateAndWait()
+                    throw error
+                }
+                await job.terminateAndWait()
+            }
+        }
+    }
+
     @Test("A rollback the runner runs: ROLLBACK_WEBHOOK_URL hears it start and succeed, naming the backup")
     func rollbackMessages() async throws {
         try await ApplicationFixture.with(uploadFiles: 10) { app in
