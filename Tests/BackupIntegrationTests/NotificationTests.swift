@@ -134,7 +134,7 @@ struct NotificationTests {
         }
     }
 
-    @Test("Webhook and ping refused, answering 500, 404 or hanging: the backup still succeeds (exit 0), the failure is logged by host only")
+    @Test("Webhook and ping refused, answering 500, 429, 404 or hanging: the backup still succeeds (exit 0), the failure is logged by host only")
     func failingDestinationsNeverFailTheBackup() async throws {
         try await ApplicationFixture.with(uploadFiles: 5) { app in
             try await WebhookReceiver.with { receiver in
@@ -169,8 +169,18 @@ struct NotificationTests {
                 #expect(try receiver.requests(under: "/status/404").count == 2)
                 #expect(hanging.stderr.contains("HTTP 404 (error 404)"), "\(hanging.stderr)")
 
+                // 429 is retried, after the Retry-After the receiver asks for (1 s), not the 0.5 s backoff.
+                let limited = try await app.run(
+                    "backup-job", environment: ["BACKUP_WEBHOOK_URL": receiver.url("/status/429\(Self.secretPath)"), "NOTIFY_RETRIES": "1"])
+                #expect(limited.succeeded, "\(limited)")
+                let attempts = try receiver.requests(under: "/status/429")
+                try #require(attempts.count == 2, "\(attempts.map(\.path))")
+                #expect(attempts[1].received - attempts[0].received >= 1.0, "waited as Retry-After said")
+                #expect(limited.stderr.contains("failed after 2 attempts: HTTP 429"), "\(limited.stderr)")
+
                 Self.expectNoSecret(
-                    in: [refused.stdout, refused.stderr, hanging.stdout, hanging.stderr], app: app, "the jobs' logs")
+                    in: [refused.stdout, refused.stderr, hanging.stdout, hanging.stderr, limited.stdout, limited.stderr], app: app,
+                    "the jobs' logs")
             }
         }
     }

@@ -13,7 +13,7 @@ then one line per request it receives, before answering it:
 
 How it answers depends on the path's first segment, so one receiver serves every behaviour a test needs:
 
-    /status/<code>/...   answers <code> (e.g. 500, 429, 404) with a short text body
+    /status/<code>/...   answers <code> (e.g. 500, 429, 404) with a short text body (a 429 with Retry-After: 1)
     /hang/...            never answers: holds the connection until the client gives up or the server stops
     /delay/<ms>/...      answers 200 after <ms> milliseconds (a slow but working destination)
     anything else        200 "ok" (Slack's answer)
@@ -58,6 +58,8 @@ class Handler(BaseHTTPRequestHandler):
         answer = b"ok" if status < 400 else ("error %d" % status).encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
+        if status == 429:
+            self.send_header("Retry-After", "1")
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         self.wfile.write(answer)

@@ -17,7 +17,8 @@ struct NotificationDelivery: Sendable {
 
     private enum Attempt: Sendable {
         case delivered
-        case retryable(String)
+        /// Worth another try; `after`: the seconds a 429's or 503's `Retry-After` asked for.
+        case retryable(String, after: Double?)
         case refused(String)
     }
 
@@ -27,6 +28,7 @@ struct NotificationDelivery: Sendable {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         var attempts = 0
         var problem = "not sent"
+        var retryAfter: Double?
         while true {
             let remaining = deadline.timeIntervalSinceNow
             guard remaining > 0.05 else {
@@ -43,11 +45,12 @@ struct NotificationDelivery: Sendable {
             case .refused(let reason):
                 problem = reason
                 return failed(what, problem, attempts: attempts)
-            case .retryable(let reason):
+            case .retryable(let reason, let after):
                 problem = reason
+                retryAfter = after
             }
             guard attempts <= retries else { break }
-            let backoff = min(0.5 * Double(1 << min(attempts - 1, 4)), 8)
+            let backoff = retryAfter ?? min(0.5 * Double(1 << min(attempts - 1, 4)), 8)
             guard Date().addingTimeInterval(backoff) < deadline else {
                 problem += "; no time left for another try within \(DurationFormat.string(seconds: timeoutSeconds)) (NOTIFY_TIMEOUT)"
                 break
@@ -71,11 +74,14 @@ struct NotificationDelivery: Sendable {
             let response = try CurlEasy().post(url, body: body, contentType: contentType, timeout: timeout)
             switch response.status {
             case 200..<300: return .delivered
-            case 429, 500..<600: return .retryable("HTTP \(response.status)")
+            case 429, 500..<600:
+                // Slack answers 429 with Retry-After (seconds); an HTTP date or nonsense falls back to the backoff.
+                let after = response.headers["retry-after"].flatMap(Double.init).map { max(0, $0) }
+                return .retryable("HTTP \(response.status)", after: after)
             default: return .refused("HTTP \(response.status)\(Self.excerpt(response.body))")
             }
         } catch let error as CurlTransportError {
-            return error.isTransient ? .retryable(error.message) : .refused(error.message)
+            return error.isTransient ? .retryable(error.message, after: nil) : .refused(error.message)
         } catch {
             return .refused("\(error)")
         }
