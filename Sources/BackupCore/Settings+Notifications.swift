@@ -12,8 +12,10 @@ extension Settings {
         "Dead-man's switch (healthchecks.io convention): each job run pings URL/start, then URL on success or URL/fail")
     public static let notifyTimeout = Setting(
         "NOTIFY_TIMEOUT", default: "10s",
-        "A webhook message or ping not delivered within this time, retries included, is given up (logged, never failing the job)")
+        "A webhook message or ping not delivered within this time, retries included, is given up (logged, never failing the job)"
+    )
     public static let notifyRetries = Setting(
         "NOTIFY_RETRIES", default: "3",
-        "Retries of a webhook message or ping after a network error, HTTP 5xx or 429, with backoff (other answers are not retried)")
+        "Retries of a webhook message or ping after a network error, HTTP 5xx or 429, with backoff (other answers are not retried)"
+    )
 }

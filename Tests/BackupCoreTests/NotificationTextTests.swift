@@ -7,7 +7,8 @@ import Testing
 struct NotificationTextTests {
     @Test(arguments: [
         (
-            BackupEvent.backupSucceeded(name: "visual_backup_2025-01-15_14-30-00.tar.gz", size: 524_288_000, seconds: 42),
+            BackupEvent.backupSucceeded(
+                name: "visual_backup_2025-01-15_14-30-00.tar.gz", size: 524_288_000, seconds: 42),
             "Backup visual_backup_2025-01-15_14-30-00.tar.gz succeeded on host db-1: 500 MB in 42 s"
         ),
         (
@@ -22,7 +23,10 @@ struct NotificationTextTests {
             .cleanupFinished(deleted: 5, total: 12, freedBytes: 2_147_483_648, rule: "older than 30 days"),
             "Cleanup removed 5 of 12 backups older than 30 days on host db-1, freeing 2 GB"
         ),
-        (.cleanupFinished(deleted: 0, total: 1, freedBytes: nil, rule: nil), "Cleanup removed 0 of 1 backup on host db-1"),
+        (
+            .cleanupFinished(deleted: 0, total: 1, freedBytes: nil, rule: nil),
+            "Cleanup removed 0 of 1 backup on host db-1"
+        ),
         (
             .cleanupFailed(reason: "would delete all 4 existing backups. Refusing"),
             "Cleanup failed on host db-1: would delete all 4 existing backups. Refusing"
@@ -35,11 +39,15 @@ struct NotificationTextTests {
     @Test func rollbackTexts() {
         #expect(
             NotificationText.incidentOpened(
-                target: "https://app/healthz", failures: 3, lastResult: "HTTP 500", sidecar: "sidecar-a", request: "rollback-1")
-                == "Incident opened: https://app/healthz failed 3 times in a row (last: HTTP 500), seen by sidecar-a; rollback requested (rollback-1)")
+                target: "https://app/healthz", failures: 3, lastResult: "HTTP 500", sidecar: "sidecar-a",
+                request: "rollback-1")
+                == "Incident opened: https://app/healthz failed 3 times in a row (last: HTTP 500), seen by sidecar-a; rollback requested (rollback-1)"
+        )
         #expect(
-            NotificationText.rollbackSucceeded(request: "rollback-1", target: "visual_backup_2025-01-15_14-30-00.tar.gz", seconds: 72, host: "h")
-                == "Rollback to visual_backup_2025-01-15_14-30-00.tar.gz succeeded on host h: the application is healthy again after 1m 12s (rollback-1)")
+            NotificationText.rollbackSucceeded(
+                request: "rollback-1", target: "visual_backup_2025-01-15_14-30-00.tar.gz", seconds: 72, host: "h")
+                == "Rollback to visual_backup_2025-01-15_14-30-00.tar.gz succeeded on host h: the application is healthy again after 1m 12s (rollback-1)"
+        )
         #expect(
             NotificationText.rollbackFailed(request: "r", target: nil, reason: "no backup qualifies", host: "h")
                 == "Rollback failed on host h: no backup qualifies (r)")
@@ -57,7 +65,8 @@ struct NotificationTextTests {
     }
 
     @Test func longReasonsAreCutToOneShortLine() {
-        let text = NotificationText.text(.backupFailed(reason: String(repeating: "x", count: 5000), partial: false), host: "h")
+        let text = NotificationText.text(
+            .backupFailed(reason: String(repeating: "x", count: 5000), partial: false), host: "h")
         #expect(text.count < 1100)
         #expect(!text.contains("\n"))
     }
@@ -88,7 +97,8 @@ struct NotificationTextTests {
     @Test func settingsLoadAndRefuseWithoutShowingTheURL() throws {
         let loaded = try NotificationSettings.load(
             Self.values([
-                "BACKUP_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/SECRETPATH", "BACKUP_PING_URL": "https://hc-ping.com/k",
+                "BACKUP_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/SECRETPATH",
+                "BACKUP_PING_URL": "https://hc-ping.com/k",
                 "NOTIFY_TIMEOUT": "3s", "NOTIFY_RETRIES": "1",
             ]))
         #expect(loaded.backupWebhook == "https://hooks.slack.com/services/T/B/SECRETPATH")
@@ -120,7 +130,8 @@ struct NotificationTextTests {
         let values = ConfigurationValues(environment: ["ROLLBACK_WEBHOOK_URL_FILE": "/run/secrets/hook"]) { _ in
             "https://hooks.slack.com/services/T/B/FROMFILE\n"
         }
-        #expect(try NotificationSettings.load(values).rollbackWebhook == "https://hooks.slack.com/services/T/B/FROMFILE")
+        #expect(
+            try NotificationSettings.load(values).rollbackWebhook == "https://hooks.slack.com/services/T/B/FROMFILE")
     }
 
     @Test func secretsAreBlankedOut() {
@@ -130,7 +141,11 @@ struct NotificationTextTests {
             "DATABASE_NAME": "visual_db",
         ])
         let secrets = NotificationSettings.secretValues(
-            values, settings: [Settings.databaseURL, Settings.pgPassword, Settings.backupWebhookURL, Settings.awsSessionToken, Settings.databaseName])
+            values,
+            settings: [
+                Settings.databaseURL, Settings.pgPassword, Settings.backupWebhookURL, Settings.awsSessionToken,
+                Settings.databaseName,
+            ])
         #expect(secrets.contains("pa$$word"))
         #expect(secrets.contains("hunter22"))
         #expect(!secrets.contains("abc"), "too short to blank out")

@@ -1,8 +1,8 @@
 import BackupCore
 import BackupStorage
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Notifications end to end: the real executables post to a real HTTP receiver on 127.0.0.1
 /// (`WebhookReceiver`), which records what they send. Backups succeed whatever the receiver does; no secret
@@ -20,23 +20,31 @@ struct NotificationTests {
         }
     }
 
-    @Test("A successful and a failed backup-job: one message each saying what, where and the outcome; pings start then success, start then fail")
+    @Test(
+        "A successful and a failed backup-job: one message each saying what, where and the outcome; pings start then success, start then fail"
+    )
     func backupOutcomes() async throws {
         try await ApplicationFixture.with(uploadFiles: 5) { app in
             try await WebhookReceiver.with { receiver in
                 let host = ProcessInfo.processInfo.hostName
                 let good = try await app.run(
                     "backup-job",
-                    environment: ["BACKUP_WEBHOOK_URL": receiver.url(Self.secretPath), "BACKUP_PING_URL": receiver.url("/ping/good")])
+                    environment: [
+                        "BACKUP_WEBHOOK_URL": receiver.url(Self.secretPath),
+                        "BACKUP_PING_URL": receiver.url("/ping/good"),
+                    ])
                 #expect(good.succeeded, "\(good.stderr)")
                 let name = try #require(try app.storeFiles().first { $0.hasSuffix(".tar.gz") })
                 var messages = try receiver.requests(under: "/hooks/")
                 try #require(messages.count == 1, "\(messages)")
                 #expect(messages[0].method == "POST")
                 #expect(messages[0].contentType == "application/json")
-                let success = try #require(messages[0].text, "a Slack-compatible {\"text\": …} body: \(messages[0].body)")
+                let success = try #require(
+                    messages[0].text, "a Slack-compatible {\"text\": …} body: \(messages[0].body)")
                 #expect(success.hasPrefix("Backup \(name) succeeded on host \(host): "), "\(success)")
-                #expect(success.range(of: #": [0-9.]+ [KMG]?B in [0-9.]+ m?s$"#, options: .regularExpression) != nil, "\(success)")
+                #expect(
+                    success.range(of: #": [0-9.]+ [KMG]?B in [0-9.]+ m?s$"#, options: .regularExpression) != nil,
+                    "\(success)")
                 let goodPings = try receiver.requests(under: "/ping/good")
                 #expect(goodPings.map(\.path) == ["/ping/good/start", "/ping/good"])
                 #expect(goodPings.last?.body == "Backup succeeded on host \(host)")
@@ -44,7 +52,8 @@ struct NotificationTests {
                 let bad = try await app.run(
                     "backup-job",
                     environment: [
-                        "BACKUP_WEBHOOK_URL": receiver.url(Self.secretPath), "BACKUP_PING_URL": receiver.url("/ping/bad"),
+                        "BACKUP_WEBHOOK_URL": receiver.url(Self.secretPath),
+                        "BACKUP_PING_URL": receiver.url("/ping/bad"),
                         "DATABASE_NAME": "no_such_database",
                     ])
                 #expect(bad.status == 1, "\(bad)")
@@ -58,12 +67,15 @@ struct NotificationTests {
                 #expect(badPings.last?.body.contains("no_such_database") == true, "the check's log says why")
 
                 // restore-job pings too (here --verify, which reads every backup and changes nothing).
-                let verify = try await app.run("restore-job", ["--verify"], environment: ["BACKUP_PING_URL": receiver.url("/ping/verify")])
+                let verify = try await app.run(
+                    "restore-job", ["--verify"], environment: ["BACKUP_PING_URL": receiver.url("/ping/verify")])
                 #expect(verify.succeeded, "\(verify.stderr)")
-                #expect(try receiver.requests(under: "/ping/verify").map(\.path) == ["/ping/verify/start", "/ping/verify"])
+                #expect(
+                    try receiver.requests(under: "/ping/verify").map(\.path) == ["/ping/verify/start", "/ping/verify"])
 
                 Self.expectNoSecret(
-                    in: try receiver.requests().map(\.body) + [good.stdout, good.stderr, bad.stdout, bad.stderr], app: app,
+                    in: try receiver.requests().map(\.body) + [good.stdout, good.stderr, bad.stdout, bad.stderr],
+                    app: app,
                     "payloads and logs")
             }
         }
@@ -100,7 +112,8 @@ struct NotificationTests {
                     try receiver.requests(under: "/delay/4000/ping/").map(\.path)
                         == ["/delay/4000/ping/stopped/start", "/delay/4000/ping/stopped/fail"])
                 let text = try #require(try receiver.requests(under: "/hooks/").first?.text)
-                #expect(text.hasPrefix("Backup failed on host \(ProcessInfo.processInfo.hostName): cancelled"), "\(text)")
+                #expect(
+                    text.hasPrefix("Backup failed on host \(ProcessInfo.processInfo.hostName): cancelled"), "\(text)")
             }
         }
     }
@@ -120,7 +133,10 @@ struct NotificationTests {
                         try receiver.requests(under: "/hooks/").count >= 2
                     }
                     let texts = try receiver.requests(under: "/hooks/").compactMap(\.text)
-                    #expect(texts.allSatisfy { $0.hasPrefix("Backup visual_backup_") && $0.contains(" succeeded on host ") }, "\(texts)")
+                    #expect(
+                        texts.allSatisfy {
+                            $0.hasPrefix("Backup visual_backup_") && $0.contains(" succeeded on host ")
+                        }, "\(texts)")
                     #expect(Set(texts).count == texts.count, "one message per backup: \(texts)")
                     let pings = try receiver.requests(under: "/ping/loop").map(\.path).prefix(4)
                     #expect(Array(pings) == ["/ping/loop/start", "/ping/loop", "/ping/loop/start", "/ping/loop"])
@@ -134,7 +150,9 @@ struct NotificationTests {
         }
     }
 
-    @Test("Webhook and ping refused, answering 500, 429, 404 or hanging: the backup still succeeds (exit 0), the failure is logged by host only")
+    @Test(
+        "Webhook and ping refused, answering 500, 429, 404 or hanging: the backup still succeeds (exit 0), the failure is logged by host only"
+    )
     func failingDestinationsNeverFailTheBackup() async throws {
         try await ApplicationFixture.with(uploadFiles: 5) { app in
             try await WebhookReceiver.with { receiver in
@@ -148,11 +166,15 @@ struct NotificationTests {
                         "NOTIFY_RETRIES": "2", "NOTIFY_TIMEOUT": "20s",
                     ])
                 #expect(refused.succeeded, "\(refused)")
-                #expect(refused.stderr.contains("to http://127.0.0.1:\(refusedPort) failed after 3 attempts"), "\(refused.stderr)")
+                #expect(
+                    refused.stderr.contains("to http://127.0.0.1:\(refusedPort) failed after 3 attempts"),
+                    "\(refused.stderr)")
                 // Each of the two pings (start, success) is tried three times against the 500.
                 let retried = try receiver.requests(under: "/status/500")
                 #expect(retried.count == 6, "\(retried.map(\.path))")
-                #expect(refused.stderr.contains("success ping to \(receiver.baseURL) failed after 3 attempts: HTTP 500"), "\(refused.stderr)")
+                #expect(
+                    refused.stderr.contains("success ping to \(receiver.baseURL) failed after 3 attempts: HTTP 500"),
+                    "\(refused.stderr)")
 
                 let hanging = try await app.run(
                     "backup-job",
@@ -171,7 +193,10 @@ struct NotificationTests {
 
                 // 429 is retried, after the Retry-After the receiver asks for (1 s), not the 0.5 s backoff.
                 let limited = try await app.run(
-                    "backup-job", environment: ["BACKUP_WEBHOOK_URL": receiver.url("/status/429\(Self.secretPath)"), "NOTIFY_RETRIES": "1"])
+                    "backup-job",
+                    environment: [
+                        "BACKUP_WEBHOOK_URL": receiver.url("/status/429\(Self.secretPath)"), "NOTIFY_RETRIES": "1",
+                    ])
                 #expect(limited.succeeded, "\(limited)")
                 let attempts = try receiver.requests(under: "/status/429")
                 try #require(attempts.count == 2, "\(attempts.map(\.path))")
@@ -179,7 +204,9 @@ struct NotificationTests {
                 #expect(limited.stderr.contains("failed after 2 attempts: HTTP 429"), "\(limited.stderr)")
 
                 Self.expectNoSecret(
-                    in: [refused.stdout, refused.stderr, hanging.stdout, hanging.stderr, limited.stdout, limited.stderr], app: app,
+                    in: [
+                        refused.stdout, refused.stderr, hanging.stdout, hanging.stderr, limited.stdout, limited.stderr,
+                    ], app: app,
                     "the jobs' logs")
             }
         }
@@ -193,7 +220,8 @@ struct NotificationTests {
                 let job = try app.launch(
                     "restore-job", ["--drill", "--loop"],
                     environment: [
-                        "DRILL_SCHEDULE": "2s", "DRILL_DATABASE_URL": app.server.connectionURL(database: "drill_scratch"),
+                        "DRILL_SCHEDULE": "2s",
+                        "DRILL_DATABASE_URL": app.server.connectionURL(database: "drill_scratch"),
                         "BACKUP_PING_URL": receiver.url("/ping/drill"), "LIVENESS_FILE": "",
                     ])
                 do {
@@ -201,7 +229,8 @@ struct NotificationTests {
                         try receiver.requests(under: "/ping/drill").count >= 4
                     }
                     let pings = try receiver.requests(under: "/ping/drill").prefix(4)
-                    #expect(pings.map(\.path) == ["/ping/drill/start", "/ping/drill", "/ping/drill/start", "/ping/drill"])
+                    #expect(
+                        pings.map(\.path) == ["/ping/drill/start", "/ping/drill", "/ping/drill/start", "/ping/drill"])
                     #expect(pings.last?.body == "Restore drill succeeded on host \(ProcessInfo.processInfo.hostName)")
                 } catch {
                     print(job.stdoutSoFar, job.stderrSoFar)
@@ -240,7 +269,9 @@ struct NotificationTests {
                     #expect(texts.count == 2, "the start and the outcome, no step: \(texts)")
                     #expect(texts.first == "Rollback to \(target) started on host \(host) (\(request.id))")
                     #expect(
-                        texts.last?.hasPrefix("Rollback to \(target) succeeded on host \(host): the application is healthy again after ") == true,
+                        texts.last?.hasPrefix(
+                            "Rollback to \(target) succeeded on host \(host): the application is healthy again after ")
+                            == true,
                         "\(texts)")
                     Self.expectNoSecret(in: texts + [scenario.logs], app: app, "rollback messages and logs")
                 } catch {
@@ -253,7 +284,9 @@ struct NotificationTests {
         }
     }
 
-    @Test("An incident the sidecar opens is told to ROLLBACK_WEBHOOK_URL, naming the health URL without its credentials or query")
+    @Test(
+        "An incident the sidecar opens is told to ROLLBACK_WEBHOOK_URL, naming the health URL without its credentials or query"
+    )
     func incidentMessage() async throws {
         let store = try TemporaryDirectory(prefix: "notify-store")
         defer { store.remove() }
@@ -262,7 +295,8 @@ struct NotificationTests {
             let sidecar = try ProcessRunner.launch(
                 ApplicationFixture.executable("health-sidecar"), ["--loop"],
                 environment: [
-                    "BACKUP_DIR": store.path, "HEALTH_CHECK_URL": "http://probe:pw-4711@127.0.0.1:\(deadPort)/healthz?key=qs-4711",
+                    "BACKUP_DIR": store.path,
+                    "HEALTH_CHECK_URL": "http://probe:pw-4711@127.0.0.1:\(deadPort)/healthz?key=qs-4711",
                     "HEALTH_CHECK_INTERVAL": "1s", "HEALTH_CHECK_TIMEOUT": "2s", "HEALTH_CHECK_FAILURES": "2",
                     "SIDECAR_BIND": "127.0.0.1", "SIDECAR_PORT": "0", "SIDECAR_ID": "sidecar-n", "LIVENESS_FILE": "",
                     "ROLLBACK_WEBHOOK_URL": receiver.url(Self.secretPath),
@@ -273,11 +307,15 @@ struct NotificationTests {
                 }
                 let text = try #require(try receiver.requests(under: "/hooks/").first?.text)
                 #expect(
-                    text.hasPrefix("Incident opened: http://127.0.0.1:\(deadPort)/healthz?… failed 2 times in a row (last: "), "\(text)")
+                    text.hasPrefix(
+                        "Incident opened: http://127.0.0.1:\(deadPort)/healthz?… failed 2 times in a row (last: "),
+                    "\(text)")
                 #expect(text.contains("seen by sidecar-n; rollback requested ("), "\(text)")
                 for secret in ["pw-4711", "qs-4711", "SECRETPATH"] {
                     #expect(!text.contains(secret))
-                    #expect(!sidecar.stderrSoFar.contains(secret) && !sidecar.stdoutSoFar.contains(secret), "\(secret) in the log")
+                    #expect(
+                        !sidecar.stderrSoFar.contains(secret) && !sidecar.stdoutSoFar.contains(secret),
+                        "\(secret) in the log")
                 }
             } catch {
                 print(sidecar.stderrSoFar)

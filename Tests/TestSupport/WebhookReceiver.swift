@@ -60,7 +60,9 @@ public final class WebhookReceiver: Sendable {
     }
 
     /// The requests whose path starts with `prefix`.
-    public func requests(under prefix: String) throws -> [Request] { try requests().filter { $0.path.hasPrefix(prefix) } }
+    public func requests(under prefix: String) throws -> [Request] {
+        try requests().filter { $0.path.hasPrefix(prefix) }
+    }
 
     public static func with<T>(
         isolation: isolated (any Actor)? = #isolation, _ body: (WebhookReceiver) async throws -> T
@@ -79,7 +81,9 @@ public final class WebhookReceiver: Sendable {
         let prefix = "listening on 127.0.0.1:"
         var port: Int?
         do {
-            try await eventually(timeout: .seconds(30), pollInterval: .milliseconds(10), "the webhook receiver listening") {
+            try await eventually(
+                timeout: .seconds(30), pollInterval: .milliseconds(10), "the webhook receiver listening"
+            ) {
                 let output = process.stdoutSoFar
                 if let start = output.range(of: prefix), let end = output[start.upperBound...].firstIndex(of: "\n") {
                     port = Int(output[start.upperBound..<end])

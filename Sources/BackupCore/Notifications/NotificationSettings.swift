@@ -30,13 +30,16 @@ public struct NotificationSettings: Sendable, Equatable {
         Settings.backupWebhookURL, Settings.backupPingURL, Settings.notifyTimeout, Settings.notifyRetries,
     ]
     /// The sidecar's and the rollback runner's.
-    public static let rollbackSettings: [Setting] = [Settings.rollbackWebhookURL, Settings.notifyTimeout, Settings.notifyRetries]
+    public static let rollbackSettings: [Setting] = [
+        Settings.rollbackWebhookURL, Settings.notifyTimeout, Settings.notifyRetries,
+    ]
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> NotificationSettings {
         let timeout = try values.duration(Settings.notifyTimeout)
         guard (1...300).contains(timeout) else {
             throw .configuration(
-                "NOTIFY_TIMEOUT=\(timeout)s is out of range", hint: "use 1s to 5m: a notification must never hold a job up long")
+                "NOTIFY_TIMEOUT=\(timeout)s is out of range",
+                hint: "use 1s to 5m: a notification must never hold a job up long")
         }
         return NotificationSettings(
             backupWebhook: try url(values, Settings.backupWebhookURL),
@@ -62,7 +65,9 @@ public struct NotificationSettings: Sendable, Equatable {
 
     /// For logs and messages: scheme, host and port only. A webhook's path and query are its credential.
     public static func destination(_ url: String) -> String {
-        guard let components = URLComponents(string: url), let host = components.host else { return "(unparseable URL)" }
+        guard let components = URLComponents(string: url), let host = components.host else {
+            return "(unparseable URL)"
+        }
         let port = components.port.map { ":\($0)" } ?? ""
         return "\(components.scheme ?? "http")://\(host)\(port)"
     }

@@ -6,7 +6,8 @@ public enum NotificationText {
     public static func text(_ event: BackupEvent, host: String) -> String {
         switch event {
         case .backupSucceeded(let name, let size, let seconds):
-            return "Backup \(name) succeeded on host \(host): \(ByteFormat.string(size)) in \(DurationFormat.string(seconds: seconds))"
+            return
+                "Backup \(name) succeeded on host \(host): \(ByteFormat.string(size)) in \(DurationFormat.string(seconds: seconds))"
         case .backupFailed(let reason, let partial):
             return partial
                 ? "Backup on host \(host) partly failed: \(oneLine(reason))"
@@ -14,23 +15,30 @@ public enum NotificationText {
         case .cleanupFinished(let deleted, let total, let freedBytes, let rule):
             let why = rule.map { " \($0)" } ?? ""
             let freed = freedBytes.map { ", freeing \(ByteFormat.string($0))" } ?? ""
-            return "Cleanup removed \(deleted) of \(total) \(total == 1 ? "backup" : "backups")\(why) on host \(host)\(freed)"
+            return
+                "Cleanup removed \(deleted) of \(total) \(total == 1 ? "backup" : "backups")\(why) on host \(host)\(freed)"
         case .cleanupFailed(let reason):
             return "Cleanup failed on host \(host): \(oneLine(reason))"
         }
     }
 
     /// A job run's ping body (`BACKUP_PING_URL`); the check's own log shows it.
-    public static func jobStarted(_ job: String, host: String) -> String { "\(capitalized(job)) started on host \(host)" }
+    public static func jobStarted(_ job: String, host: String) -> String {
+        "\(capitalized(job)) started on host \(host)"
+    }
 
     public static func jobFailed(_ job: String, host: String, reason: String) -> String {
         "\(capitalized(job)) failed on host \(host): \(oneLine(reason))"
     }
 
-    public static func jobSucceeded(_ job: String, host: String) -> String { "\(capitalized(job)) succeeded on host \(host)" }
+    public static func jobSucceeded(_ job: String, host: String) -> String {
+        "\(capitalized(job)) succeeded on host \(host)"
+    }
 
     /// `target` is the health URL as it may be shown (no credentials, no query), or nil where it is not known.
-    public static func incidentOpened(target: String?, failures: Int, lastResult: String, sidecar: String, request: String) -> String {
+    public static func incidentOpened(
+        target: String?, failures: Int, lastResult: String, sidecar: String, request: String
+    ) -> String {
         "Incident opened: \(target ?? "the application's health check") failed \(failures) times in a row (last: \(oneLine(lastResult))), seen by \(sidecar); rollback requested (\(request))"
     }
 

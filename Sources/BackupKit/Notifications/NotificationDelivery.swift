@@ -37,7 +37,9 @@ struct NotificationDelivery: Sendable {
             }
             attempts += 1
             let url = url
-            let result = await Blocking.run { Self.attempt(url: url, body: body, contentType: contentType, timeout: remaining) }
+            let result = await Blocking.run {
+                Self.attempt(url: url, body: body, contentType: contentType, timeout: remaining)
+            }
             switch result {
             case .delivered:
                 NotificationCounters.record(destination, delivered: true)
@@ -52,7 +54,8 @@ struct NotificationDelivery: Sendable {
             guard attempts <= retries else { break }
             let backoff = retryAfter ?? min(0.5 * Double(1 << min(attempts - 1, 4)), 8)
             guard Date().addingTimeInterval(backoff) < deadline else {
-                problem += "; no time left for another try within \(DurationFormat.string(seconds: timeoutSeconds)) (NOTIFY_TIMEOUT)"
+                problem +=
+                    "; no time left for another try within \(DurationFormat.string(seconds: timeoutSeconds)) (NOTIFY_TIMEOUT)"
                 break
             }
             // Unstructured delivery tasks are never cancelled; should one be, it stops retrying.

@@ -31,7 +31,8 @@ public struct Notifications: Sendable {
     /// Reads the notification variables; `settings` is the configuration's whole list, whose secrets' values are
     /// kept out of every message.
     public static func configured(
-        _ values: ConfigurationValues, settings: [Setting], logger: Logger, host: String = ProcessInfo.processInfo.hostName
+        _ values: ConfigurationValues, settings: [Setting], logger: Logger,
+        host: String = ProcessInfo.processInfo.hostName
     ) throws(ContingencyError) -> Notifications {
         let notificationSettings = try NotificationSettings.load(values)
         let secrets = NotificationSettings.secretValues(
@@ -59,7 +60,8 @@ public struct Notifications: Sendable {
 
     private func delivery(_ url: String, _ destination: NotificationCounters.Destination) -> NotificationDelivery {
         NotificationDelivery(
-            url: url, destination: destination, timeoutSeconds: Double(settings.timeoutSeconds), retries: settings.retries,
+            url: url, destination: destination, timeoutSeconds: Double(settings.timeoutSeconds),
+            retries: settings.retries,
             logger: logger)
     }
 
@@ -76,7 +78,9 @@ public struct Notifications: Sendable {
     /// The rollback stream: the log lines (`[Rollback] …`), and the rollback webhook when set. `healthURL` (the
     /// sidecar's HEALTH_CHECK_URL) names what failed in incident messages, shown without credentials or query;
     /// `recoveredAfter` (HEALTH_CHECK_FAILURES) sends recoveries from an incident.
-    public func rollbackEvents(logging logger: Logger, healthURL: String? = nil, recoveredAfter: Int? = nil) -> RollbackEvents {
+    public func rollbackEvents(logging logger: Logger, healthURL: String? = nil, recoveredAfter: Int? = nil)
+        -> RollbackEvents
+    {
         guard let url = settings.rollbackWebhook else { return .logging(to: logger) }
         let webhook = WebhookSubscriber(
             delivery: delivery(url, .rollbackWebhook), chain: rollbackChain, host: host, secrets: secrets,
@@ -117,7 +121,9 @@ public struct Notifications: Sendable {
             }
         }.value
         if !drained {
-            logger.warning("Notifications still being delivered after \(DurationFormat.string(seconds: Double(limit))) (NOTIFY_TIMEOUT) are dropped as the process ends")
+            logger.warning(
+                "Notifications still being delivered after \(DurationFormat.string(seconds: Double(limit))) (NOTIFY_TIMEOUT) are dropped as the process ends"
+            )
         }
     }
 
@@ -148,7 +154,8 @@ public struct Notifications: Sendable {
     ///         failed: { .cleanupFailed(reason: Notifications.reason($0)) }
     ///     ) { try await cleanup.run() }
     public func monitor<T: Sendable>(
-        _ job: String, succeeded: (T) -> BackupEvent? = { _ in nil }, failed: (any Error) -> BackupEvent? = { _ in nil },
+        _ job: String, succeeded: (T) -> BackupEvent? = { _ in nil },
+        failed: (any Error) -> BackupEvent? = { _ in nil },
         _ body: () async throws -> T
     ) async throws -> T {
         ping(.start, message: NotificationText.jobStarted(job, host: host))
@@ -184,7 +191,8 @@ extension BackupJob {
         try await notifications.monitor(
             "backup",
             succeeded: { result in
-                .backupSucceeded(name: result.name.fileName, size: result.manifest.archive.size, seconds: result.duration)
+                .backupSucceeded(
+                    name: result.name.fileName, size: result.manifest.archive.size, seconds: result.duration)
             },
             failed: { error in
                 .backupFailed(

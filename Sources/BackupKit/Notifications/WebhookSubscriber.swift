@@ -21,7 +21,8 @@ public struct WebhookSubscriber: BackupEventSubscriber, RollbackEventSubscriber 
     func text(_ event: RollbackEvent) -> String? {
         switch event {
         case .incidentOpened(let request, let sidecar, let failures, let lastResult):
-            NotificationText.incidentOpened(target: watched, failures: failures, lastResult: lastResult, sidecar: sidecar, request: request)
+            NotificationText.incidentOpened(
+                target: watched, failures: failures, lastResult: lastResult, sidecar: sidecar, request: request)
         case .recovered(let sidecar, let failures):
             recoveredAfter.map { failures >= $0 } == true
                 ? NotificationText.recovered(target: watched, failures: failures, sidecar: sidecar) : nil
@@ -48,7 +49,8 @@ public struct WebhookSubscriber: BackupEventSubscriber, RollbackEventSubscriber 
 
     /// The JSON body Slack, Mattermost, Rocket.Chat, Discord's /slack endpoint and Teams' workflows accept.
     static func payload(_ text: String) -> [UInt8] {
-        let data = (try? JSONSerialization.data(withJSONObject: ["text": text], options: [.withoutEscapingSlashes])) ?? Data()
+        let data =
+            (try? JSONSerialization.data(withJSONObject: ["text": text], options: [.withoutEscapingSlashes])) ?? Data()
         return Array(data)
     }
 
@@ -56,6 +58,8 @@ public struct WebhookSubscriber: BackupEventSubscriber, RollbackEventSubscriber 
         let text = NotificationText.redacting(text, secrets: secrets)
         let delivery = delivery
         let summary = text.count > 120 ? text.prefix(119) + "…" : text
-        chain.enqueue { await delivery.send(Self.payload(text), contentType: "application/json", what: "message \"\(summary)\"") }
+        chain.enqueue {
+            await delivery.send(Self.payload(text), contentType: "application/json", what: "message \"\(summary)\"")
+        }
     }
 }
