@@ -1,6 +1,8 @@
 import BackupCore
+import BackupKit
 import BackupStorage
 import Foundation
+import Logging
 import TestSupport
 import Testing
 
@@ -239,6 +241,29 @@ struct NotificationTests {
                 }
                 await job.terminateAndWait()
             }
+        }
+    }
+
+    @Test("In process: each delivery is counted once, delivered or failed, whatever its attempts")
+    func deliveriesAreCounted() async throws {
+        try await WebhookReceiver.with { receiver in
+            var logger = Logger(label: "notification-test")
+            logger.logLevel = .critical
+            let before = NotificationCounters.counts(.backupWebhook)
+            for path in [Self.secretPath, "/status/503\(Self.secretPath)"] {
+                let notifications = Notifications(
+                    settings: NotificationSettings(backupWebhook: receiver.url(path), timeoutSeconds: 10, retries: 1),
+                    host: "test-host", logger: logger)
+                await notifications.backupEvents.publish(.cleanupFinished(deleted: 2, total: 5, freedBytes: nil, rule: nil))
+                await notifications.flush()
+            }
+            let after = NotificationCounters.counts(.backupWebhook)
+            #expect(after.delivered - before.delivered == 1)
+            #expect(after.failed - before.failed == 1)
+            let retried = try receiver.requests(under: "/status/503")
+            #expect(retried.count == 2, "one retry")
+            let delivered = try receiver.requests(under: "/hooks/")
+            #expect(delivered.first?.text == "Cleanup removed 2 of 5 backups on host test-host")
         }
     }
 
