@@ -68,6 +68,19 @@ struct NotificationTests {
                 #expect(badPings.map(\.path) == ["/ping/bad/start", "/ping/bad/fail"])
                 #expect(badPings.last?.body.contains("no_such_database") == true, "the check's log says why")
 
+                // A store that cannot be opened (BACKUP_DIR is a file) fails before any backup starts: reported all the same.
+                let noStore = try await app.run(
+                    "backup-job",
+                    environment: [
+                        "BACKUP_DIR": app.envFile.path, "BACKUP_WEBHOOK_URL": receiver.url(Self.secretPath),
+                        "BACKUP_PING_URL": receiver.url("/ping/nostore"),
+                    ])
+                #expect(noStore.status == 1, "\(noStore)")
+                #expect(try receiver.requests(under: "/ping/nostore").map(\.path) == ["/ping/nostore/start", "/ping/nostore/fail"])
+                let noStoreText = try #require(try receiver.requests(under: "/hooks/").last?.text)
+                #expect(noStoreText.hasPrefix("Backup failed on host \(host): "), "\(noStoreText)")
+                #expect(noStoreText.contains(app.envFile.path), "names the store: \(noStoreText)")
+
                 // restore-job pings too (here --verify, which reads every backup and changes nothing).
                 let verify = try await app.run(
                     "restore-job", ["--verify"], environment: ["BACKUP_PING_URL": receiver.url("/ping/verify")])

@@ -182,13 +182,12 @@ public struct Notifications: Sendable {
     }
 }
 
-extension BackupJob {
-    /// One backup under `notifications`: the start / success / fail pings and the outcome on the backup webhook
-    /// ("Backup visual_backup_… succeeded on host …: 500 MB in 42 s", "Backup failed on host …: …"). What backup-job
-    /// (once and each `--loop` run) and the admin API's `POST /api/backups` call; the outcome is `run`'s.
+extension Notifications {
+    /// One backup (`body`) under the dead-man's switch, its outcome on the backup webhook ("Backup visual_backup_…
+    /// succeeded on host …: 500 MB in 42 s", "Backup failed on host …: …"); the outcome is `body`'s.
     @discardableResult
-    public func runReporting(to notifications: Notifications) async throws -> BackupResult {
-        try await notifications.monitor(
+    public func monitorBackup(_ body: () async throws -> BackupResult) async throws -> BackupResult {
+        try await monitor(
             "backup",
             succeeded: { result in
                 .backupSucceeded(
@@ -197,9 +196,16 @@ extension BackupJob {
             failed: { error in
                 .backupFailed(
                     reason: Notifications.reason(error), partial: (error as? ContingencyError)?.exitStatus == .partial)
-            }
-        ) {
-            try await runCancellingOnLostLease()
-        }
+            },
+            body)
+    }
+}
+
+extension BackupJob {
+    /// One backup under `notifications` (`Notifications.monitorBackup`): what each `backup-job --loop` run and
+    /// the admin API's `POST /api/backups` call.
+    @discardableResult
+    public func runReporting(to notifications: Notifications) async throws -> BackupResult {
+        try await notifications.monitorBackup { try await runCancellingOnLostLease() }
     }
 }
