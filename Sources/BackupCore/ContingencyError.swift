@@ -97,7 +97,7 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
         switch self {
         case .ok: "success"
         case .failed: "failed (the message says why); also a configuration error"
-        case .partial: "partial: the backup exists but a secondary step (copy, notification) failed"
+        case .partial: "partial: the backup exists but a secondary step (the bucket copy, a post command) failed"
         case .noBackupFound: "no complete backup found to restore"
         case .locked: "another job holds the store's lock"
         case .keyError: "key missing or wrong, encrypted archive tampered with, or backup not genuine (signature)"

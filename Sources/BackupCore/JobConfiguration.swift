@@ -142,7 +142,7 @@ public struct BackupConfiguration: Sendable, Equatable {
             Settings.nodeVersion, Settings.ageRecipients, Settings.agePassphrase, Settings.backupPreCommand,
             Settings.backupPostCommand, Settings.hookTimeout, Settings.backupRolePasswords, Settings.backupSigningKey,
             Settings.progressInterval, Settings.backupLabel, Settings.logFormat,
-        ] + AppControlSettings.settings
+        ] + AppControlSettings.settings + NotificationSettings.backupSettings
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> BackupConfiguration {
         let compression = try values.choice(Settings.compression, as: Compression.self)
@@ -356,7 +356,8 @@ public struct SidecarConfiguration: Sendable, Equatable {
             Settings.healthCheckInterval, Settings.healthCheckFailures, Settings.healthCheckStartPeriod, Settings.sidecarID,
             Settings.sidecarBind, Settings.sidecarPort, Settings.livenessFile, Settings.backupStaleAfter,
             Settings.rollbackWindow,
-        ] + APIConfiguration.settings + StoreConfiguration.settings
+        ] + APIConfiguration.settings + StoreConfiguration.settings + NotificationSettings.rollbackSettings
+            + NotificationSettings.backupSettings
 
     /// `hostName` names the sidecar when SIDECAR_ID is unset (a pod's name in Kubernetes, a container id in
     /// Docker).

@@ -221,8 +221,10 @@ public final class CurlEasy {
             components.user = nil
             components.password = nil
         }
-        if components.query != nil { components.query = "…" }
-        return components.string ?? "(unparseable URL)"
+        // Set as a query, "…" would be percent-encoded (`?%E2%80%A6`); it is appended as written instead.
+        let hadQuery = components.query != nil
+        components.query = nil
+        return components.string.map { hadQuery ? $0 + "?…" : $0 } ?? "(unparseable URL)"
     }
 
     private func set(_ option: CURLoption, _ value: Int) throws {

@@ -20,6 +20,8 @@ public struct SidecarContext: Sendable {
     public let probeLoop: ProbeLoop
     public let liveness: Liveness?
     public let events: RollbackEvents
+    /// Webhooks and pings of the backups and cleanups the API runs (BACKUP_WEBHOOK_URL, BACKUP_PING_URL).
+    public let notifications: Notifications
     /// Repeated wrong tokens, per client.
     let brake: TokenBrake
     public let logger: Logger
@@ -28,9 +30,10 @@ public struct SidecarContext: Sendable {
     /// subscriber, writing `[Rollback] …` lines).
     public init(
         configuration: SidecarConfiguration, stores: Stores, values: ConfigurationValues? = nil, logger: Logger,
-        events: RollbackEvents? = nil, livenessInterval: Duration = .seconds(10)
+        events: RollbackEvents? = nil, notifications: Notifications? = nil, livenessInterval: Duration = .seconds(10)
     ) {
         self.configuration = configuration
+        self.notifications = notifications ?? .disabled(logger: logger)
         self.stores = stores
         self.values = values
         self.logger = logger

@@ -14,11 +14,16 @@ public enum SidecarProcess {
         let logger = JobLogHandler.logger("Health", format: JobRunner.logFormat(values))
         let configuration: SidecarConfiguration
         let stores: Stores
+        let notifications: Notifications
         do {
             _ = try values.choice(Settings.logFormat, as: LogFormat.self)
             configuration = try SidecarConfiguration.load(values, hostName: ProcessInfo.processInfo.hostName)
             let storeConfiguration = configuration.store
             stores = try await Blocking.run { try Stores.open(storeConfiguration, logger: logger) }
+            // The API's backups and cleanups read the database settings too: their secrets stay out of messages.
+            notifications = try Notifications.configured(
+                values, settings: SidecarConfiguration.settings + BackupConfiguration.settings + CleanupConfiguration.settings,
+                logger: logger)
         } catch let error as ContingencyError {
             logger.error("Health sidecar failed: \(error)")
             return error.exitStatus
@@ -27,15 +32,20 @@ public enum SidecarProcess {
             return .failed
         }
         do {
+            // Incidents (and recoveries from one) go to ROLLBACK_WEBHOOK_URL as well as to the log.
+            let events = notifications.rollbackEvents(
+                logging: logger, healthURL: configuration.health.url, recoveredAfter: configuration.failureThreshold)
             let app = buildApplication(
-                SidecarContext(configuration: configuration, stores: stores, values: values, logger: logger))
+                SidecarContext(
+                    configuration: configuration, stores: stores, values: values, logger: logger, events: events,
+                    notifications: notifications))
             if configuration.api.token == nil {
                 logger.warning(
                     "The admin API is disabled: API_ADMIN_TOKEN is not set, so every /api route answers 503 (set API_ADMIN_TOKEN or API_ADMIN_TOKEN_FILE; openssl rand -hex 32 makes one)")
             } else {
                 logger.info("The admin API is enabled on /api/backups (X-API-Token)")
             }
-            try await app.runService()
+            try await notifications.flushing { try await app.runService() }
             logger.info("Stopped: the probe loop and the server have shut down")
             return .ok
         } catch let error as ContingencyError {

@@ -42,16 +42,25 @@ struct BackupJobCommand: AsyncParsableCommand {
         ])
         let loop = loop
         let status = await JobRunner.run(label: "Backup", values: values, failure: "Backup failed") { logger in
-            let configuration = try BackupConfiguration.load(values)
-            let stores = try Stores.open(configuration.store, logger: logger)
-            var job = BackupJob(configuration: configuration, stores: stores, logger: logger)
-            // The app's version is recorded with each backup where the app control can read it (docker, kubernetes).
-            if configuration.appControl.kind != .command { job.appControl = configuration.appControl.makeAppControl(logger: logger) }
-            guard loop else {
-                try await job.runCancellingOnLostLease()
-                return
+            let makeJob = {
+                let configuration = try BackupConfiguration.load(values)
+                let stores = try Stores.open(configuration.store, logger: logger)
+                var job = BackupJob(configuration: configuration, stores: stores, logger: logger)
+                // The app's version is recorded with each backup where the app control can read it (docker, kubernetes).
+                if configuration.appControl.kind != .command { job.appControl = configuration.appControl.makeAppControl(logger: logger) }
+                return job
             }
-            try await BackupLoop(job: job, liveness: try Liveness.configured(values)).run()
+            let notifications = try Notifications.configured(values, settings: BackupConfiguration.settings, logger: logger)
+            // Messages are delivered before the process ends, within NOTIFY_TIMEOUT; they never change the exit status.
+            try await notifications.flushing {
+                guard loop else {
+                    // A store that cannot be opened is a failed backup too: it is reported like one.
+                    try await notifications.monitorBackup { try await makeJob().runCancellingOnLostLease() }
+                    return
+                }
+                let job = try makeJob()
+                try await BackupLoop(job: job, liveness: try Liveness.configured(values), notifications: notifications).run()
+            }
         }
         throw ExitCode(status.rawValue)
     }

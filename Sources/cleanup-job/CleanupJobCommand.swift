@@ -23,7 +23,7 @@ struct CleanupJobCommand: AsyncParsableCommand {
             never an archive of the runbook's shell script, nor anything of another BACKUP_PREFIX. --dry-run \
             prints what would go and why each backup goes or stays, and changes nothing. Once, or with --loop on \
             CLEANUP_SCHEDULE.
-            """, settings: CleanupConfiguration.settings + [Settings.livenessFile]))
+            """, settings: CleanupConfiguration.settings + NotificationSettings.backupSettings + [Settings.livenessFile]))
 
     @Flag(help: "Keep running and clean up on CLEANUP_SCHEDULE.") var loop = false
     @Flag(help: "Print what would be deleted and why each backup goes or stays; change nothing.") var dryRun = false
@@ -48,8 +48,14 @@ struct CleanupJobCommand: AsyncParsableCommand {
             // A dry run takes no lease: it needs no conditional writes from a bucket.
             let stores = try Stores.open(configuration.store, coordinating: !dryRun, logger: logger)
             let job = CleanupJob(configuration: configuration, stores: stores, logger: logger)
+            let notifications = try Notifications.configured(
+                values, settings: CleanupConfiguration.settings, logger: logger)
             guard loop else {
-                let result = try await job.run(dryRun: dryRun)
+                // A dry run changes nothing: no ping, no message.
+                let result =
+                    dryRun
+                    ? try await job.run(dryRun: true)
+                    : try await notifications.flushing { try await notifications.monitorCleanup { try await job.run() } }
                 if dryRun { print(Self.report(result)) }
                 if let refusal = result.refusal {
                     throw ContingencyError.failed(
@@ -64,7 +70,7 @@ struct CleanupJobCommand: AsyncParsableCommand {
                 }
                 return
             }
-            try await job.runOnSchedule(liveness: try Liveness.configured(values))
+            try await job.runOnSchedule(liveness: try Liveness.configured(values), notifications: notifications)
         }
         throw ExitCode(status.rawValue)
     }

@@ -53,7 +53,8 @@ struct RestoreJobCommand: AsyncParsableCommand {
             (ROLLBACK_CODE), probed until HTTP 200 or ROLLBACK_HEALTH_TIMEOUT; the replaced state archived as a \
             safety backup. At most ROLLBACK_MAX rollbacks per ROLLBACK_WINDOW; beyond that a person decides. \
             --plan prints what a rollback would do now and changes nothing.
-            """, settings: RestoreConfiguration.settings + DrillConfiguration.settings + RollbackConfiguration.settings))
+            """, settings: RestoreConfiguration.settings + DrillConfiguration.settings + RollbackConfiguration.settings
+                + [Settings.backupPingURL]))
 
     @Flag(help: "Only verify the backup, or every backup (every byte, the dump with pg_restore --list).")
     var verify = false
@@ -103,48 +104,56 @@ struct RestoreJobCommand: AsyncParsableCommand {
             : loop ? "Rollback runner failed" : "Restore failed"
         let label = drill ? "Drill" : loop || plan ? "Rollback" : "Restore"
         let status = await JobRunner.run(label: label, values: values, failure: failure) { logger in
-            if loop && !drill || plan {
-                let configuration = try RollbackConfiguration.load(values)
-                let stores = try Stores.open(configuration.restore.store, coordinating: !plan, logger: logger)
-                let appControl = configuration.appControl.makeAppControl(logger: logger)
-                if plan {
-                    for line in try await RollbackPlan.describe(configuration, stores: stores, appControl: appControl, logger: logger) {
-                        print(line)
+            let notifications = try Notifications.configured(
+                values, settings: RollbackConfiguration.settings + DrillConfiguration.settings, logger: logger)
+            // Messages are delivered before the process ends, within NOTIFY_TIMEOUT; they never change the exit status.
+            try await notifications.flushing {
+                if loop && !drill || plan {
+                    let configuration = try RollbackConfiguration.load(values)
+                    let stores = try Stores.open(configuration.restore.store, coordinating: !plan, logger: logger)
+                    let appControl = configuration.appControl.makeAppControl(logger: logger)
+                    if plan {
+                        for line in try await RollbackPlan.describe(configuration, stores: stores, appControl: appControl, logger: logger) {
+                            print(line)
+                        }
+                        return
+                    }
+                    // The runner's requests come when they come: no dead-man's switch pings; ROLLBACK_WEBHOOK_URL tells.
+                    let runner = RollbackRunner(
+                        configuration: configuration, stores: stores, appControl: appControl,
+                        events: notifications.rollbackEvents(logging: logger), logger: logger)
+                    if let liveness = try Liveness.configured(values) {
+                        try await liveness.whileRunning(logger: logger) { try await runner.run() }
+                    } else {
+                        try await runner.run()
                     }
                     return
                 }
-                let runner = RollbackRunner(
-                    configuration: configuration, stores: stores, appControl: appControl, events: .logging(to: logger), logger: logger)
-                if let liveness = try Liveness.configured(values) {
-                    try await liveness.whileRunning(logger: logger) { try await runner.run() }
-                } else {
-                    try await runner.run()
+                if drill {
+                    let configuration = try DrillConfiguration.load(values)
+                    let stores = try Stores.open(configuration.restore.store, logger: logger)
+                    let job = DrillJob(configuration: configuration, stores: stores, logger: logger)
+                    if loop {
+                        try await job.runOnSchedule(liveness: try Liveness.configured(values), notifications: notifications)
+                    } else {
+                        try await notifications.monitor("restore drill") { _ = try await job.run(nil) }
+                    }
+                    return
                 }
-                return
-            }
-            if drill {
-                let configuration = try DrillConfiguration.load(values)
-                let stores = try Stores.open(configuration.restore.store, logger: logger)
-                let job = DrillJob(configuration: configuration, stores: stores, logger: logger)
-                if loop {
-                    try await job.runOnSchedule(liveness: try Liveness.configured(values))
+                let configuration = try RestoreConfiguration.load(values)
+                // --check, --verify and --extract take no lease: they need no conditional writes from a bucket.
+                let stores = try Stores.open(
+                    configuration.store, coordinating: !(check || verify || extract != nil), logger: logger)
+                let job = RestoreJob(configuration: configuration, stores: stores, logger: logger)
+                if let extract {
+                    _ = try await job.extract(into: extract)
+                } else if check {
+                    try await job.preRestoreChecks()
+                } else if verify {
+                    try await notifications.monitor("verification") { try await job.verifyAll() }
                 } else {
-                    try await job.run(nil)
+                    try await notifications.monitor("restore") { _ = try await job.run() }
                 }
-                return
-            }
-            let configuration = try RestoreConfiguration.load(values)
-            // --check, --verify and --extract take no lease: they need no conditional writes from a bucket.
-            let stores = try Stores.open(configuration.store, coordinating: !(check || verify || extract != nil), logger: logger)
-            let job = RestoreJob(configuration: configuration, stores: stores, logger: logger)
-            if let extract {
-                _ = try await job.extract(into: extract)
-            } else if check {
-                try await job.preRestoreChecks()
-            } else if verify {
-                try await job.verifyAll()
-            } else {
-                _ = try await job.run()
             }
         }
         throw ExitCode(status.rawValue)

@@ -120,6 +120,8 @@ struct ConfigurationTests {
             secrets == [
                 "DATABASE_URL", "DATABASE_PASSWORD", "PGPASSWORD", "DRILL_DATABASE_URL", "AGE_PASSPHRASE", "AGE_IDENTITY",
                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "BACKUP_SIGNING_KEY",
+                // A Slack webhook's path and a ping URL's key are credentials.
+                "BACKUP_WEBHOOK_URL", "BACKUP_PING_URL",
             ])
         // Public keys are not secret, but a list of them is easier to mount as a file.
         #expect(Settings.ageRecipients.readsFile && !Settings.ageRecipients.secret)

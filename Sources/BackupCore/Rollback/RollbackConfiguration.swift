@@ -43,7 +43,7 @@ public struct RollbackConfiguration: Sendable, Equatable {
             Settings.restorePollInterval, Settings.rollbackHealthTimeout, Settings.rollbackMax, Settings.rollbackWindow,
             Settings.rollbackCode, Settings.rollbackDataOnly, Settings.backupSigningKey, Settings.compression,
             Settings.sidecarID, Settings.livenessFile,
-        ]
+        ] + NotificationSettings.rollbackSettings
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> RollbackConfiguration {
         let restore = try RestoreConfiguration.load(values)

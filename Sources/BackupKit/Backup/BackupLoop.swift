@@ -50,15 +50,22 @@ public struct BackupLoop: Sendable {
     public let job: BackupJob
     /// Touched while the loop runs (`LIVENESS_FILE`).
     public let liveness: Liveness?
+    /// Each run's pings and outcome message (BACKUP_PING_URL, BACKUP_WEBHOOK_URL).
+    public let notifications: Notifications?
 
-    public init(job: BackupJob, liveness: Liveness? = nil) {
+    public init(job: BackupJob, liveness: Liveness? = nil, notifications: Notifications? = nil) {
         self.job = job
         self.liveness = liveness
+        self.notifications = notifications
     }
 
     public func run() async throws {
         try await ScheduledLoop.run(job.configuration.schedule, what: "backup", logger: job.logger, liveness: liveness) {
-            try await job.runCancellingOnLostLease()
+            if let notifications {
+                try await job.runReporting(to: notifications)
+            } else {
+                try await job.runCancellingOnLostLease()
+            }
         }
     }
 }

@@ -307,12 +307,13 @@ extension CleanupJob {
     /// `cleanup-job --loop`: a cleanup at every fire time of CLEANUP_SCHEDULE; a failed or refused one is logged
     /// and the loop goes on. A scheduled cleanup that finds a backup or a restore running waits for it (an hour at
     /// least, whatever LOCK_TIMEOUT says) rather than skip a whole period.
-    public func runOnSchedule(liveness: Liveness? = nil) async throws {
+    public func runOnSchedule(liveness: Liveness? = nil, notifications: Notifications? = nil) async throws {
         var job = self
         job.lockTimeoutSeconds = max(configuration.store.lockTimeoutSeconds, Self.scheduledLockWait)
+        let notifications = notifications ?? .disabled(logger: logger)
         try await ScheduledLoop.run(configuration.schedule, what: "cleanup", logger: logger, liveness: liveness) {
             [job] in
-            let result = try await job.run()
+            let result = try await notifications.flushing { try await notifications.monitorCleanup { try await job.run() } }
             if let refusal = result.refusal { throw ContingencyError.failed(refusal) }
         }
     }

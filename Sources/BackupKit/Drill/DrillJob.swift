@@ -183,9 +183,10 @@ public struct DrillJob: Sendable {
 extension DrillJob {
     /// `restore-job --drill --loop`: drills the newest backup at every fire time of DRILL_SCHEDULE (a failed
     /// drill is recorded and logged; the loop goes on).
-    public func runOnSchedule(liveness: Liveness? = nil) async throws {
+    public func runOnSchedule(liveness: Liveness? = nil, notifications: Notifications? = nil) async throws {
         try await ScheduledLoop.run(configuration.schedule, what: "restore drill", logger: logger, liveness: liveness) {
-            try await run(nil, newest: true)
+            // Each drill pings the dead-man's switch (BACKUP_PING_URL) when one is configured.
+            try await (notifications ?? .disabled(logger: logger)).monitor("restore drill") { _ = try await run(nil, newest: true) }
         }
     }
 }

@@ -205,7 +205,12 @@ extension BackupsAPI {
         var job = CleanupJob(configuration: cleanupConfiguration, stores: sidecar.stores, logger: sidecar.logger)
         job.lockTimeoutSeconds = configuration.api.backupWaitSeconds
         let dryRun = input?.dryRun ?? false
-        let result = try await job.run(retentionDays: input?.retentionDays, dryRun: dryRun)
+        let result =
+            dryRun
+            ? try await job.run(retentionDays: input?.retentionDays, dryRun: true)
+            : try await sidecar.notifications.monitorCleanup { [job] in
+                try await job.run(retentionDays: input?.retentionDays)
+            }
         if let refusal = result.refusal {
             sidecar.logger.warning("[API] POST /api/backups/cleanup from \(context.client) refused: \(refusal)")
             throw APIError(.conflict, refusal)

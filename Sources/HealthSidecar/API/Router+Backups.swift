@@ -134,7 +134,7 @@ struct BackupsAPI: Sendable {
         let what = label.map { "backup (label \"\(LogText.clean($0))\")" } ?? "backup"
         sidecar.logger.info("[API] POST /api/backups from \(context.client): \(what) asked for")
         guard background else {
-            let result = try await job.run()
+            let result = try await job.runReporting(to: sidecar.notifications)
             sidecar.logger.info("[API] POST /api/backups from \(context.client): \(result.name.fileName) created")
             return APIResponse.json(CreatedBody(message: "Backup créé avec succès", backup: Self.created(result)))
         }
@@ -148,10 +148,11 @@ struct BackupsAPI: Sendable {
         _ = try await Blocking.run { try board.transition(id, from: .pending, to: .running, worker: worker) }
         let logger = sidecar.logger
         let client = context.client
+        let notifications = sidecar.notifications
         Task.detached {
             let outcome: (StoreRequest.Status, String, String?)
             do {
-                let result = try await job.run()
+                let result = try await job.runReporting(to: notifications)
                 logger.info("[API] Backup request \(id) from \(client): \(result.name.fileName) created")
                 outcome = (.succeeded, "created \(result.name.fileName) (\(ByteFormat.string(result.manifest.archive.size)))", result.name.fileName)
             } catch {
