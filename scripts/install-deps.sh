@@ -31,3 +31,13 @@ if ! python3 -c 'import moto.server, boto3' 2>/dev/null; then
     [ "$(id -u)" -eq 0 ] || pip_user=(--user)
     PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check "${pip_user[@]}" "moto[server]==$moto_version"
 fi
+
+# schemathesis, the property-based API fuzzer that holds the sidecar's admin API to docs/openapi.yaml
+# (Tests/BackupIntegrationTests/AdminAPIHostileTests.swift). Pinned: its checks and output are what the test reads.
+schemathesis_version="4.32.5"
+if ! command -v schemathesis >/dev/null 2>&1 || ! schemathesis --version 2>/dev/null | grep -q "$schemathesis_version"; then
+    echo "Installing schemathesis==$schemathesis_version with pip"
+    pip_user=()
+    [ "$(id -u)" -eq 0 ] || pip_user=(--user)
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check "${pip_user[@]}" "schemathesis==$schemathesis_version"
+fi

@@ -10,6 +10,7 @@ extension Router<SidecarRequestContext> {
         // Before any route: a router's middleware applies to the routes added after it.
         add(middleware: APIGate(sidecar: context))
         get("healthz") { _, _ in await SidecarHealth.response(context) }
+        addMetricsRoute(context)
         addBackupRoutes(context)
     }
 }

@@ -21,7 +21,9 @@ struct PostgresToolsTests {
     /// alone is passed on on purpose, to PostgreSQL's own programs.
     @Test("every secret setting, and its _FILE, is withheld from child processes")
     func secretsWithheld() {
-        let all = BackupConfiguration.settings + RestoreConfiguration.settings + DrillConfiguration.settings
+        let all =
+            BackupConfiguration.settings + RestoreConfiguration.settings + DrillConfiguration.settings
+            + SidecarConfiguration.settings + CleanupConfiguration.settings + RollbackConfiguration.settings
         for setting in all where setting.secret && setting.name != "PGPASSWORD" {
             #expect(PostgresTools.withheld.contains(setting.name), "\(setting.name)")
             #expect(PostgresTools.withheld.contains(setting.name + "_FILE") || setting.name == "AWS_SESSION_TOKEN", "\(setting.name)_FILE")

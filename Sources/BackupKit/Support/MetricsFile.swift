@@ -41,3 +41,30 @@ public struct MetricsFile: Sendable {
         try storage.put(key: Self.key(job: job), data: Array(text.utf8))
     }
 }
+
+extension MetricsFile {
+    /// The folder the jobs publish to.
+    public static let folder = ".contingency/metrics"
+    /// A published file larger than this is not served (a job writes a few hundred bytes).
+    public static let sizeLimit: Int64 = 1 << 20
+
+    /// Every job's published metrics in `storage`, one file after the other in the order of their names, for the
+    /// sidecar's `GET /metrics`. Files that are too large or not UTF-8 are left out, each named in `skipped`.
+    public static func collected(from storage: any Storage, skipped: (String) -> Void = { _ in }) throws -> String {
+        var text = ""
+        for object in try storage.list(folder: folder).sorted(by: { $0.name < $1.name })
+        where object.name.hasSuffix(".prom") {
+            guard object.size <= sizeLimit else {
+                skipped("\(object.key) is \(object.size) bytes, over \(sizeLimit)")
+                continue
+            }
+            guard let read = try storage.read(key: object.key) else { continue }
+            guard let content = String(validating: read.data, as: UTF8.self) else {
+                skipped("\(object.key) is not UTF-8")
+                continue
+            }
+            text += content.hasSuffix("\n") || content.isEmpty ? content : content + "\n"
+        }
+        return text
+    }
+}

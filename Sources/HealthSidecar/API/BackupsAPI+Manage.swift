@@ -48,9 +48,10 @@ extension BackupsAPI {
 
     // MARK: POST /api/backups/:filename/restore
 
-    struct RestoreInput: Decodable {
+    struct RestoreInput: APIInput {
         var parts: [String]?
         var code: Bool?
+        static let fields = ["parts", "code"]
     }
 
     struct RestoreStartedBody: Encodable {
@@ -116,8 +117,9 @@ extension BackupsAPI {
 
     // MARK: POST /api/backups/:filename/pin and …/unpin
 
-    struct PinInput: Decodable {
+    struct PinInput: APIInput {
         var reason: String?
+        static let fields = ["reason"]
     }
 
     struct PinnedBody: Encodable {
@@ -166,9 +168,10 @@ extension BackupsAPI {
 
     // MARK: POST /api/backups/cleanup
 
-    struct CleanupInput: Decodable {
+    struct CleanupInput: APIInput {
         var retentionDays: Int?
         var dryRun: Bool?
+        static let fields = ["retentionDays", "dryRun"]
     }
 
     struct CleanupBody: Encodable {

@@ -6,7 +6,7 @@ import NIOCore
 /// shape (400 naming what is wrong otherwise), or nothing at all when the route takes an optional body. The
 /// media type is not required: the runbook's own `curl -d '{"retentionDays": 7}'` sends it as a form.
 enum RequestBody {
-    static func decode<T: Decodable>(_ type: T.Type, from request: Request, optional: Bool) async throws -> T? {
+    static func decode<T: APIInput>(_ type: T.Type, from request: Request, optional: Bool) async throws -> T? {
         var request = request
         let buffer: ByteBuffer
         do {
@@ -21,8 +21,18 @@ enum RequestBody {
             if optional { return nil }
             throw APIError(.badRequest, "the request body is empty: send a JSON object")
         }
-        guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw APIError(.badRequest, "the request body is not a JSON object")
+        }
+        // A misspelt field would be ignored and its default taken (`{"retentionDay": 90}` cleaning up with 30
+        // days): refused instead, as is a field given as null.
+        if let unknown = object.keys.sorted().first(where: { !T.fields.contains($0) }) {
+            throw APIError(
+                .badRequest,
+                "unknown field \(LogText.clean(unknown, limit: 60)) (this route takes: \(T.fields.joined(separator: ", ")))")
+        }
+        if let null = object.keys.sorted().first(where: { object[$0] is NSNull }) {
+            throw APIError(.badRequest, "\(null) is null: leave it out or give it a value")
         }
         do {
             return try JSONDecoder().decode(T.self, from: data)
@@ -41,4 +51,9 @@ enum RequestBody {
         let path = context.codingPath.map(\.stringValue).joined(separator: ".")
         return path.isEmpty ? "the body" : path
     }
+}
+
+/// A route's JSON body: its fields, the only ones accepted.
+protocol APIInput: Decodable {
+    static var fields: [String] { get }
 }

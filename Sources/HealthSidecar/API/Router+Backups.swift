@@ -11,7 +11,7 @@ extension Router<SidecarRequestContext> {
     /// Every route of the sidecar, by method and path template: a path that exists under another method is
     /// 405 with `Allow`, not 404 (`APIGate`). Kept beside the routes it lists.
     static let sidecarRoutes: [(method: HTTPRequest.Method, template: String)] = [
-        (.get, "/healthz"), (.get, "/api/backups"), (.post, "/api/backups"), (.post, "/api/backups/rollback/auto"),
+        (.get, "/healthz"), (.get, "/metrics"), (.get, "/api/backups"), (.post, "/api/backups"), (.post, "/api/backups/rollback/auto"),
         (.post, "/api/backups/cleanup"), (.get, "/api/backups/requests/:id"), (.delete, "/api/backups/:filename"),
         (.post, "/api/backups/:filename/restore"), (.post, "/api/backups/:filename/pin"),
         (.post, "/api/backups/:filename/unpin"),
@@ -86,8 +86,9 @@ struct BackupsAPI: Sendable {
 
     // MARK: POST /api/backups
 
-    struct CreateInput: Decodable {
+    struct CreateInput: APIInput {
         var label: String?
+        static let fields = ["label"]
     }
 
     struct CreatedBackup: Encodable {
