@@ -1,4 +1,5 @@
 import BackupCore
+import BackupStorage
 import BackupKit
 import Hummingbird
 import Logging
@@ -21,6 +22,7 @@ public func buildApplication(_ context: SidecarContext) -> some ApplicationProto
     app.addServices(ProbeLoopService(loop: context.probeLoop))
     if let liveness = context.liveness { app.addServices(LivenessService(liveness: liveness, logger: context.logger)) }
     app.addServices(StartupPagesService(status: context.status, logger: context.logger))
+    app.addServices(InterruptedBackupsService(sidecar: context))
     return app
 }
 
@@ -60,6 +62,28 @@ struct StartupPagesService: Service {
         let advised = ProcessSetup.releaseStartupPages()
         logger.debug("Start-up pages given back to the kernel (\(advised >> 20) MiB of read-only mappings advised)")
         // A service that returns would end the group: this one waits for the shutdown like the others.
+        try? await gracefulShutdown()
+    }
+}
+
+/// At start, ends the background backups (`POST /api/backups?wait=false`) an earlier run of this sidecar left
+/// `running`: they died with it. Their requests say so, instead of running forever for whoever follows them.
+struct InterruptedBackupsService: Service {
+    let sidecar: SidecarContext
+
+    func run() async throws {
+        let board = RequestBoard(storage: sidecar.storage)
+        let worker = sidecar.configuration.sidecarID
+        let logger = sidecar.logger
+        await Blocking.run {
+            guard let requests = try? board.list() else { return }
+            for request in requests where request.intent == .backup && request.status == .running && request.worker == worker {
+                let ended = try? board.transition(
+                    request.id, from: .running, to: .failed,
+                    reason: "interrupted: the sidecar \(worker) stopped while the backup ran; GET /api/backups shows whether it was published before, else ask again")
+                if ended != nil { logger.warning("[API] Background backup \(request.id) was interrupted when this sidecar stopped: marked failed") }
+            }
+        }
         try? await gracefulShutdown()
     }
 }
