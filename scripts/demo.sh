@@ -252,8 +252,11 @@ echo "$(now) the app runs on 127.0.0.1:$APP_PORT (pid $(cat "$WORK/app.pid")): G
 
 # Short intervals for the demo (in production: HEALTH_CHECK_INTERVAL=5m, RESTORE_POLL_INTERVAL=10s).
 export HEALTH_CHECK_URL="$HEALTH_URL" HEALTH_CHECK_INTERVAL=2s HEALTH_CHECK_FAILURES=3 LOG_FORMAT=json
-# The sidecar needs the store, not the database: it does not get the password.
+# The sidecar needs the store, not the database: it does not get the password (its admin API then lists, pins
+# and restores, and answers 503 to POST /api/backups). Its API token is a 0600 file, as curl's header is.
+( umask 077; openssl rand -hex 32 > "$WORK/api-token"; printf 'X-API-Token: %s\n' "$(cat "$WORK/api-token")" > "$WORK/api-token.header" )
 env -u PGPASSWORD SIDECAR_ID=demo-sidecar SIDECAR_BIND=127.0.0.1 SIDECAR_PORT="$SIDECAR_PORT" \
+    API_ADMIN_TOKEN_FILE="$WORK/api-token" \
     LIVENESS_FILE="$WORK/sidecar.alive" "$BIN/health-sidecar" --loop > "$WORK/sidecar.log" 2>&1 &
 SIDECAR_PID=$!
 # The runner: the app stopped and started by the script; data only, since a command cannot tell which version
@@ -292,6 +295,17 @@ for raw in open(sys.argv[1]):
         print(" ", raw.rstrip())
 PY
 TARGET="$(cd "$BACKUP_DIR" && ls -1 visual_backup_*.tar.gz | sort | tail -n 1)"
+say "The admin API, as the runbook's curl: GET /api/backups"
+echo "  curl -X GET http://127.0.0.1:$SIDECAR_PORT/api/backups -H \"X-API-Token: \$API_ADMIN_TOKEN\""
+curl -s -H @"$WORK/api-token.header" "http://127.0.0.1:$SIDECAR_PORT/api/backups" > "$WORK/api-list.json"
+python3 - "$WORK/api-list.json" <<'PY'
+import json, sys
+answer = json.load(open(sys.argv[1]))
+print("  success: %s, count: %s" % (answer["success"], answer["count"]))
+for backup in answer["backups"]:
+    keys = ("filename", "size", "sizeFormatted", "created", "age", "signed", "kind")
+    print("  ", json.dumps({key: backup.get(key) for key in keys}))
+PY
 python3 - "$BACKUP_DIR/$TARGET.json" <<'PY'
 import json, sys
 health = json.load(open(sys.argv[1])).get("health") or {}  # the manifest: the metadata's keys and the archive's
