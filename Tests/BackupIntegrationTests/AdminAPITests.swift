@@ -188,4 +188,41 @@ struct AdminAPITests {
             }
         }
     }
+
+    @Test("the brake and the logs name the client: X-Forwarded-For only from TRUSTED_PROXIES, never from anyone else")
+    func clientBehindProxy() async throws {
+        try await ApplicationFixture.with(uploadFiles: 12) { app in
+            try await FixtureApplication.with(app) { fixture in
+                // Behind a trusted proxy (this test's curl at 127.0.0.1): one client's guesses hold back that client only.
+                try await Self.withSidecar(
+                    app, url: fixture.healthURL, ["TRUSTED_PROXIES": "127.0.0.1", "API_TOKEN_ATTEMPTS": "3"]
+                ) { api, sidecar in
+                    let guesser = try APIClient(port: Int(api.base.split(separator: ":").last!)!, token: "wrong-token-guess-1234", folder: app.root.url)
+                    for _ in 0..<3 {
+                        let answer = try await guesser.call("GET", "/api/backups", headers: ["X-Forwarded-For: 198.51.100.7"])
+                        #expect(answer.status == 401, "\(answer)")
+                    }
+                    let held = try await api.call("GET", "/api/backups", headers: ["X-Forwarded-For: 198.51.100.7"])
+                    #expect(held.status == 429, "\(held)")
+                    #expect(held.headers["retry-after"] != nil)
+                    let other = try await api.call("GET", "/api/backups", headers: ["X-Forwarded-For: 198.51.100.8"])
+                    #expect(other.status == 200, "\(other)")
+                    // A client cannot name itself: what it wrote is left of what the proxy appended.
+                    let spoofed = try await api.call("GET", "/api/backups", headers: ["X-Forwarded-For: 198.51.100.8, 198.51.100.7"])
+                    #expect(spoofed.status == 429, "\(spoofed)")
+                    #expect((sidecar.stdoutSoFar + sidecar.stderrSoFar).contains("from 198.51.100.7 refused: missing or wrong X-API-Token"))
+                }
+                // No trusted proxy: the header is ignored, the peer is the client.
+                try await Self.withSidecar(app, url: fixture.healthURL, ["API_TOKEN_ATTEMPTS": "3"]) { api, sidecar in
+                    let guesser = try APIClient(port: Int(api.base.split(separator: ":").last!)!, token: "wrong-token-guess-1234", folder: app.root.url)
+                    for index in 0..<3 {
+                        _ = try await guesser.call("GET", "/api/backups", headers: ["X-Forwarded-For: 203.0.113.\(index)"])
+                    }
+                    let held = try await api.call("GET", "/api/backups", headers: ["X-Forwarded-For: 198.51.100.9"])
+                    #expect(held.status == 429, "\(held)")
+                    #expect((sidecar.stdoutSoFar + sidecar.stderrSoFar).contains("from 127.0.0.1 refused"))
+                }
+            }
+        }
+    }
 }

@@ -273,6 +273,11 @@ struct NotificationTests {
             let after = NotificationCounters.counts(.backupWebhook)
             #expect(after.delivered - before.delivered == 1)
             #expect(after.failed - before.failed == 1)
+            // The receiver logs each request before answering it, but its output reaches this process on a reader
+            // thread of its own: awaited, not read at once.
+            try await eventually(timeout: .seconds(30), "both attempts in the receiver's log") {
+                try receiver.requests(under: "/status/503").count >= 2 && !receiver.requests(under: "/hooks/").isEmpty
+            }
             let retried = try receiver.requests(under: "/status/503")
             #expect(retried.count == 2, "one retry")
             let delivered = try receiver.requests(under: "/hooks/")

@@ -186,7 +186,7 @@ struct BackupsAPI: Sendable {
     static func waitParameter(_ request: Request) throws -> Bool {
         guard let raw = request.uri.queryParameters.get("wait") else { return true }
         switch raw.lowercased() {
-        case "true", "1", "yes", "": return true
+        case "true", "1", "yes": return true
         case "false", "0", "no": return false
         default: throw APIError(.badRequest, "wait=\(LogText.clean(raw, limit: 40)) is not true or false")
         }
