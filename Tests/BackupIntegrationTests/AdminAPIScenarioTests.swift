@@ -22,8 +22,17 @@ struct AdminAPIScenarioTests {
             ]))
         scenario.sidecars.append(process)
         let client = try APIClient(
-            port: try await AdminAPITests.port(of: process), token: AdminAPITests.token, folder: scenario.app.root.url)
+            port: try await process.servedPort(), token: AdminAPITests.token, folder: scenario.app.root.url)
         return try await body(client, process)
+    }
+
+    /// Starts `restore-job --loop` and waits for its first heartbeat (the API refuses restores until then).
+    static func launchRunner(_ scenario: RollbackTests.Scenario) async throws {
+        _ = try scenario.launchRunner()
+        try await eventually(timeout: .seconds(60), "the runner's heartbeat") {
+            FileManager.default.fileExists(
+                atPath: scenario.app.backupDirectory.appendingPathComponent(RunnerHeartbeat.folder).path)
+        }
     }
 
     static func run<T>(_ uploads: Int = 20, _ body: (RollbackTests.Scenario) async throws -> T) async throws -> T {
@@ -65,11 +74,7 @@ struct AdminAPIScenarioTests {
                 #expect((noRunner.json["error"] as? String)?.hasPrefix("no restore runner is running") == true)
                 #expect(try scenario.requests().isEmpty)
 
-                _ = try scenario.launchRunner()
-                try await eventually(timeout: .seconds(60), "the runner's heartbeat") {
-                    FileManager.default.fileExists(
-                        atPath: app.backupDirectory.appendingPathComponent(RunnerHeartbeat.folder).path)
-                }
+                try await Self.launchRunner(scenario)
                 let rolled = try await api.call("POST", "/api/backups/rollback/auto")
                 #expect(rolled.status == 200, "\(rolled)")
                 #expect(rolled.json["success"] as? Bool == true && rolled.json["rolledBack"] as? Bool == true)
@@ -106,11 +111,7 @@ struct AdminAPIScenarioTests {
                 // No runner yet: 503, no request.
                 let early = try await api.call("POST", "/api/backups/\(name)/restore", body: #"{"parts": ["uploads"]}"#)
                 #expect(early.status == 503, "\(early)")
-                _ = try scenario.launchRunner()
-                try await eventually(timeout: .seconds(60), "the runner's heartbeat") {
-                    FileManager.default.fileExists(
-                        atPath: app.backupDirectory.appendingPathComponent(RunnerHeartbeat.folder).path)
-                }
+                try await Self.launchRunner(scenario)
                 let started = try await api.call("POST", "/api/backups/\(name)/restore", body: #"{"parts": ["uploads"]}"#)
                 #expect(started.status == 202, "\(started)")
                 #expect(started.json["message"] as? String == "Restauration démarrée en arrière-plan")

@@ -11,21 +11,6 @@ import Testing
 struct AdminAPITests {
     static let token = "3f1c0a9e5b7d4e2f8a6c1b0d9e7f5a3c"
 
-    /// The port `process` (a sidecar) serves on, once it does.
-    static func port(of process: LaunchedProcess) async throws -> Int {
-        var port: Int?
-        try await eventually(timeout: .seconds(120), "the sidecar to serve HTTP") {
-            guard process.isRunning else { throw TestSupportError("the sidecar exited: \(process.stderrSoFar)") }
-            port =
-                process.stdoutSoFar.split(separator: "\n").lazy.compactMap { line -> Int? in
-                    guard line.contains("Server started and listening on") else { return nil }
-                    return line.split(separator: ":").last.flatMap { Int($0) }
-                }.first
-            return port != nil
-        }
-        return port!
-    }
-
     /// A sidecar with the API enabled over the fixture's store, probing `url`.
     static func withSidecar<T>(
         _ app: ApplicationFixture, url: String, _ extra: [String: String] = [:],
@@ -39,7 +24,7 @@ struct AdminAPITests {
                 "API_ADMIN_TOKEN": token,
             ].merging(extra) { $1 })
         do {
-            let client = try APIClient(port: try await port(of: process), token: token, folder: app.root.url)
+            let client = try APIClient(port: try await process.servedPort(), token: token, folder: app.root.url)
             let result = try await body(client, process)
             _ = await process.terminateAndWait()
             return result

@@ -44,19 +44,7 @@ struct HealthSidecarTests {
         ]
         environment.merge(extra) { _, new in new }
         let process = try app.launch("health-sidecar", ["--loop"], environment: environment)
-        var port: Int?
-        try await eventually(timeout: .seconds(120), "sidecar \(id) to serve HTTP") {
-            guard process.isRunning else {
-                throw SidecarTestError("sidecar \(id) exited: \(process.stdoutSoFar)\(process.stderrSoFar)")
-            }
-            port =
-                process.stdoutSoFar.split(separator: "\n").lazy.compactMap { line -> Int? in
-                    guard line.contains("Server started and listening on") else { return nil }
-                    return line.split(separator: ":").last.flatMap { Int($0) }
-                }.first
-            return port != nil
-        }
-        return Sidecar(process: process, port: port!)
+        return Sidecar(process: process, port: try await process.servedPort(timeout: .seconds(120), "sidecar \(id)"))
     }
 
     /// Stops every sidecar with SIGTERM and checks each ended promptly with 0.
