@@ -208,4 +208,18 @@ struct ClientAddressTests {
         #expect(brake.retryAfter("a", now: start.addingTimeInterval(35)) == nil)
         #expect(brake.retryAfter("e", now: start.addingTimeInterval(34)) == 59)
     }
+
+    @Test(
+        "no spelling of a path reaches a route around the token: only /healthz and /metrics are public",
+        arguments: [
+            "//api/backups", "///api/backups", "/api//backups", "/api/backups/", "//api//backups//", "/API/backups",
+            "/api/backups?wait=true", "/./api/backups", "/healthz/../api/backups", "/favicon.ico", "/", "//",
+        ])
+    func noBypass(path: String) async throws {
+        try await APIGateTests.withRouter { client, _, _ in
+            try await client.execute(uri: path, method: .get) { response in
+                #expect(response.status == .unauthorized, "\(path)")
+            }
+        }
+    }
 }

@@ -5,22 +5,31 @@ import HTTPTypes
 import Hummingbird
 import Logging
 
-/// The door of every `/api` route (and of any other path under `/api`): the client is named, a client that
-/// keeps sending wrong tokens is held back (429; a missing token is refused but not counted), the token is checked in constant time (401, the same answer
-/// for a missing and a wrong one), and with no token configured the API answers 503: it is never open. Every
-/// error under `/api`, the router's own 404 included, leaves as `{"success": false, "error": …}`.
+/// The door of every route but `/healthz` and `/metrics` (the admin API, and any other path: deny by default):
+/// the client is named; a client that keeps sending wrong tokens is held back (429; a missing token is refused
+/// but not counted); the token is checked in constant time (401, the same answer for a missing and a wrong one);
+/// with no token configured the answer is 503: the API is never open. Every error behind it, the router's own
+/// 404 included, leaves as `{"success": false, "error": …}`.
 struct APIGate: RouterMiddleware {
     typealias Context = SidecarRequestContext
     let sidecar: SidecarContext
 
     static let tokenHeader = HTTPField.Name("X-API-Token")!
+
+    /// The only paths served without the token: the sidecar's own health and its metrics. Everything else, the
+    /// API and any path the router might take for it (it reads `//api/backups` as `/api/backups`), is behind the
+    /// gate: deny by default, so no spelling of a path reaches a route around it.
+    static func isPublic(_ path: String) -> Bool {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        return segments == ["healthz"] || segments == ["metrics"]
+    }
     static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let path = request.uri.path
-        guard path == "/api" || path.hasPrefix("/api/") else {
+        guard !Self.isPublic(path) else {
             do {
                 return try await next(request, context)
             } catch let error as HTTPError where error.status == .notFound {

@@ -19,10 +19,11 @@ extension Router<SidecarRequestContext> {
 
     /// The methods `path` answers to (empty: no such path).
     static func allowedMethods(_ path: String) -> [HTTPRequest.Method] {
-        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        // Empty segments are skipped, as the router skips them.
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         // A constant segment wins over a parameter, as in the router: POST /api/backups/cleanup is cleanup.
         let matching = sidecarRoutes.filter { route in
-            let template = route.template.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+            let template = route.template.split(separator: "/", omittingEmptySubsequences: true)
             return template.count == segments.count
                 && zip(template, segments).allSatisfy { $0.hasPrefix(":") ? !$1.isEmpty : $0 == $1 }
         }
