@@ -35,7 +35,7 @@ fi
 # schemathesis, the property-based API fuzzer that holds the sidecar's admin API to docs/openapi.yaml
 # (Tests/BackupIntegrationTests/AdminAPIHostileTests.swift). Pinned: its checks and output are what the test reads.
 schemathesis_version="4.32.5"
-if ! command -v schemathesis >/dev/null 2>&1 || ! schemathesis --version 2>/dev/null | grep -q "$schemathesis_version"; then
+if [ "$(python3 -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$schemathesis_version" ]; then
     echo "Installing schemathesis==$schemathesis_version with pip"
     pip_user=()
     [ "$(id -u)" -eq 0 ] || pip_user=(--user)

@@ -35,7 +35,8 @@ struct StreamedDumpRestoreTests {
             let tools = PostgresTools(binDirectory: server.binDir.path)
             let source = try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "source")))
             let path = folder.appending("file.dump").path
-            try #require(try await tools.dump(toFile: path, connection: source).succeeded)
+            let dumped = try await tools.dump(toFile: path, connection: source)
+            try #require(dumped.succeeded, "pg_dump: \(dumped)")
             let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
 
             let dump = try StagedDump(
