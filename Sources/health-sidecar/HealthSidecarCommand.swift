@@ -18,12 +18,16 @@ struct HealthSidecarCommand: AsyncParsableCommand {
             failures (none counted during HEALTH_CHECK_START_PERIOD) creates the incident's rollback request, once \
             however many sidecars watch the app. Serves its own GET /healthz on SIDECAR_BIND:SIDECAR_PORT (200 \
             while its loop and store access work, else 503; the app's last result and the newest backup's age in \
-            the body) and touches LIVENESS_FILE. SIGTERM: graceful shutdown, exit 0.
+            the body), GET /metrics (what the jobs publish in the store) and the admin API under /api/backups \
+            (X-API-Token: API_ADMIN_TOKEN; without it the API answers 503: list, take, delete, pin and restore \
+            backups, rollback/auto, cleanup; described in docs/openapi.yaml. Taking a backup or cleaning up needs \
+            backup-job's and cleanup-job's settings as well), and touches LIVENESS_FILE. SIGTERM: graceful \
+            shutdown, exit 0.
             --liveness: exit 0 when LIVENESS_FILE was touched within --max-age, else 1: the image's HEALTHCHECK \
             and a Kubernetes exec probe for any --loop process (backup-job, restore-job, health-sidecar).
             """, settings: SidecarConfiguration.settings))
 
-    @Flag(help: "Keep probing, write heartbeats, request rollbacks and serve /healthz.") var loop = false
+    @Flag(help: "Keep probing, write heartbeats, request rollbacks and serve /healthz, /metrics and the admin API.") var loop = false
     @Flag(help: "Check LIVENESS_FILE's age instead of probing: exit 0 when at most --max-age old.") var liveness = false
     @Option(help: "With --liveness: the oldest the file may be (30s, 2m).") var maxAge = "60s"
     @Option(help: "HEALTH_CHECK_URL") var url: String?
