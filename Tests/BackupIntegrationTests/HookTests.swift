@@ -71,6 +71,30 @@ struct HookTests {
         }
     }
 
+    @Test("SIGTERM during the pre command: it runs to its end, the backup never starts, exit 130, the post command sees the failure")
+    func signalDuringPre() async throws {
+        try await ApplicationFixture.with(uploadFiles: 1) { app in
+            let started = app.root.appending("pre-started")
+            let ended = app.root.appending("pre-ended")
+            let post = app.root.appending("post.txt")
+            let job = try app.launch(
+                "backup-job",
+                environment: [
+                    "BACKUP_PRE_COMMAND": "touch '\(started.path)'; sleep 2; touch '\(ended.path)'",
+                    "BACKUP_POST_COMMAND": "echo \"$CONTINGENCY_OUTCOME\" > '\(post.path)'",
+                ])
+            try await eventually("the pre command to start") { FileManager.default.fileExists(atPath: started.path) }
+            job.kill(SIGTERM)
+            let result = try await job.waitForExit(timeout: .seconds(60))
+            #expect(result.status == 130, "\(result)")
+            #expect(FileManager.default.fileExists(atPath: ended.path), "the pre command ran to its end")
+            #expect(result.stderr.contains("cancelled by signal during BACKUP_PRE_COMMAND; the backup did not start"), "\(result.stderr)")
+            #expect(!result.stdout.contains("Starting backup") && !result.stderr.contains("pg_dump"), "\(result)")
+            #expect(try app.storeFiles().filter { $0.hasPrefix("visual_backup_") }.isEmpty)
+            #expect(text(post) == "failure")
+        }
+    }
+
     @Test("a failing restore pre command leaves the database as it was")
     func restorePre() async throws {
         try await ApplicationFixture.with(uploadFiles: 1) { app in

@@ -22,6 +22,13 @@ extension Hooks {
                 throw error
             }
             logger.info("\(prefix)_PRE_COMMAND succeeded")
+            // The pre command runs to its end whatever happens; a SIGTERM that came meanwhile stops the run here,
+            // before the job starts.
+            if Task.isCancelled {
+                let error = ContingencyError.cancelled("cancelled by signal during \(prefix)_PRE_COMMAND; the \(job) did not start")
+                await runPost(prefix, job: job, logger: logger, ["CONTINGENCY_OUTCOME": "failure", "CONTINGENCY_ERROR": error.message])
+                throw error
+            }
         }
         let value: T
         do {
