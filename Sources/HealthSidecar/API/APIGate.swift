@@ -20,7 +20,7 @@ struct APIGate: RouterMiddleware {
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let path = request.uri.path
-        guard path == "/api" || path.hasPrefix("/api/") else {
+        guard Self.isAPIPath(path) else {
             do {
                 return try await next(request, context)
             } catch let error as HTTPError where error.status == .notFound {
@@ -77,6 +77,13 @@ struct APIGate: RouterMiddleware {
 }
 
 extension APIGate {
+    /// Whether `path` reaches an `/api` route. The router skips empty segments (`//api/backups`, the absolute
+    /// form `http://host//api/backups` and `/api/backups/` all reach `/api/backups`), so the door decides on the
+    /// same segments: no spelling of a path gets to a route of the API around it.
+    static func isAPIPath(_ path: String) -> Bool {
+        path.split(separator: "/").first == "api"
+    }
+
     static func methodNotAllowed(_ request: Request, allowed: [HTTPRequest.Method]) -> Response {
         let list = allowed.map(\.rawValue).joined(separator: ", ")
         return APIError(

@@ -19,12 +19,13 @@ extension Router<SidecarRequestContext> {
 
     /// The methods `path` answers to (empty: no such path).
     static func allowedMethods(_ path: String) -> [HTTPRequest.Method] {
-        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        // Empty segments skipped, as the router skips them (`//api/backups/` is `/api/backups`).
+        let segments = path.split(separator: "/")
         // A constant segment wins over a parameter, as in the router: POST /api/backups/cleanup is cleanup.
         let matching = sidecarRoutes.filter { route in
-            let template = route.template.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+            let template = route.template.split(separator: "/")
             return template.count == segments.count
-                && zip(template, segments).allSatisfy { $0.hasPrefix(":") ? !$1.isEmpty : $0 == $1 }
+                && zip(template, segments).allSatisfy { $0.hasPrefix(":") || $0 == $1 }
         }
         let exact = matching.filter { route in
             !route.template.split(separator: "/").contains { $0.hasPrefix(":") }
