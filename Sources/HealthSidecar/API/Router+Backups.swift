@@ -143,15 +143,27 @@ struct BackupsAPI: Sendable {
         let board = RequestBoard(storage: sidecar.storage)
         let requester = "api \(context.client)"
         let worker = configuration.sidecarID
-        let (stored, _) = try await Blocking.run {
-            try board.submit(intent: .backup, requestedBy: requester, now: Date())
+        let id = UUID().uuidString.lowercased()
+        // Taken before the request exists and held (renewed, LOCK_TTL) until its outcome is written: a backup
+        // request not finished whose lease is free was left by a sidecar that stopped, and `endAbandoned` says so
+        // rather than leave it pending or running for ever.
+        let running = try await Lease.acquire(
+            Self.runningLease(id), storage: sidecar.storage, job: "health-sidecar \(worker)",
+            ttl: configuration.store.lockTTLSeconds, timeout: 0)
+        do {
+            _ = try await Blocking.run {
+                _ = try board.submit(id: id, intent: .backup, requestedBy: requester, now: Date())
+                _ = try board.transition(id, from: .pending, to: .running, worker: worker)
+            }
+        } catch {
+            running.release()
+            throw error
         }
-        let id = stored.id
-        _ = try await Blocking.run { try board.transition(id, from: .pending, to: .running, worker: worker) }
         let logger = sidecar.logger
         let client = context.client
         let notifications = sidecar.notifications
         Task.detached {
+            defer { running.release() }
             let outcome: (StoreRequest.Status, String, String?)
             do {
                 let result = try await job.runReporting(to: notifications)
