@@ -13,6 +13,10 @@ public func buildApplication(_ context: SidecarContext) -> some ApplicationProto
     router.addSidecarRoutes(context)
     var app = Application(
         router: router,
+        // A connection that sends nothing for this long while its request is unfinished, or between requests, is
+        // closed: slow clients (slowloris) cannot hold the sidecar's sockets. A request being answered (a backup
+        // the API waits for) is not idle.
+        server: .http1(configuration: .init(idleTimeout: .seconds(60))),
         configuration: .init(
             address: .hostname(context.configuration.bind, port: context.configuration.port),
             serverName: "health-sidecar"),
