@@ -1,5 +1,4 @@
 import BackupCore
-import BackupStorage
 import BackupKit
 import Hummingbird
 import Logging
@@ -14,6 +13,10 @@ public func buildApplication(_ context: SidecarContext) -> some ApplicationProto
     router.addSidecarRoutes(context)
     var app = Application(
         router: router,
+        // A connection that sends nothing for this long while its request is unfinished, or between requests, is
+        // closed: slow clients (slowloris) cannot hold the sidecar's sockets. A request being answered (a backup
+        // the API waits for) is not idle.
+        server: .http1(configuration: .init(idleTimeout: .seconds(60))),
         configuration: .init(
             address: .hostname(context.configuration.bind, port: context.configuration.port),
             serverName: "health-sidecar"),
@@ -22,7 +25,6 @@ public func buildApplication(_ context: SidecarContext) -> some ApplicationProto
     app.addServices(ProbeLoopService(loop: context.probeLoop))
     if let liveness = context.liveness { app.addServices(LivenessService(liveness: liveness, logger: context.logger)) }
     app.addServices(StartupPagesService(status: context.status, logger: context.logger))
-    app.addServices(InterruptedBackupsService(sidecar: context))
     return app
 }
 
@@ -62,28 +64,6 @@ struct StartupPagesService: Service {
         let advised = ProcessSetup.releaseStartupPages()
         logger.debug("Start-up pages given back to the kernel (\(advised >> 20) MiB of read-only mappings advised)")
         // A service that returns would end the group: this one waits for the shutdown like the others.
-        try? await gracefulShutdown()
-    }
-}
-
-/// At start, ends the background backups (`POST /api/backups?wait=false`) an earlier run of this sidecar left
-/// `running`: they died with it. Their requests say so, instead of running forever for whoever follows them.
-struct InterruptedBackupsService: Service {
-    let sidecar: SidecarContext
-
-    func run() async throws {
-        let board = RequestBoard(storage: sidecar.storage)
-        let worker = sidecar.configuration.sidecarID
-        let logger = sidecar.logger
-        await Blocking.run {
-            guard let requests = try? board.list() else { return }
-            for request in requests where request.intent == .backup && request.status == .running && request.worker == worker {
-                let ended = try? board.transition(
-                    request.id, from: .running, to: .failed,
-                    reason: "interrupted: the sidecar \(worker) stopped while the backup ran; GET /api/backups shows whether it was published before, else ask again")
-                if ended != nil { logger.warning("[API] Background backup \(request.id) was interrupted when this sidecar stopped: marked failed") }
-            }
-        }
         try? await gracefulShutdown()
     }
 }

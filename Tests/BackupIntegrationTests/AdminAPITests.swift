@@ -151,29 +151,6 @@ struct AdminAPITests {
         }
     }
 
-    @Test("a background backup left running by a sidecar that died is ended as interrupted when it starts again")
-    func interruptedBackground() async throws {
-        try await ApplicationFixture.with(uploadFiles: 12) { app in
-            let board = RequestBoard(storage: try VolumeStorage(root: app.backupDirectory.path))
-            let (mine, _) = try board.submit(id: "backup-mine", intent: .backup, requestedBy: "api 10.0.0.5")
-            try #require(try board.transition(mine.id, from: .pending, to: .running, worker: "api-sidecar") != nil)
-            let (other, _) = try board.submit(id: "backup-other", intent: .backup, requestedBy: "api 10.0.0.5")
-            try #require(try board.transition(other.id, from: .pending, to: .running, worker: "another-sidecar") != nil)
-            try await FixtureApplication.with(app) { fixture in
-                try await Self.withSidecar(app, url: fixture.healthURL) { api, _ in
-                    var request: [String: Any] = [:]
-                    try await eventually(timeout: .seconds(60), "the interrupted request to be ended") {
-                        request = (try await api.call("GET", "/api/backups/requests/backup-mine")).json["request"] as? [String: Any] ?? [:]
-                        return request["status"] as? String == "failed"
-                    }
-                    #expect((request["reason"] as? String)?.hasPrefix("interrupted: the sidecar api-sidecar stopped") == true, "\(request)")
-                    // Another sidecar's is its own business.
-                    #expect(try board.get("backup-other")?.request.status == .running)
-                }
-            }
-        }
-    }
-
     @Test("the brake and the logs name the client: X-Forwarded-For only from TRUSTED_PROXIES, never from anyone else")
     func clientBehindProxy() async throws {
         try await ApplicationFixture.with(uploadFiles: 12) { app in

@@ -144,8 +144,10 @@ struct NotificationTests {
                         "BACKUP_PING_URL": receiver.url("/ping/loop"), "LIVENESS_FILE": "",
                     ])
                 do {
-                    try await eventually(timeout: .seconds(90), "two runs' outcomes") {
+                    // The message and the pings of a run are delivered on tasks of their own: both awaited.
+                    try await eventually(timeout: .seconds(90), "two runs' outcomes and pings") {
                         try receiver.requests(under: "/hooks/").count >= 2
+                            && receiver.requests(under: "/ping/loop").count >= 4
                     }
                     let texts = try receiver.requests(under: "/hooks/").compactMap(\.text)
                     #expect(

@@ -68,6 +68,38 @@ struct APIGateTests {
         }
     }
 
+    /// The router skips empty path segments: `//api/backups` reaches the route of `/api/backups`. The door must
+    /// stand in front of every spelling that does, or anyone lists, deletes and restores backups without a token.
+    static let apiSpellings: [(String, HTTPRequest.Method)] = [
+        ("//api/backups", .get), ("///api/backups/", .get), ("//api//backups", .get), ("/api//backups", .get),
+        ("//api/backups", .post), ("//api/backups/cleanup", .post), ("//api/backups/rollback/auto", .post),
+        ("//api/backups/visual_backup_2025-01-15_14-30-00.tar.gz", .delete),
+        ("//api/backups/visual_backup_2025-01-15_14-30-00.tar.gz/restore", .post),
+        ("//api/backups/visual_backup_2025-01-15_14-30-00.tar.gz/pin", .post),
+        ("//api/backups/requests/restore-1", .get), ("//api/nothing-here", .get),
+    ]
+
+    @Test("doubled and trailing slashes never reach an /api route around the token (401), nor a disabled API (503)")
+    func pathSpellings() async throws {
+        for token in [Self.token, nil] {
+            let expected: HTTPResponse.Status = token == nil ? .serviceUnavailable : .unauthorized
+            try await Self.withRouter(token: token) { client, context, store in
+                for (uri, method) in Self.apiSpellings {
+                    try await client.execute(uri: uri, method: method) { response in
+                        let text = String(buffer: response.body)
+                        #expect(response.status == expected, "\(method) \(uri): \(text)")
+                        let body = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
+                        #expect(body?["success"] as? Bool == false, "\(method) \(uri): \(text)")
+                        #expect(body?["backups"] == nil, "\(method) \(uri): \(text)")
+                    }
+                }
+                // Nothing was asked of the store: no request, no pin.
+                #expect(try RequestBoard(storage: context.storage).list().isEmpty)
+                #expect(!FileManager.default.fileExists(atPath: store.path + "/.contingency/pins"))
+            }
+        }
+    }
+
     @Test("a missing and a wrong token get the same 401 body; the right one lists the (empty) store in the runbook's shape")
     func tokens() async throws {
         try await Self.withRouter { client, _, _ in
@@ -143,6 +175,35 @@ struct APIGateTests {
                     #expect((json["error"] as? String)?.contains(message) == true, "\(uri): \(json)")
                     #expect(response.headers[.contentType] == "application/json; charset=utf-8")
                 }
+            }
+        }
+    }
+
+    @Test("a field named twice is refused (400), however its name is spelt: parsers disagree on which value wins")
+    func duplicateFields() async throws {
+        try await Self.withRouter { client, _, _ in
+            let headers: HTTPFields = [Self.tokenHeader: Self.token, .contentType: "application/json"]
+            for (uri, body) in [
+                // A proxy or an audit log reading the last value sees 30 days; the first one would be applied.
+                ("/api/backups/cleanup", #"{"retentionDays": 1, "retentionDays": 30}"#),
+                ("/api/backups/cleanup", #"{"retentionDays": 1, "dryRun": true, "retention\u0044ays": 30}"#),
+                ("/api/backups", #"{"label": "a", "label": "b"}"#),
+            ] {
+                try await client.execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(string: body)) {
+                    response in
+                    #expect(response.status == .badRequest, "\(uri) \(body): \(String(buffer: response.body))")
+                    let json = try Self.json(response.body)
+                    #expect((json["error"] as? String)?.contains("more than once") == true, "\(json)")
+                }
+            }
+            // The same field in nested values is no duplicate of the body's own.
+            try await client.execute(
+                uri: "/api/backups/cleanup", method: .post, headers: headers,
+                body: ByteBuffer(string: #"{"retentionDays": 7, "dryRun": {"retentionDays": 1}}"#)
+            ) { response in
+                #expect(response.status == .badRequest)
+                let json = try Self.json(response.body)
+                #expect(json["error"] as? String == "dryRun has the wrong type", "\(json)")
             }
         }
     }

@@ -106,13 +106,47 @@ extension BackupsAPI {
         let id = context.parameters.get("id") ?? ""
         let storage = sidecar.storage
         do {
-            let status = try await Blocking.run { () throws(RestoreRequestError) -> RequestStatus in
+            var status = try await Blocking.run { () throws(RestoreRequestError) -> RequestStatus in
                 try RestoreRequests.status(id: id, storage: storage)
+            }
+            if status.intent == StoreRequest.Intent.backup.rawValue, !status.finished,
+                let ended = await endAbandoned(id)
+            {
+                status = ended
             }
             return APIResponse.json(RequestEnvelope(request: status))
         } catch let error as RestoreRequestError {
             throw APIError.from(error)
         }
+    }
+
+    /// The lease a sidecar holds while it runs the background backup `id` (`POST /api/backups?wait=false`).
+    static func runningLease(_ id: String) -> String { "request-\(id)" }
+
+    /// A background backup not finished whose sidecar no longer holds its lease (it stopped: a rolling update, an
+    /// OOM kill) ends failed, saying so, instead of running for ever for whoever polls it. nil: still running.
+    func endAbandoned(_ id: String) async -> RequestStatus? {
+        let storage = sidecar.storage
+        guard
+            let lease = try? await Lease.acquire(
+                Self.runningLease(id), storage: storage, job: "health-sidecar \(configuration.sidecarID)",
+                ttl: configuration.store.lockTTLSeconds, timeout: 0)
+        else { return nil }
+        defer { lease.release() }
+        let ended = try? await Blocking.run {
+            try RequestBoard(storage: storage).update(id) { stored in
+                guard stored.intent == .backup, !stored.status.isFinished else { return false }
+                stored.status = .failed
+                stored.reason =
+                    "interrupted: \(stored.worker ?? "the sidecar running it") stopped before the backup ended. "
+                    + "A backup exists only once its manifest is written: GET /api/backups shows whether it was; "
+                    + "if not, ask again"
+                return true
+            }
+        }
+        guard let ended else { return nil }
+        sidecar.logger.warning("[API] Backup request \(id): \(ended.reason ?? "interrupted")")
+        return RequestStatus(ended)
     }
 
     // MARK: POST /api/backups/:filename/pin and …/unpin

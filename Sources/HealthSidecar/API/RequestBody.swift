@@ -24,6 +24,16 @@ enum RequestBody {
         guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw APIError(.badRequest, "the request body is not a JSON object")
         }
+        // A field named twice keeps one value, the first here, the last in most parsers (a proxy's, an audit
+        // log's): `{"retentionDays": 1, "retentionDays": 30}` would be read as 30 there and applied as 1 here.
+        let keys = topLevelKeys(Array(data))
+        var seen = Set<String>()
+        for key in keys where !seen.insert(key).inserted {
+            throw APIError(.badRequest, "\(LogText.clean(key, limit: 60)) is given more than once")
+        }
+        guard keys.count == object.count else {
+            throw APIError(.badRequest, "the request body is not understood: send a JSON object in UTF-8")
+        }
         // A misspelt field would be ignored and its default taken (`{"retentionDay": 90}` cleaning up with 30
         // days): refused instead, as is a field given as null.
         if let unknown = object.keys.sorted().first(where: { !T.fields.contains($0) }) {
@@ -45,6 +55,46 @@ enum RequestBody {
         } catch {
             throw APIError(.badRequest, "the request body is not understood")
         }
+    }
+
+    /// The names of an object's own members, in order and decoded (`"retention\u0044ays"` is `retentionDays`),
+    /// duplicates kept: the bytes of a body JSONSerialization has already read as an object. A name that cannot
+    /// be read is left out, which the caller sees as a count that differs from the object's.
+    static func topLevelKeys(_ bytes: [UInt8]) -> [String] {
+        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        var keys: [String] = []
+        var depth = 0
+        var expectingName = false
+        var index = 0
+        while index < bytes.count {
+            switch bytes[index] {
+            case quote:
+                let start = index
+                index += 1
+                while index < bytes.count, bytes[index] != quote {
+                    index += bytes[index] == backslash ? 2 : 1
+                }
+                if depth == 1, expectingName, index < bytes.count {
+                    let token = Data(bytes[start...index])
+                    let name = try? JSONSerialization.jsonObject(with: token, options: .fragmentsAllowed)
+                    if let name = name as? String { keys.append(name) }
+                    expectingName = false
+                }
+            case UInt8(ascii: "{"):
+                depth += 1
+                if depth == 1 { expectingName = true }
+            case UInt8(ascii: "["):
+                depth += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+            case UInt8(ascii: ","):
+                if depth == 1 { expectingName = true }
+            default:
+                break
+            }
+            index += 1
+        }
+        return keys
     }
 
     private static func field(_ context: DecodingError.Context) -> String {

@@ -19,13 +19,13 @@ extension Router<SidecarRequestContext> {
 
     /// The methods `path` answers to (empty: no such path).
     static func allowedMethods(_ path: String) -> [HTTPRequest.Method] {
-        // Empty segments are skipped, as the router skips them.
-        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        // Empty segments skipped, as the router skips them (`//api/backups/` is `/api/backups`).
+        let segments = path.split(separator: "/")
         // A constant segment wins over a parameter, as in the router: POST /api/backups/cleanup is cleanup.
         let matching = sidecarRoutes.filter { route in
-            let template = route.template.split(separator: "/", omittingEmptySubsequences: true)
+            let template = route.template.split(separator: "/")
             return template.count == segments.count
-                && zip(template, segments).allSatisfy { $0.hasPrefix(":") ? !$1.isEmpty : $0 == $1 }
+                && zip(template, segments).allSatisfy { $0.hasPrefix(":") || $0 == $1 }
         }
         let exact = matching.filter { route in
             !route.template.split(separator: "/").contains { $0.hasPrefix(":") }
@@ -143,15 +143,27 @@ struct BackupsAPI: Sendable {
         let board = RequestBoard(storage: sidecar.storage)
         let requester = "api \(context.client)"
         let worker = configuration.sidecarID
-        let (stored, _) = try await Blocking.run {
-            try board.submit(intent: .backup, requestedBy: requester, now: Date())
+        let id = UUID().uuidString.lowercased()
+        // Taken before the request exists and held (renewed, LOCK_TTL) until its outcome is written: a backup
+        // request not finished whose lease is free was left by a sidecar that stopped, and `endAbandoned` says so
+        // rather than leave it pending or running for ever.
+        let running = try await Lease.acquire(
+            Self.runningLease(id), storage: sidecar.storage, job: "health-sidecar \(worker)",
+            ttl: configuration.store.lockTTLSeconds, timeout: 0)
+        do {
+            _ = try await Blocking.run {
+                _ = try board.submit(id: id, intent: .backup, requestedBy: requester, now: Date())
+                _ = try board.transition(id, from: .pending, to: .running, worker: worker)
+            }
+        } catch {
+            running.release()
+            throw error
         }
-        let id = stored.id
-        _ = try await Blocking.run { try board.transition(id, from: .pending, to: .running, worker: worker) }
         let logger = sidecar.logger
         let client = context.client
         let notifications = sidecar.notifications
         Task.detached {
+            defer { running.release() }
             let outcome: (StoreRequest.Status, String, String?)
             do {
                 let result = try await job.runReporting(to: notifications)
