@@ -182,7 +182,12 @@ struct AdminAPITests {
                     }
                     let held = try await api.call("GET", "/api/backups", headers: ["X-Forwarded-For: 198.51.100.9"])
                     #expect(held.status == 429, "\(held)")
-                    #expect((sidecar.stdoutSoFar + sidecar.stderrSoFar).contains("from 127.0.0.1 refused"))
+                    let log = sidecar.stdoutSoFar + sidecar.stderrSoFar
+                    #expect(log.contains("from 127.0.0.1 refused"))
+                    // The operator is told once that the header is ignored, and how to trust the proxy.
+                    let warning = "X-Forwarded-For from 127.0.0.1, which is not in TRUSTED_PROXIES"
+                    #expect(log.components(separatedBy: warning).count - 1 == 1, "\(log)")
+                    #expect(log.contains("set TRUSTED_PROXIES=127.0.0.1"))
                 }
             }
         }

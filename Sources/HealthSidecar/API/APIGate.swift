@@ -39,6 +39,16 @@ struct APIGate: RouterMiddleware {
             }
         }
         var context = context
+        if let peer = context.remoteAddress?.ipAddress, request.headers[Self.forwardedFor] != nil,
+            !sidecar.configuration.api.trustedProxies.contains(where: { $0.contains(peer) }),
+            sidecar.untrustedForwarding.first(peer)
+        {
+            // Behind a proxy that is not trusted, every client counts as the proxy: one client's wrong tokens
+            // would hold all of them back. Said once per proxy.
+            sidecar.logger.warning(
+                "[API] X-Forwarded-For from \(peer), which is not in TRUSTED_PROXIES: the header is ignored and every client behind it counts as \(peer) (in the logs and the brake on wrong tokens). If \(peer) is your reverse proxy, set TRUSTED_PROXIES=\(peer)"
+            )
+        }
         context.client = ClientAddress.resolve(
             peer: context.remoteAddress?.ipAddress, forwardedFor: request.headers[values: Self.forwardedFor],
             trusted: sidecar.configuration.api.trustedProxies)

@@ -31,7 +31,16 @@ extension BackupsAPI {
 
     func delete(_ request: Request, _ context: SidecarRequestContext) async throws -> Response {
         let name = try fileName(context)
-        let deletion = BackupDeletion(store: configuration.store, stores: sidecar.stores, logger: sidecar.logger)
+        var deletion = BackupDeletion(store: configuration.store, stores: sidecar.stores, logger: sidecar.logger)
+        // With BACKUP_VERIFY_KEYS, only genuine backups count as "another verified backup": a forged manifest
+        // marked verified cannot make the last genuine one deletable.
+        if let values = sidecar.values {
+            do {
+                deletion.authenticator = try KeyLoader.authenticator(try TrustSettings.load(values))
+            } catch {
+                throw APIError(.serviceUnavailable, "the verify keys cannot be read: \(error)")
+            }
+        }
         let who = "api \(context.client)"
         do {
             let result = try await deletion.delete(name, by: who)
