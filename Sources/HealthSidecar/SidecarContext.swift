@@ -24,6 +24,8 @@ public struct SidecarContext: Sendable {
     public let notifications: Notifications
     /// Repeated wrong tokens, per client.
     let brake: TokenBrake
+    /// The background backups (`?wait=false`) this sidecar is taking, by label.
+    let backgroundBackups = BackgroundBackups()
     /// The peers already warned about for sending X-Forwarded-For without being trusted.
     let untrustedForwarding = SeenOnce(limit: 100)
     public let logger: Logger

@@ -192,4 +192,38 @@ struct AdminAPITests {
             }
         }
     }
+
+    @Test("a second ?wait=false while the first backup still waits joins it (one backup, one request); another label is its own")
+    func backgroundJoins() async throws {
+        try await ApplicationFixture.with(uploadFiles: 12) { app in
+            try await FixtureApplication.with(app) { fixture in
+                try await Self.withSidecar(app, url: fixture.healthURL, ["API_BACKUP_WAIT": "5m"]) { api, _ in
+                    // Another job holds the store: the background backups wait for it.
+                    let store = try VolumeStorage(root: app.backupDirectory.path)
+                    let lease = try await Lease.acquire("store", storage: store, job: "restore-job", ttl: 60, timeout: 0)
+                    let first = try await api.call("POST", "/api/backups?wait=false")
+                    let again = try await api.call("POST", "/api/backups?wait=false")
+                    let labelled = try await api.call("POST", "/api/backups?wait=false", body: #"{"label": "investigation"}"#)
+                    lease.release()
+                    #expect(first.status == 202 && again.status == 202 && labelled.status == 202, "\(first) \(again) \(labelled)")
+                    let id = try #require(first.json["request"] as? String)
+                    #expect(again.json["request"] as? String == id)
+                    #expect(again.json["message"] as? String == "Backup déjà en cours en arrière-plan")
+                    let other = try #require(labelled.json["request"] as? String)
+                    #expect(other != id)
+                    for request in [id, other] {
+                        try await eventually(timeout: .seconds(300), "request \(request) to end") {
+                            let answer = try await api.call("GET", "/api/backups/requests/\(request)")
+                            return (answer.json["request"] as? [String: Any])?["status"] as? String == "succeeded"
+                        }
+                    }
+                    let archives = try Self.archives(app)
+                    #expect(archives.count == 2, "one backup per label: \(archives)")
+                    // Once it has ended, a new call is a new backup.
+                    let later = try await api.call("POST", "/api/backups?wait=false")
+                    #expect(later.json["request"] as? String != id, "\(later)")
+                }
+            }
+        }
+    }
 }

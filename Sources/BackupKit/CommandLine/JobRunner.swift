@@ -3,6 +3,7 @@ import BackupInterop
 import Dispatch
 import Foundation
 import Logging
+import Synchronization
 
 /// The shared shell of every executable: turns the environment and flags into configuration values, runs the
 /// job in a task that SIGTERM and SIGINT cancel, prints the failure and maps it to the documented exit code.
@@ -39,19 +40,23 @@ public enum JobRunner {
             logger.error("\(failure): \(error)")
             return error.exitStatus
         }
-        let task = Task { try await body(logger) }
-        let cancelTask: @Sendable () -> Void = { task.cancel() }
+        // The handlers are in place before the job starts: a signal that came between the job's start and their
+        // installation was lost (ignored, and never delivered to a source not yet resumed), and the job ran on.
+        let latch = CancellationLatch()
         let signals = [SIGTERM, SIGINT].map { signalNumber -> any DispatchSourceSignal in
+            // Ignored first, as a dispatch signal source requires (it receives the signal all the same).
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
                 logger.warning("Received \(signalNumber == SIGTERM ? "SIGTERM" : "SIGINT"): stopping; nothing half-written is kept")
-                cancelTask()
+                latch.cancel()
             }
             source.resume()
             return source
         }
         defer { signals.forEach { $0.cancel() } }
+        let task = Task { try await body(logger) }
+        latch.attach(task)
         do {
             try await task.value
             return .ok
@@ -100,4 +105,25 @@ public enum JobRunner {
 struct ReadFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Cancels a job's task on a signal, whether the signal comes before or after the task exists.
+final class CancellationLatch: Sendable {
+    private let state = Mutex<(cancelled: Bool, task: Task<Void, any Error>?)>((false, nil))
+
+    func cancel() {
+        let task = state.withLock { state -> Task<Void, any Error>? in
+            state.cancelled = true
+            return state.task
+        }
+        task?.cancel()
+    }
+
+    func attach(_ task: Task<Void, any Error>) {
+        let cancelled = state.withLock { state -> Bool in
+            state.task = task
+            return state.cancelled
+        }
+        if cancelled { task.cancel() }
+    }
 }

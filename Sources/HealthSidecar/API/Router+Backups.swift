@@ -143,13 +143,29 @@ struct BackupsAPI: Sendable {
         let board = RequestBoard(storage: sidecar.storage)
         let requester = "api \(context.client)"
         let worker = configuration.sidecarID
-        let id = UUID().uuidString.lowercased()
+        // A client that asks again while its backup still waits or runs (a retry, a second pipeline) follows
+        // that one: each call would otherwise queue a whole backup of its own.
+        let (id, reserved) = sidecar.backgroundBackups.reserve(label: label)
+        guard reserved else {
+            sidecar.logger.info("[API] POST /api/backups from \(context.client): joined the background backup \(id)")
+            return APIResponse.json(
+                AcceptedBody(
+                    message: "Backup déjà en cours en arrière-plan", request: id, status: "/api/backups/requests/\(id)"),
+                status: .accepted, headers: [.location: "/api/backups/requests/\(id)"])
+        }
+        let backgroundBackups = sidecar.backgroundBackups
         // Taken before the request exists and held (renewed, LOCK_TTL) until its outcome is written: a backup
         // request not finished whose lease is free was left by a sidecar that stopped, and `endAbandoned` says so
         // rather than leave it pending or running for ever.
-        let running = try await Lease.acquire(
-            Self.runningLease(id), storage: sidecar.storage, job: "health-sidecar \(worker)",
-            ttl: configuration.store.lockTTLSeconds, timeout: 0)
+        let running: Lease
+        do {
+            running = try await Lease.acquire(
+                Self.runningLease(id), storage: sidecar.storage, job: "health-sidecar \(worker)",
+                ttl: configuration.store.lockTTLSeconds, timeout: 0)
+        } catch {
+            backgroundBackups.finish(id)
+            throw error
+        }
         do {
             _ = try await Blocking.run {
                 _ = try board.submit(id: id, intent: .backup, requestedBy: requester, now: Date())
@@ -157,13 +173,17 @@ struct BackupsAPI: Sendable {
             }
         } catch {
             running.release()
+            backgroundBackups.finish(id)
             throw error
         }
         let logger = sidecar.logger
         let client = context.client
         let notifications = sidecar.notifications
         Task.detached {
-            defer { running.release() }
+            defer {
+                running.release()
+                backgroundBackups.finish(id)
+            }
             let outcome: (StoreRequest.Status, String, String?)
             do {
                 let result = try await job.runReporting(to: notifications)
