@@ -46,7 +46,9 @@ enum CoordinationChecks {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in 0..<20 {
                     let contend: @Sendable () async throws -> Void = {
-                        let lease = try await Lease.acquire("contended", storage: storage, job: "r\(round)c\(index)", ttl: 5, timeout: 120)
+                        // A lease time far beyond the 5 ms it is held: on a loaded machine a holder may wait seconds
+                        // for a thread, and this checks mutual exclusion, not expiry (leaseSemantics does).
+                        let lease = try await Lease.acquire("contended", storage: storage, job: "r\(round)c\(index)", ttl: 60, timeout: 120)
                         holders.enter()
                         try lease.confirm()
                         try await Task.sleep(for: .milliseconds(5))
