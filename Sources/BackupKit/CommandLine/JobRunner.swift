@@ -40,21 +40,19 @@ public enum JobRunner {
             logger.error("\(failure): \(error)")
             return error.exitStatus
         }
-        // The handlers are in place before the job starts: a signal that came between the job's start and their
-        // installation was lost (ignored, and never delivered to a source not yet resumed), and the job ran on.
+        // The handlers are in place before the job starts (a signal that came between the two was lost), and
+        // they are real handlers (SignalPipe): a dispatch source missed a signal a thread it does not control took.
         let latch = CancellationLatch()
-        let signals = [SIGTERM, SIGINT].map { signalNumber -> any DispatchSourceSignal in
-            // Ignored first, as a dispatch signal source requires (it receives the signal all the same).
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler {
+        do {
+            try SignalPipe.watch { signalNumber in
                 logger.warning("Received \(signalNumber == SIGTERM ? "SIGTERM" : "SIGINT"): stopping; nothing half-written is kept")
                 latch.cancel()
             }
-            source.resume()
-            return source
+        } catch {
+            logger.error("\(failure): \(error)")
+            return .failed
         }
-        defer { signals.forEach { $0.cancel() } }
+        defer { SignalPipe.stopWatching() }
         let task = Task { try await body(logger) }
         latch.attach(task)
         do {
