@@ -28,6 +28,13 @@ public enum SignalPipe {
         }
         guard start else { return }
         let thread = Thread {
+            // A process started with these signals blocked (the mask is inherited: a parent that spawned us from
+            // a thread blocking them) would keep them pending for ever if every thread blocked them: this one
+            // takes them.
+            var set = sigset_t()
+            sigemptyset(&set)
+            for signal in signals { sigaddset(&set, signal) }
+            pthread_sigmask(SIG_UNBLOCK, &set, nil)
             var byte: UInt8 = 0
             while true {
                 let count = read(readEnd, &byte, 1)

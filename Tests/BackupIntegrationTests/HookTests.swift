@@ -84,9 +84,12 @@ struct HookTests {
                     "BACKUP_POST_COMMAND": "echo \"$CONTINGENCY_OUTCOME\" > '\(post.path)'",
                 ])
             try await eventually("the pre command to start") { FileManager.default.fileExists(atPath: started.path) }
+            // How the job holds its signals, should it not hear this one (blocked, ignored, caught).
+            let signalState = ((try? String(contentsOfFile: "/proc/\(job.pid)/status", encoding: .utf8)) ?? "")
+                .split(separator: "\n").filter { $0.hasPrefix("Sig") }.joined(separator: " ")
             job.kill(SIGTERM)
             let result = try await job.waitForExit(timeout: .seconds(60))
-            #expect(result.status == 130, "\(result)")
+            #expect(result.status == 130, "\(result)\n\(signalState)")
             #expect(FileManager.default.fileExists(atPath: ended.path), "the pre command ran to its end")
             #expect(result.stderr.contains("cancelled by signal during BACKUP_PRE_COMMAND; the backup did not start"), "\(result.stderr)")
             #expect(!result.stdout.contains("Starting backup") && !result.stderr.contains("pg_dump"), "\(result)")
