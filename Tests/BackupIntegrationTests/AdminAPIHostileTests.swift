@@ -122,6 +122,8 @@ struct AdminAPIHostileTests {
                             "--max-examples", "12", "--seed", "20261206", "--no-color",
                         ],
                         environment: ["CONTINGENCY_API_TOKEN": AdminAPITests.token, "NO_COLOR": "1"],
+                        // Its cache (.schemathesis/) goes to the test's folder, not the repository.
+                        workingDirectory: app.root.url,
                         timeout: .seconds(900))
                     #expect(result.succeeded, "\(result.stdout.suffix(8000))\n\(result.stderr.suffix(2000))")
                     #expect(result.stdout.contains("Tested: 11"), "\(result.stdout.suffix(3000))")

@@ -40,19 +40,21 @@ public enum JobRunner {
             logger.error("\(failure): \(error)")
             return error.exitStatus
         }
-        // The handlers are in place before the job starts (a signal that came between the two was lost), and
-        // they are real handlers (SignalPipe): a dispatch source missed a signal a thread it does not control took.
+        // The handlers are in place before the job starts: a signal in the moment between the job's start and
+        // their installation would be ignored and never delivered to a source not yet resumed.
         let latch = CancellationLatch()
-        do {
-            try SignalPipe.watch { signalNumber in
+        let signals = [SIGTERM, SIGINT].map { signalNumber -> any DispatchSourceSignal in
+            // Ignored first, as a dispatch signal source requires (it receives the signal all the same).
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler {
                 logger.warning("Received \(signalNumber == SIGTERM ? "SIGTERM" : "SIGINT"): stopping; nothing half-written is kept")
                 latch.cancel()
             }
-        } catch {
-            logger.error("\(failure): \(error)")
-            return .failed
+            source.resume()
+            return source
         }
-        defer { SignalPipe.stopWatching() }
+        defer { signals.forEach { $0.cancel() } }
         let task = Task { try await body(logger) }
         latch.attach(task)
         do {

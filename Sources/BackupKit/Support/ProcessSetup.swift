@@ -5,7 +5,7 @@ import Foundation
 /// the one-shot jobs (`JobRunner.run`) and the sidecar's ServiceGroup, so neither sets it twice or differently.
 ///
 /// Signals are not handled here: a process has exactly one owner of SIGTERM/SIGINT, either `JobRunner.run`
-/// (SignalPipe: real handlers whose signals cancel the job's task) or, for `health-sidecar --loop`, swift-service-lifecycle's
+/// (DispatchSource handlers that cancel the job's task) or, for `health-sidecar --loop`, swift-service-lifecycle's
 /// ServiceGroup (graceful shutdown). The sidecar's `--loop` path never goes through `JobRunner.run`, so the two
 /// never fight over a signal.
 public enum ProcessSetup {
