@@ -27,7 +27,7 @@ public struct SidecarContext: Sendable {
     /// The background backups (`?wait=false`) this sidecar is taking, by label.
     let backgroundBackups = BackgroundBackups()
     /// The peers already warned about for sending X-Forwarded-For without being trusted.
-    let untrustedForwarding = SeenOnce(limit: 100)
+    let untrustedForwarding = Once(limit: 100)
     public let logger: Logger
 
     /// `logger` writes the server's and the loop's lines; `events` receives incidents (by default the log

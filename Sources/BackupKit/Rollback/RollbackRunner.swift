@@ -278,10 +278,3 @@ public struct RollbackRunner: Sendable {
         }
     }
 }
-
-/// Remembers what was said: `first` is true the first time it sees a text.
-final class Once: @unchecked Sendable {
-    private let lock = NSLock()
-    private var seen = Set<String>()
-    func first(_ text: String) -> Bool { lock.withLock { seen.insert(text).inserted } }
-}

@@ -1,5 +1,6 @@
 import BackupCore
 import BackupInterop
+import BackupKit
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -15,6 +16,7 @@ struct APIGate: RouterMiddleware {
     let sidecar: SidecarContext
 
     static let tokenHeader = HTTPField.Name("X-API-Token")!
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 
     /// The only paths served without the token: the sidecar's own health and its metrics. Everything else, the
     /// API and any path the router might take for it (it reads `//api/backups` as `/api/backups`), is behind the
@@ -23,7 +25,6 @@ struct APIGate: RouterMiddleware {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         return segments == ["healthz"] || segments == ["metrics"]
     }
-    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -33,9 +34,8 @@ struct APIGate: RouterMiddleware {
             do {
                 return try await next(request, context)
             } catch let error as HTTPError where error.status == .notFound {
-                let allowed = Router<Context>.allowedMethods(path)
-                guard !allowed.isEmpty else { throw error }
-                return Self.methodNotAllowed(request, allowed: allowed)
+                guard let notAllowed = Self.methodNotAllowed(request) else { throw error }
+                return notAllowed
             }
         }
         var context = context
@@ -77,8 +77,7 @@ struct APIGate: RouterMiddleware {
             let message: String
             switch error.status {
             case .notFound:
-                let allowed = Router<Context>.allowedMethods(path)
-                if !allowed.isEmpty { return Self.methodNotAllowed(request, allowed: allowed) }
+                if let notAllowed = Self.methodNotAllowed(request) { return notAllowed }
                 message = "no route \(request.method) \(LogText.clean(path)); see docs/openapi.yaml"
             case .contentTooLarge: message = "the request body is larger than \(APIResponse.bodyLimit / 1024) KiB"
             default: message = error.body ?? error.status.reasonPhrase
@@ -96,7 +95,11 @@ struct APIGate: RouterMiddleware {
 }
 
 extension APIGate {
-    static func methodNotAllowed(_ request: Request, allowed: [HTTPRequest.Method]) -> Response {
+    /// 405 with `Allow` when the router found no route because the path exists under other methods; nil when
+    /// it does not exist at all (404).
+    static func methodNotAllowed(_ request: Request) -> Response? {
+        let allowed = Router<Context>.allowedMethods(request.uri.path)
+        guard !allowed.isEmpty else { return nil }
         let list = allowed.map(\.rawValue).joined(separator: ", ")
         return APIError(
             .methodNotAllowed, "\(request.method) is not allowed on \(LogText.clean(request.uri.path)); use \(list)",
@@ -119,17 +122,11 @@ extension APIError {
     }
 }
 
-/// Text from a request (a path, a name) made safe for one log line: control characters escaped, length bounded.
+/// Text from a request (a path, a name) for one log line or error message: at most `limit` characters, and
+/// escaped as the log handler escapes (`JobLogHandler.escapingControls`).
 enum LogText {
     static func clean(_ text: some StringProtocol, limit: Int = 200) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars.prefix(limit) {
-            if scalar.value < 0x20 || scalar.value == 0x7f || (0x80..<0xa0).contains(scalar.value) {
-                out += "\\u{\(String(scalar.value, radix: 16))}"
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return text.unicodeScalars.count > limit ? out + "…" : out
+        let kept = String(String.UnicodeScalarView(text.unicodeScalars.prefix(limit)))
+        return JobLogHandler.escapingControls(kept) + (text.unicodeScalars.count > limit ? "…" : "")
     }
 }

@@ -92,7 +92,7 @@ extension BackupsAPI {
                 "[API] POST /api/backups/\(LogText.clean(name))/restore from \(context.client) refused: \(error)")
             throw APIError.from(error)
         }
-        let parts = stored.parts ?? ["database", "uploads", "env"]
+        let parts = stored.parts ?? RestoreParts.all.names
         sidecar.logger.warning(
             "[API] POST /api/backups/\(name)/restore from \(context.client): restore request \(stored.id) created (\(parts.joined(separator: ", "))\(stored.code == true ? ", and the code" : ""))"
         )
@@ -288,8 +288,7 @@ extension APIError {
         switch error.kind {
         case .invalidName, .invalidParts, .invalidID: APIError(.badRequest, error.description)
         case .notFound: APIError(.notFound, error.description)
-        case .noRunner: APIError(.serviceUnavailable, error.description)
-        default: APIError(.serviceUnavailable, error.description)
+        default: APIError(.serviceUnavailable, error.description)  // no runner, the store unreachable
         }
     }
 }
