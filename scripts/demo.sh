@@ -2,7 +2,7 @@
 # The demo, end to end on embedded defaults, in two parts:
 #  1. By hand: a throwaway PostgreSQL (Debian's server, in a temporary folder, on 127.0.0.1), sample data, an
 #     uploads folder and a .env; a signed backup-job; damage; restore-job; proof that everything came back.
-#  2. Unattended: a sample application with its own /healthz (Tests/Support/fixture_app.py, its own daemon,
+#  2. Unattended: a sample application with its own /healthz (deploy/compose/app/app.py, its own daemon,
 #     started and stopped by a small script), health-sidecar --loop and restore-job --loop (the rollback
 #     runner) in the background; a backup while the app is healthy; a failed deploy (a dropped table, deleted
 #     uploads, a changed .env) makes /healthz answer 500; the sidecar notices, the runner rolls back; the
@@ -154,7 +154,7 @@ case "\$1" in
 start)
     if [ -f '$WORK/app.pid' ] && kill -0 "\$(cat '$WORK/app.pid')" 2>/dev/null; then exit 0; fi
     : > '$WORK/app.out'
-    setsid python3 '$REPO/Tests/Support/fixture_app.py' --port $APP_PORT \
+    setsid python3 '$REPO/deploy/compose/app/app.py' --port $APP_PORT \
         >>'$WORK/app.out' 2>>'$WORK/app.err' </dev/null &
     echo \$! > '$WORK/app.pid'
     i=0

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The stand-in application of the health and rollback tests (`Tests/Support/fixture_app.py`), as its own
+/// The stand-in application of the health and rollback tests (`deploy/compose/app/app.py`), as its own
 /// process on 127.0.0.1: `/healthz` answers 200 only while its database query succeeds and its required upload
 /// is readable, so dropping a table or deleting the uploads breaks it as a failed deploy would.
 ///
@@ -28,10 +28,10 @@ public final class FixtureApplication: Sendable {
         }
     }
 
-    /// The script, `Tests/Support/fixture_app.py` in this package's source tree.
+    /// The script, `deploy/compose/app/app.py` in this package's source tree.
     public static var scriptURL: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Support/fixture_app.py")
+            .deletingLastPathComponent().appendingPathComponent("deploy/compose/app/app.py")
     }
 
     /// Starts it in front of `app`'s database and uploads; healthy while `users` can be counted and

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The fixture application (`Tests/Support/fixture_app.py`) run the way an operator's compose setup runs the
+/// The fixture application (`deploy/compose/app/app.py`) run the way an operator's compose setup runs the
 /// real one: started and stopped by shell commands (`app.sh start` / `app.sh stop`), which restore-job calls as
 /// APP_START_COMMAND / APP_STOP_COMMAND. Its first start lets the kernel pick a free port (no other test can
 /// take it between a pick and the bind) and records it; later starts listen on the same port, so that sidecars
@@ -20,7 +20,7 @@ public final class ManagedApplication: Sendable {
     public init(for app: ApplicationFixture, requiredFile: String = "documents/2024/03/notes.txt") throws {
         folder = try TemporaryDirectory(prefix: "managed-app")
         let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Support/fixture_app.py").path
+            .deletingLastPathComponent().appendingPathComponent("deploy/compose/app/app.py").path
         var settings = app.server.environment
         settings["PGDATABASE"] = app.database
         settings["FIXTURE_UPLOADS"] = app.uploadsDirectory.path

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""A stand-in for the application Contingency protects (Python 3, standard library only), for the health
-sidecar's and the rollback's tests and the demo. It runs as its own process and is healthy only when its data
+"""A stand-in for the application Contingency protects (Python 3, standard library only, and psql), for the
+compose example (this folder's Dockerfile), the health sidecar's and the rollback's tests and the demo. It runs as its own process and is healthy only when its data
 is there, the way the real application is:
 
     GET /healthz   200 {"status":"ok",...} when FIXTURE_QUERY (default: SELECT count(*) FROM users) succeeds
@@ -17,14 +17,20 @@ file to change what comes next.
 
     fixture_app.py [--port 0] [--status-file PATH] [-v]
 
-The port also comes from FIXTURE_PORT (default 0: the kernel picks one). Once listening it prints one line
-"listening on PORT" to standard output. With -v it logs each request to standard error.
+The port also comes from FIXTURE_PORT (default 0: the kernel picks one), the address from FIXTURE_BIND (default
+127.0.0.1; 0.0.0.0 in a container). Once listening it prints one line "listening on PORT" to standard output. With
+-v it logs each request to standard error. SIGTERM stops it at once.
+
+PGPASSWORD_FILE (a secret file, as compose and Kubernetes mount them) gives psql its password through the
+environment. FIXTURE_STARTUP_SQL, when set, is run once at start (retried while the database is not up yet), as a
+deploy's migration would be: the example's "broken release" image drops a table with it.
 """
 
 import argparse
 import html
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -39,13 +45,22 @@ def psql_command():
     return os.path.join(bin_dir, "psql") if bin_dir else "psql"
 
 
-def run_query():
+def psql_environment():
+    environment = dict(os.environ, PGCONNECT_TIMEOUT="10")
+    password_file = os.environ.get("PGPASSWORD_FILE")
+    if password_file and "PGPASSWORD" not in os.environ:
+        with open(password_file) as handle:
+            environment["PGPASSWORD"] = handle.read().strip()
+    return environment
+
+
+def run_query(query=None):
     """(ok, result or reason)"""
-    query = os.environ.get("FIXTURE_QUERY", "SELECT count(*) FROM users")
+    query = query or os.environ.get("FIXTURE_QUERY", "SELECT count(*) FROM users")
     try:
         done = subprocess.run(
             [psql_command(), "-AtX", "-v", "ON_ERROR_STOP=1", "-c", query],
-            capture_output=True, text=True, timeout=15, env=dict(os.environ, PGCONNECT_TIMEOUT="10"))
+            capture_output=True, text=True, timeout=15, env=psql_environment())
     except (OSError, subprocess.TimeoutExpired) as error:
         return False, f"psql: {error}"
     if done.returncode != 0:
@@ -132,6 +147,20 @@ class Handler(BaseHTTPRequestHandler):
             self.send(404, json.dumps({"status": "error", "reason": "not found"}))
 
 
+def run_startup_sql(sql, attempts=60):
+    """Runs `sql` once, waiting up to a minute for the database to accept connections."""
+    for attempt in range(attempts):
+        ok, reason = run_query(sql)
+        if ok:
+            sys.stderr.write("startup SQL done\n")
+            return
+        if "could not connect" not in reason and "the database system is starting up" not in reason:
+            sys.stderr.write(f"startup SQL failed: {reason}\n")
+            return
+        threading.Event().wait(1)
+    sys.stderr.write("startup SQL not run: the database never answered\n")
+
+
 def main():
     global VERBOSE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -141,7 +170,11 @@ def main():
     arguments = parser.parse_args()
     VERBOSE = arguments.v
     Handler.status_file = arguments.status_file
-    server = ThreadingHTTPServer(("127.0.0.1", arguments.port), Handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    startup_sql = os.environ.get("FIXTURE_STARTUP_SQL")
+    if startup_sql:
+        run_startup_sql(startup_sql)
+    server = ThreadingHTTPServer((os.environ.get("FIXTURE_BIND", "127.0.0.1"), arguments.port), Handler)
     server.daemon_threads = True
     print(f"listening on {server.server_address[1]}", flush=True)
     try:
