@@ -1,6 +1,6 @@
 {{/*
-Names. The object name is "<release>-contingency" (the chart's name is not used, so that the sidecar snippet
-included from an application's chart names the same objects).
+Names. The objects are "<release>-contingency-<part>", or "<release>-<part>" when the release's name already says
+contingency. Truncated to 52 characters so that a CronJob's Job names (11 more) stay within 63.
 */}}
 {{- define "contingency.name" -}}
 {{- default "contingency" .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
@@ -9,6 +9,8 @@ included from an application's chart names the same objects).
 {{- define "contingency.fullname" -}}
 {{- if .Values.fullnameOverride -}}
 {{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else if contains (include "contingency.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
 {{- else -}}
 {{- printf "%s-%s" .Release.Name (include "contingency.name" .) | trunc 52 | trimSuffix "-" -}}
 {{- end -}}
@@ -349,15 +351,15 @@ imagePullSecrets:
 {{- end }}
 {{- with .Values.nodeSelector }}
 nodeSelector:
-{{- toYaml . | nindent 2 }}
+{{- toYaml . | trim | nindent 2 }}
 {{- end }}
 {{- with .Values.tolerations }}
 tolerations:
-{{- toYaml . | nindent 2 }}
+{{- toYaml . | trim | nindent 2 }}
 {{- end }}
 {{- with .Values.affinity }}
 affinity:
-{{- toYaml . | nindent 2 }}
+{{- toYaml . | trim | nindent 2 }}
 {{- end }}
 {{- end -}}
 
@@ -379,9 +381,9 @@ and release):
     containers:
       - name: app
         …
-      {{- include "contingency.sidecarContainer" .Subcharts.contingency | nindent 6 }}
+      {{- include "contingency.sidecarContainer" .Subcharts.contingency | trim | nindent 6 }}
     volumes:
-      {{- include "contingency.sidecarVolumes" .Subcharts.contingency | nindent 6 }}
+      {{- include "contingency.sidecarVolumes" .Subcharts.contingency | trim | nindent 6 }}
 
 The application's pod then needs securityContext.fsGroup 10001, so that the sidecar (uid 10001) can read its
 secret files (mode 0440) and write the store.
@@ -415,8 +417,8 @@ secret files (mode 0440) and write the store.
     - name: TRUSTED_PROXIES
       value: {{ . | quote }}
     {{- end }}
-    {{- include "contingency.env" (dict "root" . "component" "sidecar") | nindent 4 }}
-    {{- include "contingency.extraEnv" .Values.sidecar.extraEnv | nindent 4 }}
+    {{- include "contingency.env" (dict "root" . "component" "sidecar") | trim | nindent 4 }}
+    {{- include "contingency.extraEnv" .Values.sidecar.extraEnv | trim | nindent 4 }}
   ports:
     - name: http
       containerPort: {{ .Values.sidecar.port }}
@@ -436,11 +438,11 @@ secret files (mode 0440) and write the store.
     timeoutSeconds: 5
     failureThreshold: 3
   resources:
-    {{- toYaml .Values.sidecar.resources | nindent 4 }}
+    {{- toYaml .Values.sidecar.resources | trim | nindent 4 }}
   securityContext:
-    {{- include "contingency.containerSecurityContext" . | nindent 4 }}
+    {{- include "contingency.containerSecurityContext" . | trim | nindent 4 }}
   volumeMounts:
-    {{- include "contingency.volumeMounts" (dict "root" . "component" "sidecar") | nindent 4 }}
+    {{- include "contingency.volumeMounts" (dict "root" . "component" "sidecar") | trim | nindent 4 }}
 {{- end -}}
 
 {{/* The volumes the sidecar container needs, for an application's pod (see contingency.sidecarContainer). */}}
@@ -512,7 +514,7 @@ kind: CronJob
 metadata:
   name: {{ include "contingency.fullname" $root }}-{{ .component }}
   labels:
-    {{- include "contingency.labels" $root | nindent 4 }}
+    {{- include "contingency.labels" $root | trim | nindent 4 }}
     app.kubernetes.io/component: {{ .component }}
 spec:
   schedule: {{ $job.schedule | quote }}
@@ -532,35 +534,35 @@ spec:
       template:
         metadata:
           labels:
-            {{- include "contingency.selectorLabels" (dict "root" $root "component" .component) | nindent 12 }}
+            {{- include "contingency.selectorLabels" (dict "root" $root "component" .component) | trim | nindent 12 }}
             {{- with $root.Values.podLabels }}
-            {{- toYaml . | nindent 12 }}
+            {{- toYaml . | trim | nindent 12 }}
             {{- end }}
           {{- with $root.Values.podAnnotations }}
           annotations:
-            {{- toYaml . | nindent 12 }}
+            {{- toYaml . | trim | nindent 12 }}
           {{- end }}
         spec:
           restartPolicy: Never
-          {{- include "contingency.serviceAccount" (dict "root" $root "component" .component) | nindent 10 }}
+          {{- include "contingency.serviceAccount" (dict "root" $root "component" .component) | trim | nindent 10 }}
           securityContext:
-            {{- include "contingency.podSecurityContext" $root | nindent 12 }}
-          {{- include "contingency.podScheduling" $root | nindent 10 }}
+            {{- include "contingency.podSecurityContext" $root | trim | nindent 12 }}
+          {{- include "contingency.podScheduling" $root | trim | nindent 10 }}
           containers:
             - name: {{ .component }}
               image: {{ include "contingency.image" $root }}
               imagePullPolicy: {{ $root.Values.image.pullPolicy }}
               args: {{ toJson .args }}
               env:
-                {{- include "contingency.env" (dict "root" $root "component" .component) | nindent 16 }}
-                {{- .env | nindent 16 }}
-                {{- include "contingency.extraEnv" $job.extraEnv | nindent 16 }}
+                {{- include "contingency.env" (dict "root" $root "component" .component) | trim | nindent 16 }}
+                {{- .env | trim | nindent 16 }}
+                {{- include "contingency.extraEnv" $job.extraEnv | trim | nindent 16 }}
               resources:
-                {{- toYaml $job.resources | nindent 16 }}
+                {{- toYaml $job.resources | trim | nindent 16 }}
               securityContext:
-                {{- include "contingency.containerSecurityContext" $root | nindent 16 }}
+                {{- include "contingency.containerSecurityContext" $root | trim | nindent 16 }}
               volumeMounts:
-                {{- include "contingency.volumeMounts" (dict "root" $root "component" .component) | nindent 16 }}
+                {{- include "contingency.volumeMounts" (dict "root" $root "component" .component) | trim | nindent 16 }}
           volumes:
-            {{- include "contingency.volumes" (dict "root" $root "component" .component) | nindent 12 }}
+            {{- include "contingency.volumes" (dict "root" $root "component" .component) | trim | nindent 12 }}
 {{- end -}}
