@@ -18,7 +18,7 @@ struct HelmChartTests {
     static let chart = root.appending(path: "charts/contingency")
     static let helper = root.appending(path: "Tests/Support/helm_check.py")
     static let install =
-        "run scripts/install-deps.sh (it pip-installs helm-python-sdk, kubernetes-validate and check-jsonschema, pinned)"
+        "run scripts/install-deps.sh (pip-installs helm-python-sdk, kubernetes-validate, check-jsonschema, pinned)"
 
     /// The values files an operator would start from: nil is the chart's defaults.
     static let valueFiles: [String?] = [
@@ -70,13 +70,18 @@ struct HelmChartTests {
     }
 
     /// A rendering that must succeed and validate.
-    static func valid(_ values: [String?] = [nil], setJSON: [String] = [], parent: String? = nil) async throws -> Rendering {
+    static func valid(_ values: [String?] = [nil], setJSON: [String] = [], parent: String? = nil) async throws
+        -> Rendering
+    {
         let (result, rendering) = try await render(values, setJSON: setJSON, parent: parent)
         let shown = values.map { $0 ?? "defaults" }.joined(separator: " + ")
         let rendered = try #require(rendering, "\(shown) did not render: \(result)")
         #expect(!rendered.objects.isEmpty, "\(shown) rendered nothing")
         for check in rendered.validation {
-            #expect(check["error"] is NSNull, "\(shown): \(check["kind"] ?? "?") \(check["name"] ?? "?") fails \(check["schema"] ?? "?"): \(check["error"] ?? "")")
+            #expect(
+                check["error"] is NSNull,
+                "\(shown): \(check["kind"] ?? "?") \(check["name"] ?? "?") fails \(check["schema"] ?? "?"): \(check["error"] ?? "")"
+            )
         }
         #expect(rendered.validation.count == rendered.objects.count, "\(shown): not every object was validated")
         return rendered
@@ -101,17 +106,20 @@ struct HelmChartTests {
             if let file { arguments += ["--values", Self.chart.appending(path: file).path] }
             let result = try await Self.python(arguments)
             #expect(result.succeeded, "\(result)")
-            let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            let report = try #require(
+                try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
             #expect((report["errors"] as? [Any])?.isEmpty == true, "\(file ?? "defaults"): \(report)")
             let serious = (report["messages"] as? [[String: Any]] ?? []).filter { ($0["severity"] as? Int ?? 0) >= 2 }
             #expect(serious.isEmpty, "\(file ?? "defaults"): \(serious)")
         }
     }
 
-    @Test("values.schema.json refuses wrong types and unknown keys, naming the key", arguments: [
-        ("schedule-number.yaml", "/backup/schedule"), ("port-string.yaml", "/sidecar/port"),
-        ("unknown-key.yaml", "'backups' not allowed"), ("retention-string.yaml", "/cleanup/retentionDays"),
-    ])
+    @Test(
+        "values.schema.json refuses wrong types and unknown keys, naming the key",
+        arguments: [
+            ("schedule-number.yaml", "/backup/schedule"), ("port-string.yaml", "/sidecar/port"),
+            ("unknown-key.yaml", "'backups' not allowed"), ("retention-string.yaml", "/cleanup/retentionDays"),
+        ])
     func schemaRefusesBadValues(file: String, key: String) async throws {
         let path = Self.root.appending(path: "Tests/Support/helm/bad/\(file)").path
         let (result, rendering) = try await Self.render([path])
@@ -124,8 +132,10 @@ struct HelmChartTests {
     @Test("contradictory values fail the rendering with what to change")
     func contradictionsFail() async throws {
         let cases: [(String, String)] = [
-            (#"{"sidecar": {"mode": "injected", "injected": {"podSelector": {"app": "visual"}}}}"#,
-             "sidecar.mode=injected with appControl.kind=kubernetes"),
+            (
+                #"{"sidecar": {"mode": "injected", "injected": {"podSelector": {"app": "visual"}}}}"#,
+                "sidecar.mode=injected with appControl.kind=kubernetes"
+            ),
             (#"{"store": {"volume": {"enabled": false}}}"#, "no store"),
             (#"{"runner": {"restoreParts": "database,uploads,env"}}"#, "runner.restoreParts includes env"),
             (#"{"secrets": {"existingSecret": ""}}"#, "secrets.values.apiToken is empty"),
@@ -141,7 +151,9 @@ struct HelmChartTests {
 
     // MARK: - What the objects must say
 
-    @Test("defaults: CronJobs for backup and cleanup, the runner and sidecar Deployments, the sidecar's Service on SIDECAR_PORT's default")
+    @Test(
+        "defaults: backup and cleanup CronJobs, runner and sidecar Deployments, the Service on SIDECAR_PORT's default"
+    )
     func defaultsShape() async throws {
         let rendered = try await Self.valid()
         let backup = try #require(rendered.named("CronJob", "-backup"))
@@ -163,7 +175,9 @@ struct HelmChartTests {
         }
         let service = try #require(rendered.named("Service", "-sidecar"))
         #expect((service.path("spec", "ports") as? [[String: Any]])?.first?["targetPort"] as? Int == port)
-        #expect(service.path("spec", "selector") as? [String: String] == sidecar.path("spec", "selector", "matchLabels") as? [String: String])
+        #expect(
+            service.path("spec", "selector") as? [String: String] == sidecar.path("spec", "selector", "matchLabels")
+                as? [String: String])
         // The loops' liveness file and the staging folder live under /tmp, the pods' only writable emptyDir.
         #expect(Settings.livenessFile.defaultValue?.hasPrefix("/tmp/") == true)
         #expect(Settings.stagingDir.defaultValue?.hasPrefix("/tmp/") == true)
@@ -176,11 +190,14 @@ struct HelmChartTests {
     func rbacIsExactlyWhatTheControlCalls() async throws {
         // The (verb, resource, group) of every request the control makes, read from its source.
         let source = try String(
-            contentsOf: Self.root.appending(path: "Sources/BackupKit/AppControl/KubernetesAppControl.swift"), encoding: .utf8)
+            contentsOf: Self.root.appending(path: "Sources/BackupKit/AppControl/KubernetesAppControl.swift"),
+            encoding: .utf8)
         let pattern = try Regex(#"access: \.init\(verb: "([a-z]+)", resource: "([a-z/]+)", group: "([a-z.]*)"\)"#)
         var called: Set<String> = []
         for match in source.matches(of: pattern) {
-            called.insert("\(match.output[3].substring ?? "")/\(match.output[2].substring ?? ""):\(match.output[1].substring ?? "")")
+            called.insert(
+                "\(match.output[3].substring ?? "")/\(match.output[2].substring ?? ""):\(match.output[1].substring ?? "")"
+            )
         }
         #expect(called == ["apps/deployments:get", "apps/deployments:patch", "/pods:list"], "\(called)")
 
@@ -190,11 +207,13 @@ struct HelmChartTests {
         #expect(rendered.all("ClusterRole").isEmpty && rendered.all("ClusterRoleBinding").isEmpty)
         var granted: Set<String> = []
         for role in roles {
-            #expect(role.path("metadata", "namespace") as? String == "shop", "Roles live in the application's namespace")
+            #expect(
+                role.path("metadata", "namespace") as? String == "shop", "Roles live in the application's namespace")
             for rule in role["rules"] as? [[String: Any]] ?? [] {
                 let resources = rule["resources"] as? [String] ?? []
                 if resources == ["deployments"] {
-                    #expect(rule["resourceNames"] as? [String] == ["visual-platform"], "only the application's Deployment")
+                    #expect(
+                        rule["resourceNames"] as? [String] == ["visual-platform"], "only the application's Deployment")
                 }
                 for group in rule["apiGroups"] as? [String] ?? [] {
                     for resource in resources {
@@ -223,7 +242,9 @@ struct HelmChartTests {
         }
     }
 
-    @Test("volume store: a ReadWriteMany claim of the class asked for, the chart's Secret, the .env from a read-only Secret")
+    @Test(
+        "volume store: a ReadWriteMany claim of the class asked for, the chart's Secret, the .env read-only"
+    )
     func volumeStore() async throws {
         let rendered = try await Self.valid(["ci/volume-values.yaml"])
         let pvc = try #require(rendered.all("PersistentVolumeClaim").first)
@@ -238,7 +259,9 @@ struct HelmChartTests {
         let backup = try #require(rendered.named("CronJob", "-backup"))
         let container = try #require(Self.containers(backup).first)
         #expect(Self.env(container)["ENV_FILE"] == "/app/env/.env")
-        let envMount = (container["volumeMounts"] as? [[String: Any]])?.first { $0["mountPath"] as? String == "/app/env" }
+        let envMount = (container["volumeMounts"] as? [[String: Any]])?.first {
+            $0["mountPath"] as? String == "/app/env"
+        }
         #expect(envMount?["readOnly"] as? Bool == true)
         let envVolume = Self.volumes(backup).first { $0["name"] as? String == envMount?["name"] as? String }
         #expect(envVolume?.path("secret", "secretName") as? String == "visual-env")
@@ -249,7 +272,9 @@ struct HelmChartTests {
         #expect(runnerEnv["RESTORE_PARTS"]?.contains("env") == false)
         #expect(runnerEnv["ENV_FILE"] == "")
         #expect(Self.volumes(runner).allSatisfy { $0["name"] as? String != "contingency-env" })
-        let uploads = (Self.containers(runner)[0]["volumeMounts"] as? [[String: Any]])?.first { $0["mountPath"] as? String == "/app/uploads" }
+        let uploads = (Self.containers(runner)[0]["volumeMounts"] as? [[String: Any]])?.first {
+            $0["mountPath"] as? String == "/app/uploads"
+        }
         #expect(uploads?["readOnly"] as? Bool == false, "the runner restores the uploads")
         let drill = try #require(rendered.named("CronJob", "-drill"))
         #expect(Self.containers(drill).first?["args"] as? [String] == ["restore-job", "--drill"])
@@ -258,7 +283,9 @@ struct HelmChartTests {
         #expect((config.path("data", "verify-keys.pem") as? String)?.contains("BEGIN PUBLIC KEY") == true)
     }
 
-    @Test("S3 store: no claim, the bucket's credentials as files, and the disaster-recovery Job restoring the named backup")
+    @Test(
+        "S3 store: no claim, the bucket's credentials as files, the disaster-recovery Job restoring the named backup"
+    )
     func s3Store() async throws {
         let rendered = try await Self.valid(["ci/s3-values.yaml"])
         #expect(rendered.all("PersistentVolumeClaim").isEmpty)
@@ -282,7 +309,9 @@ struct HelmChartTests {
         #expect(tmp?.path("emptyDir", "sizeLimit") as? String == "20Gi", "the dump is staged in /tmp without a volume")
     }
 
-    @Test("injected sidecar: the application's chart adds the container to its pod; the chart makes no sidecar Deployment")
+    @Test(
+        "injected sidecar: the application's chart adds the container to its pod; the chart makes no sidecar Deployment"
+    )
     func injectedSidecar() async throws {
         let own = try await Self.valid(["ci/injected-values.yaml"])
         #expect(own.named("Deployment", "-sidecar") == nil)
@@ -292,7 +321,8 @@ struct HelmChartTests {
         let rendered = try await Self.valid(parent: "Tests/Support/helm/app-chart")
         Self.checkPods(rendered, "app-chart")
         Self.checkSecretsStayFiles(rendered, "app-chart")
-        let app = try #require(rendered.all("Deployment").first { $0.path("metadata", "name") as? String == "visual-platform" })
+        let app = try #require(
+            rendered.all("Deployment").first { $0.path("metadata", "name") as? String == "visual-platform" })
         let names = Self.containers(app).compactMap { $0["name"] as? String }
         #expect(names == ["app", "contingency-sidecar"])
         let sidecar = Self.containers(app)[1]
@@ -303,7 +333,10 @@ struct HelmChartTests {
         for mount in sidecar["volumeMounts"] as? [[String: Any]] ?? [] {
             #expect(volumes.contains(mount["name"] as? String ?? "?"), "\(mount) has no volume in the pod")
         }
-        #expect((sidecar["volumeMounts"] as? [[String: Any]])?.contains { $0["name"] as? String == "uploads" && $0["readOnly"] as? Bool == true } == true)
+        #expect(
+            (sidecar["volumeMounts"] as? [[String: Any]])?.contains {
+                $0["name"] as? String == "uploads" && $0["readOnly"] as? Bool == true
+            } == true)
     }
 
     @Test("Prometheus on: a ServiceMonitor on the sidecar's /metrics and the PrometheusRule, both valid for their CRDs")
@@ -325,10 +358,14 @@ struct HelmChartTests {
 
     // MARK: - The CI/CD example
 
-    @Test("the GitHub Actions example is a valid workflow that waits on the backup's answer and rolls back on failed health")
+    @Test(
+        "the GitHub Actions example is a valid workflow, waits on the backup's answer, rolls back on failed health"
+    )
     func workflow() async throws {
         let file = Self.root.appending(path: "deploy/github-actions/backup-before-deploy.yml")
-        let check = try await Self.python(["-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", file.path])
+        let check = try await Self.python([
+            "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", file.path,
+        ])
         #expect(check.succeeded, "\(check)")
         let text = try String(contentsOf: file, encoding: .utf8)
         #expect(!text.contains("sleep 60"), "waits on the answer, not on a clock")
@@ -344,7 +381,9 @@ struct HelmChartTests {
         defer { broken.remove() }
         let copy = broken.appending("broken.yml")
         try Data(text.replacingOccurrences(of: "    runs-on: ubuntu-latest\n", with: "").utf8).write(to: copy)
-        let refused = try await Self.python(["-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", copy.path])
+        let refused = try await Self.python([
+            "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", copy.path,
+        ])
         #expect(!refused.succeeded, "a job without runs-on was accepted: \(refused)")
     }
 
@@ -364,7 +403,9 @@ struct HelmChartTests {
                 #expect(security["allowPrivilegeEscalation"] as? Bool == false, "\(name)")
                 #expect(security.path("capabilities", "drop") as? [String] == ["ALL"], "\(name)")
                 #expect(pod.path("securityContext", "fsGroup") as? Int == 10001, "\(name): fsGroup")
-                let tmp = (container["volumeMounts"] as? [[String: Any]])?.first { $0["mountPath"] as? String == "/tmp" }
+                let tmp = (container["volumeMounts"] as? [[String: Any]])?.first {
+                    $0["mountPath"] as? String == "/tmp"
+                }
                 let volume = volumes(pod: pod).first { $0["name"] as? String == tmp?["name"] as? String }
                 #expect(volume?["emptyDir"] != nil, "\(name): /tmp is not an emptyDir")
                 #expect(container["resources"] != nil, "\(name): no resources")
@@ -379,12 +420,15 @@ struct HelmChartTests {
     /// Secrets reach the processes as files: no env value holds a secret or takes one from a Secret, each NAME_FILE
     /// names a file of a mounted volume (secrets 0440), and every variable is one its executable reads.
     static func checkSecretsStayFiles(_ rendered: Rendering, _ shown: String) {
-        let secrets = (rendered.values.path("secrets", "values") as? [String: String] ?? [:]).values.filter { !$0.isEmpty }
+        let secrets = (rendered.values.path("secrets", "values") as? [String: String] ?? [:]).values.filter {
+            !$0.isEmpty
+        }
         for object in rendered.objects where object["kind"] as? String != "Secret" {
             let json = try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])
             let text = String(decoding: json ?? Data(), as: UTF8.self)
             for secret in secrets {
-                let line = String(secret.split(separator: "\n").dropFirst(secret.hasPrefix("-----") ? 1 : 0).first ?? "")
+                let line = String(
+                    secret.split(separator: "\n").dropFirst(secret.hasPrefix("-----") ? 1 : 0).first ?? "")
                 #expect(!text.contains(line), "\(shown): \(object["kind"] ?? "?") holds a secret value")
             }
         }
@@ -392,9 +436,12 @@ struct HelmChartTests {
             guard let pod = podSpec(object) else { continue }
             for container in pod["containers"] as? [[String: Any]] ?? [] {
                 guard (container["image"] as? String)?.hasPrefix("contingency:") == true else { continue }
-                let name = "\(shown): \(object["kind"] ?? "?") \(object.path("metadata", "name") ?? "?")/\(container["name"] ?? "?")"
+                let name =
+                    "\(shown): \(object["kind"] ?? "?") \(object.path("metadata", "name") ?? "?")/\(container["name"] ?? "?")"
                 #expect(container["envFrom"] == nil, "\(name)")
-                let component = container["name"] as? String == "contingency-sidecar" ? "sidecar" : container["name"] as? String ?? "?"
+                let component =
+                    container["name"] as? String == "contingency-sidecar"
+                    ? "sidecar" : container["name"] as? String ?? "?"
                 let readable = settingNames(component)
                 let fileVariables = Set(allSettings.filter(\.readsFile).map { $0.name + "_FILE" } + ["PGPASSWORD_FILE"])
                 let mounts = container["volumeMounts"] as? [[String: Any]] ?? []
@@ -413,7 +460,8 @@ struct HelmChartTests {
                     #expect(mount?["readOnly"] as? Bool == true, "\(name): \(key)=\(path) is not on a read-only mount")
                     if let secret = volume?["secret"] as? [String: Any] {
                         let items = secret["items"] as? [[String: Any]] ?? []
-                        #expect(items.contains { $0["path"] as? String == file }, "\(name): \(key)=\(path) is not mounted")
+                        #expect(
+                            items.contains { $0["path"] as? String == file }, "\(name): \(key)=\(path) is not mounted")
                         #expect(secret["defaultMode"] as? Int == 0o440, "\(name): secret files must be 0440")
                     } else {
                         #expect(volume?["configMap"] != nil, "\(name): \(key)=\(path) is on no Secret or ConfigMap")
@@ -441,7 +489,8 @@ struct HelmChartTests {
         let settings: [Setting] =
             switch component {
             case "backup": BackupConfiguration.settings + [Settings.livenessFile]
-            case "cleanup": CleanupConfiguration.settings + NotificationSettings.backupSettings + [Settings.livenessFile]
+            case "cleanup":
+                CleanupConfiguration.settings + NotificationSettings.backupSettings + [Settings.livenessFile]
             case "drill", "restore":
                 RestoreConfiguration.settings + DrillConfiguration.settings + NotificationSettings.backupSettings
             // The runner's safety backups load the backup settings too.
