@@ -114,6 +114,20 @@ struct HelmChartTests {
         }
     }
 
+    @Test("every key of values.yaml has a comment on the line above it")
+    func valuesAreDocumented() throws {
+        let lines = try String(contentsOf: Self.chart.appending(path: "values.yaml"), encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: false)
+        let key = try Regex(#"^\s*[A-Za-z0-9]+:"#)
+        var keys = 0
+        for (index, line) in lines.enumerated() where line.prefixMatch(of: key) != nil {
+            keys += 1
+            let above = index > 0 ? lines[index - 1].trimmingCharacters(in: .whitespaces) : ""
+            #expect(above.hasPrefix("#"), "values.yaml line \(index + 1) has no comment: \(line)")
+        }
+        #expect(keys > 100, "only \(keys) keys found: is values.yaml read?")
+    }
+
     @Test(
         "values.schema.json refuses wrong types and unknown keys, naming the key",
         arguments: [
