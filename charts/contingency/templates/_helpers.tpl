@@ -455,7 +455,7 @@ Checks of the values that a schema cannot express; each fails the rendering with
 */}}
 {{- define "contingency.validate" -}}
 {{- $v := .Values -}}
-{{- if and (eq $v.sidecar.mode "injected") (eq $v.appControl.kind "kubernetes") $v.runner.enabled -}}
+{{- if and (eq $v.sidecar.mode "injected") (eq $v.appControl.kind "kubernetes") -}}
 {{- fail "sidecar.mode=injected with appControl.kind=kubernetes: a rollback scales the application's Deployment to 0, which would stop a sidecar living in its pod in the middle of the incident. Use sidecar.mode=deployment (the sidecar in its own Deployment), or appControl.kind=command" -}}
 {{- end -}}
 {{- if and (eq $v.appControl.kind "kubernetes") (not $v.app.deployment) (or $v.runner.enabled $v.backup.enabled (ne $v.sidecar.mode "disabled")) -}}
