@@ -150,14 +150,15 @@ def main() -> int:
                 kube_version=f"v{KUBERNETES_VERSION}")
             print(json.dumps(report))
             return 0
-        chart_dir = arguments.chart
         if arguments.command == "parent":
             # The application's chart with this chart as its dependency, as an operator lays it out.
-            workspace = tempfile.mkdtemp(prefix="helm-parent-")
-            chart_dir = os.path.join(workspace, os.path.basename(os.path.normpath(arguments.parent)))
-            shutil.copytree(arguments.parent, chart_dir)
-            shutil.copytree(arguments.chart, os.path.join(chart_dir, "charts", "contingency"))
-        objects = render(chart_dir, values, arguments.release, arguments.namespace)
+            with tempfile.TemporaryDirectory(prefix="helm-parent-") as workspace:
+                chart_dir = os.path.join(workspace, os.path.basename(os.path.normpath(arguments.parent)))
+                shutil.copytree(arguments.parent, chart_dir)
+                shutil.copytree(arguments.chart, os.path.join(chart_dir, "charts", "contingency"))
+                objects = render(chart_dir, values, arguments.release, arguments.namespace)
+        else:
+            objects = render(arguments.chart, values, arguments.release, arguments.namespace)
     except helm.HelmError as error:
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return 1
