@@ -41,3 +41,19 @@ if [ "$(python3 -c 'import importlib.metadata as m; print(m.version("schemathesi
     [ "$(id -u)" -eq 0 ] || pip_user=(--user)
     PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check "${pip_user[@]}" "schemathesis==$schemathesis_version"
 fi
+
+# The Helm chart's and the CI example's offline checks (Tests/BackupIntegrationTests/HelmChartTests.swift):
+# helm-python-sdk (Helm's Go SDK as a shared library: render and lint, no helm binary), kubernetes-validate (the
+# Kubernetes schemas, 1.30 used) and check-jsonschema (its vendored GitHub workflow and Compose schemas). Pinned.
+helm_tools=("helm-python-sdk==0.2.2" "kubernetes-validate==1.37.0" "check-jsonschema==0.39.0")
+helm_tools_missing=()
+for requirement in "${helm_tools[@]}"; do
+    [ "$(python3 -c "import importlib.metadata as m; print(m.version('${requirement%%==*}'))" 2>/dev/null)" = "${requirement##*==}" ] \
+        || helm_tools_missing+=("$requirement")
+done
+if ((${#helm_tools_missing[@]})); then
+    echo "Installing ${helm_tools_missing[*]} with pip"
+    pip_user=()
+    [ "$(id -u)" -eq 0 ] || pip_user=(--user)
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check "${pip_user[@]}" "${helm_tools_missing[@]}"
+fi
