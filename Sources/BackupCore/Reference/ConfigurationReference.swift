@@ -4,7 +4,7 @@ import Foundation
 /// executables' lists: every variable once, in the group of its subject, with the executables that read it.
 /// A test compares the file with `markdown()`, so the page cannot drift from the code.
 public enum ConfigurationReference {
-    /// A subject: its title, the docs page that explains it, and its variables in the order shown.
+    /// A subject: its title, the docs page (and section) that explains it, and its variables in the order shown.
     public struct Group: Sendable {
         public let title: String
         public let page: String?
@@ -28,7 +28,7 @@ public enum ConfigurationReference {
             [Settings.backupDir, Settings.backupPrefix, Settings.stagingDir, Settings.lockTTL, Settings.lockTimeout]),
         Group("The bucket (S3)", page: "store.md", S3Configuration.settings),
         Group("The database", page: "backup.md", DatabaseSettings.settings + [Settings.pgPassword, Settings.pgBinDir]),
-        Group("The application's files", page: "backup.md", ApplicationPaths.settings + [Settings.nodeVersion]),
+        Group("The application's files", page: "backup.md#the-archive", ApplicationPaths.settings + [Settings.nodeVersion]),
         Group(
             "Backups", page: "backup.md",
             [
@@ -42,26 +42,26 @@ public enum ConfigurationReference {
                 Settings.restoreToastCompression, Settings.restoreKeepOld, Settings.restoreNoOwner, Settings.restoreOwners,
                 Settings.restoreAllowOutsideSymlinks,
             ]),
-        Group("Restore drills", page: "restore.md", DrillConfiguration.settings),
+        Group("Restore drills", page: "restore.md#restore-drills", DrillConfiguration.settings),
         Group(
-            "Hooks", page: "backup.md",
+            "Hooks", page: "backup.md#hooks",
             [
                 Settings.backupPreCommand, Settings.backupPostCommand, Settings.restorePreCommand,
                 Settings.restorePostCommand, Settings.hookTimeout,
             ]),
         Group(
-            "Encryption and signing", page: "security.md",
+            "Encryption and signing", page: "security.md#where-each-key-must-live",
             [Settings.ageRecipients, Settings.agePassphrase, Settings.ageIdentity, Settings.backupSigningKey]
                 + TrustSettings.settings),
         Group(
-            "The health sidecar", page: "rollback.md",
+            "The health sidecar", page: "rollback.md#the-health-sidecar",
             [
                 Settings.healthCheckURL, Settings.healthCheckTimeout, Settings.healthCheckInterval,
                 Settings.healthCheckFailures, Settings.healthCheckStartPeriod, Settings.sidecarID, Settings.sidecarBind,
                 Settings.sidecarPort, Settings.backupStaleAfter, Settings.livenessFile,
             ]),
         Group(
-            "Rollback", page: "rollback.md",
+            "Rollback", page: "rollback.md#health-and-rollback",
             [
                 Settings.restorePollInterval, Settings.rollbackHealthTimeout, Settings.rollbackMax, Settings.rollbackWindow,
                 Settings.rollbackCode, Settings.rollbackDataOnly,
@@ -77,7 +77,7 @@ public enum ConfigurationReference {
         Group(
             "Retention", page: "retention.md",
             RetentionPolicy.settings + [Settings.cleanupSchedule, Settings.cleanupGrace]),
-        Group("Logs and progress", page: nil, [Settings.logFormat, Settings.progressInterval]),
+        Group("Logs and progress", page: "security.md#logs", [Settings.logFormat, Settings.progressInterval]),
     ]
 
     /// Every variable some executable reads, each once, in the executables' order.
@@ -144,7 +144,10 @@ public enum ConfigurationReference {
         }
         for group in shownGroups {
             lines += ["", "## \(group.title)", ""]
-            if let page = group.page { lines += ["Explained in [\(page)](\(page)).", ""] }
+            if let page = group.page {
+                let name = page.split(separator: "#").first.map(String.init) ?? page
+                lines += ["Explained in [\(name)](\(page)).", ""]
+            }
             lines += ["| variable | default | secret | read by | meaning |", "|---|---|---|---|---|"]
             for setting in group.settings {
                 lines.append(
