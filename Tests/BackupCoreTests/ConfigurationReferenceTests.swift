@@ -20,7 +20,9 @@ import Testing
         guard written != generated else { return }
         let writtenLines = written.split(separator: "\n", omittingEmptySubsequences: false)
         let generatedLines = generated.split(separator: "\n", omittingEmptySubsequences: false)
-        let first = Array(zip(writtenLines, generatedLines)).firstIndex { $0 != $1 } ?? min(writtenLines.count, generatedLines.count)
+        let first =
+            Array(zip(writtenLines, generatedLines)).firstIndex { $0 != $1 }
+            ?? min(writtenLines.count, generatedLines.count)
         Issue.record(
             """
             docs/configuration.md differs from what the settings' definitions generate (first at line \(first + 1)):
@@ -40,7 +42,8 @@ import Testing
     @Test func everyGroupedVariableIsReadBySomeExecutable() {
         let read = Set(ConfigurationReference.allSettings)
         let unread = ConfigurationReference.groups.flatMap(\.settings).filter { !read.contains($0) }.map(\.name)
-        #expect(unread.isEmpty, "no executable's list holds \(unread): add them to its list in Executables, or drop them")
+        #expect(
+            unread.isEmpty, "no executable's list holds \(unread): add them to its list in Executables, or drop them")
     }
 
     @Test func everyVariableIsOneRowWithItsReaders() {
@@ -113,12 +116,16 @@ import Testing
     static let readButUnused: [String: (names: Set<String>, reason: String)] = [
         // cleanup-job loads restore-job's configuration to verify the newest backup as restore-job --verify does;
         // it restores nothing, so the restore's own variables (parts, hooks, owners, …) do nothing there.
-        "cleanup-job": (Set(RestoreConfiguration.settings.map(\.name)), "restore-job's configuration, loaded to verify"),
+        "cleanup-job": (
+            Set(RestoreConfiguration.settings.map(\.name)), "restore-job's configuration, loaded to verify"
+        ),
         // The runner's safety backup runs once, between the runner's own steps: no backup hooks, no label, no
         // schedule (RollbackConfiguration.load clears them).
         "restore-job": (
             [Settings.backupPreCommand, Settings.backupPostCommand, Settings.backupLabel, Settings.schedule].reduce(
-                into: Set<String>()) { $0.insert($1.name) }, "backup-job's, cleared for the safety backup"),
+                into: Set<String>()
+            ) { $0.insert($1.name) }, "backup-job's, cleared for the safety backup"
+        ),
     ]
 
     /// Every variable an executable's configuration loads is in the list its `--help` prints (and the reference
@@ -173,7 +180,8 @@ import Testing
 
     @Test func cellsKeepTheTable() {
         #expect(ConfigurationReference.cell("success|failure\nnext") == "success\\|failure next")
-        #expect(ConfigurationReference.cell("<db>_before_restore_<time> in /usr/lib/postgresql/*/bin")
-            == "&lt;db>_before_restore_&lt;time> in /usr/lib/postgresql/\\*/bin")
+        #expect(
+            ConfigurationReference.cell("<db>_before_restore_<time> in /usr/lib/postgresql/*/bin")
+                == "&lt;db>_before_restore_&lt;time> in /usr/lib/postgresql/\\*/bin")
     }
 }

@@ -19,9 +19,12 @@ import Testing
     /// GitHub's anchor for a heading: lower case, punctuation dropped (but `-` and `_`), spaces as `-`.
     static func anchor(_ heading: String) -> String {
         String(
-            heading.trimmingCharacters(in: .whitespaces).lowercased().unicodeScalars.compactMap { scalar -> Character? in
+            heading.trimmingCharacters(in: .whitespaces).lowercased().unicodeScalars.compactMap {
+                scalar -> Character? in
                 if scalar == " " { return "-" }
-                if CharacterSet.alphanumerics.contains(scalar) || scalar == "-" || scalar == "_" { return Character(scalar) }
+                if CharacterSet.alphanumerics.contains(scalar) || scalar == "-" || scalar == "_" {
+                    return Character(scalar)
+                }
                 return nil
             })
     }
@@ -68,7 +71,8 @@ import Testing
                     let path = String(parts[0])
                     let file =
                         path.isEmpty
-                        ? page : URL(fileURLWithPath: path, relativeTo: page.deletingLastPathComponent()).standardizedFileURL
+                        ? page
+                        : URL(fileURLWithPath: path, relativeTo: page.deletingLastPathComponent()).standardizedFileURL
                     guard file.path == readme || file.path.hasPrefix(docs + "/") else { continue }
                     checked += 1
                     let place = "\(page.lastPathComponent):\(number): \(target)"

@@ -28,7 +28,9 @@ public enum ConfigurationReference {
             [Settings.backupDir, Settings.backupPrefix, Settings.stagingDir, Settings.lockTTL, Settings.lockTimeout]),
         Group("The bucket (S3)", page: "store.md", S3Configuration.settings),
         Group("The database", page: "backup.md", DatabaseSettings.settings + [Settings.pgPassword, Settings.pgBinDir]),
-        Group("The application's files", page: "backup.md#the-archive", ApplicationPaths.settings + [Settings.nodeVersion]),
+        Group(
+            "The application's files", page: "backup.md#the-archive", ApplicationPaths.settings + [Settings.nodeVersion]
+        ),
         Group(
             "Backups", page: "backup.md",
             [
@@ -38,8 +40,10 @@ public enum ConfigurationReference {
         Group(
             "Restores", page: "restore.md",
             [
-                Settings.latestBackup, Settings.restoreParts, Settings.terminateConnections, Settings.restoreLockTimeout,
-                Settings.restoreToastCompression, Settings.restoreKeepOld, Settings.restoreNoOwner, Settings.restoreOwners,
+                Settings.latestBackup, Settings.restoreParts, Settings.terminateConnections,
+                Settings.restoreLockTimeout,
+                Settings.restoreToastCompression, Settings.restoreKeepOld, Settings.restoreNoOwner,
+                Settings.restoreOwners,
                 Settings.restoreAllowOutsideSymlinks,
             ]),
         Group("Restore drills", page: "restore.md#restore-drills", DrillConfiguration.settings),
@@ -63,7 +67,8 @@ public enum ConfigurationReference {
         Group(
             "Rollback", page: "rollback.md#health-and-rollback",
             [
-                Settings.restorePollInterval, Settings.rollbackHealthTimeout, Settings.rollbackMax, Settings.rollbackWindow,
+                Settings.restorePollInterval, Settings.rollbackHealthTimeout, Settings.rollbackMax,
+                Settings.rollbackWindow,
                 Settings.rollbackCode, Settings.rollbackDataOnly,
             ]),
         Group("Application control", page: "rollback.md", AppControlSettings.settings),
@@ -113,22 +118,23 @@ public enum ConfigurationReference {
     /// The whole page. A secret's default is never shown (secrets have none; if one had, it is not printed).
     public static func markdown() -> String {
         var lines = [
-            "<!-- Generated from the settings' definitions (Sources/BackupCore: Setting.swift, Settings+*.swift and the",
-            "     configurations' `settings` lists) by ConfigurationReference.markdown(). Do not edit: after changing a",
-            "     setting run `\(regenerateCommand)`. -->",
+            "<!-- Generated from the settings' definitions (Sources/BackupCore: Setting.swift, Settings+*.swift",
+            "     and the configurations' `settings` lists) by ConfigurationReference.markdown(). Do not edit: after",
+            "     changing a setting run `\(regenerateCommand)`. -->",
             "",
             "# Configuration reference",
             "",
             "Every executable is configured by environment variables. The order is: a flag of the same meaning",
-            "(`--backup-dir`, `--uploads-dir`, … see each executable's `--help`), then the variable, then `NAME_FILE`",
-            "where the variable reads one, then the default. Secrets are never taken as flags (`ps` would show them);",
-            "they can be given as `NAME_FILE` (a file, e.g. a mounted secret; its trailing new lines are dropped; an",
-            "empty `NAME` beside a `NAME_FILE` does not hide the file), are passed to `pg_dump` and `pg_restore`",
-            "through the environment, never on a command line, and are never logged nor printed. A value that cannot",
-            "be used (`BACKUP_COMPRESSION=lz4`, a six-field schedule, `LOCK_TIMEOUT=soon`) is refused before any work",
-            "with a message naming the variable and what it accepts. Durations are written `90`, `90s`, `5m`, `1h30m`",
-            "or `2d`; sizes `16MiB`, `64M` or `1073741824`; booleans `true` or `false`. libpq's own variables",
-            "(`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSFILE`, `PGSSLMODE`, …) work underneath the database settings.",
+            "(`--backup-dir`, `--uploads-dir`, … see each executable's `--help`), then the variable, then",
+            "`NAME_FILE` where the variable reads one, then the default. Secrets are never taken as flags (`ps`",
+            "would show them); they can be given as `NAME_FILE` (a file, e.g. a mounted secret; its trailing new",
+            "lines are dropped; an empty `NAME` beside a `NAME_FILE` does not hide the file), are passed to",
+            "`pg_dump` and `pg_restore` through the environment, never on a command line, and are never logged",
+            "nor printed. A value that cannot be used (`BACKUP_COMPRESSION=lz4`, a six-field schedule,",
+            "`LOCK_TIMEOUT=soon`) is refused before any work with a message naming the variable and what it",
+            "accepts. Durations are written `90`, `90s`, `5m`, `1h30m` or `2d`; sizes `16MiB`, `64M` or",
+            "`1073741824`; booleans `true` or `false`. libpq's own variables (`PGHOST`, `PGPORT`, `PGUSER`,",
+            "`PGPASSFILE`, `PGSSLMODE`, …) work underneath the database settings.",
             "",
             "Each executable's `--help` lists the variables it reads, from the same lists as this page.",
             "",
@@ -157,7 +163,8 @@ public enum ConfigurationReference {
         }
         lines += ["", "## Exit codes", "", "| code | meaning |", "|---|---|"]
         // 64 is swift-argument-parser's usage error (EX_USAGE), not one of ours: it has no ExitStatus.
-        let codes = ExitStatus.allCases.map { (Int($0.rawValue), $0.meaning) }
+        let codes =
+            ExitStatus.allCases.map { (Int($0.rawValue), $0.meaning) }
             + [(64, "a flag the command line parser rejected (swift-argument-parser's usage error)")]
         lines += codes.sorted { $0.0 < $1.0 }.map { "| \($0.0) | \(cell($0.1)) |" }
         return lines.joined(separator: "\n") + "\n"

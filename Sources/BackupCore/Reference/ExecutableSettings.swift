@@ -34,7 +34,8 @@ public struct ExecutableSettings: Sendable {
 /// from.
 public enum Executables {
     public static let backupJob = ExecutableSettings(
-        "backup-job", summary: "one backup, or backups on BACKUP_SCHEDULE with --loop; `keygen` makes the signing key pair",
+        "backup-job",
+        summary: "one backup, or backups on BACKUP_SCHEDULE with --loop; `keygen` makes the signing key pair",
         settings: BackupConfiguration.settings + [Settings.livenessFile])
     public static let restoreJob = ExecutableSettings(
         "restore-job",
@@ -47,7 +48,9 @@ public enum Executables {
         settings: CleanupConfiguration.settings + NotificationSettings.backupSettings + [Settings.livenessFile])
     public static let healthSidecar = ExecutableSettings(
         "health-sidecar",
-        summary: "one probe; --loop: the sidecar service (probes, rollback requests, /healthz, /metrics, the admin API); --liveness",
+        summary:
+            "one probe; --loop: the sidecar service (probes, rollback requests, /healthz, /metrics, the admin API); "
+            + "--liveness",
         settings: SidecarConfiguration.settings,
         alsoReads: BackupConfiguration.settings + CleanupConfiguration.settings,
         alsoReadsFor: "admin API")
