@@ -1,7 +1,7 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-// Layers (a module imports only those below it), see README "Layout":
+// Layers (a module imports only those below it), see docs/development.md "Layout of the code":
 //   executables -> BackupKit -> BackupStorage -> BackupInterop -> BackupCore
 //   BackupInterop is the only user of the C modules.
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]

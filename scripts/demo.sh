@@ -261,7 +261,7 @@ env -u PGPASSWORD SIDECAR_ID=demo-sidecar SIDECAR_BIND=127.0.0.1 SIDECAR_PORT="$
 SIDECAR_PID=$!
 # The runner: the app stopped and started by the script; data only, since a command cannot tell which version
 # of the app runs (with APP_CONTROL=docker or kubernetes the app's version is rolled back with the data).
-# No signing key: the safety backup it makes is unsigned (see README, Health and rollback).
+# No signing key: the safety backup it makes is unsigned (see docs/rollback.md, Health and rollback).
 RUNNER_ENV=(SIDECAR_ID=demo-runner LIVENESS_FILE="$WORK/runner.alive" RESTORE_POLL_INTERVAL=1s APP_CONTROL=command
     APP_STOP_COMMAND="$WORK/app.sh stop" APP_START_COMMAND="$WORK/app.sh start" ROLLBACK_DATA_ONLY=true
     ROLLBACK_HEALTH_TIMEOUT=60s RESTORE_TERMINATE_CONNECTIONS=true)
@@ -414,7 +414,7 @@ if not found:
     sys.exit("no safety backup")
 PY
 echo "  (the safety backup holds the broken state: never a rollback target; restore it by name to look at it."
-echo "   It is unsigned: the runner has no signing key, which stays with backup-job; see README, Health and rollback)"
+echo "   It is unsigned: the runner has no signing key, which stays with backup-job; see docs/rollback.md, Health and rollback)"
 
 say "restore-job --plan: what a rollback would do now (changes nothing)"
 env "${RUNNER_ENV[@]}" LOG_FORMAT=text "$BIN/restore-job" --plan | sed 's/^/  /'

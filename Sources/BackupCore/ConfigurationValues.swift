@@ -6,18 +6,23 @@ public struct ConfigurationValues: Sendable {
     public let environment: [String: String]
     public let flags: [String: String]
     private let readFile: @Sendable (String) throws -> String
+    /// Told the name of every setting asked for: the configuration reference's tests check that what each
+    /// executable reads is what its `--help` lists.
+    private let observe: (@Sendable (String) -> Void)?
 
     public init(
         environment: [String: String], flags: [String: String] = [:],
-        readFile: @escaping @Sendable (String) throws -> String
+        readFile: @escaping @Sendable (String) throws -> String, observe: (@Sendable (String) -> Void)? = nil
     ) {
         self.environment = environment
         self.flags = flags
         self.readFile = readFile
+        self.observe = observe
     }
 
     /// The raw value, or nil when unset and without default. An empty value counts as set.
     public func string(_ setting: Setting) throws(ContingencyError) -> String? {
+        observe?(setting.name)
         if let value = flags[setting.name] { return value }
         let filePath = setting.readsFile ? environment[setting.name + "_FILE"].flatMap { $0.isEmpty ? nil : $0 } : nil
         // `NAME: ${NAME:-}` beside a `NAME_FILE` secret is a common compose line: an empty NAME never hides
@@ -40,7 +45,8 @@ public struct ConfigurationValues: Sendable {
 
     /// Whether the operator gave a value (a flag, the variable, or its `_FILE`), as opposed to its default.
     public func isSet(_ setting: Setting) -> Bool {
-        flags[setting.name] != nil || environment[setting.name].map { !$0.isEmpty } == true
+        observe?(setting.name)
+        return flags[setting.name] != nil || environment[setting.name].map { !$0.isEmpty } == true
             || (setting.readsFile && environment[setting.name + "_FILE"].map { !$0.isEmpty } == true)
     }
 

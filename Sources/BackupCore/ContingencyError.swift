@@ -82,7 +82,7 @@ public struct ContingencyError: Error, CustomStringConvertible, Sendable, Equata
     }
 }
 
-/// The exit codes of every executable: one table, documented in the README and in `--help`.
+/// The exit codes of every executable: one table, documented in docs/configuration.md and in `--help`.
 public enum ExitStatus: Int32, Sendable, CaseIterable {
     case ok = 0
     case failed = 1
@@ -92,7 +92,7 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case keyError = 12
     case cancelled = 130
 
-    /// One line per code, for `--help` and the README.
+    /// One line per code, for `--help` and docs/configuration.md.
     public var meaning: String {
         switch self {
         case .ok: "success"

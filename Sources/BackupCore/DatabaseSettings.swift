@@ -13,6 +13,7 @@ public struct DatabaseSettings: Sendable, Equatable, CustomStringConvertible {
 
     public static let settings: [Setting] = [
         Settings.databaseURL, Settings.databaseName, Settings.databaseUser, Settings.databasePassword,
+        Settings.pgPassword,
     ]
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> DatabaseSettings {

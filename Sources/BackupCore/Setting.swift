@@ -26,7 +26,8 @@ public struct Setting: Sendable, Hashable {
     public static func helpText(_ settings: [Setting]) -> String {
         settings.map { setting in
             var head = "  " + setting.name
-            if let value = setting.defaultValue { head += " (default: \(value.isEmpty ? "empty" : value))" }
+            // A secret's default is never printed (secrets have none; this keeps it so if one ever does).
+            if let value = setting.defaultValue, !setting.secret { head += " (default: \(value.isEmpty ? "empty" : value))" }
             if setting.secret {
                 head += " [secret; also \(setting.name)_FILE]"
             } else if setting.readsFile {
@@ -166,7 +167,7 @@ public enum Settings {
         "RESTORE_TERMINATE_CONNECTIONS", default: "false", "End other sessions on the database before restoring")
 }
 
-/// The health sidecar's and the rollback runner's variables (see README "Health and rollback").
+/// The health sidecar's and the rollback runner's variables (see docs/rollback.md).
 extension Settings {
     public static let healthCheckInterval = Setting(
         "HEALTH_CHECK_INTERVAL", default: "5m", "health-sidecar --loop: time between two probes of HEALTH_CHECK_URL")

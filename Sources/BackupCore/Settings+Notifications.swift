@@ -1,4 +1,4 @@
-/// The notification variables (see README "Notifications"). The URLs are secrets: a Slack webhook URL's path is
+/// The notification variables (see docs/notifications.md). The URLs are secrets: a Slack webhook URL's path is
 /// its credential, and a ping URL's is the check's key. They are never logged; messages name only their host.
 extension Settings {
     public static let backupWebhookURL = Setting(

@@ -1,4 +1,4 @@
-/// cleanup-job's variables (see README "Retention (cleanup-job)").
+/// cleanup-job's variables (see docs/retention.md).
 extension Settings {
     public static let backupRetentionDays = Setting(
         "BACKUP_RETENTION_DAYS", default: "30",

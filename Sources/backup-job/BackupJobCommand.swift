@@ -19,7 +19,7 @@ struct BackupJobCommand: AsyncParsableCommand {
             BACKUP_SCHEDULE (a compose service). With BACKUP_SIGNING_KEY_FILE, each manifest is signed (Ed25519) \
             so that restore-job, given the public key in BACKUP_VERIFY_KEYS, can tell genuine backups from forged \
             ones; `backup-job keygen` makes the key pair.
-            """, settings: BackupConfiguration.settings + [Settings.livenessFile]),
+            """, settings: Executables.backupJob.settings),
         subcommands: [KeygenCommand.self])
 
     @Flag(help: "Keep running and back up on BACKUP_SCHEDULE.") var loop = false

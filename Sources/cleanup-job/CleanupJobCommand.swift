@@ -23,7 +23,7 @@ struct CleanupJobCommand: AsyncParsableCommand {
             never an archive of the runbook's shell script, nor anything of another BACKUP_PREFIX. --dry-run \
             prints what would go and why each backup goes or stays, and changes nothing. Once, or with --loop on \
             CLEANUP_SCHEDULE.
-            """, settings: CleanupConfiguration.settings + NotificationSettings.backupSettings + [Settings.livenessFile]))
+            """, settings: Executables.cleanupJob.settings))
 
     @Flag(help: "Keep running and clean up on CLEANUP_SCHEDULE.") var loop = false
     @Flag(help: "Print what would be deleted and why each backup goes or stays; change nothing.") var dryRun = false

@@ -25,7 +25,7 @@ struct HealthSidecarCommand: AsyncParsableCommand {
             shutdown, exit 0.
             --liveness: exit 0 when LIVENESS_FILE was touched within --max-age, else 1: the image's HEALTHCHECK \
             and a Kubernetes exec probe for any --loop process (backup-job, restore-job, health-sidecar).
-            """, settings: SidecarConfiguration.settings))
+            """, settings: Executables.healthSidecar.settings))
 
     @Flag(help: "Keep probing, write heartbeats, request rollbacks and serve /healthz, /metrics and the admin API.") var loop = false
     @Flag(help: "Check LIVENESS_FILE's age instead of probing: exit 0 when at most --max-age old.") var liveness = false

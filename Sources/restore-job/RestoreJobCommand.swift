@@ -53,8 +53,7 @@ struct RestoreJobCommand: AsyncParsableCommand {
             (ROLLBACK_CODE), probed until HTTP 200 or ROLLBACK_HEALTH_TIMEOUT; the replaced state archived as a \
             safety backup. At most ROLLBACK_MAX rollbacks per ROLLBACK_WINDOW; beyond that a person decides. \
             --plan prints what a rollback would do now and changes nothing.
-            """, settings: RestoreConfiguration.settings + DrillConfiguration.settings + RollbackConfiguration.settings
-                + [Settings.backupPingURL]))
+            """, settings: Executables.restoreJob.settings))
 
     @Flag(help: "Only verify the backup, or every backup (every byte, the dump with pg_restore --list).")
     var verify = false

@@ -119,4 +119,22 @@ struct OperationTests {
         #expect(result.stdout.contains(variable))
         #expect(result.stdout.contains("Exit codes:") && result.stdout.contains("11   another job holds the store's lock"))
     }
+
+    /// The help lists every variable of the executable's list (the one docs/configuration.md is made from),
+    /// each at the start of its entry, and never a secret's value.
+    @Test("every executable's --help names every variable of its list", arguments: Executables.all.map(\.name))
+    func helpNamesItsList(executable: String) async throws {
+        let list = try #require(Executables.all.first { $0.name == executable })
+        let result = try await ProcessRunner.run(
+            ApplicationFixture.executable(executable), ["--help"],
+            environment: ["API_ADMIN_TOKEN": "a-token-that-help-never-prints"])
+        #expect(result.status == 0, "\(result)")
+        let heads = Set(result.stdout.split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("  "), !line.hasPrefix("   ") else { return nil }
+            return line.dropFirst(2).split(separator: " ").first.map(String.init)
+        })
+        let missing = list.settings.map(\.name).filter { !heads.contains($0) }
+        #expect(missing.isEmpty, "\(executable) --help does not list \(missing)")
+        #expect(!result.stdout.contains("a-token-that-help-never-prints"))
+    }
 }

@@ -43,6 +43,8 @@ public struct RollbackConfiguration: Sendable, Equatable {
             Settings.restorePollInterval, Settings.rollbackHealthTimeout, Settings.rollbackMax, Settings.rollbackWindow,
             Settings.rollbackCode, Settings.rollbackDataOnly, Settings.backupSigningKey, Settings.compression,
             Settings.sidecarID, Settings.livenessFile,
+            // The safety backup's own (BackupConfiguration): it is encrypted for AGE_RECIPIENTS like any backup.
+            Settings.ageRecipients, Settings.compressionLevel, Settings.backupRolePasswords, Settings.nodeVersion,
         ] + NotificationSettings.rollbackSettings
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> RollbackConfiguration {

@@ -190,7 +190,7 @@ struct KubernetesAPI: Sendable {
             throw ContingencyError.failed(
                 failure,
                 hint: "the runner's service account needs the RBAC verb \"\(access.verb)\" on \(resource) in namespace "
-                    + "\(namespace): bind it to the Role in the README (Kubernetes app control)")
+                    + "\(namespace): bind it to the Role in docs/rollback.md (Kubernetes app control)")
         case 404:
             throw ContingencyError.failed(failure, hint: "check APP_DEPLOYMENT and APP_NAMESPACE (now \(namespace))")
         case 429, 502, 503, 504:

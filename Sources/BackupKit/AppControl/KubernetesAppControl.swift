@@ -14,7 +14,7 @@ import Logging
 ///
 /// Every write carries the `resourceVersion` it was computed from (a 409 Conflict reads again and retries), so a
 /// concurrent change (an autoscaler, a person) is never overwritten by a stale decision. The runner cannot run in
-/// the application's own pod: scaling the Deployment to 0 would stop it. The RBAC it needs is in the README.
+/// the application's own pod: scaling the Deployment to 0 would stop it. The RBAC it needs is in docs/rollback.md.
 public struct KubernetesAppControl: AppControl {
     /// The annotation holding the replica count `stop` replaced, until `start` puts it back.
     public static let replicasAnnotation = "contingency.io/replicas-before-stop"
