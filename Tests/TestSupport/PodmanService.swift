@@ -125,14 +125,29 @@ public final class PodmanService: Sendable {
     }
 
     @discardableResult
-    public func podman(_ arguments: [String]) async throws -> String {
+    public func podman(_ arguments: [String], timeout: Duration = .seconds(120)) async throws -> String {
         let result = try await ProcessRunner.run(
             "podman", Self.globalOptions(directory) + arguments, environment: Self.environment(directory),
-            timeout: .seconds(120))
+            timeout: timeout)
         guard result.succeeded else {
             throw TestSupportError("podman \(arguments.joined(separator: " ")) failed: \(result)")
         }
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs the podman CLI on this service's storage and returns its result, whatever it is.
+    public func run(_ arguments: [String], timeout: Duration = .seconds(120)) async throws -> ProcessResult {
+        try await ProcessRunner.run(
+            "podman", Self.globalOptions(directory) + arguments, environment: Self.environment(directory),
+            timeout: timeout)
+    }
+
+    /// Lets members of the socket's group (gid 0 here) use the API, as Docker's own socket does for the `docker`
+    /// group (podman makes it 0600): a container running as a non-root user with that group added reaches it.
+    public func openSocketToGroup() throws {
+        guard chmod(socketPath, 0o660) == 0 else {
+            throw TestSupportError("chmod 0660 \(socketPath) failed: \(String(cString: strerror(errno)))")
+        }
     }
 
     /// A container's field by a Go template (`{{.Image}}`), through the CLI.

@@ -15,7 +15,7 @@ statuses listed in that file (integers separated by commas or spaces), one per r
 the first; the last one stays once it is alone. The database and uploads are not looked at. A test rewrites the
 file to change what comes next.
 
-    fixture_app.py [--port 0] [--status-file PATH] [-v]
+    app.py [--port 0] [--status-file PATH] [-v]
 
 The port also comes from FIXTURE_PORT (default 0: the kernel picks one), the address from FIXTURE_BIND (default
 127.0.0.1; 0.0.0.0 in a container). Once listening it prints one line "listening on PORT" to standard output. With
