@@ -28,6 +28,26 @@ struct ComposeDeploymentTests {
         try await podman.podman(["load", "--quiet", "--input", archive], timeout: .seconds(600))
     }
 
+    @Test("The compose file holds to the Compose Specification's schema, and a misspelt key is refused")
+    func composeSpecification() async throws {
+        let file = Self.repository.appendingPathComponent("deploy/compose/docker-compose.yml")
+        func check(_ path: String) async throws -> ProcessResult {
+            try await ProcessRunner.run(
+                "python3", ["-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", path])
+        }
+        let valid = try await check(file.path)
+        #expect(valid.succeeded, "check-jsonschema (scripts/install-deps.sh installs it): \(valid)")
+        let folder = try TemporaryDirectory(prefix: "compose-schema")
+        defer { folder.remove() }
+        let text = try String(contentsOf: file, encoding: .utf8)
+        #expect(text.contains("    shm_size: 256mb"))
+        let misspelt = folder.appending("docker-compose.yml")
+        try text.replacingOccurrences(of: "    shm_size: 256mb", with: "    shm_sizes: 256mb")
+            .write(to: misspelt, atomically: true, encoding: .utf8)
+        let refused = try await check(misspelt.path)
+        #expect(!refused.succeeded && (refused.stdout + refused.stderr).contains("shm_sizes"), "\(refused)")
+    }
+
     @Test("The image: every executable runs as uid/gid 10001, finds every library, and its HEALTHCHECK holds for a --loop role")
     func image() async throws {
         try await PodmanService.with { podman in
@@ -57,12 +77,15 @@ struct ComposeDeploymentTests {
             let once = try await podman.run(
                 ["run", "--rm", Self.image, "health-sidecar", "--liveness", "--max-age", "90s"])
             #expect(once.status == 1, "no loop, no liveness: \(once)")
-            try await podman.podman(
-                "run", "-d", "--name", "cleanup-loop", "-e", "BACKUP_DIR=/tmp/store", "-e", "CLEANUP_SCHEDULE=@daily",
-                Self.image, "cleanup-job", "--loop")
-            try await eventually(timeout: .seconds(60), pollInterval: .milliseconds(500), "the loop's liveness file") {
-                try await podman.run(["exec", "cleanup-loop", "health-sidecar", "--liveness", "--max-age", "90s"])
-                    .succeeded
+            try await podman.podman("run", "-d", "--name", "cleanup-loop", Self.image, "cleanup-job", "--loop")
+            do {
+                try await eventually(timeout: .seconds(60), pollInterval: .milliseconds(500), "the loop's liveness file") {
+                    try await podman.run(["exec", "cleanup-loop", "health-sidecar", "--liveness", "--max-age", "90s"])
+                        .succeeded
+                }
+            } catch {
+                print(try await podman.run(["logs", "cleanup-loop"]))
+                throw error
             }
             try await podman.podman("rm", "--force", "--time", "5", "cleanup-loop")
         }
@@ -124,7 +147,7 @@ private struct ComposeProject {
     @discardableResult
     func compose(_ arguments: String..., timeout: Duration = .seconds(300)) async throws -> ProcessResult {
         let result = try await ProcessRunner.run(
-            "docker-compose", ["--no-ansi", "-p", name] + arguments,
+            "docker-compose", ["--ansi", "never", "-p", name] + arguments,
             environment: ["DOCKER_HOST": podman.dockerHost, "COMPOSE_INTERACTIVE_NO_CLI": "1"],
             workingDirectory: folder.url, timeout: timeout)
         guard result.succeeded else {
@@ -163,7 +186,7 @@ private struct ComposeProject {
     }
 
     func logs(_ service: String? = nil) async -> String {
-        var arguments = ["--no-ansi", "-p", name, "logs", "--no-color"]
+        var arguments = ["--ansi", "never", "-p", name, "logs", "--no-color"]
         if let service { arguments.append(service) }
         let result = try? await ProcessRunner.run(
             "docker-compose", arguments, environment: ["DOCKER_HOST": podman.dockerHost],
@@ -177,13 +200,14 @@ private struct ComposeProject {
 
     func down() async {
         _ = try? await ProcessRunner.run(
-            "docker-compose", ["--no-ansi", "-p", name, "--profile", "restore", "down", "--volumes", "--timeout", "5"],
+            "docker-compose", ["--ansi", "never", "-p", name, "--profile", "restore", "down", "--volumes", "--timeout", "5"],
             environment: ["DOCKER_HOST": podman.dockerHost], workingDirectory: folder.url, timeout: .seconds(300))
         folder.remove()
     }
 
     func scenario() async throws {
-        let secrets = try await ProcessRunner.run("./make-secrets.sh", workingDirectory: folder.url)
+        let secrets = try await ProcessRunner.run(
+            "/bin/bash", [folder.appending("make-secrets.sh").path], workingDirectory: folder.url)
         #expect(secrets.succeeded, "make-secrets.sh: \(secrets)")
         try await compose("config", "--quiet")
 

@@ -30,11 +30,43 @@ enum FolderSwap {
         isMountPoint(target) ? "\(target)/.contingency-incoming-\(id)" : sibling(target, "restore-\(id)")
     }
 
+    /// A folder on another filesystem than its parent, or any mount's root: a bind mount from the same filesystem
+    /// (a podman volume on the vfs driver, a host folder mounted into a container) keeps the parent's device
+    /// number, so the kernel's list of this process's mounts is read too.
     static func isMountPoint(_ path: String) -> Bool {
         var own = stat()
         var parent = stat()
         guard stat(path, &own) == 0, stat((path as NSString).deletingLastPathComponent, &parent) == 0 else { return false }
-        return own.st_dev != parent.st_dev
+        return own.st_dev != parent.st_dev || mountPoints().contains(resolved(path))
+    }
+
+    /// The mount points of /proc/self/mountinfo (its fifth field, where a space, tab, newline or backslash is
+    /// written as an octal escape such as `\040`); empty when it cannot be read.
+    static func mountPoints() -> Set<String> {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+        var points = Set<String>()
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: false)
+            guard fields.count > 4 else { continue }
+            points.insert(unescapeMountField(fields[4]))
+        }
+        return points
+    }
+
+    static func unescapeMountField(_ field: Substring) -> String {
+        var bytes: [UInt8] = []
+        var utf8 = Array(field.utf8)[...]
+        while let byte = utf8.popFirst() {
+            if byte == UInt8(ascii: "\\"), utf8.count >= 3,
+                let value = UInt8(String(decoding: utf8.prefix(3), as: UTF8.self), radix: 8)
+            {
+                bytes.append(value)
+                utf8 = utf8.dropFirst(3)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Makes the folder an archive's uploads are extracted into: a new folder, mode 0700 (nobody else walks into
