@@ -68,7 +68,10 @@ RUN set -eu; \
     rm -rf /var/lib/apt/lists/*; \
     groupadd --system --gid 10001 contingency; \
     useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin contingency; \
-    mkdir -p /backups; chown 10001:10001 /backups; chmod 0750 /backups
+    mkdir -p /backups /app; chown 10001:10001 /backups /app; chmod 0750 /backups
+# /app holds the default UPLOADS_DIR (/app/uploads), ENV_FILE (/app/.env) and APP_DIR, mounted from the app's
+# volumes: it belongs to the image's user, because a restore stages the .env beside it and keeps the replaced
+# copy there (a single-file mount is then rewritten in place).
 # Debian installs each major's tools under /usr/lib/postgresql/N/bin; the jobs look there through PG_BIN_DIR.
 ENV PG_BIN_DIR=/usr/lib/postgresql/${PG_MAJOR}/bin \
     BACKUP_DIR=/backups

@@ -18,12 +18,28 @@ public final class PostgresConnection {
             cKeywords.forEach { free($0) }
             cValues.forEach { free($0) }
         }
-        let connection = cKeywords.map { UnsafePointer($0) }.withUnsafeBufferPointer { keywordBuffer in
-            cValues.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
-                PQconnectdbParams(keywordBuffer.baseAddress, valueBuffer.baseAddress, 0)
+        func connect() -> OpaquePointer? {
+            cKeywords.map { UnsafePointer($0) }.withUnsafeBufferPointer { keywordBuffer in
+                cValues.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
+                    PQconnectdbParams(keywordBuffer.baseAddress, valueBuffer.baseAddress, 0)
+                }
             }
         }
-        guard let connection else { throw ContingencyError.failed("PQconnectdbParams: out of memory") }
+        var attempt = 0
+        var made: OpaquePointer?
+        while true {
+            guard let connection = connect() else { throw ContingencyError.failed("PQconnectdbParams: out of memory") }
+            guard PQstatus(connection) != CONNECTION_OK, attempt < Self.retryDelays.count,
+                Self.isTransient(String(cString: PQerrorMessage(connection)))
+            else {
+                made = connection
+                break
+            }
+            PQfinish(connection)
+            usleep(Self.retryDelays[attempt])
+            attempt += 1
+        }
+        guard let connection = made else { throw ContingencyError.failed("PQconnectdbParams: out of memory") }
         self.connection = connection
         // Server notices (DROP … IF EXISTS) are not the operator's business: libpq would print them to stderr.
         PQsetNoticeProcessor(connection, { _, _ in }, nil)
@@ -36,6 +52,17 @@ public final class PostgresConnection {
     }
 
     deinit { PQfinish(connection) }
+
+    /// Waits between attempts when a connection fails for a reason that passes by itself (7.5 s in all).
+    static let retryDelays: [useconds_t] = [500_000, 1_000_000, 2_000_000, 4_000_000]
+
+    /// A host name that did not resolve (a container network's DNS answers nothing for a moment while the
+    /// engine reconfigures it, as podman's does when a container stops) or a server still starting: worth a few
+    /// more attempts. A refused password, a missing database or a closed port is not.
+    static func isTransient(_ message: String) -> Bool {
+        message.contains("could not translate host name") && message.contains("Temporary failure")
+            || message.contains("the database system is starting up")
+    }
 
     /// Asks the server to cancel the query this connection is running, if any. Safe from another thread
     /// (libpq's PQcancel is made for that); the running `query` then throws.
