@@ -10,8 +10,10 @@
 #   PG_MAJOR      the PostgreSQL client's major version (default 15). pg_dump refuses a server newer than itself,
 #                 so it must be at least the server's major: Debian 12's own is 15; any other comes from the
 #                 PostgreSQL project's apt repository (apt.postgresql.org), set up by Debian's postgresql-common.
-#   BINARIES      "build" (default): compile in the build stage below. "prebuilt": copy the executables from
-#                 .build-image/bin/ in the build context instead (release builds with the static Swift standard
+#   BINARIES      "build" (default): compile in the build stage below (with BuildKit or buildah/podman, which
+#                 build only the stages the target needs; the legacy builder builds every stage and needs
+#                 .build-image/bin/ to exist). "prebuilt": copy the executables from .build-image/bin/ in the
+#                 build context instead (release builds with the static Swift standard
 #                 library, made on a Debian 12 host by scripts/build-image.sh), for machines that have the Swift
 #                 toolchain but not the swift image.
 #   SWIFT_IMAGE, RUNTIME_IMAGE   the two base images (both Debian 12 "bookworm": the binaries link Debian 12's
@@ -65,7 +67,9 @@ RUN set -eu; \
     apt-get install -y --no-install-recommends \
         libpq5 libarchive13 libcurl4 libssl3 libxml2 libdeflate0 libzstd1 ca-certificates tzdata \
         "postgresql-client-$PG_MAJOR"; \
-    rm -rf /var/lib/apt/lists/*; \
+    if [ "$PG_MAJOR" != 15 ]; then apt-mark manual ca-certificates; apt-get purge -y --auto-remove curl gnupg; fi; \
+    apt-get clean; \
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; \
     groupadd --system --gid 10001 contingency; \
     useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin contingency; \
     mkdir -p /backups /app; chown 10001:10001 /backups /app; chmod 0750 /backups

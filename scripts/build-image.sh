@@ -70,6 +70,11 @@ done
 rm -f "$log"
 bin="$(swift build -c release --static-swift-stdlib --scratch-path .build-release --show-bin-path)"
 mkdir -p .build-image/bin
+# The folder is the image's /usr/local/bin: nothing but this build's executables.
+for file in .build-image/bin/*; do
+    [ -e "$file" ] || continue
+    case " ${products[*]} " in *" $(basename "$file") "*) ;; *) rm -f "$file" ;; esac
+done
 for product in "${products[@]}"; do
     [ -x "$bin/$product" ] || { echo "build-image.sh: $bin/$product was not built" >&2; exit 1; }
     # Without their symbol tables (a third of their size); a crash's backtrace still names Swift functions.
@@ -88,7 +93,15 @@ stamp_inputs() {
 }
 stamp=".build-image/stamp-$(echo "${storage:-default}-$tag-$example" | sha256sum | cut -c1-12)"
 current="$(stamp_inputs | sha256sum | cut -c1-64)"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$current" ] && pod image exists "$tag" && { [ -z "$save" ] || [ -s "$save" ]; }; then
+all_images=("$tag")
+if $example; then
+    all_images+=(contingency-example-app:1 contingency-example-app:2-broken docker.io/library/postgres:15 docker.io/library/nginx:stable)
+fi
+images_exist() {
+    local image
+    for image in "${all_images[@]}"; do pod image exists "$image" || return 1; done
+}
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$current" ] && images_exist && { [ -z "$save" ] || [ -s "$save" ]; }; then
     echo "The image $tag is up to date."
     exit 0
 fi
@@ -119,14 +132,13 @@ build() { # tag, context, extra arguments
     rm -f "$log"
 }
 build "$tag" . --build-arg BINARIES=prebuilt --build-arg VERSION="${tag##*:}"
-images=("$tag")
 if $example; then
     build contingency-example-app:1 deploy/compose/app
     build contingency-example-app:2-broken deploy/compose/app --build-arg STARTUP_SQL="DROP TABLE users"
     build docker.io/library/postgres:15 Tests/Support/images/postgres
     build docker.io/library/nginx:stable Tests/Support/images/nginx
-    images+=(contingency-example-app:1 contingency-example-app:2-broken docker.io/library/postgres:15 docker.io/library/nginx:stable)
 fi
+images=("${all_images[@]}")
 if [ -n "$save" ]; then
     echo "Saving ${images[*]} to $save..."
     rm -f "$save.tmp"
