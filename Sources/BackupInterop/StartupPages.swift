@@ -21,10 +21,10 @@ public enum StartupPages {
     @discardableResult
     public static func release() -> Int {
         #if os(Linux)
-        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return 0 }
+        guard let maps = ProcFile.lines("/proc/self/maps") else { return 0 }
         var advised = 0
-        for line in maps.split(separator: "\n") {
-            guard let mapping = FileMapping(line), mapping.isReadOnlyFile else { continue }
+        for line in maps {
+            guard let mapping = FileMapping(line[...]), mapping.isReadOnlyFile else { continue }
             if madvise(UnsafeMutableRawPointer(bitPattern: mapping.start), mapping.length, madvPageout) == 0 {
                 advised += mapping.length
             }

@@ -27,6 +27,17 @@ struct MountPointTests {
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
         #expect(!FolderSwap.isMountPoint(target))
+        // Enough mounts before it that /proc/self/mountinfo is longer than a page: Foundation's readers of a file
+        // return only its first page for /proc, and the bind mount's line comes last.
+        var fillers: [String] = []
+        defer { for filler in fillers.reversed() { _ = try? ProcessRunner.runBlocking("umount", [filler]) } }
+        while (ProcFile.contents("/proc/self/mountinfo")?.count ?? 0) < 3 * 4096 {
+            let filler = folder.appending("filler-\(fillers.count)").path
+            try FileManager.default.createDirectory(atPath: filler, withIntermediateDirectories: true)
+            let made = try await ProcessRunner.run("mount", ["-t", "tmpfs", "-o", "size=1m", "filler", filler])
+            try #require(made.succeeded, "mount -t tmpfs: \(made)")
+            fillers.append(filler)
+        }
         let mounted = try await ProcessRunner.run("mount", ["--bind", source, target])
         try #require(mounted.succeeded, "mount --bind (the tests run as root): \(mounted)")
         defer { _ = try? ProcessRunner.runBlocking("umount", [target]) }
@@ -34,6 +45,9 @@ struct MountPointTests {
         var parent = stat()
         #expect(stat(target, &own) == 0 && stat(folder.url.path, &parent) == 0 && own.st_dev == parent.st_dev,
                 "the bind mount keeps the parent's device number: only mountinfo tells")
+        let whole = try await ProcessRunner.run("cat", ["/proc/self/mountinfo"])
+        #expect(ProcFile.contents("/proc/self/mountinfo")?.count ?? 0 >= whole.stdout.utf8.count - 512,
+                "the whole file is read, not its first page")
         #expect(FolderSwap.isMountPoint(target))
         #expect(FolderSwap.stagingFolder(for: target, id: "1a2b3c4d").hasPrefix(target + "/"))
     }

@@ -1,4 +1,5 @@
 import BackupCore
+import BackupInterop
 import Foundation
 
 /// Puts restored files in place so that a failure halfway leaves the old ones there.
@@ -43,9 +44,9 @@ enum FolderSwap {
     /// The mount points of /proc/self/mountinfo (its fifth field, where a space, tab, newline or backslash is
     /// written as an octal escape such as `\040`); empty when it cannot be read.
     static func mountPoints() -> Set<String> {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+        guard let lines = ProcFile.lines("/proc/self/mountinfo") else { return [] }
         var points = Set<String>()
-        for line in text.split(separator: "\n") {
+        for line in lines {
             let fields = line.split(separator: " ", omittingEmptySubsequences: false)
             guard fields.count > 4 else { continue }
             points.insert(unescapeMountField(fields[4]))
