@@ -144,12 +144,18 @@ private struct ComposeProject {
         }
     }
 
+    /// docker-compose's environment. Debian's docker-compose 1.29 (its python3-docker 5) fails with "Not supported
+    /// URL scheme http+docker" under requests 2.32 or later, which pip puts in /usr/local for the tests' Python
+    /// tools on a fresh machine: Debian's own packages come first on its path.
+    var composeEnvironment: [String: String] {
+        ["DOCKER_HOST": podman.dockerHost, "COMPOSE_INTERACTIVE_NO_CLI": "1", "PYTHONPATH": "/usr/lib/python3/dist-packages"]
+    }
+
     @discardableResult
     func compose(_ arguments: String..., timeout: Duration = .seconds(300)) async throws -> ProcessResult {
         let result = try await ProcessRunner.run(
             "docker-compose", ["--ansi", "never", "-p", name] + arguments,
-            environment: ["DOCKER_HOST": podman.dockerHost, "COMPOSE_INTERACTIVE_NO_CLI": "1"],
-            workingDirectory: folder.url, timeout: timeout)
+            environment: composeEnvironment, workingDirectory: folder.url, timeout: timeout)
         guard result.succeeded else {
             throw TestSupportError("docker-compose \(arguments.joined(separator: " ")) failed: \(result)")
         }
@@ -189,7 +195,7 @@ private struct ComposeProject {
         var arguments = ["--ansi", "never", "-p", name, "logs", "--no-color"]
         if let service { arguments.append(service) }
         let result = try? await ProcessRunner.run(
-            "docker-compose", arguments, environment: ["DOCKER_HOST": podman.dockerHost],
+            "docker-compose", arguments, environment: composeEnvironment,
             workingDirectory: folder.url, timeout: .seconds(60))
         return result.map { $0.stdout + $0.stderr } ?? "(no logs)"
     }
@@ -201,7 +207,7 @@ private struct ComposeProject {
     func down() async {
         _ = try? await ProcessRunner.run(
             "docker-compose", ["--ansi", "never", "-p", name, "--profile", "restore", "down", "--volumes", "--timeout", "5"],
-            environment: ["DOCKER_HOST": podman.dockerHost], workingDirectory: folder.url, timeout: .seconds(300))
+            environment: composeEnvironment, workingDirectory: folder.url, timeout: .seconds(300))
         folder.remove()
     }
 
