@@ -22,8 +22,8 @@ swift build -c release --scratch-path .build-bench --product health-sidecar >/de
 BIN="$(swift build -c release --scratch-path .build-bench --show-bin-path)"
 # health-sidecar as the image builds it (Dockerfile: the Swift runtime linked in), for its idle memory.
 echo "Building health-sidecar as the image does (release, --static-swift-stdlib)..."
-swift build -c release --static-swift-stdlib --scratch-path .build-bench-static --product health-sidecar >/dev/null
-STATIC_BIN="$(swift build -c release --static-swift-stdlib --scratch-path .build-bench-static --show-bin-path)"
+swift build -c release --static-swift-stdlib --scratch-path .build-release --product health-sidecar >/dev/null
+STATIC_BIN="$(swift build -c release --static-swift-stdlib --scratch-path .build-release --show-bin-path)"
 
 WORK="$(mktemp -d /tmp/contingency-sidecar-bench.XXXXXX)"; chmod 755 "$WORK"
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"

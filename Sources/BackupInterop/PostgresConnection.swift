@@ -18,28 +18,25 @@ public final class PostgresConnection {
             cKeywords.forEach { free($0) }
             cValues.forEach { free($0) }
         }
-        func connect() -> OpaquePointer? {
-            cKeywords.map { UnsafePointer($0) }.withUnsafeBufferPointer { keywordBuffer in
+        func connect() throws -> OpaquePointer {
+            let connection = cKeywords.map { UnsafePointer($0) }.withUnsafeBufferPointer { keywordBuffer in
                 cValues.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
                     PQconnectdbParams(keywordBuffer.baseAddress, valueBuffer.baseAddress, 0)
                 }
             }
+            guard let connection else { throw ContingencyError.failed("PQconnectdbParams: out of memory") }
+            return connection
         }
+        var connection = try connect()
         var attempt = 0
-        var made: OpaquePointer?
-        while true {
-            guard let connection = connect() else { throw ContingencyError.failed("PQconnectdbParams: out of memory") }
-            guard PQstatus(connection) != CONNECTION_OK, attempt < Self.retryDelays.count,
-                Self.isTransient(String(cString: PQerrorMessage(connection)))
-            else {
-                made = connection
-                break
-            }
+        while PQstatus(connection) != CONNECTION_OK, attempt < Self.retryDelays.count,
+            Self.isTransient(String(cString: PQerrorMessage(connection)))
+        {
             PQfinish(connection)
             usleep(Self.retryDelays[attempt])
             attempt += 1
+            connection = try connect()
         }
-        guard let connection = made else { throw ContingencyError.failed("PQconnectdbParams: out of memory") }
         self.connection = connection
         // Server notices (DROP … IF EXISTS) are not the operator's business: libpq would print them to stderr.
         PQsetNoticeProcessor(connection, { _, _ in }, nil)
