@@ -22,8 +22,8 @@ public struct SidecarContext: Sendable {
     public let events: RollbackEvents
     /// Webhooks and pings of the backups and cleanups the API runs (BACKUP_WEBHOOK_URL, BACKUP_PING_URL).
     public let notifications: Notifications
-    /// Repeated wrong tokens, per client.
-    let brake: TokenBrake
+    /// Repeated wrong tokens, per client (10 in 60 s; settable so a test on a slow machine can widen the window).
+    var brake: TokenBrake
     /// The background backups (`?wait=false`) this sidecar is taking, by label.
     let backgroundBackups = BackgroundBackups()
     /// The peers already warned about for sending X-Forwarded-For without being trusted.

@@ -50,11 +50,17 @@ struct CodeRollbackTests {
                     let before = try await app.server.snapshot(database: app.database)
                     _ = try scenario.launchRunner(docker)
 
-                    // The failed deploy: image v2 (no /healthz) and a forward migration that drops a table.
+                    // The failed deploy: image v2 (no /healthz) and a forward migration that drops a table. The
+                    // sidecar is paused meanwhile: its probes must see the deployed v2, never the moment between
+                    // the two containers (the rollback would then find no container named web and, rightly, stop).
+                    let sidecar = try #require(scenario.sidecars.first).pid
+                    #expect(kill(sidecar, SIGSTOP) == 0)
+                    defer { kill(sidecar, SIGCONT) }
                     try await podman.podman("rm", "--force", "--time", "0", "web")
                     try await Self.runWeb(podman, image: v2, port: port)
                     try await app.server.psql("DROP TABLE posts CASCADE", database: app.database)
                     try await eventually("the app on v2 answers 404") { await status() == 404 }
+                    #expect(kill(sidecar, SIGCONT) == 0)
 
                     try await eventually(timeout: .seconds(120), "the rollback ends") {
                         try scenario.requests().contains { $0.status.isFinished }

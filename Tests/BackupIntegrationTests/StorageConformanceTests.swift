@@ -1,6 +1,7 @@
 import BackupCore
 import BackupStorage
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 
@@ -87,5 +88,41 @@ struct StorageConformanceTests {
         #expect(try storage.availableBytes() ?? 0 > 0)
         // Nothing is left in the temporary folder once writers are done.
         #expect(storage.removeStaleTemporaries() == 0)
+    }
+}
+
+@Suite("Volume folders")
+struct VolumeFolderTests {
+    @Test("writers racing to make the same new folders all succeed (processes sharing a volume do this)")
+    func racingFolders() throws {
+        let folder = try TemporaryDirectory()
+        let storage = try VolumeStorage(root: folder.path)
+        let failures = Mutex<[String]>([])
+        for round in 0..<100 {
+            DispatchQueue.concurrentPerform(iterations: 8) { writer in
+                do {
+                    let object = try storage.makeWriter(key: "round\(round)/state/health/deep/w\(writer).json")
+                    try [UInt8](repeating: 1, count: 8).withUnsafeBytes { try object.write($0) }
+                    try object.commit {}
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty)
+        #expect(try storage.list(folder: "round99/state/health/deep").count == 8)
+    }
+
+    @Test("a file where a folder should be: a clear error naming the path, nothing written")
+    func fileInTheWay() throws {
+        let folder = try TemporaryDirectory()
+        let storage = try VolumeStorage(root: folder.path)
+        try Data("x".utf8).write(to: folder.url.appendingPathComponent("state"))
+        #expect {
+            _ = try storage.makeWriter(key: "state/health/a.json")
+        } throws: { error in
+            "\(error)".contains("creating folder \(folder.path)/state/health")
+        }
+        #expect(try String(contentsOf: folder.url.appendingPathComponent("state"), encoding: .utf8) == "x", "the file is left as it was")
     }
 }

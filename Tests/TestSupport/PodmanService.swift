@@ -62,9 +62,8 @@ public final class PodmanService: Sendable {
 
         let suffix = String(UInt32.random(in: 10_000...99_999))
         let networks = ("contingency-test-\(suffix)a", "contingency-test-\(suffix)b")
-        let subnet = Int.random(in: 1...253)
-        try await create(network: networks.0, interface: "ctest\(suffix)a", subnet: subnet, in: directory)
-        try await create(network: networks.1, interface: "ctest\(suffix)b", subnet: subnet + 1, in: directory)
+        try await create(network: networks.0, interface: "ctest\(suffix)a", in: directory)
+        try await create(network: networks.1, interface: "ctest\(suffix)b", in: directory)
 
         let socket = directory.appending("podman.sock").path
         let process = try ProcessRunner.launch(
@@ -185,17 +184,24 @@ public final class PodmanService: Sendable {
 
     // MARK: - Internals
 
-    /// The network (on 10.213.`subnet`.0/24), made with podman's own command, then given an interface name of
+    /// The network (on a free 10.213.x.0/24), made with podman's own command, then given an interface name of
     /// its own (podman names bridges podman1, podman2… from the networks it knows, and it knows only this
-    /// directory's, so its choice could be a bridge the host's podman uses).
-    private static func create(
-        network: String, interface: String, subnet: Int, in directory: TemporaryDirectory
-    ) async throws {
-        let subnet = "10.213.\(subnet).0/24"
-        let result = try await ProcessRunner.run(
-            "podman", globalOptions(directory) + ["network", "create", "--disable-dns", "--subnet", subnet, network],
-            environment: environment(directory), timeout: .seconds(60))
-        guard result.succeeded else { throw TestSupportError("podman network create failed: \(result)") }
+    /// directory's, so its choice could be a bridge the host's podman uses). Services run side by side in one
+    /// test run, each with its own networks: a subnet another one took (podman refuses a subnet a host
+    /// interface uses) is skipped for another random one.
+    private static func create(network: String, interface: String, in directory: TemporaryDirectory) async throws {
+        var refusals: [String] = []
+        while true {
+            let subnet = "10.213.\(Int.random(in: 1...254)).0/24"
+            let result = try await ProcessRunner.run(
+                "podman", globalOptions(directory) + ["network", "create", "--disable-dns", "--subnet", subnet, network],
+                environment: environment(directory), timeout: .seconds(60))
+            if result.succeeded { break }
+            refusals.append("\(subnet): \(result.stderr)")
+            guard result.stderr.contains("subnet"), refusals.count < 8 else {
+                throw TestSupportError("podman network create failed: \(result)\n" + refusals.joined(separator: "\n"))
+            }
+        }
         let file = directory.appending("networks/\(network).json")
         guard var json = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any] else {
             throw TestSupportError("podman wrote no network configuration at \(file.path)")
