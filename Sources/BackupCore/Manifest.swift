@@ -9,14 +9,26 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var verified: Verification?
     /// backup-job's signature over the metadata and the archive (see `ManifestSignature`); nil when unsigned.
     public var signature: ManifestSignature?
+    /// When the archive was complete and durable (the backup took `completed - metadata.created`); nil in
+    /// manifests written before it was recorded. Not covered by the signature: it feeds the metrics and the
+    /// status page, never a restore decision.
+    public var completed: Date?
 
     public init(
-        metadata: BackupMetadata, archive: ArchiveInfo, verified: Verification? = nil, signature: ManifestSignature? = nil
+        metadata: BackupMetadata, archive: ArchiveInfo, verified: Verification? = nil, signature: ManifestSignature? = nil,
+        completed: Date? = nil
     ) {
         self.metadata = metadata
         self.archive = archive
         self.verified = verified
         self.signature = signature
+        self.completed = completed
+    }
+
+    /// How long the backup took, when its completion was recorded and is not before its start.
+    public var duration: TimeInterval? {
+        guard let completed, completed >= metadata.created else { return nil }
+        return completed.timeIntervalSince(metadata.created)
     }
 
     /// The archive object itself.
@@ -49,7 +61,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case archive, verified, complete, signature
+        case archive, verified, complete, signature, completed
         case backupSize = "backup_size"
     }
 
@@ -62,6 +74,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         archive = try container.decode(ArchiveInfo.self, forKey: .archive)
         verified = try container.decodeIfPresent(Verification.self, forKey: .verified)
         signature = try container.decodeIfPresent(ManifestSignature.self, forKey: .signature)
+        completed = try container.decodeIfPresent(Date.self, forKey: .completed)
         var figures: [(String, Int64)] = [("archive.size", archive.size)]
         figures += metadata.members.map { ("members[\($0.name)].size", $0.size) }
         if let uploads = metadata.uploads {
@@ -90,6 +103,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         try container.encode(archive, forKey: .archive)
         try container.encode(verified, forKey: .verified)
         try container.encodeIfPresent(signature, forKey: .signature)
+        try container.encodeIfPresent(completed, forKey: .completed)
         try container.encode(true, forKey: .complete)
         try container.encode(ByteFormat.string(archive.size), forKey: .backupSize)
     }

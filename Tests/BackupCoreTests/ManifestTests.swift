@@ -137,6 +137,18 @@ struct ManifestTests {
         #expect(decoded.metadata.version == nil)
         #expect(decoded.metadata.nodeVersion == nil)
         #expect(decoded.metadata.uploads == nil)
+        #expect(object["completed"] == nil && decoded.completed == nil && decoded.duration == nil)
+    }
+
+    @Test("the completion time round-trips and gives the duration; one before the start gives none")
+    func completionAndDuration() throws {
+        var manifest = sampleManifest()
+        manifest.completed = manifest.metadata.created.addingTimeInterval(83)
+        let decoded = try ContingencyJSON.decoder().decode(Manifest.self, from: try encode(manifest))
+        #expect(decoded.completed == manifest.completed)
+        #expect(decoded.duration == 83)
+        manifest.completed = manifest.metadata.created.addingTimeInterval(-1)
+        #expect(manifest.duration == nil)
     }
 
     @Test(arguments: [

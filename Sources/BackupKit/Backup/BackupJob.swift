@@ -114,7 +114,7 @@ public struct BackupJob: Sendable {
             Failpoint.hit("publish", holding: lease)
             try lease.confirm()
             try Task.checkCancellation()
-            var manifest = Manifest(metadata: metadata, archive: archiveInfo)
+            var manifest = Manifest(metadata: metadata, archive: archiveInfo, completed: Date())
             if let signingKey { manifest = try ManifestAuthenticator.sign(manifest, with: signingKey) }
             try storage.put(key: name.manifestName, data: Array(try ContingencyJSON.encoder().encode(manifest)))
             published = true

@@ -51,7 +51,9 @@ public struct ManifestAuthenticator: Sendable {
         }
         return (
             .genuine(keyID: key.keyID),
-            Manifest(metadata: signed.metadata, archive: signed.archive, verified: manifest.verified, signature: signature)
+            Manifest(
+                metadata: signed.metadata, archive: signed.archive, verified: manifest.verified, signature: signature,
+                completed: manifest.completed)
         )
     }
 
