@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C libraries from Debian's -dev packages.
@@ -51,7 +53,10 @@ let package = Package(
         // The Storage protocol, the volume store, leases. Stores reach C (libcurl for S3) through BackupInterop.
         .target(
             name: "BackupStorage",
-            dependencies: ["BackupCore", "BackupInterop", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "BackupCore", "BackupInterop", .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             swiftSettings: strict
         ),
         // Use cases: runBackup, runRestore, verify, loops. Called by the executables and the tests alike.
@@ -61,6 +66,7 @@ let package = Package(
                 "BackupCore", "BackupStorage", "BackupInterop",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
@@ -117,7 +123,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "BackupIntegrationTests",
-            dependencies: ["BackupKit", "BackupCore", "BackupStorage", "BackupInterop", "TestSupport"],
+            dependencies: [
+                "BackupKit", "BackupCore", "BackupStorage", "BackupInterop", "TestSupport",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

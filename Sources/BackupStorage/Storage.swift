@@ -1,4 +1,5 @@
 import BackupCore
+import CoreMetrics
 import Foundation
 
 /// Where backups and coordination objects live: a shared volume, or (later) an S3-compatible bucket.
@@ -43,6 +44,29 @@ public protocol Storage: Sendable, CustomStringConvertible {
     /// created now (on NFS, the server's), a bucket the `Date` of its server's answer (to the second). Objects'
     /// `modified` times come from the same clock, so durations between the two mean the same on every host.
     func currentTime() throws -> Date
+
+    // What a store is and can do beyond the contract above, asked of the protocol rather than by downcasting to
+    // a concrete store, so that a decorator (`MeteredStorage`) passes it through.
+
+    /// A volume or a bucket: the name metrics, logs and the API give the store.
+    var kind: StoreKind { get }
+    /// The folder of a volume store; nil for a bucket.
+    var localFolder: String? { get }
+    /// The local folder for scratch files beside a volume store's objects (same file system, so a staged file
+    /// is renamed into place); nil for a bucket.
+    var localStaging: LocalStaging? { get }
+    /// Aborts the uploads that runs which died left open, of the objects `isOurs` accepts by name; returns how
+    /// many. A store whose writes leave nothing open (a volume) returns 0.
+    func abortInterruptedUploads(named isOurs: (String) -> Bool) throws -> Int
+    /// Counts, from now on, each retry of a transient fault in `factory`
+    /// (`contingency_store_retries_total{store}`). A store that never retries (a volume) ignores it.
+    func countRetries(in factory: any MetricsFactory)
+}
+
+/// The two kinds of store.
+public enum StoreKind: String, Sendable, CaseIterable {
+    case volume
+    case bucket
 }
 
 /// A small object read whole, with its version.

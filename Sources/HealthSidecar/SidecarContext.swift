@@ -61,12 +61,7 @@ public struct SidecarContext: Sendable {
         configuration: SidecarConfiguration, storage: any Storage, values: ConfigurationValues? = nil, logger: Logger,
         events: RollbackEvents? = nil, livenessInterval: Duration = .seconds(10)
     ) throws {
-        let staging: LocalStaging
-        if let volume = storage as? VolumeStorage {
-            staging = volume.staging
-        } else {
-            staging = try LocalStaging(creating: configuration.store.stagingDirectory)
-        }
+        let staging = try storage.localStaging ?? LocalStaging(creating: configuration.store.stagingDirectory)
         self.init(
             configuration: configuration, stores: Stores(primary: storage, staging: staging), values: values,
             logger: logger, events: events, livenessInterval: livenessInterval)

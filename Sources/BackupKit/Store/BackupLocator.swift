@@ -113,8 +113,8 @@ struct BackupLocator {
         var candidates = stores.all
         if requested.contains("/") {
             let folder = (requested as NSString).deletingLastPathComponent
-            let isPrimary = (stores.primary as? VolumeStorage).map {
-                (folder as NSString).standardizingPath == ($0.root as NSString).standardizingPath
+            let isPrimary = stores.primary.localFolder.map {
+                (folder as NSString).standardizingPath == ($0 as NSString).standardizingPath
             } ?? false
             if !isPrimary { candidates = [try VolumeStorage(root: folder, readOnly: true)] }
         }

@@ -24,9 +24,7 @@ struct BucketCopy {
     /// lifecycle rules may have expired them; they are not sent again), and into an empty target only the newest
     /// goes. Returns what failed, by file name; `confirm` is the lease's fencing check.
     func copyMissing(confirm: () throws -> Void) throws -> [(name: String, error: any Error)] {
-        if let bucket = target as? S3Storage {
-            Stores.abortInterruptedUploads(in: bucket, prefix: prefix, logger: logger)
-        }
+        Stores.abortInterruptedUploads(in: target, prefix: prefix, logger: logger)
         let catalog = BackupCatalog(storage: source, prefix: prefix)
         // A name is a claim, not a time: a backup dated ahead of this clock (a forged 2099) is neither copied nor
         // taken as the bucket's oldest, or it would keep every real backup out of the bucket.

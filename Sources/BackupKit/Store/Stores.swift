@@ -1,5 +1,6 @@
 import BackupCore
 import BackupStorage
+import CoreMetrics
 import Foundation
 import Logging
 
@@ -43,6 +44,14 @@ public struct Stores: Sendable {
         return Stores(primary: bucket, staging: try LocalStaging(creating: configuration.stagingDirectory))
     }
 
+    /// The same stores, each wrapped so that its operations are counted and timed in `factory` (see
+    /// `MeteredStorage`).
+    public func metered(by factory: any MetricsFactory) -> Stores {
+        Stores(
+            primary: MeteredStorage(primary, factory: factory), copy: copy.map { MeteredStorage($0, factory: factory) },
+            staging: staging)
+    }
+
     /// Every store, the primary first.
     public var all: [any Storage] { [primary] + (copy.map { [$0] } ?? []) }
 
@@ -52,18 +61,18 @@ public struct Stores: Sendable {
     func removeInterruptedWrites(prefix: String, logger: Logger) {
         let stale = staging.removeStaleTemporaries()
         if stale > 0 { logger.info("Removed \(stale) temporary file(s) left by an interrupted run") }
-        if let bucket = primary as? S3Storage {
-            Self.abortInterruptedUploads(in: bucket, prefix: prefix, logger: logger)
-        }
+        Self.abortInterruptedUploads(in: primary, prefix: prefix, logger: logger)
     }
 
-    /// Aborts the uploads of our archives (named with `prefix`) left open in `bucket` by runs that died.
-    static func abortInterruptedUploads(in bucket: S3Storage, prefix: String, logger: Logger) {
+    /// Aborts the uploads of our archives (named with `prefix`) left open in `store` by runs that died (a
+    /// bucket's multipart uploads; a volume has none).
+    static func abortInterruptedUploads(in store: any Storage, prefix: String, logger: Logger) {
+        guard store.kind == .bucket else { return }
         do {
-            let aborted = try bucket.abortInterruptedUploads { BackupName.parse(fileName: $0, prefix: prefix) != nil }
-            if aborted > 0 { logger.info("Aborted \(aborted) upload(s) to \(bucket) left by an interrupted run") }
+            let aborted = try store.abortInterruptedUploads { BackupName.parse(fileName: $0, prefix: prefix) != nil }
+            if aborted > 0 { logger.info("Aborted \(aborted) upload(s) to \(store) left by an interrupted run") }
         } catch {
-            logger.warning("Could not list interrupted uploads in \(bucket): \(error)")
+            logger.warning("Could not list interrupted uploads in \(store): \(error)")
         }
     }
 }

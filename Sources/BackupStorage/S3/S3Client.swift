@@ -1,9 +1,15 @@
 import BackupCore
 import BackupInterop
+import CoreMetrics
 import Foundation
 import Logging
 
 /// Signed requests to one bucket over libcurl, with retries of transient faults.
+///
+/// Retries stay here, per HTTP request, rather than in a decorator around the `Storage` (where the metrics
+/// are, `MeteredStorage`): a request is signed anew for each attempt, and an archive streams through a writer
+/// (pg_dump's output cannot be rewound), so only the part in hand, not the store operation, can be sent again.
+/// Each retry is counted in the metrics once `countRetries(in:)` names where.
 ///
 /// No AWS SDK for Swift is available offline; the handful of S3 calls the store needs (object PUT/GET/HEAD/
 /// DELETE, ListObjectsV2, multipart upload) are plain HTTP requests signed with SigV4.
@@ -16,6 +22,8 @@ final class S3Client: @unchecked Sendable {
     private let signer: SigV4Signer
     private let lock = NSLock()
     private var handles: [CurlEasy] = []
+    /// `contingency_store_retries_total{store="bucket"}`, once a metrics factory is given.
+    private var retries: Counter?
     private let scheme: String
     private let hostPort: String
 
@@ -35,6 +43,11 @@ final class S3Client: @unchecked Sendable {
         self.scheme = scheme
         let defaultPort = scheme == "https" ? 443 : 80
         hostPort = components.port.map { $0 == defaultPort ? host : "\(host):\($0)" } ?? host
+    }
+
+    func countRetries(in factory: any MetricsFactory) {
+        let counter = Counter(label: "contingency_store_retries_total", dimensions: [("store", "bucket")], factory: factory)
+        lock.withLock { retries = counter }
     }
 
     /// One S3 call's outcome: the answer, whatever its status, after transient faults were retried.
@@ -120,6 +133,7 @@ final class S3Client: @unchecked Sendable {
                     "\(what) failed \(attempt) times, the last with \(fault)",
                     hint: "the bucket's server at \(configuration.endpoint) is unreachable or overloaded (S3_RETRIES and S3_TIMEOUT set how long a request is retried)")
             }
+            lock.withLock { retries }?.increment()
             let delay = Self.backoff(attempt: attempt)
             logger?.warning(
                 "\(what): \(fault); retrying in \(String(format: "%.1f", delay))s (attempt \(attempt + 1) of \(configuration.retries + 1))")

@@ -1,5 +1,6 @@
 import BackupCore
 import BackupInterop
+import CoreMetrics
 import Foundation
 import Logging
 
@@ -30,6 +31,10 @@ public struct S3Storage: Storage {
     }
 
     public var description: String { configuration.url }
+    public var kind: StoreKind { .bucket }
+    public var localFolder: String? { nil }
+    public var localStaging: LocalStaging? { nil }
+    public func countRetries(in factory: any MetricsFactory) { client.countRetries(in: factory) }
 
     public func makeWriter(key: String) throws -> any ObjectWriter {
         S3ObjectWriter(client: client, key: client.objectKey(key))

@@ -1,5 +1,6 @@
 import BackupCore
 import BackupInterop
+import CoreMetrics
 import Foundation
 
 #if canImport(Glibc)
@@ -49,6 +50,13 @@ public struct VolumeStorage: Storage {
     }
 
     public var description: String { root }
+    public var kind: StoreKind { .volume }
+    public var localFolder: String? { root }
+    public var localStaging: LocalStaging? { staging }
+    /// A volume's writes leave temporary files, not open uploads: `removeStaleTemporaries` clears those.
+    public func abortInterruptedUploads(named isOurs: (String) -> Bool) throws -> Int { 0 }
+    /// A file system call is not retried: a volume that fails fails now.
+    public func countRetries(in factory: any MetricsFactory) {}
 
     func path(_ key: String) -> String { key.isEmpty ? root : "\(root)/\(key)" }
 

@@ -52,6 +52,6 @@ struct BackupSummary: Encodable, Sendable {
 
     /// The name a store goes by in the API.
     static func storeName(_ storage: any Storage) -> String {
-        storage is VolumeStorage ? "volume" : "bucket"
+        storage.kind.rawValue
     }
 }
