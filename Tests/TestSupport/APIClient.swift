@@ -46,7 +46,7 @@ public struct APIClient: Sendable {
         ]
         if let headerFile { arguments += ["-H", "@\(headerFile.path)"] }
         for header in headers { arguments += ["-H", header] }
-        if let body {
+        if body != nil {
             arguments += ["--data-binary", "@-"]
             if let contentType { arguments += ["-H", "Content-Type: \(contentType)"] }
         }
