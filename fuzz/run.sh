@@ -6,6 +6,7 @@
 #   schedule      cron lines, macros and intervals (Schedule, CronExpression)
 #   backup-name   archive names listed in a store (BackupName)
 #   s3-xml        S3's XML answers: listing pages, upload listings, errors (S3XML)
+#   prometheus-text  metrics files the jobs publish in the store (PrometheusText)
 #
 # Usage: fuzz/run.sh [SECONDS] [TARGET...]   SECONDS per target (default 300), every target by default.
 #
@@ -24,7 +25,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-300}"
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "usage: fuzz/run.sh [SECONDS] [TARGET...]" >&2; exit 2; }
 shift $(( $# > 0 ? 1 : 0 ))
-all=(dump-scanner age manifest schedule backup-name s3-xml)
+all=(dump-scanner age manifest schedule backup-name s3-xml prometheus-text)
 targets=("${@:-${all[@]}}")
 for target in "${targets[@]}"; do
     [[ -f "fuzz/targets/$target.swift" ]] || { echo "unknown fuzz target $target (known: ${all[*]})" >&2; exit 2; }

@@ -10,8 +10,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// backup-job's signature over the metadata and the archive (see `ManifestSignature`); nil when unsigned.
     public var signature: ManifestSignature?
     /// When the archive was complete and durable (the backup took `completed - metadata.created`); nil in
-    /// manifests written before it was recorded. Not covered by the signature: it feeds the metrics and the
-    /// status page, never a restore decision.
+    /// manifests written before it was recorded, or when it does not decode. Not covered by the signature: it
+    /// feeds the metrics and the status page, never a restore decision, and a reader bounds it (`duration`).
     public var completed: Date?
 
     public init(
@@ -25,11 +25,16 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.completed = completed
     }
 
-    /// How long the backup took, when its completion was recorded and is not before its start.
+    /// How long the backup took, when its completion was recorded, is not before its start and is within a
+    /// day of it (longer is not a backup this product ran: a manifest edited in the store).
     public var duration: TimeInterval? {
-        guard let completed, completed >= metadata.created else { return nil }
-        return completed.timeIntervalSince(metadata.created)
+        guard let completed else { return nil }
+        let seconds = completed.timeIntervalSince(metadata.created)
+        return (0...Self.longestBackup).contains(seconds) ? seconds : nil
     }
+
+    /// The longest duration `duration` reports.
+    public static let longestBackup: TimeInterval = 86_400
 
     /// The archive object itself.
     public struct ArchiveInfo: Codable, Sendable, Equatable {
@@ -74,7 +79,8 @@ public struct Manifest: Codable, Sendable, Equatable {
         archive = try container.decode(ArchiveInfo.self, forKey: .archive)
         verified = try container.decodeIfPresent(Verification.self, forKey: .verified)
         signature = try container.decodeIfPresent(ManifestSignature.self, forKey: .signature)
-        completed = try container.decodeIfPresent(Date.self, forKey: .completed)
+        // Informational and unsigned: a value that does not decode hides nothing, it is just not known.
+        completed = (try? container.decodeIfPresent(Date.self, forKey: .completed)) ?? nil
         var figures: [(String, Int64)] = [("archive.size", archive.size)]
         figures += metadata.members.map { ("members[\($0.name)].size", $0.size) }
         if let uploads = metadata.uploads {

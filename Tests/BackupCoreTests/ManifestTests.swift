@@ -149,6 +149,18 @@ struct ManifestTests {
         #expect(decoded.duration == 83)
         manifest.completed = manifest.metadata.created.addingTimeInterval(-1)
         #expect(manifest.duration == nil)
+        manifest.completed = manifest.metadata.created.addingTimeInterval(Manifest.longestBackup + 1)
+        #expect(manifest.duration == nil, "a completion days later is not a backup's duration")
+    }
+
+    @Test("a completion time that does not decode leaves the manifest readable, its completion unknown")
+    func malformedCompletion() throws {
+        var object = try jsonObject(try encode(sampleManifest()))
+        for value: Any in ["yesterday", "2025-13-45T99:30:00Z", 12, ["x"]] {
+            object["completed"] = value
+            let decoded = try decodeManifest(object)
+            #expect(decoded.completed == nil && decoded.archive.size == 524_288_000)
+        }
     }
 
     @Test(arguments: [

@@ -96,6 +96,7 @@ struct VolumeFolderTests {
     @Test("writers racing to make the same new folders all succeed (processes sharing a volume do this)")
     func racingFolders() throws {
         let folder = try TemporaryDirectory()
+        defer { folder.remove() }
         let storage = try VolumeStorage(root: folder.path)
         let failures = Mutex<[String]>([])
         for round in 0..<100 {
@@ -116,6 +117,7 @@ struct VolumeFolderTests {
     @Test("a file where a folder should be: a clear error naming the path, nothing written")
     func fileInTheWay() throws {
         let folder = try TemporaryDirectory()
+        defer { folder.remove() }
         let storage = try VolumeStorage(root: folder.path)
         try Data("x".utf8).write(to: folder.url.appendingPathComponent("state"))
         #expect {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A throwaway podman serving the Docker Engine API on a unix socket of its own, for the Docker app control's
 /// tests: real containers, no Docker daemon, no registry.
@@ -189,10 +190,21 @@ public final class PodmanService: Sendable {
     /// directory's, so its choice could be a bridge the host's podman uses). Services run side by side in one
     /// test run, each with its own networks: a subnet another one took (podman refuses a subnet a host
     /// interface uses) is skipped for another random one.
+    /// The third bytes of the subnets this process's services took (never given back: 254 is plenty).
+    private static let subnets = Mutex<Set<Int>>([])
+
     private static func create(network: String, interface: String, in directory: TemporaryDirectory) async throws {
         var refusals: [String] = []
         while true {
-            let subnet = "10.213.\(Int.random(in: 1...254)).0/24"
+            // Services of this process never share one: podman sees another service's networks only once a
+            // container of theirs made the bridge.
+            let third = subnets.withLock { taken in
+                let free = (1...254).filter { !taken.contains($0) }
+                let pick = free.randomElement() ?? Int.random(in: 1...254)
+                taken.insert(pick)
+                return pick
+            }
+            let subnet = "10.213.\(third).0/24"
             let result = try await ProcessRunner.run(
                 "podman", globalOptions(directory) + ["network", "create", "--disable-dns", "--subnet", subnet, network],
                 environment: environment(directory), timeout: .seconds(60))

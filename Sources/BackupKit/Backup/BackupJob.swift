@@ -114,7 +114,10 @@ public struct BackupJob: Sendable {
             Failpoint.hit("publish", holding: lease)
             try lease.confirm()
             try Task.checkCancellation()
-            var manifest = Manifest(metadata: metadata, archive: archiveInfo, completed: Date())
+            // `created` is the name's time (moved on a second when the name was taken): the completion is that
+            // plus the time measured here, so the two never disagree whatever the clocks.
+            let completed = metadata.created.addingTimeInterval(max(0, Date().timeIntervalSince(started)))
+            var manifest = Manifest(metadata: metadata, archive: archiveInfo, completed: completed)
             if let signingKey { manifest = try ManifestAuthenticator.sign(manifest, with: signingKey) }
             try storage.put(key: name.manifestName, data: Array(try ContingencyJSON.encoder().encode(manifest)))
             published = true

@@ -99,7 +99,7 @@ struct LeftoverCollector {
             if report.stagingFiles > 0 {
                 logger.info("Removed \(report.stagingFiles) temporary file(s) left by an interrupted run")
             }
-            for case let bucket as S3Storage in stores.all {
+            for bucket in stores.all where bucket.kind == .bucket {
                 try confirm()
                 do {
                     report.uploads += try bucket.abortInterruptedUploads {

@@ -16,8 +16,10 @@ import Foundation
 /// - `contingency_store_bytes_total{store, direction}`: bytes streamed through writers ("written") and readers
 ///   ("read"), and small objects read and put whole.
 ///
-/// Operations are the protocol's: `write` (an object's commit, its stream being counted in bytes), `open`,
-/// `read`, `put`, `create`, `replace`, `delete`, `list`, `free`, `time`, `abort_uploads`.
+/// Operations are the protocol's: `write` (an object's commit, or a failed write of its stream: a bucket
+/// uploads parts as it goes), `open` (a writer started, a reader opened), `read` (a small object, or a failed
+/// read of a stream), `put`, `create`, `replace`, `delete`, `list`, `free`, `time`, `abort_uploads`. A
+/// cancelled job's interrupted operation counts as an error.
 public struct MeteredStorage: Storage {
     public let base: any Storage
     private let factory: any MetricsFactory
@@ -39,7 +41,7 @@ public struct MeteredStorage: Storage {
     }
 
     public func openReader(key: String) throws -> (any ObjectReader)? {
-        try measure("open") { try base.openReader(key: key) }.map { MeteredReader(base: $0, bytes: counter(bytes: "read")) }
+        try measure("open") { try base.openReader(key: key) }.map { MeteredReader(base: $0, storage: self) }
     }
 
     public func read(key: String) throws -> StoredObject? {
@@ -89,18 +91,22 @@ public struct MeteredStorage: Storage {
         let started = DispatchTime.now().uptimeNanoseconds
         let result: Result<T, any Error> = Result { try body() }
         let elapsed = DispatchTime.now().uptimeNanoseconds - started
-        let store = ("store", kind.rawValue)
-        let outcome: String
-        if case .failure = result { outcome = "error" } else { outcome = "ok" }
-        Counter(
-            label: "contingency_store_requests_total",
-            dimensions: [store, ("operation", operation), ("result", outcome)], factory: factory
-        ).increment()
+        if case .failure = result { count(operation, failed: true) } else { count(operation, failed: false) }
         Timer(
-            label: "contingency_store_request_duration_seconds", dimensions: [store, ("operation", operation)],
-            preferredDisplayUnit: .seconds, factory: factory
+            label: "contingency_store_request_duration_seconds",
+            dimensions: [("store", kind.rawValue), ("operation", operation)], preferredDisplayUnit: .seconds,
+            factory: factory
         ).recordNanoseconds(Int64(clamping: elapsed))
         return try result.get()
+    }
+
+    /// Counts one `operation`, ok or failed.
+    func count(_ operation: String, failed: Bool) {
+        Counter(
+            label: "contingency_store_requests_total",
+            dimensions: [("store", kind.rawValue), ("operation", operation), ("result", failed ? "error" : "ok")],
+            factory: factory
+        ).increment()
     }
 
     func counter(bytes direction: String) -> Counter {
@@ -123,7 +129,13 @@ final class MeteredWriter: ObjectWriter {
     }
 
     func write(_ chunk: UnsafeRawBufferPointer) throws {
-        try base.write(chunk)
+        do {
+            try base.write(chunk)
+        } catch {
+            // A bucket uploads its parts while the stream is written: their failures are the write's.
+            storage.count("write", failed: true)
+            throw error
+        }
         bytes.increment(by: chunk.count)
     }
 
@@ -137,17 +149,26 @@ final class MeteredWriter: ObjectWriter {
 /// A reader whose bytes are counted.
 final class MeteredReader: ObjectReader {
     private let base: any ObjectReader
+    private let storage: MeteredStorage
     private let bytes: Counter
 
-    init(base: any ObjectReader, bytes: Counter) {
+    init(base: any ObjectReader, storage: MeteredStorage) {
         self.base = base
-        self.bytes = bytes
+        self.storage = storage
+        bytes = storage.counter(bytes: "read")
     }
 
     var size: Int64 { base.size }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        let count = try base.read(into: buffer)
+        let count: Int
+        do {
+            count = try base.read(into: buffer)
+        } catch {
+            // A bucket's ranged reads happen while the stream is read: their failures are the read's.
+            storage.count("read", failed: true)
+            throw error
+        }
         bytes.increment(by: count)
         return count
     }
