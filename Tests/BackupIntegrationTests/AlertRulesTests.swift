@@ -82,8 +82,8 @@ struct AlertRulesTests {
     static let breakages: [(String, String, String)] = [
         ("BackupFailed", "contingency_backup_last_run_success == 0", "contingency_backup_last_run_success < 0"),
         ("BackupDiskSpaceLow", "< 10 * 1024^3", "< 5 * 1024^3"),
-        ("BackupDiskSpaceLow", "ignoring (store) group_left 2 *", "ignoring (store) 2 *"),
-        ("BackupDiskSpaceLow", "group_left 2 *", "group_left 5 *"),
+        ("BackupDiskSpaceLow", "ignoring (store) group_left\n", "ignoring (store)\n"),
+        ("BackupDiskSpaceLow", "2 * contingency_backup_last_size_bytes", "5 * contingency_backup_last_size_bytes"),
         ("AutoRollbackTriggered", "rollback_last_timestamp_seconds < 3600", "rollback_last_timestamp_seconds < 0"),
         ("RollbackFailed", "(contingency_backups offset 1h)", "(contingency_backups offset 1h) > 1"),
         ("BackupStale", "> 26 * 3600", "> 28 * 3600"),
@@ -130,10 +130,8 @@ struct AlertRulesTests {
     func chartCopyIsIdentical() throws {
         let source = try Data(contentsOf: Self.rules)
         let copy = try Data(contentsOf: Self.chartCopy)
-        #expect(
-            source == copy,
-            "the chart's rules differ from deploy/prometheus/alerts.yml, the source: run "
-                + "`cp deploy/prometheus/alerts.yml charts/contingency/files/alerts.yml`")
+        let fix = "cp deploy/prometheus/alerts.yml charts/contingency/files/alerts.yml"
+        #expect(source == copy, "the chart's rules differ from their source, deploy/prometheus/alerts.yml: `\(fix)`")
     }
 
     @Test("the rendered PrometheusRule's groups equal alerts.yml's, Prometheus templates kept, and pass its tests")
@@ -171,7 +169,8 @@ struct AlertRulesTests {
         // The rules as the PrometheusRule carries them (JSON is YAML) pass the unit tests of alerts.yml.
         let directory = try TemporaryDirectory(prefix: "rendered-rules")
         defer { directory.remove() }
-        try JSONSerialization.data(withJSONObject: spec).write(to: directory.url.appending(path: "alerts.yml"))
+        try JSONSerialization.data(withJSONObject: spec, options: [.withoutEscapingSlashes])
+            .write(to: directory.url.appending(path: "alerts.yml"))
         try FileManager.default.copyItem(at: Self.ruleTests, to: directory.url.appending(path: "alerts.test.yml"))
         let result = try #require(try await Self.promtool(["test", "rules", "alerts.test.yml"], in: directory.url))
         #expect(result.succeeded, "the rendered PrometheusRule's rules fail alerts.test.yml:\n\(result)")

@@ -372,9 +372,7 @@ struct HelmChartTests {
         #expect(Set(crdChecked.compactMap { $0["kind"] as? String }) == ["ServiceMonitor", "PrometheusRule"])
     }
 
-    @Test(
-        "PrometheusRule: Contingency's alert rules, valid for the CRD; defaultRules=false leaves the values' groups; "
-            + "a group name given twice fails")
+    @Test("PrometheusRule: Contingency's rules, CRD-valid; defaultRules=false leaves yours; a group named twice fails")
     func prometheusRule() async throws {
         let enabled = #"{"metrics": {"prometheusRule": {"enabled": true}}}"#
         let rendered = try await Self.valid(setJSON: [enabled])
