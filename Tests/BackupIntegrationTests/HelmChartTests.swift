@@ -365,9 +365,38 @@ struct HelmChartTests {
             #expect(labels[key] == value, "the ServiceMonitor's selector misses the sidecar's Service on \(key)")
         }
         let rule = try #require(rendered.all("PrometheusRule").first)
-        #expect((rule.path("spec", "groups") as? [[String: Any]])?.first?["name"] as? String == "contingency-local")
+        // Contingency's rules (files/alerts.yml), then the values' own group.
+        let groups = (rule.path("spec", "groups") as? [[String: Any]])?.compactMap { $0["name"] as? String }
+        #expect(groups == ["contingency", "contingency-local"])
         let crdChecked = rendered.validation.filter { ($0["schema"] as? String)?.hasPrefix("CRD ") == true }
         #expect(Set(crdChecked.compactMap { $0["kind"] as? String }) == ["ServiceMonitor", "PrometheusRule"])
+    }
+
+    @Test("PrometheusRule: Contingency's rules, CRD-valid; defaultRules=false leaves yours; a group named twice fails")
+    func prometheusRule() async throws {
+        let enabled = #"{"metrics": {"prometheusRule": {"enabled": true}}}"#
+        let rendered = try await Self.valid(setJSON: [enabled])
+        let rule = try #require(rendered.all("PrometheusRule").first)
+        let check = rendered.validation.first { $0["kind"] as? String == "PrometheusRule" }
+        #expect(check?["schema"] as? String == "CRD monitoring.coreos.com_prometheusrules.yaml", "\(check ?? [:])")
+        let groups = rule.path("spec", "groups") as? [[String: Any]] ?? []
+        #expect(groups.compactMap { $0["name"] as? String } == ["contingency"])
+        let alerts = (groups.first?["rules"] as? [[String: Any]] ?? []).compactMap { $0["alert"] as? String }
+        #expect(Set(alerts) == AlertRulesTests.alertNames, "\(alerts)")
+
+        let own = #"{"metrics": {"prometheusRule": {"defaultRules": false, "groups": [{"name": "contingency", "#
+            + #""rules": [{"alert": "Mine", "expr": "vector(1)"}]}]}}}"#
+        let replaced = try await Self.valid(setJSON: [enabled, own])
+        let replacedGroups = replaced.all("PrometheusRule").first?.path("spec", "groups") as? [[String: Any]]
+        let replacedRules = replacedGroups?.first?["rules"] as? [[String: Any]] ?? []
+        let replacedAlerts = replacedRules.compactMap { $0["alert"] as? String }
+        #expect(replacedAlerts == ["Mine"])
+        #expect(replacedGroups?.count == 1)
+
+        let twice = #"{"metrics": {"prometheusRule": {"groups": [{"name": "contingency", "rules": []}]}}}"#
+        let (result, refused) = try await Self.render(setJSON: [enabled, twice])
+        #expect(refused == nil, "a second group named contingency rendered")
+        #expect(result.stderr.contains("a group named \"contingency\" is already"), "\(result)")
     }
 
     // MARK: - The CI/CD example

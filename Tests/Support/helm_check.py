@@ -4,6 +4,7 @@
     helm_check.py render --chart DIR [--values FILE]... [--set-json JSON] [--release R] [--namespace N]
     helm_check.py parent --chart DIR --parent DIR [--values FILE]...   (the chart as a dependency of PARENT)
     helm_check.py lint --chart DIR [--values FILE]...
+    helm_check.py yaml --file FILE   (a YAML file as JSON, parsed as the renderings are, to compare with them)
 
 `render` and `parent` print one JSON object: {"objects": [{"template", "object"}…], "validation": [{"kind", "name",
 "schema", "error"}…], "values": the values given}. Every object of a core kind is validated with kubernetes-validate against the Kubernetes
@@ -134,14 +135,22 @@ def render(chart_dir: str, values: dict, release: str, namespace: str) -> list[d
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["render", "parent", "lint"])
-    parser.add_argument("--chart", required=True)
+    parser.add_argument("command", choices=["render", "parent", "lint", "yaml"])
+    parser.add_argument("--chart")
+    parser.add_argument("--file")
     parser.add_argument("--parent")
     parser.add_argument("--values", action="append", default=[])
     parser.add_argument("--set-json", action="append", default=[])
     parser.add_argument("--release", default="visual")
     parser.add_argument("--namespace", default="visual")
     arguments = parser.parse_args()
+    if arguments.command == "yaml":
+        # PyYAML parses both this file and the rendered objects: equal data compares equal (AlertRulesTests).
+        with open(arguments.file, encoding="utf-8") as handle:
+            print(json.dumps(yaml.safe_load(handle)))
+        return 0
+    if not arguments.chart:
+        parser.error("--chart is required")
     values = load_values(arguments.values, arguments.set_json)
     try:
         if arguments.command == "lint":
