@@ -206,7 +206,11 @@ struct StatusPageTests {
     @Test("GET /api/status: the app's health and its probes (healthy and not, with status and time), the newest rollback with its steps, free disk against twice the last ordinary backup")
     func statusFields() async throws {
         try await Self.withSidecar(statuses: [200, 503, 200]) { client, context, store in
-            try await eventually(timeout: .seconds(90), "three probes") { context.status.probes.count >= 3 }
+            // The history takes a probe at once; the heartbeat (the app's state) once the round's store writes end.
+            try await eventually(timeout: .seconds(90), "three probes, the last one in the heartbeat") {
+                let probes = context.status.probes
+                return probes.count >= 3 && context.status.snapshot.heartbeat?.lastProbe == probes.last?.at
+            }
             try await client.execute(uri: "/api/status", method: .get, headers: [Self.tokenHeader: Self.token]) {
                 response in
                 #expect(response.status == .ok)
