@@ -35,6 +35,14 @@ struct StatusPageBrowserTests {
         return id
     }
 
+    /// Waits for the clock's next second: a backup started in the same second as the one before is named a second
+    /// ahead (names are unique), so its manifest's completion would come before its name's time and it would
+    /// have no duration to show.
+    static func nextSecond() async throws {
+        let now = Date().timeIntervalSince1970.rounded(.down)
+        try await eventually("the next second") { Date().timeIntervalSince1970.rounded(.down) > now }
+    }
+
     @Test("headless Chromium: without the token no backup name in the DOM, a wrong token is told, the right one shows each backup and its chart points; screenshot saved")
     func browser() async throws {
         try await ApplicationFixture.with(uploadFiles: 12) { app in
@@ -51,6 +59,7 @@ struct StatusPageBrowserTests {
 
             // Unsigned; signed, then drilled (verified); signed and encrypted.
             try #require(try await app.run("backup-job").succeeded)
+            try await Self.nextSecond()
             let signed = try await app.run("backup-job", environment: ["BACKUP_SIGNING_KEY_FILE": signingKey])
             try #require(signed.succeeded, "\(signed)")
             let drill = try await app.run(
@@ -60,6 +69,7 @@ struct StatusPageBrowserTests {
                     "BACKUP_VERIFY_KEYS": verifyKey,
                 ])
             try #require(drill.succeeded, "\(drill)")
+            try await Self.nextSecond()
             let encrypted = try await app.run(
                 "backup-job", environment: ["BACKUP_SIGNING_KEY_FILE": signingKey, "AGE_RECIPIENTS": recipient])
             try #require(encrypted.succeeded, "\(encrypted)")

@@ -356,15 +356,21 @@ extension StatusPage {
               check('check-size', 'none', 'No backup yet');
             } else if (!previous) {
               check('check-size', 'ok', 'One backup: ' + formatBytes(last.backup.size));
-            } else if (last.backup.size > previous.backup.size) {
-              check('check-size', 'ok', '✓ Growing: ' + formatBytes(last.backup.size) + ', was ' +
-                formatBytes(previous.backup.size));
-            } else if (last.backup.size === previous.backup.size) {
-              check('check-size', 'ok', '✓ Steady: ' + formatBytes(last.backup.size) + ', as the one before');
             } else {
-              const shrink = Math.round(100 * (1 - last.backup.size / Math.max(previous.backup.size, 1)));
-              check('check-size', 'bad', '✗ Smaller than the one before by ' + shrink + ' %: ' +
-                formatBytes(last.backup.size) + ', was ' + formatBytes(previous.backup.size));
+              // Under half the one before is the BackupShrank alert's line; a shrink of a percent or more is worth
+              // a look; less is the same data compressed a little differently.
+              const sizes = formatBytes(last.backup.size) + ', was ' + formatBytes(previous.backup.size);
+              const ratio = last.backup.size / Math.max(previous.backup.size, 1);
+              if (ratio < 0.5) {
+                check('check-size', 'bad', '✗ Less than half the one before: ' + sizes);
+              } else if (ratio < 0.99) {
+                check('check-size', 'warn', '⚠ Smaller than the one before by ' + Math.round(100 * (1 - ratio)) +
+                  ' %: ' + sizes);
+              } else if (ratio > 1.01) {
+                check('check-size', 'ok', '✓ Growing: ' + sizes);
+              } else {
+                check('check-size', 'ok', '✓ Steady: ' + sizes);
+              }
             }
 
             const timedAll = inTime.filter((entry) => typeof entry.backup.durationSeconds === 'number');

@@ -105,6 +105,7 @@ extension StatusPage {
         .check { font-size: 0.9rem; margin: 0.2rem 0 0.4rem; min-height: 1.3em; }
         .check.ok { color: var(--ok); }
         .check.bad { color: var(--bad); }
+        .check.warn { color: var(--warn); }
         .check.none { color: var(--muted); }
         .plot svg { display: block; width: 100%; height: auto; overflow: visible; }
         .plot .grid { stroke: #e4e9ef; stroke-width: 1; }
