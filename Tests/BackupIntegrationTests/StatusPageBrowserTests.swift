@@ -166,4 +166,56 @@ struct StatusPageBrowserTests {
             }
         }
     }
+
+    /// A `health-sidecar --loop` over an empty store with `environment` (its app never answers: the page's data is
+    /// not what these runs look at), its base URL in `body`; stopped however `body` ends.
+    static func withBareSidecar(
+        _ environment: [String: String], _ body: (String) async throws -> Void
+    ) async throws {
+        let store = try TemporaryDirectory(prefix: "contingency-status-page")
+        defer { store.remove() }
+        let sidecar = try ProcessRunner.launch(
+            ApplicationFixture.executable("health-sidecar"), ["--loop"],
+            environment: [
+                "BACKUP_DIR": store.path, "HEALTH_CHECK_URL": "http://127.0.0.1:9/healthz", "HEALTH_CHECK_INTERVAL": "1s",
+                "HEALTH_CHECK_FAILURES": "1000", "SIDECAR_ID": "refusals", "SIDECAR_BIND": "127.0.0.1",
+                "SIDECAR_PORT": "0",
+            ].merging(environment) { $1 })
+        do {
+            try await body("http://127.0.0.1:\(try await sidecar.servedPort())/")
+            _ = await sidecar.terminateAndWait()
+        } catch {
+            _ = await sidecar.terminateAndWait()
+            throw TestSupportError("\(error)\nsidecar log:\n\(sidecar.stdoutSoFar)\(sidecar.stderrSoFar)")
+        }
+    }
+
+    @Test("headless Chromium: a disabled API (503) is told with how to enable it; too many wrong tokens (429) are told with when to try again; no data shown either way")
+    func refusals() async throws {
+        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "-")
+        try await Self.withBareSidecar([:]) { url in
+            let report = try await HeadlessBrowser.typeTokens(
+                ["some-token-0123456789"], url: url,
+                screenshot: HeadlessBrowser.artifacts.appendingPathComponent("status-page-\(stamp)-disabled.png"))
+            let step = try #require(report.steps.first)
+            #expect(step.state == "disabled", "\(step.message)")
+            #expect(step.message.contains("The admin API is disabled (503)"), "\(step.message)")
+            #expect(step.message.contains("Set API_ADMIN_TOKEN (or API_ADMIN_TOKEN_FILE)"), "\(step.message)")
+            #expect(!step.contentShown && step.backups.isEmpty && !step.tokenStored)
+        }
+        try await Self.withBareSidecar(["API_ADMIN_TOKEN": AdminAPITests.token, "API_TOKEN_ATTEMPTS": "1"]) { url in
+            let report = try await HeadlessBrowser.typeTokens(
+                ["wrong-token-one-0000", "wrong-token-two-0000"], url: url,
+                screenshot: HeadlessBrowser.artifacts.appendingPathComponent("status-page-\(stamp)-throttled.png"))
+            #expect(report.steps.map(\.state) == ["unauthorized", "throttled"], "\(report.steps.map(\.message))")
+            let held = try #require(report.steps.last)
+            #expect(held.message.contains("Too many wrong tokens (429)"), "\(held.message)")
+            // The wait is the sidecar's Retry-After: at most its one-minute window.
+            let wait = held.message.split(separator: " ").firstIndex(of: "in").map {
+                Int(held.message.split(separator: " ")[$0 + 1]) ?? 0
+            }
+            #expect((1...60).contains(wait ?? 0), "\(held.message)")
+            #expect(!held.contentShown && held.backups.isEmpty)
+        }
+    }
 }

@@ -11,6 +11,9 @@ messages separated by NUL bytes): no port, no WebSocket library, nothing but the
   reloaded    the page reloaded: the token is kept in the tab's sessionStorage
   forgotten   "Forget token" clicked
 
+With --sequence, the page is opened and each token of STATUS_PAGE_TOKENS (one a line) is typed in turn instead,
+the page observed after each answer (`steps`): for the answers that are no data (503, 429).
+
 Tokens come from the environment (STATUS_PAGE_TOKEN, STATUS_PAGE_WRONG_TOKEN), never from the command line. The
 report is one JSON document on standard output; the caller asserts on it. Chromium runs in a fresh profile in a
 temporary folder, is stopped when this script ends however it ends (and, through PR_SET_PDEATHSIG, when this
@@ -242,6 +245,8 @@ class Page:
         return self.wait_for(f"{wanted}.includes(document.body && document.body.dataset.state)", what)
 
     def type_token(self, token):
+        # The state the last answer left must not pass for this one's: the page sets its own once it answers.
+        self.evaluate("document.body.dataset.state = 'typing'")
         self.evaluate("document.getElementById('token').focus()")
         self.call("Input.insertText", {"text": token})
         for kind in ("keyDown", "keyUp"):
@@ -275,10 +280,15 @@ def main():
     parser.add_argument("--chromium", help="the browser's executable (default: chromium on PATH)")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=900)
+    parser.add_argument("--sequence", action="store_true", help="type each token of STATUS_PAGE_TOKENS in turn")
     arguments = parser.parse_args()
     token = os.environ.get("STATUS_PAGE_TOKEN")
     wrong = os.environ.get("STATUS_PAGE_WRONG_TOKEN")
-    if not token or not wrong:
+    sequence = [line for line in os.environ.get("STATUS_PAGE_TOKENS", "").splitlines() if line]
+    if arguments.sequence and not sequence:
+        print("--sequence: STATUS_PAGE_TOKENS must hold at least one token", file=sys.stderr)
+        return 1
+    if not arguments.sequence and (not token or not wrong):
         print("STATUS_PAGE_TOKEN and STATUS_PAGE_WRONG_TOKEN must be set", file=sys.stderr)
         return 1
     executable = find_chromium(arguments.chromium)
@@ -302,6 +312,17 @@ def main():
         page.call("Page.navigate", {"url": arguments.url})
         page.wait_state(["signed-out", "loaded", "unauthorized", "disabled", "error"], "the page to start")
         report["signedOut"] = page.evaluate(OBSERVE)
+
+        if arguments.sequence:
+            report["steps"] = []
+            for typed in sequence:
+                page.type_token(typed)
+                page.wait_state(["loaded", "unauthorized", "disabled", "throttled", "error"], "the answer")
+                report["steps"].append(page.evaluate(OBSERVE))
+            page.screenshot(arguments.screenshot)
+            report["screenshot"] = os.path.abspath(arguments.screenshot)
+            json.dump(report, sys.stdout)
+            return 0
 
         page.type_token(wrong)
         page.wait_state(["unauthorized", "disabled", "throttled", "error"], "the wrong token's answer")

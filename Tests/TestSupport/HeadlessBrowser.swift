@@ -86,6 +86,13 @@ public enum HeadlessBrowser {
         public let console: [ConsoleEntry]
     }
 
+    /// What the page showed when opened and after each token typed (`typeTokens`).
+    public struct SequenceReport: Decodable, Sendable {
+        public let signedOut: Observation
+        public let steps: [Observation]
+        public let screenshot: String
+    }
+
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Support/status_page_browser.py").path
 
@@ -100,6 +107,33 @@ public enum HeadlessBrowser {
     public static func checkStatusPage(
         url: String, token: String, wrongToken: String, screenshot: URL, wrongScreenshot: URL? = nil
     ) async throws -> StatusPageReport {
+        var arguments = ["--url", url, "--screenshot", screenshot.path]
+        if let wrongScreenshot { arguments += ["--wrong-screenshot", wrongScreenshot.path] }
+        let output = try await run(
+            arguments, environment: ["STATUS_PAGE_TOKEN": token, "STATUS_PAGE_WRONG_TOKEN": wrongToken],
+            screenshot: screenshot)
+        do {
+            return try JSONDecoder().decode(StatusPageReport.self, from: Data(output.utf8))
+        } catch {
+            throw TestSupportError("the browser run's report cannot be read (\(error)): \(output.prefix(2000))")
+        }
+    }
+
+    /// Opens the page at `url` and types each of `tokens` in turn, observing the page after each answer: for the
+    /// answers that carry no data (a disabled API, a client held back).
+    public static func typeTokens(_ tokens: [String], url: String, screenshot: URL) async throws -> SequenceReport {
+        let output = try await run(
+            ["--url", url, "--screenshot", screenshot.path, "--sequence"],
+            environment: ["STATUS_PAGE_TOKENS": tokens.joined(separator: "\n")], screenshot: screenshot)
+        do {
+            return try JSONDecoder().decode(SequenceReport.self, from: Data(output.utf8))
+        } catch {
+            throw TestSupportError("the browser run's report cannot be read (\(error)): \(output.prefix(2000))")
+        }
+    }
+
+    /// Runs the script with `arguments`, the tokens in `environment`; returns its report (standard output).
+    static func run(_ arguments: [String], environment: [String: String], screenshot: URL) async throws -> String {
         guard ["chromium", "chromium-browser"].contains(where: { Self.onPath($0) }) else {
             throw TestSupportError(
                 "chromium is not installed: the status page's browser test needs Debian's chromium (apt-get install -y chromium; scripts/install-deps.sh installs it)"
@@ -110,20 +144,13 @@ public enum HeadlessBrowser {
         // The browser's profile, removed here even if the script had to be killed.
         let profile = try TemporaryDirectory(prefix: "status-page-browser")
         defer { profile.remove() }
-        var arguments = [script, "--url", url, "--screenshot", screenshot.path, "--profile-parent", profile.path]
-        if let wrongScreenshot { arguments += ["--wrong-screenshot", wrongScreenshot.path] }
         let result = try await ProcessRunner.run(
-            "python3", arguments,
-            environment: ["STATUS_PAGE_TOKEN": token, "STATUS_PAGE_WRONG_TOKEN": wrongToken, "PYTHONUNBUFFERED": "1"],
-            timeout: .seconds(300))
+            "python3", [script] + arguments + ["--profile-parent", profile.path],
+            environment: environment.merging(["PYTHONUNBUFFERED": "1"]) { $1 }, timeout: .seconds(300))
         guard result.succeeded else {
             throw TestSupportError("the status page's browser run failed:\n\(result.stderr.suffix(6000))")
         }
-        do {
-            return try JSONDecoder().decode(StatusPageReport.self, from: Data(result.stdout.utf8))
-        } catch {
-            throw TestSupportError("the browser run's report cannot be read (\(error)): \(result.stdout.prefix(2000))")
-        }
+        return result.stdout
     }
 
     static func onPath(_ name: String) -> Bool {

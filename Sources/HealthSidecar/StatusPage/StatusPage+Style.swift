@@ -29,6 +29,7 @@ extension StatusPage {
         code, .mono {
           font-family: ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, monospace; font-size: 0.9em;
         }
+        code { white-space: nowrap; }
         h1, h2, h3 { margin: 0; font-weight: 600; }
         h2 { font-size: 1.15rem; }
         h3 { font-size: 0.95rem; }
