@@ -59,3 +59,19 @@ if ((${#helm_tools_missing[@]})); then
     [ "$(id -u)" -eq 0 ] || pip_user=(--user)
     PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check "${pip_user[@]}" "${helm_tools_missing[@]}"
 fi
+
+# Debian's chromium (and a font for its screenshots) for the status page's browser test
+# (Tests/BackupIntegrationTests/StatusPageBrowserTests.swift): Tests/Support/status_page_browser.py drives it over the
+# DevTools protocol with the standard library alone, so no pip package is needed.
+browser_packages=(chromium fonts-dejavu-core)
+browser_missing=()
+for package in "${browser_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || browser_missing+=("$package")
+done
+if ((${#browser_missing[@]})); then
+    echo "Installing: ${browser_missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${browser_missing[@]}" >/dev/null
+fi

@@ -3,8 +3,9 @@ import BackupKit
 import Foundation
 import Hummingbird
 
-/// The sidecar's HTTP routes: `GET /healthz` (its own health, no token), and the admin API under `/api`
-/// (`APIGate` first: token, brake, JSON errors), each group in its own `Router+<Group>.swift` extension.
+/// The sidecar's HTTP routes: `GET /healthz` (its own health, no token), the admin API under `/api`
+/// (`APIGate` first: token, brake, JSON errors), and the status page (`GET /`, no token, no data), each group in
+/// its own `Router+<Group>.swift` extension.
 extension Router<SidecarRequestContext> {
     func addSidecarRoutes(_ context: SidecarContext) {
         // Before any route: a router's middleware applies to the routes added after it.
@@ -12,6 +13,8 @@ extension Router<SidecarRequestContext> {
         get("healthz") { _, _ in await SidecarHealth.response(context) }
         addMetricsRoute(context)
         addBackupRoutes(context)
+        addStatusRoute(context)
+        addStatusPageRoutes()
     }
 }
 

@@ -21,8 +21,9 @@ struct HealthSidecarCommand: AsyncParsableCommand {
             the body), GET /metrics (what the jobs publish in the store) and the admin API under /api/backups \
             (X-API-Token: API_ADMIN_TOKEN; without it the API answers 503: list, take, delete, pin and restore \
             backups, rollback/auto, cleanup; described in docs/openapi.yaml. Taking a backup or cleaning up needs \
-            backup-job's and cleanup-job's settings as well), and touches LIVENESS_FILE. SIGTERM: graceful \
-            shutdown, exit 0.
+            backup-job's and cleanup-job's settings as well), with GET /api/status for the status page that GET / \
+            serves (no token, no data: the page asks the API with the token the operator types), and touches \
+            LIVENESS_FILE. SIGTERM: graceful shutdown, exit 0.
             --liveness: exit 0 when LIVENESS_FILE was touched within --max-age, else 1: the image's HEALTHCHECK \
             and a Kubernetes exec probe for any --loop process (backup-job, restore-job, health-sidecar).
             """, settings: Executables.healthSidecar.settings))

@@ -281,10 +281,12 @@ struct ClientAddressTests {
     }
 
     @Test(
-        "no spelling of a path reaches a route around the token: only /healthz and /metrics are public",
+        "no spelling of a path reaches a route around the token: only /healthz, /metrics, / and the page's assets are public",
         arguments: [
             "//api/backups", "///api/backups", "/api//backups", "/api/backups/", "//api//backups//", "/API/backups",
-            "/api/backups?wait=true", "/./api/backups", "/healthz/../api/backups", "/favicon.ico", "/", "//",
+            "/api/backups?wait=true", "/./api/backups", "/healthz/../api/backups", "/favicon.ico", "//",
+            "/api/status", "//api/status", "/api/status/", "/api//status", "/status.js/", "//status.js", "/STATUS.JS",
+            "/status.css/..", "/index.html", "/status.js/../api/backups", "/favicon.svg/",
         ])
     func noBypass(path: String) async throws {
         try await APIGateTests.withRouter { client, _, _ in
@@ -292,5 +294,19 @@ struct ClientAddressTests {
                 #expect(response.status == .unauthorized, "\(path)")
             }
         }
+    }
+
+    @Test(
+        "exactly these are public, without a token: /healthz, /metrics, the status page and its assets",
+        arguments: ["/healthz", "/metrics", "/", "/status.css", "/status.js", "/favicon.svg", "/?token=x"])
+    func publicPaths(path: String) async throws {
+        try await APIGateTests.withRouter { client, _, _ in
+            try await client.execute(uri: path, method: .get) { response in
+                // /healthz answers 503 until the probe loop's first round: public all the same, never 401.
+                #expect([.ok, .serviceUnavailable].contains(response.status), "\(path): \(response.status)")
+                #expect(response.status != .unauthorized)
+            }
+        }
+        #expect(APIGate.isPublic(String(path.prefix { $0 != "?" })))
     }
 }

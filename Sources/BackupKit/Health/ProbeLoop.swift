@@ -85,6 +85,10 @@ public struct ProbeLoop: Sendable {
         heartbeat.lastResult = ProbeResult(
             healthy: outcome.healthy, status: outcome.status, reason: outcome.reason, seconds: outcome.duration)
         heartbeat.consecutiveFailures = tracker.consecutiveFailures
+        status.record(
+            ProbeRecord(
+                at: now, healthy: outcome.healthy, status: outcome.status, error: outcome.reason,
+                seconds: outcome.duration))
         if let lastHealthy = tracker.lastHealthy { heartbeat.lastHealthy = lastHealthy }
         let reason = outcome.reason ?? "no answer"
         let threshold = configuration.failureThreshold

@@ -6,7 +6,8 @@ import HTTPTypes
 import Hummingbird
 import Logging
 
-/// The door of every route but `/healthz` and `/metrics` (the admin API, and any other path: deny by default):
+/// The door of every route but `/healthz`, `/metrics` and the status page (the admin API, and any other path: deny
+/// by default):
 /// the client is named; a client that keeps sending wrong tokens is held back (429; a missing token is refused
 /// but not counted); the token is checked in constant time (401, the same answer for a missing and a wrong one);
 /// with no token configured the answer is 503: the API is never open. Every error behind it, the router's own
@@ -18,10 +19,13 @@ struct APIGate: RouterMiddleware {
     static let tokenHeader = HTTPField.Name("X-API-Token")!
     static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 
-    /// The only paths served without the token: the sidecar's own health and its metrics. Everything else, the
-    /// API and any path the router might take for it (it reads `//api/backups` as `/api/backups`), is behind the
-    /// gate: deny by default, so no spelling of a path reaches a route around it.
+    /// The only paths served without the token: the sidecar's own health and its metrics, and the status page
+    /// with its assets (which hold no data: the page asks the API, with the token). Everything else, the API and
+    /// any path the router might take for it (it reads `//api/backups` as `/api/backups`), is behind the gate:
+    /// deny by default, so no spelling of a path reaches a route around it. The page's paths count only as
+    /// written (`//` is not public).
     static func isPublic(_ path: String) -> Bool {
+        if StatusPage.publicPaths.contains(path) { return true }
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         return segments == ["healthz"] || segments == ["metrics"]
     }

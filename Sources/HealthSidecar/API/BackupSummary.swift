@@ -25,6 +25,14 @@ struct BackupSummary: Encodable, Sendable {
     let version: String?
     /// Kept by retention and refused by DELETE until unpinned.
     let pinned: Bool
+    /// How long the backup took (the manifest's `completed` minus its start); nil in manifests written before
+    /// completion times were recorded.
+    let durationSeconds: Double?
+    /// Whether the signature was checked against BACKUP_VERIFY_KEYS, and found: `genuine`, `unsigned`,
+    /// `notGenuine`, or `notChecked` (no verify keys). `signed` says only that a signature is there.
+    let authenticity: String
+    /// The same for people: the key that signed it, or why it is not genuine.
+    let authenticityDetail: String
 
     struct Verified: Encodable, Sendable {
         let at: Date
@@ -48,6 +56,19 @@ struct BackupSummary: Encodable, Sendable {
         database = entry.manifest.metadata.database
         version = entry.manifest.metadata.version
         self.pinned = pinned
+        durationSeconds = entry.manifest.duration.map { ($0 * 1000).rounded() / 1000 }
+        authenticity = Self.authenticityName(entry.authenticity)
+        authenticityDetail = entry.authenticity.description
+    }
+
+    /// The API's name of a trust verdict.
+    static func authenticityName(_ authenticity: Authenticity) -> String {
+        switch authenticity {
+        case .notChecked: "notChecked"
+        case .genuine: "genuine"
+        case .unsigned: "unsigned"
+        case .notGenuine: "notGenuine"
+        }
     }
 
     /// The name a store goes by in the API.

@@ -14,7 +14,8 @@ extension Router<SidecarRequestContext> {
         (.get, "/healthz"), (.get, "/metrics"), (.get, "/api/backups"), (.post, "/api/backups"), (.post, "/api/backups/rollback/auto"),
         (.post, "/api/backups/cleanup"), (.get, "/api/backups/requests/:id"), (.delete, "/api/backups/:filename"),
         (.post, "/api/backups/:filename/restore"), (.post, "/api/backups/:filename/pin"),
-        (.post, "/api/backups/:filename/unpin"),
+        (.post, "/api/backups/:filename/unpin"), (.get, "/api/status"), (.get, "/"), (.get, "/status.css"),
+        (.get, "/status.js"), (.get, "/favicon.svg"),
     ]
 
     /// The methods `path` answers to (empty: no such path).
@@ -67,9 +68,10 @@ struct BackupsAPI: Sendable {
         let prefix = prefix
         let logger = sidecar.logger
         let pins = BackupPins(stores: sidecar.stores, prefix: prefix, logger: logger)
+        let authenticator = sidecar.authenticator()
         let (entries, locations, pinned) = try await Blocking.run {
             () throws -> ([BackupEntry], [String: [String]], Set<String>) in
-            let catalog = BackupCatalog(storages: stores, prefix: prefix, logger: logger)
+            let catalog = BackupCatalog(storages: stores, prefix: prefix, logger: logger, authenticator: authenticator)
             let entries = try catalog.list()
             var locations: [String: [String]] = [:]
             for storage in stores {
