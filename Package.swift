@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C libraries from Debian's -dev packages.
@@ -54,13 +56,15 @@ let package = Package(
             dependencies: ["BackupCore", "BackupInterop", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
-        // Use cases: runBackup, runRestore, verify, loops. Called by the executables and the tests alike.
+        // Use cases: runBackup, runRestore, verify, loops. Called by the executables and the tests alike. Records
+        // metrics through swift-metrics' API with the factory it is given, never a Prometheus type.
         .target(
             name: "BackupKit",
             dependencies: [
                 "BackupCore", "BackupStorage", "BackupInterop",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
@@ -78,6 +82,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),
