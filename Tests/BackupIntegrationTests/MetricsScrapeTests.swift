@@ -65,7 +65,7 @@ struct MetricsScrapeTests {
             Issue.record("promtool is missing: install Debian's prometheus package (apt-get install -y prometheus)")
             return
         }
-        try await ApplicationFixture.with(uploadFiles: 6) { app in
+        try await ApplicationFixture.with(uploadFiles: 12) { app in
             try #require(try await app.run("backup-job").succeeded)
             let manifest = try Self.manifest(app)
             try Self.publishDrillFile(app)
@@ -81,9 +81,15 @@ struct MetricsScrapeTests {
                         ])
                     #expect(list.stdout == "200", "\(list)")
                     var text = ""
-                    try await eventually(timeout: .seconds(90), "a healthy probe counted") {
-                        text = try await Self.scrape(port: sidecar.port)
-                        return try Self.value(text, "contingency_health_probes_total", ["result": "healthy"]) ?? 0 >= 1
+                    do {
+                        try await eventually(timeout: .seconds(90), "a healthy probe counted") {
+                            text = try await Self.scrape(port: sidecar.port)
+                            let healthy = try Self.value(text, "contingency_health_probes_total", ["result": "healthy"])
+                            return (healthy ?? 0) >= 1
+                        }
+                    } catch {
+                        Issue.record("last scrape:\n\(text)\nsidecar:\n\(sidecar.output)")
+                        throw error
                     }
                     let promtool = try await ProcessRunner.run(
                         "promtool", ["check", "metrics"], stdin: Data(text.utf8), timeout: .seconds(60))
@@ -145,7 +151,7 @@ struct MetricsScrapeTests {
         "a real Prometheus scrapes the sidecar every second: after a backup and failing probes, the series come back from its API"
     )
     func prometheusScrapes() async throws {
-        try await ApplicationFixture.with(uploadFiles: 6) { app in
+        try await ApplicationFixture.with(uploadFiles: 12) { app in
             try #require(try await app.run("backup-job").succeeded)
             let manifest = try Self.manifest(app)
             let folder = try TemporaryDirectory()

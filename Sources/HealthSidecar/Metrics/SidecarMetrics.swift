@@ -71,10 +71,14 @@ public final class SidecarMetrics: Sendable {
             logger.error("GET /metrics: the sidecar's own registry is left out: its text does not parse (\(error))")
             return []
         }
-        for index in families.indices where families[index].help.isEmpty {
-            families[index].help = Self.help[families[index].name] ?? "Contingency's \(families[index].name)."
+        // In a stable order (the registry keeps its own in dictionaries): scrapes read and compare the same.
+        for index in families.indices {
+            if families[index].help.isEmpty {
+                families[index].help = Self.help[families[index].name] ?? "Contingency's \(families[index].name)."
+            }
+            families[index].samples.sort { $0.labelText < $1.labelText }
         }
-        return families
+        return families.sorted { $0.name < $1.name }
     }
 
     /// Brings the webhook counters up to `NotificationCounters`, the process's own counts of failed deliveries
@@ -91,4 +95,9 @@ public final class SidecarMetrics: Sendable {
             }
         }
     }
+}
+
+extension MetricSample {
+    /// Its labels as written, to order a family's series.
+    fileprivate var labelText: String { labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",") }
 }
