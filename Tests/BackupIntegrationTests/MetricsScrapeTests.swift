@@ -148,7 +148,7 @@ struct MetricsScrapeTests {
     }
 
     @Test(
-        "a real Prometheus scrapes the sidecar every second: after a backup and failing probes, the series come back from its API"
+        "a real Prometheus scrapes the sidecar every second: after a backup, failing probes and an undelivered webhook, the series come back from its API"
     )
     func prometheusScrapes() async throws {
         try await ApplicationFixture.with(uploadFiles: 12) { app in
@@ -158,8 +158,14 @@ struct MetricsScrapeTests {
             defer { folder.remove() }
             // Healthy twice, then failing for good.
             try await FixtureApplication.withScripted([200, 200, 500], folder: folder) { fixture in
+                // Two failures open an incident, whose webhook goes to a port nothing listens on: a failed delivery.
+                let closed = try FreePort.pick()
                 let sidecar = try await HealthSidecarTests.launchSidecar(
-                    app, id: "metrics-b", url: fixture.healthURL, ["HEALTH_CHECK_FAILURES": "100"])
+                    app, id: "metrics-b", url: fixture.healthURL,
+                    [
+                        "HEALTH_CHECK_FAILURES": "2", "ROLLBACK_WEBHOOK_URL": "http://127.0.0.1:\(closed)/hook",
+                        "NOTIFY_RETRIES": "0",
+                    ])
                 do {
                     try await PrometheusServer.with(scraping: ["127.0.0.1:\(sidecar.port)"]) { prometheus in
                         func value(_ query: String) async throws -> Double? {
@@ -175,11 +181,20 @@ struct MetricsScrapeTests {
                                 let unhealthy = try await value(
                                     #"contingency_health_probes_total{result="unhealthy"}"#)
                                 let failures = try await value("contingency_health_consecutive_failures")
+                                // The series' own `job` label meets the target's: Prometheus keeps the target's
+                                // (honor_labels: false, the default) and renames the series' to exported_job.
+                                let webhook = try await value(
+                                    #"contingency_webhook_failures_total{exported_job="sidecar",destination="rollback_webhook"}"#
+                                )
                                 return up == 1 && backups == 1 && size == Double(manifest.archive.size)
                                     && (healthy ?? 0) >= 1 && (unhealthy ?? 0) >= 1 && (failures ?? 0) >= 1
+                                    && (webhook ?? 0) >= 1
                             }
                         } catch {
-                            Issue.record("\(error)\ntargets: \(await prometheus.targets())\n\(prometheus.logContents)")
+                            let scrape = (try? await Self.scrape(port: sidecar.port)) ?? "(no scrape)"
+                            Issue.record(
+                                "\(error)\ntargets: \(await prometheus.targets())\n\(prometheus.logContents)\nscrape:\n\(scrape)\nsidecar:\n\(sidecar.output)"
+                            )
                             throw error
                         }
                         // What an alert would ask: the failures counted by the sidecar, seen through PromQL.
