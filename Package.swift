@@ -59,7 +59,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Use cases: runBackup, runRestore, verify, loops. Called by the executables and the tests alike.
+        // Use cases: runBackup, runRestore, verify, loops. Called by the executables and the tests alike. Records
+        // metrics through swift-metrics' API with the factory it is given, never a Prometheus type.
         .target(
             name: "BackupKit",
             dependencies: [
@@ -84,6 +85,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),

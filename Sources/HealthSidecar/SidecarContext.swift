@@ -22,6 +22,10 @@ public struct SidecarContext: Sendable {
     public let events: RollbackEvents
     /// Webhooks and pings of the backups and cleanups the API runs (BACKUP_WEBHOOK_URL, BACKUP_PING_URL).
     public let notifications: Notifications
+    /// This sidecar's own registry for `/metrics` (probes, API requests, webhook failures).
+    public let metrics: SidecarMetrics
+    /// What `/metrics` says of the backups in the stores, read when scraped.
+    public let storeMetrics: StoreMetrics
     /// Repeated wrong tokens, per client (10 in 60 s; settable so a test on a slow machine can widen the window).
     var brake: TokenBrake
     /// The background backups (`?wait=false`) this sidecar is taking, by label.
@@ -48,8 +52,12 @@ public struct SidecarContext: Sendable {
         freshness = BackupFreshness(
             storage: stores.primary, prefix: configuration.store.prefix,
             staleAfter: TimeInterval(configuration.backupStaleAfterSeconds))
+        let metrics = SidecarMetrics(logger: logger)
+        self.metrics = metrics
+        storeMetrics = Self.storeMetrics(configuration: configuration, stores: stores, values: values, logger: logger)
         probeLoop = ProbeLoop(
-            configuration: configuration, storage: stores.primary, events: events, status: status, logger: logger)
+            configuration: configuration, storage: stores.primary, events: events, status: status, logger: logger,
+            metrics: metrics.probes)
         liveness =
             configuration.livenessFile.isEmpty
             ? nil : Liveness(path: configuration.livenessFile, interval: livenessInterval)

@@ -8,7 +8,9 @@ import Hummingbird
 /// its own `Router+<Group>.swift` extension.
 extension Router<SidecarRequestContext> {
     func addSidecarRoutes(_ context: SidecarContext) {
-        // Before any route: a router's middleware applies to the routes added after it.
+        // Before any route: a router's middleware applies to the routes added after it. The API's requests are
+        // counted before the gate, so that refused ones are counted too.
+        add(middleware: APIMetricsMiddleware(metrics: context.metrics))
         add(middleware: APIGate(sidecar: context))
         get("healthz") { _, _ in await SidecarHealth.response(context) }
         addMetricsRoute(context)

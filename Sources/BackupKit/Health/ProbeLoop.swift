@@ -22,16 +22,19 @@ public struct ProbeLoop: Sendable {
     public let events: RollbackEvents
     public let status: SidecarStatus
     public let logger: Logger
+    /// Where each probe is counted for `/metrics`; nil: not counted.
+    public let metrics: ProbeMetrics?
 
     public init(
         configuration: SidecarConfiguration, storage: any Storage, events: RollbackEvents, status: SidecarStatus,
-        logger: Logger
+        logger: Logger, metrics: ProbeMetrics? = nil
     ) {
         self.configuration = configuration
         self.storage = storage
         self.events = events
         self.status = status
         self.logger = logger
+        self.metrics = metrics
     }
 
     private var interval: TimeInterval { TimeInterval(configuration.intervalSeconds) }
@@ -81,6 +84,7 @@ public struct ProbeLoop: Sendable {
         let outcome = try await Blocking.runAbandoningOnCancel { probe.probe() }
         let now = Date()
         let transition = tracker.record(healthy: outcome.healthy, at: now)
+        metrics?.record(healthy: outcome.healthy, consecutiveFailures: tracker.consecutiveFailures, at: now)
         heartbeat.lastProbe = now
         heartbeat.lastResult = ProbeResult(
             healthy: outcome.healthy, status: outcome.status, reason: outcome.reason, seconds: outcome.duration)

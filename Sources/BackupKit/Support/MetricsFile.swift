@@ -48,10 +48,14 @@ extension MetricsFile {
     /// A published file larger than this is not served (a job writes a few hundred bytes).
     public static let sizeLimit: Int64 = 1 << 20
 
-    /// Every job's published metrics in `storage`, one file after the other in the order of their names, for the
-    /// sidecar's `GET /metrics`. Files that are too large or not UTF-8 are left out, each named in `skipped`.
-    public static func collected(from storage: any Storage, skipped: (String) -> Void = { _ in }) throws -> String {
-        var text = ""
+    /// Every job's published metrics in `storage`, one list of families per file in the order of their names,
+    /// for the sidecar's `GET /metrics` to merge (`PrometheusText.merge`). Files that are too large, not UTF-8
+    /// or not in the text format are left out, each named in `skipped` with the reason: one bad file never
+    /// spoils the scrape.
+    public static func collected(
+        from storage: any Storage, skipped: (String) -> Void = { _ in }
+    ) throws -> [[MetricFamily]] {
+        var files: [[MetricFamily]] = []
         for object in try storage.list(folder: folder).sorted(by: { $0.name < $1.name })
         where object.name.hasSuffix(".prom") {
             guard object.size <= sizeLimit else {
@@ -63,8 +67,12 @@ extension MetricsFile {
                 skipped("\(object.key) is not UTF-8")
                 continue
             }
-            text += content.hasSuffix("\n") || content.isEmpty ? content : content + "\n"
+            do {
+                files.append(try PrometheusText.parse(content))
+            } catch {
+                skipped("\(object.key) is not in Prometheus' text format: \(error)")
+            }
         }
-        return text
+        return files
     }
 }
