@@ -42,6 +42,11 @@ public struct SidecarContext: Sendable {
     ) {
         self.configuration = configuration
         self.notifications = notifications ?? .disabled(logger: logger)
+        let metrics = SidecarMetrics(logger: logger)
+        self.metrics = metrics
+        // Every operation on the stores, whoever makes it (the probe loop's heartbeats, the API, the scrape's own
+        // reads), is counted in this sidecar's registry.
+        let stores = stores.metered(by: metrics.factory)
         self.stores = stores
         self.values = values
         self.logger = logger
@@ -52,8 +57,6 @@ public struct SidecarContext: Sendable {
         freshness = BackupFreshness(
             storage: stores.primary, prefix: configuration.store.prefix,
             staleAfter: TimeInterval(configuration.backupStaleAfterSeconds))
-        let metrics = SidecarMetrics(logger: logger)
-        self.metrics = metrics
         storeMetrics = Self.storeMetrics(configuration: configuration, stores: stores, values: values, logger: logger)
         probeLoop = ProbeLoop(
             configuration: configuration, storage: stores.primary, events: events, status: status, logger: logger,

@@ -15,7 +15,7 @@ struct PrometheusTextTests {
         contingency_store_request_duration_seconds_count{store="volume"} 5
         # HELP contingency_webhook_failures_total Failed notification deliveries.
         # TYPE contingency_webhook_failures_total counter
-        contingency_webhook_failures_total{job="sidecar",destination="ping"} 1
+        contingency_webhook_failures_total{source="sidecar",destination="ping"} 1
 
         """
 
@@ -31,7 +31,7 @@ struct PrometheusTextTests {
         #expect(families[0].value(["result": "other"]) == nil)
         #expect(families[1].kind == .histogram && families[1].samples.count == 4)
         #expect(families[1].samples[1].labelDictionary["le"] == "+Inf")
-        #expect(families[2].value(["destination": "ping", "job": "sidecar"]) == 1)
+        #expect(families[2].value(["destination": "ping", "source": "sidecar"]) == 1)
     }
 
     @Test("render then parse gives the same families; escapes in HELP and label values survive")
@@ -53,8 +53,8 @@ struct PrometheusTextTests {
         let job = """
             # HELP contingency_webhook_failures_total Another help.
             # TYPE contingency_webhook_failures_total counter
-            contingency_webhook_failures_total{job="backup",destination="backup_webhook"} 2
-            contingency_webhook_failures_total{destination="ping",job="sidecar"} 99
+            contingency_webhook_failures_total{source="backup",destination="backup_webhook"} 2
+            contingency_webhook_failures_total{destination="ping",source="sidecar"} 99
             # TYPE contingency_backup_runs_total counter
             contingency_backup_runs_total{result="success"} 4
             """

@@ -109,7 +109,7 @@ struct MetricsScrapeTests {
                         #expect(
                             try Self.value(
                                 text, "contingency_webhook_failures_total",
-                                ["job": "sidecar", "destination": destination]) == 0, "\(text)")
+                                ["source": "sidecar", "destination": destination]) == 0, "\(text)")
                     }
                     // B: the store, read at scrape time.
                     #expect(try Self.value(text, "contingency_backups", ["store": "volume"]) == 1, "\(text)")
@@ -181,10 +181,9 @@ struct MetricsScrapeTests {
                                 let unhealthy = try await value(
                                     #"contingency_health_probes_total{result="unhealthy"}"#)
                                 let failures = try await value("contingency_health_consecutive_failures")
-                                // The series' own `job` label meets the target's: Prometheus keeps the target's
-                                // (honor_labels: false, the default) and renames the series' to exported_job.
+                                // `source`, not `job`: the target's own `job` label stays the scrape job's.
                                 let webhook = try await value(
-                                    #"contingency_webhook_failures_total{exported_job="sidecar",destination="rollback_webhook"}"#
+                                    #"contingency_webhook_failures_total{source="sidecar",destination="rollback_webhook",job="contingency"}"#
                                 )
                                 return up == 1 && backups == 1 && size == Double(manifest.archive.size)
                                     && (healthy ?? 0) >= 1 && (unhealthy ?? 0) >= 1 && (failures ?? 0) >= 1

@@ -3,6 +3,11 @@
 /// text), so that every family of a scrape is documented (`promtool check metrics` asks for it).
 public enum MetricCatalog {
     public static let help: [String: String] = [
+        "contingency_health_probes_total": "Probes of HEALTH_CHECK_URL by this sidecar, by result.",
+        "contingency_health_consecutive_failures": "Failed probes in a row now, as the loop counts them (0 when healthy).",
+        "contingency_health_last_probe_timestamp_seconds": "Time of this sidecar's last probe of HEALTH_CHECK_URL (Unix seconds).",
+        "contingency_api_requests_total": "Admin API requests, by route pattern and HTTP status.",
+        "contingency_webhook_failures_total": "Notification deliveries that failed after every attempt, by source and destination.",
         "contingency_store_requests_total": "Operations on a store, by store, operation and result (ok or error).",
         "contingency_store_request_duration_seconds": "Duration of operations on a store.",
         "contingency_store_retries_total": "Transient faults of a store that were retried.",

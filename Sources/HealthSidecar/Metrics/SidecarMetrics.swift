@@ -13,18 +13,10 @@ public final class SidecarMetrics: Sendable {
     public static let apiRequests = "contingency_api_requests_total"
     public static let webhookFailures = "contingency_webhook_failures_total"
 
-    /// HELP of every family the registry may hold. swift-metrics has no place for a description (the factory
-    /// registers each with an empty one), and Prometheus' checks want one per family: they are added when the
-    /// registry is read (`families()`).
-    static let help: [String: String] = [
-        ProbeMetrics.probes: "Probes of HEALTH_CHECK_URL by this sidecar, by result.",
-        ProbeMetrics.consecutiveFailures: "Failed probes in a row now, as the loop counts them (0 when healthy).",
-        ProbeMetrics.lastProbe: "Time of this sidecar's last probe of HEALTH_CHECK_URL (Unix seconds).",
-        apiRequests: "Admin API requests, by route pattern and HTTP status.",
-        webhookFailures: "Notification deliveries that failed after every attempt, by job and destination.",
-        "contingency_store_requests_total": "Store requests, by store, operation and result.",
-        "contingency_store_request_duration_seconds": "Duration of store requests, by store and operation.",
-    ]
+    /// HELP of every family the registry may hold: BackupCore's catalog. swift-metrics has no place for a
+    /// description (the factory registers each with an empty one), and Prometheus' checks want one per family:
+    /// they are added when the registry is read (`families()`).
+    static var help: [String: String] { MetricCatalog.help }
 
     public let registry: PrometheusCollectorRegistry
     /// What BackupKit's use cases record with (the probe loop, a store decorator).
@@ -45,7 +37,7 @@ public final class SidecarMetrics: Sendable {
         var counters: [NotificationCounters.Destination: CoreMetrics.Counter] = [:]
         for destination in NotificationCounters.Destination.allCases {
             counters[destination] = CoreMetrics.Counter(
-                label: Self.webhookFailures, dimensions: [("job", "sidecar"), ("destination", destination.rawValue)],
+                label: Self.webhookFailures, dimensions: [("source", "sidecar"), ("destination", destination.rawValue)],
                 factory: factory)
         }
         webhookCounters = counters
