@@ -51,7 +51,7 @@ public struct JobMetrics: Sendable {
             all.append(
                 .counter(
                     Self.webhookFailuresName, "Notification deliveries (webhook messages, pings) that failed, by job and destination.",
-                    NotificationCounters.Destination.allCases.map { destination in
+                    NotificationCounters.Destination.allCases.map { destination -> ([MetricSample.Label], Double) in
                         (
                             [.init("job", job), .init("destination", destination.rawValue)],
                             Double(max(0, (failures[destination] ?? 0) - (published[destination] ?? 0)))
@@ -64,9 +64,9 @@ public struct JobMetrics: Sendable {
         do {
             written = try await Blocking.run { try file.publish(to: storage, logger: logger) }
         } catch {
+            let unpushed = pushgateway == nil ? "" : " (nothing pushed to the Pushgateway either)"
             logger.warning(
-                "Could not publish the \(job) metrics to \(MetricsFile.key(job: job)) in \(storage): \(error); the \(job) itself is not affected"
-                    + (pushgateway == nil ? "" : " (nothing pushed to the Pushgateway either)"))
+                "Could not publish the \(job) metrics to \(MetricsFile.key(job: job)) in \(storage): \(error); the \(job) itself is not affected\(unpushed)")
             return
         }
         if countsWebhookFailures {
