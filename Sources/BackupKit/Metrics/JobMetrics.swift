@@ -73,9 +73,9 @@ public struct JobMetrics: Sendable {
             Self.publishedFailures.withLock { $0[job] = failures }
         }
         guard let pushgateway else { return }
-        let (job, text) = (job, PrometheusText.render(Pushgateway.pushable(written)))
+        let (name, text) = (job, PrometheusText.render(Pushgateway.pushable(written)))
         do {
-            try await Blocking.run { try pushgateway.push(text, job: job) }
+            try await Blocking.run { try pushgateway.push(text, job: name) }
             logger.info("Pushed the \(job) metrics to the Pushgateway \(pushgateway.redacted) (job contingency_\(job))")
         } catch {
             logger.warning("Could not push the \(job) metrics: \(error); the \(job) itself is not affected")
