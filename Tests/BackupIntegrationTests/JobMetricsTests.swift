@@ -88,6 +88,17 @@ struct JobMetricsTests {
         #expect(next.first { $0.name == "contingency_backup_last_run_timestamp_seconds" }?.value() == 100)
     }
 
+    @Test("the group is the job alone, under any path prefix; pushed samples carry no job label of their own")
+    func groupAndLabels() {
+        #expect(Pushgateway(url: "http://u:p@gw:9091").groupURL(job: "backup") == "http://u:p@gw:9091/metrics/job/contingency_backup")
+        #expect(Pushgateway(url: "https://gw/prefix/").groupURL(job: "drill") == "https://gw/prefix/metrics/job/contingency_drill")
+        #expect(Pushgateway(url: "http://u:secret-pw@gw:9091").redacted == "http://gw:9091")
+        let pushed = Pushgateway.pushable([
+            .counter(JobMetrics.webhookFailuresName, "", [([.init("job", "backup"), .init("destination", "ping")], 1)])
+        ])
+        #expect(pushed.first?.samples.first?.labels == [.init("destination", "ping")])
+    }
+
     @Test("a once-mode backup pushes to a real Pushgateway, its basic-auth credentials (PUSHGATEWAY_URL_FILE) in no log line")
     func pushesToPushgateway() async throws {
         try await PushgatewayServer.with(basicAuth: true) { gateway in
