@@ -58,6 +58,25 @@ struct JobMetricsTests {
         }
     }
 
+    @Test("a once-mode run's own outcome message that fails (sent after the metrics) is still counted")
+    func lateWebhookFailureCounted() async throws {
+        try await ApplicationFixture.with(uploadFiles: 3) { app in
+            let port = try FreePort.pick()
+            let run = try await app.run(
+                "backup-job",
+                environment: [
+                    "BACKUP_WEBHOOK_URL": "http://127.0.0.1:\(port)/hooks/secret-path", "NOTIFY_RETRIES": "0", "NOTIFY_TIMEOUT": "5s",
+                ])
+            try #require(run.succeeded, "\(run)")
+            #expect((run.stdout + run.stderr).contains("Notification not delivered"), "\(run)")
+            let text = try Self.published(app, "backup")
+            let webhooks = try Self.family("contingency_webhook_failures_total", in: text)
+            #expect(webhooks.value(["job": "backup", "destination": "backup_webhook"]) == 1, "\(text)")
+            #expect(try Self.family("contingency_backup_last_run_success", in: text).value() == 1, "\(text)")
+            #expect(try Self.family("contingency_backup_runs_total", in: text).value(["result": "success"]) == 1, "\(text)")
+        }
+    }
+
     @Test("runs refused by the store lock or cancelled are not counted; failed and partial ones are")
     func countedOutcomes() {
         #expect(BackupJob.isCountedFailure(ContingencyError.failed("pg_dump failed")))

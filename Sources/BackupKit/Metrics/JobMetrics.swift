@@ -35,12 +35,34 @@ public struct JobMetrics: Sendable {
     public static let webhookFailuresName = "contingency_webhook_failures_total"
 
     /// Failed deliveries already added to a file by this process, per job and destination: a process that runs a
-    /// job again (`--loop`) adds only what failed since. What fails after the last publish of a process that then
-    /// ends (a once-mode job's own outcome message, sent after its metrics) is in its log, not in the file.
+    /// job again (`--loop`) adds only what failed since.
     private static let publishedFailures = Mutex<[String: [NotificationCounters.Destination: Int]]>([:])
+    /// The last publisher of each job in this process that counts webhook failures, for
+    /// `publishLateWebhookFailures`.
+    private static let publishers = Mutex<[String: JobMetrics]>([:])
 
     /// Writes `families` (gauges with this run's values, counters with its increments) and pushes them.
     public func publish(_ families: [MetricFamily]) async {
+        await write(families, keepingOthers: false)
+    }
+
+    /// Adds what failed to be delivered since each job's last publish in this process to its file, and pushes the
+    /// file again; does nothing for a job where nothing failed since. Called when a process's notifications are
+    /// flushed (`Notifications.flush`): a once-mode job's own outcome message is sent after its metrics were
+    /// published, and its failure would otherwise be in the log only.
+    public static func publishLateWebhookFailures() async {
+        for publisher in publishers.withLock({ Array($0.values) }) {
+            let published = publishedFailures.withLock { $0[publisher.job] ?? [:] }
+            let late = NotificationCounters.Destination.allCases.contains {
+                NotificationCounters.counts($0).failed > published[$0] ?? 0
+            }
+            if late { await publisher.write([], keepingOthers: true) }
+        }
+    }
+
+    /// `keepingOthers`: the previous file's other families stay as they were (a late addition to the last run's
+    /// file), instead of being replaced by this run's.
+    private func write(_ families: [MetricFamily], keepingOthers: Bool) async {
         var all = families
         var failures: [NotificationCounters.Destination: Int] = [:]
         if countsWebhookFailures {
@@ -62,7 +84,7 @@ public struct JobMetrics: Sendable {
         let (storage, logger) = (storage, logger)
         let written: [MetricFamily]
         do {
-            written = try await Blocking.run { try file.publish(to: storage, logger: logger) }
+            written = try await Blocking.run { try file.publish(to: storage, keepingOthers: keepingOthers, logger: logger) }
         } catch {
             let unpushed = pushgateway == nil ? "" : " (nothing pushed to the Pushgateway either)"
             logger.warning(
@@ -71,6 +93,7 @@ public struct JobMetrics: Sendable {
         }
         if countsWebhookFailures {
             Self.publishedFailures.withLock { $0[job] = failures }
+            Self.publishers.withLock { $0[job] = self }
         }
         guard let pushgateway else { return }
         let (name, text) = (job, PrometheusText.render(Pushgateway.pushable(written)))

@@ -70,7 +70,10 @@ public struct MetricsFile: Sendable {
     /// together both count. A previous file that cannot be parsed is replaced, its counts starting from zero, with
     /// a warning naming it. Throws when the store cannot be read or written.
     @discardableResult
-    public func publish(to storage: any Storage, logger: Logger) throws -> [MetricFamily] {
+    ///
+    /// `keepingOthers`: the previous file's families this one does not name (its gauges too) are kept as they were:
+    /// for an addition to the last run's file rather than a new run's.
+    public func publish(to storage: any Storage, keepingOthers: Bool = false, logger: Logger) throws -> [MetricFamily] {
         let key = Self.key(job: job)
         for _ in 0..<5 {
             let current = try storage.read(key: key)
@@ -90,7 +93,11 @@ public struct MetricsFile: Sendable {
                         "The previous metrics file \(key) in \(storage) cannot be read (\(error)): its counters start again from zero")
                 }
             }
-            let families = continuing(previous)
+            var families = continuing(previous)
+            if keepingOthers {
+                let named = Set(families.map(\.name))
+                families += previous.filter { !named.contains($0.name) && !$0.samples.isEmpty }
+            }
             let data = Array(PrometheusText.render(families).utf8)
             let written = try current.map { try storage.replace(key: key, data: data, ifMatch: $0.etag) }
                 ?? storage.create(key: key, data: data)
