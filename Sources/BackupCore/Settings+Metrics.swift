@@ -23,7 +23,9 @@ public enum PushgatewaySettings {
         else {
             throw .configuration(
                 "PUSHGATEWAY_URL is not an http:// or https:// URL with a host and without query (its value is a secret and not shown)",
-                hint: "give the gateway's base URL, e.g. http://pushgateway:9091 or https://user:password@push.example.com, or unset PUSHGATEWAY_URL")
+                hint:
+                    "give the gateway's base URL, e.g. http://pushgateway:9091 or https://user:password@push.example.com, or unset PUSHGATEWAY_URL"
+            )
         }
         return url
     }

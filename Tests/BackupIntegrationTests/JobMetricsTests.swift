@@ -2,8 +2,8 @@ import BackupCore
 import BackupStorage
 import Foundation
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 @testable import BackupKit
 
@@ -20,7 +20,9 @@ struct JobMetricsTests {
         try #require(try PrometheusText.parse(text).first { $0.name == name }, "no \(name) in:\n\(text)")
     }
 
-    @Test("backup.prom adds up once-mode runs (one success, one failure: a wrong database), promtool finds nothing to say")
+    @Test(
+        "backup.prom adds up once-mode runs (one success, one failure: a wrong database), promtool finds nothing to say"
+    )
     func backupRunsAddUp() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
             let good = try await app.run("backup-job")
@@ -40,7 +42,8 @@ struct JobMetricsTests {
             let webhooks = try Self.family("contingency_webhook_failures_total", in: text)
             #expect(webhooks.value(["job": "backup", "destination": "backup_webhook"]) == 0, "\(text)")
 
-            let promtool = try await ProcessRunner.run("/usr/bin/promtool", ["check", "metrics"], stdin: Data(text.utf8))
+            let promtool = try await ProcessRunner.run(
+                "/usr/bin/promtool", ["check", "metrics"], stdin: Data(text.utf8))
             #expect(promtool.succeeded, "\(promtool)")
             #expect((promtool.stdout + promtool.stderr).isEmpty, "promtool has something to say: \(promtool)\n\(text)")
 
@@ -65,7 +68,8 @@ struct JobMetricsTests {
             let run = try await app.run(
                 "backup-job",
                 environment: [
-                    "BACKUP_WEBHOOK_URL": "http://127.0.0.1:\(port)/hooks/secret-path", "NOTIFY_RETRIES": "0", "NOTIFY_TIMEOUT": "5s",
+                    "BACKUP_WEBHOOK_URL": "http://127.0.0.1:\(port)/hooks/secret-path", "NOTIFY_RETRIES": "0",
+                    "NOTIFY_TIMEOUT": "5s",
                 ])
             try #require(run.succeeded, "\(run)")
             #expect((run.stdout + run.stderr).contains("Notification not delivered"), "\(run)")
@@ -73,7 +77,8 @@ struct JobMetricsTests {
             let webhooks = try Self.family("contingency_webhook_failures_total", in: text)
             #expect(webhooks.value(["job": "backup", "destination": "backup_webhook"]) == 1, "\(text)")
             #expect(try Self.family("contingency_backup_last_run_success", in: text).value() == 1, "\(text)")
-            #expect(try Self.family("contingency_backup_runs_total", in: text).value(["result": "success"]) == 1, "\(text)")
+            #expect(
+                try Self.family("contingency_backup_runs_total", in: text).value(["result": "success"]) == 1, "\(text)")
         }
     }
 
@@ -98,19 +103,27 @@ struct JobMetricsTests {
             # TYPE contingency_backup_last_run_success gauge
             contingency_backup_last_run_success 1
             """)
-        let file = MetricsFile(job: "backup", families: JobMetrics.backupRun(succeeded: false, at: Date(timeIntervalSince1970: 100)))
+        let file = MetricsFile(
+            job: "backup", families: JobMetrics.backupRun(succeeded: false, at: Date(timeIntervalSince1970: 100)))
         let next = file.continuing(previous)
         let runs = try #require(next.first { $0.name == "contingency_backup_runs_total" })
         #expect(runs.value(["result": "success"]) == 4 && runs.value(["result": "failure"]) == 3)
-        #expect(next.first { $0.name == "contingency_webhook_failures_total" }?.value(["job": "backup", "destination": "ping"]) == 3)
+        #expect(
+            next.first { $0.name == "contingency_webhook_failures_total" }?.value([
+                "job": "backup", "destination": "ping",
+            ]) == 3)
         #expect(next.first { $0.name == "contingency_backup_last_run_success" }?.value() == 0)
         #expect(next.first { $0.name == "contingency_backup_last_run_timestamp_seconds" }?.value() == 100)
     }
 
     @Test("the group is the job alone, under any path prefix; pushed samples carry no job label of their own")
     func groupAndLabels() {
-        #expect(Pushgateway(url: "http://u:p@gw:9091").groupURL(job: "backup") == "http://u:p@gw:9091/metrics/job/contingency_backup")
-        #expect(Pushgateway(url: "https://gw/prefix/").groupURL(job: "drill") == "https://gw/prefix/metrics/job/contingency_drill")
+        #expect(
+            Pushgateway(url: "http://u:p@gw:9091").groupURL(job: "backup")
+                == "http://u:p@gw:9091/metrics/job/contingency_backup")
+        #expect(
+            Pushgateway(url: "https://gw/prefix/").groupURL(job: "drill")
+                == "https://gw/prefix/metrics/job/contingency_drill")
         #expect(Pushgateway(url: "http://u:secret-pw@gw:9091").redacted == "http://gw:9091")
         let pushed = Pushgateway.pushable([
             .counter(JobMetrics.webhookFailuresName, "", [([.init("job", "backup"), .init("destination", "ping")], 1)])
@@ -118,7 +131,9 @@ struct JobMetricsTests {
         #expect(pushed.first?.samples.first?.labels == [.init("destination", "ping")])
     }
 
-    @Test("a once-mode backup pushes to a real Pushgateway, its basic-auth credentials (PUSHGATEWAY_URL_FILE) in no log line")
+    @Test(
+        "a once-mode backup pushes to a real Pushgateway, its basic-auth credentials (PUSHGATEWAY_URL_FILE) in no log line"
+    )
     func pushesToPushgateway() async throws {
         try await PushgatewayServer.with(basicAuth: true) { gateway in
             try await ApplicationFixture.with(uploadFiles: 3) { app in
@@ -129,14 +144,18 @@ struct JobMetricsTests {
                 let run = try await app.run("backup-job", environment: ["PUSHGATEWAY_URL_FILE": secret.path])
                 try #require(run.succeeded, "\(run)")
                 let logs = run.stdout + run.stderr
-                #expect(logs.contains("Pushed the backup metrics to the Pushgateway http://127.0.0.1:\(gateway.port)"), "\(logs)")
+                #expect(
+                    logs.contains("Pushed the backup metrics to the Pushgateway http://127.0.0.1:\(gateway.port)"),
+                    "\(logs)")
                 #expect(!logs.contains(password) && !logs.contains(user), "the credentials appear in the log:\n\(logs)")
                 #expect(!logs.contains("Could not push"), "\(logs)")
 
                 let scrape = try await gateway.metrics()
                 let runs = try Self.family("contingency_backup_runs_total", in: scrape)
-                #expect(runs.value(["job": "contingency_backup", "instance": "", "result": "success"]) == 1, "\(scrape)")
-                #expect(runs.value(["job": "contingency_backup", "instance": "", "result": "failure"]) == 0, "\(scrape)")
+                #expect(
+                    runs.value(["job": "contingency_backup", "instance": "", "result": "success"]) == 1, "\(scrape)")
+                #expect(
+                    runs.value(["job": "contingency_backup", "instance": "", "result": "failure"]) == 0, "\(scrape)")
                 let webhooks = try Self.family("contingency_webhook_failures_total", in: scrape)
                 #expect(
                     webhooks.value(["job": "contingency_backup", "instance": "", "destination": "backup_webhook"]) == 0,
@@ -148,8 +167,9 @@ struct JobMetricsTests {
                 #expect((refused.stdout + refused.stderr).contains("answered HTTP 401"), "\(refused)")
                 let after = try Self.family("contingency_backup_runs_total", in: try await gateway.metrics())
                 #expect(after.value(["job": "contingency_backup", "instance": "", "result": "success"]) == 1)
-                #expect(try Self.family("contingency_backup_runs_total", in: try Self.published(app, "backup"))
-                    .value(["result": "success"]) == 2)
+                #expect(
+                    try Self.family("contingency_backup_runs_total", in: try Self.published(app, "backup"))
+                        .value(["result": "success"]) == 2)
             }
         }
     }
@@ -165,8 +185,9 @@ struct JobMetricsTests {
             #expect(logs.contains("Could not push the backup metrics"), "\(logs)")
             #expect(logs.contains("http://127.0.0.1:\(port)"), "\(logs)")
             #expect(!logs.contains("hidden-pw-123") && !logs.contains("someone"), "\(logs)")
-            #expect(try Self.family("contingency_backup_runs_total", in: try Self.published(app, "backup"))
-                .value(["result": "success"]) == 1)
+            #expect(
+                try Self.family("contingency_backup_runs_total", in: try Self.published(app, "backup"))
+                    .value(["result": "success"]) == 1)
         }
     }
 }

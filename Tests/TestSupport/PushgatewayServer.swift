@@ -47,7 +47,8 @@ public final class PushgatewayServer: Sendable {
 
     /// Starts a gateway, runs `body` with it, and stops it (and removes its folder) whether `body` returns or throws.
     public static func with<T>(
-        basicAuth: Bool = false, isolation: isolated (any Actor)? = #isolation, _ body: (PushgatewayServer) async throws -> T
+        basicAuth: Bool = false, isolation: isolated (any Actor)? = #isolation,
+        _ body: (PushgatewayServer) async throws -> T
     ) async throws -> T {
         try await ServerProcess.run(
             try await start(basicAuth: basicAuth),
@@ -71,13 +72,15 @@ public final class PushgatewayServer: Sendable {
     private func curl(_ url: String) async throws -> ProcessResult {
         let config = user.map { "user = \"\($0):\(password ?? "")\"\n" } ?? ""
         return try await ProcessRunner.run(
-            "curl", ["-sS", "--fail", "--max-time", "10", "-K", "-", url], stdin: Data(config.utf8), timeout: .seconds(30))
+            "curl", ["-sS", "--fail", "--max-time", "10", "-K", "-", url], stdin: Data(config.utf8),
+            timeout: .seconds(30))
     }
 
     static func start(basicAuth: Bool) async throws -> PushgatewayServer {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw TestSupportError(
-                "\(executable) is missing: install Debian's Pushgateway (apt-get install prometheus-pushgateway, as scripts/install-deps.sh does)")
+                "\(executable) is missing: install Debian's Pushgateway (apt-get install prometheus-pushgateway, as scripts/install-deps.sh does)"
+            )
         }
         let directory = try TemporaryDirectory(prefix: "contingency-pushgateway")
         var arguments = ["--persistence.file=", "--log.level=info"]
@@ -88,7 +91,10 @@ public final class PushgatewayServer: Sendable {
             let secret = "pw-\(UUID().uuidString.replacingOccurrences(of: "-", with: ""))"
             let hash = try await ProcessRunner.run(
                 "python3",
-                ["-W", "ignore", "-c", "import crypt, sys; print(crypt.crypt(sys.stdin.read(), crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))"],
+                [
+                    "-W", "ignore", "-c",
+                    "import crypt, sys; print(crypt.crypt(sys.stdin.read(), crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))",
+                ],
                 stdin: Data(secret.utf8))
             let bcrypt = hash.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             guard hash.succeeded, bcrypt.hasPrefix("$2") else {
@@ -104,7 +110,8 @@ public final class PushgatewayServer: Sendable {
             let port = try FreePort.pick()
             let process = try ProcessRunner.launch(
                 executable, arguments + ["--web.listen-address=127.0.0.1:\(port)"], workingDirectory: directory.url)
-            let server = PushgatewayServer(process: process, port: port, user: user, password: password, directory: directory)
+            let server = PushgatewayServer(
+                process: process, port: port, user: user, password: password, directory: directory)
             do {
                 var exited = false
                 try await eventually(timeout: .seconds(30), pollInterval: .milliseconds(50), "the Pushgateway ready") {

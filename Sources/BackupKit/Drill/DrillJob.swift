@@ -142,7 +142,9 @@ public struct DrillJob: Sendable {
 
     /// Writes the outcome into the backup's manifest (compare-and-swap, so a concurrent update is not lost),
     /// when the backup is in one of the stores (not a path elsewhere), and publishes the drill metrics.
-    private func record(_ verification: Manifest.Verification, for target: BackupTarget, duration: TimeInterval) async throws {
+    private func record(_ verification: Manifest.Verification, for target: BackupTarget, duration: TimeInterval)
+        async throws
+    {
         if stores.all.contains(where: { $0.description == target.storage.description }) {
             let storage = target.storage
             let key = target.fileName + ".json"

@@ -24,7 +24,8 @@ public struct JobMetrics: Sendable {
     public let countsWebhookFailures: Bool
     public let logger: Logger
 
-    public init(job: String, storage: any Storage, pushgatewayURL: String?, countsWebhookFailures: Bool, logger: Logger) {
+    public init(job: String, storage: any Storage, pushgatewayURL: String?, countsWebhookFailures: Bool, logger: Logger)
+    {
         self.job = job
         self.storage = storage
         pushgateway = pushgatewayURL.map(Pushgateway.init(url:))
@@ -72,7 +73,8 @@ public struct JobMetrics: Sendable {
             }
             all.append(
                 .counter(
-                    Self.webhookFailuresName, "Notification deliveries (webhook messages, pings) that failed, by job and destination.",
+                    Self.webhookFailuresName,
+                    "Notification deliveries (webhook messages, pings) that failed, by job and destination.",
                     NotificationCounters.Destination.allCases.map { destination -> ([MetricSample.Label], Double) in
                         (
                             [.init("job", job), .init("destination", destination.rawValue)],
@@ -84,11 +86,14 @@ public struct JobMetrics: Sendable {
         let (storage, logger) = (storage, logger)
         let written: [MetricFamily]
         do {
-            written = try await Blocking.run { try file.publish(to: storage, keepingOthers: keepingOthers, logger: logger) }
+            written = try await Blocking.run {
+                try file.publish(to: storage, keepingOthers: keepingOthers, logger: logger)
+            }
         } catch {
             let unpushed = pushgateway == nil ? "" : " (nothing pushed to the Pushgateway either)"
             logger.warning(
-                "Could not publish the \(job) metrics to \(MetricsFile.key(job: job)) in \(storage): \(error); the \(job) itself is not affected\(unpushed)")
+                "Could not publish the \(job) metrics to \(MetricsFile.key(job: job)) in \(storage): \(error); the \(job) itself is not affected\(unpushed)"
+            )
             return
         }
         if countsWebhookFailures {

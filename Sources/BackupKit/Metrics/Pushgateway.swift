@@ -48,7 +48,8 @@ public struct Pushgateway: Sendable {
     /// `ContingencyError` that names the gateway without credentials when no 2xx answer came.
     public func push(_ text: String, job: String) throws {
         var request = HTTPRequest(
-            method: "PUT", url: groupURL(job: job), headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+            method: "PUT", url: groupURL(job: job),
+            headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
             body: Array(text.utf8))
         request.timeout = timeoutSeconds
         request.connectTimeout = timeoutSeconds
@@ -73,7 +74,9 @@ public struct Pushgateway: Sendable {
     /// `text` with the URL's user name and password blanked, should libcurl or the gateway ever repeat them.
     private func scrubbed(_ text: String) -> String {
         guard let components = URLComponents(string: url) else { return text }
-        let secrets = [components.percentEncodedPassword, components.password, components.percentEncodedUser, components.user]
+        let secrets = [
+            components.percentEncodedPassword, components.password, components.percentEncodedUser, components.user,
+        ]
         return secrets.compactMap { $0 }.filter { $0.count >= 3 }.reduce(text) {
             $0.replacingOccurrences(of: $1, with: "…")
         }

@@ -31,7 +31,8 @@ public struct MetricsFile: Sendable {
         func total(_ family: MetricFamily?) -> [String: MetricSample] {
             guard let family, family.kind == .counter else { return [:] }
             var totals: [String: MetricSample] = [:]
-            for sample in family.samples where sample.name == family.name && sample.value.isFinite && sample.value >= 0 {
+            for sample in family.samples where sample.name == family.name && sample.value.isFinite && sample.value >= 0
+            {
                 totals[sample.seriesID] = sample
             }
             return totals
@@ -80,7 +81,8 @@ public struct MetricsFile: Sendable {
             var previous: [MetricFamily] = []
             if current == nil {
                 logger.warning(
-                    "No previous metrics file \(key) in \(storage) (the job's first run there, or it was removed): its counters start from zero")
+                    "No previous metrics file \(key) in \(storage) (the job's first run there, or it was removed): its counters start from zero"
+                )
             }
             if let current {
                 do {
@@ -90,7 +92,8 @@ public struct MetricsFile: Sendable {
                     previous = try PrometheusText.parse(text)
                 } catch {
                     logger.warning(
-                        "The previous metrics file \(key) in \(storage) cannot be read (\(error)): its counters start again from zero")
+                        "The previous metrics file \(key) in \(storage) cannot be read (\(error)): its counters start again from zero"
+                    )
                 }
             }
             var families = continuing(previous)
@@ -99,7 +102,8 @@ public struct MetricsFile: Sendable {
                 families += previous.filter { !named.contains($0.name) && !$0.samples.isEmpty }
             }
             let data = Array(PrometheusText.render(families).utf8)
-            let written = try current.map { try storage.replace(key: key, data: data, ifMatch: $0.etag) }
+            let written =
+                try current.map { try storage.replace(key: key, data: data, ifMatch: $0.etag) }
                 ?? storage.create(key: key, data: data)
             if written != nil { return families }
         }
@@ -112,7 +116,8 @@ public struct MetricsFile: Sendable {
 extension MetricSample {
     /// What identifies the series within its family: its name and labels, whatever their order.
     fileprivate var seriesID: String {
-        name + "{" + labels.sorted { $0.name < $1.name }.map { "\($0.name)=\"\($0.value)\"" }.joined(separator: ",") + "}"
+        name + "{" + labels.sorted { $0.name < $1.name }.map { "\($0.name)=\"\($0.value)\"" }.joined(separator: ",")
+            + "}"
     }
 }
 
