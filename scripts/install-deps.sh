@@ -2,9 +2,8 @@
 # Installs what building and testing Contingency needs on a fresh Debian 12 machine: the C libraries'
 # -dev packages, PostgreSQL 15 (server and client) and the command-line tools the tests compare against
 # (GNU tar, zstd, Debian's age for encryption interop, prometheus for promtool, prometheus-pushgateway for the
-# jobs' push tests), and podman with runc, netavark
-# and aardvark-dns (the containers' DNS), whose Docker-compatible API and busybox-made images the Docker app
-# control's tests run against; mmdebstrap (base images from Debian's packages), binutils (strip) and
+# jobs' pushes in JobMetricsTests), and podman with runc, netavark and aardvark-dns (the containers' DNS), whose
+# Docker-compatible API and busybox-made images the Docker app control's tests run against; mmdebstrap (base images from Debian's packages), binutils (strip) and
 # docker-compose for the image and the compose example (scripts/build-image.sh, ComposeDeploymentTests).
 # Installs nothing when everything is already there.
 set -euo pipefail
