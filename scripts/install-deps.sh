@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing Contingency needs on a fresh Debian 12 machine: the C libraries'
 # -dev packages, PostgreSQL 15 (server and client) and the command-line tools the tests compare against
-# (GNU tar, zstd, Debian's age for encryption interop, prometheus for promtool), and podman with runc, netavark
-# and aardvark-dns (the containers' DNS), whose Docker-compatible API and busybox-made images the Docker app
-# control's tests run against; mmdebstrap (base images from Debian's packages), binutils (strip) and
+# (GNU tar, zstd, Debian's age for encryption interop, prometheus for promtool, prometheus-pushgateway for the
+# jobs' pushes in JobMetricsTests), and podman with runc, netavark and aardvark-dns (the containers' DNS), whose
+# Docker-compatible API and busybox-made images the Docker app control's tests run against; mmdebstrap (base images from Debian's packages), binutils (strip) and
 # docker-compose for the image and the compose example (scripts/build-image.sh, ComposeDeploymentTests).
 # Installs nothing when everything is already there.
 set -euo pipefail
-packages=(libpq-dev libarchive-dev libcurl4-openssl-dev libssl-dev libdeflate-dev libzstd-dev postgresql-15 postgresql-client-15 zstd gzip tar util-linux procps age prometheus bc time curl podman runc netavark aardvark-dns iptables busybox-static openssl mmdebstrap docker-compose binutils)
+packages=(libpq-dev libarchive-dev libcurl4-openssl-dev libssl-dev libdeflate-dev libzstd-dev postgresql-15 postgresql-client-15 zstd gzip tar util-linux procps age prometheus bc time curl podman runc netavark aardvark-dns iptables busybox-static openssl mmdebstrap docker-compose binutils prometheus-pushgateway)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -9,6 +9,8 @@ public struct StoreConfiguration: Sendable, Equatable {
     public var prefix: String
     public var lockTTLSeconds: Int
     public var lockTimeoutSeconds: Int
+    /// PUSHGATEWAY_URL: where the jobs also push the metrics they publish in the store; nil: nowhere.
+    public var pushgatewayURL: String?
 
     public init(
         backupDirectory: String?, s3: S3Configuration? = nil, stagingDirectory: String = "/tmp/contingency", prefix: String,
@@ -24,6 +26,7 @@ public struct StoreConfiguration: Sendable, Equatable {
 
     public static let settings: [Setting] =
         [Settings.backupDir] + S3Configuration.settings + [Settings.stagingDir, Settings.backupPrefix, Settings.lockTTL, Settings.lockTimeout]
+        + [Settings.pushgatewayURL]
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> StoreConfiguration {
         let prefix = try values.required(Settings.backupPrefix)
@@ -42,12 +45,14 @@ public struct StoreConfiguration: Sendable, Equatable {
         // With a bucket, the volume is used only when named: its default (/backups) must not turn a bucket-only
         // setup into one that also needs a volume.
         let directory = s3 == nil || values.isSet(Settings.backupDir) ? try values.required(Settings.backupDir) : nil
-        return StoreConfiguration(
+        var configuration = StoreConfiguration(
             backupDirectory: directory, s3: s3,
             stagingDirectory: try values.required(Settings.stagingDir),
             prefix: prefix,
             lockTTLSeconds: ttl,
             lockTimeoutSeconds: try values.duration(Settings.lockTimeout))
+        configuration.pushgatewayURL = try PushgatewaySettings.load(values)
+        return configuration
     }
 
     /// For messages: the volume, the bucket, or both.

@@ -122,6 +122,8 @@ struct ConfigurationTests {
                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "BACKUP_SIGNING_KEY",
                 // A Slack webhook's path and a ping URL's key are credentials.
                 "BACKUP_WEBHOOK_URL", "BACKUP_PING_URL",
+                // A Pushgateway URL may carry basic-auth credentials.
+                "PUSHGATEWAY_URL",
             ])
         // Public keys are not secret, but a list of them is easier to mount as a file.
         #expect(Settings.ageRecipients.readsFile && !Settings.ageRecipients.secret)
@@ -600,5 +602,26 @@ struct ConfigurationTests {
         for line in Setting.helpText(RestoreConfiguration.settings + BackupConfiguration.settings + [long]).split(separator: "\n") {
             #expect(line.count <= 80, "\(line)")
         }
+    }
+}
+
+/// PUSHGATEWAY_URL: an http(s) URL, credentials allowed, never shown in an error.
+@Suite struct PushgatewaySettingsTests {
+    static func load(_ environment: [String: String]) throws(ContingencyError) -> String? {
+        try PushgatewaySettings.load(ConfigurationValues(environment: environment, readFile: { _ in "" }))
+    }
+
+    @Test func acceptsGatewayURLs() throws {
+        #expect(try Self.load([:]) == nil)
+        #expect(try Self.load(["PUSHGATEWAY_URL": "http://pushgateway:9091"]) == "http://pushgateway:9091")
+        #expect(try Self.load(["PUSHGATEWAY_URL": " https://u:p@push.example.com/gw/ \n"]) == "https://u:p@push.example.com/gw/")
+    }
+
+    @Test(arguments: ["pushgateway:9091", "ftp://u:hunter2@host", "http://u:hunter2@host/?job=x", "http://"])
+    func refusesOthersWithoutShowingThem(_ value: String) {
+        var caught: ContingencyError?
+        do { _ = try Self.load(["PUSHGATEWAY_URL": value]) } catch { caught = error }
+        #expect(caught?.message.contains("PUSHGATEWAY_URL") == true, "\(value)")
+        #expect(caught.map { !"\($0)".contains("hunter2") } == true, "\(value)")
     }
 }

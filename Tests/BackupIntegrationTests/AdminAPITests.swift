@@ -131,6 +131,15 @@ struct AdminAPITests {
                     #expect(try Self.archives(app).isEmpty)
                     let after = try await api.call("POST", "/api/backups")
                     #expect(after.status == 200, "\(after)")
+                    // backup.prom: the run refused by the lock is not counted, the API's backup is; the sidecar's
+                    // deliveries are its registry's, not the file's.
+                    let metrics = try PrometheusText.parse(
+                        String(
+                            contentsOf: app.backupDirectory.appendingPathComponent(".contingency/metrics/backup.prom"),
+                            encoding: .utf8))
+                    let runs = try #require(metrics.first { $0.name == "contingency_backup_runs_total" })
+                    #expect(runs.value(["result": "success"]) == 1 && runs.value(["result": "failure"]) == 0, "\(runs)")
+                    #expect(!metrics.contains { $0.name == "contingency_webhook_failures_total" })
                 }
             }
         }

@@ -379,7 +379,7 @@ struct CleanupTests {
                 contentsOf: app.backupDirectory.appendingPathComponent(".contingency/metrics/cleanup.prom"),
                 encoding: .utf8)
             #expect(
-                metrics.contains("backup_cleanup_deleted 2") && metrics.contains("backup_cleanup_success 1"),
+                metrics.contains("contingency_cleanup_deleted 2") && metrics.contains("contingency_cleanup_success 1"),
                 "\(metrics)")
             #expect(try app.storeFiles() == ([backups.real] + recent).flatMap { [$0, $0 + ".json"] }.sorted())
 

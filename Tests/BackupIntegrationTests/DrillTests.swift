@@ -34,8 +34,8 @@ struct DrillTests {
             #expect(abs(verified.at.timeIntervalSinceNow) < 300)
 
             let text = try metrics(app)
-            #expect(text.contains("backup_drill_success 1"))
-            #expect(text.contains("backup_last_verified_timestamp_seconds \(Int(verified.at.timeIntervalSince1970.rounded()))"))
+            #expect(text.contains("contingency_drill_success 1"))
+            #expect(text.contains("contingency_backup_last_verified_timestamp_seconds \(Int(verified.at.timeIntervalSince1970.rounded()))"))
             let promtool = try await ProcessRunner.run("promtool", ["check", "metrics"], stdin: Data(text.utf8))
             #expect(promtool.succeeded, "\(promtool)")
 
@@ -60,8 +60,8 @@ struct DrillTests {
             let verified = try #require(try manifest(app).verified)
             #expect(!verified.ok)
             #expect(!verified.detail.isEmpty)
-            #expect(try metrics(app).contains("backup_drill_success 0"))
-            #expect(try metrics(app).contains("backup_last_verified_timestamp_seconds 0"))
+            #expect(try metrics(app).contains("contingency_drill_success 0"))
+            #expect(try metrics(app).contains("contingency_backup_last_verified_timestamp_seconds 0"))
         }
     }
 

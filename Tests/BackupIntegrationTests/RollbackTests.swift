@@ -149,6 +149,17 @@ struct RollbackTests {
                     RollbackHistory.self, from: Data(contentsOf: app.backupDirectory.appendingPathComponent(RollbackHistory.key)))
                 #expect(history.rollbacks.count == 1)
                 #expect(history.rollbacks.first?.outcome == "succeeded")
+                // rollback.prom counts it (published right after the request's outcome).
+                let metrics = app.backupDirectory.appendingPathComponent(".contingency/metrics/rollback.prom")
+                try await eventually(timeout: .seconds(30), "rollback.prom") {
+                    FileManager.default.fileExists(atPath: metrics.path)
+                }
+                let rollbacks = try #require(
+                    try PrometheusText.parse(String(contentsOf: metrics, encoding: .utf8))
+                        .first { $0.name == "contingency_rollbacks_total" })
+                #expect(
+                    rollbacks.value(["result": "succeeded"]) == 1 && rollbacks.value(["result": "failed"]) == 0,
+                    "\(rollbacks)")
 
                 // The goal: the restore's own time plus at most 15 s, from the third failed probe to healthy.
                 if let opened = request.incident?.opened, let healthy = steps.first(where: { $0.name == "health check" })?.ended,

@@ -83,6 +83,7 @@ public enum ConfigurationReference {
             "Retention", page: "retention.md",
             RetentionPolicy.settings + [Settings.cleanupSchedule, Settings.cleanupGrace]),
         Group("Logs and progress", page: "security.md#logs", [Settings.logFormat, Settings.progressInterval]),
+        Group("Metrics", page: "store.md", [Settings.pushgatewayURL]),
     ]
 
     /// Every variable some executable reads, each once, in the executables' order.

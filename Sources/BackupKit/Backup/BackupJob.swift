@@ -22,6 +22,9 @@ public struct BackupJob: Sendable {
     public var appControl: (any AppControl)?
     /// Recorded as the app's health and version instead of reading them now (a rollback's safety backup).
     public var recordedContext: StartContext?
+    /// Whether the run's metrics count this process's failed notification deliveries (`JobMetrics`): false in
+    /// the sidecar, whose own registry counts them.
+    public var countsWebhookFailures = true
     public static let lockName = "store"
     public static let version = "0.1.0"
 

@@ -5,17 +5,44 @@ import Logging
 extension BackupJob {
     /// Runs one backup; if the lease is lost midway (another job took it over), the run is cancelled before
     /// it can publish anything and fails with the lease error (exit 11), not as a cancellation.
+    ///
+    /// Every backup run of backup-job (once and `--loop`) and of the admin API's `POST /api/backups` comes
+    /// through here, and each publishes its outcome once (`backup.prom`, and the Pushgateway): a success counts as
+    /// `success`; a failed or partial run (exit 1 or 3: the dump, the store, the bucket copy…) as `failure`. A run
+    /// refused because another job holds the store lock, or whose lease was taken over (exit 11), and a cancelled
+    /// one (130) are not counted: they did not try a backup of their own, or were stopped on purpose; the
+    /// holder's run counts. A rollback's safety backup (`run()` directly) is the rollback's, not counted here.
     @discardableResult
     public func runCancellingOnLostLease() async throws -> BackupResult {
         let handle = CancelHandle()
         let task = Task { try await run(lostLease: { error in handle.cancel(because: error) }) }
         handle.set(task)
+        let thrown: any Error
         do {
-            return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+            let result = try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+            await publishRunMetrics(succeeded: true)
+            return result
         } catch {
-            if let lost = handle.reason { throw lost }
-            throw error
+            if let lost = handle.reason { thrown = lost } else { thrown = error }
         }
+        if Self.isCountedFailure(thrown) { await publishRunMetrics(succeeded: false) }
+        throw thrown
+    }
+
+    /// Whether a run that threw `error` counts as a failed backup (see `runCancellingOnLostLease`).
+    static func isCountedFailure(_ error: any Error) -> Bool {
+        switch error {
+        case let error as ContingencyError: !error.isCancellation && error.exitStatus != .locked
+        case is CancellationError: false
+        default: true
+        }
+    }
+
+    private func publishRunMetrics(succeeded: Bool) async {
+        await JobMetrics(
+            job: "backup", storage: stores.primary, pushgatewayURL: configuration.store.pushgatewayURL,
+            countsWebhookFailures: countsWebhookFailures, logger: logger
+        ).publish(JobMetrics.backupRun(succeeded: succeeded, at: Date()))
     }
 }
 

@@ -52,6 +52,9 @@ public struct CleanupJob: Sendable {
     public var onFinished: (@Sendable (CleanupResult) -> Void)?
     /// How long to wait for another job's lease; nil: LOCK_TIMEOUT.
     public var lockTimeoutSeconds: Int?
+    /// Whether the run's metrics count this process's failed notification deliveries (`JobMetrics`): false in
+    /// the sidecar, whose own registry counts them.
+    public var countsWebhookFailures = true
 
     public init(configuration: CleanupConfiguration, stores: Stores, logger: Logger) {
         self.configuration = configuration
@@ -174,35 +177,31 @@ public struct CleanupJob: Sendable {
             }
             logger.info("\(result.message)")
         }
-        publishMetrics(result)
+        await publishMetrics(result)
         onFinished?(result)
         return result
     }
 
-    /// `.contingency/metrics/cleanup.prom`: the last run's outcome (a dry run publishes nothing).
-    private func publishMetrics(_ result: CleanupResult) {
+    /// `.contingency/metrics/cleanup.prom` (and the Pushgateway): the last run's outcome (a dry run publishes
+    /// nothing). A failure to publish is a warning (`JobMetrics`).
+    private func publishMetrics(_ result: CleanupResult) async {
         guard !result.dryRun else { return }
-        do {
-            try MetricsFile(
-                job: "cleanup",
-                gauges: [
-                    .init(
-                        "backup_cleanup_success",
-                        "Whether the last cleanup ran without refusal or failure (1) or not (0).",
-                        result.refusal == nil && result.failures.isEmpty ? 1 : 0),
-                    .init("backup_cleanup_deleted", "Backups the last cleanup deleted.", Double(result.deletedCount)),
-                    .init("backup_cleanup_kept", "Backups the last cleanup kept.", Double(result.kept.count)),
-                    .init(
-                        "backup_cleanup_leftovers", "Leftovers of interrupted runs the last cleanup collected.",
-                        Double(result.leftovers.count)),
-                    .init(
-                        "backup_cleanup_timestamp_seconds", "Time of the last cleanup.",
-                        Date().timeIntervalSince1970.rounded()),
-                ]
-            ).publish(to: stores.primary)
-        } catch {
-            logger.warning("Could not publish the cleanup metrics: \(error)")
-        }
+        await JobMetrics(
+            job: "cleanup", storage: stores.primary, pushgatewayURL: configuration.store.pushgatewayURL,
+            countsWebhookFailures: countsWebhookFailures, logger: logger
+        ).publish([
+            .gauge(
+                "contingency_cleanup_success", "Whether the last cleanup ran without refusal or failure (1) or not (0).",
+                result.refusal == nil && result.failures.isEmpty ? 1 : 0),
+            .gauge("contingency_cleanup_deleted", "Backups the last cleanup deleted.", Double(result.deletedCount)),
+            .gauge("contingency_cleanup_kept", "Backups the last cleanup kept.", Double(result.kept.count)),
+            .gauge(
+                "contingency_cleanup_leftovers", "Leftovers of interrupted runs the last cleanup collected.",
+                Double(result.leftovers.count)),
+            .gauge(
+                "contingency_cleanup_timestamp_seconds", "When the last cleanup ended, in seconds since the epoch.",
+                Date().timeIntervalSince1970.rounded()),
+        ])
     }
 
     /// The newest complete, trusted backup that is not a safety backup nor dated ahead: the one whose

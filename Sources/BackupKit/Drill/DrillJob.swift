@@ -48,14 +48,14 @@ public struct DrillJob: Sendable {
                 verification = .init(at: Date(), ok: true, detail: try await drill(target, scratch: scratch))
             } catch let error as ContingencyError where !error.isCancellation && error.exitStatus != .keyError {
                 let failure = Manifest.Verification(at: Date(), ok: false, detail: Self.summary(of: error))
-                try record(failure, for: target, duration: Date().timeIntervalSince(started))
+                try await record(failure, for: target, duration: Date().timeIntervalSince(started))
                 throw ContingencyError.failed("restore drill of \(target.fileName) failed: \(error.message)", hint: error.hint)
             }
-            try record(verification, for: target, duration: Date().timeIntervalSince(started))
+            try await record(verification, for: target, duration: Date().timeIntervalSince(started))
             logger.info("Restore drill passed: \(target.fileName) (\(verification.detail)) in \(DurationFormat.string(seconds: Date().timeIntervalSince(started)))")
             return DrillResult(backup: target.fileName, verification: verification)
         } catch let error as ContingencyError where !error.isCancellation && !error.message.hasPrefix("restore drill of ") {
-            try? publishMetrics(ok: false, at: Date(), duration: Date().timeIntervalSince(started))
+            await publishMetrics(ok: false, at: Date(), duration: Date().timeIntervalSince(started))
             throw error
         }
     }
@@ -142,7 +142,9 @@ public struct DrillJob: Sendable {
 
     /// Writes the outcome into the backup's manifest (compare-and-swap, so a concurrent update is not lost),
     /// when the backup is in one of the stores (not a path elsewhere), and publishes the drill metrics.
-    private func record(_ verification: Manifest.Verification, for target: BackupTarget, duration: TimeInterval) throws {
+    private func record(_ verification: Manifest.Verification, for target: BackupTarget, duration: TimeInterval)
+        async throws
+    {
         if stores.all.contains(where: { $0.description == target.storage.description }) {
             let storage = target.storage
             let key = target.fileName + ".json"
@@ -157,26 +159,44 @@ public struct DrillJob: Sendable {
             }
             if !saved { logger.warning("The drill's outcome could not be written into \(key) (it changed or vanished meanwhile)") }
         }
-        try publishMetrics(ok: verification.ok, at: verification.at, duration: duration)
+        await publishMetrics(ok: verification.ok, at: verification.at, duration: duration)
     }
 
-    private func publishMetrics(ok: Bool, at: Date, duration: TimeInterval) throws {
-        let catalog = try BackupCatalog(
-            storages: stores.all, prefix: configuration.restore.store.prefix, logger: logger,
-            authenticator: try KeyLoader.authenticator(configuration.restore.trust)
-        ).list()
-        let lastVerified = catalog.filter(\.authenticity.isTrusted).compactMap { $0.manifest.verified }.filter(\.ok).map(\.at).max()
-        try MetricsFile(
-            job: "drill",
-            gauges: [
-                .init(
-                    "backup_last_verified_timestamp_seconds", "Time of the newest restore drill that passed, in seconds since the epoch.",
-                    lastVerified?.timeIntervalSince1970.rounded() ?? 0),
-                .init("backup_drill_success", "Whether the last restore drill passed (1) or failed (0).", ok ? 1 : 0),
-                .init("backup_drill_duration_seconds", "Duration of the last restore drill.", duration.rounded()),
-                .init("backup_drill_timestamp_seconds", "Time of the last restore drill.", at.timeIntervalSince1970.rounded()),
-            ]
-        ).publish(to: stores.primary)
+    /// `.contingency/metrics/drill.prom` (and the Pushgateway): the drill's outcome, and the newest passing drill
+    /// of any trusted backup, which the sidecar computes from the store too but a Pushgateway user has only from
+    /// here. A failure to publish is a warning (`JobMetrics`): the drill's outcome is in the manifest already.
+    private func publishMetrics(ok: Bool, at: Date, duration: TimeInterval) async {
+        var families: [MetricFamily] = []
+        do {
+            let (configuration, stores, logger) = (configuration, stores, logger)
+            let catalog = try await Blocking.run {
+                try BackupCatalog(
+                    storages: stores.all, prefix: configuration.restore.store.prefix, logger: logger,
+                    authenticator: try KeyLoader.authenticator(configuration.restore.trust)
+                ).list()
+            }
+            let lastVerified = catalog.filter(\.authenticity.isTrusted).compactMap { $0.manifest.verified }.filter(\.ok)
+                .map(\.at).max()
+            families.append(
+                .gauge(
+                    "contingency_backup_last_verified_timestamp_seconds",
+                    "When the newest restore drill that passed ran, in seconds since the epoch (0: none ever passed).",
+                    lastVerified?.timeIntervalSince1970.rounded() ?? 0))
+        } catch {
+            logger.warning(
+                "The backups could not be listed for contingency_backup_last_verified_timestamp_seconds (\(error)): the drill metrics go without it")
+        }
+        families += [
+            .gauge("contingency_drill_success", "Whether the last restore drill passed (1) or failed (0).", ok ? 1 : 0),
+            .gauge("contingency_drill_duration_seconds", "Duration of the last restore drill.", duration.rounded()),
+            .gauge(
+                "contingency_drill_timestamp_seconds", "When the last restore drill ran, in seconds since the epoch.",
+                at.timeIntervalSince1970.rounded()),
+        ]
+        await JobMetrics(
+            job: "drill", storage: stores.primary, pushgatewayURL: configuration.restore.store.pushgatewayURL,
+            countsWebhookFailures: true, logger: logger
+        ).publish(families)
     }
 }
 

@@ -99,8 +99,9 @@ public struct Notifications: Sendable {
     }
 
     /// Waits for queued messages and pings, at most `NOTIFY_TIMEOUT`; what is still pending then is dropped
-    /// (and logged). For a process about to exit. Waits even when the calling task is cancelled: a job stopped by
-    /// SIGTERM still sends its failure, within the same limit.
+    /// (and logged). Then adds the deliveries that failed since to the jobs' metrics files
+    /// (`JobMetrics.publishLateWebhookFailures`). For a process about to exit. Waits even when the calling task is
+    /// cancelled: a job stopped by SIGTERM still sends its failure, within the same limit.
     public func flush() async {
         let chains = [backupChain, rollbackChain, pingChain]
         let limit = settings.timeoutSeconds
@@ -125,6 +126,8 @@ public struct Notifications: Sendable {
                 "Notifications still being delivered after \(DurationFormat.string(seconds: Double(limit))) (NOTIFY_TIMEOUT) are dropped as the process ends"
             )
         }
+        // The jobs' metrics count deliveries that failed after they were published (the run's outcome message).
+        await JobMetrics.publishLateWebhookFailures()
     }
 
     /// Runs `body`, then waits for the queued messages (`flush()`) whether it returned or threw.

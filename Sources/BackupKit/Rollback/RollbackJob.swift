@@ -55,6 +55,15 @@ public struct RollbackJob: Sendable {
             }
         }
         if finished == nil { logger.error("[Rollback] Could not record the outcome of \(request.id) in the store") }
+        // rollback.prom (and the Pushgateway): every rollback that was needed counts, succeeded or failed (a
+        // refusal by the loop guard is a failed one: the application stays down); one found unnecessary (the app
+        // answered again) did not happen and is not counted.
+        if !outcome.skipped {
+            await JobMetrics(
+                job: "rollback", storage: stores.primary, pushgatewayURL: configuration.restore.store.pushgatewayURL,
+                countsWebhookFailures: true, logger: logger
+            ).publish(JobMetrics.rollback(succeeded: outcome.succeeded, at: Date()))
+        }
         return outcome
     }
 

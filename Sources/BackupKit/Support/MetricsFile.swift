@@ -1,44 +1,139 @@
 import BackupCore
 import BackupStorage
 import Foundation
+import Logging
 
-/// A job's last-run metrics in Prometheus' text format, published in the store
-/// (`.contingency/metrics/<job>.prom`) for the sidecar or a textfile collector to expose.
+/// A job's run metrics in Prometheus' text format, published in the store (`.contingency/metrics/<job>.prom`) for
+/// the sidecar's `GET /metrics` (or a textfile collector) to expose, and pushed to a Pushgateway by `JobMetrics`.
 ///
-/// Written by hand rather than through swift-prometheus: these are a few gauges written once per run to a
-/// file, not an in-process registry scraped over HTTP.
+/// Gauges hold the run's values. Counters hold the run's increments: `publish` adds them to the totals in the
+/// job's previous file, so that the runs of a CronJob, each a new process, add up. The families are BackupCore's
+/// `MetricFamily`, written by `PrometheusText.render` and read back by `PrometheusText.parse`: one model for what
+/// the jobs write and what the sidecar serves, rather than swift-prometheus' registry, which renders a process's
+/// own counters but cannot continue a count another process wrote.
 public struct MetricsFile: Sendable {
-    /// One gauge.
-    public struct Gauge: Sendable {
-        public let name: String
-        public let help: String
-        public let value: Double
-        public init(_ name: String, _ help: String, _ value: Double) {
-            self.name = name
-            self.help = help
-            self.value = value
-        }
-    }
-
     public let job: String
-    public let gauges: [Gauge]
+    /// Gauges with this run's values, counters with this run's increments.
+    public let families: [MetricFamily]
 
-    public init(job: String, gauges: [Gauge]) {
+    public init(job: String, families: [MetricFamily]) {
         self.job = job
-        self.gauges = gauges
+        self.families = families
     }
 
-    public static func key(job: String) -> String { ".contingency/metrics/\(job).prom" }
+    public static func key(job: String) -> String { "\(folder)/\(job).prom" }
 
-    public var text: String {
-        gauges.map { gauge in
-            let value = gauge.value.rounded() == gauge.value && abs(gauge.value) < 1e15 ? String(Int64(gauge.value)) : String(gauge.value)
-            return "# HELP \(gauge.name) \(gauge.help)\n# TYPE \(gauge.name) gauge\n\(gauge.name) \(value)\n"
-        }.joined()
+    /// The families to write after `previous` (the job's last file): each counter's series is the previous total
+    /// plus this run's increment, a series or a whole counter family this run does not mention is carried over
+    /// as it was (another runner of the same job may count what this one does not), gauges are this run's.
+    /// A previous value that is not a finite, non-negative number starts from zero.
+    public func continuing(_ previous: [MetricFamily]) -> [MetricFamily] {
+        func total(_ family: MetricFamily?) -> [String: MetricSample] {
+            guard let family, family.kind == .counter else { return [:] }
+            var totals: [String: MetricSample] = [:]
+            for sample in family.samples where sample.name == family.name && sample.value.isFinite && sample.value >= 0
+            {
+                totals[sample.seriesID] = sample
+            }
+            return totals
+        }
+        var result: [MetricFamily] = []
+        for family in families {
+            guard family.kind == .counter else {
+                result.append(family)
+                continue
+            }
+            var before = total(previous.first { $0.name == family.name })
+            var continued = family
+            continued.samples = family.samples.map { sample in
+                var sample = sample
+                sample.value += before.removeValue(forKey: sample.seriesID)?.value ?? 0
+                return sample
+            }
+            // Series only the previous file had, in the order it wrote them.
+            continued.samples += (previous.first { $0.name == family.name }?.samples ?? []).compactMap {
+                before.removeValue(forKey: $0.seriesID)
+            }
+            result.append(continued)
+        }
+        let named = Set(families.map(\.name))
+        for family in previous where family.kind == .counter && !named.contains(family.name) {
+            var carried = family
+            var totals = total(family)
+            carried.samples = family.samples.compactMap { totals.removeValue(forKey: $0.seriesID) }
+            if !carried.samples.isEmpty { result.append(carried) }
+        }
+        return result
     }
 
-    public func publish(to storage: any Storage) throws {
-        try storage.put(key: Self.key(job: job), data: Array(text.utf8))
+    /// Writes the file, its counters continued from the job's previous file in `storage`, and returns the families
+    /// written. The write is a compare-and-swap on the previous file's version, retried, so that two runs ending
+    /// together both count. A previous file that cannot be parsed is replaced, its counts starting from zero, with
+    /// a warning naming it. Throws when the store cannot be read or written.
+    @discardableResult
+    ///
+    /// `keepingOthers`: the previous file's families this one does not name (its gauges too) are kept as they were:
+    /// for an addition to the last run's file rather than a new run's.
+    public func publish(to storage: any Storage, keepingOthers: Bool = false, logger: Logger) throws -> [MetricFamily] {
+        let key = Self.key(job: job)
+        for _ in 0..<5 {
+            let current = try storage.read(key: key)
+            var previous: [MetricFamily] = []
+            if current == nil {
+                logger.warning(
+                    "No previous metrics file \(key) in \(storage) (the job's first run there, or it was removed): its counters start from zero"
+                )
+            }
+            if let current {
+                do {
+                    guard let text = String(validating: current.data, as: UTF8.self) else {
+                        throw ContingencyError.failed("not UTF-8")
+                    }
+                    previous = try PrometheusText.parse(text)
+                } catch {
+                    logger.warning(
+                        "The previous metrics file \(key) in \(storage) cannot be read (\(error)): its counters start again from zero"
+                    )
+                }
+            }
+            var families = continuing(previous)
+            if keepingOthers {
+                let named = Set(families.map(\.name))
+                families += previous.filter { !named.contains($0.name) && !$0.samples.isEmpty }
+            }
+            let data = Array(PrometheusText.render(families).utf8)
+            let written =
+                try current.map { try storage.replace(key: key, data: data, ifMatch: $0.etag) }
+                ?? storage.create(key: key, data: data)
+            if written != nil { return families }
+        }
+        throw ContingencyError.failed(
+            "\(key) in \(storage) kept changing while this run's metrics were added to it",
+            hint: "another run of the \(job) job published at the same moment; the next run publishes again")
+    }
+}
+
+extension MetricSample {
+    /// What identifies the series within its family: its name and labels, whatever their order.
+    fileprivate var seriesID: String {
+        name + "{" + labels.sorted { $0.name < $1.name }.map { "\($0.name)=\"\($0.value)\"" }.joined(separator: ",")
+            + "}"
+    }
+}
+
+extension MetricFamily {
+    /// A gauge with one unlabelled sample.
+    public static func gauge(_ name: String, _ help: String, _ value: Double) -> MetricFamily {
+        MetricFamily(name: name, help: help, kind: .gauge, samples: [MetricSample(name: name, value: value)])
+    }
+
+    /// A counter whose samples are this run's increments, one per label set.
+    public static func counter(_ name: String, _ help: String, _ increments: [([MetricSample.Label], Double)])
+        -> MetricFamily
+    {
+        MetricFamily(
+            name: name, help: help, kind: .counter,
+            samples: increments.map { MetricSample(name: name, labels: $0.0, value: $0.1) })
     }
 }
 

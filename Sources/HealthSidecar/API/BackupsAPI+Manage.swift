@@ -249,6 +249,7 @@ extension BackupsAPI {
                 "this sidecar cannot clean up: \(error). Give it the settings cleanup-job has")
         }
         var job = CleanupJob(configuration: cleanupConfiguration, stores: sidecar.stores, logger: sidecar.logger)
+        job.countsWebhookFailures = false  // the sidecar's registry counts its deliveries (job="sidecar")
         job.lockTimeoutSeconds = configuration.api.backupWaitSeconds
         let dryRun = input?.dryRun ?? false
         let result =

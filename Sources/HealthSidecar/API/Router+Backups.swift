@@ -134,6 +134,7 @@ struct BackupsAPI: Sendable {
         backup.store.lockTimeoutSeconds = configuration.api.backupWaitSeconds
         if let label { backup.label = label }
         var job = BackupJob(configuration: backup, stores: sidecar.stores, logger: sidecar.logger)
+        job.countsWebhookFailures = false  // the sidecar's registry counts its deliveries (job="sidecar")
         if backup.appControl.kind != .command { job.appControl = backup.appControl.makeAppControl(logger: sidecar.logger) }
         let what = label.map { "backup (label \"\(LogText.clean($0))\")" } ?? "backup"
         sidecar.logger.info("[API] POST /api/backups from \(context.client): \(what) asked for")
