@@ -137,6 +137,7 @@ let package = Package(
             dependencies: [
                 "HealthSidecar", "BackupKit", "BackupCore", "BackupStorage", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),

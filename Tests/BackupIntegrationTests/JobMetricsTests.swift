@@ -40,7 +40,7 @@ struct JobMetricsTests {
             let ended = try #require(try Self.family("contingency_backup_last_run_timestamp_seconds", in: text).value())
             #expect(abs(ended - Date().timeIntervalSince1970) < 300, "\(text)")
             let webhooks = try Self.family("contingency_webhook_failures_total", in: text)
-            #expect(webhooks.value(["job": "backup", "destination": "backup_webhook"]) == 0, "\(text)")
+            #expect(webhooks.value(["source": "backup", "destination": "backup_webhook"]) == 0, "\(text)")
 
             let promtool = try await ProcessRunner.run(
                 "/usr/bin/promtool", ["check", "metrics"], stdin: Data(text.utf8))
@@ -75,7 +75,7 @@ struct JobMetricsTests {
             #expect((run.stdout + run.stderr).contains("Notification not delivered"), "\(run)")
             let text = try Self.published(app, "backup")
             let webhooks = try Self.family("contingency_webhook_failures_total", in: text)
-            #expect(webhooks.value(["job": "backup", "destination": "backup_webhook"]) == 1, "\(text)")
+            #expect(webhooks.value(["source": "backup", "destination": "backup_webhook"]) == 1, "\(text)")
             #expect(try Self.family("contingency_backup_last_run_success", in: text).value() == 1, "\(text)")
             #expect(
                 try Self.family("contingency_backup_runs_total", in: text).value(["result": "success"]) == 1, "\(text)")
@@ -99,7 +99,7 @@ struct JobMetricsTests {
             contingency_backup_runs_total{result="success"} 4
             contingency_backup_runs_total{result="failure"} 2
             # TYPE contingency_webhook_failures_total counter
-            contingency_webhook_failures_total{job="backup",destination="ping"} 3
+            contingency_webhook_failures_total{source="backup",destination="ping"} 3
             # TYPE contingency_backup_last_run_success gauge
             contingency_backup_last_run_success 1
             """)
@@ -110,7 +110,7 @@ struct JobMetricsTests {
         #expect(runs.value(["result": "success"]) == 4 && runs.value(["result": "failure"]) == 3)
         #expect(
             next.first { $0.name == "contingency_webhook_failures_total" }?.value([
-                "job": "backup", "destination": "ping",
+                "source": "backup", "destination": "ping",
             ]) == 3)
         #expect(next.first { $0.name == "contingency_backup_last_run_success" }?.value() == 0)
         #expect(next.first { $0.name == "contingency_backup_last_run_timestamp_seconds" }?.value() == 100)
@@ -158,7 +158,7 @@ struct JobMetricsTests {
                     runs.value(["job": "contingency_backup", "instance": "", "result": "failure"]) == 0, "\(scrape)")
                 let webhooks = try Self.family("contingency_webhook_failures_total", in: scrape)
                 #expect(
-                    webhooks.value(["job": "contingency_backup", "instance": "", "destination": "backup_webhook"]) == 0,
+                    webhooks.value(["job": "contingency_backup", "instance": "", "source": "backup", "destination": "backup_webhook"]) == 0,
                     "\(scrape)")
 
                 // Without the credentials the gateway refuses (so they were what let the push in): a warning only.

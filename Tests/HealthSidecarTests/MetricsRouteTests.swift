@@ -1,6 +1,7 @@
 import BackupCore
 import BackupKit
 import BackupStorage
+import CoreMetrics
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -255,6 +256,11 @@ struct MetricsRouteTests {
         func delete(key: String, ifMatch etag: String?) throws -> Bool { try inner.delete(key: key, ifMatch: etag) }
         func availableBytes() throws -> Int64? { nil }
         func currentTime() throws -> Date { try inner.currentTime() }
+        var kind: StoreKind { .bucket }
+        var localFolder: String? { nil }
+        var localStaging: LocalStaging? { nil }
+        func abortInterruptedUploads(named isOurs: (String) -> Bool) throws -> Int { 0 }
+        func countRetries(in factory: any MetricsFactory) {}
     }
 
     @Test(

@@ -74,10 +74,10 @@ public struct JobMetrics: Sendable {
             all.append(
                 .counter(
                     Self.webhookFailuresName,
-                    "Notification deliveries (webhook messages, pings) that failed, by job and destination.",
+                    "Notification deliveries that failed after every attempt, by source and destination.",
                     NotificationCounters.Destination.allCases.map { destination -> ([MetricSample.Label], Double) in
                         (
-                            [.init("job", job), .init("destination", destination.rawValue)],
+                            [.init("source", job), .init("destination", destination.rawValue)],
                             Double(max(0, (failures[destination] ?? 0) - (published[destination] ?? 0)))
                         )
                     }))

@@ -30,8 +30,9 @@ public struct Pushgateway: Sendable {
     /// For logs: the URL without its credentials (and without any query).
     public var redacted: String { CurlEasy.redacted(url) }
 
-    /// The families as pushed: without a `job` label of their own (`contingency_webhook_failures_total` has
-    /// one), which the gateway would overwrite with the grouping key's and client libraries refuse to push.
+    /// The families as pushed: without a `job` label of their own (none of the jobs' files has one; a file
+    /// another writer left in the store might), which the gateway would overwrite with the grouping key's and
+    /// client libraries refuse to push.
     public static func pushable(_ families: [MetricFamily]) -> [MetricFamily] {
         families.map { family in
             var family = family

@@ -308,9 +308,11 @@ public final class StoreMetrics: Sendable {
                 reading.counts.map {
                     MetricSample(name: backups, labels: [.init("store", $0.label)], value: Double($0.count))
                 }),
+            // The signed start plus the duration, which is unsigned but bounded (`Manifest.duration`): a manifest
+            // edited in the store cannot hold the freshness alert off for more than a day.
             gauge(
                 lastSuccess, "Completion time of the newest complete, trusted, ordinary backup (Unix seconds).",
-                single(lastSuccess, newest.map { ($0.completed ?? $0.created).timeIntervalSince1970 })),
+                single(lastSuccess, newest.map { $0.created.addingTimeInterval($0.duration ?? 0).timeIntervalSince1970 })),
             gauge(
                 lastDuration, "How long the newest backup took, from its start to its completion.",
                 single(lastDuration, newest?.duration)),
