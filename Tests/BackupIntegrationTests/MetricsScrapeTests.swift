@@ -208,4 +208,69 @@ struct MetricsScrapeTests {
             }
         }
     }
+
+    @Test(
+        "after a backup, a failed backup and a rollback, a real Prometheus evaluating alerts.yml holds the jobs' series and raises AutoRollbackTriggered and BackupFailed"
+    )
+    func afterARollback() async throws {
+        try await ApplicationFixture.with(uploadFiles: 12) { app in
+            let scenario = try RollbackTests.Scenario(app)
+            do {
+                try await scenario.managed.control("start")
+                try await eventually("the app is healthy") { await scenario.managed.status() == 200 }
+                try scenario.launchSidecar("sidecar-a")
+                _ = try await RollbackTests.healthyBackup(scenario)
+                let failed = try await app.run("backup-job", environment: ["DATABASE_NAME": "no_such_db"])
+                #expect(!failed.succeeded, "\(failed)")
+                _ = try scenario.launchRunner()
+                try await app.server.psql("DROP TABLE users CASCADE", database: app.database)
+                try await eventually(timeout: .seconds(120), "the rollback ends") {
+                    try scenario.requests().contains { $0.intent == .rollback && $0.status.isFinished }
+                }
+                #expect(try scenario.requests().first { $0.intent == .rollback }?.status == .succeeded)
+
+                // A sidecar serving the store's metrics, scraped by a Prometheus that evaluates the product's rules.
+                let sidecar = try await HealthSidecarTests.launchSidecar(app, id: "scraped", url: scenario.managed.healthURL)
+                let rules = AlertRulesTests.prometheus.appending(path: "alerts.yml")
+                do {
+                    try await PrometheusServer.with(scraping: ["127.0.0.1:\(sidecar.port)"], ruleFiles: [rules]) { prometheus in
+                        func value(_ query: String) async throws -> Double? {
+                            let samples = try await prometheus.query(query)
+                            return samples.count == 1 ? samples[0].value : nil
+                        }
+                        do {
+                            try await eventually(timeout: .seconds(120), "the jobs' series and the alerts in Prometheus") {
+                                let succeeded = try await value(#"contingency_backup_runs_total{result="success"}"#)
+                                let failures = try await value(#"contingency_backup_runs_total{result="failure"}"#)
+                                let lastRun = try await value("contingency_backup_last_run_success")
+                                let rollbacks = try await value(#"contingency_rollbacks_total{result="succeeded"}"#)
+                                let rolledBack = try await value("contingency_rollback_last_timestamp_seconds")
+                                let rollbackAlert = try await value(#"ALERTS{alertname="AutoRollbackTriggered"}"#)
+                                let backupAlert = try await value(#"ALERTS{alertname="BackupFailed"}"#)
+                                return (succeeded ?? 0) >= 1 && failures == 1 && lastRun == 0 && rollbacks == 1
+                                    && (rolledBack ?? 0) > 0 && rollbackAlert == 1 && backupAlert == 1
+                            }
+                        } catch {
+                            let scrape = (try? await Self.scrape(port: sidecar.port)) ?? "(no scrape)"
+                            Issue.record("\(error)\ntargets: \(await prometheus.targets())\nscrape:\n\(scrape)")
+                            throw error
+                        }
+                        // Nothing else fires on this store: its backups are fresh and its disk roomy.
+                        let firing = try await prometheus.query("ALERTS")
+                        let names = Set(firing.compactMap { $0.labels["alertname"] })
+                        #expect(names.isSubset(of: ["AutoRollbackTriggered", "BackupFailed", "BackupNeverVerified"]), "\(firing)")
+                    }
+                } catch {
+                    sidecar.process.kill(SIGKILL)
+                    throw error
+                }
+                try await HealthSidecarTests.stop([sidecar])
+            } catch {
+                print(scenario.logs)
+                await scenario.tearDown()
+                throw error
+            }
+            await scenario.tearDown()
+        }
+    }
 }
