@@ -31,23 +31,19 @@ enum MetricsScrape {
         // The two store readings run side by side, each within the deadline.
         async let stores = sidecar.storeMetrics.families(deadline: deadline)
         async let files = published(sidecar, deadline: deadline)
-        return PrometheusText.merge([own, await stores] + (await files))
+        // A file in the store gives only families of its own: never one of the sidecar's registry or of the
+        // store's reading, even when those are absent (a forged file would otherwise stand in for them and hold
+        // an alert off).
+        let reserved = StoreMetrics.names.union(MetricCatalog.help.keys).union(own.map(\.name))
+        let jobs = await files.map { $0.filter { !reserved.contains($0.name) } }
+        return PrometheusText.merge([own, await stores] + jobs)
     }
 
-    /// The jobs' published files, each parsed on its own (a file that does not parse is skipped and named).
+    /// The jobs' published files, each parsed on its own (a file that does not parse is skipped and named),
+    /// read once at a time for every scrape (`SidecarContext.publishedMetrics`).
     private static func published(_ sidecar: SidecarContext, deadline: Duration) async -> [[MetricFamily]] {
-        let storage = sidecar.storage
         let logger = sidecar.logger
-        let read = await ScrapeDeadline.value(within: deadline) {
-            await Blocking.run { () -> Result<[[MetricFamily]], any Error> in
-                Result {
-                    try MetricsFile.collected(from: storage) {
-                        logger.warning("GET /metrics: a published metrics file is not served: \($0)")
-                    }
-                }
-            }
-        }
-        switch read {
+        switch await sidecar.publishedMetrics.value(within: deadline) {
         case .success(let files)?:
             return files
         case .failure(let error)?:
@@ -55,7 +51,7 @@ enum MetricsScrape {
             return []
         case nil:
             logger.warning(
-                "GET /metrics: the jobs' metrics files (\(MetricsFile.folder)) are left out: \(storage) did not answer within \(deadline)"
+                "GET /metrics: the jobs' metrics files (\(MetricsFile.folder)) are left out: \(sidecar.storage) did not answer within \(deadline)"
             )
             return []
         }

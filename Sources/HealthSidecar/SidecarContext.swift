@@ -24,6 +24,9 @@ public struct SidecarContext: Sendable {
     public let notifications: Notifications
     /// This sidecar's own registry for `/metrics` (probes, API requests, webhook failures).
     public let metrics: SidecarMetrics
+    /// The jobs' published metrics files, read once at a time however often `/metrics` is asked, and served
+    /// for a few seconds.
+    let publishedMetrics: SharedReading<Result<[[MetricFamily]], any Error>>
     /// What `/metrics` says of the backups in the stores, read when scraped.
     public let storeMetrics: StoreMetrics
     /// Repeated wrong tokens, per client (10 in 60 s; settable so a test on a slow machine can widen the window).
@@ -57,6 +60,16 @@ public struct SidecarContext: Sendable {
         freshness = BackupFreshness(
             storage: stores.primary, prefix: configuration.store.prefix,
             staleAfter: TimeInterval(configuration.backupStaleAfterSeconds))
+        let primary = stores.primary
+        publishedMetrics = SharedReading(fresh: .seconds(5)) {
+            await Blocking.run {
+                Result {
+                    try MetricsFile.collected(from: primary) {
+                        logger.warning("GET /metrics: a published metrics file is not served: \($0)")
+                    }
+                }
+            }
+        }
         storeMetrics = Self.storeMetrics(configuration: configuration, stores: stores, values: values, logger: logger)
         probeLoop = ProbeLoop(
             configuration: configuration, storage: stores.primary, events: events, status: status, logger: logger,

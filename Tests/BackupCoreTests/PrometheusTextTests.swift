@@ -74,6 +74,7 @@ struct PrometheusTextTests {
             ("ok_metric 1\n9bad 1", 2), ("m{a=\"x} 1", 1), ("m{a=x} 1", 1), ("m{a-b=\"x\"} 1", 1), ("m", 1),
             ("m one", 1), ("# TYPE m gauges", 1), ("m 1 2 3", 1), ("m{a=\"1\",a=\"2\"} 1", 1), ("m{a=\"\\t\"} 1", 1),
             ("m 1 garbage", 1), ("ok 1\r\nm{a=\"x\ry\"} 1", 2), ("m{a=\"1\" b=\"2\"} 1", 1), ("m\u{0}x 1", 1),
+            ("x{__name__=\"y\"} 1", 1), ("x{__meta=\"y\"} 1", 1),
         ])
     func malformed(text: String, line: Int) {
         #expect(throws: PrometheusText.ParseError.self) { try PrometheusText.parse(text) }

@@ -58,6 +58,15 @@ struct JobMetricsTests {
             let again = try Self.published(app, "backup")
             #expect(try Self.family("contingency_backup_runs_total", in: again).value(["result": "success"]) == 1)
             #expect(try Self.family("contingency_backup_last_run_success", in: again).value() == 1)
+
+            // A FIFO where the file goes (anyone who writes to the store can make one): the backup is made, the
+            // job ends with 0 and a warning, nothing waits for a writer that never comes.
+            let file = app.backupDirectory.appendingPathComponent(".contingency/metrics/backup.prom")
+            try FileManager.default.removeItem(at: file)
+            #expect(mkfifo(file.path, 0o600) == 0)
+            let fourth = try await app.run("backup-job")
+            #expect(fourth.succeeded, "\(fourth)")
+            #expect((fourth.stdout + fourth.stderr).contains("not a regular file"), "\(fourth)")
         }
     }
 

@@ -160,6 +160,9 @@ struct RollbackTests {
                 #expect(
                     rollbacks.value(["result": "succeeded"]) == 1 && rollbacks.value(["result": "failed"]) == 0,
                     "\(rollbacks)")
+                let lastSuccess = try PrometheusText.parse(String(contentsOf: metrics, encoding: .utf8))
+                    .first { $0.name == "contingency_rollback_last_success" }?.value()
+                #expect(lastSuccess == 1)
 
                 // The goal: the restore's own time plus at most 15 s, from the third failed probe to healthy.
                 if let opened = request.incident?.opened, let healthy = steps.first(where: { $0.name == "health check" })?.ended,

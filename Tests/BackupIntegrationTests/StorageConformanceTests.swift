@@ -127,4 +127,21 @@ struct VolumeFolderTests {
         }
         #expect(try String(contentsOf: folder.url.appendingPathComponent("state"), encoding: .utf8) == "x", "the file is left as it was")
     }
+
+    @Test("a FIFO or a device in the store is refused at once, never waited for nor read without end")
+    func specialFiles() async throws {
+        let folder = try TemporaryDirectory()
+        defer { folder.remove() }
+        let storage = try VolumeStorage(root: folder.path)
+        #expect(mkfifo(folder.url.appendingPathComponent("fifo.prom").path, 0o600) == 0)
+        try FileManager.default.createSymbolicLink(
+            atPath: folder.url.appendingPathComponent("zero.prom").path, withDestinationPath: "/dev/zero")
+        for key in ["fifo.prom", "zero.prom"] {
+            #expect {
+                _ = try storage.read(key: key)
+            } throws: { error in
+                "\(error)".contains("not a regular file")
+            }
+        }
+    }
 }

@@ -150,6 +150,56 @@ struct MetricsRouteTests {
     }
 
     /// A manifest for the store gauges' test: created at `created`, `size` bytes, completed `took` seconds later.
+    @Test("a file in the store cannot stand in for the store's own gauges or the registry's, even when they are absent")
+    func forgedFamilies() async throws {
+        let store = try TemporaryDirectory()
+        defer { store.remove() }
+        let folder = store.appending(MetricsFile.folder, isDirectory: true)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        // No backup in the store: no last success of its own. A forged file says 2100.
+        try Data(
+            """
+            contingency_backup_last_success_timestamp_seconds 4102444800
+            contingency_backup_last_verified_timestamp_seconds 4102444800
+            contingency_health_consecutive_failures 0
+            contingency_api_requests_total{route="/x",status="200"} 1
+            contingency_forged_but_harmless 1
+
+            """.utf8
+        ).write(to: folder.appendingPathComponent("a.prom"))
+        let context = try SidecarContext(
+            configuration: Self.configuration(store: store), storage: try VolumeStorage(root: store.path),
+            logger: Logger(label: "metrics-test"))
+        try await buildApplication(context).test(.router) { client in
+            let (text, _) = try await Self.scrape(client)
+            #expect(!text.contains("4102444800"), "\(text)")
+            #expect(!text.contains("route=\"/x\""), "\(text)")
+            #expect(text.contains("contingency_forged_but_harmless 1"), "a family of its own is served: \(text)")
+        }
+    }
+
+    @Test("twenty scrapes at once read the store's files once, not twenty times")
+    func scrapesShareOneReading() async throws {
+        let store = try TemporaryDirectory()
+        defer { store.remove() }
+        let context = try SidecarContext(
+            configuration: Self.configuration(store: store), storage: try VolumeStorage(root: store.path),
+            logger: Logger(label: "metrics-test"))
+        func lists() -> Double {
+            (try? PrometheusText.parse(context.metrics.registry.emitToString()))?
+                .first { $0.name == "contingency_store_requests_total" }?
+                .samples.filter { $0.labelDictionary["operation"] == "list" }.map(\.value).reduce(0, +) ?? 0
+        }
+        let before = lists()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 { group.addTask { _ = await MetricsScrape.families(context) } }
+        }
+        // One reading of the files (one listing) and one of the store's gauges (one per store), whatever the
+        // number of scrapes; a few more if the first ended before the last began.
+        #expect(lists() - before <= 6, "\(lists() - before) listings for 20 scrapes")
+        #expect(lists() - before >= 2)
+    }
+
     static func manifest(
         created: Date, size: Int64, took: TimeInterval?, kind: BackupKind? = nil, verified: Manifest.Verification? = nil
     ) -> Manifest {

@@ -206,8 +206,10 @@ public enum PrometheusText {
         return name.utf8.allSatisfy { $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ":") || $0.isLetter || $0.isDigit }
     }
 
+    /// A label name, not one of those Prometheus reserves (`__name__` and every other `__` name): a sample
+    /// carrying one makes Prometheus refuse the whole scrape.
     static func isLabelName(_ name: some StringProtocol) -> Bool {
-        isMetricName(name) && !name.contains(":")
+        isMetricName(name) && !name.contains(":") && !name.hasPrefix("__")
     }
 
     /// The sample names a family may hold: its name, and a histogram's or summary's suffixed ones.

@@ -175,8 +175,11 @@ public struct DrillJob: Sendable {
                     authenticator: try KeyLoader.authenticator(configuration.restore.trust)
                 ).list()
             }
-            let lastVerified = catalog.filter(\.authenticity.isTrusted).compactMap { $0.manifest.verified }.filter(\.ok)
-                .map(\.at).max()
+            // `verified` is not signed: a drill dated ahead of this clock (an edited manifest) would hold the
+            // never-verified alert off for as long as it says.
+            let latest = Date().addingTimeInterval(TimeInterval(configuration.restore.trust.clockSkewAllowance))
+            let lastVerified = catalog.filter(\.authenticity.isTrusted).compactMap { $0.manifest.verified }
+                .filter { $0.ok && $0.at <= latest }.map(\.at).max()
             families.append(
                 .gauge(
                     "contingency_backup_last_verified_timestamp_seconds",

@@ -28,6 +28,9 @@ extension JobMetrics {
                 "Automatic rollbacks by result (succeeded: the application answers again; failed, refusals by the loop guard included).",
                 [([.init("result", "succeeded")], succeeded ? 1 : 0), ([.init("result", "failed")], succeeded ? 0 : 1)]),
             .gauge(
+                "contingency_rollback_last_success", "Whether the last rollback succeeded (1) or not (0).",
+                succeeded ? 1 : 0),
+            .gauge(
                 "contingency_rollback_last_timestamp_seconds",
                 "When the last rollback ended, in seconds since the epoch.",
                 date.timeIntervalSince1970.rounded()),

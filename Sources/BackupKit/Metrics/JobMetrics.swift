@@ -12,15 +12,15 @@ import Synchronization
 /// does not answer, is a warning; the push is skipped when the file could not be written (its counters would
 /// not be the store's totals).
 public struct JobMetrics: Sendable {
-    /// The job's name: the file's (`backup.prom`), the gateway's group (`contingency_backup`) and the `job` label of
-    /// `contingency_webhook_failures_total`.
+    /// The job's name: the file's (`backup.prom`), the gateway's group (`contingency_backup`) and the `source`
+    /// label of `contingency_webhook_failures_total`.
     public let job: String
     public let storage: any Storage
     public let pushgateway: Pushgateway?
     /// Whether this process's failed notification deliveries are added to the file as
-    /// `contingency_webhook_failures_total{job=<job>,destination}`: true where the job is its own process
+    /// `contingency_webhook_failures_total{source=<job>,destination}`: true where the job is its own process
     /// (backup-job, cleanup-job, restore-job); false in the sidecar, whose registry counts its deliveries as
-    /// `job="sidecar"`, so that no failure is counted twice.
+    /// `source="sidecar"`, so that no failure is counted twice.
     public let countsWebhookFailures: Bool
     public let logger: Logger
 

@@ -36,6 +36,9 @@ public final class StoreMetrics: Sendable {
     public static let previousSize = "contingency_backup_previous_size_bytes"
     public static let lastVerified = "contingency_backup_last_verified_timestamp_seconds"
     public static let freeBytes = "contingency_store_free_bytes"
+    /// Every family this source gives: no other source may give them (a file in the store cannot stand in for
+    /// the store's own answer, even when the store gave none).
+    public static let names: Set<String> = [backups, lastSuccess, lastDuration, lastSize, previousSize, lastVerified, freeBytes]
 
     /// How long a scrape waits for the stores by default: under Prometheus' default scrape timeout (10 s).
     public static let defaultDeadline: Duration = .seconds(5)
@@ -70,15 +73,26 @@ public final class StoreMetrics: Sendable {
             let progress = Progress()
             let task = Task {
                 await Blocking.run { self.read(into: progress, now: Date()) }
-                self.state.withLock { $0.running = nil }
+                let done = progress.snapshot
+                self.state.withLock {
+                    $0.running = nil
+                    $0.last = done
+                }
             }
             state.running = (progress, task)
             return (progress, task)
         }
         _ = await ScrapeDeadline.value(within: deadline) { await task.value }
-        let reading = progress.snapshot
+        var reading = progress.snapshot
         let left = leftOut(reading)
-        if !left.isEmpty {
+        if !left.isEmpty, let last = state.withLock({ $0.last }) {
+            // Late: the last complete reading stands in whole (a mix of two readings could pair a newest backup
+            // with a previous one that is not its predecessor).
+            logger.warning(
+                "GET /metrics: the store had not answered within \(deadline): served the last complete reading (the reading goes on)"
+            )
+            reading = last
+        } else if !left.isEmpty {
             logger.warning(
                 "GET /metrics: served without \(left.joined(separator: ", ")): the store had not answered within \(deadline) (the reading goes on; the next scrape uses what it finds)"
             )
@@ -137,6 +151,8 @@ public final class StoreMetrics: Sendable {
 
     private struct State: Sendable {
         var running: (Progress, Task<Void, Never>)?
+        /// The last reading that ran to its end: what a scrape serves when the one in progress is late.
+        var last: Reading?
         /// By "<store index>/<manifest name>".
         var cache: [String: Cached] = [:]
     }

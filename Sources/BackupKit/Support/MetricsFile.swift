@@ -70,10 +70,10 @@ public struct MetricsFile: Sendable {
     /// written. The write is a compare-and-swap on the previous file's version, retried, so that two runs ending
     /// together both count. A previous file that cannot be parsed is replaced, its counts starting from zero, with
     /// a warning naming it. Throws when the store cannot be read or written.
-    @discardableResult
     ///
     /// `keepingOthers`: the previous file's families this one does not name (its gauges too) are kept as they were:
     /// for an addition to the last run's file rather than a new run's.
+    @discardableResult
     public func publish(to storage: any Storage, keepingOthers: Bool = false, logger: Logger) throws -> [MetricFamily] {
         let key = Self.key(job: job)
         for _ in 0..<5 {
@@ -142,6 +142,8 @@ extension MetricsFile {
     public static let folder = ".contingency/metrics"
     /// A published file larger than this is not served (a job writes a few hundred bytes).
     public static let sizeLimit: Int64 = 1 << 20
+    /// At most this many files are served (in the order of their names).
+    public static let fileLimit = 32
 
     /// Every job's published metrics in `storage`, one list of families per file in the order of their names,
     /// for the sidecar's `GET /metrics` to merge (`PrometheusText.merge`). Files that are too large, not UTF-8
@@ -151,13 +153,28 @@ extension MetricsFile {
         from storage: any Storage, skipped: (String) -> Void = { _ in }
     ) throws -> [[MetricFamily]] {
         var files: [[MetricFamily]] = []
-        for object in try storage.list(folder: folder).sorted(by: { $0.name < $1.name })
-        where object.name.hasSuffix(".prom") {
+        let listed = try storage.list(folder: folder).sorted(by: { $0.name < $1.name }).filter { $0.name.hasSuffix(".prom") }
+        // The jobs write four files; a store others write to may hold thousands, each read on every scrape.
+        for object in listed.dropFirst(fileLimit) {
+            skipped("\(object.key): only the first \(fileLimit) files of \(folder) are served")
+        }
+        for object in listed.prefix(fileLimit) {
             guard object.size <= sizeLimit else {
                 skipped("\(object.key) is \(object.size) bytes, over \(sizeLimit)")
                 continue
             }
-            guard let read = try storage.read(key: object.key) else { continue }
+            let read: StoredObject
+            do {
+                guard let object = try storage.read(key: object.key) else { continue }
+                read = object
+            } catch {
+                skipped("\(object.key) cannot be read: \(error)")
+                continue
+            }
+            guard read.data.count <= sizeLimit else {
+                skipped("\(object.key) is \(read.data.count) bytes, over \(sizeLimit)")
+                continue
+            }
             guard let content = String(validating: read.data, as: UTF8.self) else {
                 skipped("\(object.key) is not UTF-8")
                 continue

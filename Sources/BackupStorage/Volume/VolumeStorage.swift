@@ -84,14 +84,30 @@ public struct VolumeStorage: Storage {
         return try VolumeObjectReader(fd: fd, path: path(key))
     }
 
+    /// Reads a regular file whole, no more than the size it had when opened. Anyone who can write to the store
+    /// can put a FIFO there (whose open would wait for a writer: O_NONBLOCK returns at once, and the file is then
+    /// refused), a device (`/dev/zero` through a symlink: endless), or a file that keeps growing.
     public func read(key: String) throws -> StoredObject? {
-        guard let reader = try openFile(key) else { return nil }
+        let fd = open(path(key), O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        if fd < 0 {
+            if errno == ENOENT { return nil }
+            throw VolumeError.failure("opening", path(key))
+        }
+        let reader = try VolumeObjectReader(fd: fd, path: path(key))
+        guard reader.isRegularFile else {
+            throw ContingencyError.failed(
+                "reading \(path(key)): not a regular file", hint: "remove it from the backup volume; nothing here makes one")
+        }
         var data: [UInt8] = []
+        data.reserveCapacity(Int(min(reader.size, 1 << 24)))
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             let n = try chunk.withUnsafeMutableBytes { try reader.read(into: $0) }
             if n == 0 { break }
             data.append(contentsOf: chunk[0..<n])
+            guard data.count <= reader.size else {
+                throw ContingencyError.failed("reading \(path(key)): it grew while it was read", hint: "try again")
+            }
         }
         return StoredObject(data: data, etag: Self.etag(data), modified: reader.modified)
     }
@@ -342,6 +358,7 @@ final class VolumeObjectReader: ObjectReader {
     let size: Int64
     /// The file's modification time, by the file system's clock.
     let modified: Date
+    let isRegularFile: Bool
 
     /// Takes ownership of `fd` (closed on failure too).
     init(fd: Int32, path: String) throws {
@@ -355,6 +372,7 @@ final class VolumeObjectReader: ObjectReader {
         self.path = path
         size = Int64(info.st_size)
         modified = VolumeStorage.date(info.st_mtim)
+        isRegularFile = (info.st_mode & S_IFMT) == S_IFREG
     }
 
     deinit { close(fd) }

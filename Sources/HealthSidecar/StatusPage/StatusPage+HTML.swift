@@ -21,7 +21,8 @@ extension StatusPage {
           <div class="session">
             <form id="token-form" class="token-form" autocomplete="off">
               <label for="token">API token</label>
-              <input id="token" name="token" type="password" autocomplete="off" spellcheck="false"
+              <!-- No name: without the script, the form sends nothing (and its CSP, form-action none, nowhere). -->
+              <input id="token" type="password" autocomplete="off" spellcheck="false"
                 placeholder="API_ADMIN_TOKEN" required>
               <button type="submit" id="token-submit">Show status</button>
             </form>
