@@ -24,4 +24,7 @@ scripts/build-image.sh --storage .build-image/podman --example-images --save .bu
 # Not exec'd: where this script is a container's first process (PID 1), the shell stays as the parent that reaps
 # what the tests leave orphaned (PostgreSQL's processes after pg_ctl, podman's conmon); swift test does not, and
 # their zombies would fill the container's process limit. The suite's summary stays the last lines.
-swift test --skip-build 2>&1
+# At most TEST_PARALLEL_TESTS tests at once (default 32): every test runs servers and jobs as child processes, each
+# with its threads, and all of them at once pass the 2048 processes and threads a container is allowed by default
+# (podman's pids limit). On two cores the suite takes no longer for it.
+SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH="${TEST_PARALLEL_TESTS:-32}" swift test --skip-build 2>&1

@@ -101,6 +101,8 @@ class Chromium:
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--disable-default-apps", "--disable-dev-shm-usage", "--mute-audio", "--hide-scrollbars",
             "--metrics-recording-only", "--password-store=basic", "--use-mock-keychain",
+            # Fewer processes and threads: the suite runs beside many servers, in containers whose pids are counted.
+            "--in-process-gpu", "--renderer-process-limit=1", "--enable-features=NetworkServiceInProcess",
             f"--window-size={width},{height}", "--force-device-scale-factor=1", "about:blank",
         ]
         if os.geteuid() == 0:
