@@ -205,7 +205,8 @@ public final class MotoServer: Sendable {
     /// characters failed with SignatureDoesNotMatch (getmoto/moto#5948, fix #5949 unmerged). The
     /// patch hands moto's check the canonical form of the raw request target instead (each path
     /// segment and query name and value decoded, then encoded as SigV4 says, as S3 does). It
-    /// changes nothing else; if moto's internals change, the server fails to start and says why.
+    /// changes nothing else; if moto's internals change, the server fails to start and says why. A second patch
+    /// makes moto's conditional writes atomic, as S3's are (see the script).
     /// The script also ends the server when its parent, the test process, is gone.
     private static let launcherScript = """
         import sys, urllib.parse
@@ -237,6 +238,24 @@ public final class MotoServer: Sendable {
                 self.uri = decoded_uri
 
         ActionAuthenticatorMixin._authenticate_and_authorize_action = authenticate_with_raw_target
+
+        # moto checks If-Match and If-None-Match, then writes, with other requests' threads in between: two
+        # conditional writes of one key could both pass, which S3 never allows and the leases rely on. Conditional
+        # writes (small objects: leases, requests) go one at a time here, as S3 makes them atomic.
+        import functools, threading
+        from moto.s3.responses import S3Response
+        conditional_writes = threading.Lock()
+        unserialized_key_response = S3Response.key_response
+
+        @functools.wraps(unserialized_key_response)
+        def key_response(self, request, full_url, headers):
+            conditional = "If-Match" in request.headers or "If-None-Match" in request.headers
+            if request.method in ("PUT", "POST", "DELETE") and conditional:
+                with conditional_writes:
+                    return unserialized_key_response(self, request, full_url, headers)
+            return unserialized_key_response(self, request, full_url, headers)
+
+        S3Response.key_response = key_response
 
         # A server whose test process died (crashed, killed) exits within a second.
         import os, threading, time
