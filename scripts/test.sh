@@ -26,5 +26,5 @@ scripts/build-image.sh --storage .build-image/podman --example-images --save .bu
 # their zombies would fill the container's process limit. The suite's summary stays the last lines.
 # At most TEST_PARALLEL_TESTS tests at once (default 32): every test runs servers and jobs as child processes, each
 # with its threads, and all of them at once pass the 2048 processes and threads a container is allowed by default
-# (podman's pids limit). On two cores the suite takes no longer for it.
+# (podman's pids limit).
 SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH="${TEST_PARALLEL_TESTS:-32}" swift test --skip-build 2>&1
