@@ -45,6 +45,29 @@ struct DrillTests {
         }
     }
 
+    @Test("a passing verification dated ahead (an edited manifest: `verified` is not signed) is not the last one")
+    func verificationDatedAhead() async throws {
+        try await ApplicationFixture.with(uploadFiles: 2) { app in
+            try #require(try await app.run("backup-job").succeeded)
+            let older = try #require(try app.storeFiles().first { $0.hasSuffix(".json") })
+            try #require(try await app.run("backup-job").succeeded)
+            // The older backup's manifest says a drill passed in 2099.
+            let url = app.backupDirectory.appendingPathComponent(older)
+            var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+            object["verified"] = ["at": "2099-01-01T00:00:00Z", "ok": true, "detail": "edited"]
+            try JSONSerialization.data(withJSONObject: object).write(to: url)
+
+            let drill = try await app.run(
+                "restore-job", ["--drill"], environment: ["DRILL_DATABASE_URL": app.server.connectionURL(database: "drill_scratch")])
+            try #require(drill.succeeded, "\(drill)")
+            let text = try metrics(app)
+            let family = try #require(
+                try PrometheusText.parse(text).first { $0.name == "contingency_backup_last_verified_timestamp_seconds" })
+            let last = try #require(family.value())
+            #expect(abs(last - Date().timeIntervalSince1970) < 600, "the drill just made, not 2099: \(text)")
+        }
+    }
+
     @Test("a backup whose dump was damaged fails, says why, and is recorded as failed")
     func damagedBackup() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in
