@@ -15,8 +15,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var completed: Date?
 
     public init(
-        metadata: BackupMetadata, archive: ArchiveInfo, verified: Verification? = nil, signature: ManifestSignature? = nil,
-        completed: Date? = nil
+        metadata: BackupMetadata, archive: ArchiveInfo, verified: Verification? = nil,
+        signature: ManifestSignature? = nil, completed: Date? = nil
     ) {
         self.metadata = metadata
         self.archive = archive

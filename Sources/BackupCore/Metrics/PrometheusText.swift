@@ -53,7 +53,10 @@ public struct MetricSample: Sendable, Equatable {
     var seriesKey: String {
         let present = labels.filter { !$0.value.isEmpty }.sorted { $0.name < $1.name }
         return PrometheusText.render(
-            [MetricFamily(name: name, help: "", kind: .untyped, samples: [MetricSample(name: name, labels: present, value: 0)])])
+            [
+                MetricFamily(
+                    name: name, help: "", kind: .untyped, samples: [MetricSample(name: name, labels: present, value: 0)])
+            ])
     }
 }
 
@@ -146,7 +149,8 @@ public enum PrometheusText {
             for sample in family.samples {
                 text += sample.name
                 if !sample.labels.isEmpty {
-                    text += "{" + sample.labels.map { "\($0.name)=\"\(escape($0.value, quotes: true))\"" }.joined(separator: ",") + "}"
+                    let labels = sample.labels.map { "\($0.name)=\"\(escape($0.value, quotes: true))\"" }
+                    text += "{" + labels.joined(separator: ",") + "}"
                 }
                 text += " " + format(sample.value) + "\n"
             }
@@ -181,7 +185,8 @@ public enum PrometheusText {
                     index[family.name] = position
                     for name in names { owner[name] = position }
                 }
-                for sample in family.samples where owner[sample.name] == position && series.insert(sample.seriesKey).inserted {
+                for sample in family.samples
+                where owner[sample.name] == position && series.insert(sample.seriesKey).inserted {
                     merged[position].samples.append(sample)
                 }
             }
@@ -200,7 +205,8 @@ public enum PrometheusText {
     // MARK: - Names
 
     static func isMetricName(_ name: some StringProtocol) -> Bool {
-        guard let first = name.utf8.first, first == UInt8(ascii: "_") || first == UInt8(ascii: ":") || first.isLetter else {
+        guard let first = name.utf8.first, first == UInt8(ascii: "_") || first == UInt8(ascii: ":") || first.isLetter
+        else {
             return false
         }
         return name.utf8.allSatisfy { $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ":") || $0.isLetter || $0.isDigit }
@@ -282,7 +288,9 @@ public enum PrometheusText {
             var text: [UInt8] = []
             while let byte = peek {
                 advance()
-                if byte == UInt8(ascii: "\\"), let escaped = peek, escaped == UInt8(ascii: "\\") || escaped == UInt8(ascii: "n") {
+                if byte == UInt8(ascii: "\\"), let escaped = peek,
+                    escaped == UInt8(ascii: "\\") || escaped == UInt8(ascii: "n")
+                {
                     advance()
                     text.append(escaped == UInt8(ascii: "n") ? UInt8(ascii: "\n") : escaped)
                 } else {
@@ -370,6 +378,8 @@ public enum PrometheusText {
 }
 
 extension UInt8 {
-    fileprivate var isLetter: Bool { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(self) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(self) }
+    fileprivate var isLetter: Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(self) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(self)
+    }
     fileprivate var isDigit: Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self) }
 }

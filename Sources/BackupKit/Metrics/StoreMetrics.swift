@@ -38,7 +38,9 @@ public final class StoreMetrics: Sendable {
     public static let freeBytes = "contingency_store_free_bytes"
     /// Every family this source gives: no other source may give them (a file in the store cannot stand in for
     /// the store's own answer, even when the store gave none).
-    public static let names: Set<String> = [backups, lastSuccess, lastDuration, lastSize, previousSize, lastVerified, freeBytes]
+    public static let names: Set<String> = [
+        backups, lastSuccess, lastDuration, lastSize, previousSize, lastVerified, freeBytes,
+    ]
 
     /// How long a scrape waits for the stores by default: under Prometheus' default scrape timeout (10 s).
     public static let defaultDeadline: Duration = .seconds(5)

@@ -153,7 +153,7 @@ extension MetricsFile {
         from storage: any Storage, skipped: (String) -> Void = { _ in }
     ) throws -> [[MetricFamily]] {
         var files: [[MetricFamily]] = []
-        let listed = try storage.list(folder: folder).sorted(by: { $0.name < $1.name }).filter { $0.name.hasSuffix(".prom") }
+        let listed = try storage.list(folder: folder).filter { $0.name.hasSuffix(".prom") }.sorted { $0.name < $1.name }
         // The jobs write four files; a store others write to may hold thousands, each read on every scrape.
         for object in listed.dropFirst(fileLimit) {
             skipped("\(object.key): only the first \(fileLimit) files of \(folder) are served")
