@@ -19,16 +19,6 @@ import Synchronization
 ///   `deadline`, then serves what was read so far and logs what it left out. The reading goes on, one at a
 ///   time, and what it finds serves the next scrape.
 public final class StoreMetrics: Sendable {
-    /// A store and its `store` label ("volume", "bucket").
-    public struct LabelledStore: Sendable {
-        public let label: String
-        public let storage: any Storage
-        public init(label: String, storage: any Storage) {
-            self.label = label
-            self.storage = storage
-        }
-    }
-
     public static let backups = "contingency_backups"
     public static let lastSuccess = "contingency_backup_last_success_timestamp_seconds"
     public static let lastDuration = "contingency_backup_last_duration_seconds"
@@ -46,7 +36,8 @@ public final class StoreMetrics: Sendable {
     public static let defaultDeadline: Duration = .seconds(5)
 
     /// The primary store first (its listing decides whether the newest backup can be told at all).
-    public let stores: [LabelledStore]
+    /// Each labelled `store` by its kind ("volume", "bucket").
+    public let stores: [any Storage]
     public let prefix: String
     /// nil when the verify keys could not be loaded: which backups are genuine is then unknown, and the gauges
     /// that depend on it (the newest backup's, the last verification) are left out rather than guessed.
@@ -58,7 +49,7 @@ public final class StoreMetrics: Sendable {
     private let state = Mutex(State())
 
     public init(
-        stores: [LabelledStore], prefix: String, authenticator: ManifestAuthenticator?, allowance: TimeInterval,
+        stores: [any Storage], prefix: String, authenticator: ManifestAuthenticator?, allowance: TimeInterval,
         logger: Logger
     ) {
         self.stores = stores
@@ -173,9 +164,9 @@ public final class StoreMetrics: Sendable {
         for (index, store) in stores.enumerated() {
             let objects: [ObjectInfo]
             do {
-                objects = try store.storage.list(folder: "")
+                objects = try store.list(folder: "")
             } catch {
-                progress.update { $0.notes.append("cannot list \(store.storage): \(error)") }
+                progress.update { $0.notes.append("cannot list \(store): \(error)") }
                 continue
             }
             if index == 0 { primaryListed = true }
@@ -188,10 +179,10 @@ public final class StoreMetrics: Sendable {
                 count += 1
                 candidates[name.fileName, default: Candidate(name: name, copies: [])].copies.append((index, manifest))
             }
-            let free = try? store.storage.availableBytes()
+            let free = try? store.availableBytes()
             progress.update {
-                $0.counts.append((store.label, count))
-                if let free { $0.free.append((store.label, free)) }
+                $0.counts.append((store.kind.rawValue, count))
+                if let free { $0.free.append((store.kind.rawValue, free)) }
             }
             let kept = Set(byName.keys.map { "\(index)/\($0)" })
             state.withLock { state in
@@ -271,7 +262,7 @@ public final class StoreMetrics: Sendable {
             {
                 found = cached.facts
             } else {
-                let storage = stores[copy.store].storage
+                let storage = stores[copy.store]
                 do {
                     found = try BackupCatalog.manifest(for: candidate.name, in: storage).map { manifest in
                         let (authenticity, checked) = authenticator.authenticate(
@@ -302,7 +293,9 @@ public final class StoreMetrics: Sendable {
         var left: [String] = []
         if !reading.listed {
             let counted = Set(reading.counts.map(\.label))
-            left += stores.filter { !counted.contains($0.label) }.map { "\(Self.backups){store=\"\($0.label)\"}" }
+            left += stores.filter { !counted.contains($0.kind.rawValue) }.map {
+                "\(Self.backups){store=\"\($0.kind.rawValue)\"}"
+            }
         }
         // Parts given up for a reason of their own are named in the notes instead.
         if !reading.gaveUp {

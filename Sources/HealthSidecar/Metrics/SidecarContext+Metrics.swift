@@ -4,16 +4,11 @@ import Foundation
 import Logging
 
 extension SidecarContext {
-    /// The stores labelled as `/metrics` names them (the primary is the volume when BACKUP_DIR is set, the copy
-    /// always the bucket), with the trust a restore applies: the same verify keys and clock allowance.
+    /// The stores labelled as `/metrics` names them (by their kind: volume or bucket), with the trust a restore
+    /// applies: the same verify keys and clock allowance.
     static func storeMetrics(
         configuration: SidecarConfiguration, stores: Stores, values: ConfigurationValues?, logger: Logger
     ) -> StoreMetrics {
-        var labelled = [
-            StoreMetrics.LabelledStore(
-                label: configuration.store.backupDirectory == nil ? "bucket" : "volume", storage: stores.primary)
-        ]
-        if let copy = stores.copy { labelled.append(StoreMetrics.LabelledStore(label: "bucket", storage: copy)) }
         var authenticator: ManifestAuthenticator? = ManifestAuthenticator(keys: [])
         var allowance = TimeInterval(TrustSettings().clockSkewAllowance)
         if let values {
@@ -28,7 +23,7 @@ extension SidecarContext {
             }
         }
         return StoreMetrics(
-            stores: labelled, prefix: configuration.store.prefix, authenticator: authenticator, allowance: allowance,
+            stores: stores.all, prefix: configuration.store.prefix, authenticator: authenticator, allowance: allowance,
             logger: logger)
     }
 }

@@ -13,11 +13,6 @@ public final class SidecarMetrics: Sendable {
     public static let apiRequests = "contingency_api_requests_total"
     public static let webhookFailures = "contingency_webhook_failures_total"
 
-    /// HELP of every family the registry may hold: BackupCore's catalog. swift-metrics has no place for a
-    /// description (the factory registers each with an empty one), and Prometheus' checks want one per family:
-    /// they are added when the registry is read (`families()`).
-    static var help: [String: String] { MetricCatalog.help }
-
     public let registry: PrometheusCollectorRegistry
     /// What BackupKit's use cases record with (the probe loop, a store decorator).
     public let factory: any MetricsFactory
@@ -63,11 +58,12 @@ public final class SidecarMetrics: Sendable {
             logger.error("GET /metrics: the sidecar's own registry is left out: its text does not parse (\(error))")
             return []
         }
+        // swift-metrics has no place for a description (the factory registers each family with an empty one),
+        // and Prometheus' checks want one per family: BackupCore's catalog gives them.
+        families = MetricCatalog.documented(families)
         // In a stable order (the registry keeps its own in dictionaries): scrapes read and compare the same.
         for index in families.indices {
-            if families[index].help.isEmpty {
-                families[index].help = Self.help[families[index].name] ?? "Contingency's \(families[index].name)."
-            }
+            if families[index].help.isEmpty { families[index].help = "Contingency's \(families[index].name)." }
             families[index].samples.sort { $0.labelText < $1.labelText }
         }
         return families.sorted { $0.name < $1.name }
