@@ -7,6 +7,8 @@
 #   backup-name   archive names listed in a store (BackupName)
 #   s3-xml        S3's XML answers: listing pages, upload listings, errors (S3XML)
 #   prometheus-text  metrics files the jobs publish in the store (PrometheusText)
+#   copy-data     a table's data block split into rows, and its COPY statement (CustomDumpDataBlock, CopyDataSplitter,
+#                 CopyStatement)
 #
 # Usage: fuzz/run.sh [SECONDS] [TARGET...]   SECONDS per target (default 300), every target by default.
 #
@@ -25,7 +27,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-300}"
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "usage: fuzz/run.sh [SECONDS] [TARGET...]" >&2; exit 2; }
 shift $(( $# > 0 ? 1 : 0 ))
-all=(dump-scanner age manifest schedule backup-name s3-xml prometheus-text)
+all=(dump-scanner age manifest schedule backup-name s3-xml prometheus-text copy-data)
 targets=("${@:-${all[@]}}")
 for target in "${targets[@]}"; do
     [[ -f "fuzz/targets/$target.swift" ]] || { echo "unknown fuzz target $target (known: ${all[*]})" >&2; exit 2; }
@@ -56,7 +58,7 @@ built=true
 # Every file of BackupCore, its folders (Roles/, Rollback/) included.
 module BackupCore $(find Sources/BackupCore -name "*.swift" | sort) || built=false
 $built && { module BackupInterop "${openssl[@]}" Sources/BackupInterop/CustomDumpScanner.swift \
-    Sources/BackupInterop/Age/*.swift Sources/BackupInterop/SHA256.swift || built=false; }
+    Sources/BackupInterop/CustomDumpDataBlock.swift Sources/BackupInterop/Age/*.swift Sources/BackupInterop/SHA256.swift || built=false; }
 $built && { module BackupStorage Sources/BackupStorage/S3/S3XML.swift || built=false; }
 if $built; then
     links=()

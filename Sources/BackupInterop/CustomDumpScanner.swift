@@ -25,6 +25,27 @@ public final class CustomDumpScanner {
         public let dataOffsetKnown: Bool
         /// The entries this one depends on.
         public let dependencies: [Int]
+        /// A TABLE DATA entry's `COPY … FROM stdin;` statement, as the dump gives it (nil for other entries, or
+        /// when it is not valid UTF-8 and so could not be passed on unchanged).
+        public let copyStatement: String?
+        /// The ENCODING entry's definition (`SET client_encoding = 'UTF8';`); nil for other entries, or when it is
+        /// not valid UTF-8.
+        public let definition: String?
+
+        public init(
+            dumpId: Int, desc: String, tag: String, section: Int, hasData: Bool, dataOffsetKnown: Bool,
+            dependencies: [Int], copyStatement: String? = nil, definition: String? = nil
+        ) {
+            self.dumpId = dumpId
+            self.desc = desc
+            self.tag = tag
+            self.section = section
+            self.hasData = hasData
+            self.dataOffsetKnown = dataOffsetKnown
+            self.dependencies = dependencies
+            self.copyStatement = copyStatement
+            self.definition = definition
+        }
 
         public static let preData = 2
         public static let data = 3
@@ -37,6 +58,34 @@ public final class CustomDumpScanner {
         public let entries: [Entry]
         /// The size of the header and the table of contents: the first data block starts here.
         public let tableOfContentsSize: Int64
+        /// Whether the data blocks are compressed (pg_dump without `-Z0`).
+        public let compressed: Bool
+        /// The size of the archive's integers, after their sign byte.
+        public let intSize: Int
+
+        public init(
+            version: (major: UInt8, minor: UInt8, revision: UInt8), entries: [Entry], tableOfContentsSize: Int64,
+            compressed: Bool = false, intSize: Int = 4
+        ) {
+            self.version = version
+            self.entries = entries
+            self.tableOfContentsSize = tableOfContentsSize
+            self.compressed = compressed
+            self.intSize = intSize
+        }
+
+        /// The archive's encoding (its ENCODING entry, `SET client_encoding = '…';`), which its COPY data is in;
+        /// nil when it has none or it is not a plain encoding name.
+        public var encoding: String? {
+            guard let definition = entries.first(where: { $0.desc == "ENCODING" })?.definition,
+                definition.hasPrefix("SET client_encoding = '")
+            else { return nil }
+            let name = definition.dropFirst("SET client_encoding = '".count).prefix { $0 != "'" }
+            guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }),
+                definition.hasSuffix("';\n") || definition.hasSuffix("';")
+            else { return nil }
+            return String(name)
+        }
     }
 
     /// A data block seen whole.
@@ -240,7 +289,8 @@ public final class CustomDumpScanner {
                 throw Invalid(description: "unexpected integer sizes \(reader.intSize)/\(offSize)")
             }
             guard try reader.byte() == 1 else { throw Invalid(description: "it is not in the custom format") }
-            if version >= 0x010F00 { _ = try reader.byte() } else { _ = try reader.integer() }  // compression
+            // Compression: an algorithm from 1.15 on (0: none), a level before (0: none, -1: zlib's default).
+            let compressed = version >= 0x010F00 ? try reader.byte() != 0 : try reader.integer() != 0
             for _ in 0..<7 { _ = try reader.integer() }  // creation time
             _ = try reader.string()  // database name
             _ = try reader.string()  // server version
@@ -259,7 +309,10 @@ public final class CustomDumpScanner {
                 let desc = try reader.string() ?? ""
                 let own = try reader.integer()
                 if own != 1 { section = own }
-                for _ in 0..<3 { _ = try reader.string() }  // definition, drop statement, COPY statement
+                // Kept only where a restore needs them: the encoding, and a table's COPY statement.
+                let definition = desc == "ENCODING" ? try reader.exactString() : try reader.skipString()
+                _ = try reader.skipString()  // drop statement
+                let copyStatement = desc == "TABLE DATA" ? try reader.exactString() : try reader.skipString()
                 for _ in 0..<3 { _ = try reader.string() }  // schema, tablespace, table access method
                 if version >= 0x011000 { _ = try reader.integer() }  // relkind
                 _ = try reader.string()  // owner
@@ -279,12 +332,13 @@ public final class CustomDumpScanner {
                 entries.append(
                     Entry(
                         dumpId: dumpId, desc: desc, tag: tag, section: section, hasData: dataState != 3,
-                        dataOffsetKnown: dataState == 2,
-                        dependencies: dependencies))
+                        dataOffsetKnown: dataState == 2, dependencies: dependencies, copyStatement: copyStatement,
+                        definition: definition))
             }
             return (
                 Contents(
-                    version: (major, minor, revision), entries: entries, tableOfContentsSize: Int64(reader.offset)),
+                    version: (major, minor, revision), entries: entries, tableOfContentsSize: Int64(reader.offset),
+                    compressed: compressed, intSize: reader.intSize),
                 reader.intSize
             )
         } catch is Truncated {
@@ -325,6 +379,28 @@ public final class CustomDumpScanner {
                 throw Invalid(description: "a string of \(length) bytes in the table of contents")
             }
             return String(decoding: try bytes(length), as: UTF8.self)
+        }
+
+        /// A string passed over.
+        mutating func skipString() throws -> String? {
+            let length = try integer()
+            guard length > 0 else { return nil }
+            guard length <= 1 << 30 else {
+                throw Invalid(description: "a string of \(length) bytes in the table of contents")
+            }
+            guard bytes.count - offset >= length else { throw Truncated() }
+            offset += length
+            return nil
+        }
+
+        /// A string kept only when it is valid UTF-8, so that it is what the dump holds, byte for byte.
+        mutating func exactString() throws -> String? {
+            let length = try integer()
+            guard length >= 0 else { return nil }
+            guard length <= 1 << 30 else {
+                throw Invalid(description: "a string of \(length) bytes in the table of contents")
+            }
+            return String(validating: try bytes(length), as: UTF8.self)
         }
     }
 }

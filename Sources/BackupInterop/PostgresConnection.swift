@@ -5,7 +5,7 @@ import Foundation
 /// A libpq connection. Owns one `PGconn`; freed in `deinit` whatever state it reached (a failed
 /// connection must be freed too, as pgBackRest does).
 public final class PostgresConnection {
-    private let connection: OpaquePointer
+    let connection: OpaquePointer
     private let canceller: PostgresCanceller?
 
     /// Connects with resolved libpq keyword parameters (see `ConnectionParameters`). Never prompts.
@@ -91,7 +91,7 @@ public final class PostgresConnection {
         return result
     }
 
-    private var errorMessage: String {
+    var errorMessage: String {
         (PQerrorMessage(connection).map { String(cString: $0) } ?? "unknown libpq error")
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }

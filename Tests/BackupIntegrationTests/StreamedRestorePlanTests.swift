@@ -10,18 +10,32 @@ struct StreamedRestorePlanTests {
 
     /// A schema of three tables: `big` (with an index and a primary key), `small1`, `small2`, a foreign key
     /// between them, a sequence value and a grant.
-    static let contents: CustomDumpScanner.Contents = {
+    static let contents = makeContents()
+
+    /// The same schema as a dump whose tables' rows may be split: with an encoding and pg_dump's COPY statements
+    /// (`compressed`: but its data compressed; `badCopy`: but `big`'s statement not pg_dump's).
+    static func splittable(compressed: Bool = false, badCopy: Bool = false, encoding: Bool = true) -> CustomDumpScanner.Contents {
+        makeContents(copy: true, compressed: compressed, badCopy: badCopy, encoding: encoding)
+    }
+
+    static func makeContents(copy: Bool = false, compressed: Bool = false, badCopy: Bool = false, encoding: Bool = false)
+        -> CustomDumpScanner.Contents
+    {
         func entry(_ id: Int, _ desc: String, _ tag: String, _ section: Int, data: Bool = false, _ dependencies: [Int] = [])
             -> CustomDumpScanner.Entry
         {
-            .init(dumpId: id, desc: desc, tag: tag, section: section, hasData: data, dataOffsetKnown: true, dependencies: dependencies)
+            let statement = badCopy && tag == "big" ? "COPY public.big (id) FROM stdin; SELECT 1;\n" : "COPY public.\(tag) (id) FROM stdin;\n"
+            return .init(
+                dumpId: id, desc: desc, tag: tag, section: section, hasData: data, dataOffsetKnown: true,
+                dependencies: dependencies, copyStatement: copy && desc == "TABLE DATA" ? statement : nil,
+                definition: desc == "ENCODING" ? "SET client_encoding = 'UTF8';\n" : nil)
         }
         let pre = CustomDumpScanner.Entry.preData
         let data = CustomDumpScanner.Entry.data
         let post = CustomDumpScanner.Entry.postData
         return .init(
             version: (1, 14, 0),
-            entries: [
+            entries: (encoding ? [entry(100, "ENCODING", "ENCODING", pre)] : []) + [
                 entry(1, "TABLE", "big", pre), entry(2, "TABLE", "small1", pre), entry(3, "TABLE", "small2", pre),
                 entry(4, "SEQUENCE", "big_id_seq", pre), entry(5, "ACL", "TABLE big", pre),
                 entry(11, "TABLE DATA", "big", data, data: true, [1]), entry(12, "TABLE DATA", "small1", data, data: true, [2]),
@@ -29,12 +43,12 @@ struct StreamedRestorePlanTests {
                 entry(21, "INDEX", "big_name", post, [1]), entry(22, "CONSTRAINT", "big_pkey", post, [1]),
                 entry(23, "INDEX", "small1_name", post, [2]), entry(24, "FK CONSTRAINT", "small1_big", post, [2, 22]),
             ],
-            tableOfContentsSize: 1000)
-    }()
+            tableOfContentsSize: 1000, compressed: compressed)
+    }
 
     /// One event, written short: "contents", "block 11 100" (id, MiB), "staged", "done schema", "done tables 12,13",
     /// "done indexes 11", "done rest".
-    static func event(_ text: String) -> StreamedRestorePlan.Event {
+    static func event(_ text: String, contents: CustomDumpScanner.Contents = contents) -> StreamedRestorePlan.Event {
         let words = text.split(separator: " ").map(String.init)
         let numbers = { (index: Int) in words[index].split(separator: ",").map { Int($0)! } }
         switch (words[0], words.count > 1 ? words[1] : "") {
@@ -58,7 +72,7 @@ struct StreamedRestorePlanTests {
         let jobs = launch.jobs > 1 ? "*\(launch.jobs)" : ""
         switch launch.step {
         case .schema: return "schema \(entries)"
-        case .tables: return "tables \(entries)"
+        case .tables: return launch.copy != nil ? "tables\(jobs) \(entries) split" : "tables\(jobs) \(entries)"
         case .indexes(let table, _): return "indexes \(table): \(entries)"
         case .rest: return "rest\(jobs) \(entries)"
         }
@@ -118,6 +132,50 @@ struct StreamedRestorePlanTests {
             #expect(plan.running.count <= example.jobs || event == "contents", "after \(event)")
         }
         #expect(plan.isComplete == example.complete)
+    }
+
+    /// Cases of a dump whose rows may be split (`splittable()`), tables of 64 MiB or more split.
+    static let splitCases: [(label: String, contents: CustomDumpScanner.Contents, jobs: Int, steps: [(String, [String])])] = [
+        ("a large table takes every free connection, one per 64 MiB, and the others wait", splittable(), 4,
+         [("contents", ["schema 100,1,2,3,4"]), ("block 11 150", []), ("block 12 1", []), ("done schema", ["tables*3 11 split", "tables 12"]),
+          ("block 13 1", []), ("done tables 12", ["tables 13"]), ("done tables 11", ["indexes 11: 21,22"])]),
+        ("a large table split across what is left when others already load", splittable(), 3,
+         [("contents", ["schema 100,1,2,3,4"]), ("done schema", []), ("block 12 1", ["tables 12"]),
+          ("block 11 300", ["tables*2 11 split"]), ("block 13 1", []), ("done tables 12", ["tables 13"])]),
+        ("with one connection free a large table is loaded by pg_restore", splittable(), 2,
+         [("contents", ["schema 100,1,2,3,4"]), ("done schema", []), ("block 12 1", ["tables 12"]), ("block 11 300", ["tables 11"])]),
+        ("a table under 64 MiB is not split", splittable(), 2,
+         [("contents", ["schema 100,1,2,3,4"]), ("done schema", []), ("block 11 63", ["tables 11"])]),
+        ("compressed data is not split", splittable(compressed: true), 2,
+         [("contents", ["schema 100,1,2,3,4"]), ("done schema", []), ("block 11 300", ["tables 11"])]),
+        ("a COPY statement that is not pg_dump's is not run outside pg_restore", splittable(badCopy: true), 2,
+         [("contents", ["schema 100,1,2,3,4"]), ("done schema", []), ("block 11 300", ["tables 11"])]),
+        ("without the archive's encoding the rows are not split", splittable(encoding: false), 2,
+         [("contents", ["schema 1,2,3,4"]), ("done schema", []), ("block 11 300", ["tables 11"])]),
+        ("without a split statement (the default contents) nothing is split", contents, 2,
+         [("contents", ["schema 1,2,3,4"]), ("done schema", []), ("block 11 300", ["tables 11"])]),
+    ]
+
+    @Test(arguments: splitCases.indices)
+    func splits(_ index: Int) {
+        let example = Self.splitCases[index]
+        var plan = StreamedRestorePlan(jobs: example.jobs)
+        for (event, expected) in example.steps {
+            #expect(
+                plan.handle(Self.event(event, contents: example.contents)).map(Self.text) == expected,
+                "\(example.label), after \(event)")
+        }
+    }
+
+    @Test("a split step carries the statement quoted again, the archive's encoding and integer size")
+    func splitCopy() throws {
+        var plan = StreamedRestorePlan(jobs: 2)
+        _ = plan.handle(Self.event("contents", contents: Self.splittable()))
+        _ = plan.handle(Self.event("done schema"))
+        let launch = try #require(plan.handle(Self.event("block 11 200")).first)
+        #expect(launch.copy?.statement.sql == #"COPY "public"."big" ("id") FROM stdin"#)
+        #expect(launch.copy?.encoding == "UTF8")
+        #expect(launch.copy?.intSize == 4)
     }
 
     @Test("a sealed step reads the table of contents and its blocks in archive order; a block not yet placed: all of it")

@@ -72,10 +72,8 @@ struct DatabaseRestorer {
             try maintenance.query("COMMENT ON DATABASE \(Self.quote(incoming)) IS \(Self.literal(Self.incomingComment(database)))")
             Failpoint.hit("restore-database")
             // Nobody uses the new database and a failure drops it: no transaction is needed, so pg_restore may
-            // load tables and build indexes in parallel (on the server's processors; this machine's count is
-            // the guess, at least 2, since the server is usually no smaller than the job's container).
-            let jobs = max(2, ProcessInfo.processInfo.activeProcessorCount)
-            let settings = try sessionSettings(on: maintenance)
+            // load tables and build indexes in parallel (`jobs`).
+            let settings = try sessionSettings(on: maintenance, jobs: jobs)
             if let arrival = dump.arrival {
                 // The dump may still be arriving: each part is restored as soon as it is on disk.
                 do {
@@ -102,6 +100,10 @@ struct DatabaseRestorer {
         }
         return Incoming(name: incoming)
     }
+
+    /// How many connections a restore into a new database uses at once: the server's processors, of which this
+    /// machine's count is the guess, at least 2, since the server is usually no smaller than the job's container.
+    private var jobs: Int { max(2, ProcessInfo.processInfo.activeProcessorCount) }
 
     /// The quick part, with the application stopped: `incoming` swapped in for the application's database; or,
     /// without one or when other sessions stay connected (RESTORE_TERMINATE_CONNECTIONS off), the dump restored
@@ -146,17 +148,38 @@ struct DatabaseRestorer {
 
     /// What pg_restore's sessions set: the TOAST compression chosen by RESTORE_TOAST_COMPRESSION, when the
     /// server offers it (PostgreSQL 14+; lz4 only when built with it).
-    private func sessionSettings(on maintenance: PostgresConnection) throws -> [String: String] {
-        guard configuration.toastCompression != .server else { return [:] }
+    private func sessionSettings(on maintenance: PostgresConnection, jobs: Int) throws -> [String: String] {
+        var settings = try Self.indexBuildSettings(on: maintenance, jobs: jobs)
+        guard configuration.toastCompression != .server else { return settings }
         let wanted = configuration.toastCompression.rawValue
         let offered = try maintenance.query(
             "SELECT $1 = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'", [wanted])
         guard offered.value(0, 0) == "t" else {
             logger.info("The server offers no \(wanted) TOAST compression (RESTORE_TOAST_COMPRESSION): restoring with its own default")
-            return [:]
+            return settings
         }
-        return ["default_toast_compression": wanted]
+        settings["default_toast_compression"] = wanted
+        return settings
     }
+
+    /// The restore's own sessions build indexes with the server's parallel maintenance workers, as many as it
+    /// allows (`max_parallel_workers`) up to `jobs`, and with `indexBuildMemory` (or the server's own setting
+    /// when larger): PostgreSQL gives a parallel build one worker per 32 MB of maintenance_work_mem at most, so
+    /// its 64 MB default allows a single worker, and a sort that fits in memory needs no merge passes. Only the
+    /// restore's sessions get these: the server's configuration is not changed.
+    static func indexBuildSettings(on connection: PostgresConnection, jobs: Int) throws -> [String: String] {
+        let current = try connection.query(
+            "SELECT current_setting('max_parallel_workers')::int, pg_size_bytes(current_setting('maintenance_work_mem'))")
+        let allowed = Int(current.value(0, 0) ?? "") ?? 0
+        let memory = Int64(current.value(0, 1) ?? "") ?? 0
+        return [
+            "max_parallel_maintenance_workers": String(max(0, min(allowed, jobs))),
+            "maintenance_work_mem": "\(max(memory, indexBuildMemory) >> 10)kB",
+        ]
+    }
+
+    /// maintenance_work_mem for the restore's index builds: at most `jobs` of them run at once.
+    static let indexBuildMemory: Int64 = 256 << 20
 
     /// Renames the old database away and the new one into its name, in one transaction. Sessions that
     /// reconnect meanwhile are ended again (a few attempts) when RESTORE_TERMINATE_CONNECTIONS is on.
@@ -210,7 +233,7 @@ struct DatabaseRestorer {
     /// The fallback: `pg_restore --clean` into the live database, in one transaction, with a watchdog that
     /// cancels it if another session's lock holds it up for longer than RESTORE_LOCK_TIMEOUT.
     private func restoreInPlace(_ dump: StagedDump, exists: Bool, on maintenance: PostgresConnection) async throws {
-        let settings = try sessionSettings(on: maintenance)
+        let settings = try sessionSettings(on: maintenance, jobs: jobs)
         if !exists {
             logger.info("Database \(database) does not exist: creating it")
             try maintenance.query("CREATE DATABASE \(Self.quote(database))")

@@ -5,11 +5,12 @@ import Logging
 
 /// Restores a staged dump into a new database while the dump is still being read out of the archive: the
 /// schema as soon as the table of contents is on disk, each table's data as soon as its block is on disk (up
-/// to `jobs` steps at a time, the largest table first), a large table's indexes and primary key as soon as it
-/// is loaded, and, once the whole dump is there, everything else (sequences, foreign keys, privileges…) with
-/// `pg_restore --jobs`. Each step is a pg_restore of the staged dump with `--use-list` naming its entries, so
-/// pg_restore still does all the work and keeps its own order within each step; this only decides when each
-/// step may start. The order between steps is pg_restore's own: pre-data, data, post-data, privileges last.
+/// to `jobs` connections at a time, the largest table first), a large table's indexes and primary key as soon
+/// as it is loaded, and, once the whole dump is there, everything else (sequences, foreign keys, privileges…)
+/// with `pg_restore --jobs`. Each step is a pg_restore of the staged dump with `--use-list` naming its entries,
+/// so pg_restore still does the work and keeps its own order within each step; this only decides when each
+/// step may start. The one exception is a large table's data, which pg_restore would load through one
+/// connection: its rows are split across several (`SplitTableLoad`). The order between steps is pg_restore's own: pre-data, data, post-data, privileges last.
 ///
 /// A plain dump is read by pg_restore from the file, where it finds each block itself. A sealed one is
 /// decrypted into its standard input: the table of contents, then only the blocks a step needs, in archive
@@ -31,6 +32,8 @@ struct StreamedDumpRestore {
     let ownership: Bool
     let settings: [String: String]
     let jobs: Int
+    /// A table's data at least this large is loaded through several connections (`StreamedRestorePlan`).
+    var splitSize: Int64 = StreamedRestorePlan.batch
     let logger: Logger
 
     private typealias Step = StreamedRestorePlan.Step
@@ -39,6 +42,8 @@ struct StreamedDumpRestore {
         case arrival(DumpArrival.Event)
         case arrivalsEnded
         case done(Step, PostgresTools.Outcome)
+        case loaded(Step, SplitTableLoad.Loaded)
+        case loadFailed(Step, String)
     }
 
     func run() async throws {
@@ -48,11 +53,33 @@ struct StreamedDumpRestore {
                 for await event in arrival.events { post.yield(.arrival(event)) }
                 post.yield(.arrivalsEnded)
             }
-            var plan = StreamedRestorePlan(jobs: jobs)
+            var plan = StreamedRestorePlan(jobs: jobs, splitSize: splitSize)
             var staged = false
             let started = Date()
 
             func launch(_ launch: StreamedRestorePlan.Launch) throws {
+                if let copy = launch.copy, case .tables(let dumpIds) = launch.step, let dumpId = dumpIds.first,
+                    let range = plan.positions[dumpId]
+                {
+                    let load = SplitTableLoad(
+                        dump: dump, range: range, dumpId: dumpId, copy: copy, connection: connection,
+                        database: database, applicationName: applicationName, settings: settings,
+                        connections: launch.jobs)
+                    logger.info(
+                        "Loading the data of \(copy.statement.qualifiedName) (\(ByteFormat.string(Int64(range.count)))) through \(launch.jobs) connections at once"
+                    )
+                    group.addTask {
+                        do {
+                            let loaded = try await load.run()
+                            post.yield(.loaded(launch.step, loaded))
+                        } catch let error as ContingencyError where error.isCancellation {
+                            throw error
+                        } catch {
+                            post.yield(.loadFailed(launch.step, (error as? ContingencyError)?.message ?? "\(error)"))
+                        }
+                    }
+                    return
+                }
                 let list = try launch.entries.map { try writeList($0) }
                 let parts = plan.parts(launch.entries)
                 group.addTask {
@@ -104,6 +131,12 @@ struct StreamedDumpRestore {
                             "Restored \(describe(step, plan)), \(DurationFormat.string(seconds: Date().timeIntervalSince(started))) in")
                     }
                     event = .finished(step)
+                case .loaded(let step, let loaded):
+                    logger.info(
+                        "Restored \(describe(step, plan)): \(loaded.rows) rows, \(DurationFormat.string(seconds: Date().timeIntervalSince(started))) in")
+                    event = .finished(step)
+                case .loadFailed(let step, let why):
+                    throw ContingencyError.failed("loading \(describe(step, plan)) into a new database failed: \(why)")
                 }
                 for next in plan.handle(event) { try launch(next) }
                 if plan.isComplete { return }

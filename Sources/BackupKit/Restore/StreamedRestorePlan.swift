@@ -1,10 +1,11 @@
+import BackupCore
 import BackupInterop
 
 /// When each step of a restore that follows a dump as it arrives may start (`StreamedDumpRestore` runs them):
 /// the schema as soon as the table of contents is there, each table's data as soon as its block is (up to
-/// `jobs` steps at a time, the largest table first, small tables several to a step), a large table's indexes
-/// and primary key as soon as it is loaded while other tables still load, and, once the whole dump is there
-/// and nothing else runs, everything else with `jobs` jobs. Events in, steps out; no I/O, so its decisions are
+/// `jobs` connections at a time, the largest table first, small tables several to a step, a large one split
+/// across several connections), a large table's indexes and primary key as soon as it is loaded while other
+/// tables still load, and, once the whole dump is there and nothing else runs, everything else with `jobs` jobs. Events in, steps out; no I/O, so its decisions are
 /// tested with tables of cases.
 struct StreamedRestorePlan {
     enum Step: Sendable, Hashable {
@@ -17,11 +18,22 @@ struct StreamedRestorePlan {
         case rest
     }
 
-    /// A step to start: its entries in archive order (nil: the whole dump), and how many jobs it may use.
+    /// A step to start: its entries in archive order (nil: the whole dump), and how many jobs it may use: for
+    /// `.rest`, pg_restore's jobs; for `.tables` of one large table, the connections its rows are split across
+    /// (`copy` then says how; with 1, pg_restore loads it).
     struct Launch: Equatable {
         let step: Step
         let entries: [Int]?
         let jobs: Int
+        var copy: SplitCopy? = nil
+    }
+
+    /// How a large table's rows are loaded through several connections: its checked COPY statement, the
+    /// archive's encoding (the data's), and the archive's integer size (to read the block).
+    struct SplitCopy: Equatable {
+        let statement: CopyStatement
+        let encoding: String
+        let intSize: Int
     }
 
     enum Event {
@@ -41,6 +53,8 @@ struct StreamedRestorePlan {
     static let batch: Int64 = 64 << 20
 
     let jobs: Int
+    /// A table's data at least this large is split across connections, one for each this much (at most `jobs`).
+    let splitSize: Int64
     private(set) var contents: CustomDumpScanner.Contents?
     /// Where each staged data block is.
     private(set) var positions: [Int: Range<Int64>] = [:]
@@ -48,13 +62,19 @@ struct StreamedRestorePlan {
     private var early: [Int: Set<Int>] = [:]
     private var restored: Set<Int> = []
     private(set) var running: Set<Step> = []
+    /// The connections each running step holds; never more than `jobs` in all.
+    private var weights: [Step: Int] = [:]
+    private var busy: Int { weights.values.reduce(0, +) }
     private var schemaDone = false
     private var staged = false
     private var restStarted = false
     /// The last step has ended: the dump is restored.
     private(set) var isComplete = false
 
-    init(jobs: Int) { self.jobs = max(1, jobs) }
+    init(jobs: Int, splitSize: Int64 = Self.batch) {
+        self.jobs = max(1, jobs)
+        self.splitSize = max(1, splitSize)
+    }
 
     /// Takes one event and returns the steps that may start now.
     mutating func handle(_ event: Event) -> [Launch] {
@@ -71,6 +91,7 @@ struct StreamedRestorePlan {
             staged = true
         case .finished(let step):
             running.remove(step)
+            weights[step] = nil
             switch step {
             case .schema: schemaDone = true
             case .tables(let dumpIds), .indexes(_, let dumpIds): restored.formUnion(dumpIds)
@@ -82,8 +103,15 @@ struct StreamedRestorePlan {
         if schemaDone {
             // Tables first, the largest first; then what their loaded tables allow, the largest first.
             ready.sort { $0.size > $1.size }
-            while running.count < jobs, !ready.isEmpty {
+            while busy < jobs, !ready.isEmpty {
                 var chosen = [ready.removeFirst()]
+                // A table large enough is split across the connections free now, one per `splitSize`.
+                let size = chosen[0].size
+                let connections = min(jobs - busy, Int((size + splitSize - 1) / splitSize))
+                if size >= splitSize, connections >= 2, let copy = splitCopy(chosen[0].dumpId) {
+                    launches.append(launch(.tables([chosen[0].dumpId]), entries: [chosen[0].dumpId], jobs: connections, copy: copy))
+                    continue
+                }
                 while let next = ready.last, chosen.reduce(0, { $0 + $1.size }) + next.size <= Self.batch {
                     chosen.append(ready.removeLast())
                 }
@@ -95,7 +123,7 @@ struct StreamedRestorePlan {
             if loading {
                 let large = positions.filter { Int64($0.value.count) >= Self.batch && restored.contains($0.key) }
                 for table in large.keys.sorted(by: { (large[$0]!.count, $1) > (large[$1]!.count, $0) })
-                where running.count < jobs {
+                where busy < jobs {
                     let entries = early.filter { $0.value == [table] }.keys.sorted()
                     guard !entries.isEmpty else { continue }
                     for entry in entries { early[entry] = nil }
@@ -125,11 +153,23 @@ struct StreamedRestorePlan {
         return [0..<contents.tableOfContentsSize] + blocks.sorted { $0.lowerBound < $1.lowerBound }
     }
 
-    private mutating func launch(_ step: Step, entries: [Int]?, jobs: Int = 1) -> Launch {
+    private mutating func launch(_ step: Step, entries: [Int]?, jobs: Int = 1, copy: SplitCopy? = nil) -> Launch {
         running.insert(step)
+        weights[step] = jobs
         // In archive order, which a stream must follow.
         let ordered = entries.map { wanted in contents?.entries.map(\.dumpId).filter(Set(wanted).contains) ?? wanted }
-        return Launch(step: step, entries: ordered, jobs: jobs)
+        return Launch(step: step, entries: ordered, jobs: jobs, copy: copy)
+    }
+
+    /// How a table's data may be split across connections: only plain COPY data (an uncompressed archive),
+    /// in a known encoding, with a COPY statement of the one shape pg_dump writes; nil otherwise (pg_restore
+    /// then loads it, as any other).
+    func splitCopy(_ dumpId: Int) -> SplitCopy? {
+        guard let contents, !contents.compressed, let encoding = contents.encoding,
+            let entry = contents.entries.first(where: { $0.dumpId == dumpId }), entry.desc == "TABLE DATA",
+            let statement = entry.copyStatement.flatMap(CopyStatement.init(parsing:))
+        else { return nil }
+        return SplitCopy(statement: statement, encoding: encoding, intSize: contents.intSize)
     }
 
     /// Entries restored after the data, in the privileges passes, by pg_restore's rules

@@ -1,0 +1,197 @@
+import BackupCore
+import BackupInterop
+import BackupStorage
+import Foundation
+import Logging
+import TestSupport
+import Testing
+
+@testable import BackupKit
+
+/// A large table's rows loaded through several connections at once: the same rows as pg_restore loads, whatever
+/// they hold, in any encoding, sealed or plain; a bad row or a cancellation stops every connection.
+@Suite("A large table loaded through several connections")
+struct SplitTableLoadTests {
+    /// Rows that test the text COPY format: escaped newlines, tabs, carriage returns and backslashes, the end
+    /// marker as a value, empty strings and NULLs, bytea, non-ASCII letters, a generated column (left out of the
+    /// COPY's column list) and values larger than a segment.
+    static func makeTable(_ server: PostgresServer, database: String, latin1: Bool) async throws {
+        let letters = latin1 ? "chr(233) || chr(252)" : "'é€😀'"
+        _ = try await server.psql(
+            """
+            CREATE TABLE odd (
+                id int NOT NULL, body text, raw bytea, doubled int GENERATED ALWAYS AS (id * 2) STORED,
+                CHECK (id > 0));
+            INSERT INTO odd (id, body, raw)
+            SELECT g,
+                   CASE g % 7
+                       WHEN 0 THEN E'line\\nbreak\\ttab\\rreturn\\\\back'
+                       WHEN 1 THEN '\\.'
+                       WHEN 2 THEN ''
+                       WHEN 3 THEN NULL
+                       WHEN 4 THEN \(letters) || g
+                       WHEN 5 THEN E'\\\\.\\n\\\\.'
+                       ELSE repeat(md5(g::text), 3)
+                   END,
+                   CASE WHEN g % 5 = 0 THEN NULL ELSE decode(md5(g::text), 'hex') END
+            FROM generate_series(1, 60000) g;
+            INSERT INTO odd (id, body) SELECT 60000 + g, repeat(chr(65 + g), 1500000) FROM generate_series(1, 6) g;
+            CREATE INDEX odd_body ON odd (md5(body));
+            CREATE TABLE little (id int PRIMARY KEY, note text);
+            INSERT INTO little SELECT g, 'note ' || g FROM generate_series(1, 50) g;
+            """, database: database)
+    }
+
+    /// The source dump staged (sealed or not) and fully observed, as a restore stages it.
+    static func stage(_ path: String, in folder: TemporaryDirectory, sealed: Bool) throws -> (StagedDump, DumpArrival) {
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        let dump = try StagedDump(
+            staging: try LocalStaging(creating: folder.appending("staging-\(UUID().uuidString)").path), name: "a.dump",
+            sealed: sealed)
+        let sink = try dump.sink()
+        try bytes.withUnsafeBytes { try sink.write($0) }
+        try dump.finish()
+        let arrival = DumpArrival(checkedBlocks: false)
+        bytes.withUnsafeBytes { arrival.observe($0) }
+        arrival.finish()
+        return (dump, arrival)
+    }
+
+    static func createDatabase(_ server: PostgresServer, _ name: String, latin1: Bool) async throws {
+        _ = try await server.psql(
+            latin1
+                ? "CREATE DATABASE \(name) ENCODING 'LATIN1' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"
+                : "CREATE DATABASE \(name)")
+    }
+
+    @Test(
+        "the rows split across connections are pg_restore's, in UTF-8 or Latin-1, plain or sealed",
+        arguments: [false, true], [false, true])
+    func sameRows(latin1: Bool, sealed: Bool) async throws {
+        try await PostgresServer.with { server in
+            try await Self.createDatabase(server, "source", latin1: latin1)
+            try await Self.makeTable(server, database: "source", latin1: latin1)
+            let folder = try TemporaryDirectory(prefix: "contingency-split")
+            defer { folder.remove() }
+            let tools = PostgresTools(binDirectory: server.binDir.path)
+            let maintenance = try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres")))
+            let path = folder.appending("file.dump").path
+            let dumped = try await tools.dump(
+                toFile: path,
+                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "source"))))
+            try #require(dumped.succeeded, "pg_dump: \(dumped)")
+
+            // pg_restore alone, the reference.
+            try await Self.createDatabase(server, "plain", latin1: latin1)
+            let plain = try await tools.restore(
+                .file(path), connection: maintenance, database: "plain", applicationName: "contingency-test",
+                mode: .parallel(jobs: 2))
+            try #require(plain.succeeded, "pg_restore: \(plain)")
+
+            // Every table split, across three connections.
+            let (dump, arrival) = try Self.stage(path, in: folder, sealed: sealed)
+            try await Self.createDatabase(server, "split", latin1: latin1)
+            let logged = LogCollector()
+            var restore = StreamedDumpRestore(
+                tools: tools, dump: dump, arrival: arrival, connection: maintenance, database: "split",
+                applicationName: "contingency-test", ownership: true, settings: [:], jobs: 3, logger: logged.logger)
+            restore.splitSize = 1
+            try await restore.run()
+
+            let reference = try await server.snapshot(database: "plain")
+            #expect(try await server.snapshot(database: "split") == reference)
+            #expect(try await server.snapshot(database: "source") == reference)
+            let lines = logged.lines
+            #expect(
+                lines.contains { $0.contains("Loading the data of \"public\".\"odd\"") && $0.contains("through 3 connections") },
+                "\(lines)")
+            #expect(lines.contains { $0.contains("60006 rows") }, "\(lines)")
+            // Several connections loaded rows: each COPY is its own transaction.
+            let writers = try await server.query("SELECT count(DISTINCT xmin::text) FROM odd", database: "split")
+            #expect(Int(writers.first?.first ?? "") ?? 0 > 1, "\(writers)")
+            // The index and the constraint came after the data, as with pg_restore.
+            let indexes = try await server.query("SELECT indexname FROM pg_indexes WHERE tablename = 'odd'", database: "split")
+            #expect(indexes == [["odd_body"]])
+            // The bytes of a non-ASCII value are the source's, not re-encoded twice.
+            let letters = try await server.query(
+                "SELECT encode(convert_to(body, 'UTF8'), 'hex') FROM odd WHERE id = 4", database: "split")
+            let expected = try await server.query(
+                "SELECT encode(convert_to(body, 'UTF8'), 'hex') FROM odd WHERE id = 4", database: "source")
+            #expect(letters == expected)
+        }
+    }
+
+    @Test("a row the server refuses fails the load with the server's message; no connection is left behind")
+    func refusedRow() async throws {
+        try await PostgresServer.with { server in
+            try await Self.createDatabase(server, "source", latin1: false)
+            try await Self.makeTable(server, database: "source", latin1: false)
+            let folder = try TemporaryDirectory(prefix: "contingency-split")
+            defer { folder.remove() }
+            let tools = PostgresTools(binDirectory: server.binDir.path)
+            let path = folder.appending("file.dump").path
+            let dumped = try await tools.dump(
+                toFile: path,
+                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "source"))))
+            try #require(dumped.succeeded, "pg_dump: \(dumped)")
+            // Row 43210's id made "x3210": not an integer. (pg_dump writes each row as a chunk of its own, after
+            // its length, whose last byte is 0 here.)
+            var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            let row = Array("\u{0}43210\t".utf8)
+            let at = try #require(bytes.indices.first { bytes[$0..<min(bytes.count, $0 + row.count)].elementsEqual(row) })
+            bytes[at + 1] = UInt8(ascii: "x")
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+            let (dump, arrival) = try Self.stage(path, in: folder, sealed: false)
+            try await server.createDatabase("split")
+            var restore = StreamedDumpRestore(
+                tools: tools, dump: dump, arrival: arrival,
+                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres"))),
+                database: "split", applicationName: "contingency-split-test", ownership: true, settings: [:], jobs: 3,
+                logger: LogCollector().logger)
+            restore.splitSize = 1
+            let error = try await #require(throws: ContingencyError.self) { try await restore.run() }
+            #expect(error.message.contains("loading the data of odd"), "\(error)")
+            #expect(error.message.contains("invalid input syntax for type integer"), "\(error)")
+            try await eventually("the load's sessions to end") {
+                try await server.query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'contingency-split-test'") == [["0"]]
+            }
+        }
+    }
+
+    @Test("data going on after the end marker is refused before the table is loaded in part elsewhere")
+    func afterMarker() async throws {
+        try await PostgresServer.with { server in
+            try await Self.createDatabase(server, "source", latin1: false)
+            _ = try await server.psql(
+                "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 1000)", database: "source")
+            let folder = try TemporaryDirectory(prefix: "contingency-split")
+            defer { folder.remove() }
+            let tools = PostgresTools(binDirectory: server.binDir.path)
+            let path = folder.appending("file.dump").path
+            let dumped = try await tools.dump(
+                toFile: path,
+                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "source"))))
+            try #require(dumped.succeeded, "pg_dump: \(dumped)")
+            // The row "500" becomes the marker and an empty line (its chunk keeps its 4 bytes): rows 501 to 1000
+            // come after it.
+            var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            let row = Array("\u{0}500\n".utf8)
+            let at = try #require(bytes.indices.first { bytes[$0..<min(bytes.count, $0 + row.count)].elementsEqual(row) })
+            bytes.replaceSubrange(at + 1..<at + 5, with: Array("\\.\n\n".utf8))
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+            let (dump, arrival) = try Self.stage(path, in: folder, sealed: false)
+            try await server.createDatabase("split")
+            var restore = StreamedDumpRestore(
+                tools: tools, dump: dump, arrival: arrival,
+                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres"))),
+                database: "split", applicationName: "contingency-test", ownership: true, settings: [:], jobs: 2,
+                logger: LogCollector().logger)
+            restore.splitSize = 1
+            let error = try await #require(throws: ContingencyError.self) { try await restore.run() }
+            #expect(error.message.contains("after its end-of-data marker"), "\(error)")
+        }
+    }
+}
