@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in bench/ from importing bench.py
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import ROOT, Bench, folder_bytes, machine, parse_duration, sh, versions  # noqa: E402
 
@@ -88,10 +89,10 @@ class RestoreBench(Bench):
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
             os.chown(self.copies, user.pw_uid, user.pw_gid)
-        listing = sh(f"{self.pg_bin}/psql -XAt -F '|' -d {self.a.db} -c \"SELECT format('%I.%I', n.nspname, c.relname) "
+        listing = sh(f"{self.pg_bin}/psql -XAt -d {self.a.db} -c \"SELECT format('%I.%I', n.nspname, c.relname) "
                      "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND "
                      "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' "
-                     "ORDER BY pg_table_size(c.oid) DESC\"", env=self.env).stdout.split()
+                     "ORDER BY pg_table_size(c.oid) DESC\"", env=self.env).stdout.splitlines()
         for number, table in enumerate(listing):
             path = f"{self.copies}/{number}.copy"
             sh(f"{self.pg_bin}/psql -XAtq -v ON_ERROR_STOP=1 -d {self.a.db} -c \"COPY {table} TO '{path}'\"",
@@ -116,8 +117,8 @@ class RestoreBench(Bench):
     # One round ---------------------------------------------------------------------------------------------
     def round_of_cases(self):
         shell_store = self.store("shell")
-        self.measure("shell procedure restore", "restore", [f"{ROOT}/bench/runbook-restore.sh",
-                                                            self.archive_in(shell_store)], env=self.job_env(shell_store))
+        self.measure("shell procedure restore", "restore",
+                     [f"{ROOT}/bench/runbook-restore.sh", self.archive_in(shell_store)], env=self.job_env(shell_store))
         for case, store, extra in [
             ("restore-job gzip", "gzip", {}),
             ("restore-job zstd", "zstd", {}),
@@ -157,8 +158,8 @@ class RestoreBench(Bench):
         self.measure(COPY_FLOOR, "restore floor",
                      ["bash", "-c", f"{bin}/psql -XAtq -v ON_ERROR_STOP=1 -d floor_copy -f {script}"], env=env)
         self.measure(INDEX_FLOOR, "restore floor",
-                     ["bash", "-c", f"{bin}/pg_restore --section=post-data -j2 --exit-on-error -d floor_copy {self.dump}"],
-                     env=env)
+                     ["bash", "-c", f"{bin}/pg_restore --section=post-data -j2 --exit-on-error -d floor_copy "
+                                    f"{self.dump}"], env=env)
         sh(f"{bin}/dropdb floor_copy", env=self.env)
 
     def profile(self, machine_text):
@@ -223,7 +224,8 @@ def report(raw_path, out):
         "the server itself into a database holding only the schema, no index (`pg_restore --section=pre-data`, "
         "untimed), one table after the other on one connection, followed by the indexes and constraints "
         "(`pg_restore --section=post-data -j2`); the sum is taken round by round. Both floors start from "
-        "uncompressed data on local disk, verify nothing and leave the uploads aside; restore-job reads the "
+        "uncompressed data on local disk, store TOAST with lz4 as restore-job does, verify nothing and leave the "
+        "uploads aside; restore-job reads the "
         "compressed archive, verifies it as it streams and restores the uploads too.",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".",
@@ -270,8 +272,9 @@ def report(raw_path, out):
                          f"{median / shell:.2f}x | {per_round(case, 'shell procedure restore'):.2f}x | {over} |")
         drop = stat("drop of the replaced database")[0]
         if drop is not None:
-            lines += ["", "restore-job keeps the database it replaced until the next backup drops it (RESTORE_KEEP_OLD, "
-                      f"its default); the benchmark drops it after each restore-job, timed apart: {drop:.1f} s "
+            lines += ["", "restore-job keeps the database it replaced until the next backup drops it "
+                      "(RESTORE_KEEP_OLD, its default); the benchmark drops it after each restore-job, timed apart: "
+                      f"{drop:.1f} s "
                       "(median; DROP DATABASE forces a checkpoint, which flushes the restored data to disk)."]
         lines += ["", "Where restore-job's time goes, by its own log lines (medians): verify, reading and verifying "
                   "the archive (\"Verified in …\"); pg_restore, the restore into the new database (\"Restored the "
@@ -310,13 +313,15 @@ def report(raw_path, out):
                         all(stat(c)[0] / shell <= limit for c in group)))
         if floor is not None and "restore-job zstd" in results:
             targets.append((f"{name}: restore-job zstd over the COPY + post-data floor (not a target)",
-                            f"{stat('restore-job zstd')[0] / floor:.2f}x ({per_round('restore-job zstd', SUM_FLOOR):.2f}x)"
+                            f"{stat('restore-job zstd')[0] / floor:.2f}x "
+                            f"({per_round('restore-job zstd', SUM_FLOOR):.2f}x)"
                             f"; the floor is {floor / shell:.2f}x the shell restore", None))
     lines += ["", "## Targets", "", "Ratios of the medians (in brackets: the median of the same-round ratios); met is "
               "judged on the ratio of the medians.", "", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {'—' if ok is None else 'yes' if ok else '**no**'} |" for t, m, ok in targets]
     if "profiled" in raw:
-        lines += ["", "Where a restore-job's time goes, the server included: [profile-restore.txt](profile-restore.txt) "
+        lines += ["", "Where a restore-job's time goes, the server included: "
+                  "[profile-restore.txt](profile-restore.txt) "
                   f"(`PROFILE=1`: perf, system-wide, one restore-job gzip on {raw['profiled']}, after the rounds)."]
     lines.append("")
     open(f"{out}/restore.md", "w").write("\n".join(lines))

@@ -12,7 +12,7 @@
 #              PGBENCH20_EXTRA_MB (20) of dataset.py's rows, PGBENCH20_UPLOADS_MB (300) of uploads
 #   default    run.sh's default data: pgbench at SCALE (50), EXTRA_MB (750) of rows, UPLOADS_MB (1000) of uploads
 # RUNS: rounds (5); SEED: the data's seed (1); PROFILE=1: after pgbench20's rounds, a system-wide perf profile of
-# one restore-job into profile-restore.txt. Estimated at about 35 minutes with the defaults on 2 cores (an
+# one restore-job into profile-restore.txt. Estimated at about 40 minutes with the defaults on 2 cores (an
 # estimate from small runs). Needs root or sudo to install what it uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +42,8 @@ for dataset in $DATASETS; do
     # One data set on disk at a time: made, measured, then dropped.
     folder="$WORK/$dataset"
     mkdir -p "$folder/app"
-    echo "Making the $dataset data (seed $SEED): pgbench scale ${sizes[0]} + ${sizes[1]} MB of rows, ${sizes[2]} MB of uploads"
+    echo "Making the $dataset data (seed $SEED): pgbench scale ${sizes[0]} + ${sizes[1]} MB of rows," \
+         "${sizes[2]} MB of uploads"
     make_data visual_db "${sizes[0]}" "${sizes[1]}" "$folder/app/uploads" "${sizes[2]}"
     make_app_files "$folder/app"
     profile=()

@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in bench/ from importing bench.py
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import Bench, folder_bytes, machine, sh, versions  # noqa: E402
 
@@ -31,10 +32,10 @@ CASES = ["backup-job zstd", "restore-job zstd"]
 
 class ScaleBench(Bench):
     def run(self):
+        size = f"SELECT pg_database_size('{self.a.db}')"
         description = {
             "factor": self.a.factor, "parameters": self.a.parameters, "runs": self.a.runs,
-            "database_size": int(sh(f"{self.pg_bin}/psql -XAt -d {self.a.db} -c \"SELECT pg_database_size('{self.a.db}')\"",
-                                    env=self.env).stdout),
+            "database_size": int(sh(f"{self.pg_bin}/psql -XAt -d {self.a.db} -c \"{size}\"", env=self.env).stdout),
             "dump_bytes": int(sh(f"{self.pg_bin}/pg_dump -Fc -Z0 -d {self.a.db} | wc -c", env=self.env).stdout),
             "uploads_bytes": folder_bytes(self.a.uploads),
         }
@@ -109,7 +110,8 @@ def report(raw_path, out):
     linear = all(g <= LINEAR for values in time_growth.values() for g in values)
     flat = all(abs(g - 1) <= FLAT for values in memory_growth.values() for g in values)
     factors = " and ".join(f"{s['description']['factor']}x" for s in sizes[1:])
-    show = lambda growth: "; ".join(f"{case}: " + ", ".join(f"{g:.2f}" for g in values) for case, values in growth.items())
+    show = lambda growth: "; ".join(f"{case}: " + ", ".join(f"{g:.2f}" for g in values)
+                                    for case, values in growth.items())
     lines += [
         "",
         "## Verdicts",

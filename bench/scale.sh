@@ -7,8 +7,8 @@
 #   bench/scale.sh                                            # the default data at 1x, 2x and 4x
 #   SCALE=2 EXTRA_MB=10 UPLOADS_MB=20 RUNS=2 bench/scale.sh   # a quick check of the command itself
 # SCALE (50), EXTRA_MB (750), UPLOADS_MB (1000): the 1x size, as run.sh's; FACTORS ("1 2 4"): the sizes, as
-# multiples of it; RUNS: rounds per size (3); SEED: the data's seed (1). Estimated at about 1 h 30 with the
-# defaults on 2 cores, most of it making the data (an estimate from small runs). Needs root or sudo to install
+# multiples of it; RUNS: rounds per size (3); SEED: the data's seed (1). Estimated at about an hour with the
+# defaults on 2 cores, half of it at 4x (an estimate from small runs). Needs root or sudo to install
 # what it uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,8 @@ for factor in $FACTORS; do
     sizes=("$((SCALE * factor))" "$((EXTRA_MB * factor))" "$((UPLOADS_MB * factor))")
     folder="$WORK/x$factor"
     mkdir -p "$folder/app"
-    echo "Making the ${factor}x data (seed $SEED): pgbench scale ${sizes[0]} + ${sizes[1]} MB of rows, ${sizes[2]} MB of uploads"
+    echo "Making the ${factor}x data (seed $SEED): pgbench scale ${sizes[0]} + ${sizes[1]} MB of rows," \
+         "${sizes[2]} MB of uploads"
     make_data visual_db "${sizes[0]}" "${sizes[1]}" "$folder/app/uploads" "${sizes[2]}"
     make_app_files "$folder/app"
     python3 bench/scale.py measure --factor "$factor" --work "$folder" --bin "$BIN" --pg-bin "$PGBIN" --db visual_db \
