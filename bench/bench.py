@@ -46,6 +46,27 @@ def parse_duration(text):
     return None
 
 
+def machine():
+    """The machine, as the reports name it: cores, processor, memory, kernel."""
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    memory = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")) * 1024
+    return f"{os.cpu_count()} cores ({cpu}), {memory / 2**30:.0f} GiB RAM, {platform.system()} {platform.release()}"
+
+
+def versions(pg_bin, env):
+    """The versions of what the cases run besides the project's own binaries."""
+    found = {}
+    for name, command in [
+        ("PostgreSQL", f"{pg_bin}/postgres --version"), ("restic", "restic version"),
+        ("GNU tar", "tar --version | head -1"), ("gzip", "gzip --version | head -1"),
+        ("zstd", "zstd --version"), ("pigz", "pigz --version 2>&1"),
+        ("libarchive", "dpkg-query -W -f='${Version}' libarchive13"),
+        ("libdeflate", "dpkg-query -W -f='${Version}' libdeflate0"),
+    ]:
+        found[name] = sh(command, env=env, check=False).stdout.strip()
+    return found
+
+
 # What the jobs' own log lines say about where their time went.
 PHASES = [
     ("dump", r"Database dumped: .* in (.+)$"),
@@ -245,21 +266,10 @@ class Bench:
         size = lambda db: int(sh(f"{psql} -XAtc \"SELECT pg_database_size('{db}')\" -d {db}", env=self.env).stdout)
         dump_bytes = lambda db: int(sh(f"{self.pg_bin}/pg_dump -Fc -Z0 -d {db} | wc -c", env=self.env).stdout)
         files = lambda path: sum(len(f) for _, _, f in os.walk(path))
-        versions = {}
-        for name, command in [
-            ("PostgreSQL", f"{self.pg_bin}/postgres --version"), ("restic", "restic version"),
-            ("GNU tar", "tar --version | head -1"), ("gzip", "gzip --version | head -1"),
-            ("zstd", "zstd --version"), ("pigz", "pigz --version 2>&1"),
-            ("libarchive", "dpkg-query -W -f='${Version}' libarchive13"),
-            ("libdeflate", "dpkg-query -W -f='${Version}' libdeflate0"),
-        ]:
-            versions[name] = sh(command, env=self.env, check=False).stdout.strip()
-        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-        memory = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")) * 1024
         self.meta = {
             "date": time.strftime("%Y-%m-%d", time.gmtime()),
-            "machine": f"{os.cpu_count()} cores ({cpu}), {memory / 2**30:.0f} GiB RAM, {platform.system()} {platform.release()}",
-            "versions": versions,
+            "machine": machine(),
+            "versions": versions(self.pg_bin, self.env),
             "parameters": self.a.parameters,
             "runs": self.a.runs,
             "large": {"database_size": size(self.a.db), "dump_bytes": dump_bytes(self.a.db),
