@@ -194,4 +194,41 @@ struct SplitTableLoadTests {
             #expect(error.message.contains("after its end-of-data marker"), "\(error)")
         }
     }
+
+    @Test("restore-job splits a table over 64 MiB by default, and builds its index with parallel workers the server's own setting would not give")
+    func byDefault() async throws {
+        try await ApplicationFixture.with(uploadFiles: 1) { app in
+            // The server's own settings would build indexes with no worker; trace_sort logs each sort's workers
+            // and memory.
+            // (One statement per call: ALTER SYSTEM cannot run in psql -c's one transaction.)
+            for statement in [
+                "ALTER SYSTEM SET max_parallel_maintenance_workers = 0", "ALTER SYSTEM SET trace_sort = on",
+                "SELECT pg_reload_conf()",
+            ] {
+                _ = try await app.server.psql(statement)
+            }
+            _ = try await app.server.psql(
+                """
+                CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) AS body
+                    FROM generate_series(1, 1000000) g;
+                ALTER TABLE big ADD PRIMARY KEY (id);
+                """, database: app.database, timeout: .seconds(300))
+            let before = try await app.snapshot()
+            let backup = try await app.run("backup-job")
+            try #require(backup.succeeded, "\(backup)")
+            let restore = try await app.run("restore-job", environment: ["RESTORE_KEEP_OLD": "false"])
+            try #require(restore.succeeded, "\(restore)")
+            #expect(
+                restore.stdout.contains("Loading the data of \"public\".\"big\"") && restore.stdout.contains("through 2 connections"),
+                "\(restore.stdout)")
+            #expect(restore.stdout.contains("1000000 rows"), "\(restore.stdout)")
+            #expect(try await app.snapshot() == before)
+            let writers = try await app.server.query("SELECT count(DISTINCT xmin::text) FROM big", database: app.database)
+            #expect(Int(writers.first?.first ?? "") ?? 0 > 1, "\(writers)")
+            // The primary key's sort: 256 MB, and a parallel worker's sort beside the leader's.
+            let log = app.server.logContents
+            #expect(log.contains("workMem = 262144"), "no index sort with the restore's maintenance_work_mem")
+            #expect(log.contains("sort of worker 0 ended"), "no index sort by a parallel worker")
+        }
+    }
 }
