@@ -231,4 +231,58 @@ struct SplitTableLoadTests {
             #expect(log.contains("sort of worker 0 ended"), "no index sort by a parallel worker")
         }
     }
+
+    @Test("a large table of a plain dump is loaded while its block still arrives, never past what is checked")
+    func asItArrives() async throws {
+        try await PostgresServer.with { server in
+            try await Self.createDatabase(server, "source", latin1: false)
+            try await Self.makeTable(server, database: "source", latin1: false)
+            let folder = try TemporaryDirectory(prefix: "contingency-split")
+            defer { folder.remove() }
+            let tools = PostgresTools(binDirectory: server.binDir.path)
+            let path = folder.appending("file.dump").path
+            let dumped = try await tools.dump(
+                toFile: path,
+                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "source"))))
+            try #require(dumped.succeeded, "pg_dump: \(dumped)")
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            // Where odd's data block is.
+            let scanner = CustomDumpScanner()
+            let blocks = bytes.withUnsafeBytes { scanner.consume($0) } + scanner.finish()
+            let odd = try #require(scanner.contents?.entries.first { $0.desc == "TABLE DATA" && $0.tag == "odd" })
+            let range = try #require(blocks.first { $0.dumpId == odd.dumpId }?.range)
+
+            // Staged as a restore stages it, each 1 MiB checked against its recorded hash; large from 1 MiB on.
+            let dump = try StagedDump(
+                staging: try LocalStaging(creating: folder.appending("staging").path), name: "a.dump", sealed: false,
+                followed: StagedDumpTests.recorded(bytes), growing: 1 << 20)
+            let arrival = try #require(dump.arrival)
+            let sink = try dump.sink()
+            try await server.createDatabase("split")
+            let logged = LogCollector()
+            var restore = StreamedDumpRestore(
+                tools: tools, dump: dump, arrival: arrival,
+                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres"))),
+                database: "split", applicationName: "contingency-test", ownership: true, settings: [:], jobs: 3,
+                logger: logged.logger)
+            restore.splitSize = 1
+            let restoring = Task { [restore] in try await restore.run() }
+
+            // Half of odd's block, then wait until its load has started: it cannot have read past the frontier.
+            let half = Int(range.lowerBound) + range.count / 2
+            try bytes[..<half].withUnsafeBytes { try sink.write($0) }
+            try await eventually("odd's load to start while its block arrives") {
+                logged.lines.contains { $0.contains("Loading the data of \"public\".\"odd\" (still arriving)") }
+            }
+            #expect(arrival.frontier <= Int64(half))
+            try bytes[half...].withUnsafeBytes { try sink.write($0) }
+            try dump.finish()
+            try await restoring.value
+
+            #expect(try await server.snapshot(database: "split") == (try await server.snapshot(database: "source")))
+            let writers = try await server.query("SELECT count(DISTINCT xmin::text) FROM odd", database: "split")
+            #expect(Int(writers.first?.first ?? "") ?? 0 > 1, "\(writers)")
+            #expect(logged.lines.contains { $0.contains("Restored the data of odd") && $0.contains("60006 rows") }, "\(logged.lines)")
+        }
+    }
 }

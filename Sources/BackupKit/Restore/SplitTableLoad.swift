@@ -3,7 +3,8 @@ import BackupInterop
 import Foundation
 
 /// Loads one large table's data through several connections at once, as pgcopydb splits large tables: the
-/// table's data block is read from the staged dump (decrypted as it is read when sealed), cut into segments of
+/// table's data block is read from the staged dump (decrypted as it is read when sealed; as it arrives, never
+/// past what has been checked, when plain and still arriving), cut into segments of
 /// whole rows (`CopyDataSplitter`), and each segment goes to whichever of `connections` concurrent
 /// `COPY … FROM STDIN` is free. pg_restore cannot do this: it loads a table through one connection whatever
 /// `--jobs` says, so one table holding most of a database made its COPY the restore's critical path.
@@ -16,9 +17,9 @@ import Foundation
 ///
 /// Memory: at most two segments per connection queued, plus the one being cut.
 struct SplitTableLoad {
-    let dump: StagedDump
-    /// Where the table's data block is in the dump.
-    let range: Range<Int64>
+    /// The table's data block, from its first byte: given a test of whether the load has stopped (for a source
+    /// that waits for the block to arrive).
+    let source: @Sendable (_ shouldStop: @escaping @Sendable () -> Bool) throws -> any ByteSource
     let dumpId: Int
     let copy: StreamedRestorePlan.SplitCopy
     let connection: ConnectionParameters
@@ -83,7 +84,7 @@ struct SplitTableLoad {
     /// The reader's part: the block, cut into segments of whole rows, into the queue.
     private func read(into queue: SegmentQueue) throws -> Loaded {
         var block = try CustomDumpDataBlock(
-            source: try dump.source(ranges: [range]), intSize: copy.intSize, dumpId: dumpId)
+            source: try source { queue.aborted }, intSize: copy.intSize, dumpId: dumpId)
         var splitter = CopyDataSplitter(segmentSize: segmentSize)
         do {
             try block.forEachRun { run in

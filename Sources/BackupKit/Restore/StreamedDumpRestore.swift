@@ -53,20 +53,34 @@ struct StreamedDumpRestore {
                 for await event in arrival.events { post.yield(.arrival(event)) }
                 post.yield(.arrivalsEnded)
             }
-            var plan = StreamedRestorePlan(jobs: jobs, splitSize: splitSize)
+            // A plain dump's large table is read as it arrives; a sealed one's chunks are read once written.
+            var plan = StreamedRestorePlan(jobs: jobs, splitSize: splitSize, follow: !dump.isSealed)
             var staged = false
             let started = Date()
 
             func launch(_ launch: StreamedRestorePlan.Launch) throws {
-                if let copy = launch.copy, case .tables(let dumpIds) = launch.step, let dumpId = dumpIds.first,
-                    let range = plan.positions[dumpId]
-                {
+                if let copy = launch.copy, case .tables(let dumpIds) = launch.step, let dumpId = dumpIds.first {
+                    let source: @Sendable (@escaping @Sendable () -> Bool) throws -> any ByteSource
+                    let size: String
+                    if let start = launch.arriving {
+                        source = { stop in
+                            guard let source = try dump.arrivingSource(from: start, shouldStop: stop) else {
+                                throw ContingencyError.failed("a sealed dump cannot be read as it arrives")
+                            }
+                            return source
+                        }
+                        size = "still arriving"
+                    } else if let range = plan.positions[dumpId] {
+                        source = { _ in try dump.source(ranges: [range]) }
+                        size = ByteFormat.string(Int64(range.count))
+                    } else {
+                        throw ContingencyError.failed("the place of entry \(dumpId)'s data is not known")
+                    }
                     let load = SplitTableLoad(
-                        dump: dump, range: range, dumpId: dumpId, copy: copy, connection: connection,
-                        database: database, applicationName: applicationName, settings: settings,
-                        connections: launch.jobs)
+                        source: source, dumpId: dumpId, copy: copy, connection: connection, database: database,
+                        applicationName: applicationName, settings: settings, connections: launch.jobs)
                     logger.info(
-                        "Loading the data of \(copy.statement.qualifiedName) (\(ByteFormat.string(Int64(range.count)))) through \(launch.jobs) connections at once"
+                        "Loading the data of \(copy.statement.qualifiedName) (\(size)) through \(launch.jobs) connections at once"
                     )
                     group.addTask {
                         do {
@@ -106,6 +120,8 @@ struct StreamedDumpRestore {
                     event = .contents(found)
                 case .arrival(.block(let dumpId, let range)):
                     event = .block(dumpId: dumpId, range: range)
+                case .arrival(.growing(let dumpId, let start)):
+                    event = .growing(dumpId: dumpId, start: start)
                 case .arrival(.unfollowable(let why)):
                     logger.info(
                         "The dump's layout is not followed further (\(why)): \(plan.contents == nil ? "it is restored whole" : "the rest is restored") once it is staged"
@@ -133,10 +149,10 @@ struct StreamedDumpRestore {
                     event = .finished(step)
                 case .loaded(let step, let loaded):
                     logger.info(
-                        "Restored \(describe(step, plan)): \(loaded.rows) rows, \(DurationFormat.string(seconds: Date().timeIntervalSince(started))) in")
+                        "Restored the data of \(tables(step, plan)) (\(ByteFormat.string(loaded.bytes))): \(loaded.rows) rows, \(DurationFormat.string(seconds: Date().timeIntervalSince(started))) in")
                     event = .finished(step)
                 case .loadFailed(let step, let why):
-                    throw ContingencyError.failed("loading \(describe(step, plan)) into a new database failed: \(why)")
+                    throw ContingencyError.failed("loading the data of \(tables(step, plan)) into a new database failed: \(why)")
                 }
                 for next in plan.handle(event) { try launch(next) }
                 if plan.isComplete { return }
@@ -168,6 +184,12 @@ struct StreamedDumpRestore {
             return "the indexes of \(tag(table, contents))"
         case .rest: return contents == nil ? "the whole dump" : "indexes, constraints and the rest"
         }
+    }
+
+    /// The names of a tables step's tables.
+    private func tables(_ step: Step, _ plan: StreamedRestorePlan) -> String {
+        guard case .tables(let dumpIds) = step else { return describe(step, plan) }
+        return dumpIds.map { tag($0, plan.contents) }.joined(separator: ", ")
     }
 
     /// An entry's name in the table of contents (a table's name for its data), or its number when unknown.

@@ -26,6 +26,8 @@ struct StreamedRestorePlan {
         let entries: [Int]?
         let jobs: Int
         var copy: SplitCopy? = nil
+        /// Where the table's data block starts when it is to be read as it arrives (its end not yet there).
+        var arriving: Int64? = nil
     }
 
     /// How a large table's rows are loaded through several connections: its checked COPY statement, the
@@ -45,6 +47,8 @@ struct StreamedRestorePlan {
         case staged
         /// A step started earlier ended well.
         case finished(Step)
+        /// A large table's data block, starting at `start`, is still arriving (`DumpArrival.Event.growing`).
+        case growing(dumpId: Int, start: Int64)
     }
 
     /// Tables smaller than this are loaded several by one pg_restore, up to this much in all (a process and a
@@ -71,9 +75,17 @@ struct StreamedRestorePlan {
     /// The last step has ended: the dump is restored.
     private(set) var isComplete = false
 
-    init(jobs: Int, splitSize: Int64 = Self.batch) {
+    /// Whether a table's rows may be loaded while its block still arrives (a plain staged dump).
+    let follow: Bool
+    /// Large tables still arriving, not yet started.
+    private var arriving: [(dumpId: Int, start: Int64)] = []
+    /// Tables started while their block still arrived: their `block` event only says where it ended.
+    private var followed: Set<Int> = []
+
+    init(jobs: Int, splitSize: Int64 = Self.batch, follow: Bool = false) {
         self.jobs = max(1, jobs)
         self.splitSize = max(1, splitSize)
+        self.follow = follow
     }
 
     /// Takes one event and returns the steps that may start now.
@@ -85,8 +97,11 @@ struct StreamedRestorePlan {
             early = Self.earlyEntries(found)
             launches.append(launch(.schema, entries: Self.schemaEntries(found)))
         case .block(let dumpId, let range):
-            ready.append((dumpId, Int64(range.count)))
             positions[dumpId] = range
+            arriving.removeAll { $0.dumpId == dumpId }
+            if !followed.contains(dumpId) { ready.append((dumpId, Int64(range.count))) }
+        case .growing(let dumpId, let start):
+            if follow, splitCopy(dumpId) != nil, positions[dumpId] == nil { arriving.append((dumpId, start)) }
         case .staged:
             staged = true
         case .finished(let step):
@@ -101,6 +116,14 @@ struct StreamedRestorePlan {
             }
         }
         if schemaDone {
+            // A large table still arriving first, through every free connection: it is read as it arrives.
+            while jobs - busy >= 2, let next = arriving.first, let copy = splitCopy(next.dumpId) {
+                arriving.removeFirst()
+                followed.insert(next.dumpId)
+                var started = launch(.tables([next.dumpId]), entries: [next.dumpId], jobs: jobs - busy, copy: copy)
+                started.arriving = next.start
+                launches.append(started)
+            }
             // Tables first, the largest first; then what their loaded tables allow, the largest first.
             ready.sort { $0.size > $1.size }
             while busy < jobs, !ready.isEmpty {
