@@ -29,7 +29,7 @@ struct RetryingStorageTests {
             try MeteredStorageTests.scrape(registry), "contingency_store_retries_total", ["store": "bucket"]) ?? 0
     }
 
-    @Test("a put, a read and a listing that meet transient faults are each repeated until they succeed, every retry logged and counted")
+    @Test("a put, a read and a listing that meet transient faults are repeated until they succeed, each retry counted")
     func transientFaultsRetried() async throws {
         try await TestBucket.with { bucket in
             try await FaultProxy.with(upstream: bucket.moto.endpoint) { proxy in
@@ -38,13 +38,16 @@ struct RetryingStorageTests {
                 let storage = try Self.open(bucket, proxy, log: log, registry: registry)
                 let object = "\(bucket.prefix)/settings.json"
 
-                try proxy.set(FaultProxy.Faults([.status(503, count: 2, method: "PUT", targetContains: "settings.json")]))
+                try proxy.set(
+                    FaultProxy.Faults([.status(503, count: 2, method: "PUT", targetContains: "settings.json")]))
                 try storage.put(key: "settings.json", data: Array("{\"a\":1}".utf8))
                 #expect(try proxy.stats().faultsInjected == 2)
 
                 // A reset connection, in the middle of the answer.
                 try proxy.set(
-                    FaultProxy.Faults([.cutAfter(bytes: 2, of: .response, count: 3, method: "GET", targetContains: "settings.json")]))
+                    FaultProxy.Faults([
+                        .cutAfter(bytes: 2, of: .response, count: 3, method: "GET", targetContains: "settings.json")
+                    ]))
                 #expect(try storage.read(key: "settings.json")?.data == Array("{\"a\":1}".utf8))
                 #expect(try proxy.stats().faultsInjected == 5)
 
@@ -56,7 +59,8 @@ struct RetryingStorageTests {
                 let retried = log.lines.filter { $0.contains("retrying in") }
                 #expect(retried.count == 6, "\(log.lines)")
                 #expect(
-                    retried.first?.hasPrefix("PUT s3://\(bucket.name)/\(object): HTTP 503 SlowDown; retrying in ") == true,
+                    retried.first?.hasPrefix("PUT s3://\(bucket.name)/\(object): HTTP 503 SlowDown; retrying in ")
+                        == true,
                     "\(retried)")
                 #expect(retried.first?.hasSuffix("s (attempt 2 of 5)") == true, "\(retried)")
                 #expect(retried.contains { $0.hasPrefix("GET s3://\(bucket.name)/\(object): ") }, "\(retried)")
@@ -83,9 +87,8 @@ struct RetryingStorageTests {
 
                 try proxy.set(FaultProxy.Faults(status: 503, count: nil, method: "GET"))
                 let lasting = try #require(throws: ContingencyError.self) { try storage.read(key: "kept.json") }
-                #expect(
-                    lasting.message == "GET s3://\(bucket.name)/\(bucket.prefix)/kept.json failed 3 times, the last with HTTP 503 SlowDown",
-                    "\(lasting)")
+                let key = "s3://\(bucket.name)/\(bucket.prefix)/kept.json"
+                #expect(lasting.message == "GET \(key) failed 3 times, the last with HTTP 503 SlowDown", "\(lasting)")
                 #expect(lasting.hint?.contains("S3_RETRIES") == true, "\(lasting)")
                 #expect(try proxy.stats().faultsInjected == 4)
                 #expect(try Self.retries(registry) == 2)
@@ -93,7 +96,7 @@ struct RetryingStorageTests {
         }
     }
 
-    @Test("a create whose answer was lost is repeated and refused: the key exists, holding what the first attempt wrote")
+    @Test("a create whose answer was lost is repeated and refused: the key exists, with what the first one wrote")
     func lostCreateAnswer() async throws {
         try await TestBucket.with { bucket in
             try await FaultProxy.with(upstream: bucket.moto.endpoint) { proxy in
@@ -110,14 +113,17 @@ struct RetryingStorageTests {
         }
     }
 
-    @Test("writes of a lease and a request whose answers were lost are repeated, refused, and known by their writer as their own")
+    @Test("lease and request writes whose answers were lost are repeated, refused, and known as their writer's own")
     func lostLeaseAndRequestAnswers() async throws {
         try await TestBucket.with { bucket in
             try await FaultProxy.with(upstream: bucket.moto.endpoint) { proxy in
                 let registry = PrometheusCollectorRegistry()
                 let storage = try Self.open(bucket, proxy, log: LogCollector(), registry: registry)
                 func loseNextAnswer(to target: String) throws {
-                    try proxy.set(FaultProxy.Faults([.cutAfter(bytes: 1 << 20, of: .request, count: 1, method: "PUT", targetContains: target)]))
+                    try proxy.set(
+                        FaultProxy.Faults([
+                            .cutAfter(bytes: 1 << 20, of: .request, count: 1, method: "PUT", targetContains: target)
+                        ]))
                 }
                 try loseNextAnswer(to: "locks")
                 let lease = try await Lease.acquire("store", storage: storage, job: "one", ttl: 30, timeout: 0)
@@ -129,7 +135,9 @@ struct RetryingStorageTests {
                 try loseNextAnswer(to: "requests")
                 #expect(try board.submit(id: "rollback-incident-9", intent: .rollback, requestedBy: "sidecar").created)
                 try loseNextAnswer(to: "requests")
-                #expect(try board.transition("rollback-incident-9", from: .pending, to: .running, worker: "restore-job") != nil)
+                let running = try board.transition(
+                    "rollback-incident-9", from: .pending, to: .running, worker: "restore-job")
+                #expect(running?.status == .running)
                 #expect(try board.get("rollback-incident-9")?.request.status == .running)
                 #expect(try proxy.stats().faultsInjected == 4)
                 #expect(try Self.retries(registry) == 4, "each lost answer retried once")
@@ -159,7 +167,8 @@ struct RetryingStorageTests {
                 let error = try await #require(throws: ContingencyError.self) { try await reading.value }
                 #expect(ContinuousClock.now - cancelled < .seconds(5), "stopped waiting at once")
                 #expect(error.isCancellation, "\(error)")
-                #expect(error.message.contains("GET s3://\(bucket.name)/\(bucket.prefix)/kept.json not retried"), "\(error)")
+                let key = "s3://\(bucket.name)/\(bucket.prefix)/kept.json"
+                #expect(error.message.contains("GET \(key) not retried: the job was cancelled"), "\(error)")
                 #expect(try proxy.stats().faultsInjected < 31)
 
                 // A write in a cancelled task (a job's clean-up: its lease released, its archive deleted) goes on.

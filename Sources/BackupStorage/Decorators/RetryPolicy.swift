@@ -44,12 +44,14 @@ final class RetryPolicy: @unchecked Sendable {
             guard failures <= retries else { throw fault.exhausted(attempts: failures) }
             lock.withLock { counter }?.increment()
             let delay = Self.backoff(attempt: failures)
-            logger?.warning(
-                "\(fault.operation): \(fault.fault); retrying in \(String(format: "%.1f", delay))s (attempt \(failures + 1) of \(retries + 1))"
-            )
+            let seconds = String(format: "%.1f", delay)
+            let next = "attempt \(failures + 1) of \(retries + 1)"
+            logger?.warning("\(fault.operation): \(fault.fault); retrying in \(seconds)s (\(next))")
             let wakeUp = Date().addingTimeInterval(delay)
             while Date() < wakeUp {
-                if shouldStop() { throw ContingencyError.cancelled("\(fault.operation) not retried: the job was cancelled") }
+                if shouldStop() {
+                    throw ContingencyError.cancelled("\(fault.operation) not retried: the job was cancelled")
+                }
                 Thread.sleep(forTimeInterval: max(0, min(0.1, wakeUp.timeIntervalSinceNow)))
             }
         }

@@ -12,9 +12,10 @@ import Logging
 /// operation. Only where an operation cannot be repeated whole are requests retried here, each signed anew for
 /// each attempt: an archive streams through a writer (pg_dump's output cannot be rewound), so only the part in
 /// hand can be sent again (a part, the one PUT of a small archive, starting, completing and aborting the
-/// multipart upload), and a reader resends only the range in hand. Both kinds of retry follow one
-/// `RetryPolicy` (`S3_RETRIES`, the same backoff, log line and counter); each retry made here is counted once
-/// `countRetries(in:)` names where.
+/// multipart upload), and a reader resends only the range in hand; the same goes for the two operations whose
+/// repetition would change their answer (`S3Storage.delete` without a version, `abortInterruptedUploads`).
+/// Both kinds of retry follow one `RetryPolicy` (`S3_RETRIES`, the same backoff, log line and counter); each
+/// retry made here is counted once `countRetries(in:)` names where.
 ///
 /// No AWS SDK for Swift is available offline; the handful of S3 calls the store needs (object PUT/GET/HEAD/
 /// DELETE, ListObjectsV2, multipart upload) are plain HTTP requests signed with SigV4.
@@ -79,8 +80,9 @@ final class S3Client: @unchecked Sendable {
     /// Returns any other answer, including 4xx, for the caller to interpret; throws when the retries are spent,
     /// the fault is permanent, or `shouldStop` says to stop.
     func sendRetrying(
-        _ method: String, key objectKey: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
-        body: [UInt8]? = nil, bodyLimit: Int = 1 << 20, shouldStop: (@Sendable () -> Bool)? = nil
+        _ method: String, key objectKey: String?, query: [(String, String)] = [],
+        headers extra: [(String, String)] = [], body: [UInt8]? = nil, bodyLimit: Int = 1 << 20,
+        shouldStop: (@Sendable () -> Bool)? = nil
     ) throws -> Answer {
         // Only transfers of data stop early (parts, ranged reads); the clean-up requests (aborting an upload)
         // run to their end even in a cancelled job.
@@ -147,7 +149,8 @@ final class S3Client: @unchecked Sendable {
         }
         throw TransientStoreFault(
             operation: what, fault: fault,
-            hint: "the bucket's server at \(configuration.endpoint) is unreachable or overloaded (S3_RETRIES and S3_TIMEOUT set how long a request is retried)")
+            hint: "the bucket's server at \(configuration.endpoint) is unreachable or overloaded "
+                + "(S3_RETRIES and S3_TIMEOUT set how long a request is retried)")
     }
 
     /// The query as sent: the same encoding and order as the signature's canonical query. A parameter without a

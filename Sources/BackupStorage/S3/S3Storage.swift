@@ -30,7 +30,9 @@ public struct S3Storage: Storage {
     /// tests), so that no caller meets a transient fault the store would have retried. With `coordinating`,
     /// first checks that the server honours conditional writes, and refuses (fails closed) when it does not:
     /// leases and unique requests would then silently not exclude.
-    public static func open(_ configuration: S3Configuration, coordinating: Bool, logger: Logger? = nil) throws -> any Storage {
+    public static func open(
+        _ configuration: S3Configuration, coordinating: Bool, logger: Logger? = nil
+    ) throws -> any Storage {
         let bucket = S3Storage(client: try S3Client(configuration: configuration, logger: logger))
         let storage = RetryingStorage(bucket, retries: configuration.retries, logger: logger)
         if coordinating { try bucket.verifyConditionalWrites(through: storage) }
@@ -207,7 +209,9 @@ public struct S3Storage: Storage {
             _ = try store.create(key: probe, data: Array("probe".utf8))
             if try store.create(key: probe, data: Array("second".utf8)) != nil {
                 ignored = "If-None-Match: * (a second conditional create of the same key succeeded)"
-            } else if try store.replace(key: probe, data: Array("stale".utf8), ifMatch: "\"00000000000000000000000000000000\"") != nil {
+            } else if try store.replace(
+                key: probe, data: Array("stale".utf8), ifMatch: "\"00000000000000000000000000000000\"") != nil
+            {
                 ignored = "If-Match (a write with a stale ETag succeeded)"
             }
         } catch let error as ContingencyError where error.message.contains("NotImplemented") || error.message.contains("InvalidArgument") {
@@ -347,7 +351,8 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
     }
 
     private func start() throws -> String {
-        let answer = try client.sendRetrying("POST", key: key, query: [("uploads", "")], headers: archiveHeaders, body: [])
+        let answer = try client.sendRetrying(
+            "POST", key: key, query: [("uploads", "")], headers: archiveHeaders, body: [])
         guard answer.status == 200, let id = S3XMLElement.parse(answer.body)?.value("UploadId") else {
             throw client.failure(answer, "POST (start multipart upload)", key)
         }
@@ -372,7 +377,8 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
                 let body = "<CompleteMultipartUpload>"
                     + list.map { "<Part><PartNumber>\($0.number)</PartNumber><ETag>\(S3XMLElement.escape($0.etag))</ETag></Part>" }
                     .joined() + "</CompleteMultipartUpload>"
-                let answer = try client.sendRetrying("POST", key: key, query: [("uploadId", uploadID!)], body: Array(body.utf8))
+                let answer = try client.sendRetrying(
+                    "POST", key: key, query: [("uploadId", uploadID!)], body: Array(body.utf8))
                 // A 200 can still carry an <Error> (S3 fails a completion after it started answering).
                 let completed = answer.status == 200 && S3XMLElement.parse(answer.body).map { $0.name != "Error" } == true
                 // NoSuchUpload after a retry: the first attempt completed it but its answer was lost. The object
