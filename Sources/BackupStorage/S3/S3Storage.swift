@@ -14,8 +14,9 @@ import Logging
 ///   whole (the writer's and the reader's requests, and the few noted below) is retried by the request
 ///   (`S3Client.sendRetrying`);
 /// - conditional create and compare-and-swap: `If-None-Match: *` and `If-Match: <etag>` on PUT and DELETE.
-///   Servers that ignore them exist; `verifyConditionalWrites()` detects one, and a store that coordinates
-///   jobs must call it first (`open(…, coordinating: true)`), so that nothing relies on locks that do not lock;
+///   Servers that ignore them exist; `verifyConditionalWrites(through:)` detects one, and a store that
+///   coordinates jobs calls it first (`open(…, coordinating: true)`), so that nothing relies on locks that do
+///   not lock;
 /// - listing: ListObjectsV2 with a delimiter, every page followed;
 /// - versions are the server's ETags.
 public struct S3Storage: Storage {
