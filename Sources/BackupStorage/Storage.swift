@@ -19,7 +19,10 @@ import Foundation
 ///   (the file system's, the bucket server's), never this host's: the hosts that share a store may disagree
 ///   about the time, but they all see the same store. Leases measure expiry on it.
 /// - **Errors.** A missing object is `nil` / `false`, never an error. Anything else (permission denied, disk
-///   full, I/O error) throws a `ContingencyError` naming the store and key, never a secret.
+///   full, I/O error) throws a `ContingencyError` naming the store and key, never a secret; except a fault that
+///   the same operation, tried again, may not meet (a reset connection, an overloaded server), which a store
+///   may throw as a `TransientStoreFault` after one attempt, for `RetryingStorage` to retry. A store throws it
+///   only from an operation that can be repeated whole with the same outcome, and retries the rest itself.
 public protocol Storage: Sendable, CustomStringConvertible {
     /// Starts a new object under `key`; nothing is visible there until the writer commits.
     func makeWriter(key: String) throws -> any ObjectWriter
@@ -61,6 +64,31 @@ public protocol Storage: Sendable, CustomStringConvertible {
     /// Counts, from now on, each retry of a transient fault in `factory`
     /// (`contingency_store_retries_total{store}`). A store that never retries (a volume) ignores it.
     func countRetries(in factory: any MetricsFactory)
+}
+
+/// A fault met by one attempt of a store operation that another attempt may not meet: a timeout, a cut
+/// connection, HTTP 5xx, 429 or S3's SlowDown. Thrown by a store from an operation that can be repeated whole
+/// (see `Storage`), retried by `RetryingStorage`; `exhausted(attempts:)` is the error once retries are spent.
+public struct TransientStoreFault: Error, CustomStringConvertible, Sendable {
+    /// What met the fault, naming the store and key: `GET s3://bucket/prefix/key`.
+    public let operation: String
+    /// The fault: `HTTP 503 SlowDown`, `Connection reset by peer`.
+    public let fault: String
+    /// What to check when the fault outlasts every retry.
+    public let hint: String
+
+    public init(operation: String, fault: String, hint: String) {
+        self.operation = operation
+        self.fault = fault
+        self.hint = hint
+    }
+
+    public var description: String { "\(operation): \(fault)" }
+
+    /// The error once `attempts` attempts have all met a transient fault, this one the last.
+    public func exhausted(attempts: Int) -> ContingencyError {
+        .failed("\(operation) failed \(attempts) times, the last with \(fault)", hint: hint)
+    }
 }
 
 /// The two kinds of store.

@@ -34,7 +34,7 @@ struct TestBucket {
             secretAccessKey: moto.secretAccessKey, partSize: S3Configuration.minimumPartSize, stallTimeoutSeconds: 2, retries: 4)
     }
 
-    func storage(endpoint: String? = nil) throws -> S3Storage {
+    func storage(endpoint: String? = nil) throws -> any Storage {
         try S3Storage.open(configuration(endpoint: endpoint), coordinating: false)
     }
 

@@ -25,7 +25,9 @@ public struct Stores: Sendable {
     }
 
     /// Opens what the configuration names. A bucket that coordinates the jobs (no volume; a job that takes the
-    /// lease or writes) must honour conditional writes, or this fails.
+    /// lease or writes) must honour conditional writes, or this fails. The bucket comes wrapped in
+    /// `RetryingStorage` (`S3Storage.open`), so every caller has its transient faults retried; the volume needs
+    /// no retries (see `RetryingStorage`).
     public static func open(_ configuration: StoreConfiguration, coordinating: Bool = true, logger: Logger?) throws -> Stores {
         let bucket = try configuration.s3.map {
             try S3Storage.open($0, coordinating: coordinating && configuration.backupDirectory == nil, logger: logger)
@@ -45,7 +47,8 @@ public struct Stores: Sendable {
     }
 
     /// The same stores, each wrapped so that its operations are counted and timed in `factory` (see
-    /// `MeteredStorage`).
+    /// `MeteredStorage`). The metering goes outside the bucket's `RetryingStorage`: one operation is measured
+    /// once, whatever its attempts, and its retries are counted by the decorator below.
     public func metered(by factory: any MetricsFactory) -> Stores {
         Stores(
             primary: MeteredStorage(primary, factory: factory), copy: copy.map { MeteredStorage($0, factory: factory) },

@@ -11,8 +11,10 @@ import Foundation
 ///   missing object or a refused condition is an answer, "ok"; only a thrown error is "error").
 /// - `contingency_store_request_duration_seconds{store, operation}`: their durations (a timer: a histogram in
 ///   Prometheus).
-/// - `contingency_store_retries_total{store}`: transient faults retried, counted by the store itself (a bucket
-///   retries each HTTP request; see `S3Client`).
+/// - `contingency_store_retries_total{store}`: transient faults retried, counted by whatever retries them below
+///   (`RetryingStorage`, which a bucket is opened in, and the requests the bucket retries itself; see
+///   `S3Client`), through `countRetries(in:)`. Retries are below this decorator, never above: an operation is
+///   measured once, however many attempts it took.
 /// - `contingency_store_bytes_total{store, direction}`: bytes streamed through writers ("written") and readers
 ///   ("read"), and small objects read and put whole.
 ///

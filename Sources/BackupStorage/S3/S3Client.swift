@@ -4,12 +4,18 @@ import CoreMetrics
 import Foundation
 import Logging
 
-/// Signed requests to one bucket over libcurl, with retries of transient faults.
+/// Signed requests to one bucket over libcurl.
 ///
-/// Retries stay here, per HTTP request, rather than in a decorator around the `Storage` (where the metrics
-/// are, `MeteredStorage`): a request is signed anew for each attempt, and an archive streams through a writer
-/// (pg_dump's output cannot be rewound), so only the part in hand, not the store operation, can be sent again.
-/// Each retry is counted in the metrics once `countRetries(in:)` names where.
+/// A request is sent once (`send`), or with retries of transient faults (`sendRetrying`). The store's whole
+/// operations (a small object read, put, created, replaced or deleted, a listing, the clock) send once and throw
+/// a `TransientStoreFault` for `RetryingStorage`, the decorator every opened bucket is wrapped in, to repeat the
+/// operation. Only where an operation cannot be repeated whole are requests retried here, each signed anew for
+/// each attempt: an archive streams through a writer (pg_dump's output cannot be rewound), so only the part in
+/// hand can be sent again (a part, the one PUT of a small archive, starting, completing and aborting the
+/// multipart upload), and a reader resends only the range in hand; the same goes for the two operations whose
+/// repetition would change their answer (`S3Storage.delete` without a version, `abortInterruptedUploads`).
+/// Both kinds of retry follow one `RetryPolicy` (`S3_RETRIES`, the same backoff, log line and counter); each
+/// retry made here is counted once `countRetries(in:)` names where.
 ///
 /// No AWS SDK for Swift is available offline; the handful of S3 calls the store needs (object PUT/GET/HEAD/
 /// DELETE, ListObjectsV2, multipart upload) are plain HTTP requests signed with SigV4.
@@ -22,14 +28,15 @@ final class S3Client: @unchecked Sendable {
     private let signer: SigV4Signer
     private let lock = NSLock()
     private var handles: [CurlEasy] = []
-    /// `contingency_store_retries_total{store="bucket"}`, once a metrics factory is given.
-    private var retries: Counter?
+    /// `S3_RETRIES`, for the requests retried here; counted in `contingency_store_retries_total{store="bucket"}`.
+    let retryPolicy: RetryPolicy
     private let scheme: String
     private let hostPort: String
 
     init(configuration: S3Configuration, logger: Logger?) throws {
         self.configuration = configuration
         self.logger = logger
+        retryPolicy = RetryPolicy(retries: configuration.retries, logger: logger)
         signer = SigV4Signer(
             credentials: AWSCredentials(
                 accessKeyID: configuration.accessKeyID, secretAccessKey: configuration.secretAccessKey,
@@ -45,12 +52,9 @@ final class S3Client: @unchecked Sendable {
         hostPort = components.port.map { $0 == defaultPort ? host : "\(host):\($0)" } ?? host
     }
 
-    func countRetries(in factory: any MetricsFactory) {
-        let counter = Counter(label: "contingency_store_retries_total", dimensions: [("store", "bucket")], factory: factory)
-        lock.withLock { retries = counter }
-    }
+    func countRetries(in factory: any MetricsFactory) { retryPolicy.countRetries(in: factory, store: .bucket) }
 
-    /// One S3 call's outcome: the answer, whatever its status, after transient faults were retried.
+    /// One S3 call's outcome: the answer, whatever its status, other than a transient fault.
     struct Answer {
         let status: Int
         let headers: [String: String]
@@ -71,16 +75,33 @@ final class S3Client: @unchecked Sendable {
     /// `s3://bucket/prefix/key`, for messages.
     func describe(_ objectKey: String) -> String { "s3://\(configuration.bucket)/\(objectKey)" }
 
-    /// Sends one request, retrying transient faults (connection refused or reset, timeouts, stalls, 5xx, 429,
-    /// S3's RequestTimeout / SlowDown / conditional-write conflicts) with exponential backoff and full jitter,
-    /// `S3_RETRIES` times. Returns any other answer, including 4xx, for the caller to interpret; throws when
-    /// the retries are spent or the fault is permanent.
+    /// Sends one request, retrying transient faults `S3_RETRIES` times (see `RetryPolicy`): only for requests
+    /// that cannot be left to `RetryingStorage`, which repeats whole operations (see the type's comment).
+    /// Returns any other answer, including 4xx, for the caller to interpret; throws when the retries are spent,
+    /// the fault is permanent, or `shouldStop` says to stop.
+    func sendRetrying(
+        _ method: String, key objectKey: String?, query: [(String, String)] = [],
+        headers extra: [(String, String)] = [], body: [UInt8]? = nil, bodyLimit: Int = 1 << 20,
+        shouldStop: (@Sendable () -> Bool)? = nil
+    ) throws -> Answer {
+        // Only transfers of data stop early (parts, ranged reads); the clean-up requests (aborting an upload)
+        // run to their end even in a cancelled job.
+        let shouldStop = shouldStop ?? { false }
+        return try retryPolicy.run(stoppingWhen: shouldStop) {
+            try send(
+                method, key: objectKey, query: query, headers: extra, body: body, bodyLimit: bodyLimit,
+                shouldStop: shouldStop)
+        }
+    }
+
+    /// Sends one request, once. A transient fault (connection refused or reset, timeouts, stalls, 5xx, 429,
+    /// S3's RequestTimeout / SlowDown / conditional-write conflicts) throws a `TransientStoreFault`, for the
+    /// caller's retry (`sendRetrying`, `RetryingStorage`). Returns any other answer, including 4xx, for the
+    /// caller to interpret; throws a `ContingencyError` when the fault is permanent or `shouldStop` stopped it.
     func send(
         _ method: String, key objectKey: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
         body: [UInt8]? = nil, bodyLimit: Int = 1 << 20, shouldStop: (@Sendable () -> Bool)? = nil
     ) throws -> Answer {
-        // Only transfers of data stop early (parts, ranged reads); small requests, and above all the clean-up
-        // ones (aborting an upload, deleting an unpublished archive), run to their end even in a cancelled job.
         let shouldStop = shouldStop ?? { false }
         let path: String
         let host: String
@@ -97,52 +118,39 @@ final class S3Client: @unchecked Sendable {
         let what = "\(method) \(objectKey.map(describe) ?? "s3://\(configuration.bucket)")"
         let payloadHash = BackupInterop.SHA256.hex(of: body ?? [])
 
-        var attempt = 0
-        while true {
-            let headers = [("Host", host)] + extra
-            var request = HTTPRequest(
-                method: method, url: url,
-                headers: headers + signer.sign(
-                    method: method, path: path, query: query, headers: headers, payloadHash: payloadHash, date: Date()),
-                body: body)
-            request.caBundle = configuration.caBundle
-            request.lowSpeedSeconds = configuration.stallTimeoutSeconds
-            request.connectTimeout = Double(min(configuration.stallTimeoutSeconds, 30))
-            request.bodyLimit = bodyLimit
-            request.userAgent = "contingency-s3"
-            request.shouldStop = shouldStop
-            let fault: String
-            do {
-                let response = try handle { try $0.perform(request) }
-                let answer = Answer(
-                    status: response.status, headers: response.headers, body: response.body, truncated: response.truncated)
-                guard Self.isTransient(answer) else { return answer }
-                fault = "HTTP \(answer.status)" + (answer.errorCode.map { " \($0)" } ?? "")
-            } catch let error as CurlTransportError where shouldStop() {
-                throw ContingencyError.cancelled("\(what) stopped: \(error.message)")
-            } catch let error as CurlTransportError where error.isTransient {
-                fault = error.message
-            } catch let error as CurlTransportError {
-                throw ContingencyError.failed(
-                    "\(what) at \(configuration.endpoint): \(error)",
-                    hint: "check S3_ENDPOINT, S3_CA_BUNDLE and that the server is reachable from here")
-            }
-            attempt += 1
-            guard attempt <= configuration.retries else {
-                throw ContingencyError.failed(
-                    "\(what) failed \(attempt) times, the last with \(fault)",
-                    hint: "the bucket's server at \(configuration.endpoint) is unreachable or overloaded (S3_RETRIES and S3_TIMEOUT set how long a request is retried)")
-            }
-            lock.withLock { retries }?.increment()
-            let delay = Self.backoff(attempt: attempt)
-            logger?.warning(
-                "\(what): \(fault); retrying in \(String(format: "%.1f", delay))s (attempt \(attempt + 1) of \(configuration.retries + 1))")
-            let wakeUp = Date().addingTimeInterval(delay)
-            while Date() < wakeUp {
-                if shouldStop() { throw ContingencyError.cancelled("\(what) not retried: the job was cancelled") }
-                Thread.sleep(forTimeInterval: min(0.1, wakeUp.timeIntervalSinceNow))
-            }
+        // Signed now: a retry signs its request anew, with its own date.
+        let headers = [("Host", host)] + extra
+        var request = HTTPRequest(
+            method: method, url: url,
+            headers: headers + signer.sign(
+                method: method, path: path, query: query, headers: headers, payloadHash: payloadHash, date: Date()),
+            body: body)
+        request.caBundle = configuration.caBundle
+        request.lowSpeedSeconds = configuration.stallTimeoutSeconds
+        request.connectTimeout = Double(min(configuration.stallTimeoutSeconds, 30))
+        request.bodyLimit = bodyLimit
+        request.userAgent = "contingency-s3"
+        request.shouldStop = shouldStop
+        let fault: String
+        do {
+            let response = try handle { try $0.perform(request) }
+            let answer = Answer(
+                status: response.status, headers: response.headers, body: response.body, truncated: response.truncated)
+            guard Self.isTransient(answer) else { return answer }
+            fault = "HTTP \(answer.status)" + (answer.errorCode.map { " \($0)" } ?? "")
+        } catch let error as CurlTransportError where shouldStop() {
+            throw ContingencyError.cancelled("\(what) stopped: \(error.message)")
+        } catch let error as CurlTransportError where error.isTransient {
+            fault = error.message
+        } catch let error as CurlTransportError {
+            throw ContingencyError.failed(
+                "\(what) at \(configuration.endpoint): \(error)",
+                hint: "check S3_ENDPOINT, S3_CA_BUNDLE and that the server is reachable from here")
         }
+        throw TransientStoreFault(
+            operation: what, fault: fault,
+            hint: "the bucket's server at \(configuration.endpoint) is unreachable or overloaded "
+                + "(S3_RETRIES and S3_TIMEOUT set how long a request is retried)")
     }
 
     /// The query as sent: the same encoding and order as the signature's canonical query. A parameter without a
@@ -157,14 +165,7 @@ final class S3Client: @unchecked Sendable {
 
     /// For requests that should stop when the task making them is cancelled (SIGTERM): evaluated on the calling
     /// thread, inside libcurl's progress callback.
-    static let whenTaskCancelled: @Sendable () -> Bool = { withUnsafeCurrentTask { $0?.isCancelled ?? false } }
-
-    /// Full jitter (a random wait up to an exponentially growing cap, 0.2 s doubling to 8 s) spreads out many
-    /// clients retrying at once.
-    static func backoff(attempt: Int) -> Double {
-        let cap = min(8.0, 0.2 * pow(2.0, Double(attempt - 1)))
-        return Double.random(in: 0.05...cap)
-    }
+    static let whenTaskCancelled = RetryPolicy.whenTaskCancelled
 
     static func isTransient(_ answer: Answer) -> Bool {
         switch answer.status {

@@ -9,9 +9,14 @@ import Logging
 /// How it keeps the `Storage` contract:
 /// - atomic publish: small objects are one PUT; large ones a multipart upload that becomes visible only when
 ///   completed, and is aborted (no parts left billed) when the writer fails, is aborted or is dropped;
+/// - transient faults: each operation sends its requests once and throws a `TransientStoreFault`, which the
+///   `RetryingStorage` that `open` wraps it in retries by repeating the operation; only what cannot be repeated
+///   whole (the writer's and the reader's requests, and the few noted below) is retried by the request
+///   (`S3Client.sendRetrying`);
 /// - conditional create and compare-and-swap: `If-None-Match: *` and `If-Match: <etag>` on PUT and DELETE.
-///   Servers that ignore them exist; `verifyConditionalWrites()` detects one, and a store that coordinates
-///   jobs must call it first (`open(…, coordinating: true)`), so that nothing relies on locks that do not lock;
+///   Servers that ignore them exist; `verifyConditionalWrites(through:)` detects one, and a store that
+///   coordinates jobs calls it first (`open(…, coordinating: true)`), so that nothing relies on locks that do
+///   not lock;
 /// - listing: ListObjectsV2 with a delimiter, every page followed;
 /// - versions are the server's ETags.
 public struct S3Storage: Storage {
@@ -22,11 +27,16 @@ public struct S3Storage: Storage {
 
     init(client: S3Client) { self.client = client }
 
-    /// Opens the store. With `coordinating`, first checks that the server honours conditional writes, and
-    /// refuses (fails closed) when it does not: leases and unique requests would then silently not exclude.
-    public static func open(_ configuration: S3Configuration, coordinating: Bool, logger: Logger? = nil) throws -> S3Storage {
-        let storage = S3Storage(client: try S3Client(configuration: configuration, logger: logger))
-        if coordinating { try storage.verifyConditionalWrites() }
+    /// Opens the store, wrapped in `RetryingStorage` (`S3_RETRIES`): the one way a bucket is opened (`Stores`, the
+    /// tests), so that no caller meets a transient fault the store would have retried. With `coordinating`,
+    /// first checks that the server honours conditional writes, and refuses (fails closed) when it does not:
+    /// leases and unique requests would then silently not exclude.
+    public static func open(
+        _ configuration: S3Configuration, coordinating: Bool, logger: Logger? = nil
+    ) throws -> any Storage {
+        let bucket = S3Storage(client: try S3Client(configuration: configuration, logger: logger))
+        let storage = RetryingStorage(bucket, retries: configuration.retries, logger: logger)
+        if coordinating { try bucket.verifyConditionalWrites(through: storage) }
         return storage
     }
 
@@ -104,15 +114,20 @@ public struct S3Storage: Storage {
     }
 
     /// Without `ifMatch`, S3 answers a DELETE the same whether the object existed or not: a HEAD first tells,
-    /// so the answer is exact unless another client deletes the object in between.
+    /// so the answer is exact unless another client deletes the object in between. That DELETE is retried by the
+    /// request: repeated whole after its answer was lost, the operation would find nothing and say so. With
+    /// `ifMatch`, a repeat after a lost answer is refused (the version is gone), as the request's own retry was.
     @discardableResult
     public func delete(key: String, ifMatch etag: String?) throws -> Bool {
         let objectKey = client.objectKey(key)
-        if etag == nil {
+        let answer: S3Client.Answer
+        if let etag {
+            answer = try client.send("DELETE", key: objectKey, headers: [("If-Match", etag)])
+        } else {
             let head = try client.send("HEAD", key: objectKey)
             if head.status == 404 { return false }
+            answer = try client.sendRetrying("DELETE", key: objectKey)
         }
-        let answer = try client.send("DELETE", key: objectKey, headers: etag.map { [("If-Match", $0)] } ?? [])
         if answer.status == 412 || answer.status == 404 { return false }
         guard answer.status == 204 || answer.status == 200 else { throw client.failure(answer, "DELETE", objectKey) }
         return true
@@ -157,7 +172,8 @@ public struct S3Storage: Storage {
     /// Aborts multipart uploads under the store's prefix that were never completed, left by a run that was
     /// killed before it could abort them itself, among those whose object name `isOurs` (other installs may
     /// share the bucket). Call only while holding the store's lease (no other upload of ours is then in
-    /// progress). Returns how many were aborted.
+    /// progress). Returns how many were aborted. Its requests are retried one by one: repeated whole after some
+    /// aborts, the sweep would no longer count them.
     public func abortInterruptedUploads(named isOurs: (String) -> Bool) throws -> Int {
         let prefix = client.objectKey("")
         var aborted = 0
@@ -166,12 +182,12 @@ public struct S3Storage: Storage {
         repeat {
             var query = [("uploads", ""), ("prefix", prefix.isEmpty ? "" : prefix + "/")]
             if let marker { query += [("key-marker", marker.key), ("upload-id-marker", marker.upload)] }
-            let answer = try client.send("GET", key: nil, query: query, bodyLimit: 16 << 20)
+            let answer = try client.sendRetrying("GET", key: nil, query: query, bodyLimit: 16 << 20)
             guard answer.status == 200, let page = S3UploadsPage.parse(answer.body) else {
                 throw client.failure(answer, "LIST UPLOADS", prefix)
             }
             for (key, id) in page.uploads where isOurs(String(key.split(separator: "/").last ?? "")) {
-                let abort = try client.send("DELETE", key: key, query: [("uploadId", id)])
+                let abort = try client.sendRetrying("DELETE", key: key, query: [("uploadId", id)])
                 if abort.status == 204 || abort.status == 200 || abort.status == 404 { aborted += 1 }
             }
             marker = page.next
@@ -183,17 +199,20 @@ public struct S3Storage: Storage {
     }
 
     /// Checks that the server refuses a second `If-None-Match: *` create and a PUT with a stale `If-Match`, on
-    /// a probe object it removes after. Throws, saying why the store cannot coordinate jobs, when it does not.
-    public func verifyConditionalWrites() throws {
+    /// a probe object it removes after, writing through `store` (this bucket with its retries). Throws, saying
+    /// why the store cannot coordinate jobs, when it does not.
+    func verifyConditionalWrites(through store: any Storage) throws {
         let probe = ".contingency/probe/\(UUID().uuidString.lowercased())"
-        defer { _ = try? delete(key: probe, ifMatch: nil) }
+        defer { _ = try? store.delete(key: probe, ifMatch: nil) }
         var ignored: String?
         do {
             // A lost answer to the first create makes its retry look refused: the probe is then ours all the same.
-            _ = try create(key: probe, data: Array("probe".utf8))
-            if try create(key: probe, data: Array("second".utf8)) != nil {
+            _ = try store.create(key: probe, data: Array("probe".utf8))
+            if try store.create(key: probe, data: Array("second".utf8)) != nil {
                 ignored = "If-None-Match: * (a second conditional create of the same key succeeded)"
-            } else if try replace(key: probe, data: Array("stale".utf8), ifMatch: "\"00000000000000000000000000000000\"") != nil {
+            } else if try store.replace(
+                key: probe, data: Array("stale".utf8), ifMatch: "\"00000000000000000000000000000000\"") != nil
+            {
                 ignored = "If-Match (a write with a stale ETag succeeded)"
             }
         } catch let error as ContingencyError where error.message.contains("NotImplemented") || error.message.contains("InvalidArgument") {
@@ -309,7 +328,7 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
         queue.async { [self] in
             defer { sending.leave() }
             do {
-                let answer = try client.send(
+                let answer = try client.sendRetrying(
                     "PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)], body: part,
                     shouldStop: { [weak self] in self.map { writer in writer.lock.withLock { writer.stopped } } ?? true })
                 guard answer.status == 200, let etag = answer.etag else { throw client.failure(answer, "PUT part \(number) of", key) }
@@ -322,7 +341,7 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
 
     /// The size of the object under the key, or nil when there is none.
     private func objectSize() throws -> Int64? {
-        let answer = try client.send("HEAD", key: key)
+        let answer = try client.sendRetrying("HEAD", key: key)
         return answer.status == 200 ? answer.headers["content-length"].flatMap(Int64.init) : nil
     }
 
@@ -333,7 +352,8 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
     }
 
     private func start() throws -> String {
-        let answer = try client.send("POST", key: key, query: [("uploads", "")], headers: archiveHeaders, body: [])
+        let answer = try client.sendRetrying(
+            "POST", key: key, query: [("uploads", "")], headers: archiveHeaders, body: [])
         guard answer.status == 200, let id = S3XMLElement.parse(answer.body)?.value("UploadId") else {
             throw client.failure(answer, "POST (start multipart upload)", key)
         }
@@ -348,7 +368,7 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
         do {
             if uploadID == nil {
                 try check()
-                let answer = try client.send("PUT", key: key, headers: archiveHeaders, body: buffer)
+                let answer = try client.sendRetrying("PUT", key: key, headers: archiveHeaders, body: buffer)
                 guard answer.status == 200 else { throw client.failure(answer, "PUT", key) }
             } else {
                 if !buffer.isEmpty { try sendPart() }
@@ -358,7 +378,8 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
                 let body = "<CompleteMultipartUpload>"
                     + list.map { "<Part><PartNumber>\($0.number)</PartNumber><ETag>\(S3XMLElement.escape($0.etag))</ETag></Part>" }
                     .joined() + "</CompleteMultipartUpload>"
-                let answer = try client.send("POST", key: key, query: [("uploadId", uploadID!)], body: Array(body.utf8))
+                let answer = try client.sendRetrying(
+                    "POST", key: key, query: [("uploadId", uploadID!)], body: Array(body.utf8))
                 // A 200 can still carry an <Error> (S3 fails a completion after it started answering).
                 let completed = answer.status == 200 && S3XMLElement.parse(answer.body).map { $0.name != "Error" } == true
                 // NoSuchUpload after a retry: the first attempt completed it but its answer was lost. The object
@@ -386,7 +407,7 @@ final class S3ObjectWriter: ObjectWriter, @unchecked Sendable {
         buffer = []
         guard let uploadID else { return }
         do {
-            let answer = try client.send("DELETE", key: key, query: [("uploadId", uploadID)])
+            let answer = try client.sendRetrying("DELETE", key: key, query: [("uploadId", uploadID)])
             if ![200, 204, 404].contains(answer.status) {
                 client.logger?.warning("Could not abort the upload of \(client.describe(key)): \(client.failure(answer, "DELETE", key)); the next backup aborts it")
             }
@@ -420,7 +441,7 @@ final class S3ObjectReader: ObjectReader {
             let last = min(size, offset + Int64(S3Storage.readChunk)) - 1
             var headers = [("Range", "bytes=\(offset)-\(last)")]
             if let etag { headers.append(("If-Match", etag)) }
-            let answer = try client.send(
+            let answer = try client.sendRetrying(
                 "GET", key: key, headers: headers, bodyLimit: S3Storage.readChunk, shouldStop: S3Client.whenTaskCancelled)
             if answer.status == 412 {
                 throw ContingencyError.failed("\(client.describe(key)) changed while it was being read", hint: "run again")

@@ -55,7 +55,8 @@ public struct VolumeStorage: Storage {
     public var localStaging: LocalStaging? { staging }
     /// A volume's writes leave temporary files, not open uploads: `removeStaleTemporaries` clears those.
     public func abortInterruptedUploads(named isOurs: (String) -> Bool) throws -> Int { 0 }
-    /// A file system call is not retried: a volume that fails fails now.
+    /// A file system call is not retried, and a volume is not wrapped in `RetryingStorage`: it fails for reasons
+    /// another try does not cure (permission, disk full, I/O error), and NFS retries its own requests below it.
     public func countRetries(in factory: any MetricsFactory) {}
 
     func path(_ key: String) -> String { key.isEmpty ? root : "\(root)/\(key)" }
