@@ -116,14 +116,6 @@ struct StreamedRestorePlan {
             }
         }
         if schemaDone {
-            // A large table still arriving first, through every free connection: it is read as it arrives.
-            while jobs - busy >= 2, let next = arriving.first, let copy = splitCopy(next.dumpId) {
-                arriving.removeFirst()
-                followed.insert(next.dumpId)
-                var started = launch(.tables([next.dumpId]), entries: [next.dumpId], jobs: jobs - busy, copy: copy)
-                started.arriving = next.start
-                launches.append(started)
-            }
             // Tables first, the largest first; then what their loaded tables allow, the largest first.
             ready.sort { $0.size > $1.size }
             while busy < jobs, !ready.isEmpty {
@@ -139,6 +131,15 @@ struct StreamedRestorePlan {
                     chosen.append(ready.removeLast())
                 }
                 launches.append(launch(.tables(chosen.map(\.dumpId)), entries: chosen.map(\.dumpId)))
+            }
+            // Then a large table still arriving, through every connection left if at least two are: it is read as
+            // it arrives, as fast as it arrives, while the tables already whole go first at full speed.
+            while jobs - busy >= 2, let next = arriving.first, let copy = splitCopy(next.dumpId) {
+                arriving.removeFirst()
+                followed.insert(next.dumpId)
+                var started = launch(.tables([next.dumpId]), entries: [next.dumpId], jobs: jobs - busy, copy: copy)
+                started.arriving = next.start
+                launches.append(started)
             }
             // While other tables still load: a loaded large table's indexes (once all are, they go with the rest,
             // which pg_restore --jobs spreads itself).
