@@ -31,11 +31,16 @@ public final class CustomDumpScanner {
         /// The ENCODING entry's definition (`SET client_encoding = 'UTF8';`); nil for other entries, or when it is
         /// not valid UTF-8.
         public let definition: String?
+        /// An index or constraint whose table's physical row order matters: a BRIN index (it summarises ranges
+        /// of the table's blocks, so rows loaded out of their order make it far less selective) or the index
+        /// the table is clustered on.
+        public let needsRowOrder: Bool
 
         public init(
             dumpId: Int, desc: String, tag: String, section: Int, hasData: Bool, dataOffsetKnown: Bool,
-            dependencies: [Int], copyStatement: String? = nil, definition: String? = nil
+            dependencies: [Int], copyStatement: String? = nil, definition: String? = nil, needsRowOrder: Bool = false
         ) {
+            self.needsRowOrder = needsRowOrder
             self.dumpId = dumpId
             self.desc = desc
             self.tag = tag
@@ -77,7 +82,9 @@ public final class CustomDumpScanner {
         /// The archive's encoding (its ENCODING entry, `SET client_encoding = '…';`), which its COPY data is in;
         /// nil when it has none or it is not a plain encoding name.
         public var encoding: String? {
-            guard let definition = entries.first(where: { $0.desc == "ENCODING" })?.definition,
+            // pg_restore takes the last of several; pg_dump writes one, so several is not followed at all.
+            let found = entries.filter { $0.desc == "ENCODING" }
+            guard found.count == 1, let definition = found[0].definition,
                 definition.hasPrefix("SET client_encoding = '")
             else { return nil }
             let name = definition.dropFirst("SET client_encoding = '".count).prefix { $0 != "'" }
@@ -318,7 +325,9 @@ public final class CustomDumpScanner {
                 let own = try reader.integer()
                 if own != 1 { section = own }
                 // Kept only where a restore needs them: the encoding, and a table's COPY statement.
-                let definition = desc == "ENCODING" ? try reader.exactString() : try reader.skipString()
+                let definition = ["ENCODING", "INDEX", "CONSTRAINT"].contains(desc) ? try reader.exactString() : try reader.skipString()
+                // pg_dump.c `dumpIndex`/`dumpConstraint`: "… USING brin (…)", "ALTER TABLE … CLUSTER ON …".
+                let needsRowOrder = definition.map { $0.contains(" USING brin (") || $0.contains(" CLUSTER ON ") } ?? false
                 _ = try reader.skipString()  // drop statement
                 let copyStatement = desc == "TABLE DATA" ? try reader.exactString() : try reader.skipString()
                 for _ in 0..<3 { _ = try reader.string() }  // schema, tablespace, table access method
@@ -341,7 +350,7 @@ public final class CustomDumpScanner {
                     Entry(
                         dumpId: dumpId, desc: desc, tag: tag, section: section, hasData: dataState != 3,
                         dataOffsetKnown: dataState == 2, dependencies: dependencies, copyStatement: copyStatement,
-                        definition: definition))
+                        definition: desc == "ENCODING" ? definition : nil, needsRowOrder: needsRowOrder))
             }
             return (
                 Contents(

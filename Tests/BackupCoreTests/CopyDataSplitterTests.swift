@@ -6,9 +6,18 @@ import Testing
 /// Cutting a table's COPY data into segments of whole rows, as several connections load them.
 struct CopyDataSplitterTests {
     /// Splits `data` fed `piece` bytes at a time; the segments, or the error.
-    static func split(_ data: [UInt8], segmentSize: Int, piece: Int) throws -> (segments: [[UInt8]], rows: Int64) {
-        var splitter = CopyDataSplitter(segmentSize: segmentSize)
-        var segments: [[UInt8]] = []
+    static func split(_ data: [UInt8], segmentSize: Int, piece: Int, longRow: Int = 1 << 30) throws
+        -> (segments: [[UInt8]], rows: Int64)
+    {
+        let (pieces, rows) = try splitPieces(data, segmentSize: segmentSize, piece: piece, longRow: longRow)
+        return (pieces.map(\.bytes), rows)
+    }
+
+    static func splitPieces(_ data: [UInt8], segmentSize: Int, piece: Int, longRow: Int) throws
+        -> (segments: [CopyDataSplitter.Segment], rows: Int64)
+    {
+        var splitter = CopyDataSplitter(segmentSize: segmentSize, longRow: longRow)
+        var segments: [CopyDataSplitter.Segment] = []
         var offset = 0
         while offset < data.count {
             let end = min(data.count, offset + piece)
@@ -100,5 +109,29 @@ struct CopyDataSplitterTests {
             #expect(Array(segments.joined()) == data)
             #expect(rows == Int64(expected))
         }
+    }
+
+    @Test("a row longer than longRow goes in pieces marked as continuing, the marker still found after it")
+    func longRows() throws {
+        let long = String(repeating: "y", count: 10_000)
+        let data = Self.bytes("a\n\(long)\nb\n\\.\n\n")
+        for piece in [1, 7, 1000, data.count] {
+            let (segments, rows) = try Self.splitPieces(data, segmentSize: 3, piece: piece, longRow: 2500)
+            #expect(Array(segments.map(\.bytes).joined()) == Self.bytes("a\n\(long)\nb\n"), "by \(piece)")
+            #expect(rows == 3, "by \(piece)")
+            // No piece holds more than longRow plus what one piece of input brought, plus a segment.
+            #expect(segments.allSatisfy { $0.bytes.count <= 2500 + piece + 3 }, "by \(piece)")
+            // A continuing piece never ends at a row's end followed by nothing: the next one holds the rest.
+            #expect(segments.contains(where: \.continues) == (piece < data.count), "by \(piece)")
+            #expect(segments.last?.continues == false)
+            for (index, segment) in segments.enumerated() where !segment.continues && index < segments.count - 1 {
+                #expect(segment.bytes.last == UInt8(ascii: "\n"), "by \(piece)")
+            }
+        }
+        // A long row starting with the marker's bytes is not the marker when it continues a row.
+        let tricky = Self.bytes("x" + String(repeating: "z", count: 3000) + "\\.\nnext\n")
+        let (segments, rows) = try Self.splitPieces(tricky, segmentSize: 1 << 20, piece: 1, longRow: 3001)
+        #expect(Array(segments.map(\.bytes).joined()) == tricky)
+        #expect(rows == 2)
     }
 }

@@ -14,7 +14,7 @@ import Testing
 struct SplitTableLoadTests {
     /// Rows that test the text COPY format: escaped newlines, tabs, carriage returns and backslashes, the end
     /// marker as a value, empty strings and NULLs, bytea, non-ASCII letters, a generated column (left out of the
-    /// COPY's column list) and values larger than a segment.
+    /// COPY's column list), values larger than a segment and one larger than a long row (sent in pieces).
     static func makeTable(_ server: PostgresServer, database: String, latin1: Bool) async throws {
         let letters = latin1 ? "chr(233) || chr(252)" : "'é€😀'"
         _ = try await server.psql(
@@ -35,10 +35,17 @@ struct SplitTableLoadTests {
                    END,
                    CASE WHEN g % 5 = 0 THEN NULL ELSE decode(md5(g::text), 'hex') END
             FROM generate_series(1, 60000) g;
-            INSERT INTO odd (id, body) SELECT 60000 + g, repeat(chr(65 + g), 1500000) FROM generate_series(1, 6) g;
+            INSERT INTO odd (id, body)
+                SELECT 60000 + g, repeat(chr(65 + g), CASE WHEN g = 6 THEN 9000000 ELSE 1500000 END)
+                FROM generate_series(1, 6) g;
             CREATE INDEX odd_body ON odd (md5(body));
             CREATE TABLE little (id int PRIMARY KEY, note text);
             INSERT INTO little SELECT g, 'note ' || g FROM generate_series(1, 50) g;
+            CREATE TABLE fragments (id int, body xml);
+            INSERT INTO fragments SELECT g, ('text, not a document <a/><b>' || g || '</b>')::xml FROM generate_series(1, 3000) g;
+            CREATE TABLE ordered (at timestamptz);
+            INSERT INTO ordered SELECT '2026-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, 1000) g;
+            CREATE INDEX ordered_at ON ordered USING brin (at);
             """, database: database)
     }
 
@@ -88,6 +95,11 @@ struct SplitTableLoadTests {
                 mode: .parallel(jobs: 2))
             try #require(plain.succeeded, "pg_restore: \(plain)")
 
+            // pg_restore's sessions accept XML fragments whatever the server's xmloption; so must the split's.
+            // (One statement per call: ALTER SYSTEM cannot run in psql -c's one transaction.)
+            _ = try await server.psql("ALTER SYSTEM SET xmloption = 'document'")
+            _ = try await server.psql("SELECT pg_reload_conf()")
+
             // Every table split, across three connections.
             let (dump, arrival) = try Self.stage(path, in: folder, sealed: sealed)
             try await Self.createDatabase(server, "split", latin1: latin1)
@@ -106,6 +118,13 @@ struct SplitTableLoadTests {
                 lines.contains { $0.contains("Loading the data of \"public\".\"odd\"") && $0.contains("through 3 connections") },
                 "\(lines)")
             #expect(lines.contains { $0.contains("60006 rows") }, "\(lines)")
+            #expect(lines.contains { $0.contains("Loading the data of \"public\".\"fragments\"") }, "\(lines)")
+            // A table with a BRIN index keeps its rows' order: pg_restore loads it.
+            #expect(!lines.contains { $0.contains("Loading the data of \"public\".\"ordered\"") }, "\(lines)")
+            let correlation = try await server.query(
+                "SELECT bool_and(a.at < b.at) FROM ordered a JOIN ordered b ON b.ctid = (SELECT min(ctid) FROM ordered c WHERE c.ctid > a.ctid)",
+                database: "split")
+            #expect(correlation == [["t"]], "rows of ordered out of their order")
             // Several connections loaded rows: each COPY is its own transaction.
             let writers = try await server.query("SELECT count(DISTINCT xmin::text) FROM odd", database: "split")
             #expect(Int(writers.first?.first ?? "") ?? 0 > 1, "\(writers)")
@@ -283,6 +302,74 @@ struct SplitTableLoadTests {
             let writers = try await server.query("SELECT count(DISTINCT xmin::text) FROM odd", database: "split")
             #expect(Int(writers.first?.first ?? "") ?? 0 > 1, "\(writers)")
             #expect(logged.lines.contains { $0.contains("Restored the data of odd") && $0.contains("60006 rows") }, "\(logged.lines)")
+        }
+    }
+
+    @Test("a load cancelled while its block still arrives stops at once and leaves no session")
+    func cancelledWhileArriving() async throws {
+        try await PostgresServer.with { server in
+            try await Self.createDatabase(server, "source", latin1: false)
+            try await Self.makeTable(server, database: "source", latin1: false)
+            let folder = try TemporaryDirectory(prefix: "contingency-split")
+            defer { folder.remove() }
+            let tools = PostgresTools(binDirectory: server.binDir.path)
+            let path = folder.appending("file.dump").path
+            let dumped = try await tools.dump(
+                toFile: path,
+                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "source"))))
+            try #require(dumped.succeeded, "pg_dump: \(dumped)")
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            let scanner = CustomDumpScanner()
+            let blocks = bytes.withUnsafeBytes { scanner.consume($0) } + scanner.finish()
+            let odd = try #require(scanner.contents?.entries.first { $0.desc == "TABLE DATA" && $0.tag == "odd" })
+            let range = try #require(blocks.first { $0.dumpId == odd.dumpId }?.range)
+
+            let dump = try StagedDump(
+                staging: try LocalStaging(creating: folder.appending("staging").path), name: "a.dump", sealed: false,
+                followed: StagedDumpTests.recorded(bytes), growing: 1 << 20)
+            let sink = try dump.sink()
+            try await server.createDatabase("split")
+            let logged = LogCollector()
+            var restore = StreamedDumpRestore(
+                tools: tools, dump: dump, arrival: try #require(dump.arrival),
+                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres"))),
+                database: "split", applicationName: "contingency-cancel-test", ownership: true, settings: [:], jobs: 3,
+                logger: logged.logger)
+            restore.splitSize = 1
+            let restoring = Task { [restore] in try await restore.run() }
+            let half = Int(range.lowerBound) + range.count / 2
+            try bytes[..<half].withUnsafeBytes { try sink.write($0) }
+            try await eventually("odd's load to start while its block arrives") {
+                logged.lines.contains { $0.contains("Loading the data of \"public\".\"odd\" (still arriving)") }
+            }
+            // The rest never comes: the restore is cancelled (a SIGTERM) while the load waits for it.
+            restoring.cancel()
+            let outcome = await restoring.result
+            #expect(throws: ContingencyError.self) { try outcome.get() }
+            if case .failure(let error as ContingencyError) = outcome { #expect(error.isCancellation, "\(error)") }
+            try await eventually("the load's sessions to end") {
+                try await server.query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'contingency-cancel-test'") == [["0"]]
+            }
+        }
+    }
+
+    @Test("index builds: parallel workers up to the server's cap, 256 MB unless the operator set maintenance_work_mem")
+    func indexBuildSettings() async throws {
+        try await PostgresServer.with { server in
+            func settings() throws -> [String: String] {
+                let connection = try PostgresConnection(
+                    try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres"))))
+                return try DatabaseRestorer.indexBuildSettings(on: connection, jobs: 4)
+            }
+            #expect(try settings() == ["max_parallel_maintenance_workers": "4", "maintenance_work_mem": "262144kB"])
+            for statement in [
+                "ALTER SYSTEM SET maintenance_work_mem = '32MB'", "ALTER SYSTEM SET max_parallel_workers = 1",
+                "SELECT pg_reload_conf()",
+            ] {
+                _ = try await server.psql(statement)
+            }
+            #expect(try settings() == ["max_parallel_maintenance_workers": "1"])
         }
     }
 }

@@ -14,13 +14,19 @@ struct StreamedRestorePlanTests {
 
     /// The same schema as a dump whose tables' rows may be split: with an encoding and pg_dump's COPY statements
     /// (`compressed`: but its data compressed; `badCopy`: but `big`'s statement not pg_dump's).
-    static func splittable(compressed: Bool = false, badCopy: Bool = false, encoding: Bool = true) -> CustomDumpScanner.Contents {
-        makeContents(copy: true, compressed: compressed, badCopy: badCopy, encoding: encoding)
+    static func splittable(
+        compressed: Bool = false, badCopy: Bool = false, encoding: Bool = true, twoEncodings: Bool = false,
+        brin: Bool = false
+    ) -> CustomDumpScanner.Contents {
+        makeContents(
+            copy: true, compressed: compressed, badCopy: badCopy, encoding: encoding, twoEncodings: twoEncodings,
+            brin: brin)
     }
 
-    static func makeContents(copy: Bool = false, compressed: Bool = false, badCopy: Bool = false, encoding: Bool = false)
-        -> CustomDumpScanner.Contents
-    {
+    static func makeContents(
+        copy: Bool = false, compressed: Bool = false, badCopy: Bool = false, encoding: Bool = false,
+        twoEncodings: Bool = false, brin: Bool = false
+    ) -> CustomDumpScanner.Contents {
         func entry(_ id: Int, _ desc: String, _ tag: String, _ section: Int, data: Bool = false, _ dependencies: [Int] = [])
             -> CustomDumpScanner.Entry
         {
@@ -28,14 +34,16 @@ struct StreamedRestorePlanTests {
             return .init(
                 dumpId: id, desc: desc, tag: tag, section: section, hasData: data, dataOffsetKnown: true,
                 dependencies: dependencies, copyStatement: copy && desc == "TABLE DATA" ? statement : nil,
-                definition: desc == "ENCODING" ? "SET client_encoding = 'UTF8';\n" : nil)
+                definition: desc == "ENCODING" ? "SET client_encoding = 'UTF8';\n" : nil,
+                needsRowOrder: brin && tag == "big_name")
         }
         let pre = CustomDumpScanner.Entry.preData
         let data = CustomDumpScanner.Entry.data
         let post = CustomDumpScanner.Entry.postData
         return .init(
             version: (1, 14, 0),
-            entries: (encoding ? [entry(100, "ENCODING", "ENCODING", pre)] : []) + [
+            entries: (encoding ? [entry(100, "ENCODING", "ENCODING", pre)] : [])
+                + (twoEncodings ? [entry(101, "ENCODING", "ENCODING", pre)] : []) + [
                 entry(1, "TABLE", "big", pre), entry(2, "TABLE", "small1", pre), entry(3, "TABLE", "small2", pre),
                 entry(4, "SEQUENCE", "big_id_seq", pre), entry(5, "ACL", "TABLE big", pre),
                 entry(11, "TABLE DATA", "big", data, data: true, [1]), entry(12, "TABLE DATA", "small1", data, data: true, [2]),
@@ -152,6 +160,10 @@ struct StreamedRestorePlanTests {
          [("contents", ["schema 100,1,2,3,4"]), ("done schema", []), ("block 11 300", ["tables 11"])]),
         ("without the archive's encoding the rows are not split", splittable(encoding: false), 2,
          [("contents", ["schema 1,2,3,4"]), ("done schema", []), ("block 11 300", ["tables 11"])]),
+        ("two ENCODING entries: which one the data is in is not certain, it is not split", splittable(twoEncodings: true), 2,
+         [("contents", ["schema 100,101,1,2,3,4"]), ("done schema", []), ("block 11 300", ["tables 11"])]),
+        ("a table with a BRIN index (or clustered) keeps its rows' order: not split", splittable(brin: true), 3,
+         [("contents", ["schema 100,1,2,3,4"]), ("done schema", []), ("block 11 300", ["tables 11"]), ("block 12 100", ["tables*2 12 split"])]),
         ("without a split statement (the default contents) nothing is split", contents, 2,
          [("contents", ["schema 1,2,3,4"]), ("done schema", []), ("block 11 300", ["tables 11"])]),
     ]

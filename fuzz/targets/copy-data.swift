@@ -4,12 +4,12 @@ import BackupCore
 import BackupInterop
 
 /// The rows of `block`'s data, cut at `segmentSize`: the segments, or nil when the input is refused.
-private func split(_ block: [UInt8], segmentSize: Int, bufferSize: Int) -> [[UInt8]]? {
+private func split(_ block: [UInt8], segmentSize: Int, bufferSize: Int, longRow: Int) -> [CopyDataSplitter.Segment]? {
     do {
         var reader = try CustomDumpDataBlock(
             source: MemorySource(block), intSize: 4, dumpId: 7, bufferSize: bufferSize)
-        var splitter = CopyDataSplitter(segmentSize: segmentSize)
-        var segments: [[UInt8]] = []
+        var splitter = CopyDataSplitter(segmentSize: segmentSize, longRow: longRow)
+        var segments: [CopyDataSplitter.Segment] = []
         try reader.forEachRun { run in
             if let segment = try splitter.append(run) { segments.append(segment) }
         }
@@ -32,14 +32,17 @@ public func fuzzCopyData(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         block += chunk
     }
     block += [0, 0, 0, 0, 0]
-    let whole = split(block, segmentSize: 1 << 20, bufferSize: 1 << 16)
-    let small = split(block, segmentSize: 1 + Int(bytes.first ?? 0) % 16, bufferSize: 64)
+    let whole = split(block, segmentSize: 1 << 20, bufferSize: 1 << 16, longRow: 1 << 30)
+    let small = split(
+        block, segmentSize: 1 + Int(bytes.first ?? 0) % 16, bufferSize: 64, longRow: 1 + Int(bytes.last ?? 0) % 40)
     precondition((whole == nil) == (small == nil), "refused one way, not the other")
     if let whole, let small {
-        precondition(whole.joined().elementsEqual(small.joined()), "different rows when cut differently")
-        for segment in small.dropLast() {
-            precondition(segment.last == UInt8(ascii: "\n"), "a segment that does not end at a row's end")
+        precondition(
+            whole.map(\.bytes).joined().elementsEqual(small.map(\.bytes).joined()), "different rows when cut differently")
+        for segment in small.dropLast() where !segment.continues {
+            precondition(segment.bytes.last == UInt8(ascii: "\n"), "a segment that does not end at a row's end")
         }
+        precondition(whole.allSatisfy { !$0.continues }, "a piece of a row shorter than longRow")
     }
     // A statement that parses is the one it gives back.
     if let statement = CopyStatement(parsing: String(decoding: bytes, as: UTF8.self)) {

@@ -11,10 +11,21 @@ import Foundation
 /// pg_restore would send it to one server that would stop at the marker, so loading it elsewhere would not
 /// give the same table.
 ///
-/// Pure and without I/O; memory is at most a segment, the bytes of one `append` and the longest row.
+/// A row longer than `longRow` (PostgreSQL allows values up to 1 GB) is not held whole: it is given in pieces,
+/// each marked `continues`, whose connection must also take the next piece, so that the row reaches one server
+/// session in order.
+///
+/// Pure and without I/O; memory is at most a segment, the bytes of one `append` and `longRow`.
 public struct CopyDataSplitter {
     public struct Malformed: Error, CustomStringConvertible {
         public let description: String
+    }
+
+    /// Rows to send, ending at a row's end unless `continues`: then the next segment goes on with the same row,
+    /// and must be sent after it, on the same connection.
+    public struct Segment: Equatable, Sendable {
+        public let bytes: [UInt8]
+        public let continues: Bool
     }
 
     /// A segment is cut once the whole rows received reach this many bytes: all of them, so a segment is at
@@ -26,6 +37,10 @@ public struct CopyDataSplitter {
     public private(set) var bytes: Int64 = 0
     /// Whether the end-of-data marker was seen.
     public private(set) var ended = false
+    /// A row still incomplete past this many bytes is given in pieces.
+    public let longRow: Int
+    /// Whether `pending` starts inside a row, after a piece given as `continues`.
+    private var continuing = false
 
     private var pending: [UInt8] = []
     /// Where the next row starts in `pending`; everything before it is whole rows.
@@ -33,28 +48,35 @@ public struct CopyDataSplitter {
     /// How far the search for the current row's newline has gone (so a long row is searched once).
     private var searched = 0
 
-    public init(segmentSize: Int) {
+    public init(segmentSize: Int, longRow: Int = 4 << 20) {
         self.segmentSize = max(1, segmentSize)
+        // At least the marker's length, so that a marker at the end is never given away as a piece of a row.
+        self.longRow = max(3, longRow)
         pending.reserveCapacity(self.segmentSize + (64 << 10))
     }
 
     private static let newline = UInt8(ascii: "\n")
     private static let marker: [UInt8] = Array("\\.".utf8)
 
-    /// Adds the next bytes; returns a segment when one is complete.
-    public mutating func append(_ data: UnsafeRawBufferPointer) throws -> [UInt8]? {
+    /// Adds the next bytes; returns a segment when one is complete, or a piece of a long row.
+    public mutating func append(_ data: UnsafeRawBufferPointer) throws -> Segment? {
         guard !ended else {
             guard data.allSatisfy({ $0 == Self.newline }) else { throw Self.afterMarker }
             return nil
         }
         pending.append(contentsOf: data)
         try scan(final: false)
-        guard cursor >= segmentSize else { return nil }
-        return cut()
+        if cursor >= segmentSize { return cut() }
+        guard pending.count - cursor >= longRow else { return nil }
+        // The row under way is long: what is here goes now, the row's next bytes after it.
+        cursor = pending.count
+        let piece = cut(continues: true)
+        continuing = true
+        return piece
     }
 
     /// After the last bytes: the last segment, if any rows are left.
-    public mutating func finish() throws -> [UInt8]? {
+    public mutating func finish() throws -> Segment? {
         if !ended { try scan(final: true) }
         if !ended && cursor < pending.count {
             // A last row without its newline: the server takes it as a row, so it is sent as one.
@@ -75,9 +97,9 @@ public struct CopyDataSplitter {
             var searched = max(self.searched, cursor)
             var rows: Int64 = 0
             while cursor < count {
-                // The marker is `\.` then a newline, or then the end of the data.
+                // The marker is `\.` then a newline, or then the end of the data, at a row's start.
                 let left = count - cursor
-                if buffer[cursor] == Self.marker[0] {
+                if buffer[cursor] == Self.marker[0], cursor > 0 || !continuing {
                     if left >= 3, buffer[cursor + 1] == Self.marker[1], buffer[cursor + 2] == Self.newline {
                         return (cursor, cursor, searched, rows)
                     }
@@ -94,6 +116,7 @@ public struct CopyDataSplitter {
             }
             return (nil, cursor, searched, rows)
         }
+        if found.cursor > 0 { continuing = false }
         cursor = found.cursor
         searched = found.searched
         rows += found.rows
@@ -105,12 +128,12 @@ public struct CopyDataSplitter {
         }
     }
 
-    private mutating func cut() -> [UInt8] {
+    private mutating func cut(continues: Bool = false) -> Segment {
         let segment = Array(pending[..<cursor])
         pending.removeSubrange(..<cursor)
         bytes += Int64(segment.count)
-        searched -= cursor
+        searched = max(0, searched - cursor)
         cursor = 0
-        return segment
+        return Segment(bytes: segment, continues: continues)
     }
 }

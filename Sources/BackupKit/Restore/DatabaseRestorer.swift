@@ -163,19 +163,24 @@ struct DatabaseRestorer {
     }
 
     /// The restore's own sessions build indexes with the server's parallel maintenance workers, as many as it
-    /// allows (`max_parallel_workers`) up to `jobs`, and with `indexBuildMemory` (or the server's own setting
-    /// when larger): PostgreSQL gives a parallel build one worker per 32 MB of maintenance_work_mem at most, so
-    /// its 64 MB default allows a single worker, and a sort that fits in memory needs no merge passes. Only the
-    /// restore's sessions get these: the server's configuration is not changed.
+    /// allows (`max_parallel_workers`) up to `jobs`, and, while maintenance_work_mem is PostgreSQL's default
+    /// (64 MB, set by nobody), with `indexBuildMemory`: a parallel build gets one worker per 32 MB of it at most,
+    /// so the default allows a single one, and a sort that fits in memory needs no merge passes. A value the
+    /// operator set (server, database, role or PGOPTIONS) is kept: it is how a small server is protected, with
+    /// up to `jobs` index builds at once. Only the restore's sessions get these: the server is not changed.
     static func indexBuildSettings(on connection: PostgresConnection, jobs: Int) throws -> [String: String] {
         let current = try connection.query(
-            "SELECT current_setting('max_parallel_workers')::int, pg_size_bytes(current_setting('maintenance_work_mem'))")
+            """
+            SELECT current_setting('max_parallel_workers')::int, pg_size_bytes(current_setting('maintenance_work_mem')),
+                   source FROM pg_settings WHERE name = 'maintenance_work_mem'
+            """)
         let allowed = Int(current.value(0, 0) ?? "") ?? 0
         let memory = Int64(current.value(0, 1) ?? "") ?? 0
-        return [
-            "max_parallel_maintenance_workers": String(max(0, min(allowed, jobs))),
-            "maintenance_work_mem": "\(max(memory, indexBuildMemory) >> 10)kB",
-        ]
+        var settings = ["max_parallel_maintenance_workers": String(max(0, min(allowed, jobs)))]
+        if current.value(0, 2) == "default" && memory < indexBuildMemory {
+            settings["maintenance_work_mem"] = "\(indexBuildMemory >> 10)kB"
+        }
+        return settings
     }
 
     /// maintenance_work_mem for the restore's index builds: at most `jobs` of them run at once.

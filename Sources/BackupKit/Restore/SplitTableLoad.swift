@@ -15,7 +15,8 @@ import Foundation
 /// which is dropped if anything fails: the connections' COPYs commit one by one, so a failure leaves part of
 /// the rows, like a failed pg_restore job.
 ///
-/// Memory: at most two segments per connection queued, plus the one being cut.
+/// Memory: at most two segments per connection queued, plus the one being cut; a row too long for a segment
+/// goes in pieces, one after the other to one connection (`CopyDataSplitter.Segment.continues`).
 struct SplitTableLoad {
     /// The table's data block, from its first byte: given a test of whether the load has stopped (for a source
     /// that waits for the block to arrive).
@@ -35,8 +36,9 @@ struct SplitTableLoad {
     }
 
     func run() async throws -> Loaded {
-        let queue = SegmentQueue(capacity: 2 * connections)
+        let queues = SegmentQueues(count: connections, capacity: 2)
         let outcome = LoadOutcome()
+        let sessions = Sessions()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Loaded, any Error>) in
                 let group = DispatchGroup()
@@ -45,10 +47,11 @@ struct SplitTableLoad {
                     let worker = Thread { [self] in
                         defer { group.leave() }
                         do {
-                            try load(from: queue)
+                            try load(from: queues, index, sessions: sessions)
                         } catch {
                             outcome.fail(error)
-                            queue.abort()
+                            queues.abort()
+                            sessions.cancel()
                         }
                     }
                     worker.name = "contingency-copy-\(index)"
@@ -58,11 +61,12 @@ struct SplitTableLoad {
                 let reader = Thread { [self] in
                     defer { group.leave() }
                     do {
-                        outcome.loaded = try read(into: queue)
-                        queue.close()
+                        outcome.loaded = try read(into: queues)
+                        queues.close()
                     } catch {
                         outcome.fail(error)
-                        queue.abort()
+                        queues.abort()
+                        sessions.cancel()
                     }
                 }
                 reader.name = "contingency-copy-reader"
@@ -77,24 +81,28 @@ struct SplitTableLoad {
             }
         } onCancel: {
             outcome.fail(ContingencyError.cancelled("the load of \(copy.statement.qualifiedName) was cancelled"))
-            queue.abort()
+            queues.abort()
+            sessions.cancel()
         }
     }
 
-    /// The reader's part: the block, cut into segments of whole rows, into the queue.
-    private func read(into queue: SegmentQueue) throws -> Loaded {
+    /// The reader's part: the block, cut into segments of whole rows, each to the connection with the least
+    /// queued (the pieces of a long row to one connection).
+    private func read(into queues: SegmentQueues) throws -> Loaded {
         var block = try CustomDumpDataBlock(
-            source: try source { queue.aborted }, intSize: copy.intSize, dumpId: dumpId)
+            source: try source { queues.aborted }, intSize: copy.intSize, dumpId: dumpId)
         var splitter = CopyDataSplitter(segmentSize: segmentSize)
+        var sticky: Int?
+        func send(_ segment: CopyDataSplitter.Segment) throws {
+            let target = sticky ?? queues.leastQueued()
+            guard queues.put(segment.bytes, to: target) else { throw Stopped() }
+            sticky = segment.continues ? target : nil
+        }
         do {
             try block.forEachRun { run in
-                if let segment = try splitter.append(run) {
-                    guard queue.put(segment) else { throw Stopped() }
-                }
+                if let segment = try splitter.append(run) { try send(segment) }
             }
-            if let last = try splitter.finish() {
-                guard queue.put(last) else { throw Stopped() }
-            }
+            if let last = try splitter.finish() { try send(last) }
         } catch let error as CopyDataSplitter.Malformed {
             throw ContingencyError.failed("the data of \(copy.statement.qualifiedName) in the dump: \(error)")
         } catch let error as CustomDumpDataBlock.Malformed {
@@ -103,24 +111,30 @@ struct SplitTableLoad {
         return Loaded(rows: splitter.rows, bytes: splitter.bytes)
     }
 
-    /// A connection's part: segments from the queue into one COPY, until the queue is closed (the COPY ends and
-    /// commits) or aborted (the COPY is abandoned).
-    private func load(from queue: SegmentQueue) throws {
+    /// A connection's part: segments from its queue into one COPY, until the queues are closed (the COPY ends
+    /// and commits) or aborted (the COPY is abandoned).
+    private func load(from queues: SegmentQueues, _ index: Int, sessions: Sessions) throws {
         let session = try PostgresConnection(
             connection.with("dbname", database).with("application_name", applicationName))
+        sessions.register(session)
+        // pg_restore's own session set-up (pg_backup_archiver.c `_doSetFixedOutputState`), then the restore's.
         var sessionSettings = [
             ("client_encoding", copy.encoding), ("search_path", ""), ("row_security", "off"),
             ("statement_timeout", "0"), ("lock_timeout", "0"), ("idle_in_transaction_session_timeout", "0"),
+            ("xmloption", "content"), ("check_function_bodies", "false"), ("client_min_messages", "warning"),
         ]
         sessionSettings += settings.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         for (name, value) in sessionSettings {
             try session.query("SELECT pg_catalog.set_config($1, $2, false)", [name, value])
         }
+        // PostgreSQL 17's, which an older server does not know: one COPY lasts as long as its share of the table.
+        try session.query(
+            "SELECT pg_catalog.set_config(name, '0', false) FROM pg_catalog.pg_settings WHERE name = 'transaction_timeout'")
         try session.startCopy(copy.statement.sql)
-        while let segment = queue.take() {
+        while let segment = queues.take(index) {
             try segment.withUnsafeBytes { try session.sendCopyData($0) }
         }
-        if queue.aborted {
+        if queues.aborted {
             try? session.endCopy(failure: "the restore stopped")
             throw Stopped()
         }
@@ -129,6 +143,31 @@ struct SplitTableLoad {
 
     /// The load stopped because another part of it failed (that part's error is the one reported).
     private struct Stopped: Error {}
+
+    /// The load's sessions, so that a failure or a cancellation also reaches a connection waiting on the server
+    /// (a COPY blocked on a stalled server, a result still awaited): each is asked to cancel what it runs, as
+    /// pg_restore's jobs are stopped by a signal. libpq's cancel request is made for use from another thread.
+    private final class Sessions: @unchecked Sendable {
+        private let lock = NSLock()
+        private var open: [PostgresConnection] = []
+        private var cancelled = false
+
+        func register(_ session: PostgresConnection) {
+            let late = lock.withLock {
+                open.append(session)
+                return cancelled
+            }
+            if late { session.cancelRunningQuery() }
+        }
+
+        func cancel() {
+            let sessions = lock.withLock {
+                cancelled = true
+                return open
+            }
+            for session in sessions { session.cancelRunningQuery() }
+        }
+    }
 
     /// The first real error of any thread.
     private final class LoadOutcome: @unchecked Sendable {
@@ -151,35 +190,51 @@ struct SplitTableLoad {
     }
 }
 
-/// Segments of rows between the reader and the connections: bounded (the reader waits when it is full), taken
-/// by whichever connection is free, closed when the reader is done, aborted when anything fails.
-final class SegmentQueue: @unchecked Sendable {
+/// Segments of rows between the reader and the connections: a bounded queue per connection (the reader waits
+/// when the one it chose is full), closed when the reader is done, all aborted when anything fails.
+final class SegmentQueues: @unchecked Sendable {
     private let condition = NSCondition()
-    private var items: [[UInt8]] = []
+    private var queues: [[[UInt8]]]
     private var closed = false
     private var isAborted = false
-    var aborted: Bool { condition.withLock { isAborted } }
     let capacity: Int
 
-    init(capacity: Int) { self.capacity = max(1, capacity) }
+    init(count: Int, capacity: Int) {
+        queues = Array(repeating: [], count: max(1, count))
+        self.capacity = max(1, capacity)
+    }
 
-    /// Waits for room; false when the queue was aborted.
-    func put(_ segment: [UInt8]) -> Bool {
+    var aborted: Bool { condition.withLock { isAborted } }
+
+    /// The queue with the fewest segments waiting, its connection the least behind; among equals, the next in
+    /// turn (connections that keep up all get their share, so the server's work is spread over them all).
+    func leastQueued() -> Int {
         condition.withLock {
-            while items.count >= capacity && !isAborted { condition.wait() }
+            let order = queues.indices.map { (turn + $0) % queues.count }
+            let chosen = order.min { queues[$0].count < queues[$1].count } ?? 0
+            turn = (chosen + 1) % queues.count
+            return chosen
+        }
+    }
+    private var turn = 0
+
+    /// Waits for room in queue `index`; false when the queues were aborted.
+    func put(_ segment: [UInt8], to index: Int) -> Bool {
+        condition.withLock {
+            while queues[index].count >= capacity && !isAborted { condition.wait() }
             guard !isAborted else { return false }
-            items.append(segment)
+            queues[index].append(segment)
             condition.broadcast()
             return true
         }
     }
 
-    /// The next segment; nil once the queue is closed and empty, or aborted.
-    func take() -> [UInt8]? {
+    /// Queue `index`'s next segment; nil once the queues are closed and it is empty, or aborted.
+    func take(_ index: Int) -> [UInt8]? {
         condition.withLock {
-            while items.isEmpty && !closed && !isAborted { condition.wait() }
-            guard !isAborted, !items.isEmpty else { return nil }
-            let segment = items.removeFirst()
+            while queues[index].isEmpty && !closed && !isAborted { condition.wait() }
+            guard !isAborted, !queues[index].isEmpty else { return nil }
+            let segment = queues[index].removeFirst()
             condition.broadcast()
             return segment
         }
@@ -195,7 +250,7 @@ final class SegmentQueue: @unchecked Sendable {
     func abort() {
         condition.withLock {
             isAborted = true
-            items.removeAll()
+            for index in queues.indices { queues[index].removeAll() }
             condition.broadcast()
         }
     }

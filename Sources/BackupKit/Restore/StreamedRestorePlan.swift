@@ -132,15 +132,6 @@ struct StreamedRestorePlan {
                 }
                 launches.append(launch(.tables(chosen.map(\.dumpId)), entries: chosen.map(\.dumpId)))
             }
-            // Then a large table still arriving, through every connection left if at least two are: it is read as
-            // it arrives, as fast as it arrives, while the tables already whole go first at full speed.
-            while jobs - busy >= 2, let next = arriving.first, let copy = splitCopy(next.dumpId) {
-                arriving.removeFirst()
-                followed.insert(next.dumpId)
-                var started = launch(.tables([next.dumpId]), entries: [next.dumpId], jobs: jobs - busy, copy: copy)
-                started.arriving = next.start
-                launches.append(started)
-            }
             // While other tables still load: a loaded large table's indexes (once all are, they go with the rest,
             // which pg_restore --jobs spreads itself).
             let loading = !staged || !ready.isEmpty || running.contains { if case .tables = $0 { true } else { false } }
@@ -153,6 +144,15 @@ struct StreamedRestorePlan {
                     for entry in entries { early[entry] = nil }
                     launches.append(launch(.indexes(table: table, entries), entries: entries))
                 }
+            }
+            // Last, a large table still arriving, through every connection left if at least two are: it is read as
+            // it arrives, as fast as it arrives, while the tables already whole go first at full speed.
+            while jobs - busy >= 2, let next = arriving.first, let copy = splitCopy(next.dumpId) {
+                arriving.removeFirst()
+                followed.insert(next.dumpId)
+                var started = launch(.tables([next.dumpId]), entries: [next.dumpId], jobs: jobs - busy, copy: copy)
+                started.arriving = next.start
+                launches.append(started)
             }
         }
         if staged && !restStarted && running.isEmpty && ready.isEmpty && (schemaDone || contents == nil) {
@@ -186,12 +186,14 @@ struct StreamedRestorePlan {
     }
 
     /// How a table's data may be split across connections: only plain COPY data (an uncompressed archive),
-    /// in a known encoding, with a COPY statement of the one shape pg_dump writes; nil otherwise (pg_restore
+    /// in a known encoding, with a COPY statement of the one shape pg_dump writes, of a table with no index that
+    /// needs its rows' order (BRIN, CLUSTER ON: split, the rows land in another order); nil otherwise (pg_restore
     /// then loads it, as any other).
     func splitCopy(_ dumpId: Int) -> SplitCopy? {
         guard let contents, !contents.compressed, let encoding = contents.encoding,
             let entry = contents.entries.first(where: { $0.dumpId == dumpId }), entry.desc == "TABLE DATA",
-            let statement = entry.copyStatement.flatMap(CopyStatement.init(parsing:))
+            let statement = entry.copyStatement.flatMap(CopyStatement.init(parsing:)),
+            !contents.entries.contains(where: { $0.needsRowOrder && !Set($0.dependencies).isDisjoint(with: entry.dependencies) })
         else { return nil }
         return SplitCopy(statement: statement, encoding: encoding, intSize: contents.intSize)
     }
