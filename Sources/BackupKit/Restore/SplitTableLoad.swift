@@ -4,14 +4,15 @@ import Foundation
 
 /// Loads one large table's data through several connections at once, as pgcopydb splits large tables: the
 /// table's data block is read from the staged dump (decrypted as it is read when sealed; as it arrives, never
-/// past what has been checked, when plain and still arriving), cut into segments of
-/// whole rows (`CopyDataSplitter`), and each segment goes to whichever of `connections` concurrent
-/// `COPY … FROM STDIN` is free. pg_restore cannot do this: it loads a table through one connection whatever
-/// `--jobs` says, so one table holding most of a database made its COPY the restore's critical path.
+/// past what has been checked, when plain and still arriving), cut into segments of whole rows
+/// (`CopyDataSplitter`), and each segment goes to the least behind of `connections` concurrent
+/// `COPY … FROM STDIN`. pg_restore cannot do this: it loads a table through one connection whatever `--jobs`
+/// says, so one table holding most of a database made its COPY the restore's critical path.
 ///
-/// The rows end up the same as pg_restore's, in another physical order. Each connection is set up as
-/// pg_restore sets up its own (the archive's client encoding, an empty search_path, row security off, no
-/// timeouts, the restore's own settings). Only for the new database a restore makes, which nobody uses and
+/// The rows end up the same as pg_restore's, in another physical order (so a table whose indexes need that
+/// order is not split: `StreamedRestorePlan.splitCopy`). Each connection is set up as pg_restore sets up its
+/// own (the archive's client encoding, an empty search_path, row security off, no timeouts, XML content, the
+/// restore's own settings). Only for the new database a restore makes, which nobody uses and
 /// which is dropped if anything fails: the connections' COPYs commit one by one, so a failure leaves part of
 /// the rows, like a failed pg_restore job.
 ///
