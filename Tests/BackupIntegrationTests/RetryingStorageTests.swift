@@ -258,6 +258,11 @@ struct RetryingStorageTests {
                 #expect(error.exitStatus != .locked, "a failed read-back is no proof of a lost lease: \(error)")
                 #expect(!error.message.contains("lost the lease"), "\(error)")
                 #expect(error.message.contains("reading the lease back"), "\(error)")
+                // The next renewal is refused too (the lease is at the version the first one wrote), and its
+                // read-back fails again: still no proof either.
+                try await Self.nextSecond()
+                let again = try #require(throws: ContingencyError.self) { try lease.confirm() }
+                #expect(again.exitStatus != .locked, "\(again)")
                 try proxy.set(FaultProxy.Faults())
                 // The renewal had been written: the next one knows it as this run's and goes on from it.
                 try lease.confirm()

@@ -100,9 +100,9 @@ public final class Lease: @unchecked Sendable {
     private var record: LeaseRecord
     private var etag: String
     private var lost: ContingencyError?
-    /// A renewal refused after its answer was lost, whose read-back failed: it may be the stored lease, which
-    /// is then still this run's.
-    private var unconfirmed: [UInt8]?
+    /// The renewals refused (after an answer perhaps lost) whose read-back failed, since the last known version:
+    /// any of them may be the stored lease, which is then still this run's.
+    private var unconfirmed: [[UInt8]] = []
     private var renewal: (any DispatchSourceTimer)?
 
     private init(name: String, key: String, storage: any Storage, ttl: TimeInterval, record: LeaseRecord, etag: String) {
@@ -217,18 +217,18 @@ public final class Lease: @unchecked Sendable {
                 do {
                     stored = try storage.read(key: key)
                 } catch {
-                    unconfirmed = data
+                    unconfirmed.append(data)
                     throw ContingencyError.failed(
                         "the renewal of the lease \(key) in \(storage) was refused, and reading the lease back to "
                             + "tell whether this run still holds it failed: \(error)",
                         hint: "check that the store answers; the run does not publish until its lease is confirmed")
                 }
-                if let stored, stored.data == data || stored.data == unconfirmed {
+                if let stored, stored.data == data || unconfirmed.contains(stored.data) {
                     // This renewal (or one whose read-back failed) was written, but its answer was lost and the
                     // retried write refused: the lease is still this run's, renewed.
                     record = stored.data == data ? next : try Self.decode(stored.data, key: key, storage: storage)
                     etag = stored.etag
-                    unconfirmed = nil
+                    unconfirmed = []
                     return
                 }
                 let storeTime = stored?.storeTime ?? (try? storage.currentTime())
@@ -247,7 +247,7 @@ public final class Lease: @unchecked Sendable {
             }
             record = next
             etag = newTag
-            unconfirmed = nil
+            unconfirmed = []
         }
     }
 
@@ -261,8 +261,8 @@ public final class Lease: @unchecked Sendable {
             released.expires = Date()
             let data = Self.encode(released)
             let releasedTag = try? storage.replace(key: key, data: data, ifMatch: etag)
-            if releasedTag == nil, let unconfirmed,
-                let stored = try? storage.read(key: key), stored.data == unconfirmed
+            if releasedTag == nil, !unconfirmed.isEmpty, let stored = try? storage.read(key: key),
+                unconfirmed.contains(stored.data)
             {
                 // A renewal whose read-back failed was written after all: the lease is this run's, at its version.
                 _ = try? storage.replace(key: key, data: data, ifMatch: stored.etag)
