@@ -76,7 +76,9 @@ public enum Settings {
     public static let s3Timeout = Setting(
         "S3_TIMEOUT", default: "60s", "A request to the bucket moving no data for this long is abandoned and retried")
     public static let s3Retries = Setting(
-        "S3_RETRIES", default: "5", "Retries of a request that failed transiently (timeout, reset, 5xx), with backoff")
+        "S3_RETRIES", default: "5",
+        "Retries, with backoff, of each store operation that failed transiently (timeout, reset, 5xx), and of each "
+            + "request within an upload, a download or a listing")
     public static let stagingDir = Setting(
         "STAGING_DIR", default: "/tmp/contingency",
         "Local folder for the database dump between pg_dump and the archive when there is no BACKUP_DIR")

@@ -22,7 +22,9 @@ import Foundation
 ///   full, I/O error) throws a `ContingencyError` naming the store and key, never a secret; except a fault that
 ///   the same operation, tried again, may not meet (a reset connection, an overloaded server), which a store
 ///   may throw as a `TransientStoreFault` after one attempt, for `RetryingStorage` to retry. A store throws it
-///   only from an operation that can be repeated whole with the same outcome, and retries the rest itself.
+///   only from an operation that can be repeated whole with the same outcome, and retries the rest itself;
+///   a conditional write (`create`, `replace`, `delete(ifMatch:)`) whose answer was lost is the exception its
+///   caller must allow for: its repeat is refused, so nil / false may then mean that this very call wrote.
 public protocol Storage: Sendable, CustomStringConvertible {
     /// Starts a new object under `key`; nothing is visible there until the writer commits.
     func makeWriter(key: String) throws -> any ObjectWriter
@@ -37,6 +39,9 @@ public protocol Storage: Sendable, CustomStringConvertible {
     /// Replaces `key` only if its version is `etag`. Returns the new version, or nil when it changed or vanished.
     func replace(key: String, data: [UInt8], ifMatch etag: String) throws -> String?
     /// Deletes `key`; with `ifMatch`, only if its version is still that. Returns whether something was deleted.
+    /// With `ifMatch`, false does not prove the object was left: a store that retries the operation whole
+    /// (`RetryingStorage`) repeats it when the answer of a delete that took effect was lost, and the repeat finds
+    /// nothing, so false may then mean deleted by this call. A caller that must know reads the key again.
     @discardableResult
     func delete(key: String, ifMatch etag: String?) throws -> Bool
     /// Committed objects directly under `folder` ("" for the top).

@@ -1,5 +1,6 @@
 import BackupCore
-import BackupStorage
+import BackupKit
+@testable import BackupStorage
 import Foundation
 import Logging
 import Prometheus
@@ -22,6 +23,13 @@ struct RetryingStorageTests {
         let storage = try S3Storage.open(configuration, coordinating: false, logger: log.logger)
         storage.countRetries(in: PrometheusMetricsFactory(registry: registry))
         return storage
+    }
+
+    /// Waits for the clock's next second: a lease's times are written to the second, and a renewal within the
+    /// second of the previous write would write the same bytes, whose ETag still matches when it is repeated.
+    static func nextSecond() async throws {
+        let now = Int(Date().timeIntervalSince1970)
+        try await eventually("the clock's next second") { Int(Date().timeIntervalSince1970) > now }
     }
 
     static func retries(_ registry: PrometheusCollectorRegistry) throws -> Double {
@@ -128,6 +136,7 @@ struct RetryingStorageTests {
                 try loseNextAnswer(to: "locks")
                 let lease = try await Lease.acquire("store", storage: storage, job: "one", ttl: 30, timeout: 0)
                 #expect(lease.token == 1)
+                try await Self.nextSecond()
                 try loseNextAnswer(to: "locks")
                 try lease.renew()
                 try lease.confirm()
@@ -149,7 +158,7 @@ struct RetryingStorageTests {
         }
     }
 
-    @Test("in a cancelled task a read stops waiting for its next attempt, while a write is retried to its end")
+    @Test("in a cancelled task a listing stops waiting for its next attempt, while a read and a write go on")
     func cancellation() async throws {
         try await TestBucket.with { bucket in
             try await FaultProxy.with(upstream: bucket.moto.endpoint) { proxy in
@@ -158,30 +167,187 @@ struct RetryingStorageTests {
                 let storage = try Self.open(bucket, proxy, retries: 30, log: LogCollector(), registry: registry)
                 try storage.put(key: "kept.json", data: [1])
                 try proxy.set(FaultProxy.Faults(status: 503, count: nil, method: "GET"))
-                let reading = Task.detached { () throws -> StoredObject? in try storage.read(key: "kept.json") }
-                try await eventually(timeout: .seconds(60), "the read to meet five faults") {
+                let listing = Task.detached { () throws -> [ObjectInfo] in try storage.list(folder: "") }
+                try await eventually(timeout: .seconds(60), "the listing to meet five faults") {
                     try proxy.stats().faultsInjected >= 5
                 }
                 let cancelled = ContinuousClock.now
-                reading.cancel()
-                let error = try await #require(throws: ContingencyError.self) { try await reading.value }
+                listing.cancel()
+                let error = try await #require(throws: ContingencyError.self) { try await listing.value }
                 #expect(ContinuousClock.now - cancelled < .seconds(5), "stopped waiting at once")
                 #expect(error.isCancellation, "\(error)")
-                let key = "s3://\(bucket.name)/\(bucket.prefix)/kept.json"
-                #expect(error.message.contains("GET \(key) not retried: the job was cancelled"), "\(error)")
+                #expect(
+                    error.message.contains("GET s3://\(bucket.name) not retried: the job was cancelled"), "\(error)")
                 #expect(try proxy.stats().faultsInjected < 31)
 
-                // A write in a cancelled task (a job's clean-up: its lease released, its archive deleted) goes on.
-                try proxy.set(FaultProxy.Faults([.status(503, count: 3, method: "PUT")]))
-                let writing = Task.detached { () throws -> Bool in
+                // A small read and a write in a cancelled task (a job's clean-up: its lease confirmed and read back,
+                // released, its archive deleted) go on.
+                try proxy.set(
+                    FaultProxy.Faults([
+                        .status(503, count: 3, method: "GET", targetContains: "kept.json"),
+                        .status(503, count: 3, method: "PUT"),
+                    ]))
+                let cleaning = Task.detached { () throws -> (StoredObject?, Bool) in
                     while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(10)) }
+                    let read = try storage.read(key: "kept.json")
                     try storage.put(key: "released.json", data: [2])
-                    return Task.isCancelled
+                    return (read, Task.isCancelled)
                 }
-                writing.cancel()
-                #expect(try await writing.value, "the put ran in a cancelled task")
+                cleaning.cancel()
+                let (read, ranCancelled) = try await cleaning.value
+                #expect(ranCancelled, "the read and the put ran in a cancelled task")
+                #expect(read?.data == [1])
+                #expect(try proxy.stats().faultsInjected >= 5 + 6)
                 try proxy.set(FaultProxy.Faults())
                 #expect(try storage.read(key: "released.json")?.data == [2])
+            }
+        }
+    }
+
+    @Test("a lease renewal whose answer was lost, confirmed in a cancelled task, is read back through faults and kept")
+    func lostRenewalInCancelledTask() async throws {
+        try await TestBucket.with { bucket in
+            try await FaultProxy.with(upstream: bucket.moto.endpoint) { proxy in
+                let registry = PrometheusCollectorRegistry()
+                let storage = try Self.open(bucket, proxy, log: LogCollector(), registry: registry)
+                let lease = try await Lease.acquire("store", storage: storage, job: "one", ttl: 60, timeout: 0)
+                try await Self.nextSecond()
+                // The renewal reaches the store but its answer is lost; its repeat is refused (412), and the
+                // read-back that tells it as this run's own meets two 503s: a SIGTERM during a job's commit.
+                try proxy.set(
+                    FaultProxy.Faults([
+                        .cutAfter(bytes: 1 << 20, of: .request, count: 1, method: "PUT", targetContains: "locks"),
+                        .status(503, count: 2, method: "GET", targetContains: "locks"),
+                    ]))
+                let confirming = Task.detached { () -> String? in
+                    while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(10)) }
+                    do {
+                        try lease.confirm()
+                        return nil
+                    } catch {
+                        return "\(error)"
+                    }
+                }
+                confirming.cancel()
+                let failure = await confirming.value
+                #expect(failure == nil, "\(failure ?? "")")
+                #expect(try proxy.stats().faultsInjected == 3)
+                try proxy.set(FaultProxy.Faults())
+                lease.release()
+                let next = try await Lease.acquire("store", storage: storage, job: "two", ttl: 60, timeout: 0)
+                #expect(next.token == 2, "released, then taken over")
+                next.release()
+            }
+        }
+    }
+
+    @Test("a lease whose read-back fails after a lost renewal answer is not declared lost, and is released")
+    func failedReadBackIsNotLoss() async throws {
+        try await TestBucket.with { bucket in
+            try await FaultProxy.with(upstream: bucket.moto.endpoint) { proxy in
+                let registry = PrometheusCollectorRegistry()
+                let storage = try Self.open(bucket, proxy, retries: 1, log: LogCollector(), registry: registry)
+                let lease = try await Lease.acquire("store", storage: storage, job: "one", ttl: 60, timeout: 0)
+                try await Self.nextSecond()
+                try proxy.set(
+                    FaultProxy.Faults([
+                        .cutAfter(bytes: 1 << 20, of: .request, count: 1, method: "PUT", targetContains: "locks"),
+                        .status(503, count: nil, method: "GET", targetContains: "locks"),
+                    ]))
+                let error = try #require(throws: ContingencyError.self) { try lease.confirm() }
+                #expect(error.exitStatus != .locked, "a failed read-back is no proof of a lost lease: \(error)")
+                #expect(!error.message.contains("lost the lease"), "\(error)")
+                #expect(error.message.contains("reading the lease back"), "\(error)")
+                // The next renewal is refused too (the lease is at the version the first one wrote), and its
+                // read-back fails again: still no proof either.
+                try await Self.nextSecond()
+                let again = try #require(throws: ContingencyError.self) { try lease.confirm() }
+                #expect(again.exitStatus != .locked, "\(again)")
+                try proxy.set(FaultProxy.Faults())
+                // The renewal had been written: the next one knows it as this run's and goes on from it.
+                try lease.confirm()
+                try lease.confirm()
+                lease.release()
+                let next = try await Lease.acquire("store", storage: storage, job: "two", ttl: 60, timeout: 0)
+                #expect(next.token == 2, "released, then taken over")
+                next.release()
+            }
+        }
+    }
+
+    @Test("a failed read-back after a lost renewal answer, then release: the written renewal is released")
+    func releaseAfterFailedReadBack() async throws {
+        try await TestBucket.with { bucket in
+            try await FaultProxy.with(upstream: bucket.moto.endpoint) { proxy in
+                let registry = PrometheusCollectorRegistry()
+                let storage = try Self.open(bucket, proxy, retries: 1, log: LogCollector(), registry: registry)
+                let lease = try await Lease.acquire("store", storage: storage, job: "one", ttl: 60, timeout: 0)
+                try await Self.nextSecond()
+                try proxy.set(
+                    FaultProxy.Faults([
+                        .cutAfter(bytes: 1 << 20, of: .request, count: 1, method: "PUT", targetContains: "locks"),
+                        .status(503, count: nil, method: "GET", targetContains: "locks"),
+                    ]))
+                #expect(throws: ContingencyError.self) { try lease.confirm() }
+                try proxy.set(FaultProxy.Faults())
+                lease.release()
+                let next = try await Lease.acquire("store", storage: storage, job: "two", ttl: 60, timeout: 0)
+                #expect(next.token == 2, "released at once, not left to LOCK_TTL")
+                next.release()
+            }
+        }
+    }
+
+    @Test("a listing of several pages retries each page: one 503 per page lists it with S3_RETRIES=1")
+    func listingRetriesEachPage() async throws {
+        try await TestBucket.with { bucket in
+            try await FaultProxy.with(upstream: bucket.moto.endpoint) { proxy in
+                let log = LogCollector()
+                let registry = PrometheusCollectorRegistry()
+                let opened = try Self.open(bucket, proxy, retries: 1, log: log, registry: registry)
+                for name in ["a.json", "b.json"] { try opened.put(key: name, data: [1]) }
+                // The same bucket, one key per page: two pages.
+                let bare = try #require((opened as? RetryingStorage)?.base as? S3Storage)
+                let storage = RetryingStorage(
+                    S3Storage(client: bare.client, listPageSize: 1), retries: 1, logger: log.logger)
+                let paged = PrometheusCollectorRegistry()
+                storage.countRetries(in: PrometheusMetricsFactory(registry: paged))
+                #expect(try storage.list(folder: "").map(\.name).sorted() == ["a.json", "b.json"])
+                let pages = try proxy.stats().requests
+                try proxy.set(
+                    FaultProxy.Faults([
+                        // The first page's first attempt, then the second page's (the only one with a token).
+                        .status(503, count: 1, method: "GET", targetContains: "list-type"),
+                        .status(503, count: 1, method: "GET", targetContains: "continuation-token"),
+                    ]))
+                let listed = Result { try storage.list(folder: "") }
+                #expect(try listed.get().map(\.name).sorted() == ["a.json", "b.json"], "\(listed)")
+                #expect(try proxy.stats().faultsInjected == 2)
+                #expect(try proxy.stats().requests - pages == 4, "each page sent twice, none from the start again")
+                #expect(try Self.retries(paged) == 2, "each retry counted once")
+            }
+        }
+    }
+
+    @Test("a metrics file published twice, the second write's answer lost, counts two runs, not three")
+    func metricsFileLostAnswer() async throws {
+        try await TestBucket.with { bucket in
+            try await FaultProxy.with(upstream: bucket.moto.endpoint) { proxy in
+                let registry = PrometheusCollectorRegistry()
+                let storage = try Self.open(bucket, proxy, log: LogCollector(), registry: registry)
+                let logger = Logger(label: "test")
+                let file = MetricsFile(job: "backup", families: [.counter("runs_total", "Runs.", [([], 1)])])
+                try file.publish(to: storage, logger: logger)
+                try proxy.set(
+                    FaultProxy.Faults([
+                        .cutAfter(bytes: 1 << 20, of: .request, count: 1, method: "PUT", targetContains: ".prom")
+                    ]))
+                try file.publish(to: storage, logger: logger)
+                #expect(try proxy.stats().faultsInjected == 1)
+                try proxy.set(FaultProxy.Faults())
+                let stored = try #require(try storage.read(key: MetricsFile.key(job: "backup")))
+                let text = String(decoding: stored.data, as: UTF8.self)
+                #expect(text.contains("\nruns_total 2\n"), "\(text)")
             }
         }
     }

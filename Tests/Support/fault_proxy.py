@@ -51,8 +51,8 @@ down by one); a request no rule matches is forwarded. The actions:
   bytes of its body (as sent on the wire, chunk framing included) reach the client. Then both
   connections are closed, so the client sees a reset or a short transfer. When the body is
   shorter than afterBytes, all of it passes and the connections are closed right after it (for
-  part "request" before any response byte reaches the client, though the upstream may still
-  carry the request out).
+  part "request" once the upstream has answered, so has carried the request out, but before any
+  response byte reaches the client: an answer lost).
 - stall: reads the request, forwards nothing and sends nothing for that many seconds, then
   closes the connection (a client's low-speed or response timeout should fire first).
 
@@ -497,7 +497,15 @@ class Handler(socketserver.BaseRequestHandler):
             STATE.count("forwarded")
             copy_body(request_body, reader, upstream.sendall, cut_request)
             if cut_request is not None:
-                # A request shorter than the limit went through whole; the response is cut instead.
+                # A request shorter than the limit went through whole; the response is cut instead, once the
+                # server has answered (so has applied the request): an answer lost, not a request that may or
+                # may not have been applied, depending on when the server noticed the closed connection.
+                answer = Reader(upstream)
+                try:
+                    while (raw := answer.read_head()) is not None and 100 <= int(raw.split(b" ")[1]) < 200:
+                        pass  # an interim 100 Continue: the final answer follows
+                except (ConnectionClosed, OSError):
+                    pass  # no answer came: the connections are closed all the same
                 raise CutConnection()
             upstream_reader = Reader(upstream)
             while True:

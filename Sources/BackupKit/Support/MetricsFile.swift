@@ -106,6 +106,10 @@ public struct MetricsFile: Sendable {
                 try current.map { try storage.replace(key: key, data: data, ifMatch: $0.etag) }
                 ?? storage.create(key: key, data: data)
             if written != nil { return families }
+            // Refused: another run published first, or this very write was applied and its answer lost (the
+            // store repeated it, and the repeat was refused). In the second case the file already holds this
+            // run's increments, which must not be added again (as `RequestBoard` and `RollbackHistoryStore` do).
+            if try storage.read(key: key)?.data == data { return families }
         }
         throw ContingencyError.failed(
             "\(key) in \(storage) kept changing while this run's metrics were added to it",

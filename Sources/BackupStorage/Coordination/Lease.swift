@@ -100,6 +100,9 @@ public final class Lease: @unchecked Sendable {
     private var record: LeaseRecord
     private var etag: String
     private var lost: ContingencyError?
+    /// The renewals refused (after an answer perhaps lost) whose read-back failed, since the last known version:
+    /// any of them may be the stored lease, which is then still this run's.
+    private var unconfirmed: [[UInt8]] = []
     private var renewal: (any DispatchSourceTimer)?
 
     private init(name: String, key: String, storage: any Storage, ttl: TimeInterval, record: LeaseRecord, etag: String) {
@@ -205,19 +208,34 @@ public final class Lease: @unchecked Sendable {
             next.renewed = now
             next.expires = now.addingTimeInterval(ttl)
             next.ttl = ttl
-            guard let newTag = try storage.replace(key: key, data: Self.encode(next), ifMatch: etag) else {
-                let stored = try? storage.read(key: key)
+            let data = Self.encode(next)
+            guard let newTag = try storage.replace(key: key, data: data, ifMatch: etag) else {
+                // Only a lease read back proves it lost. A read-back that fails is an error (the renewal timer
+                // tries again, `confirm()` throws it), not a removal: the lease is kept, this renewal remembered
+                // as perhaps written, and `release()` still lets the next job in.
+                let stored: StoredObject?
+                do {
+                    stored = try storage.read(key: key)
+                } catch {
+                    unconfirmed.append(data)
+                    throw ContingencyError.failed(
+                        "the renewal of the lease \(key) in \(storage) was refused, and reading the lease back to "
+                            + "tell whether this run still holds it failed: \(error)",
+                        hint: "check that the store answers; the run does not publish until its lease is confirmed")
+                }
+                if let stored, stored.data == data || unconfirmed.contains(stored.data) {
+                    // This renewal (or one whose read-back failed) was written, but its answer was lost and the
+                    // retried write refused: the lease is still this run's, renewed.
+                    record = stored.data == data ? next : try Self.decode(stored.data, key: key, storage: storage)
+                    etag = stored.etag
+                    unconfirmed = []
+                    return
+                }
                 let storeTime = stored?.storeTime ?? (try? storage.currentTime())
                 let current = try? stored.map {
                     LeaseHolder(
                         record: try Self.decode($0.data, key: key, storage: storage), written: $0.modified,
                         storeTime: storeTime ?? $0.modified)
-                }
-                if let stored, stored.data == Self.encode(next) {
-                    // This very renewal was written, but its answer was lost and the retried write refused.
-                    record = next
-                    etag = stored.etag
-                    return
                 }
                 let reason = ContingencyError.locked(
                     "lost the lease \(key) (token \(record.token)): "
@@ -229,6 +247,7 @@ public final class Lease: @unchecked Sendable {
             }
             record = next
             etag = newTag
+            unconfirmed = []
         }
     }
 
@@ -240,7 +259,14 @@ public final class Lease: @unchecked Sendable {
             var released = record
             released.released = true
             released.expires = Date()
-            _ = try? storage.replace(key: key, data: Self.encode(released), ifMatch: etag)
+            let data = Self.encode(released)
+            let releasedTag = try? storage.replace(key: key, data: data, ifMatch: etag)
+            if releasedTag == nil, !unconfirmed.isEmpty, let stored = try? storage.read(key: key),
+                unconfirmed.contains(stored.data)
+            {
+                // A renewal whose read-back failed was written after all: the lease is this run's, at its version.
+                _ = try? storage.replace(key: key, data: data, ifMatch: stored.etag)
+            }
         }
     }
 

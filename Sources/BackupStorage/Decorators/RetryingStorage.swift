@@ -17,10 +17,11 @@ import Logging
 /// the fault only from operations whose repetition means the same (see `Storage`); the streams are not wrapped:
 /// a writer fed by pg_dump cannot be rewound, so the store retries what is in hand (a part, a range) itself.
 ///
-/// Cancellation: an operation that only reads (and `makeWriter`, which starts work a cancelled job will not
-/// finish) stops waiting for its next attempt once the calling task is cancelled (SIGTERM), and throws
-/// `.cancelled`. An operation that changes the store is retried to its end even then, as before: a cancelled
-/// job's clean-up is made of them (releasing its lease, deleting an archive it did not publish).
+/// Cancellation: a transfer of data (`openReader`, `list`, and `makeWriter`, which starts an upload a cancelled
+/// job will not finish) stops waiting for its next attempt once the calling task is cancelled (SIGTERM), and
+/// throws `.cancelled`. Every other operation is a small request retried to its end even then: a cancelled job's
+/// clean-up is made of them (renewing, confirming and releasing its lease, which reads it back after a lost
+/// answer; deleting an archive it did not publish), and a read given up there would pass for a lease removed.
 ///
 /// With `MeteredStorage`, the metered store wraps this one, never the reverse: an operation is then counted and
 /// timed once, however many attempts it took (its duration includes the waits), and its retries are counted
@@ -42,48 +43,48 @@ public struct RetryingStorage: Storage {
     public var localStaging: LocalStaging? { base.localStaging }
 
     public func makeWriter(key: String) throws -> any ObjectWriter {
-        try reading { try base.makeWriter(key: key) }
+        try transferring { try base.makeWriter(key: key) }
     }
 
     public func openReader(key: String) throws -> (any ObjectReader)? {
-        try reading { try base.openReader(key: key) }
+        try transferring { try base.openReader(key: key) }
     }
 
     public func read(key: String) throws -> StoredObject? {
-        try reading { try base.read(key: key) }
+        try toItsEnd { try base.read(key: key) }
     }
 
     public func put(key: String, data: [UInt8]) throws {
-        try writing { try base.put(key: key, data: data) }
+        try toItsEnd { try base.put(key: key, data: data) }
     }
 
     public func create(key: String, data: [UInt8]) throws -> String? {
-        try writing { try base.create(key: key, data: data) }
+        try toItsEnd { try base.create(key: key, data: data) }
     }
 
     public func replace(key: String, data: [UInt8], ifMatch etag: String) throws -> String? {
-        try writing { try base.replace(key: key, data: data, ifMatch: etag) }
+        try toItsEnd { try base.replace(key: key, data: data, ifMatch: etag) }
     }
 
     @discardableResult
     public func delete(key: String, ifMatch etag: String?) throws -> Bool {
-        try writing { try base.delete(key: key, ifMatch: etag) }
+        try toItsEnd { try base.delete(key: key, ifMatch: etag) }
     }
 
     public func list(folder: String) throws -> [ObjectInfo] {
-        try reading { try base.list(folder: folder) }
+        try transferring { try base.list(folder: folder) }
     }
 
     public func availableBytes() throws -> Int64? {
-        try reading { try base.availableBytes() }
+        try toItsEnd { try base.availableBytes() }
     }
 
     public func currentTime() throws -> Date {
-        try reading { try base.currentTime() }
+        try toItsEnd { try base.currentTime() }
     }
 
     public func abortInterruptedUploads(named isOurs: (String) -> Bool) throws -> Int {
-        try writing { try base.abortInterruptedUploads(named: isOurs) }
+        try toItsEnd { try base.abortInterruptedUploads(named: isOurs) }
     }
 
     /// Counts this decorator's retries in `factory`, and the store's own (the requests it retries itself).
@@ -92,13 +93,14 @@ public struct RetryingStorage: Storage {
         base.countRetries(in: factory)
     }
 
-    /// An operation that only reads: retried until the calling task is cancelled.
-    private func reading<T>(_ operation: () throws -> T) throws -> T {
+    /// A transfer of data: retried until the calling task is cancelled.
+    private func transferring<T>(_ operation: () throws -> T) throws -> T {
         try policy.run(stoppingWhen: RetryPolicy.whenTaskCancelled, operation)
     }
 
-    /// An operation that writes: retried to its end, even in a cancelled task.
-    private func writing<T>(_ operation: () throws -> T) throws -> T {
+    /// A small request (a write, a small object's read, the store's clock): retried to its end, even in a
+    /// cancelled task.
+    private func toItsEnd<T>(_ operation: () throws -> T) throws -> T {
         try policy.run(stoppingWhen: { false }, operation)
     }
 }

@@ -7,13 +7,14 @@ import Logging
 /// Signed requests to one bucket over libcurl.
 ///
 /// A request is sent once (`send`), or with retries of transient faults (`sendRetrying`). The store's whole
-/// operations (a small object read, put, created, replaced or deleted, a listing, the clock) send once and throw
+/// operations (a small object read, put, created, replaced or deleted, the clock) send once and throw
 /// a `TransientStoreFault` for `RetryingStorage`, the decorator every opened bucket is wrapped in, to repeat the
 /// operation. Only where an operation cannot be repeated whole are requests retried here, each signed anew for
 /// each attempt: an archive streams through a writer (pg_dump's output cannot be rewound), so only the part in
 /// hand can be sent again (a part, the one PUT of a small archive, starting, completing and aborting the
 /// multipart upload), and a reader resends only the range in hand; the same goes for the two operations whose
-/// repetition would change their answer (`S3Storage.delete` without a version, `abortInterruptedUploads`).
+/// repetition would change their answer (`S3Storage.delete` without a version, `abortInterruptedUploads`), and
+/// a listing's pages (repeated whole, a listing would start again from its first page under one budget).
 /// Both kinds of retry follow one `RetryPolicy` (`S3_RETRIES`, the same backoff, log line and counter); each
 /// retry made here is counted once `countRetries(in:)` names where.
 ///

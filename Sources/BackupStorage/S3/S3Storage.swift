@@ -11,8 +11,8 @@ import Logging
 ///   completed, and is aborted (no parts left billed) when the writer fails, is aborted or is dropped;
 /// - transient faults: each operation sends its requests once and throws a `TransientStoreFault`, which the
 ///   `RetryingStorage` that `open` wraps it in retries by repeating the operation; only what cannot be repeated
-///   whole (the writer's and the reader's requests, and the few noted below) is retried by the request
-///   (`S3Client.sendRetrying`);
+///   whole (the writer's and the reader's requests, a listing's pages, and the few noted below) is retried by
+///   the request (`S3Client.sendRetrying`);
 /// - conditional create and compare-and-swap: `If-None-Match: *` and `If-Match: <etag>` on PUT and DELETE.
 ///   Servers that ignore them exist; `verifyConditionalWrites(through:)` detects one, and a store that
 ///   coordinates jobs calls it first (`open(…, coordinating: true)`), so that nothing relies on locks that do
@@ -25,7 +25,14 @@ public struct S3Storage: Storage {
     /// Downloads are ranged GETs of this size: memory stays at one range, and a cut connection costs one range.
     static let readChunk = 8 << 20
 
-    init(client: S3Client) { self.client = client }
+    /// Keys per listing page (`max-keys`); nil leaves the server's own (1000 for S3). Set only by tests, to list
+    /// in several pages without a thousand objects.
+    let listPageSize: Int?
+
+    init(client: S3Client, listPageSize: Int? = nil) {
+        self.client = client
+        self.listPageSize = listPageSize
+    }
 
     /// Opens the store, wrapped in `RetryingStorage` (`S3_RETRIES`): the one way a bucket is opened (`Stores`, the
     /// tests), so that no caller meets a transient fault the store would have retried. With `coordinating`,
@@ -133,6 +140,9 @@ public struct S3Storage: Storage {
         return true
     }
 
+    /// Each page is requested with its own retries (`S3_RETRIES` per page, stopping once the task is cancelled):
+    /// repeated whole, a listing would start again from its first page, and a fault on each of many pages would
+    /// spend the one budget of the whole listing.
     public func list(folder: String) throws -> [ObjectInfo] {
         let base = client.objectKey(folder)
         let prefix = base.isEmpty ? "" : base + "/"
@@ -142,7 +152,9 @@ public struct S3Storage: Storage {
         repeat {
             var query = [("list-type", "2"), ("delimiter", "/"), ("prefix", prefix)]
             if let token { query.append(("continuation-token", token)) }
-            let answer = try client.send("GET", key: nil, query: query, bodyLimit: 16 << 20)
+            if let listPageSize { query.append(("max-keys", String(listPageSize))) }
+            let answer = try client.sendRetrying(
+                "GET", key: nil, query: query, bodyLimit: 16 << 20, shouldStop: RetryPolicy.whenTaskCancelled)
             guard answer.status == 200, let page = S3ListPage.parse(answer.body, prefix: prefix) else {
                 throw client.failure(answer, "LIST", prefix)
             }
