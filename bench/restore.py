@@ -30,7 +30,9 @@ from bench import ROOT, Bench, folder_bytes, machine, parse_duration, sh, versio
 
 # restore-job's targets against the shell restore of the same data (issue 21), by data set.
 TARGETS = {"pgbench20": 0.40, "default": 0.30}
-JOBS = ["restore-job gzip", "restore-job zstd", "restore-job gzip + age"]
+# The last: restore-job as it was before large tables were split, the baseline of that change in the same rounds.
+UNSPLIT = "restore-job zstd, no table split (RESTORE_SPLIT_TABLE_SIZE=0)"
+JOBS = ["restore-job gzip", "restore-job zstd", "restore-job gzip + age", UNSPLIT]
 COPY_FLOOR = "floor: COPY of every table from a server file"
 INDEX_FLOOR = "floor: post-data (indexes, constraints), pg_restore -j2"
 SUM_FLOOR = "floor: COPY + post-data"
@@ -123,6 +125,7 @@ class RestoreBench(Bench):
             ("restore-job gzip", "gzip", {}),
             ("restore-job zstd", "zstd", {}),
             ("restore-job gzip + age", "age", {"AGE_IDENTITY_FILE": self.a.identity_file}),
+            (UNSPLIT, "zstd", {"RESTORE_SPLIT_TABLE_SIZE": "0"}),
         ]:
             process = self.measure(case, "restore", [f"{self.a.bin}/restore-job"],
                                    env=self.job_env(self.store(store), **extra), log_phases=True)
@@ -311,6 +314,10 @@ def report(raw_path, out):
                         " / ".join(f"{stat(c)[0] / shell:.2f}x ({per_round(c, 'shell procedure restore'):.2f}x)"
                                    for c in group),
                         all(stat(c)[0] / shell <= limit for c in group)))
+        if UNSPLIT in results and "restore-job zstd" in results:
+            targets.append((f"{name}: restore-job zstd against the same with no table split (not a target)",
+                            f"{stat('restore-job zstd')[0] / stat(UNSPLIT)[0]:.2f}x "
+                            f"({per_round('restore-job zstd', UNSPLIT):.2f}x)", None))
         if floor is not None and "restore-job zstd" in results:
             targets.append((f"{name}: restore-job zstd over the COPY + post-data floor (not a target)",
                             f"{stat('restore-job zstd')[0] / floor:.2f}x "

@@ -226,6 +226,8 @@ public struct RestoreConfiguration: Sendable, Equatable {
     public var app = Hooks()
     /// How the restored database compresses its out-of-line values.
     public var toastCompression = ToastCompression.lz4
+    /// Tables whose data is at least this large are loaded through several connections (nil: none is).
+    public var splitTableSize: Int64? = 64 << 20
     /// Which backups are accepted as genuine, and how far ahead of the store's clock a name may be dated.
     public var trust = TrustSettings()
     /// What is put back (RESTORE_PARTS); the parts not chosen are left untouched.
@@ -253,8 +255,8 @@ public struct RestoreConfiguration: Sendable, Equatable {
             Settings.ageIdentity, Settings.agePassphrase, Settings.restorePreCommand, Settings.restorePostCommand,
             Settings.hookTimeout, Settings.appStopCommand, Settings.appStartCommand, Settings.restoreNoOwner,
             Settings.restoreKeepOld, Settings.restoreOwners, Settings.restoreAllowOutsideSymlinks, Settings.latestBackup, Settings.terminateConnections, Settings.restoreLockTimeout, Settings.pgBinDir,
-            Settings.restoreToastCompression, Settings.progressInterval, Settings.restoreParts,
-            Settings.logFormat,
+            Settings.restoreToastCompression, Settings.restoreSplitTableSize, Settings.progressInterval,
+            Settings.restoreParts, Settings.logFormat,
         ] + TrustSettings.settings
 
     public static func load(_ values: ConfigurationValues) throws(ContingencyError) -> RestoreConfiguration {
@@ -276,6 +278,8 @@ public struct RestoreConfiguration: Sendable, Equatable {
         configuration.allowOutsideSymlinks = try values.bool(Settings.restoreAllowOutsideSymlinks)
         configuration.app = try Hooks.load(values, pre: Settings.appStopCommand, post: Settings.appStartCommand)
         configuration.toastCompression = try values.choice(Settings.restoreToastCompression, as: ToastCompression.self)
+        let split = try values.byteSize(Settings.restoreSplitTableSize) ?? (64 << 20)
+        configuration.splitTableSize = split > 0 ? split : nil
         configuration.trust = try TrustSettings.load(values)
         configuration.parts = try RestoreParts.parse(try values.string(Settings.restoreParts))
         return configuration

@@ -248,6 +248,16 @@ struct SplitTableLoadTests {
             let log = app.server.logContents
             #expect(log.contains("workMem = 262144"), "no index sort with the restore's maintenance_work_mem")
             #expect(log.contains("sort of worker 0 ended"), "no index sort by a parallel worker")
+
+            // RESTORE_SPLIT_TABLE_SIZE=0: every table by pg_restore, the same database.
+            let unsplit = try await app.run(
+                "restore-job", environment: ["RESTORE_KEEP_OLD": "false", "RESTORE_SPLIT_TABLE_SIZE": "0"])
+            try #require(unsplit.succeeded, "\(unsplit)")
+            #expect(!unsplit.stdout.contains("Loading the data of"), "\(unsplit.stdout)")
+            #expect(try await app.snapshot() == before)
+            let bad = try await app.run("restore-job", environment: ["RESTORE_SPLIT_TABLE_SIZE": "big"])
+            #expect(!bad.succeeded)
+            #expect(bad.stderr.contains("RESTORE_SPLIT_TABLE_SIZE=big is not a size"), "\(bad.stderr)")
         }
     }
 

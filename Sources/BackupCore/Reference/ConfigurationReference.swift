@@ -42,7 +42,8 @@ public enum ConfigurationReference {
             [
                 Settings.latestBackup, Settings.restoreParts, Settings.terminateConnections,
                 Settings.restoreLockTimeout,
-                Settings.restoreToastCompression, Settings.restoreKeepOld, Settings.restoreNoOwner,
+                Settings.restoreToastCompression, Settings.restoreSplitTableSize, Settings.restoreKeepOld,
+                Settings.restoreNoOwner,
                 Settings.restoreOwners,
                 Settings.restoreAllowOutsideSymlinks,
             ]),

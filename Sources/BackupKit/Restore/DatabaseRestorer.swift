@@ -77,11 +77,12 @@ struct DatabaseRestorer {
             if let arrival = dump.arrival {
                 // The dump may still be arriving: each part is restored as soon as it is on disk.
                 do {
-                    try await StreamedDumpRestore(
+                    var restore = StreamedDumpRestore(
                         tools: tools, dump: dump, arrival: arrival, connection: parameters, database: incoming,
                         applicationName: "contingency-restore", ownership: !configuration.noOwner, settings: settings,
-                        jobs: jobs, logger: logger
-                    ).run()
+                        jobs: jobs, logger: logger)
+                    restore.splitSize = configuration.splitTableSize
+                    try await restore.run()
                 } catch let error as ContingencyError where !error.isCancellation {
                     throw ContingencyError.failed("\(error.message); \(database) was not touched", hint: error.hint)
                 }

@@ -32,8 +32,9 @@ struct StreamedDumpRestore {
     let ownership: Bool
     let settings: [String: String]
     let jobs: Int
-    /// A table's data at least this large is loaded through several connections (`StreamedRestorePlan`).
-    var splitSize: Int64 = StreamedRestorePlan.batch
+    /// A table's data at least this large is loaded through several connections (`StreamedRestorePlan`); nil:
+    /// every table by pg_restore (RESTORE_SPLIT_TABLE_SIZE=0).
+    var splitSize: Int64? = StreamedRestorePlan.batch
     let logger: Logger
 
     private typealias Step = StreamedRestorePlan.Step
@@ -54,7 +55,7 @@ struct StreamedDumpRestore {
                 post.yield(.arrivalsEnded)
             }
             // A plain dump's large table is read as it arrives; a sealed one's chunks are read once written.
-            var plan = StreamedRestorePlan(jobs: jobs, splitSize: splitSize, follow: !dump.isSealed)
+            var plan = StreamedRestorePlan(jobs: jobs, splitSize: splitSize ?? .max, follow: splitSize != nil && !dump.isSealed)
             var staged = false
             let started = Date()
 

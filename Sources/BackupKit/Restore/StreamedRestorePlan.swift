@@ -101,7 +101,9 @@ struct StreamedRestorePlan {
             arriving.removeAll { $0.dumpId == dumpId }
             if !followed.contains(dumpId) { ready.append((dumpId, Int64(range.count))) }
         case .growing(let dumpId, let start):
-            if follow, splitCopy(dumpId) != nil, positions[dumpId] == nil { arriving.append((dumpId, start)) }
+            if follow, splitSize < .max, splitCopy(dumpId) != nil, positions[dumpId] == nil {
+                arriving.append((dumpId, start))
+            }
         case .staged:
             staged = true
         case .finished(let step):
@@ -122,8 +124,8 @@ struct StreamedRestorePlan {
                 var chosen = [ready.removeFirst()]
                 // A table large enough is split across the connections free now, one per `splitSize`.
                 let size = chosen[0].size
-                let connections = min(jobs - busy, Int((size + splitSize - 1) / splitSize))
-                if size >= splitSize, connections >= 2, let copy = splitCopy(chosen[0].dumpId) {
+                let connections = size >= splitSize ? min(jobs - busy, Int((size - 1) / splitSize + 1)) : 1
+                if connections >= 2, let copy = splitCopy(chosen[0].dumpId) {
                     launches.append(launch(.tables([chosen[0].dumpId]), entries: [chosen[0].dumpId], jobs: connections, copy: copy))
                     continue
                 }
