@@ -107,14 +107,6 @@ public final class CustomDumpScanner {
     /// Bytes consumed so far.
     public private(set) var position: Int64 = 0
 
-    /// The table data block being read, if one is under way: its entry and where it starts.
-    public var blockInProgress: (dumpId: Int, start: Int64)? {
-        switch state {
-        case .chunkLength(blobs: false), .skip(_, blobs: false): (blockId, blockStart)
-        default: nil
-        }
-    }
-
     /// Past this, by default, a table of contents is not followed (the restore waits for the whole dump instead).
     public static let tableOfContentsLimit = 64 << 20
     private let tableOfContentsLimit: Int

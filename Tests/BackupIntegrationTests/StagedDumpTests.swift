@@ -89,7 +89,6 @@ struct StagedDumpTests {
             switch event {
             case .contents: events.append("contents")
             case .block(let id, _): events.append("block \(id)")
-            case .growing(let id, _): events.append("growing \(id)")
             case .abandoned: events.append("abandoned")
             case .staged: events.append("staged")
             case .unfollowable: events.append("unfollowable")
@@ -178,59 +177,5 @@ struct StagedDumpTests {
             [1] + int(index + 1) + int(size) + [UInt8](repeating: 0x61, count: size) + int(0)
         }
         return (toc, blocks)
-    }
-
-    @Test(
-        "a plain dump read as it arrives gives no byte before it is checked, and stops at a block that does not match",
-        arguments: [nil, 2_500_000] as [Int?])
-    func readAsItArrives(changedAt: Int?) throws {
-        let folder = try TemporaryDirectory(prefix: "contingency-staged")
-        defer { folder.remove() }
-        let archive = Self.minimalArchive(blockSizes: [1_000_000, 1_000_000, 1_000_000])
-        let bytes = archive.toc + archive.blocks.flatMap { $0 }
-        let dump = try StagedDump(
-            staging: try LocalStaging(creating: folder.path), name: "a.dump", sealed: false, followed: Self.recorded(bytes))
-        var staged = bytes
-        if let changedAt { staged[changedAt] ^= 1 }
-        let sink = try dump.sink()
-        // Reads what is there; "stops" where it would wait.
-        let source = try #require(try dump.arrivingSource(from: 0, shouldStop: { true }))
-        func readAll() -> (bytes: [UInt8], error: ContingencyError?) {
-            var read: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 300_000)
-            while true {
-                do {
-                    let count = try buffer.withUnsafeMutableBytes { try source.read(into: $0) }
-                    if count == 0 { return (read, nil) }
-                    read += buffer[..<count]
-                } catch {
-                    return (read, error as? ContingencyError)
-                }
-            }
-        }
-
-        try staged[..<1_500_000].withUnsafeBytes { try sink.write($0) }
-        let first = readAll()
-        let blockSize = Int(BlockHashes.blockSize(for: Int64(bytes.count)))
-        #expect(first.bytes == Array(bytes[..<blockSize]), "only the first checked block")
-        #expect(first.error?.isCancellation == true)
-
-        let rest = Result { try staged[1_500_000...].withUnsafeBytes { try sink.write($0) } }
-        if changedAt == nil {
-            try rest.get()
-            try dump.finish()
-            let second = readAll()
-            #expect(first.bytes + second.bytes == bytes)
-            #expect(second.error == nil)
-        } else {
-            // The last block, cut short, is checked when the dump ends.
-            #expect(throws: ContingencyError.self) {
-                try rest.get()
-                try dump.finish()
-            }
-            let second = readAll()
-            #expect(first.bytes + second.bytes == Array(bytes[..<(2 * blockSize)]), "up to the block that does not match")
-            #expect(second.error?.message.contains("does not match the manifest") == true, "\(String(describing: second.error))")
-        }
     }
 }

@@ -179,46 +179,27 @@ struct StreamedRestorePlanTests {
         }
     }
 
-    /// Cases of a plain dump whose large tables are loaded as they arrive ("growing 11": `big` still arriving).
-    static let followCases: [(label: String, jobs: Int, steps: [(String, [String])])] = [
-        ("a large table still arriving starts once the schema is done, after the tables already whole", 3,
-         [("contents", ["schema 100,1,2,3,4"]), ("growing 11", []), ("block 12 1", []),
-          ("done schema", ["tables 12", "tables*2 11 split arriving"]), ("block 11 300", []), ("done tables 12", []),
-          ("done tables 11", ["indexes 11: 21,22"])]),
-        ("with one connection free, a large table still arriving waits for a second one", 2,
-         [("contents", ["schema 100,1,2,3,4"]), ("block 12 1", []), ("growing 11", []),
-          ("done schema", ["tables 12"]), ("done tables 12", ["tables*2 11 split arriving"])]),
-        ("its block ending is not a second load; the indexes follow the load whichever comes first", 2,
-         [("contents", ["schema 100,1,2,3,4"]), ("done schema", []), ("growing 11", ["tables*2 11 split arriving"]),
-          ("done tables 11", []), ("block 11 300", ["indexes 11: 21,22"])]),
-        ("a large table whose block ends while one connection only is free is loaded as any other then", 2,
-         [("contents", ["schema 100,1,2,3,4"]), ("done schema", []), ("block 12 1", ["tables 12"]), ("growing 11", []),
-          ("block 11 300", ["tables 11"]), ("done tables 12", [])]),
-    ]
-
-    @Test(arguments: followCases.indices)
-    func follows(_ index: Int) {
-        let example = Self.followCases[index]
-        var plan = StreamedRestorePlan(jobs: example.jobs, follow: true)
-        for (event, expected) in example.steps {
-            let given: StreamedRestorePlan.Event
-            if event.hasPrefix("growing ") {
-                given = .growing(dumpId: Int(event.dropFirst("growing ".count))!, start: 11_000 * Self.mib)
-            } else {
-                given = Self.event(event, contents: Self.splittable())
-            }
-            let launched = plan.handle(given).map { Self.text($0) + ($0.arriving != nil ? " arriving" : "") }
-            #expect(launched == expected, "\(example.label), after \(event)")
-        }
-    }
-
-    @Test("without following (a sealed dump) a table still arriving waits for its whole block")
-    func sealedWaits() {
-        var plan = StreamedRestorePlan(jobs: 2, follow: false)
+    @Test("a large table with much of the dump after it is loaded by pg_restore; the last one is split")
+    func onlyTheLast() {
+        // Blocks are placed at their id × 1000 MiB: block 13 (300 MiB) ends the dump.
+        var plan = StreamedRestorePlan(jobs: 2, dumpSize: 13_300 * Self.mib)
         _ = plan.handle(Self.event("contents", contents: Self.splittable()))
         _ = plan.handle(Self.event("done schema"))
-        #expect(plan.handle(.growing(dumpId: 11, start: 11_000 * Self.mib)).isEmpty)
-        #expect(plan.handle(Self.event("block 11 300")).map(Self.text) == ["tables*2 11 split"])
+        #expect(plan.handle(Self.event("block 11 300")).map(Self.text) == ["tables 11"])
+        #expect(plan.handle(Self.event("done tables 11")).map(Self.text) == ["indexes 11: 21,22"])
+        _ = plan.handle(Self.event("done indexes 11"))
+        #expect(plan.handle(Self.event("block 13 300")).map(Self.text) == ["tables*2 13 split"])
+    }
+
+    @Test("a large table gets only the connections the tables waiting beside it cannot use")
+    func spareConnections() {
+        var plan = StreamedRestorePlan(jobs: 4)
+        _ = plan.handle(Self.event("contents", contents: Self.splittable()))
+        _ = plan.handle(Self.event("block 11 300"))
+        _ = plan.handle(Self.event("block 12 1"))
+        _ = plan.handle(Self.event("block 13 1"))
+        // Two small tables waiting (loaded together, but each counted): two connections left for big.
+        #expect(plan.handle(Self.event("done schema")).map(Self.text) == ["tables*2 11 split", "tables 12,13"])
     }
 
     @Test("a split step carries the statement quoted again, the archive's encoding and integer size")

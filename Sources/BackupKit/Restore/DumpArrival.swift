@@ -14,10 +14,6 @@ final class DumpArrival: @unchecked Sendable {
         case contents(CustomDumpScanner.Contents)
         /// This entry's data block is on disk whole, at `range`.
         case block(dumpId: Int, range: Range<Int64>)
-        /// This entry's data block, starting at `start`, is still arriving with `growing` bytes of it already on
-        /// disk and checked: a large table, which may be read as it arrives (`frontier`, `waitForFrontier`).
-        /// Announced once per block at most, before its `block`.
-        case growing(dumpId: Int, start: Int64)
         /// The dump's layout can no longer be followed (or never could): what was announced stays valid; the
         /// rest has to wait for `staged`.
         case unfollowable(String)
@@ -29,8 +25,6 @@ final class DumpArrival: @unchecked Sendable {
 
     let events: AsyncStream<Event>
     private let continuation: AsyncStream<Event>.Continuation
-    /// A block still arriving is announced as `growing` once this much of it is on disk and checked.
-    let growing: Int64
     private let scanner: CustomDumpScanner
     private var announcedContents = false
     private var announcedFailure = false
@@ -47,12 +41,8 @@ final class DumpArrival: @unchecked Sendable {
 
     /// `checkedBlocks`: announce only what `checked(through:)` has vouched for (a restore always does: see
     /// `BlockCheckingSink`); without, whatever is in the file.
-    init(
-        lag: Int64 = 0, checkedBlocks: Bool, tableOfContentsLimit: Int = CustomDumpScanner.tableOfContentsLimit,
-        growing: Int64 = StreamedRestorePlan.batch
-    ) {
+    init(lag: Int64 = 0, checkedBlocks: Bool, tableOfContentsLimit: Int = CustomDumpScanner.tableOfContentsLimit) {
         self.lag = lag
-        self.growing = max(1, growing)
         checkedFrontier = checkedBlocks ? 0 : .max
         scanner = CustomDumpScanner(tableOfContentsLimit: tableOfContentsLimit)
         (events, continuation) = AsyncStream.makeStream(of: Event.self)
@@ -75,26 +65,17 @@ final class DumpArrival: @unchecked Sendable {
     func finish() {
         held += scanner.finish()
         announce(upTo: written)
-        frontierChanged.withLock {
-            ended = .some(nil)
-            frontierChanged.broadcast()
-        }
         close(.staged)
     }
 
     /// The dump is not to be used after all.
     func abandon(_ why: String) {
-        frontierChanged.withLock {
-            ended = .some(why)
-            frontierChanged.broadcast()
-        }
         close(.abandoned(why))
     }
 
     /// What lies entirely before `frontier`, the part of the dump known to be in the file.
     private func announce(upTo written: Int64) {
         let frontier = min(written, checkedFrontier)
-        advance(frontier)
         guard let contents = scanner.contents, contents.tableOfContentsSize <= frontier else {
             return announceFailure()
         }
@@ -105,50 +86,7 @@ final class DumpArrival: @unchecked Sendable {
         let ready = held.prefix { $0.range.upperBound <= frontier }
         held.removeFirst(ready.count)
         for block in ready { send(.block(dumpId: block.dumpId, range: block.range)) }
-        // A block still arriving, once enough of it is there (never one already whole: it is `held` then).
-        if let current = scanner.blockInProgress, !announcedGrowing.contains(current.dumpId),
-            !held.contains(where: { $0.dumpId == current.dumpId }), frontier - current.start >= growing
-        {
-            announcedGrowing.insert(current.dumpId)
-            send(.growing(dumpId: current.dumpId, start: current.start))
-        }
         announceFailure()
-    }
-
-    private var announcedGrowing: Set<Int> = []
-
-    // MARK: - Reading what has arrived
-
-    private let frontierChanged = NSCondition()
-    private var readable: Int64 = 0
-    private var ended: String?? = nil
-
-    /// How much of the dump, from its start, is on disk and checked: safe to read.
-    var frontier: Int64 { frontierChanged.withLock { readable } }
-
-    private func advance(_ frontier: Int64) {
-        frontierChanged.withLock {
-            guard frontier > readable else { return }
-            readable = frontier
-            frontierChanged.broadcast()
-        }
-    }
-
-    /// Waits until the frontier is past `position` and returns it; nil when the whole dump is staged and ends
-    /// at or before `position`. Throws when the dump was abandoned (it does not match its manifest), or when
-    /// `shouldStop` says so (checked at least every 100 ms).
-    func waitForFrontier(beyond position: Int64, shouldStop: () -> Bool) throws -> Int64? {
-        try frontierChanged.withLock {
-            while readable <= position {
-                if let ended {
-                    if let why = ended { throw ContingencyError.failed(why) }
-                    return nil
-                }
-                if shouldStop() { throw ContingencyError.cancelled() }
-                _ = frontierChanged.wait(until: Date().addingTimeInterval(0.1))
-            }
-            return readable
-        }
     }
 
     private func announceFailure() {

@@ -3,8 +3,8 @@ import BackupInterop
 import Foundation
 
 /// Loads one large table's data through several connections at once, as pgcopydb splits large tables: the
-/// table's data block is read from the staged dump (decrypted as it is read when sealed; as it arrives, never
-/// past what has been checked, when plain and still arriving), cut into segments of whole rows
+/// table's data block is read from the staged dump (decrypted as it is read when sealed), cut into segments of
+/// whole rows
 /// (`CopyDataSplitter`), and each segment goes to the least behind of `connections` concurrent
 /// `COPY … FROM STDIN`. pg_restore cannot do this: it loads a table through one connection whatever `--jobs`
 /// says, so one table holding most of a database made its COPY the restore's critical path.
@@ -19,9 +19,8 @@ import Foundation
 /// Memory: at most two segments per connection queued, plus the one being cut; a row too long for a segment
 /// goes in pieces, one after the other to one connection (`CopyDataSplitter.Segment.continues`).
 struct SplitTableLoad {
-    /// The table's data block, from its first byte: given a test of whether the load has stopped (for a source
-    /// that waits for the block to arrive).
-    let source: @Sendable (_ shouldStop: @escaping @Sendable () -> Bool) throws -> any ByteSource
+    /// The table's data block, from its first byte.
+    let source: @Sendable () throws -> any ByteSource
     let dumpId: Int
     let copy: StreamedRestorePlan.SplitCopy
     let connection: ConnectionParameters
@@ -91,7 +90,7 @@ struct SplitTableLoad {
     /// queued (the pieces of a long row to one connection).
     private func read(into queues: SegmentQueues) throws -> Loaded {
         var block = try CustomDumpDataBlock(
-            source: try source { queues.aborted }, intSize: copy.intSize, dumpId: dumpId)
+            source: try source(), intSize: copy.intSize, dumpId: dumpId)
         var splitter = CopyDataSplitter(segmentSize: segmentSize)
         var sticky: Int?
         func send(_ segment: CopyDataSplitter.Segment) throws {

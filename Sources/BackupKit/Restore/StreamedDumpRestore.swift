@@ -54,34 +54,21 @@ struct StreamedDumpRestore {
                 for await event in arrival.events { post.yield(.arrival(event)) }
                 post.yield(.arrivalsEnded)
             }
-            // A plain dump's large table is read as it arrives; a sealed one's chunks are read once written.
-            var plan = StreamedRestorePlan(jobs: jobs, splitSize: splitSize ?? .max, follow: splitSize != nil && !dump.isSealed)
+            var plan = StreamedRestorePlan(jobs: jobs, splitSize: splitSize ?? .max, dumpSize: dump.checkedMember?.size)
             var staged = false
             let started = Date()
 
             func launch(_ launch: StreamedRestorePlan.Launch) throws {
                 if let copy = launch.copy, case .tables(let dumpIds) = launch.step, let dumpId = dumpIds.first {
-                    let source: @Sendable (@escaping @Sendable () -> Bool) throws -> any ByteSource
-                    let size: String
-                    if let start = launch.arriving {
-                        source = { stop in
-                            guard let source = try dump.arrivingSource(from: start, shouldStop: stop) else {
-                                throw ContingencyError.failed("a sealed dump cannot be read as it arrives")
-                            }
-                            return source
-                        }
-                        size = "still arriving"
-                    } else if let range = plan.positions[dumpId] {
-                        source = { _ in try dump.source(ranges: [range]) }
-                        size = ByteFormat.string(Int64(range.count))
-                    } else {
+                    guard let range = plan.positions[dumpId] else {
                         throw ContingencyError.failed("the place of entry \(dumpId)'s data is not known")
                     }
                     let load = SplitTableLoad(
-                        source: source, dumpId: dumpId, copy: copy, connection: connection, database: database,
-                        applicationName: applicationName, settings: settings, connections: launch.jobs)
+                        source: { try dump.source(ranges: [range]) }, dumpId: dumpId, copy: copy, connection: connection,
+                        database: database, applicationName: applicationName, settings: settings,
+                        connections: launch.jobs)
                     logger.info(
-                        "Loading the data of \(copy.statement.qualifiedName) (\(size)) through \(launch.jobs) connections at once"
+                        "Loading the data of \(copy.statement.qualifiedName) (\(ByteFormat.string(Int64(range.count)))) through \(launch.jobs) connections at once"
                     )
                     group.addTask {
                         do {
@@ -121,8 +108,6 @@ struct StreamedDumpRestore {
                     event = .contents(found)
                 case .arrival(.block(let dumpId, let range)):
                     event = .block(dumpId: dumpId, range: range)
-                case .arrival(.growing(let dumpId, let start)):
-                    event = .growing(dumpId: dumpId, start: start)
                 case .arrival(.unfollowable(let why)):
                     logger.info(
                         "The dump's layout is not followed further (\(why)): \(plan.contents == nil ? "it is restored whole" : "the rest is restored") once it is staged"

@@ -3,8 +3,8 @@ import BackupInterop
 
 /// When each step of a restore that follows a dump as it arrives may start (`StreamedDumpRestore` runs them):
 /// the schema as soon as the table of contents is there, each table's data as soon as its block is (up to
-/// `jobs` connections at a time, the largest table first, small tables several to a step, a large one split
-/// across several connections), a large table's indexes and primary key as soon as it is loaded while other
+/// `jobs` connections at a time, the largest table first, small tables several to a step, the last large one
+/// split across several connections), a large table's indexes and primary key as soon as it is loaded while other
 /// tables still load, and, once the whole dump is there and nothing else runs, everything else with `jobs` jobs. Events in, steps out; no I/O, so its decisions are
 /// tested with tables of cases.
 struct StreamedRestorePlan {
@@ -26,8 +26,6 @@ struct StreamedRestorePlan {
         let entries: [Int]?
         let jobs: Int
         var copy: SplitCopy? = nil
-        /// Where the table's data block starts when it is to be read as it arrives (its end not yet there).
-        var arriving: Int64? = nil
     }
 
     /// How a large table's rows are loaded through several connections: its checked COPY statement, the
@@ -47,8 +45,6 @@ struct StreamedRestorePlan {
         case staged
         /// A step started earlier ended well.
         case finished(Step)
-        /// A large table's data block, starting at `start`, is still arriving (`DumpArrival.Event.growing`).
-        case growing(dumpId: Int, start: Int64)
     }
 
     /// Tables smaller than this are loaded several by one pg_restore, up to this much in all (a process and a
@@ -75,17 +71,13 @@ struct StreamedRestorePlan {
     /// The last step has ended: the dump is restored.
     private(set) var isComplete = false
 
-    /// Whether a table's rows may be loaded while its block still arrives (a plain staged dump).
-    let follow: Bool
-    /// Large tables still arriving, not yet started.
-    private var arriving: [(dumpId: Int, start: Int64)] = []
-    /// Tables started while their block still arrived: their `block` event only says where it ended.
-    private var followed: Set<Int> = []
+    /// The dump's size, when known: a table is split only when little of the dump comes after it.
+    let dumpSize: Int64?
 
-    init(jobs: Int, splitSize: Int64 = Self.batch, follow: Bool = false) {
+    init(jobs: Int, splitSize: Int64 = Self.batch, dumpSize: Int64? = nil) {
         self.jobs = max(1, jobs)
         self.splitSize = max(1, splitSize)
-        self.follow = follow
+        self.dumpSize = dumpSize
     }
 
     /// Takes one event and returns the steps that may start now.
@@ -98,12 +90,7 @@ struct StreamedRestorePlan {
             launches.append(launch(.schema, entries: Self.schemaEntries(found)))
         case .block(let dumpId, let range):
             positions[dumpId] = range
-            arriving.removeAll { $0.dumpId == dumpId }
-            if !followed.contains(dumpId) { ready.append((dumpId, Int64(range.count))) }
-        case .growing(let dumpId, let start):
-            if follow, splitSize < .max, splitCopy(dumpId) != nil, positions[dumpId] == nil {
-                arriving.append((dumpId, start))
-            }
+            ready.append((dumpId, Int64(range.count)))
         case .staged:
             staged = true
         case .finished(let step):
@@ -122,10 +109,13 @@ struct StreamedRestorePlan {
             ready.sort { $0.size > $1.size }
             while busy < jobs, !ready.isEmpty {
                 var chosen = [ready.removeFirst()]
-                // A table large enough is split across the connections free now, one per `splitSize`.
+                // A table large enough, with little of the dump after it, is split across the connections that
+                // no other table waiting could use, one per `splitSize`: several tables loading at once keep the
+                // server as busy, without the cost of cutting rows.
                 let size = chosen[0].size
-                let connections = size >= splitSize ? min(jobs - busy, Int((size - 1) / splitSize + 1)) : 1
-                if connections >= 2, let copy = splitCopy(chosen[0].dumpId) {
+                let spare = jobs - busy - ready.count
+                let connections = size >= splitSize ? min(spare, Int((size - 1) / splitSize + 1)) : 1
+                if connections >= 2, isLast(chosen[0].dumpId), let copy = splitCopy(chosen[0].dumpId) {
                     launches.append(launch(.tables([chosen[0].dumpId]), entries: [chosen[0].dumpId], jobs: connections, copy: copy))
                     continue
                 }
@@ -146,15 +136,6 @@ struct StreamedRestorePlan {
                     for entry in entries { early[entry] = nil }
                     launches.append(launch(.indexes(table: table, entries), entries: entries))
                 }
-            }
-            // Last, a large table still arriving, through every connection left if at least two are: it is read as
-            // it arrives, as fast as it arrives, while the tables already whole go first at full speed.
-            while jobs - busy >= 2, let next = arriving.first, let copy = splitCopy(next.dumpId) {
-                arriving.removeFirst()
-                followed.insert(next.dumpId)
-                var started = launch(.tables([next.dumpId]), entries: [next.dumpId], jobs: jobs - busy, copy: copy)
-                started.arriving = next.start
-                launches.append(started)
             }
         }
         if staged && !restStarted && running.isEmpty && ready.isEmpty && (schemaDone || contents == nil) {
@@ -185,6 +166,13 @@ struct StreamedRestorePlan {
         // In archive order, which a stream must follow.
         let ordered = entries.map { wanted in contents?.entries.map(\.dumpId).filter(Set(wanted).contains) ?? wanted }
         return Launch(step: step, entries: ordered, jobs: jobs, copy: copy)
+    }
+
+    /// Whether less than `splitSize` of the dump comes after this table's data (always, when the dump's size
+    /// is not known).
+    private func isLast(_ dumpId: Int) -> Bool {
+        guard let dumpSize, let range = positions[dumpId] else { return true }
+        return dumpSize - range.upperBound < splitSize
     }
 
     /// How a table's data may be split across connections: only plain COPY data (an uncompressed archive),

@@ -31,19 +31,13 @@ final class StagedDump: @unchecked Sendable {
     /// follow the dump as it arrives (`arrival`), each block checked before it is announced. Without block
     /// hashes (backups made before they were recorded) the dump is not followed: it is used once it is whole
     /// and its sha256 matches.
-    /// `growing`: how much of a table's block must have arrived for its arrival to say it is large
-    /// (`DumpArrival.Event.growing`).
-    init(
-        staging: LocalStaging, name: String, sealed: Bool, followed: BackupMetadata.Member? = nil,
-        growing: Int64 = StreamedRestorePlan.batch
-    ) throws {
+    init(staging: LocalStaging, name: String, sealed: Bool, followed: BackupMetadata.Member? = nil) throws {
         file = try staging.makeTemporaryFile(name)
         key = sealed ? AgeIdentity.generate() : nil
         if let followed, let blocks = followed.blocks, blocks.describes(size: followed.size) {
             expected = (followed, blocks)
             // Sealed, the last chunk's worth of bytes written is still held by the encryption when `write` returns.
-            arrival = DumpArrival(
-                lag: sealed ? Int64(AgeDecryptingSource.chunkSize) : 0, checkedBlocks: true, growing: growing)
+            arrival = DumpArrival(lag: sealed ? Int64(AgeDecryptingSource.chunkSize) : 0, checkedBlocks: true)
         } else {
             expected = nil
             arrival = nil
@@ -115,16 +109,6 @@ final class StagedDump: @unchecked Sendable {
         })
     }
 
-    /// The plain dump from `start` on, read as it arrives: never past what `arrival` says is on disk and checked,
-    /// waiting for more until the dump is staged (then its end is the end). Nil for a sealed dump, whose chunks
-    /// are read whole once written (`source(ranges:)`).
-    func arrivingSource(from start: Int64, shouldStop: @escaping @Sendable () -> Bool) throws -> (any ByteSource)? {
-        guard key == nil, let arrival else { return nil }
-        let file = try LocalFile(reading: file.path)
-        try file.seek(to: start)
-        return ArrivingSource(file: file, position: start, arrival: arrival, shouldStop: shouldStop)
-    }
-
     /// For pg_restore: the file itself when plain (it can seek in it), a decrypting stream when sealed.
     func input() throws -> PostgresTools.DumpInput {
         key == nil ? .file(file.path) : .stream(try source())
@@ -141,36 +125,5 @@ final class CountingSink: ByteSink {
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         try next.write(bytes)
         count += Int64(bytes.count)
-    }
-}
-
-/// A staged file read while it is written, up to what its arrival vouches for (`StagedDump.arrivingSource`).
-final class ArrivingSource: ByteSource {
-    private let file: LocalFile
-    private var position: Int64
-    private let arrival: DumpArrival
-    private let shouldStop: @Sendable () -> Bool
-
-    init(file: LocalFile, position: Int64, arrival: DumpArrival, shouldStop: @escaping @Sendable () -> Bool) {
-        self.file = file
-        self.position = position
-        self.arrival = arrival
-        self.shouldStop = shouldStop
-    }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        guard let frontier = try arrival.waitForFrontier(beyond: position, shouldStop: shouldStop) else { return 0 }
-        let wanted = Int(min(Int64(buffer.count), frontier - position))
-        var filled = 0
-        // The bytes before the frontier are in the file: a short read only means they come in more than one.
-        while filled < wanted {
-            let count = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<wanted]))
-            guard count > 0 else {
-                throw ContingencyError.failed("the staged dump \(file.path) is shorter than what was written to it")
-            }
-            filled += count
-        }
-        position += Int64(filled)
-        return filled
     }
 }
