@@ -226,7 +226,8 @@ public struct RestoreConfiguration: Sendable, Equatable {
     public var app = Hooks()
     /// How the restored database compresses its out-of-line values.
     public var toastCompression = ToastCompression.lz4
-    /// Tables whose data is at least this large are loaded through several connections (nil: none is).
+    /// The last large table, when its data is at least this large, is loaded through several connections (nil:
+    /// every table by pg_restore; RESTORE_SPLIT_TABLE_SIZE).
     public var splitTableSize: Int64? = 64 << 20
     /// Which backups are accepted as genuine, and how far ahead of the store's clock a name may be dated.
     public var trust = TrustSettings()

@@ -114,9 +114,9 @@ struct SplitTableLoadTests {
             #expect(try await server.snapshot(database: "split") == reference)
             #expect(try await server.snapshot(database: "source") == reference)
             let lines = logged.lines
-            // Eight connections, one for each of the two other tables waiting: six for odd.
+            // Eight connections: the other tables are small, and do not keep any from odd.
             #expect(
-                lines.contains { $0.contains("Loading the data of \"public\".\"odd\"") && $0.contains("through 6 connections") },
+                lines.contains { $0.contains("Loading the data of \"public\".\"odd\"") && $0.contains("through 8 connections") },
                 "\(lines)")
             #expect(lines.contains { $0.contains("60006 rows") }, "\(lines)")
             // A table with a BRIN index keeps its rows' order: pg_restore loads it.
@@ -274,41 +274,57 @@ struct SplitTableLoadTests {
                 toFile: path,
                 connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "source"))))
             try #require(dumped.succeeded, "pg_dump: \(dumped)")
-            let (dump, arrival) = try Self.stage(path, in: folder, sealed: false)
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            let scanner = CustomDumpScanner()
+            let blocks = bytes.withUnsafeBytes { scanner.consume($0) } + scanner.finish()
+            let contents = try #require(scanner.contents)
+            let odd = try #require(contents.entries.first { $0.desc == "TABLE DATA" && $0.tag == "odd" })
+            let range = try #require(blocks.first { $0.dumpId == odd.dumpId }?.range)
+            let statement = try #require(odd.copyStatement.flatMap(CopyStatement.init(parsing:)))
+
+            // The table made, and held by another session before the load starts: its COPYs wait in libpq.
             try await server.createDatabase("split")
-            let logged = LogCollector()
-            var restore = StreamedDumpRestore(
-                tools: tools, dump: dump, arrival: arrival,
-                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres"))),
-                database: "split", applicationName: "contingency-cancel-test", ownership: true, settings: [:], jobs: 8,
-                logger: logged.logger)
-            restore.splitSize = 1
-            // Another session holds odd once the schema has made it: the split COPYs wait on its lock, in libpq.
+            let list = folder.appending("schema.list").path
+            try Data(StreamedRestorePlan.schemaEntries(contents).map { "\($0)\n" }.joined().utf8)
+                .write(to: URL(fileURLWithPath: list))
+            let schema = try await tools.restore(
+                .file(path), connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres"))),
+                database: "split", applicationName: "contingency-test", mode: .parallel(jobs: 1), list: list)
+            try #require(schema.succeeded, "\(schema)")
             let holder = try PostgresConnection(
                 try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "split"))))
-            let restoring = Task { [restore] in try await restore.run() }
-            try await eventually("the schema to be restored") {
-                logged.lines.contains { $0.contains("Restored the schema") }
-            }
             try holder.query("BEGIN")
             try holder.query("LOCK TABLE public.odd IN ACCESS EXCLUSIVE MODE")
-            try await eventually("odd's load to wait on the lock") {
+
+            let load = SplitTableLoad(
+                source: {
+                    let file = try LocalFile(reading: path)
+                    try file.seek(to: range.lowerBound)
+                    return SliceSource(file, length: Int64(range.count))
+                },
+                dumpId: odd.dumpId,
+                copy: .init(statement: statement, encoding: try #require(contents.encoding), intSize: contents.intSize),
+                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres"))),
+                database: "split", applicationName: "contingency-cancel-test", settings: [:], connections: 3)
+            let loading = Task { try await load.run() }
+            try await eventually("the load's COPYs to wait on the lock") {
                 try await server.query(
-                    "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'contingency-cancel-test' AND wait_event_type = 'Lock'",
-                    database: "postgres") == [["t"]]
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'contingency-cancel-test' AND wait_event_type = 'Lock' AND query LIKE 'COPY %'")
+                    == [["3"]]
             }
-            restoring.cancel()
-            let outcome = await restoring.result
+            loading.cancel()
+            let outcome = await loading.result
             if case .failure(let error as ContingencyError) = outcome {
                 #expect(error.isCancellation, "\(error)")
             } else {
-                Issue.record("the restore did not stop as cancelled: \(outcome)")
+                Issue.record("the load did not stop as cancelled: \(outcome)")
             }
             try await eventually("the load's sessions to end") {
                 try await server.query(
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'contingency-cancel-test'") == [["0"]]
             }
             try holder.query("ROLLBACK")
+            #expect(try await server.query("SELECT count(*) FROM odd", database: "split") == [["0"]])
         }
     }
 

@@ -9,8 +9,9 @@ import Logging
 /// as it is loaded, and, once the whole dump is there, everything else (sequences, foreign keys, privileges…)
 /// with `pg_restore --jobs`. Each step is a pg_restore of the staged dump with `--use-list` naming its entries,
 /// so pg_restore still does the work and keeps its own order within each step; this only decides when each
-/// step may start. The one exception is a large table's data, which pg_restore would load through one
-/// connection: its rows are split across several (`SplitTableLoad`). The order between steps is pg_restore's own: pre-data, data, post-data, privileges last.
+/// step may start. The one exception is the last large table's data, which pg_restore would load through one
+/// connection: its rows are split across the spare connections (`SplitTableLoad`). The order between steps is
+/// pg_restore's own: pre-data, data, post-data, privileges last.
 ///
 /// A plain dump is read by pg_restore from the file, where it finds each block itself. A sealed one is
 /// decrypted into its standard input: the table of contents, then only the blocks a step needs, in archive

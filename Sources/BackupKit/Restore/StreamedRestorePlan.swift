@@ -53,7 +53,8 @@ struct StreamedRestorePlan {
     static let batch: Int64 = 64 << 20
 
     let jobs: Int
-    /// A table's data at least this large is split across connections, one for each this much (at most `jobs`).
+    /// The last large table, when its data is at least this large, is split across connections, one for each
+    /// this much (as many as are spare); less than this much of the dump after a table makes it the last.
     let splitSize: Int64
     private(set) var contents: CustomDumpScanner.Contents?
     /// Where each staged data block is.
@@ -62,9 +63,14 @@ struct StreamedRestorePlan {
     private var early: [Int: Set<Int>] = [:]
     private var restored: Set<Int> = []
     private(set) var running: Set<Step> = []
-    /// The connections each running step holds; never more than `jobs` in all.
+    /// The connections each running step holds; never more than `jobs` in all, but for a split load started
+    /// beside steps of small tables, which end soon.
     private var weights: [Step: Int] = [:]
     private var busy: Int { weights.values.reduce(0, +) }
+    /// Running steps of small tables only (under `batch` in all).
+    private var small: Set<Step> = []
+    /// The connections held by steps that last: all but those of small tables.
+    private var busyLong: Int { weights.filter { !small.contains($0.key) }.values.reduce(0, +) }
     private var schemaDone = false
     private var staged = false
     private var restStarted = false
@@ -96,6 +102,7 @@ struct StreamedRestorePlan {
         case .finished(let step):
             running.remove(step)
             weights[step] = nil
+            small.remove(step)
             switch step {
             case .schema: schemaDone = true
             case .tables(let dumpIds), .indexes(_, let dumpIds): restored.formUnion(dumpIds)
@@ -109,11 +116,12 @@ struct StreamedRestorePlan {
             ready.sort { $0.size > $1.size }
             while busy < jobs, !ready.isEmpty {
                 var chosen = [ready.removeFirst()]
-                // A table large enough, with little of the dump after it, is split across the connections that
-                // no other table waiting could use, one per `splitSize`: several tables loading at once keep the
-                // server as busy, without the cost of cutting rows.
+                // A table large enough, with less than `splitSize` of the dump after it, is split, one connection
+                // per `splitSize`, across the connections no other large table waiting and no lasting step holds:
+                // several large tables loading at once keep the server as busy, without the cost of cutting rows.
+                // Small tables' steps, which end soon, do not count (they wait, or run beside it for a moment).
                 let size = chosen[0].size
-                let spare = jobs - busy - ready.count
+                let spare = jobs - busyLong - ready.filter { $0.size >= Self.batch }.count
                 let connections = size >= splitSize ? min(spare, Int((size - 1) / splitSize + 1)) : 1
                 if connections >= 2, isLast(chosen[0].dumpId), let copy = splitCopy(chosen[0].dumpId) {
                     launches.append(launch(.tables([chosen[0].dumpId]), entries: [chosen[0].dumpId], jobs: connections, copy: copy))
@@ -122,7 +130,9 @@ struct StreamedRestorePlan {
                 while let next = ready.last, chosen.reduce(0, { $0 + $1.size }) + next.size <= Self.batch {
                     chosen.append(ready.removeLast())
                 }
-                launches.append(launch(.tables(chosen.map(\.dumpId)), entries: chosen.map(\.dumpId)))
+                let step = Step.tables(chosen.map(\.dumpId))
+                launches.append(launch(step, entries: chosen.map(\.dumpId)))
+                if chosen.reduce(0, { $0 + $1.size }) < Self.batch { small.insert(step) }
             }
             // While other tables still load: a loaded large table's indexes (once all are, they go with the rest,
             // which pg_restore --jobs spreads itself).
