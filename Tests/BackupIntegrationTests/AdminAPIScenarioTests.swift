@@ -27,11 +27,17 @@ struct AdminAPIScenarioTests {
     }
 
     /// Starts `restore-job --loop` and waits for its first heartbeat (the API refuses restores until then).
+    /// Starts a runner and waits for its heartbeat, written whole: the folder alone appears before the file is
+    /// renamed into it, and an API call in that moment rightly finds no runner.
     static func launchRunner(_ scenario: RollbackTests.Scenario) async throws {
         _ = try scenario.launchRunner()
+        let folder = scenario.app.backupDirectory.appendingPathComponent(RunnerHeartbeat.folder)
         try await eventually(timeout: .seconds(60), "the runner's heartbeat") {
-            FileManager.default.fileExists(
-                atPath: scenario.app.backupDirectory.appendingPathComponent(RunnerHeartbeat.folder).path)
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+            return names.contains { name in
+                (try? Data(contentsOf: folder.appendingPathComponent(name)))
+                    .flatMap { try? ContingencyJSON.decoder().decode(RunnerHeartbeat.self, from: $0) } != nil
+            }
         }
     }
 
