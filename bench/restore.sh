@@ -12,8 +12,8 @@
 #              PGBENCH20_EXTRA_MB (20) of dataset.py's rows, PGBENCH20_UPLOADS_MB (300) of uploads
 #   default    run.sh's default data: pgbench at SCALE (50), EXTRA_MB (750) of rows, UPLOADS_MB (1000) of uploads
 # RUNS: rounds (5); SEED: the data's seed (1); PROFILE=1: after pgbench20's rounds, a system-wide perf profile of
-# one restore-job into profile-restore.txt. Estimated at about 40 minutes with the defaults on 2 cores (an
-# estimate from small runs). Needs root or sudo to install what it uses.
+# one restore-job into profile-restore.txt (kept in bench/results as profile-restore-pgbench20.txt, beside run.sh's
+# profile-restore.txt). About 20 minutes with the defaults on 2 cores. Needs root or sudo to install what it uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PGBENCH20_SCALE="${PGBENCH20_SCALE:-20}" PGBENCH20_EXTRA_MB="${PGBENCH20_EXTRA_MB:-20}"
