@@ -9,7 +9,8 @@ import Foundation
 /// would be written `\\.`), followed by empty lines only; the marker and what follows are not rows, and are
 /// never sent (each connection ends its own COPY). Anything but newlines after the marker is refused: a plain
 /// pg_restore would send it to one server that would stop at the marker, so loading it elsewhere would not
-/// give the same table.
+/// give the same table. (A `\.` in the middle of a line, which pg_dump never writes, also ends a COPY on
+/// PostgreSQL 17 and older; it is not looked for: such data, forged, would lose a different share of its rows.)
 ///
 /// A row longer than `longRow` (PostgreSQL allows values up to 1 GB) is not held whole: it is given in pieces,
 /// each marked `continues`, whose connection must also take the next piece, so that the row reaches one server
