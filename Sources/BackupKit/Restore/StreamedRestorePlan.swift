@@ -4,9 +4,9 @@ import BackupInterop
 /// When each step of a restore that follows a dump as it arrives may start (`StreamedDumpRestore` runs them):
 /// the schema as soon as the table of contents is there, each table's data as soon as its block is (up to
 /// `jobs` connections at a time, the largest table first, small tables several to a step, the last large one
-/// split across several connections), a large table's indexes and primary key as soon as it is loaded while other
-/// tables still load, and, once the whole dump is there and nothing else runs, everything else with `jobs` jobs. Events in, steps out; no I/O, so its decisions are
-/// tested with tables of cases.
+/// split across several connections), a large table's indexes and primary key as soon as it is loaded while
+/// other tables still load, and, once the whole dump is there and nothing else runs, everything else with
+/// `jobs` jobs. Events in, steps out; no I/O, so its decisions are tested with tables of cases.
 struct StreamedRestorePlan {
     enum Step: Sendable, Hashable {
         case schema
@@ -77,7 +77,7 @@ struct StreamedRestorePlan {
     /// The last step has ended: the dump is restored.
     private(set) var isComplete = false
 
-    /// The dump's size, when known: a table is split only when little of the dump comes after it.
+    /// The dump's size, when known: a table is split only when less than `splitSize` of the dump comes after it.
     let dumpSize: Int64?
 
     init(jobs: Int, splitSize: Int64 = Self.batch, dumpSize: Int64? = nil) {
