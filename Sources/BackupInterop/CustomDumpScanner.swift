@@ -316,10 +316,12 @@ public final class CustomDumpScanner {
                 let desc = try reader.string() ?? ""
                 let own = try reader.integer()
                 if own != 1 { section = own }
-                // Kept only where a restore needs them: the encoding, and a table's COPY statement.
-                let definition = ["ENCODING", "INDEX", "CONSTRAINT"].contains(desc) ? try reader.exactString() : try reader.skipString()
+                // Kept only where a restore needs them: the encoding, an index's need of row order, a table's COPY.
+                let definition =
+                    ["ENCODING", "INDEX", "CONSTRAINT"].contains(desc) ? try reader.exactString() : try reader.skipString()
                 // pg_dump.c `dumpIndex`/`dumpConstraint`: "… USING brin (…)", "ALTER TABLE … CLUSTER ON …".
-                let needsRowOrder = definition.map { $0.contains(" USING brin (") || $0.contains(" CLUSTER ON ") } ?? false
+                let needsRowOrder =
+                    definition.map { $0.contains(" USING brin (") || $0.contains(" CLUSTER ON ") } ?? false
                 _ = try reader.skipString()  // drop statement
                 let copyStatement = desc == "TABLE DATA" ? try reader.exactString() : try reader.skipString()
                 for _ in 0..<3 { _ = try reader.string() }  // schema, tablespace, table access method

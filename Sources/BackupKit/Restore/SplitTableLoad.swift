@@ -129,7 +129,10 @@ struct SplitTableLoad {
         }
         // PostgreSQL 17's, which an older server does not know: one COPY lasts as long as its share of the table.
         try session.query(
-            "SELECT pg_catalog.set_config(name, '0', false) FROM pg_catalog.pg_settings WHERE name = 'transaction_timeout'")
+            """
+            SELECT pg_catalog.set_config(name, '0', false) FROM pg_catalog.pg_settings
+            WHERE name = 'transaction_timeout'
+            """)
         try session.startCopy(copy.statement.sql)
         while let segment = queues.take(index) {
             try segment.withUnsafeBytes { try session.sendCopyData($0) }

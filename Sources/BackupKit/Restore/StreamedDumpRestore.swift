@@ -136,7 +136,10 @@ struct StreamedDumpRestore {
                     event = .finished(step)
                 case .loaded(let step, let loaded):
                     logger.info(
-                        "Restored the data of \(tables(step, plan)) (\(ByteFormat.string(loaded.bytes))): \(loaded.rows) rows, \(DurationFormat.string(seconds: Date().timeIntervalSince(started))) in")
+                        """
+                        Restored the data of \(tables(step, plan)) (\(ByteFormat.string(loaded.bytes))): \
+                        \(loaded.rows) rows, \(DurationFormat.string(seconds: Date().timeIntervalSince(started))) in
+                        """)
                     event = .finished(step)
                 case .loadFailed(let step, let why):
                     throw ContingencyError.failed("loading the data of \(tables(step, plan)) into a new database failed: \(why)")

@@ -124,7 +124,8 @@ struct StreamedRestorePlan {
                 let spare = jobs - busyLong - ready.filter { $0.size >= Self.batch }.count
                 let connections = size >= splitSize ? min(spare, Int((size - 1) / splitSize + 1)) : 1
                 if connections >= 2, isLast(chosen[0].dumpId), let copy = splitCopy(chosen[0].dumpId) {
-                    launches.append(launch(.tables([chosen[0].dumpId]), entries: [chosen[0].dumpId], jobs: connections, copy: copy))
+                    let table = chosen[0].dumpId
+                    launches.append(launch(.tables([table]), entries: [table], jobs: connections, copy: copy))
                     continue
                 }
                 while let next = ready.last, chosen.reduce(0, { $0 + $1.size }) + next.size <= Self.batch {
@@ -193,7 +194,9 @@ struct StreamedRestorePlan {
         guard let contents, !contents.compressed, let encoding = contents.encoding,
             let entry = contents.entries.first(where: { $0.dumpId == dumpId }), entry.desc == "TABLE DATA",
             let statement = entry.copyStatement.flatMap(CopyStatement.init(parsing:)),
-            !contents.entries.contains(where: { $0.needsRowOrder && !Set($0.dependencies).isDisjoint(with: entry.dependencies) })
+            !contents.entries.contains(where: {
+                $0.needsRowOrder && !Set($0.dependencies).isDisjoint(with: entry.dependencies)
+            })
         else { return nil }
         return SplitCopy(statement: statement, encoding: encoding, intSize: contents.intSize)
     }
