@@ -64,6 +64,18 @@ struct SplitTableLoadTests {
         return (dump, arrival)
     }
 
+    /// pg_dump of the database "source" into `folder`, as backup-job stages it (custom format, uncompressed).
+    static func dumpSource(_ server: PostgresServer, _ tools: PostgresTools, into folder: TemporaryDirectory)
+        async throws -> String
+    {
+        let path = folder.appending("file.dump").path
+        let dumped = try await tools.dump(
+            toFile: path,
+            connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "source"))))
+        try #require(dumped.succeeded, "pg_dump: \(dumped)")
+        return path
+    }
+
     static func createDatabase(_ server: PostgresServer, _ name: String, latin1: Bool) async throws {
         _ = try await server.psql(
             latin1
@@ -82,11 +94,7 @@ struct SplitTableLoadTests {
             defer { folder.remove() }
             let tools = PostgresTools(binDirectory: server.binDir.path)
             let maintenance = try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres")))
-            let path = folder.appending("file.dump").path
-            let dumped = try await tools.dump(
-                toFile: path,
-                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "source"))))
-            try #require(dumped.succeeded, "pg_dump: \(dumped)")
+            let path = try await Self.dumpSource(server, tools, into: folder)
 
             // pg_restore alone, the reference.
             try await Self.createDatabase(server, "plain", latin1: latin1)
@@ -148,11 +156,7 @@ struct SplitTableLoadTests {
             let folder = try TemporaryDirectory(prefix: "contingency-split")
             defer { folder.remove() }
             let tools = PostgresTools(binDirectory: server.binDir.path)
-            let path = folder.appending("file.dump").path
-            let dumped = try await tools.dump(
-                toFile: path,
-                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "source"))))
-            try #require(dumped.succeeded, "pg_dump: \(dumped)")
+            let path = try await Self.dumpSource(server, tools, into: folder)
             // Row 43210's id made "x3210": not an integer. (pg_dump writes each row as a chunk of its own, after
             // its length, whose last byte is 0 here.)
             var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
@@ -188,11 +192,7 @@ struct SplitTableLoadTests {
             let folder = try TemporaryDirectory(prefix: "contingency-split")
             defer { folder.remove() }
             let tools = PostgresTools(binDirectory: server.binDir.path)
-            let path = folder.appending("file.dump").path
-            let dumped = try await tools.dump(
-                toFile: path,
-                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "source"))))
-            try #require(dumped.succeeded, "pg_dump: \(dumped)")
+            let path = try await Self.dumpSource(server, tools, into: folder)
             // The row "500" becomes the marker and an empty line (its chunk keeps its 4 bytes): rows 501 to 1000
             // come after it.
             var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
@@ -269,11 +269,7 @@ struct SplitTableLoadTests {
             let folder = try TemporaryDirectory(prefix: "contingency-split")
             defer { folder.remove() }
             let tools = PostgresTools(binDirectory: server.binDir.path)
-            let path = folder.appending("file.dump").path
-            let dumped = try await tools.dump(
-                toFile: path,
-                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "source"))))
-            try #require(dumped.succeeded, "pg_dump: \(dumped)")
+            let path = try await Self.dumpSource(server, tools, into: folder)
             let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
             let scanner = CustomDumpScanner()
             let blocks = bytes.withUnsafeBytes { scanner.consume($0) } + scanner.finish()
