@@ -31,11 +31,9 @@ public final class ExportedSnapshot: @unchecked Sendable {
     /// count could keep the pool from draining pg_dump's output, which the count may be waiting for.
     public func countRowsOnOwnThread(lockTimeout: Int) async throws -> [String: Int64] {
         try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread { [self] in
+            NamedThread.start("contingency.row-counts") { [self] in
                 continuation.resume(with: Result { try connection.countRows(lockingFirstWithTimeout: lockTimeout) })
             }
-            thread.name = "contingency.row-counts"
-            thread.start()
         }
     }
 }

@@ -115,12 +115,9 @@ public final class ParallelGzipSink: ByteSink {
         init(count: Int) {
             self.count = count
             for index in 0..<count {
-                let thread = Thread { [self] in
-                    Thread.current.name = "backup.gzip.\(index)"  // named from inside: Linux's thread name too
-                    ThreadPriority.lowerCurrentThread()
+                NamedThread.start("backup.gzip.\(index)", lowered: true) { [self] in
                     while let block = take() { block.compress() }
                 }
-                thread.start()
             }
         }
 

@@ -31,9 +31,7 @@ public final class ThreadedSink: ByteSink, @unchecked Sendable {
         free = DispatchSemaphore(value: depth)
         slots = Array(repeating: [], count: depth)
         counts = Array(repeating: 0, count: depth)
-        let thread = Thread { [self] in drain() }
-        thread.name = "contingency.sink"
-        thread.start()
+        NamedThread.start("contingency.sink") { [self] in drain() }
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {

@@ -49,16 +49,14 @@ public final class ZstdSink: ByteSink {
         nonisolated(unsafe) var result = 0
         nonisolated(unsafe) var produced = 0
         let done = DispatchSemaphore(value: 0)
-        let thread = Thread {
-            Thread.current.name = "backup.zstd"  // named from inside: Linux's thread name, which the workers copy
-            ThreadPriority.lowerCurrentThread()
+        // Linux copies the thread's name and priority to the workers libzstd makes from it.
+        NamedThread.start("backup.zstd", lowered: true) {
             var input = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
             var out = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
             result = ZSTD_compressStream2(context, &out, &input, ZSTD_e_continue)
             produced = out.pos
             done.signal()
         }
-        thread.start()
         done.wait()
         try Self.check(result, "ZSTD_compressStream2")
         if produced > 0 { try next.write(UnsafeRawBufferPointer(start: output.baseAddress, count: produced)) }

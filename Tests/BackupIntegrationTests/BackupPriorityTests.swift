@@ -56,6 +56,32 @@ struct BackupPriorityTests {
         #expect(await cancelled.value)
     }
 
+    @Test("a NamedThread has its name in the system and its priority before its body runs, started from any thread")
+    func namedThreads() async throws {
+        // Many at once, so that some new threads run before their creator returns from starting them: the case in
+        // which Foundation's `Thread.name` drops the name.
+        let seen = await withTaskGroup(of: (String, Int32).self) { group in
+            for index in 0..<64 {
+                group.addTask {
+                    await withCheckedContinuation { continuation in
+                        NamedThread.start("test.named.\(index)", lowered: index.isMultiple(of: 2)) {
+                            let comm = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+                            continuation.resume(returning: (comm, ThreadPriority.currentThread()))
+                        }
+                    }
+                }
+            }
+            return await group.reduce(into: [String: Int32]()) { $0[$1.0] = $1.1 }
+        }
+        #expect(seen.count == 64)
+        for index in 0..<64 {
+            // Linux keeps 15 bytes of a name.
+            let name = String("test.named.\(index)".prefix(15)) + "\n"
+            #expect(seen[name] != nil, "thread \(index) did not carry its name")
+            if index.isMultiple(of: 2) { #expect(seen[name] == ThreadPriority.background) }
+        }
+    }
+
     @Test("gzip's workers are threads of the sink's own at the lower priority")
     func gzipWorkers() async throws {
         let output = MemorySink(limit: 1 << 24)

@@ -44,7 +44,7 @@ struct SplitTableLoad {
                 let group = DispatchGroup()
                 for index in 0..<connections {
                     group.enter()
-                    let worker = Thread { [self] in
+                    NamedThread.start("contingency-copy-\(index)") { [self] in
                         defer { group.leave() }
                         do {
                             try load(from: queues, index, sessions: sessions)
@@ -54,11 +54,9 @@ struct SplitTableLoad {
                             sessions.cancel()
                         }
                     }
-                    worker.name = "contingency-copy-\(index)"
-                    worker.start()
                 }
                 group.enter()
-                let reader = Thread { [self] in
+                NamedThread.start("contingency-copy-reader") { [self] in
                     defer { group.leave() }
                     do {
                         outcome.loaded = try read(into: queues)
@@ -69,8 +67,6 @@ struct SplitTableLoad {
                         sessions.cancel()
                     }
                 }
-                reader.name = "contingency-copy-reader"
-                reader.start()
                 group.notify(queue: .global()) {
                     if let error = outcome.error {
                         continuation.resume(throwing: error)

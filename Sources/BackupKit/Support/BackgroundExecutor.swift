@@ -51,9 +51,7 @@ public final class BackgroundExecutor: TaskExecutor, Sendable {
     }
 
     private func startThread() {
-        let thread = Thread { [self, name, lowered] in
-            Thread.current.name = name
-            if lowered { ThreadPriority.lowerCurrentThread() }
+        NamedThread.start(name, lowered: lowered) { [self] in
             while true {
                 available.wait()
                 let (job, stopped) = queue.withLock { ($0.jobs.isEmpty ? nil : $0.jobs.removeFirst(), $0.stopped) }
@@ -65,6 +63,5 @@ public final class BackgroundExecutor: TaskExecutor, Sendable {
                 }
             }
         }
-        thread.start()
     }
 }
