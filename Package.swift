@@ -102,7 +102,8 @@ let package = Package(
         .executableTarget(
             name: "sidecar-load",
             dependencies: [
-                "HealthSidecar", "BackupKit", "BackupCore", .product(name: "Hummingbird", package: "hummingbird"),
+                "HealthSidecar", "BackupKit", "BackupCore", "BackupInterop",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -31,7 +31,7 @@ public final class ExportedSnapshot: @unchecked Sendable {
     /// count could keep the pool from draining pg_dump's output, which the count may be waiting for.
     public func countRowsOnOwnThread(lockTimeout: Int) async throws -> [String: Int64] {
         try await withCheckedThrowingContinuation { continuation in
-            NamedThread.start("contingency.row-counts") { [self] in
+            NamedThread.start("row-counts") { [self] in
                 continuation.resume(with: Result { try connection.countRows(lockingFirstWithTimeout: lockTimeout) })
             }
         }

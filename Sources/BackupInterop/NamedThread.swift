@@ -15,8 +15,10 @@ import Glibc
 /// interface for it is the calling thread's `comm` file.
 public enum NamedThread {
     /// Starts `body` on a new thread, which names itself `name` first and, when `lowered`, takes a backup's lower
-    /// priority (`ThreadPriority.background`) before running it.
+    /// priority (`ThreadPriority.background`) before running it. `name` is ASCII of at most 15 bytes, all Linux
+    /// keeps: a longer one would be cut, and threads named alike would no longer be told apart.
     public static func start(_ name: String, lowered: Bool = false, _ body: @escaping @Sendable () -> Void) {
+        assert(name.utf8.count <= 15 && name.allSatisfy(\.isASCII), "a thread name Linux would cut: \(name)")
         let thread = Thread {
             nameCurrentThread(name)
             if lowered { ThreadPriority.lowerCurrentThread() }
@@ -25,7 +27,7 @@ public enum NamedThread {
         thread.start()
     }
 
-    /// Names the calling thread (Linux keeps 15 bytes of it; threads it creates start with a copy). Elsewhere, or
+    /// Names the calling thread (Linux keeps its first 15 bytes; threads it creates start with a copy). Elsewhere, or
     /// if /proc is not mounted, the thread keeps its name: a name is for people, never needed to run.
     public static func nameCurrentThread(_ name: String) {
         #if os(Linux)

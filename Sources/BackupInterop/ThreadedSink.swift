@@ -31,7 +31,7 @@ public final class ThreadedSink: ByteSink, @unchecked Sendable {
         free = DispatchSemaphore(value: depth)
         slots = Array(repeating: [], count: depth)
         counts = Array(repeating: 0, count: depth)
-        NamedThread.start("contingency.sink") { [self] in drain() }
+        NamedThread.start("sink.writer") { [self] in drain() }
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {

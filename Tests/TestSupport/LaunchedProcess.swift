@@ -222,7 +222,6 @@ public final class LaunchedProcess: Sendable {
             }
             launched.signal()
         }
-        thread.name = "TestSupport.spawn"
         thread.start()
         launched.wait()
         return failure.withLock { $0 }

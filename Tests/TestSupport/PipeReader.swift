@@ -38,7 +38,6 @@ final class PipeReader: Sendable {
             try? handle.close()
             state.withLock { $0.finished = true }
         }
-        thread.name = "TestSupport.PipeReader"
         thread.start()
     }
 

@@ -43,7 +43,6 @@ enum PipeWriter {
                 _ = sigtimedwait(&blocked, nil, &timeout)
             }
         }
-        thread.name = "TestSupport.PipeWriter"
         thread.start()
     }
 }

@@ -8,6 +8,7 @@
 // (the benchmark then polls /healthz until it answers), `started`, then `finished <seconds> <archive bytes>`
 // or `failed <reason>`. End of input or SIGTERM: graceful shutdown.
 import BackupCore
+import BackupInterop
 import BackupKit
 import Foundation
 import HealthSidecar
@@ -27,12 +28,10 @@ struct BackupOnCue: Service {
     func run() async throws {
         let cues = AsyncStream<String> { continuation in
             // readLine blocks: a thread of its own, never the cooperative pool.
-            let reader = Thread {
+            NamedThread.start("load.stdin") {
                 while let line = readLine() { continuation.yield(line) }
                 continuation.finish()
             }
-            reader.name = "sidecar-load.stdin"
-            reader.start()
         }
         await cancelWhenGracefulShutdown {
             for await cue in cues {

@@ -44,7 +44,7 @@ struct SplitTableLoad {
                 let group = DispatchGroup()
                 for index in 0..<connections {
                     group.enter()
-                    NamedThread.start("contingency-copy-\(index)") { [self] in
+                    NamedThread.start("copy.\(index)") { [self] in
                         defer { group.leave() }
                         do {
                             try load(from: queues, index, sessions: sessions)
@@ -56,7 +56,7 @@ struct SplitTableLoad {
                     }
                 }
                 group.enter()
-                NamedThread.start("contingency-copy-reader") { [self] in
+                NamedThread.start("copy.reader") { [self] in
                     defer { group.leave() }
                     do {
                         outcome.loaded = try read(into: queues)
