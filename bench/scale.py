@@ -22,6 +22,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in bench/ from importing bench.py
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import Bench, folder_bytes, machine, sh, versions  # noqa: E402
+from restore import steps  # noqa: E402
 
 # Growth allowed from the smallest size to the others: time per GB at most linear (within run-to-run noise),
 # peak memory flat.
@@ -48,8 +49,13 @@ class ScaleBench(Bench):
             self.measure("backup-job zstd", "backup", [f"{self.a.bin}/backup-job"],
                          env=self.job_env(store, BACKUP_COMPRESSION="zstd"),
                          output=lambda: os.path.getsize(self.archive_in(store)), log_phases=True)
-            self.measure("restore-job zstd", "restore", [f"{self.a.bin}/restore-job"], env=self.job_env(store),
-                         log_phases=True)
+            process = self.measure("restore-job zstd", "restore", [f"{self.a.bin}/restore-job"],
+                                   env=self.job_env(store), log_phases=True)
+            # When each step of the restore into the new database finished: the critical path at this size.
+            record = self.results["restore-job zstd"]["runs"][-1]
+            record["steps"], record["lines"] = steps(process.stdout + process.stderr)
+            for line in record["lines"]:
+                print(f"    {line}", flush=True)
             sh(self.drop_replaced(), env=self.env)
         self.clear(store)
         raw = json.load(open(self.a.raw)) if os.path.exists(self.a.raw) else {"sizes": []}
@@ -62,11 +68,6 @@ class ScaleBench(Bench):
 
 
 def report(raw_path, out):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     raw = json.load(open(raw_path))
     meta, sizes = raw["meta"], sorted(raw["sizes"], key=lambda size: size["description"]["factor"])
     stat = lambda size, case, field="wall": (
@@ -126,8 +127,45 @@ def report(raw_path, out):
         "![chart](scaling.png)",
         "",
     ]
+    if any("steps" in run for size in sizes for run in size["results"]["restore-job zstd"]["runs"]):
+        lines += restore_steps(sizes)
     open(f"{out}/scaling.md", "w").write("\n".join(lines))
     print("\n".join(lines))
+    chart(meta, sizes, stat, gigabytes, per_gb, rss, out)
+
+
+def restore_steps(sizes):
+    """The restore's steps at each size, from restore-job's own lines (raw files made before they were recorded
+    have none)."""
+    lines = [
+        "## The restore's steps at each size",
+        "",
+        "restore-job's own lines (\"Restored the data of …\", \"Restored the indexes of …\"): when each step of the "
+        "restore into the new database finished, in seconds from its start, median over the rounds. The steps run "
+        "side by side; the last to finish is the critical path.",
+    ]
+    for size in sizes:
+        runs = size["results"]["restore-job zstd"]["runs"]
+        finished = {}
+        for run in runs:
+            for step, seconds in run.get("steps", {}).items():
+                finished.setdefault(step, []).append(seconds)
+        lines += ["", f"{size['description']['factor']}x:", ""]
+        if not finished:
+            lines.append("(no step lines recorded)")
+            continue
+        lines += ["| step | finished at, median s | min–max s | rounds |", "|---|---|---|---|"]
+        for step, values in sorted(finished.items(), key=lambda item: statistics.median(item[1])):
+            lines.append(f"| {step} | {statistics.median(values):.1f} | {min(values):.1f}–{max(values):.1f} | "
+                         f"{len(values)} |")
+    return lines + [""]
+
+
+def chart(meta, sizes, stat, gigabytes, per_gb, rss, out):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(12, 5))
     x = [gigabytes(s) for s in sizes]

@@ -7,8 +7,8 @@
 #   bench/scale.sh                                            # the default data at 1x, 2x and 4x
 #   SCALE=2 EXTRA_MB=10 UPLOADS_MB=20 RUNS=2 bench/scale.sh   # a quick check of the command itself
 # SCALE (50), EXTRA_MB (750), UPLOADS_MB (1000): the 1x size, as run.sh's; FACTORS ("1 2 4"): the sizes, as
-# multiples of it; RUNS: rounds per size (3); SEED: the data's seed (1). Estimated at about an hour with the
-# defaults on 2 cores, half of it at 4x (an estimate from small runs). Needs root or sudo to install
+# multiples of it; RUNS: rounds per size (3); SEED: the data's seed (1). About 35 minutes with the
+# defaults on 2 cores, half of it at 4x. Needs root or sudo to install
 # what it uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
