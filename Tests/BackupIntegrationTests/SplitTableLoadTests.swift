@@ -324,6 +324,80 @@ struct SplitTableLoadTests {
         }
     }
 
+    @Test("a load begun on one connection takes more while it runs, each gets rows; before it runs, they start with it")
+    func growsWhileRunning() async throws {
+        try await PostgresServer.with { server in
+            try await Self.createDatabase(server, "source", latin1: false)
+            try await Self.makeTable(server, database: "source", latin1: false)
+            let folder = try TemporaryDirectory(prefix: "contingency-split")
+            defer { folder.remove() }
+            let tools = PostgresTools(binDirectory: server.binDir.path)
+            let path = try await Self.dumpSource(server, tools, into: folder)
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            let scanner = CustomDumpScanner()
+            let blocks = bytes.withUnsafeBytes { scanner.consume($0) } + scanner.finish()
+            let contents = try #require(scanner.contents)
+            let odd = try #require(contents.entries.first { $0.desc == "TABLE DATA" && $0.tag == "odd" })
+            let range = try #require(blocks.first { $0.dumpId == odd.dumpId }?.range)
+            let statement = try #require(odd.copyStatement.flatMap(CopyStatement.init(parsing:)))
+            let maintenance = try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres")))
+            try await server.createDatabase("split")
+            let list = folder.appending("schema.list").path
+            try Data(StreamedRestorePlan.schemaEntries(contents).map { "\($0)\n" }.joined().utf8)
+                .write(to: URL(fileURLWithPath: list))
+            let schema = try await tools.restore(
+                .file(path), connection: maintenance, database: "split", applicationName: "contingency-test",
+                mode: .parallel(jobs: 1), list: list)
+            try #require(schema.succeeded, "\(schema)")
+            func makeLoad(_ name: String) throws -> SplitTableLoad {
+                SplitTableLoad(
+                    source: {
+                        let file = try LocalFile(reading: path)
+                        try file.seek(to: range.lowerBound)
+                        return SliceSource(file, length: Int64(range.count))
+                    },
+                    dumpId: odd.dumpId,
+                    copy: .init(statement: statement, encoding: try #require(contents.encoding), intSize: contents.intSize),
+                    connection: maintenance, database: "split", applicationName: name, settings: [:], connections: 1)
+            }
+            func waiting(_ name: String) async throws -> String {
+                try await server.query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = '\(name)' AND wait_event_type = 'Lock' AND query LIKE 'COPY %'"
+                ).first?.first ?? ""
+            }
+            let rows = "SELECT count(*), md5(string_agg(odd::text, '|' ORDER BY id)) FROM odd"
+            let reference = try await server.query(rows, database: "source")
+
+            // Held by another session: the first COPY waits, the reader fills its queue and waits for room, so
+            // every row is still to be handed out when the two connections are added.
+            let holder = try PostgresConnection(
+                try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "split"))))
+            try holder.query("BEGIN")
+            try holder.query("LOCK TABLE public.odd IN ACCESS EXCLUSIVE MODE")
+            let growing = try makeLoad("contingency-grow-test")
+            let loading = Task { try await growing.run() }
+            try await eventually("the first COPY to wait on the lock") { try await waiting("contingency-grow-test") == "1" }
+            #expect(growing.add(connections: 2) == 3)
+            try await eventually("the added COPYs to start") { try await waiting("contingency-grow-test") == "3" }
+            try holder.query("ROLLBACK")
+            let loaded = try await loading.value
+            #expect(loaded.rows == 60006)
+            #expect(try await server.query(rows, database: "split") == reference)
+            // Each of the three connections wrote rows: one transaction each.
+            #expect(try await server.query("SELECT count(DISTINCT xmin::text) FROM odd", database: "split") == [["3"]])
+            // Once every row is handed out, nothing more is added.
+            #expect(growing.add(connections: 1) == 0)
+
+            // Added before the load runs: the connections start with it.
+            _ = try await server.query("TRUNCATE odd", database: "split")
+            let early = try makeLoad("contingency-early-test")
+            #expect(early.add(connections: 1) == 2)
+            #expect(try await early.run().rows == 60006)
+            #expect(try await server.query(rows, database: "split") == reference)
+            #expect(try await server.query("SELECT count(DISTINCT xmin::text) FROM odd", database: "split") == [["2"]])
+        }
+    }
+
     @Test("index builds: parallel workers up to the server's cap, 256 MB unless the operator set maintenance_work_mem")
     func indexBuildSettings() async throws {
         try await PostgresServer.with { server in

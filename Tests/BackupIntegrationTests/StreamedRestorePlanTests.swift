@@ -74,10 +74,14 @@ struct StreamedRestorePlanTests {
         }
     }
 
-    /// A launch, written short: "schema 1,2,3,4", "tables 11", "indexes 11: 21,22", "rest*2 5,14,24" (jobs after *).
+    /// A launch, written short: "schema 1,2,3,4", "tables 11", "indexes 11: 21,22", "rest*2 5,14,24" (jobs after *),
+    /// "tables 11 split" (through its own COPY), "grow 11 +1" (connections added to the split load of 11).
     static func text(_ launch: StreamedRestorePlan.Launch) -> String {
         let entries = launch.entries.map { $0.map(String.init).joined(separator: ",") } ?? "all"
         let jobs = launch.jobs > 1 ? "*\(launch.jobs)" : ""
+        if launch.grows, case .tables(let tables) = launch.step {
+            return "grow \(tables.map(String.init).joined(separator: ",")) +\(launch.jobs)"
+        }
         switch launch.step {
         case .schema: return "schema \(entries)"
         case .tables: return launch.copy != nil ? "tables\(jobs) \(entries) split" : "tables\(jobs) \(entries)"
@@ -150,8 +154,11 @@ struct StreamedRestorePlanTests {
         ("a small table's step does not keep a connection from a large table's split", splittable(), 3,
          [("contents", ["schema 100,1,2,3,4"]), ("done schema", []), ("block 12 1", ["tables 12"]),
           ("block 11 300", ["tables*3 11 split"]), ("block 13 1", []), ("done tables 12", []), ("done tables 11", ["tables 13", "indexes 11: 21,22"])]),
-        ("with one connection spare a large table is loaded by pg_restore", splittable(), 3,
-         [("contents", ["schema 100,1,2,3,4"]), ("done schema", []), ("block 12 100", ["tables*2 12 split"]), ("block 11 300", ["tables 11"])]),
+        ("with one connection spare the last large table loads through its own COPY, and takes the next free ones",
+         splittable(), 3,
+         [("contents", ["schema 100,1,2,3,4"]), ("done schema", []), ("block 12 100", ["tables*2 12 split"]),
+          ("block 11 300", ["tables 11 split"]), ("done tables 12", ["indexes 12: 23", "grow 11 +1"]),
+          ("done indexes 12", ["grow 11 +1"]), ("done tables 11", ["indexes 11: 21,22"])]),
         ("a table under 64 MiB is not split", splittable(), 2,
          [("contents", ["schema 100,1,2,3,4"]), ("done schema", []), ("block 11 63", ["tables 11"])]),
         ("compressed data is not split", splittable(compressed: true), 2,
@@ -191,6 +198,24 @@ struct StreamedRestorePlanTests {
         #expect(plan.handle(Self.event("block 13 300")).map(Self.text) == ["tables*2 13 split"])
     }
 
+    @Test("the last table, begun on the one spare connection, grows to one per 64 MiB as the other steps end, no more")
+    func growsAsOthersEnd() {
+        // Blocks are placed at their id × 1000 MiB: block 13 (100 MiB) ends the dump; 11 and 12 have more after them.
+        var plan = StreamedRestorePlan(jobs: 3, dumpSize: 13_100 * Self.mib)
+        _ = plan.handle(Self.event("contents", contents: Self.splittable()))
+        _ = plan.handle(Self.event("done schema"))
+        #expect(plan.handle(Self.event("block 11 300")).map(Self.text) == ["tables 11"])
+        #expect(plan.handle(Self.event("block 12 100")).map(Self.text) == ["tables 12"])
+        #expect(plan.handle(Self.event("block 13 100")).map(Self.text) == ["tables 13 split"])
+        // A loaded table's indexes come first; the connection they leave goes to the split load.
+        #expect(plan.handle(Self.event("done tables 12")).map(Self.text) == ["indexes 12: 23"])
+        #expect(plan.handle(Self.event("done indexes 12")).map(Self.text) == ["grow 13 +1"])
+        // 100 MiB asks for two connections: it has them, the next free one stays free.
+        #expect(plan.handle(Self.event("done tables 11")).map(Self.text) == ["indexes 11: 21,22"])
+        #expect(plan.handle(Self.event("done indexes 11")).map(Self.text) == [])
+        #expect(plan.running == [.tables([13])])
+    }
+
     @Test("a large table gets the connections no other large table waiting needs; small tables' steps do not count")
     func spareConnections() {
         var plan = StreamedRestorePlan(jobs: 4)
@@ -198,8 +223,9 @@ struct StreamedRestorePlanTests {
         _ = plan.handle(Self.event("block 11 300"))
         _ = plan.handle(Self.event("block 12 100"))
         _ = plan.handle(Self.event("block 13 1"))
-        // small2 (1 MiB) waits beside big's split; small1 (100 MiB, large) keeps one connection for itself.
-        #expect(plan.handle(Self.event("done schema")).map(Self.text) == ["tables*3 11 split", "tables 12"])
+        // small2 (1 MiB) waits beside big's split; small1 (100 MiB, large) keeps one connection for itself (through
+        // its own COPY: with no dump size known, every table may be the last).
+        #expect(plan.handle(Self.event("done schema")).map(Self.text) == ["tables*3 11 split", "tables 12 split"])
         #expect(plan.handle(Self.event("done tables 12")).map(Self.text) == ["tables 13"])
 
         var beside = StreamedRestorePlan(jobs: 2)

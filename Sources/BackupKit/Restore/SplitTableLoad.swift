@@ -1,6 +1,7 @@
 import BackupCore
 import BackupInterop
 import Foundation
+import Synchronization
 
 /// Loads one large table's data through several connections at once, as pgcopydb splits large tables: the
 /// table's data block is read from the staged dump (decrypted as it is read when sealed), cut into segments of
@@ -18,7 +19,10 @@ import Foundation
 ///
 /// Memory: at most two segments per connection queued, plus the one being cut; a row too long for a segment
 /// goes in pieces, one after the other to one connection (`CopyDataSplitter.Segment.continues`).
-struct SplitTableLoad {
+///
+/// A load may start on fewer connections than it could use (other steps of the restore hold the rest) and take
+/// more while it runs (`add`): each new connection gets the next segments, as the least behind.
+final class SplitTableLoad: Sendable {
     /// The table's data block, from its first byte.
     let source: @Sendable () throws -> any ByteSource
     let dumpId: Int
@@ -27,37 +31,66 @@ struct SplitTableLoad {
     let database: String
     let applicationName: String
     let settings: [String: String]
-    let connections: Int
-    var segmentSize = 1 << 20
+    let segmentSize: Int
+    private let queues: SegmentQueues
+    private let outcome = LoadOutcome()
+    private let sessions = Sessions()
+    private let group = DispatchGroup()
+    /// The connections started, and whether more may be: not before `run` starts them, not once every row has
+    /// been handed out or the load stopped.
+    private let crew = Mutex((open: false, finished: false))
 
     struct Loaded: Sendable {
         let rows: Int64
         let bytes: Int64
     }
 
+    init(
+        source: @escaping @Sendable () throws -> any ByteSource, dumpId: Int, copy: StreamedRestorePlan.SplitCopy,
+        connection: ConnectionParameters, database: String, applicationName: String, settings: [String: String],
+        connections: Int, segmentSize: Int = 1 << 20
+    ) {
+        self.source = source
+        self.dumpId = dumpId
+        self.copy = copy
+        self.connection = connection
+        self.database = database
+        self.applicationName = applicationName
+        self.settings = settings
+        self.segmentSize = segmentSize
+        queues = SegmentQueues(count: max(1, connections), capacity: 2)
+    }
+
+    /// Adds `count` connections to the load, which get the next segments; returns how many connections it has
+    /// then, or 0 when it is too late (every row handed out, or the load stopped). Called before `run`, the
+    /// connections start with it.
+    @discardableResult
+    func add(connections count: Int) -> Int {
+        crew.withLock { crew in
+            guard !crew.finished, count > 0 else { return 0 }
+            for _ in 0..<count {
+                guard let index = queues.addQueue() else { return 0 }
+                // Inside the lock: the reader, still running (not `finished`), keeps the group from ending first.
+                if crew.open { startConnection(index) }
+            }
+            return queues.count
+        }
+    }
+
     func run() async throws -> Loaded {
-        let queues = SegmentQueues(count: connections, capacity: 2)
-        let outcome = LoadOutcome()
-        let sessions = Sessions()
+        let (queues, outcome, sessions, group) = (queues, outcome, sessions, group)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Loaded, any Error>) in
-                let group = DispatchGroup()
-                for index in 0..<connections {
-                    group.enter()
-                    NamedThread.start("copy.\(index)") { [self] in
-                        defer { group.leave() }
-                        do {
-                            try load(from: queues, index, sessions: sessions)
-                        } catch {
-                            outcome.fail(error)
-                            queues.abort()
-                            sessions.cancel()
-                        }
-                    }
-                }
                 group.enter()
+                crew.withLock { crew in
+                    crew.open = true
+                    for index in 0..<queues.count { startConnection(index) }
+                }
                 NamedThread.start("copy.reader") { [self] in
-                    defer { group.leave() }
+                    defer {
+                        crew.withLock { $0.finished = true }
+                        group.leave()
+                    }
                     do {
                         outcome.loaded = try read(into: queues)
                         queues.close()
@@ -75,10 +108,25 @@ struct SplitTableLoad {
                     }
                 }
             }
-        } onCancel: {
+        } onCancel: { [copy] in
             outcome.fail(ContingencyError.cancelled("the load of \(copy.statement.qualifiedName) was cancelled"))
             queues.abort()
             sessions.cancel()
+        }
+    }
+
+    /// Connection `index`'s thread, in the load's group (call it with the group entered by a running reader).
+    private func startConnection(_ index: Int) {
+        group.enter()
+        NamedThread.start("copy.\(index)") { [self] in
+            defer { group.leave() }
+            do {
+                try load(from: queues, index, sessions: sessions)
+            } catch {
+                outcome.fail(error)
+                queues.abort()
+                sessions.cancel()
+            }
         }
     }
 
@@ -113,6 +161,8 @@ struct SplitTableLoad {
         let session = try PostgresConnection(
             connection.with("dbname", database).with("application_name", applicationName))
         sessions.register(session)
+        // Closed when this connection's part ends (the load lives on as long as its caller keeps it).
+        defer { sessions.remove(session) }
         // pg_restore's own session set-up (pg_backup_archiver.c `_doSetFixedOutputState`), then the restore's.
         var sessionSettings = [
             ("client_encoding", copy.encoding), ("search_path", ""), ("row_security", "off"),
@@ -157,6 +207,10 @@ struct SplitTableLoad {
                 return cancelled
             }
             if late { session.cancelRunningQuery() }
+        }
+
+        func remove(_ session: PostgresConnection) {
+            lock.withLock { open.removeAll { $0 === session } }
         }
 
         func cancel() {
@@ -204,6 +258,19 @@ final class SegmentQueues: @unchecked Sendable {
     }
 
     var aborted: Bool { condition.withLock { isAborted } }
+
+    /// How many queues (connections) there are.
+    var count: Int { condition.withLock { queues.count } }
+
+    /// A new, empty queue, for a connection added while the load runs: the next segments go to it first. Nil
+    /// once the reader is done (nothing left to hand out) or the load stopped.
+    func addQueue() -> Int? {
+        condition.withLock {
+            guard !closed, !isAborted else { return nil }
+            queues.append([])
+            return queues.count - 1
+        }
+    }
 
     /// The queue with the fewest segments waiting, its connection the least behind; among equals, the next in
     /// turn (connections that keep up all get their share, so the server's work is spread over them all).

@@ -58,8 +58,18 @@ struct StreamedDumpRestore {
             var plan = StreamedRestorePlan(jobs: jobs, splitSize: splitSize ?? .max, dumpSize: dump.checkedMember?.size)
             var staged = false
             let started = Date()
+            /// The split loads running, to give them the connections other steps leave.
+            var loads: [Step: SplitTableLoad] = [:]
 
             func launch(_ launch: StreamedRestorePlan.Launch) throws {
+                if launch.grows {
+                    guard let load = loads[launch.step] else { return }
+                    let now = load.add(connections: launch.jobs)
+                    if now > 0 {
+                        logger.info("Loading the data of \(load.copy.statement.qualifiedName) through \(now) connections now")
+                    }
+                    return
+                }
                 if let copy = launch.copy, case .tables(let dumpIds) = launch.step, let dumpId = dumpIds.first {
                     guard let range = plan.positions[dumpId] else {
                         throw ContingencyError.failed("the place of entry \(dumpId)'s data is not known")
@@ -68,9 +78,12 @@ struct StreamedDumpRestore {
                         source: { try dump.source(ranges: [range]) }, dumpId: dumpId, copy: copy, connection: connection,
                         database: database, applicationName: applicationName, settings: settings,
                         connections: launch.jobs)
-                    logger.info(
-                        "Loading the data of \(copy.statement.qualifiedName) (\(ByteFormat.string(Int64(range.count)))) through \(launch.jobs) connections at once"
-                    )
+                    loads[launch.step] = load
+                    let size = ByteFormat.string(Int64(range.count))
+                    let how =
+                        launch.jobs > 1
+                        ? "through \(launch.jobs) connections at once" : "through one connection, and more as other steps end"
+                    logger.info("Loading the data of \(copy.statement.qualifiedName) (\(size)) \(how)")
                     group.addTask {
                         do {
                             let loaded = try await load.run()
@@ -140,6 +153,7 @@ struct StreamedDumpRestore {
                         Restored the data of \(tables(step, plan)) (\(ByteFormat.string(loaded.bytes))): \
                         \(loaded.rows) rows, \(DurationFormat.string(seconds: Date().timeIntervalSince(started))) in
                         """)
+                    loads[step] = nil
                     event = .finished(step)
                 case .loadFailed(let step, let why):
                     throw ContingencyError.failed("loading the data of \(tables(step, plan)) into a new database failed: \(why)")

@@ -20,12 +20,14 @@ struct StreamedRestorePlan {
 
     /// A step to start: its entries in archive order (nil: the whole dump), and how many jobs it may use: for
     /// `.rest`, pg_restore's jobs; for `.tables` of one large table, the connections its rows are split across
-    /// (`copy` then says how; with 1, pg_restore loads it).
+    /// (`copy` then says how; without it, pg_restore loads the table). With `grows`, the step is the running split
+    /// load of a table, and `jobs` the connections it gets besides those it has.
     struct Launch: Equatable {
         let step: Step
         let entries: [Int]?
         let jobs: Int
         var copy: SplitCopy? = nil
+        var grows = false
     }
 
     /// How a large table's rows are loaded through several connections: its checked COPY statement, the
@@ -69,6 +71,9 @@ struct StreamedRestorePlan {
     private var busy: Int { weights.values.reduce(0, +) }
     /// Running steps of small tables only (under `batch` in all).
     private var small: Set<Step> = []
+    /// Split loads that started with fewer connections than their size asks for: how many more they may take
+    /// as other steps end.
+    private var growable: [Step: Int] = [:]
     /// The connections held by steps that last: all but those of small tables.
     private var busyLong: Int { weights.filter { !small.contains($0.key) }.values.reduce(0, +) }
     private var schemaDone = false
@@ -103,6 +108,7 @@ struct StreamedRestorePlan {
             running.remove(step)
             weights[step] = nil
             small.remove(step)
+            growable[step] = nil
             switch step {
             case .schema: schemaDone = true
             case .tables(let dumpIds), .indexes(_, let dumpIds): restored.formUnion(dumpIds)
@@ -120,12 +126,16 @@ struct StreamedRestorePlan {
                 // per `splitSize`, across the connections no other large table waiting and no lasting step holds:
                 // several large tables loading at once keep the server as busy, without the cost of cutting rows.
                 // Small tables' steps, which end soon, do not count (they wait, or run beside it for a moment).
+                // With one connection spare it still loads through its own COPY, and takes the connections
+                // other steps leave (below): the last table would otherwise end the restore alone on one.
                 let size = chosen[0].size
                 let spare = jobs - busyLong - ready.filter { $0.size >= Self.batch }.count
-                let connections = size >= splitSize ? min(spare, Int((size - 1) / splitSize + 1)) : 1
-                if connections >= 2, isLast(chosen[0].dumpId), let copy = splitCopy(chosen[0].dumpId) {
+                let wanted = size >= splitSize ? Int((size - 1) / splitSize + 1) : 1
+                if wanted >= 2, isLast(chosen[0].dumpId), let copy = splitCopy(chosen[0].dumpId) {
                     let table = chosen[0].dumpId
+                    let connections = max(1, min(spare, wanted))
                     launches.append(launch(.tables([table]), entries: [table], jobs: connections, copy: copy))
+                    if connections < wanted { growable[.tables([table])] = wanted - connections }
                     continue
                 }
                 while let next = ready.last, chosen.reduce(0, { $0 + $1.size }) + next.size <= Self.batch {
@@ -147,6 +157,13 @@ struct StreamedRestorePlan {
                     for entry in entries { early[entry] = nil }
                     launches.append(launch(.indexes(table: table, entries), entries: entries))
                 }
+            }
+            // Connections still free, no table waiting: to a split load that asked for more than it got.
+            for (step, more) in growable.sorted(by: { "\($0.key)" < "\($1.key)" }) where busy < jobs && ready.isEmpty {
+                let added = min(more, jobs - busy)
+                weights[step, default: 0] += added
+                growable[step] = more > added ? more - added : nil
+                launches.append(Launch(step: step, entries: nil, jobs: added, grows: true))
             }
         }
         if staged && !restStarted && running.isEmpty && ready.isEmpty && (schemaDone || contents == nil) {
