@@ -167,7 +167,7 @@ public enum Settings {
         "How restored values too large for a row are compressed: lz4 (fast; PostgreSQL 14+ built with lz4, else as server), pglz (PostgreSQL's own default, several times slower to compress), or server (the server's default_toast_compression)")
     public static let restoreSplitTableSize = Setting(
         "RESTORE_SPLIT_TABLE_SIZE", default: "64MiB",
-        "The last large table of the dump (less than this much of the dump after it), when its data is at least this large, is loaded through several connections at once, one per this much, on the connections no other large table needs (pg_restore loads a table through one); 0: every table by pg_restore")
+        "The last large table of the dump (less than this much of the dump after it), when its data is at least this large, is loaded through several connections at once, one per this much, on the connections no other large table needs, and those other steps leave as they end (pg_restore loads a table through one); 0: every table by pg_restore")
     public static let terminateConnections = Setting(
         "RESTORE_TERMINATE_CONNECTIONS", default: "false", "End other sessions on the database before restoring")
 }

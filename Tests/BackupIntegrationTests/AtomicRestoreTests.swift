@@ -38,6 +38,39 @@ struct AtomicRestoreTests {
         }
     }
 
+    @Test("autovacuum at work on the application's database is no session: the restore still swaps, it does not fall back")
+    func autovacuumIsNoSession() async throws {
+        try await ApplicationFixture.with(uploadFiles: 1) { app in
+            try #require(try await app.run("backup-job").succeeded)
+            // A slow autovacuum worker on the application's database: dead rows, and a vacuum that takes its time.
+            // (One statement per call: ALTER SYSTEM cannot run in psql -c's one transaction.)
+            for statement in [
+                "ALTER SYSTEM SET autovacuum_naptime = '1s'", "ALTER SYSTEM SET autovacuum_vacuum_cost_delay = '100ms'",
+                "ALTER SYSTEM SET autovacuum_vacuum_cost_limit = 1", "SELECT pg_reload_conf()",
+            ] {
+                _ = try await app.server.psql(statement)
+            }
+            _ = try await app.server.psql(
+                """
+                CREATE TABLE churn AS SELECT g AS id, md5(g::text) AS body FROM generate_series(1, 200000) g;
+                DELETE FROM churn;
+                """, database: app.database)
+            try await eventually(timeout: .seconds(60), "an autovacuum worker on the application's database") {
+                try await app.server.query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '\(app.database)' AND backend_type = 'autovacuum worker'"
+                ) == [["1"]]
+            }
+            let restore = try await app.run("restore-job", environment: ["RESTORE_KEEP_OLD": "false"])
+            try #require(restore.succeeded, "\(restore)")
+            #expect(restore.stdout.contains("Check ok: no other session is connected to \(app.database)"), "\(restore.stdout)")
+            #expect(!restore.stdout.contains("in place"), "\(restore.stdout)")
+            // Swapped: the table made after the backup went with the replaced database.
+            let churn = try await app.server.query(
+                "SELECT count(*) FROM pg_tables WHERE tablename = 'churn'", database: app.database)
+            #expect(churn == [["0"]])
+        }
+    }
+
     @Test("the old database is kept until the next successful backup; tables added after the backup are gone")
     func keptUntilNextBackup() async throws {
         try await ApplicationFixture.with(uploadFiles: 1) { app in

@@ -243,7 +243,8 @@ struct SplitTableLoadTests {
             #expect(restore.stdout.contains("1000000 rows"), "\(restore.stdout)")
             #expect(try await app.snapshot() == before)
             let writers = try await app.server.query("SELECT count(DISTINCT xmin::text) FROM big", database: app.database)
-            #expect(Int(writers.first?.first ?? "") ?? 0 > 1, "\(writers)")
+            let spread = try await app.server.query("SELECT xmin::text, count(*), min(id), max(id) FROM big GROUP BY 1", database: app.database)
+            #expect(Int(writers.first?.first ?? "") ?? 0 > 1, "\(writers) \(spread) \(restore.stdout)")
             // The primary key's sort: 256 MB, and a parallel worker's sort beside the leader's.
             let log = app.server.logContents
             #expect(log.contains("workMem = 262144"), "no index sort with the restore's maintenance_work_mem")
@@ -377,7 +378,7 @@ struct SplitTableLoadTests {
             let growing = try makeLoad("contingency-grow-test")
             let loading = Task { try await growing.run() }
             try await eventually("the first COPY to wait on the lock") { try await waiting("contingency-grow-test") == "1" }
-            #expect(growing.add(connections: 2) == 3)
+            #expect(growing.add(connections: 2) == (2, 3))
             try await eventually("the added COPYs to start") { try await waiting("contingency-grow-test") == "3" }
             try holder.query("ROLLBACK")
             let loaded = try await loading.value
@@ -386,15 +387,76 @@ struct SplitTableLoadTests {
             // Each of the three connections wrote rows: one transaction each.
             #expect(try await server.query("SELECT count(DISTINCT xmin::text) FROM odd", database: "split") == [["3"]])
             // Once every row is handed out, nothing more is added.
-            #expect(growing.add(connections: 1) == 0)
+            #expect(growing.add(connections: 1) == (0, 3))
 
             // Added before the load runs: the connections start with it.
             _ = try await server.query("TRUNCATE odd", database: "split")
             let early = try makeLoad("contingency-early-test")
-            #expect(early.add(connections: 1) == 2)
+            #expect(early.add(connections: 1) == (1, 2))
             #expect(try await early.run().rows == 60006)
             #expect(try await server.query(rows, database: "split") == reference)
             #expect(try await server.query("SELECT count(DISTINCT xmin::text) FROM odd", database: "split") == [["2"]])
+        }
+    }
+
+    @Test("a restore's last table, begun on the one connection a larger table leaves, takes that connection when freed")
+    func growsInRestore() async throws {
+        try await PostgresServer.with { server in
+            try await server.createDatabase("source")
+            // `sorted` (over 64 MiB, BRIN: loaded by pg_restore) holds one connection for its data and then its
+            // index; `gated` (40 MB: more than the sockets between it and the server hold) waits at its first row
+            // for the test to open the gate, so it is still loading when the connection frees up.
+            _ = try await server.psql(
+                """
+                CREATE TABLE sorted (at timestamptz, pad text);
+                INSERT INTO sorted SELECT '2026-01-01'::timestamptz + g * interval '1 second', repeat('x', 600)
+                    FROM generate_series(1, 115000) g;
+                CREATE INDEX sorted_at ON sorted USING brin (at);
+                CREATE FUNCTION gate(int) RETURNS boolean LANGUAGE plpgsql AS $$
+                BEGIN PERFORM pg_advisory_lock_shared(7); PERFORM pg_advisory_unlock_shared(7); RETURN true; END $$;
+                CREATE TABLE gated (id int CHECK (public.gate(id)), body text);
+                INSERT INTO gated SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 150000) g;
+                """, database: "source")
+            let folder = try TemporaryDirectory(prefix: "contingency-split")
+            defer { folder.remove() }
+            let tools = PostgresTools(binDirectory: server.binDir.path)
+            let path = try await Self.dumpSource(server, tools, into: folder)
+            let (dump, arrival) = try Self.stage(path, in: folder, sealed: false)
+            try await server.createDatabase("split")
+            let gate = try PostgresConnection(
+                try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "split"))))
+            try gate.query("SELECT pg_advisory_lock(7)")
+            let logged = LogCollector()
+            var restore = StreamedDumpRestore(
+                tools: tools, dump: dump, arrival: arrival,
+                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres"))),
+                database: "split", applicationName: "contingency-test", ownership: true, settings: [:], jobs: 2,
+                logger: logged.logger)
+            restore.splitSize = 1 << 20
+            let restoring = Task { try await restore.run() }
+            do {
+                try await eventually("the freed connection to join gated's load") {
+                    logged.lines.contains { $0.contains("Loading the data of \"public\".\"gated\" through 2 connections now") }
+                }
+            } catch {
+                try? gate.query("SELECT pg_advisory_unlock(7)")
+                restoring.cancel()
+                Issue.record("the restore said: \(logged.lines)")
+                throw error
+            }
+            try gate.query("SELECT pg_advisory_unlock(7)")
+            try await restoring.value
+            let lines = logged.lines
+            #expect(
+                lines.contains {
+                    $0.contains("Loading the data of \"public\".\"gated\" (") && $0.contains("through one connection, and more")
+                }, "\(lines)")
+            #expect(!lines.contains { $0.contains("Loading the data of \"public\".\"sorted\"") }, "\(lines)")
+            let rows = "SELECT count(*), md5(string_agg(gated::text, '|' ORDER BY id)) FROM gated"
+            #expect(try await server.query(rows, database: "split") == (try await server.query(rows, database: "source")))
+            #expect(try await server.query("SELECT count(*) FROM sorted", database: "split") == [["115000"]])
+            // Both connections loaded rows of gated: one transaction each.
+            #expect(try await server.query("SELECT count(DISTINCT xmin::text) FROM gated", database: "split") == [["2"]])
         }
     }
 

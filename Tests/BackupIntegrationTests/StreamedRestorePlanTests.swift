@@ -157,8 +157,12 @@ struct StreamedRestorePlanTests {
         ("with one connection spare the last large table loads through its own COPY, and takes the next free ones",
          splittable(), 3,
          [("contents", ["schema 100,1,2,3,4"]), ("done schema", []), ("block 12 100", ["tables*2 12 split"]),
-          ("block 11 300", ["tables 11 split"]), ("done tables 12", ["indexes 12: 23", "grow 11 +1"]),
-          ("done indexes 12", ["grow 11 +1"]), ("done tables 11", ["indexes 11: 21,22"])]),
+          ("block 11 300", ["tables 11 split"]), ("block 13 1", []),
+          // Not before the whole dump is staged: the tables still to come would want the connections.
+          ("done tables 12", ["tables 13", "indexes 12: 23"]), ("done tables 13", []),
+          ("staged", ["grow 11 +1"]), ("done indexes 12", ["grow 11 +1"]),
+          // Nothing loads any more: the indexes go with the rest.
+          ("done tables 11", ["rest*3 5,14,21,22,24"])]),
         ("a table under 64 MiB is not split", splittable(), 2,
          [("contents", ["schema 100,1,2,3,4"]), ("done schema", []), ("block 11 63", ["tables 11"])]),
         ("compressed data is not split", splittable(compressed: true), 2,
@@ -207,6 +211,7 @@ struct StreamedRestorePlanTests {
         #expect(plan.handle(Self.event("block 11 300")).map(Self.text) == ["tables 11"])
         #expect(plan.handle(Self.event("block 12 100")).map(Self.text) == ["tables 12"])
         #expect(plan.handle(Self.event("block 13 100")).map(Self.text) == ["tables 13 split"])
+        #expect(plan.handle(Self.event("staged")).map(Self.text) == [])
         // A loaded table's indexes come first; the connection they leave goes to the split load.
         #expect(plan.handle(Self.event("done tables 12")).map(Self.text) == ["indexes 12: 23"])
         #expect(plan.handle(Self.event("done indexes 12")).map(Self.text) == ["grow 13 +1"])
@@ -214,6 +219,21 @@ struct StreamedRestorePlanTests {
         #expect(plan.handle(Self.event("done tables 11")).map(Self.text) == ["indexes 11: 21,22"])
         #expect(plan.handle(Self.event("done indexes 11")).map(Self.text) == [])
         #expect(plan.running == [.tables([13])])
+    }
+
+    @Test("connections a split load could not take (every row handed out) are free for the next steps")
+    func declinedConnections() {
+        var plan = StreamedRestorePlan(jobs: 2, dumpSize: 13_300 * Self.mib)
+        _ = plan.handle(Self.event("contents", contents: Self.splittable()))
+        _ = plan.handle(Self.event("done schema"))
+        #expect(plan.handle(Self.event("block 11 300")).map(Self.text) == ["tables 11"])
+        #expect(plan.handle(Self.event("block 13 300")).map(Self.text) == ["tables 13 split"])
+        _ = plan.handle(Self.event("staged"))
+        #expect(plan.handle(Self.event("done tables 11")).map(Self.text) == ["indexes 11: 21,22"])
+        #expect(plan.handle(Self.event("done indexes 11")).map(Self.text) == ["grow 13 +1"])
+        // The load was done handing out rows: the connection is given back, and not offered again.
+        #expect(plan.handle(.declined(.tables([13]), count: 1)).map(Self.text) == [])
+        #expect(plan.handle(Self.event("done tables 13")).map(Self.text) == ["rest*2 5,12,14,23,24"])
     }
 
     @Test("a large table gets the connections no other large table waiting needs; small tables' steps do not count")

@@ -263,16 +263,19 @@ struct DatabaseRestorer {
         }
     }
 
+    /// The sessions that keep the database from being renamed: all but this one and autovacuum's workers, which
+    /// the server itself stops for a rename or a drop (`CountOtherDBBackends`). Counting those made a restore
+    /// that followed a large write fall back to the in-place restore whenever autovacuum was at work on it.
+    static let otherSessions = """
+        FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type <> 'autovacuum worker'
+        """
+
     private func sessions(on maintenance: PostgresConnection) throws -> Int {
-        Int(try maintenance.query(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [database]
-        ).value(0, 0) ?? "0") ?? 0
+        Int(try maintenance.query("SELECT count(*) \(Self.otherSessions)", [database]).value(0, 0) ?? "0") ?? 0
     }
 
     private func terminateSessions(on maintenance: PostgresConnection) throws -> Int {
-        try maintenance.query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [database]
-        ).rowCount
+        try maintenance.query("SELECT pg_terminate_backend(pid) \(Self.otherSessions)", [database]).rowCount
     }
 
     /// Drops the databases bearing exactly `comment`.

@@ -150,9 +150,7 @@ struct PreRestoreChecks {
 
         // Who is connected.
         guard let server = connected else { return findings }
-        let sessions = try server.query(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [database]
-        ).value(0, 0) ?? "0"
+        let sessions = try server.query("SELECT count(*) \(DatabaseRestorer.otherSessions)", [database]).value(0, 0) ?? "0"
         findings.append(
             Finding(
                 ok: true,

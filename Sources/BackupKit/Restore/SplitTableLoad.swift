@@ -61,19 +61,19 @@ final class SplitTableLoad: Sendable {
         queues = SegmentQueues(count: max(1, connections), capacity: 2)
     }
 
-    /// Adds `count` connections to the load, which get the next segments; returns how many connections it has
-    /// then, or 0 when it is too late (every row handed out, or the load stopped). Called before `run`, the
-    /// connections start with it.
+    /// Adds up to `count` connections to the load, which get the next segments; returns how many were added
+    /// (fewer, or none, once it is too late: every row handed out, or the load stopped) and how many connections
+    /// it has then. Called before `run`, the connections start with it.
     @discardableResult
-    func add(connections count: Int) -> Int {
+    func add(connections count: Int) -> (added: Int, total: Int) {
         crew.withLock { crew in
-            guard !crew.finished, count > 0 else { return 0 }
-            for _ in 0..<count {
-                guard let index = queues.addQueue() else { return 0 }
+            var added = 0
+            while added < count, !crew.finished, let index = queues.addQueue() {
                 // Inside the lock: the reader, still running (not `finished`), keeps the group from ending first.
                 if crew.open { startConnection(index) }
+                added += 1
             }
-            return queues.count
+            return (added, queues.count)
         }
     }
 
@@ -138,8 +138,15 @@ final class SplitTableLoad: Sendable {
         var splitter = CopyDataSplitter(segmentSize: segmentSize)
         var sticky: Int?
         func send(_ segment: CopyDataSplitter.Segment) throws {
-            let target = sticky ?? queues.leastQueued()
-            guard queues.put(segment.bytes, to: target) else { throw Stopped() }
+            // The pieces of a long row to one connection; anything else to the least behind when there is room
+            // (a connection added meanwhile included).
+            let target: Int?
+            if let sticky {
+                target = queues.put(segment.bytes, to: sticky) ? sticky : nil
+            } else {
+                target = queues.putLeastQueued(segment.bytes)
+            }
+            guard let target else { throw Stopped() }
             sticky = segment.continues ? target : nil
         }
         do {
@@ -272,13 +279,19 @@ final class SegmentQueues: @unchecked Sendable {
         }
     }
 
-    /// The queue with the fewest segments waiting, its connection the least behind; among equals, the next in
-    /// turn (connections that keep up all get their share, so the server's work is spread over them all).
-    func leastQueued() -> Int {
+    /// Puts `segment` in the queue with the fewest segments waiting, its connection the least behind, once one
+    /// has room (chosen then: a connection added meanwhile gets it); among equals, the next in turn (connections
+    /// that keep up all get their share, so the server's work is spread over them all). Returns the queue, or
+    /// nil when the queues were aborted.
+    func putLeastQueued(_ segment: [UInt8]) -> Int? {
         condition.withLock {
+            while !isAborted && queues.allSatisfy({ $0.count >= capacity }) { condition.wait() }
+            guard !isAborted else { return nil }
             let order = queues.indices.map { (turn + $0) % queues.count }
             let chosen = order.min { queues[$0].count < queues[$1].count } ?? 0
             turn = (chosen + 1) % queues.count
+            queues[chosen].append(segment)
+            condition.broadcast()
             return chosen
         }
     }

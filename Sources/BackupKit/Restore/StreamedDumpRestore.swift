@@ -61,14 +61,17 @@ struct StreamedDumpRestore {
             /// The split loads running, to give them the connections other steps leave.
             var loads: [Step: SplitTableLoad] = [:]
 
-            func launch(_ launch: StreamedRestorePlan.Launch) throws {
+            /// Starts a step; returns the steps that may start after it (when a split load could not take the
+            /// connections it was given).
+            func launch(_ launch: StreamedRestorePlan.Launch) throws -> [StreamedRestorePlan.Launch] {
                 if launch.grows {
-                    guard let load = loads[launch.step] else { return }
-                    let now = load.add(connections: launch.jobs)
-                    if now > 0 {
-                        logger.info("Loading the data of \(load.copy.statement.qualifiedName) through \(now) connections now")
+                    let (added, total) = loads[launch.step]?.add(connections: launch.jobs) ?? (0, 0)
+                    if added > 0, let load = loads[launch.step] {
+                        logger.info(
+                            "Loading the data of \(load.copy.statement.qualifiedName) through \(total) connections now")
                     }
-                    return
+                    // Too late for some (every row handed out): free for the next steps.
+                    return added < launch.jobs ? plan.handle(.declined(launch.step, count: launch.jobs - added)) : []
                 }
                 if let copy = launch.copy, case .tables(let dumpIds) = launch.step, let dumpId = dumpIds.first {
                     guard let range = plan.positions[dumpId] else {
@@ -94,7 +97,7 @@ struct StreamedDumpRestore {
                             post.yield(.loadFailed(launch.step, (error as? ContingencyError)?.message ?? "\(error)"))
                         }
                     }
-                    return
+                    return []
                 }
                 let list = try launch.entries.map { try writeList($0) }
                 let parts = plan.parts(launch.entries)
@@ -109,6 +112,7 @@ struct StreamedDumpRestore {
                         ownership: ownership, mode: .parallel(jobs: launch.jobs), settings: settings, list: list)
                     post.yield(.done(launch.step, outcome))
                 }
+                return []
             }
 
             for await message in messages {
@@ -158,7 +162,8 @@ struct StreamedDumpRestore {
                 case .loadFailed(let step, let why):
                     throw ContingencyError.failed("loading the data of \(tables(step, plan)) into a new database failed: \(why)")
                 }
-                for next in plan.handle(event) { try launch(next) }
+                var launches = plan.handle(event)
+                while !launches.isEmpty { launches += try launch(launches.removeFirst()) }
                 if plan.isComplete { return }
             }
             throw ContingencyError.cancelled()

@@ -47,6 +47,9 @@ struct StreamedRestorePlan {
         case staged
         /// A step started earlier ended well.
         case finished(Step)
+        /// A split load could not take `count` of the connections it was given (every row was already handed
+        /// out): they are free again.
+        case declined(Step, count: Int)
     }
 
     /// Tables smaller than this are loaded several by one pg_restore, up to this much in all (a process and a
@@ -104,6 +107,10 @@ struct StreamedRestorePlan {
             ready.append((dumpId, Int64(range.count)))
         case .staged:
             staged = true
+        case .declined(let step, let count):
+            guard running.contains(step) else { break }
+            weights[step, default: 0] -= min(count, weights[step, default: 0] - 1)
+            growable[step] = nil
         case .finished(let step):
             running.remove(step)
             weights[step] = nil
@@ -158,8 +165,11 @@ struct StreamedRestorePlan {
                     launches.append(launch(.indexes(table: table, entries), entries: entries))
                 }
             }
-            // Connections still free, no table waiting: to a split load that asked for more than it got.
-            for (step, more) in growable.sorted(by: { "\($0.key)" < "\($1.key)" }) where busy < jobs && ready.isEmpty {
+            // Connections still free, the whole dump staged and no table waiting: to a split load that asked for
+            // more than it got (before the dump is staged, the tables still to arrive will want them, and a
+            // split load keeps what it takes to its end).
+            for (step, more) in growable.sorted(by: { "\($0.key)" < "\($1.key)" })
+            where staged && busy < jobs && ready.isEmpty {
                 let added = min(more, jobs - busy)
                 weights[step, default: 0] += added
                 growable[step] = more > added ? more - added : nil
