@@ -64,16 +64,30 @@ struct SplitTableLoadTests {
         return (dump, arrival)
     }
 
-    /// pg_dump of the database "source" into `folder`, as backup-job stages it (custom format, uncompressed).
-    static func dumpSource(_ server: PostgresServer, _ tools: PostgresTools, into folder: TemporaryDirectory)
-        async throws -> String
-    {
-        let path = folder.appending("file.dump").path
-        let dumped = try await tools.dump(
-            toFile: path,
-            connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "source"))))
-        try #require(dumped.succeeded, "pg_dump: \(dumped)")
-        return path
+    /// A server whose database "source" holds `makeTable`'s tables (or what `make` puts there instead), dumped as
+    /// backup-job stages it (custom format, uncompressed), for `body`: the server, its tools, a scratch folder
+    /// (removed after) and the dump's path.
+    static func withDumpedSource(
+        latin1: Bool = false, make: ((PostgresServer) async throws -> Void)? = nil,
+        _ body: (PostgresServer, PostgresTools, TemporaryDirectory, String) async throws -> Void
+    ) async throws {
+        try await PostgresServer.with { server in
+            try await Self.createDatabase(server, "source", latin1: latin1)
+            if let make {
+                try await make(server)
+            } else {
+                try await Self.makeTable(server, database: "source", latin1: latin1)
+            }
+            let folder = try TemporaryDirectory(prefix: "contingency-split")
+            defer { folder.remove() }
+            let tools = PostgresTools(binDirectory: server.binDir.path)
+            let path = folder.appending("file.dump").path
+            let dumped = try await tools.dump(
+                toFile: path,
+                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "source"))))
+            try #require(dumped.succeeded, "pg_dump: \(dumped)")
+            try await body(server, tools, folder, path)
+        }
     }
 
     static func createDatabase(_ server: PostgresServer, _ name: String, latin1: Bool) async throws {
@@ -125,13 +139,7 @@ struct SplitTableLoadTests {
     }
 
     static func withOddTable(_ body: (PostgresServer, OddTable) async throws -> Void) async throws {
-        try await PostgresServer.with { server in
-            try await Self.createDatabase(server, "source", latin1: false)
-            try await Self.makeTable(server, database: "source", latin1: false)
-            let folder = try TemporaryDirectory(prefix: "contingency-split")
-            defer { folder.remove() }
-            let tools = PostgresTools(binDirectory: server.binDir.path)
-            let path = try await Self.dumpSource(server, tools, into: folder)
+        try await Self.withDumpedSource { server, tools, folder, path in
             let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
             let scanner = CustomDumpScanner()
             let blocks = bytes.withUnsafeBytes { scanner.consume($0) } + scanner.finish()
@@ -162,14 +170,8 @@ struct SplitTableLoadTests {
         "the rows split across connections are pg_restore's, in UTF-8 or Latin-1, plain or sealed",
         arguments: [false, true], [false, true])
     func sameRows(latin1: Bool, sealed: Bool) async throws {
-        try await PostgresServer.with { server in
-            try await Self.createDatabase(server, "source", latin1: latin1)
-            try await Self.makeTable(server, database: "source", latin1: latin1)
-            let folder = try TemporaryDirectory(prefix: "contingency-split")
-            defer { folder.remove() }
-            let tools = PostgresTools(binDirectory: server.binDir.path)
+        try await Self.withDumpedSource(latin1: latin1) { server, tools, folder, path in
             let maintenance = try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres")))
-            let path = try await Self.dumpSource(server, tools, into: folder)
 
             // pg_restore alone, the reference.
             try await Self.createDatabase(server, "plain", latin1: latin1)
@@ -225,13 +227,7 @@ struct SplitTableLoadTests {
 
     @Test("a row the server refuses fails the load with the server's message; no connection is left behind")
     func refusedRow() async throws {
-        try await PostgresServer.with { server in
-            try await Self.createDatabase(server, "source", latin1: false)
-            try await Self.makeTable(server, database: "source", latin1: false)
-            let folder = try TemporaryDirectory(prefix: "contingency-split")
-            defer { folder.remove() }
-            let tools = PostgresTools(binDirectory: server.binDir.path)
-            let path = try await Self.dumpSource(server, tools, into: folder)
+        try await Self.withDumpedSource { server, tools, folder, path in
             // Row 43210's id made "x3210": not an integer. (pg_dump writes each row as a chunk of its own, after
             // its length, whose last byte is 0 here.)
             var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
@@ -260,14 +256,10 @@ struct SplitTableLoadTests {
 
     @Test("data going on after the end marker is refused before the table is loaded in part elsewhere")
     func afterMarker() async throws {
-        try await PostgresServer.with { server in
-            try await Self.createDatabase(server, "source", latin1: false)
+        try await Self.withDumpedSource(make: { server in
             _ = try await server.psql(
                 "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 1000)", database: "source")
-            let folder = try TemporaryDirectory(prefix: "contingency-split")
-            defer { folder.remove() }
-            let tools = PostgresTools(binDirectory: server.binDir.path)
-            let path = try await Self.dumpSource(server, tools, into: folder)
+        }) { server, tools, folder, path in
             // The row "500" becomes the marker and an empty line (its chunk keeps its 4 bytes): rows 501 to 1000
             // come after it.
             var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
@@ -402,8 +394,7 @@ struct SplitTableLoadTests {
 
     @Test("a restore's last table, begun on the one connection a larger table leaves, takes that connection when freed")
     func growsInRestore() async throws {
-        try await PostgresServer.with { server in
-            try await server.createDatabase("source")
+        try await Self.withDumpedSource(make: { server in
             // `sorted` (over 64 MiB, BRIN: loaded by pg_restore) holds one connection for its data and then its
             // index; `gated` (40 MB: more than the sockets between it and the server hold) waits at its first row
             // for the test to open the gate, so it is still loading when the connection frees up.
@@ -418,10 +409,7 @@ struct SplitTableLoadTests {
                 CREATE TABLE gated (id int CHECK (public.gate(id)), body text);
                 INSERT INTO gated SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 150000) g;
                 """, database: "source")
-            let folder = try TemporaryDirectory(prefix: "contingency-split")
-            defer { folder.remove() }
-            let tools = PostgresTools(binDirectory: server.binDir.path)
-            let path = try await Self.dumpSource(server, tools, into: folder)
+        }) { server, tools, folder, path in
             let (dump, arrival) = try Self.stage(path, in: folder, sealed: false)
             try await server.createDatabase("split")
             let gate = try PostgresConnection(

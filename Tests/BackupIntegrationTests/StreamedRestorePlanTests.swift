@@ -54,6 +54,14 @@ struct StreamedRestorePlanTests {
             tableOfContentsSize: 1000, compressed: compressed)
     }
 
+    /// A plan for a dump whose rows may be split (`splittable()`), its schema restored: tables may start.
+    static func pastSchema(jobs: Int, dumpSize: Int64? = nil) -> StreamedRestorePlan {
+        var plan = StreamedRestorePlan(jobs: jobs, dumpSize: dumpSize)
+        _ = plan.handle(event("contents", contents: splittable()))
+        _ = plan.handle(event("done schema"))
+        return plan
+    }
+
     /// One event, written short: "contents", "block 11 100" (id, MiB), "staged", "done schema", "done tables 12,13",
     /// "done indexes 11", "done rest".
     static func event(_ text: String, contents: CustomDumpScanner.Contents = contents) -> StreamedRestorePlan.Event {
@@ -193,9 +201,7 @@ struct StreamedRestorePlanTests {
     @Test("a large table with much of the dump after it is loaded by pg_restore; the last one is split")
     func onlyTheLast() {
         // Blocks are placed at their id × 1000 MiB: block 13 (300 MiB) ends the dump.
-        var plan = StreamedRestorePlan(jobs: 2, dumpSize: 13_300 * Self.mib)
-        _ = plan.handle(Self.event("contents", contents: Self.splittable()))
-        _ = plan.handle(Self.event("done schema"))
+        var plan = Self.pastSchema(jobs: 2, dumpSize: 13_300 * Self.mib)
         #expect(plan.handle(Self.event("block 11 300")).map(Self.text) == ["tables 11"])
         #expect(plan.handle(Self.event("done tables 11")).map(Self.text) == ["indexes 11: 21,22"])
         _ = plan.handle(Self.event("done indexes 11"))
@@ -205,9 +211,7 @@ struct StreamedRestorePlanTests {
     @Test("the last table, begun on the one spare connection, grows to one per 64 MiB as the other steps end, no more")
     func growsAsOthersEnd() {
         // Blocks are placed at their id × 1000 MiB: block 13 (100 MiB) ends the dump; 11 and 12 have more after them.
-        var plan = StreamedRestorePlan(jobs: 3, dumpSize: 13_100 * Self.mib)
-        _ = plan.handle(Self.event("contents", contents: Self.splittable()))
-        _ = plan.handle(Self.event("done schema"))
+        var plan = Self.pastSchema(jobs: 3, dumpSize: 13_100 * Self.mib)
         #expect(plan.handle(Self.event("block 11 300")).map(Self.text) == ["tables 11"])
         #expect(plan.handle(Self.event("block 12 100")).map(Self.text) == ["tables 12"])
         #expect(plan.handle(Self.event("block 13 100")).map(Self.text) == ["tables 13 split"])
@@ -223,9 +227,7 @@ struct StreamedRestorePlanTests {
 
     @Test("connections a split load could not take (every row handed out) are free for the next steps")
     func declinedConnections() {
-        var plan = StreamedRestorePlan(jobs: 2, dumpSize: 13_300 * Self.mib)
-        _ = plan.handle(Self.event("contents", contents: Self.splittable()))
-        _ = plan.handle(Self.event("done schema"))
+        var plan = Self.pastSchema(jobs: 2, dumpSize: 13_300 * Self.mib)
         #expect(plan.handle(Self.event("block 11 300")).map(Self.text) == ["tables 11"])
         #expect(plan.handle(Self.event("block 13 300")).map(Self.text) == ["tables 13 split"])
         _ = plan.handle(Self.event("staged"))
@@ -248,9 +250,7 @@ struct StreamedRestorePlanTests {
         #expect(plan.handle(Self.event("done schema")).map(Self.text) == ["tables*3 11 split", "tables 12 split"])
         #expect(plan.handle(Self.event("done tables 12")).map(Self.text) == ["tables 13"])
 
-        var beside = StreamedRestorePlan(jobs: 2)
-        _ = beside.handle(Self.event("contents", contents: Self.splittable()))
-        _ = beside.handle(Self.event("done schema"))
+        var beside = Self.pastSchema(jobs: 2)
         #expect(beside.handle(Self.event("block 12 1")).map(Self.text) == ["tables 12"])
         // A small table's step still running: big is split across both connections all the same.
         #expect(beside.handle(Self.event("block 11 300")).map(Self.text) == ["tables*2 11 split"])
@@ -258,9 +258,7 @@ struct StreamedRestorePlanTests {
 
     @Test("a split step carries the statement quoted again, the archive's encoding and integer size")
     func splitCopy() throws {
-        var plan = StreamedRestorePlan(jobs: 2)
-        _ = plan.handle(Self.event("contents", contents: Self.splittable()))
-        _ = plan.handle(Self.event("done schema"))
+        var plan = Self.pastSchema(jobs: 2)
         let launch = try #require(plan.handle(Self.event("block 11 200")).first)
         #expect(launch.copy?.statement.sql == #"COPY "public"."big" ("id") FROM stdin"#)
         #expect(launch.copy?.encoding == "UTF8")

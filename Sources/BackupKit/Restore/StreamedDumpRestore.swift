@@ -65,8 +65,9 @@ struct StreamedDumpRestore {
             /// connections it was given).
             func launch(_ launch: StreamedRestorePlan.Launch) throws -> [StreamedRestorePlan.Launch] {
                 if launch.grows {
-                    let (added, total) = loads[launch.step]?.add(connections: launch.jobs) ?? (0, 0)
-                    if added > 0, let load = loads[launch.step] {
+                    let load = loads[launch.step]
+                    let (added, total) = load?.add(connections: launch.jobs) ?? (0, 0)
+                    if added > 0, let load {
                         logger.info(
                             "Loading the data of \(load.copy.statement.qualifiedName) through \(total) connections now")
                     }
