@@ -153,4 +153,39 @@ struct HookTests {
             }
         }
     }
+
+    @Test("RESTORE_KEEP_OLD=false: the old database and uploads go once the application is started again, not while it is stopped")
+    func replacedRemovedAfterStart() async throws {
+        try await ApplicationFixture.with(uploadFiles: 2) { app in
+            try #require(try await app.run("backup-job").succeeded)
+            _ = try await app.server.psql("CREATE TABLE added_later (id int)", database: app.database)
+            let seen = app.root.appending("seen-at-start.txt")
+            let parent = app.uploadsDirectory.deletingLastPathComponent().path
+            let psql = app.server.binDir.appendingPathComponent("psql").path
+            // What the application would find when it starts: the replaced copies, if they are still there.
+            let start = """
+                ls -A '\(parent)' | grep -c '^.uploads.before-restore-' >> '\(seen.path)';
+                PGPASSWORD='\(app.server.password)' '\(psql)' -XAtq -d postgres -c "SELECT count(*) FROM pg_database WHERE datname LIKE '\(app.database)\\_before\\_restore\\_%'" >> '\(seen.path)'
+                """
+            let restore = try await app.run(
+                "restore-job",
+                environment: ["RESTORE_KEEP_OLD": "false", "APP_STOP_COMMAND": "true", "APP_START_COMMAND": start])
+            try #require(restore.succeeded, "\(restore)")
+            let lines = try String(contentsOf: seen, encoding: .utf8).split(separator: "\n")
+            #expect(lines == ["1", "1"], "the old uploads folder and the old database, still there at the start: \(lines)")
+            // Gone once the job is done, and said after the application started.
+            #expect(try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix(".uploads.before-restore-") }.isEmpty)
+            let left = try await app.server.query(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE '\(app.database)\\_before\\_restore\\_%'")
+            #expect(left == [["0"]])
+            let out = restore.stdout
+            let started = try #require(out.range(of: "Application started"))
+            let dropped = try #require(out.range(of: "Dropped the database as it was"), "\(out)")
+            let removed = try #require(out.range(of: "Removed the uploads as they were"), "\(out)")
+            #expect(started.lowerBound < dropped.lowerBound && started.lowerBound < removed.lowerBound, "\(out)")
+            let tables = try await app.server.query(
+                "SELECT count(*) FROM pg_tables WHERE tablename = 'added_later'", database: app.database)
+            #expect(tables == [["0"]])
+        }
+    }
 }

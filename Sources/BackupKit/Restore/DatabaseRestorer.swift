@@ -109,9 +109,12 @@ struct DatabaseRestorer {
     /// The quick part, with the application stopped: `incoming` swapped in for the application's database; or,
     /// without one or when other sessions stay connected (RESTORE_TERMINATE_CONNECTIONS off), the dump restored
     /// in place in one transaction. The caller discards `incoming` if this throws.
-    /// Returns the name the previous database is kept under, when it is kept (RESTORE_KEEP_OLD).
+    /// Returns the name the previous database went under, when there was one and it was swapped out: kept
+    /// (RESTORE_KEEP_OLD, or the rollback's safety copy), or to be dropped by the caller with `dropReplaced` once
+    /// the application is back: DROP DATABASE forces a checkpoint of the whole server, freshly restored pages
+    /// included, which the application need not wait for.
     @discardableResult
-    func complete(_ incoming: Incoming?, dump: StagedDump) async throws -> String? {
+    func complete(_ incoming: Incoming?, dump: StagedDump) async throws -> Replaced? {
         let maintenance = try PostgresConnection(parameters.maintenance(besides: database))
         let exists = try maintenance.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]).rowCount > 0
         var connected = 0
@@ -135,6 +138,26 @@ struct DatabaseRestorer {
         }
         Failpoint.hit("restore-swap")
         return try swapIn(incoming.name, replacing: exists, on: maintenance)
+    }
+
+    /// The application's database as it was, renamed away by the swap.
+    struct Replaced: Equatable {
+        let name: String
+        /// Kept until the next successful backup; otherwise the caller drops it (`dropReplaced`).
+        let kept: Bool
+    }
+
+    /// Drops the database a swap replaced and does not keep (RESTORE_KEEP_OLD=false). The restore is done by
+    /// then: a failure is only a warning (the next successful backup drops what is left, as it drops kept ones).
+    func dropReplaced(_ replaced: Replaced) {
+        guard !replaced.kept else { return }
+        do {
+            let maintenance = try PostgresConnection(parameters.maintenance(besides: database))
+            try maintenance.query("DROP DATABASE IF EXISTS \(Self.quote(replaced.name)) WITH (FORCE)")
+            logger.info("Dropped the database as it was, \(replaced.name) (RESTORE_KEEP_OLD=false)")
+        } catch {
+            logger.warning("The restore is done, but \(replaced.name) could not be dropped (the next successful backup drops it): \(error)")
+        }
     }
 
     /// Drops a prepared database that will not be swapped in.
@@ -189,7 +212,7 @@ struct DatabaseRestorer {
 
     /// Renames the old database away and the new one into its name, in one transaction. Sessions that
     /// reconnect meanwhile are ended again (a few attempts) when RESTORE_TERMINATE_CONNECTIONS is on.
-    private func swapIn(_ incoming: String, replacing exists: Bool, on maintenance: PostgresConnection) throws -> String? {
+    private func swapIn(_ incoming: String, replacing exists: Bool, on maintenance: PostgresConnection) throws -> Replaced? {
         let stamp = BackupName.formatTimestamp(Date()).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: "_", with: "")
         // Two restores in the same second (a retried rollback) must not collide on the kept copy's name.
         var previous = Self.truncated(database, suffix: "_before_restore_\(stamp)")
@@ -221,19 +244,11 @@ struct DatabaseRestorer {
             }
         }
         guard exists else { return nil }
-        if configuration.keepOld || keptForSafety {
+        let kept = configuration.keepOld || keptForSafety
+        if kept {
             logger.info("The database as it was is kept as \(previous) until the next successful backup (RESTORE_KEEP_OLD=false drops it at once)")
-            return previous
-        } else {
-            // The swap is done: a failure to drop the old copy is not a failed restore.
-            do {
-                try maintenance.query("DROP DATABASE IF EXISTS \(Self.quote(previous)) WITH (FORCE)")
-                logger.info("Dropped the database as it was (RESTORE_KEEP_OLD=false)")
-            } catch {
-                logger.warning("The restore is done, but \(previous) could not be dropped: \(error)")
-            }
-            return nil
         }
+        return Replaced(name: previous, kept: kept)
     }
 
     /// The fallback: `pg_restore --clean` into the live database, in one transaction, with a watchdog that

@@ -167,15 +167,26 @@ public struct RestoreJob: Sendable {
         // always started again. The slow part of the database's restore is done by now: what remains is a swap (or,
         // where none can be done, the in-place restore).
         var replaced = ReplacedState()
+        // What the swaps moved aside and nothing keeps: removed once the application is back, not while it is
+        // stopped (a large uploads tree takes its time to delete, a dropped database forces a checkpoint).
+        var swappedOut: (database: DatabaseRestorer.Replaced?, uploads: String?) = (nil, nil)
+        func removeSwappedOut() {
+            if let old = swappedOut.database { restorer.dropReplaced(old) }
+            if let old = swappedOut.uploads {
+                FolderSwap.removeTree(old)
+                logger.info("Removed the uploads as they were (\(old))")
+            }
+        }
         do {
             try await (gate ?? CommandGate(hooks: configuration.app, logger: logger)).whileStopped {
                 // 2. The database. Fencing: live data changes only while the lease is ours.
                 try lease.confirm()
                 try Task.checkCancellation()
                 if parts.contains(.database) {
-                    replaced.database = try await timed("Database \(database) restored") {
+                    let old = try await timed("Database \(database) restored") {
                         try await restorer.complete(incoming, dump: dump)
                     }
+                    if let old, !old.kept { swappedOut.database = old } else { replaced.database = old?.name }
                     replacedRecord?.update { [kept = replaced.database] in $0.database = kept }
                 } else {
                     logger.info("The database \(database) is left as it is (RESTORE_PARTS)")
@@ -187,8 +198,8 @@ public struct RestoreJob: Sendable {
                         if report.hasUploads {
                             try lease.confirm()
                             try await timed("Uploads restored to \(uploadsTarget) (\(report.uploads?.files ?? 0) files, \(ByteFormat.string(report.uploads?.bytes ?? 0)))") {
-                                replaced.uploads = try FolderSwap.swap(
-                                    staged: uploadsStaging, into: uploadsTarget, keepingOld: keepReplaced)
+                                let old = try FolderSwap.swap(staged: uploadsStaging, into: uploadsTarget, keepingOld: true)
+                                if keepReplaced { replaced.uploads = old } else { swappedOut.uploads = old }
                                 replacedRecord?.update { [kept = replaced.uploads] in $0.uploads = kept }
                             }
                         } else {
@@ -218,8 +229,10 @@ public struct RestoreJob: Sendable {
             // A failed stop, swap or cancellation: the new database goes. (After a swap it bears the application's
             // name, so a failure in the files finds nothing left to drop under its old one.)
             if let incoming { restorer.discard(incoming) }
+            removeSwappedOut()
             throw error
         }
+        removeSwappedOut()
 
         let duration = Date().timeIntervalSince(started)
         let untouched =
