@@ -23,6 +23,8 @@ public final class CustomDumpScanner {
         /// Whether the table of contents says where that block starts (pg_dump wrote a file it could seek in,
         /// not a pipe).
         public let dataOffsetKnown: Bool
+        /// Where that block starts, when the table of contents says.
+        public let dataOffset: Int64?
         /// The entries this one depends on.
         public let dependencies: [Int]
         /// A TABLE DATA entry's `COPY … FROM stdin;` statement, as the dump gives it (nil for other entries, or
@@ -38,9 +40,11 @@ public final class CustomDumpScanner {
 
         public init(
             dumpId: Int, desc: String, tag: String, section: Int, hasData: Bool, dataOffsetKnown: Bool,
-            dependencies: [Int], copyStatement: String? = nil, definition: String? = nil, needsRowOrder: Bool = false
+            dependencies: [Int], copyStatement: String? = nil, definition: String? = nil, needsRowOrder: Bool = false,
+            dataOffset: Int64? = nil
         ) {
             self.needsRowOrder = needsRowOrder
+            self.dataOffset = dataOffsetKnown ? dataOffset : nil
             self.dumpId = dumpId
             self.desc = desc
             self.tag = tag
@@ -106,6 +110,8 @@ public final class CustomDumpScanner {
     public private(set) var failure: String?
     /// Bytes consumed so far.
     public private(set) var position: Int64 = 0
+    /// The data block being read, once its header is: its entry and where it starts; nil between blocks.
+    public private(set) var opened: (dumpId: Int, start: Int64)?
 
     /// Past this, by default, a table of contents is not followed (the restore waits for the whole dump instead).
     public static let tableOfContentsLimit = 64 << 20
@@ -220,6 +226,7 @@ public final class CustomDumpScanner {
                 return stop("a data block for entry \(id), which the table of contents does not list")
             }
             blockId = id
+            opened = (id, blockStart)
             state = type == 3 ? .blobOid : .chunkLength(blobs: false)
         case .chunkLength(let blobs):
             guard let length = integer(byte) else { return }
@@ -230,6 +237,7 @@ public final class CustomDumpScanner {
                 state = .blobOid
             } else {
                 completed.append(Block(dumpId: blockId, range: blockStart..<(position + 1)))
+                opened = nil
                 state = .blockType
             }
         case .skip:
@@ -238,6 +246,7 @@ public final class CustomDumpScanner {
             guard let oid = integer(byte) else { return }
             if oid == 0 {
                 completed.append(Block(dumpId: blockId, range: blockStart..<(position + 1)))
+                opened = nil
                 state = .blockType
             } else {
                 state = .chunkLength(blobs: true)
@@ -336,7 +345,8 @@ public final class CustomDumpScanner {
                     dependencies.append(id)
                 }
                 let dataState = try reader.byte()
-                _ = try reader.bytes(offSize)
+                // pg_backup_archiver.c `ReadOffset`: offSize bytes, least significant first.
+                let offset = try reader.bytes(offSize).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
                 guard (1...3).contains(dataState) else {
                     throw Invalid(description: "entry \(dumpId) has an unknown data state \(dataState)")
                 }
@@ -344,7 +354,8 @@ public final class CustomDumpScanner {
                     Entry(
                         dumpId: dumpId, desc: desc, tag: tag, section: section, hasData: dataState != 3,
                         dataOffsetKnown: dataState == 2, dependencies: dependencies, copyStatement: copyStatement,
-                        definition: desc == "ENCODING" ? definition : nil, needsRowOrder: needsRowOrder))
+                        definition: desc == "ENCODING" ? definition : nil, needsRowOrder: needsRowOrder,
+                        dataOffset: offset <= UInt64(Int64.max) ? Int64(offset) : nil))
             }
             return (
                 Contents(

@@ -109,7 +109,7 @@ struct SplitTableLoadTests {
         /// A load of `odd` into "split", its sessions named `name`.
         func load(_ name: String, connections: Int) -> SplitTableLoad {
             SplitTableLoad(
-                source: { [path, range] in
+                source: { [path, range] _ in
                     let file = try LocalFile(reading: path)
                     try file.seek(to: range.lowerBound)
                     return SliceSource(file, length: Int64(range.count))
@@ -325,6 +325,64 @@ struct SplitTableLoadTests {
             let bad = try await app.run("restore-job", environment: ["RESTORE_SPLIT_TABLE_SIZE": "big"])
             #expect(!bad.succeeded)
             #expect(bad.stderr.contains("RESTORE_SPLIT_TABLE_SIZE=big is not a size"), "\(bad.stderr)")
+        }
+    }
+
+    @Test("the last large table's load begins while its block is still arriving, reads only checked bytes, and loads the source's rows")
+    func followsItsBlock() async throws {
+        try await Self.withDumpedSource(make: { server in
+            _ = try await server.psql(
+                """
+                CREATE TABLE aa_small AS SELECT g AS id FROM generate_series(1, 100) g;
+                CREATE TABLE zz_big AS SELECT g AS id, md5(g::text) AS body FROM generate_series(1, 200000) g;
+                ALTER TABLE zz_big ADD PRIMARY KEY (id);
+                """, database: "source")
+        }) { server, tools, folder, path in
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            // Where zz_big's block is: the last of the dump.
+            let scanner = CustomDumpScanner()
+            let blocks = bytes.withUnsafeBytes { scanner.consume($0) } + scanner.finish()
+            let contents = try #require(scanner.contents)
+            let big = try #require(contents.entries.first { $0.desc == "TABLE DATA" && $0.tag == "zz_big" })
+            let block = try #require(blocks.first { $0.dumpId == big.dumpId })
+            #expect(block.range.upperBound == Int64(bytes.count))
+            let dump = try StagedDump(
+                staging: try LocalStaging(creating: folder.appending("staging").path), name: "a.dump", sealed: false,
+                followed: StagedDumpTests.recorded(bytes))
+            let arrival = try #require(dump.arrival)
+            try await Self.createDatabase(server, "target", latin1: false)
+            let logged = LogCollector()
+            var restore = StreamedDumpRestore(
+                tools: tools, dump: dump, arrival: arrival,
+                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres"))),
+                database: "target", applicationName: "contingency-follow", ownership: true, settings: [:], jobs: 2,
+                logger: logged.logger)
+            restore.splitSize = 1 << 20
+            let restoring = Task { [restore] in try await restore.run() }
+            defer { restoring.cancel() }
+
+            // The dump up to the middle of zz_big's block, in the archive reader's pieces.
+            let sink = try dump.sink()
+            let middle = Int(block.range.lowerBound) + block.range.count / 2
+            for start in stride(from: 0, to: middle, by: 100_000) {
+                try bytes[start..<min(start + 100_000, middle)].withUnsafeBytes { try sink.write($0) }
+            }
+            try await eventually("zz_big's load to begin as its block arrives") {
+                logged.lines.contains { $0.contains("Loading the data of \"public\".\"zz_big\"") && $0.contains("as it is staged") }
+            }
+            // Its COPYs take rows while the rest of the block is not even written.
+            try await eventually("rows of zz_big in the new database's COPYs") {
+                let copied = try await server.query(
+                    "SELECT coalesce(sum(tuples_processed), 0) FROM pg_stat_progress_copy WHERE datname = 'target'")
+                return (Int(copied.first?.first ?? "") ?? 0) > 0
+            }
+            for start in stride(from: middle, to: bytes.count, by: 100_000) {
+                try bytes[start..<min(start + 100_000, bytes.count)].withUnsafeBytes { try sink.write($0) }
+            }
+            try dump.finish()
+            try await restoring.value
+            #expect(try await server.snapshot(database: "target") == (try await server.snapshot(database: "source")))
+            #expect(logged.lines.contains { $0.contains("Restored the data of zz_big") && $0.contains("200000 rows") }, "\(logged.lines)")
         }
     }
 

@@ -92,6 +92,7 @@ struct StagedDumpTests {
             case .abandoned: events.append("abandoned")
             case .staged: events.append("staged")
             case .unfollowable: events.append("unfollowable")
+            case .opened(let id, _): events.append("opened \(id)")
             }
         }
         return events
@@ -126,13 +127,15 @@ struct StagedDumpTests {
         switch changedAt {
         case nil:
             #expect(failure == nil)
-            #expect(events == ["contents", "block 1", "block 2", "block 3", "staged"])
+            // A block begun is announced as soon as its first bytes are checked, and again once it is whole.
+            #expect(events == ["contents", "block 1", "opened 2", "block 2", "opened 3", "block 3", "staged"])
         case 0?:
             // The table of contents itself is in the changed block: nothing of it is announced (its scan may say
             // it cannot be followed, which only makes a restore wait).
             #expect(events.filter { $0 != "unfollowable" } == ["abandoned"])
         case 1_200_000?:
-            #expect(events == ["contents", "abandoned"] || events == ["contents", "block 1", "abandoned"])
+            let whole = events.filter { !$0.hasPrefix("opened") }
+            #expect(whole == ["contents", "abandoned"] || whole == ["contents", "block 1", "abandoned"], "\(events)")
             #expect(!events.contains("block 2"))
         default:
             #expect(events.last == "abandoned" && !events.contains("block 3"), "\(events)")
@@ -158,6 +161,126 @@ struct StagedDumpTests {
             }
             #expect(dump.file.size <= Int64(bytes.count))
         }
+    }
+
+    /// A reader of the dump from `start`, on its own thread, as a split load's reader: what it has read so far,
+    /// and how it ended.
+    final class Follower: @unchecked Sendable {
+        private let lock = NSLock()
+        private var read: [UInt8] = []
+        private var ending: Result<Void, any Error>?
+        private var stopped = false
+
+        init(_ dump: StagedDump, from start: Int64, arrival: DumpArrival) {
+            NamedThread.start("test.follower") { [self] in
+                do {
+                    let source = try dump.following(from: start, arrival: arrival) { [self] in lock.withLock { stopped } }
+                    var buffer = [UInt8](repeating: 0, count: 64 << 10)
+                    while true {
+                        let count = try buffer.withUnsafeMutableBytes { try source.read(into: $0) }
+                        if count == 0 { break }
+                        lock.withLock { read += buffer[..<count] }
+                    }
+                    lock.withLock { ending = .success(()) }
+                } catch {
+                    lock.withLock { ending = .failure(error) }
+                }
+            }
+        }
+
+        /// What a split load does when it stops: its source is told so.
+        func stop() { lock.withLock { stopped = true } }
+        var bytes: [UInt8] { lock.withLock { read } }
+        var ended: Result<Void, any Error>? { lock.withLock { ending } }
+    }
+
+    /// Three tables of 1 MB, 3 MB and 1 MB, with the block hashes backup-job records (1 MiB blocks).
+    static func followedDump(in folder: TemporaryDirectory, changedAt: Int? = nil) throws -> (dump: StagedDump, written: [UInt8], blockStart: Int64) {
+        let archive = Self.minimalArchive(blockSizes: [1_000_000, 3_000_000, 1_000_000])
+        let bytes = archive.toc + archive.blocks.flatMap { $0 }
+        let dump = try StagedDump(
+            staging: try LocalStaging(creating: folder.path), name: "a.dump", sealed: false, followed: Self.recorded(bytes))
+        var written = bytes
+        if let changedAt { written[changedAt] ^= 0x01 }
+        return (dump, written, Int64(archive.toc.count + archive.blocks[0].count))
+    }
+
+    @Test("a block still arriving is read as it is staged: never past the bytes checked, to the dump's end once it is whole")
+    func followsAsStaged() async throws {
+        let folder = try TemporaryDirectory(prefix: "contingency-staged")
+        defer { folder.remove() }
+        let (dump, written, start) = try Self.followedDump(in: folder)
+        let arrival = try #require(dump.arrival)
+        var events = arrival.events.makeAsyncIterator()
+        let sink = try dump.sink()
+        // Up to 2.5 MB: table 2 begun, its first 1 MiB blocks checked.
+        let first = 2_500_000
+        try written[..<first].withUnsafeBytes { try sink.write($0) }
+        var seen: [String] = []
+        while !seen.contains("opened 2"), let event = await events.next() {
+            if case .opened(let id, let at) = event {
+                #expect(at == start)
+                seen.append("opened \(id)")
+            } else {
+                seen.append("\(event)".prefix { $0 != "(" }.description)
+            }
+        }
+        #expect(seen == ["contents", "block", "opened 2"])
+        let follower = Follower(dump, from: start, arrival: arrival)
+        // It reads what is checked: up to the last whole 1 MiB block written (2 MiB), and waits there.
+        let checked = 2 << 20
+        try await eventually("the follower to read the checked bytes") { follower.bytes.count == checked - Int(start) }
+        #expect(follower.ended == nil)
+        #expect(follower.bytes == Array(written[Int(start)..<checked]))
+        // The rest, in pieces: it follows to the end of the dump.
+        for piece in stride(from: first, to: written.count, by: 300_000) {
+            try written[piece..<min(piece + 300_000, written.count)].withUnsafeBytes { try sink.write($0) }
+        }
+        try dump.finish()
+        try await eventually("the follower to end") { follower.ended != nil }
+        #expect(throws: Never.self) { try follower.ended?.get() }
+        #expect(follower.bytes == Array(written[Int(start)...]))
+    }
+
+    @Test("a follower waiting for bytes stops with an error when a later block does not match, or when its load stops", arguments: [true, false])
+    func followerStops(mismatch: Bool) async throws {
+        let folder = try TemporaryDirectory(prefix: "contingency-staged")
+        defer { folder.remove() }
+        // A changed byte in the 3rd 1 MiB block: the first two are read, then the staging stops.
+        let (dump, written, start) = try Self.followedDump(in: folder, changedAt: mismatch ? 2_200_000 : nil)
+        let arrival = try #require(dump.arrival)
+        let sink = try dump.sink()
+        try written[..<2_150_000].withUnsafeBytes { try sink.write($0) }
+        let follower = Follower(dump, from: start, arrival: arrival)
+        try await eventually("the follower to read the checked bytes") { follower.bytes.count == (2 << 20) - Int(start) }
+        if mismatch {
+            #expect(throws: ContingencyError.self) {
+                try written[2_150_000..<2_300_000].withUnsafeBytes { try sink.write($0) }
+                try written[2_300_000...].withUnsafeBytes { try sink.write($0) }
+            }
+        } else {
+            follower.stop()
+        }
+        try await eventually("the follower to stop") { follower.ended != nil }
+        let error = try #require(follower.ended.flatMap { result -> (any Error)? in
+            if case .failure(let error) = result { return error }
+            return nil
+        } as? ContingencyError)
+        #expect(error.message.contains(mismatch ? "does not match the manifest" : "stopped"), "\(error)")
+        // Nothing past what was checked was read.
+        #expect(follower.bytes == Array(written[Int(start)..<(2 << 20)]))
+    }
+
+    @Test("a sealed dump is not followed: its chunks are only readable whole")
+    func sealedNotFollowed() throws {
+        let folder = try TemporaryDirectory(prefix: "contingency-staged")
+        defer { folder.remove() }
+        let archive = Self.minimalArchive(blockSizes: [1_000])
+        let dump = try StagedDump(
+            staging: try LocalStaging(creating: folder.path), name: "a.dump", sealed: true,
+            followed: Self.recorded(archive.toc + archive.blocks[0]))
+        let arrival = try #require(dump.arrival)
+        #expect(throws: ContingencyError.self) { _ = try dump.following(from: 0, arrival: arrival) { false } }
     }
 
     /// The header and TOC of a custom-format archive (version 1.14) with a TABLE DATA entry per block size (dump

@@ -16,16 +16,16 @@ struct StreamedRestorePlanTests {
     /// (`compressed`: but its data compressed; `badCopy`: but `big`'s statement not pg_dump's).
     static func splittable(
         compressed: Bool = false, badCopy: Bool = false, encoding: Bool = true, twoEncodings: Bool = false,
-        brin: Bool = false
+        brin: Bool = false, offsets: Bool = false
     ) -> CustomDumpScanner.Contents {
         makeContents(
             copy: true, compressed: compressed, badCopy: badCopy, encoding: encoding, twoEncodings: twoEncodings,
-            brin: brin)
+            brin: brin, offsets: offsets)
     }
 
     static func makeContents(
         copy: Bool = false, compressed: Bool = false, badCopy: Bool = false, encoding: Bool = false,
-        twoEncodings: Bool = false, brin: Bool = false
+        twoEncodings: Bool = false, brin: Bool = false, offsets: Bool = false
     ) -> CustomDumpScanner.Contents {
         func entry(_ id: Int, _ desc: String, _ tag: String, _ section: Int, data: Bool = false, _ dependencies: [Int] = [])
             -> CustomDumpScanner.Entry
@@ -35,7 +35,9 @@ struct StreamedRestorePlanTests {
                 dumpId: id, desc: desc, tag: tag, section: section, hasData: data, dataOffsetKnown: true,
                 dependencies: dependencies, copyStatement: copy && desc == "TABLE DATA" ? statement : nil,
                 definition: desc == "ENCODING" ? "SET client_encoding = 'UTF8';\n" : nil,
-                needsRowOrder: brin && tag == "big_name")
+                needsRowOrder: brin && tag == "big_name",
+                // Where "block" places them: at their id × 1000 MiB.
+                dataOffset: offsets && data ? Int64(id) * 1000 * mib : nil)
         }
         let pre = CustomDumpScanner.Entry.preData
         let data = CustomDumpScanner.Entry.data
@@ -62,7 +64,7 @@ struct StreamedRestorePlanTests {
         return plan
     }
 
-    /// One event, written short: "contents", "block 11 100" (id, MiB), "staged", "done schema", "done tables 12,13",
+    /// One event, written short: "contents", "block 11 100" (id, MiB), "opened 13" (its block begun, still arriving), "staged", "done schema", "done tables 12,13",
     /// "done indexes 11", "done rest".
     static func event(_ text: String, contents: CustomDumpScanner.Contents = contents) -> StreamedRestorePlan.Event {
         let words = text.split(separator: " ").map(String.init)
@@ -70,6 +72,7 @@ struct StreamedRestorePlanTests {
         switch (words[0], words.count > 1 ? words[1] : "") {
         case ("contents", _): return .contents(contents)
         case ("staged", _): return .staged
+        case ("opened", _): return .opened(dumpId: numbers(1)[0], start: Int64(numbers(1)[0]) * 1000 * mib)
         case ("block", _):
             let start = Int64(numbers(1)[0]) * 1000 * mib
             return .block(dumpId: numbers(1)[0], range: start..<start + Int64(numbers(2)[0]) * mib)
@@ -83,7 +86,8 @@ struct StreamedRestorePlanTests {
     }
 
     /// A launch, written short: "schema 1,2,3,4", "tables 11", "indexes 11: 21,22", "rest*2 5,14,24" (jobs after *),
-    /// "tables 11 split" (through its own COPY), "grow 11 +1" (connections added to the split load of 11).
+    /// "tables 11 split" (through its own COPY), "tables 11 split follows" (reading its block as it arrives), "grow 11 +1"
+    /// (connections added to the split load of 11).
     static func text(_ launch: StreamedRestorePlan.Launch) -> String {
         let entries = launch.entries.map { $0.map(String.init).joined(separator: ",") } ?? "all"
         let jobs = launch.jobs > 1 ? "*\(launch.jobs)" : ""
@@ -92,7 +96,9 @@ struct StreamedRestorePlanTests {
         }
         switch launch.step {
         case .schema: return "schema \(entries)"
-        case .tables: return launch.copy != nil ? "tables\(jobs) \(entries) split" : "tables\(jobs) \(entries)"
+        case .tables:
+            let follows = launch.follows.map { $0 == Int64(launch.entries?.first ?? 0) * 1000 * mib ? " follows" : " follows?" } ?? ""
+            return launch.copy != nil ? "tables\(jobs) \(entries) split\(follows)" : "tables\(jobs) \(entries)"
         case .indexes(let table, _): return "indexes \(table): \(entries)"
         case .rest: return "rest\(jobs) \(entries)"
         }
@@ -263,6 +269,68 @@ struct StreamedRestorePlanTests {
         #expect(launch.copy?.statement.sql == #"COPY "public"."big" ("id") FROM stdin"#)
         #expect(launch.copy?.encoding == "UTF8")
         #expect(launch.copy?.intSize == 4)
+    }
+
+    /// A plan past the schema of a dump whose table of contents places the blocks (at their id × 1000 MiB), so
+    /// that each block's size is known before it arrives: 11 and 12 take 1000 MiB, 13 what the dump has left.
+    static func placed(jobs: Int, dumpSize: Int64?) -> StreamedRestorePlan {
+        var plan = StreamedRestorePlan(jobs: jobs, dumpSize: dumpSize)
+        _ = plan.handle(event("contents", contents: splittable(offsets: true)))
+        _ = plan.handle(event("done schema"))
+        return plan
+    }
+
+    @Test("the last large table starts as its block begins, split, reading it as it arrives; its whole block starts nothing more")
+    func followsTheLast() {
+        var plan = Self.placed(jobs: 2, dumpSize: 13_300 * Self.mib)
+        #expect(plan.expectedSizes == [11: 1000 * Self.mib, 12: 1000 * Self.mib, 13: 300 * Self.mib])
+        // 11 has 1300 MiB of the dump after it: not the last, it waits for its block as before.
+        #expect(plan.handle(Self.event("opened 11")).map(Self.text) == [])
+        #expect(plan.handle(Self.event("block 11 300")).map(Self.text) == ["tables 11"])
+        #expect(plan.handle(Self.event("block 12 1")).map(Self.text) == ["tables 12"])
+        #expect(plan.handle(Self.event("done tables 12")).map(Self.text) == [])
+        // 13 ends the dump: begun on the one connection left, and to grow once the dump is staged.
+        #expect(plan.handle(Self.event("opened 13")).map(Self.text) == ["tables 13 split follows"])
+        #expect(plan.handle(Self.event("block 13 300")).map(Self.text) == [])
+        #expect(plan.handle(Self.event("staged")).map(Self.text) == [])
+        #expect(plan.handle(Self.event("done tables 11")).map(Self.text) == ["indexes 11: 21,22"])
+        #expect(plan.handle(Self.event("done indexes 11")).map(Self.text) == ["grow 13 +1"])
+        #expect(plan.handle(Self.event("done tables 13")).map(Self.text) == ["rest*2 5,14,23,24"])
+        #expect(plan.isComplete == false)
+    }
+
+    @Test("a begun block is not followed: before the schema is restored (whole by then), without the dump's size, when not split")
+    func followsOnlyWhenItCan() {
+        // Whole before the schema is done: it starts as any whole block does.
+        var early = StreamedRestorePlan(jobs: 2, dumpSize: 13_300 * Self.mib)
+        _ = early.handle(Self.event("contents", contents: Self.splittable(offsets: true)))
+        #expect(early.handle(Self.event("opened 13")).map(Self.text) == [])
+        #expect(early.handle(Self.event("block 13 300")).map(Self.text) == [])
+        #expect(early.handle(Self.event("done schema")).map(Self.text) == ["tables*2 13 split"])
+        // The dump's size unknown: which table is the last is not known before its block ends.
+        var unsized = Self.placed(jobs: 2, dumpSize: nil)
+        #expect(unsized.handle(Self.event("opened 12")).map(Self.text) == [])
+        // 64 MiB, one connection's worth: not split, so not followed.
+        var small = Self.placed(jobs: 2, dumpSize: 13_064 * Self.mib)
+        #expect(small.handle(Self.event("opened 13")).map(Self.text) == [])
+        var justOver = Self.placed(jobs: 2, dumpSize: 13_065 * Self.mib)
+        #expect(justOver.handle(Self.event("opened 13")).map(Self.text) == ["tables*2 13 split follows"])
+        // Compressed data is never split, so never followed.
+        var compressed = StreamedRestorePlan(jobs: 2, dumpSize: 13_300 * Self.mib)
+        let packed = Self.splittable(compressed: true, offsets: true)
+        _ = compressed.handle(Self.event("contents", contents: packed))
+        _ = compressed.handle(Self.event("done schema", contents: packed))
+        #expect(compressed.handle(Self.event("opened 13", contents: packed)).map(Self.text) == [])
+    }
+
+    @Test("a followed table waiting for a connection goes first when one frees, and no small table joins its step")
+    func followedWaits() {
+        var plan = Self.placed(jobs: 1, dumpSize: 13_300 * Self.mib)
+        #expect(plan.handle(Self.event("block 11 300")).map(Self.text) == ["tables 11"])
+        #expect(plan.handle(Self.event("opened 13")).map(Self.text) == [])
+        #expect(plan.handle(Self.event("block 12 1")).map(Self.text) == [])
+        #expect(plan.handle(Self.event("done tables 11")).map(Self.text) == ["tables 13 split follows"])
+        #expect(plan.handle(Self.event("done tables 13")).map(Self.text) == ["tables 12"])
     }
 
     @Test("a sealed step reads the table of contents and its blocks in archive order; a block not yet placed: all of it")

@@ -82,6 +82,21 @@ struct CustomDumpScannerTests {
             #expect(whole.contents.entries.first { $0.desc == "TABLE" }?.section == CustomDumpScanner.Entry.preData)
             #expect(whole.contents.entries.first { $0.desc == "INDEX" || $0.desc == "CONSTRAINT" }?.section == CustomDumpScanner.Entry.postData)
 
+            // pg_dump wrote a file it could seek in: the table of contents says where each block starts.
+            for block in whole.blocks {
+                #expect(whole.contents.entries.first { $0.dumpId == block.dumpId }?.dataOffset == block.range.lowerBound)
+            }
+            // Halfway through a block, it is the one begun.
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            for block in whole.blocks where block.range.count > 20 {
+                let scanner = CustomDumpScanner()
+                let middle = Int(block.range.lowerBound) + block.range.count / 2
+                _ = bytes[..<middle].withUnsafeBytes { scanner.consume($0) }
+                #expect(scanner.opened?.dumpId == block.dumpId && scanner.opened?.start == block.range.lowerBound)
+                _ = bytes[middle..<Int(block.range.upperBound)].withUnsafeBytes { scanner.consume($0) }
+                #expect(scanner.opened == nil, "block \(block.dumpId) ended")
+            }
+
             for chunk in [1, 7, 4093] {
                 let cut = try Self.scan(path, chunk: chunk)
                 #expect(cut.blocks == whole.blocks, "cut in \(chunk)-byte pieces")

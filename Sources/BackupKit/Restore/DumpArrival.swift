@@ -12,6 +12,9 @@ final class DumpArrival: @unchecked Sendable {
     enum Event: Sendable {
         /// The header and table of contents are on disk.
         case contents(CustomDumpScanner.Contents)
+        /// This entry's data block has begun at `start`, and its first bytes are on disk (and checked); the rest
+        /// follows (`bytes(after:)`). Only for a block still arriving when its start is announced.
+        case opened(dumpId: Int, start: Int64)
         /// This entry's data block is on disk whole, at `range`.
         case block(dumpId: Int, range: Range<Int64>)
         /// The dump's layout can no longer be followed (or never could): what was announced stays valid; the
@@ -38,6 +41,13 @@ final class DumpArrival: @unchecked Sendable {
     /// With checked blocks, nothing past this has been checked against its recorded hash, so nothing past it
     /// is announced, however much is in the file.
     private var checkedFrontier: Int64
+    /// The block begun and not yet announced, whole or begun.
+    private var opening: (dumpId: Int, start: Int64)?
+    private var lastOpened: Int64 = -1
+    /// What a reader following the dump may read (`bytes(after:)`): the bytes in the file and checked, all of
+    /// them once the dump is staged; nil once it is abandoned.
+    private let following = NSCondition()
+    private var followable: (frontier: Int64, whole: Bool)? = (0, false)
 
     /// `checkedBlocks`: announce only what `checked(through:)` has vouched for (a restore always does: see
     /// `BlockCheckingSink`); without, whatever is in the file.
@@ -58,6 +68,10 @@ final class DumpArrival: @unchecked Sendable {
     func observe(_ bytes: UnsafeRawBufferPointer) {
         written += Int64(bytes.count)
         held += scanner.consume(bytes)
+        if let opened = scanner.opened, opened.start != lastOpened {
+            lastOpened = opened.start
+            opening = opened
+        }
         announce(upTo: written - lag)
     }
 
@@ -65,11 +79,16 @@ final class DumpArrival: @unchecked Sendable {
     func finish() {
         held += scanner.finish()
         announce(upTo: written)
+        follow(min(written, checkedFrontier), whole: true)
         close(.staged)
     }
 
     /// The dump is not to be used after all.
     func abandon(_ why: String) {
+        following.withLock {
+            followable = nil
+            following.broadcast()
+        }
         close(.abandoned(why))
     }
 
@@ -85,8 +104,40 @@ final class DumpArrival: @unchecked Sendable {
         }
         let ready = held.prefix { $0.range.upperBound <= frontier }
         held.removeFirst(ready.count)
-        for block in ready { send(.block(dumpId: block.dumpId, range: block.range)) }
+        for block in ready {
+            if block.dumpId == opening?.dumpId && block.range.lowerBound == opening?.start { opening = nil }
+            send(.block(dumpId: block.dumpId, range: block.range))
+        }
+        if let begun = opening, held.isEmpty, begun.start < frontier {
+            opening = nil
+            send(.opened(dumpId: begun.dumpId, start: begun.start))
+        }
+        follow(frontier, whole: false)
         announceFailure()
+    }
+
+    /// Waits until the file holds checked bytes past `offset`, and returns where they end (`whole`: the end of
+    /// the dump). Throws when the dump is abandoned, or when `stopped` says so (asked every 100 ms): a reader
+    /// that follows a block as it arrives stops with the restore.
+    func bytes(after offset: Int64, stopped: () -> Bool) throws -> (end: Int64, whole: Bool) {
+        following.lock()
+        defer { following.unlock() }
+        while true {
+            guard let followable else {
+                throw ContingencyError.failed("database.dump does not match the manifest")
+            }
+            if followable.frontier > offset || followable.whole { return (followable.frontier, followable.whole) }
+            if stopped() { throw ContingencyError.cancelled("the restore stopped") }
+            _ = following.wait(until: Date().addingTimeInterval(0.1))
+        }
+    }
+
+    private func follow(_ frontier: Int64, whole: Bool) {
+        following.withLock {
+            guard let current = followable, !current.whole else { return }
+            followable = (max(current.frontier, frontier), whole)
+            following.broadcast()
+        }
     }
 
     private func announceFailure() {

@@ -23,8 +23,9 @@ import Synchronization
 /// A load may start on fewer connections than it could use (other steps of the restore hold the rest) and take
 /// more while it runs (`add`): each new connection gets the next segments, as the least behind.
 final class SplitTableLoad: Sendable {
-    /// The table's data block, from its first byte.
-    let source: @Sendable () throws -> any ByteSource
+    /// The table's data block, from its first byte; `stopped` says when the load has stopped (a source that
+    /// waits for bytes still arriving asks it).
+    let source: @Sendable (_ stopped: @escaping @Sendable () -> Bool) throws -> any ByteSource
     let dumpId: Int
     let copy: StreamedRestorePlan.SplitCopy
     let connection: ConnectionParameters
@@ -46,7 +47,7 @@ final class SplitTableLoad: Sendable {
     }
 
     init(
-        source: @escaping @Sendable () throws -> any ByteSource, dumpId: Int, copy: StreamedRestorePlan.SplitCopy,
+        source: @escaping @Sendable (_ stopped: @escaping @Sendable () -> Bool) throws -> any ByteSource, dumpId: Int, copy: StreamedRestorePlan.SplitCopy,
         connection: ConnectionParameters, database: String, applicationName: String, settings: [String: String],
         connections: Int, segmentSize: Int = 1 << 20
     ) {
@@ -134,7 +135,7 @@ final class SplitTableLoad: Sendable {
     /// queued (the pieces of a long row to one connection).
     private func read(into queues: SegmentQueues) throws -> Loaded {
         var block = try CustomDumpDataBlock(
-            source: try source(), intSize: copy.intSize, dumpId: dumpId)
+            source: try source { [queues] in queues.aborted }, intSize: copy.intSize, dumpId: dumpId)
         var splitter = CopyDataSplitter(segmentSize: segmentSize)
         var sticky: Int?
         func send(_ segment: CopyDataSplitter.Segment) throws {

@@ -75,19 +75,28 @@ struct StreamedDumpRestore {
                     return added < launch.jobs ? plan.handle(.declined(launch.step, count: launch.jobs - added)) : []
                 }
                 if let copy = launch.copy, case .tables(let dumpIds) = launch.step, let dumpId = dumpIds.first {
-                    guard let range = plan.positions[dumpId] else {
+                    let source: @Sendable (_ stopped: @escaping @Sendable () -> Bool) throws -> any ByteSource
+                    let size: Int64
+                    if let start = launch.follows {
+                        // Its block is still arriving: read as it is staged and checked.
+                        source = { stopped in try dump.following(from: start, arrival: arrival, stopped: stopped) }
+                        size = plan.expectedSizes[dumpId] ?? 0
+                    } else if let range = plan.positions[dumpId] {
+                        source = { _ in try dump.source(ranges: [range]) }
+                        size = Int64(range.count)
+                    } else {
                         throw ContingencyError.failed("the place of entry \(dumpId)'s data is not known")
                     }
                     let load = SplitTableLoad(
-                        source: { try dump.source(ranges: [range]) }, dumpId: dumpId, copy: copy, connection: connection,
+                        source: source, dumpId: dumpId, copy: copy, connection: connection,
                         database: database, applicationName: applicationName, settings: settings,
                         connections: launch.jobs)
                     loads[launch.step] = load
-                    let size = ByteFormat.string(Int64(range.count))
-                    let how =
+                    var how =
                         launch.jobs > 1
                         ? "through \(launch.jobs) connections at once" : "through one connection, and more as other steps end"
-                    logger.info("Loading the data of \(copy.statement.qualifiedName) (\(size)) \(how)")
+                    if launch.follows != nil { how += ", as it is staged" }
+                    logger.info("Loading the data of \(copy.statement.qualifiedName) (\(ByteFormat.string(size))) \(how)")
                     group.addTask {
                         do {
                             let loaded = try await load.run()
@@ -125,6 +134,8 @@ struct StreamedDumpRestore {
                         "Restoring the dump as it is read: the schema now, each of its \(tables) tables once its data is staged and a large one's indexes once it is loaded (\(jobs) at a time), the rest once the whole dump is"
                     )
                     event = .contents(found)
+                case .arrival(.opened(let dumpId, let start)):
+                    event = .opened(dumpId: dumpId, start: start)
                 case .arrival(.block(let dumpId, let range)):
                     event = .block(dumpId: dumpId, range: range)
                 case .arrival(.unfollowable(let why)):

@@ -28,6 +28,9 @@ struct StreamedRestorePlan {
         let jobs: Int
         var copy: SplitCopy? = nil
         var grows = false
+        /// For a split load started as its block arrives: where the block starts; the load reads it as it is
+        /// staged (`DumpArrival.bytes(after:)`).
+        var follows: Int64? = nil
     }
 
     /// How a large table's rows are loaded through several connections: its checked COPY statement, the
@@ -41,6 +44,8 @@ struct StreamedRestorePlan {
     enum Event {
         /// The table of contents is staged (and checked).
         case contents(CustomDumpScanner.Contents)
+        /// An entry's data block has begun at `start` and is still arriving.
+        case opened(dumpId: Int, start: Int64)
         /// An entry's data block is staged (and checked) whole, at `range`.
         case block(dumpId: Int, range: Range<Int64>)
         /// The whole dump is staged and matches.
@@ -64,7 +69,11 @@ struct StreamedRestorePlan {
     private(set) var contents: CustomDumpScanner.Contents?
     /// Where each staged data block is.
     private(set) var positions: [Int: Range<Int64>] = [:]
-    private var ready: [(dumpId: Int, size: Int64)] = []
+    /// Tables whose data may be loaded, with their size; `follows`: the block's start, for the last large table
+    /// whose block is still arriving (it may only be split-loaded, following it).
+    private var ready: [(dumpId: Int, size: Int64, follows: Int64?)] = []
+    /// The size of each data block, from where the table of contents says they start (and the dump's size).
+    private(set) var expectedSizes: [Int: Int64] = [:]
     private var early: [Int: Set<Int>] = [:]
     private var restored: Set<Int> = []
     private(set) var running: Set<Step> = []
@@ -101,10 +110,23 @@ struct StreamedRestorePlan {
         case .contents(let found):
             contents = found
             early = Self.earlyEntries(found)
+            expectedSizes = Self.blockSizes(found, dumpSize: dumpSize)
             launches.append(launch(.schema, entries: Self.schemaEntries(found)))
+        case .opened(let dumpId, let start):
+            // Only a table that will be split when whole is followed: the last large one (nothing after it waits
+            // for its connections), worth two connections at least.
+            if dumpSize != nil, let size = expectedSizes[dumpId], size > splitSize, isLast(start + size),
+                splitCopy(dumpId) != nil
+            {
+                ready.append((dumpId, size, start))
+            }
         case .block(let dumpId, let range):
             positions[dumpId] = range
-            ready.append((dumpId, Int64(range.count)))
+            if let index = ready.firstIndex(where: { $0.dumpId == dumpId }) {
+                ready[index] = (dumpId, Int64(range.count), nil)  // whole now, before it was started
+            } else if !running.contains(.tables([dumpId])) {
+                ready.append((dumpId, Int64(range.count), nil))
+            }
         case .staged:
             staged = true
         case .declined(let step, let count):
@@ -138,14 +160,17 @@ struct StreamedRestorePlan {
                 let size = chosen[0].size
                 let spare = jobs - busyLong - ready.filter { $0.size >= Self.batch }.count
                 let wanted = size >= splitSize ? Int((size - 1) / splitSize + 1) : 1
-                if wanted >= 2, isLast(chosen[0].dumpId), let copy = splitCopy(chosen[0].dumpId) {
+                let last = chosen[0].follows != nil || positions[chosen[0].dumpId].map { isLast($0.upperBound) } ?? true
+                if wanted >= 2, last, let copy = splitCopy(chosen[0].dumpId) {
                     let table = chosen[0].dumpId
                     let connections = max(1, min(spare, wanted))
-                    launches.append(launch(.tables([table]), entries: [table], jobs: connections, copy: copy))
+                    var started = launch(.tables([table]), entries: [table], jobs: connections, copy: copy)
+                    started.follows = chosen[0].follows
+                    launches.append(started)
                     if connections < wanted { growable[.tables([table])] = wanted - connections }
                     continue
                 }
-                while let next = ready.last, chosen.reduce(0, { $0 + $1.size }) + next.size <= Self.batch {
+                while let next = ready.last, next.follows == nil, chosen.reduce(0, { $0 + $1.size }) + next.size <= Self.batch {
                     chosen.append(ready.removeLast())
                 }
                 let step = Step.tables(chosen.map(\.dumpId))
@@ -206,11 +231,25 @@ struct StreamedRestorePlan {
         return Launch(step: step, entries: ordered, jobs: jobs, copy: copy)
     }
 
-    /// Whether less than `splitSize` of the dump comes after this table's data (always, when the dump's size
-    /// is not known).
-    private func isLast(_ dumpId: Int) -> Bool {
-        guard let dumpSize, let range = positions[dumpId] else { return true }
-        return dumpSize - range.upperBound < splitSize
+    /// Whether less than `splitSize` of the dump comes after a table's data ending at `end` (always, when the
+    /// dump's size is not known).
+    private func isLast(_ end: Int64) -> Bool {
+        guard let dumpSize else { return true }
+        return dumpSize - end < splitSize
+    }
+
+    /// Each data block's size, where the table of contents says where it and the next start (the last one: where
+    /// the dump ends, when its size is known). pg_dump writes the blocks one after the other in the order of
+    /// their offsets, and the dump ends with the last. Only a plan: the blocks' own framing says where they end.
+    static func blockSizes(_ contents: CustomDumpScanner.Contents, dumpSize: Int64?) -> [Int: Int64] {
+        let starts = contents.entries.compactMap { entry in entry.dataOffset.map { (entry.dumpId, $0) } }
+            .sorted { $0.1 < $1.1 }
+        var sizes: [Int: Int64] = [:]
+        for (index, (dumpId, start)) in starts.enumerated() {
+            let end = index + 1 < starts.count ? starts[index + 1].1 : dumpSize
+            if let end, end > start { sizes[dumpId] = end - start }
+        }
+        return sizes
     }
 
     /// How a table's data may be split across connections: only plain COPY data (an uncompressed archive),

@@ -109,6 +109,16 @@ final class StagedDump: @unchecked Sendable {
         })
     }
 
+    /// The plain dump from `start` on, read as it is staged: each read waits for checked bytes past what was
+    /// read (`DumpArrival.bytes(after:)`), and the end of the dump is its end. For a block still arriving; not
+    /// for a sealed dump (whose chunks are only readable whole).
+    func following(from start: Int64, arrival: DumpArrival, stopped: @escaping () -> Bool) throws -> any ByteSource {
+        guard key == nil else { throw ContingencyError.failed("a sealed dump is not read as it is staged") }
+        let file = try LocalFile(reading: file.path)
+        try file.seek(to: start)
+        return FollowingSource(file, from: start, arrival: arrival, stopped: stopped)
+    }
+
     /// For pg_restore: the file itself when plain (it can seek in it), a decrypting stream when sealed.
     func input() throws -> PostgresTools.DumpInput {
         key == nil ? .file(file.path) : .stream(try source())
@@ -125,5 +135,35 @@ final class CountingSink: ByteSink {
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         try next.write(bytes)
         count += Int64(bytes.count)
+    }
+}
+
+/// A file read up to what its `DumpArrival` says is staged and checked, waiting for more at that point.
+final class FollowingSource: ByteSource {
+    private let file: LocalFile
+    private let arrival: DumpArrival
+    private let stopped: () -> Bool
+    private var position: Int64
+    private var available: (end: Int64, whole: Bool) = (0, false)
+
+    init(_ file: LocalFile, from start: Int64, arrival: DumpArrival, stopped: @escaping () -> Bool) {
+        self.file = file
+        self.arrival = arrival
+        self.stopped = stopped
+        position = start
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if position >= available.end {
+            guard !available.whole else { return 0 }
+            available = try arrival.bytes(after: position, stopped: stopped)
+            guard position < available.end else { return 0 }
+        }
+        let wanted = Int(min(Int64(buffer.count), available.end - position))
+        let count = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<wanted]))
+        // The file holds every byte before `available.end`: fewer means it changed under the restore.
+        guard count > 0 else { throw ContingencyError.failed("the staged dump ends before what was staged") }
+        position += Int64(count)
+        return count
     }
 }
