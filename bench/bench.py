@@ -98,6 +98,7 @@ class Bench:
         case, untimed, the server is let settle (`settle`): no case pays for the work the one before it left."""
         timing = f"{self.work}/time.txt"
         self.settle()
+        server_before = self.server_cpu()
         started = time.monotonic()
         process = subprocess.run(["/usr/bin/time", "-v", "-o", timing] + argv, env=env or self.env,
                                  capture_output=True, text=True)
@@ -110,7 +111,8 @@ class Bench:
         # CPU seconds of the process and its children (not the server's): what the case costs in work, which
         # another load on the machine changes far less than it changes the wall time.
         cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", report)[1]) for kind in ("User", "System"))
-        record = {"wall": wall, "rss": rss, "cpu": cpu, "round": self.round}
+        record = {"wall": wall, "rss": rss, "cpu": cpu, "server_cpu": self.server_cpu() - server_before,
+                  "round": self.round}
         if output is not None:
             record["output"] = output() if callable(output) else output
         if log_phases:
@@ -122,6 +124,27 @@ class Bench:
         print(f"  {case:<34} {wall:7.2f} s  {rss / 2**20:7.1f} MB RSS"
               + (f"  {record['output'] / 1e6:9.1f} MB out" if record.get("output") else ""), flush=True)
         return process
+
+    def server_cpu(self):
+        """CPU seconds the PostgreSQL server has used so far, all its processes: the live ones' own (/proc/<pid>/stat
+        utime and stime) and what the postmaster has collected from those that ended (its cutime and cstime): a
+        backend's, a parallel worker's, the checkpointer's."""
+        if not hasattr(self, "postmaster"):
+            checkpointer = int(sh(f"{self.pg_bin}/psql -XAtq -d postgres -c \"SELECT pid FROM pg_stat_activity "
+                                  "WHERE backend_type = 'checkpointer'\"", env=self.env).stdout)
+            self.postmaster = int(open(f"/proc/{checkpointer}/stat").read().rsplit(")", 1)[1].split()[1])
+        ticks = 0
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                # After the command's name: state, ppid, ..., utime (12th), stime, cutime, cstime.
+                fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # ended meanwhile: the postmaster's cutime has it
+            if int(pid) == self.postmaster:
+                ticks += sum(int(f) for f in fields[11:15])
+            elif int(fields[1]) == self.postmaster:
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def settle(self):
         """Waits for autovacuum workers to finish (a restore leaves about half a minute of them, which would

@@ -197,7 +197,7 @@ class RestoreBench(Bench):
             self.round = round_number
             self.round_of_cases()
         raw = json.load(open(self.a.raw)) if os.path.exists(self.a.raw) else {"datasets": {}}
-        raw["meta"] = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "machine": machine(),
+        raw["meta"] = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "machine": machine(), "cores": os.cpu_count(),
                        "versions": {k: v for k, v in versions(self.pg_bin, self.env).items()
                                     if k in ("PostgreSQL", "GNU tar", "gzip", "zstd", "libarchive", "libdeflate")}}
         raw["datasets"][self.a.dataset] = {"description": description, "results": self.results}
@@ -221,7 +221,8 @@ def report(raw_path, out):
         "Ratios are against the shell restore of the same data set in this same invocation: of the medians, and "
         "(same-round) the median over the rounds of each round's own ratio, steadier when the machine's load "
         "drifts. Peak RSS is GNU time's maximum resident set size of the process and its children (not the "
-        "PostgreSQL server); CPU s is their user and system time, the server's not included.",
+        "PostgreSQL server); CPU s is their user and system time, the server's not included; server CPU s is the "
+        "PostgreSQL server's own (all its processes, from /proc) during the case.",
         "",
         "The floors: `pg_restore -j2` of the uncompressed dump file into a new database; and the server's COPY of "
         "the same rows from a local file, each table's text-format file (written beforehand by `COPY … TO`) read by "
@@ -261,9 +262,9 @@ def report(raw_path, out):
             f"{d['largest_copy_bytes'] / 1e6:,.0f} MB of COPY text, "
             f"{d['largest_copy_bytes'] / d['copy_bytes'] * 100:.0f}% of the rows' text.",
             "",
-            "| case | median s | min–max s | CPU s | peak RSS MB | ratio to shell | same-round ratio | "
+            "| case | median s | min–max s | CPU s | server CPU s | peak RSS MB | ratio to shell | same-round ratio | "
             "over the COPY + post-data floor | same-round |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for case in ["shell procedure restore", *JOBS, "floor: pg_restore -j2 of the dump file", COPY_FLOOR,
                      INDEX_FLOOR, SUM_FLOOR]:
@@ -271,8 +272,10 @@ def report(raw_path, out):
                 continue
             median, low, high = stat(case)
             cpu, rss = stat(case, "cpu")[0], stat(case, "rss")[0]
+            server = stat(case, "server_cpu")[0]
+            server_text = "" if server is None else f"{server:.1f}"
             over = f"{median / floor:.2f}x | {per_round(case, SUM_FLOOR):.2f}x" if case in JOBS else " | "
-            lines.append(f"| {case} | {median:.2f} | {low:.2f}–{high:.2f} | {cpu:.1f} | {rss / 2**20:.0f} | "
+            lines.append(f"| {case} | {median:.2f} | {low:.2f}–{high:.2f} | {cpu:.1f} | {server_text} | {rss / 2**20:.0f} | "
                          f"{median / shell:.2f}x | {per_round(case, 'shell procedure restore'):.2f}x | {over} |")
         drop = stat("drop of the replaced database")[0]
         if drop is not None:
@@ -319,6 +322,14 @@ def report(raw_path, out):
             targets.append((f"{name}: restore-job zstd against the same with no table split (not a target)",
                             f"{stat('restore-job zstd')[0] / stat(UNSPLIT)[0]:.2f}x "
                             f"({per_round('restore-job zstd', UNSPLIT):.2f}x)", None))
+        cores = meta.get("cores")
+        zstd_server = stat("restore-job zstd", "server_cpu")[0]
+        if cores and zstd_server is not None:
+            # Every processor busy all the time, the least wall time this work could take here.
+            bound = (stat("restore-job zstd", "cpu")[0] + zstd_server) / cores
+            targets.append((f"{name}: restore-job zstd's processor time, its own and the server's, over {cores} "
+                            "processors (not a target: the least wall time that work could take here)",
+                            f"{bound:.2f} s, {bound / shell:.2f}x the shell restore", None))
         if floor is not None and "restore-job zstd" in results:
             targets.append((f"{name}: restore-job zstd over the COPY + post-data floor (not a target)",
                             f"{stat('restore-job zstd')[0] / floor:.2f}x "
@@ -346,6 +357,8 @@ def add_sum_floor(results):
         if (other := index_by_round.get(run["round"])) is not None:
             runs.append({"wall": run["wall"] + other["wall"], "cpu": run["cpu"] + other["cpu"],
                          "rss": max(run["rss"], other["rss"]), "round": run["round"]})
+            if "server_cpu" in run and "server_cpu" in other:
+                runs[-1]["server_cpu"] = run["server_cpu"] + other["server_cpu"]
     results[SUM_FLOOR] = {"group": "restore floor", "runs": runs}
 
 
