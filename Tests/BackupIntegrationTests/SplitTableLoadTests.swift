@@ -328,8 +328,10 @@ struct SplitTableLoadTests {
         }
     }
 
-    @Test("the last large table's load begins while its block is still arriving, reads only checked bytes, and loads the source's rows")
-    func followsItsBlock() async throws {
+    @Test(
+        "the last large table's load begins while its block is still arriving and loads the source's rows; sealed, once it is whole",
+        arguments: [false, true])
+    func followsItsBlock(sealed: Bool) async throws {
         try await Self.withDumpedSource(make: { server in
             _ = try await server.psql(
                 """
@@ -347,7 +349,7 @@ struct SplitTableLoadTests {
             let block = try #require(blocks.first { $0.dumpId == big.dumpId })
             #expect(block.range.upperBound == Int64(bytes.count))
             let dump = try StagedDump(
-                staging: try LocalStaging(creating: folder.appending("staging").path), name: "a.dump", sealed: false,
+                staging: try LocalStaging(creating: folder.appending("staging").path), name: "a.dump", sealed: sealed,
                 followed: StagedDumpTests.recorded(bytes))
             let arrival = try #require(dump.arrival)
             try await Self.createDatabase(server, "target", latin1: false)
@@ -361,20 +363,22 @@ struct SplitTableLoadTests {
             let restoring = Task { [restore] in try await restore.run() }
             defer { restoring.cancel() }
 
-            // The dump up to the middle of zz_big's block, in the archive reader's pieces.
+            // The dump up to the middle of zz_big's block, in the archive reader's pieces (sealed: all of it).
             let sink = try dump.sink()
-            let middle = Int(block.range.lowerBound) + block.range.count / 2
+            let middle = sealed ? bytes.count : Int(block.range.lowerBound) + block.range.count / 2
             for start in stride(from: 0, to: middle, by: 100_000) {
                 try bytes[start..<min(start + 100_000, middle)].withUnsafeBytes { try sink.write($0) }
             }
-            try await eventually("zz_big's load to begin as its block arrives") {
-                logged.lines.contains { $0.contains("Loading the data of \"public\".\"zz_big\"") && $0.contains("as it is staged") }
-            }
-            // Its COPYs take rows while the rest of the block is not even written.
-            try await eventually("rows of zz_big in the new database's COPYs") {
-                let copied = try await server.query(
-                    "SELECT coalesce(sum(tuples_processed), 0) FROM pg_stat_progress_copy WHERE datname = 'target'")
-                return (Int(copied.first?.first ?? "") ?? 0) > 0
+            if !sealed {
+                try await eventually("zz_big's load to begin as its block arrives") {
+                    logged.lines.contains { $0.contains("Loading the data of \"public\".\"zz_big\"") && $0.contains("as it is staged") }
+                }
+                // Its COPYs take rows while the rest of the block is not even written.
+                try await eventually("rows of zz_big in the new database's COPYs") {
+                    let copied = try await server.query(
+                        "SELECT coalesce(sum(tuples_processed), 0) FROM pg_stat_progress_copy WHERE datname = 'target'")
+                    return (Int(copied.first?.first ?? "") ?? 0) > 0
+                }
             }
             for start in stride(from: middle, to: bytes.count, by: 100_000) {
                 try bytes[start..<min(start + 100_000, bytes.count)].withUnsafeBytes { try sink.write($0) }
@@ -383,6 +387,9 @@ struct SplitTableLoadTests {
             try await restoring.value
             #expect(try await server.snapshot(database: "target") == (try await server.snapshot(database: "source")))
             #expect(logged.lines.contains { $0.contains("Restored the data of zz_big") && $0.contains("200000 rows") }, "\(logged.lines)")
+            // Sealed, split all the same, once its block is whole.
+            let loading = logged.lines.filter { $0.contains("Loading the data of \"public\".\"zz_big\"") }
+            #expect(loading.count == 1 && loading.allSatisfy { $0.contains("as it is staged") != sealed }, "\(logged.lines)")
         }
     }
 

@@ -227,6 +227,7 @@ struct StagedDumpTests {
         }
         #expect(seen == ["contents", "block", "opened 2"])
         let follower = Follower(dump, from: start, arrival: arrival)
+        defer { follower.stop() }
         // It reads what is checked: up to the last whole 1 MiB block written (2 MiB), and waits there.
         let checked = 2 << 20
         try await eventually("the follower to read the checked bytes") { follower.bytes.count == checked - Int(start) }
@@ -252,6 +253,7 @@ struct StagedDumpTests {
         let sink = try dump.sink()
         try written[..<2_150_000].withUnsafeBytes { try sink.write($0) }
         let follower = Follower(dump, from: start, arrival: arrival)
+        defer { follower.stop() }
         try await eventually("the follower to read the checked bytes") { follower.bytes.count == (2 << 20) - Int(start) }
         if mismatch {
             #expect(throws: ContingencyError.self) {

@@ -323,6 +323,41 @@ struct StreamedRestorePlanTests {
         #expect(compressed.handle(Self.event("opened 13", contents: packed)).map(Self.text) == [])
     }
 
+    @Test("a followed table's whole block, announced after its load ended, starts nothing")
+    func lateWholeBlock() {
+        var plan = Self.placed(jobs: 2, dumpSize: 13_300 * Self.mib)
+        #expect(plan.handle(Self.event("block 12 1")).map(Self.text) == ["tables 12"])
+        #expect(plan.handle(Self.event("done tables 12")).map(Self.text) == [])
+        #expect(plan.handle(Self.event("opened 13")).map(Self.text) == ["tables*2 13 split follows"])
+        // The load's end and the arrival's event come from two tasks, in either order.
+        #expect(plan.handle(Self.event("done tables 13")).map(Self.text) == [])
+        #expect(plan.handle(Self.event("block 13 300")).map(Self.text) == [])
+        #expect(plan.handle(Self.event("block 11 300")).map(Self.text) == ["tables 11"])
+        #expect(plan.handle(Self.event("staged")).map(Self.text) == [])
+        #expect(plan.handle(Self.event("done tables 11")).map(Self.text) == ["rest*2 5,14,21,22,23,24"])
+    }
+
+    @Test("offsets past the dump's end (a forged table of contents) give no size, and nothing is followed from them")
+    func forgedOffsets() {
+        let entries = Self.splittable().entries.map { entry in
+            CustomDumpScanner.Entry(
+                dumpId: entry.dumpId, desc: entry.desc, tag: entry.tag, section: entry.section, hasData: entry.hasData,
+                dataOffsetKnown: true, dependencies: entry.dependencies, copyStatement: entry.copyStatement,
+                definition: entry.definition,
+                dataOffset: [11: Int64.max - 1, 12: 12_000 * Self.mib, 13: 13_000 * Self.mib][entry.dumpId])
+        }
+        let forged = CustomDumpScanner.Contents(version: (1, 14, 0), entries: entries, tableOfContentsSize: 1000, compressed: false)
+        #expect(StreamedRestorePlan.blockSizes(forged, dumpSize: 13_300 * Self.mib) == [12: 1000 * Self.mib, 13: 300 * Self.mib])
+        var plan = StreamedRestorePlan(jobs: 2, dumpSize: 13_300 * Self.mib)
+        _ = plan.handle(Self.event("contents", contents: forged))
+        _ = plan.handle(Self.event("done schema", contents: forged))
+        // 11's offset is past the end: not followed, and no arithmetic on it traps.
+        #expect(plan.handle(.opened(dumpId: 11, start: Int64.max - 1)).map(Self.text) == [])
+        // A block that begins where the table of contents does not say: its size is still the planned one, which
+        // must fit in the dump from where it really begins.
+        #expect(plan.handle(.opened(dumpId: 12, start: 13_200 * Self.mib)).map(Self.text) == [])
+    }
+
     @Test("a followed table waiting for a connection goes first when one frees, and no small table joins its step")
     func followedWaits() {
         var plan = Self.placed(jobs: 1, dumpSize: 13_300 * Self.mib)

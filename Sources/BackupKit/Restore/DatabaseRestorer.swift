@@ -246,7 +246,7 @@ struct DatabaseRestorer {
         guard exists else { return nil }
         let kept = configuration.keepOld || keptForSafety
         if kept {
-            logger.info("The database as it was is kept as \(previous) until the next successful backup (RESTORE_KEEP_OLD=false drops it at once)")
+            logger.info("The database as it was is kept as \(previous) until the next successful backup (RESTORE_KEEP_OLD=false drops it once the application is back)")
         }
         return Replaced(name: previous, kept: kept)
     }

@@ -43,11 +43,13 @@ final class DumpArrival: @unchecked Sendable {
     private var checkedFrontier: Int64
     /// The block begun and not yet announced, whole or begun.
     private var opening: (dumpId: Int, start: Int64)?
+    /// Where the last block the scanner said was begun starts: each is announced once at most.
     private var lastOpened: Int64 = -1
     /// What a reader following the dump may read (`bytes(after:)`): the bytes in the file and checked, all of
-    /// them once the dump is staged; nil once it is abandoned.
+    /// them once the dump is staged; nil once it is abandoned, and why.
     private let following = NSCondition()
     private var followable: (frontier: Int64, whole: Bool)? = (0, false)
+    private var abandonedBecause = ""
 
     /// `checkedBlocks`: announce only what `checked(through:)` has vouched for (a restore always does: see
     /// `BlockCheckingSink`); without, whatever is in the file.
@@ -68,7 +70,9 @@ final class DumpArrival: @unchecked Sendable {
     func observe(_ bytes: UnsafeRawBufferPointer) {
         written += Int64(bytes.count)
         held += scanner.consume(bytes)
-        if let opened = scanner.opened, opened.start != lastOpened {
+        if scanner.failure != nil {
+            opening = nil  // unfollowable from here: nothing more is announced but whole blocks
+        } else if let opened = scanner.opened, opened.start != lastOpened {
             lastOpened = opened.start
             opening = opened
         }
@@ -86,6 +90,7 @@ final class DumpArrival: @unchecked Sendable {
     /// The dump is not to be used after all.
     func abandon(_ why: String) {
         following.withLock {
+            if followable != nil { abandonedBecause = why }
             followable = nil
             following.broadcast()
         }
@@ -123,9 +128,7 @@ final class DumpArrival: @unchecked Sendable {
         following.lock()
         defer { following.unlock() }
         while true {
-            guard let followable else {
-                throw ContingencyError.failed("database.dump does not match the manifest")
-            }
+            guard let followable else { throw ContingencyError.failed(abandonedBecause) }
             if followable.frontier > offset || followable.whole { return (followable.frontier, followable.whole) }
             if stopped() { throw ContingencyError.cancelled("the restore stopped") }
             _ = following.wait(until: Date().addingTimeInterval(0.1))

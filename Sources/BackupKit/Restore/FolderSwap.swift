@@ -112,7 +112,8 @@ enum FolderSwap {
     /// only once the new one is in place, and takes the old folder's owner and mode (0755 and this user's when
     /// there was none); a folder staged inside `target` (a mount point) is swapped entry by entry, and put back
     /// as it was if that fails halfway. Either way `staged` is checked first (`checkStaging`).
-    /// With `keepingOld`, the old folder is not removed but returned (for a rollback's safety backup); inside a
+    /// With `keepingOld`, the old folder is not removed but returned (for a rollback's safety backup, or for the
+    /// caller to remove once the application is back); inside a
     /// mount point it is the hidden folder `.contingency-before-restore-<id>` in `target`.
     @discardableResult
     static func swap(staged: String, into target: String, keepingOld: Bool = false) throws -> String? {

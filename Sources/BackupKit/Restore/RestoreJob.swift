@@ -198,7 +198,11 @@ public struct RestoreJob: Sendable {
                         if report.hasUploads {
                             try lease.confirm()
                             try await timed("Uploads restored to \(uploadsTarget) (\(report.uploads?.files ?? 0) files, \(ByteFormat.string(report.uploads?.bytes ?? 0)))") {
-                                let old = try FolderSwap.swap(staged: uploadsStaging, into: uploadsTarget, keepingOld: true)
+                                // Inside a mount point the old files wait in a folder of the uploads themselves,
+                                // where the application would see them: those go before it starts.
+                                let inside = uploadsStaging.hasPrefix(uploadsTarget + "/")
+                                let old = try FolderSwap.swap(
+                                    staged: uploadsStaging, into: uploadsTarget, keepingOld: keepReplaced || !inside)
                                 if keepReplaced { replaced.uploads = old } else { swappedOut.uploads = old }
                                 replacedRecord?.update { [kept = replaced.uploads] in $0.uploads = kept }
                             }

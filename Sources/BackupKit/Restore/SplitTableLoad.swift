@@ -47,7 +47,8 @@ final class SplitTableLoad: Sendable {
     }
 
     init(
-        source: @escaping @Sendable (_ stopped: @escaping @Sendable () -> Bool) throws -> any ByteSource, dumpId: Int, copy: StreamedRestorePlan.SplitCopy,
+        source: @escaping @Sendable (_ stopped: @escaping @Sendable () -> Bool) throws -> any ByteSource,
+        dumpId: Int, copy: StreamedRestorePlan.SplitCopy,
         connection: ConnectionParameters, database: String, applicationName: String, settings: [String: String],
         connections: Int, segmentSize: Int = 1 << 20
     ) {

@@ -135,6 +135,8 @@ struct StreamedDumpRestore {
                     )
                     event = .contents(found)
                 case .arrival(.opened(let dumpId, let start)):
+                    // A sealed dump's chunks are readable only whole: its blocks are loaded once whole.
+                    guard !dump.isSealed else { continue }
                     event = .opened(dumpId: dumpId, start: start)
                 case .arrival(.block(let dumpId, let range)):
                     event = .block(dumpId: dumpId, range: range)

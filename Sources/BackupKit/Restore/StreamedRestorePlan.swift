@@ -74,6 +74,9 @@ struct StreamedRestorePlan {
     private var ready: [(dumpId: Int, size: Int64, follows: Int64?)] = []
     /// The size of each data block, from where the table of contents says they start (and the dump's size).
     private(set) var expectedSizes: [Int: Int64] = [:]
+    /// Tables whose load began as their block arrived: their whole block, announced later (maybe after the load
+    /// ended), starts nothing.
+    private var followed: Set<Int> = []
     private var early: [Int: Set<Int>] = [:]
     private var restored: Set<Int> = []
     private(set) var running: Set<Step> = []
@@ -115,8 +118,8 @@ struct StreamedRestorePlan {
         case .opened(let dumpId, let start):
             // Only a table that will be split when whole is followed: the last large one (nothing after it waits
             // for its connections), worth two connections at least.
-            if dumpSize != nil, let size = expectedSizes[dumpId], size > splitSize, isLast(start + size),
-                splitCopy(dumpId) != nil
+            if let dumpSize, let size = expectedSizes[dumpId], start >= 0, size > splitSize, size <= dumpSize - start,
+                isLast(start + size), splitCopy(dumpId) != nil
             {
                 ready.append((dumpId, size, start))
             }
@@ -124,7 +127,7 @@ struct StreamedRestorePlan {
             positions[dumpId] = range
             if let index = ready.firstIndex(where: { $0.dumpId == dumpId }) {
                 ready[index] = (dumpId, Int64(range.count), nil)  // whole now, before it was started
-            } else if !running.contains(.tables([dumpId])) {
+            } else if !followed.contains(dumpId) {
                 ready.append((dumpId, Int64(range.count), nil))
             }
         case .staged:
@@ -166,6 +169,7 @@ struct StreamedRestorePlan {
                     let connections = max(1, min(spare, wanted))
                     var started = launch(.tables([table]), entries: [table], jobs: connections, copy: copy)
                     started.follows = chosen[0].follows
+                    if started.follows != nil { followed.insert(table) }
                     launches.append(started)
                     if connections < wanted { growable[.tables([table])] = wanted - connections }
                     continue
@@ -241,8 +245,10 @@ struct StreamedRestorePlan {
     /// Each data block's size, where the table of contents says where it and the next start (the last one: where
     /// the dump ends, when its size is known). pg_dump writes the blocks one after the other in the order of
     /// their offsets, and the dump ends with the last. Only a plan: the blocks' own framing says where they end.
+    /// Offsets past the dump's end (a forged table of contents) give no size.
     static func blockSizes(_ contents: CustomDumpScanner.Contents, dumpSize: Int64?) -> [Int: Int64] {
         let starts = contents.entries.compactMap { entry in entry.dataOffset.map { (entry.dumpId, $0) } }
+            .filter { $0.1 >= 0 && $0.1 < (dumpSize ?? .max) }
             .sorted { $0.1 < $1.1 }
         var sizes: [Int: Int64] = [:]
         for (index, (dumpId, start)) in starts.enumerated() {
