@@ -358,14 +358,28 @@ struct StreamedRestorePlanTests {
         #expect(plan.handle(.opened(dumpId: 12, start: 13_200 * Self.mib)).map(Self.text) == [])
     }
 
-    @Test("a followed table waiting for a connection goes first when one frees, and no small table joins its step")
+    @Test("a begun table starts only on a connection nothing else wants: whole tables and early index builds go first")
     func followedWaits() {
         var plan = Self.placed(jobs: 1, dumpSize: 13_300 * Self.mib)
         #expect(plan.handle(Self.event("block 11 300")).map(Self.text) == ["tables 11"])
         #expect(plan.handle(Self.event("opened 13")).map(Self.text) == [])
         #expect(plan.handle(Self.event("block 12 1")).map(Self.text) == [])
-        #expect(plan.handle(Self.event("done tables 11")).map(Self.text) == ["tables 13 split follows"])
-        #expect(plan.handle(Self.event("done tables 13")).map(Self.text) == ["tables 12"])
+        #expect(plan.handle(Self.event("done tables 11")).map(Self.text) == ["tables 12"])
+        #expect(plan.handle(Self.event("done tables 12")).map(Self.text) == ["indexes 11: 21,22"])
+        #expect(plan.handle(Self.event("done indexes 11")).map(Self.text) == ["tables 13 split follows"])
+
+        var two = Self.placed(jobs: 2, dumpSize: 13_300 * Self.mib)
+        #expect(two.handle(Self.event("block 11 300")).map(Self.text) == ["tables 11"])
+        #expect(two.handle(Self.event("block 12 100")).map(Self.text) == ["tables 12"])
+        #expect(two.handle(Self.event("opened 13")).map(Self.text) == [])
+        #expect(two.handle(Self.event("done tables 11")).map(Self.text) == ["indexes 11: 21,22"])
+        #expect(two.handle(Self.event("done indexes 11")).map(Self.text) == ["tables 13 split follows"])
+        // Whole before a connection freed: it starts as any whole block, split.
+        var late = Self.placed(jobs: 1, dumpSize: 13_300 * Self.mib)
+        #expect(late.handle(Self.event("block 11 300")).map(Self.text) == ["tables 11"])
+        #expect(late.handle(Self.event("opened 13")).map(Self.text) == [])
+        #expect(late.handle(Self.event("block 13 300")).map(Self.text) == [])
+        #expect(late.handle(Self.event("done tables 11")).map(Self.text) == ["tables 13 split"])
     }
 
     @Test("a sealed step reads the table of contents and its blocks in archive order; a block not yet placed: all of it")

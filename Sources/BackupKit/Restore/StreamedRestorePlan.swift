@@ -69,9 +69,11 @@ struct StreamedRestorePlan {
     private(set) var contents: CustomDumpScanner.Contents?
     /// Where each staged data block is.
     private(set) var positions: [Int: Range<Int64>] = [:]
-    /// Tables whose data may be loaded, with their size; `follows`: the block's start, for the last large table
-    /// whose block is still arriving (it may only be split-loaded, following it).
-    private var ready: [(dumpId: Int, size: Int64, follows: Int64?)] = []
+    /// Tables whose data may be loaded, with their size.
+    private var ready: [(dumpId: Int, size: Int64)] = []
+    /// The last large table, its block begun and still arriving: its size, where the block starts. It may start
+    /// only split, following its block, and only on a connection nothing else wants (a whole table, an index).
+    private var begun: (dumpId: Int, size: Int64, start: Int64)?
     /// The size of each data block, from where the table of contents says they start (and the dump's size).
     private(set) var expectedSizes: [Int: Int64] = [:]
     /// Tables whose load began as their block arrived: their whole block, announced later (maybe after the load
@@ -121,15 +123,12 @@ struct StreamedRestorePlan {
             if let dumpSize, let size = expectedSizes[dumpId], start >= 0, size > splitSize, size <= dumpSize - start,
                 isLast(start + size), splitCopy(dumpId) != nil
             {
-                ready.append((dumpId, size, start))
+                begun = (dumpId, size, start)
             }
         case .block(let dumpId, let range):
             positions[dumpId] = range
-            if let index = ready.firstIndex(where: { $0.dumpId == dumpId }) {
-                ready[index] = (dumpId, Int64(range.count), nil)  // whole now, before it was started
-            } else if !followed.contains(dumpId) {
-                ready.append((dumpId, Int64(range.count), nil))
-            }
+            if begun?.dumpId == dumpId { begun = nil }  // whole before it could start: as any other
+            if !followed.contains(dumpId) { ready.append((dumpId, Int64(range.count))) }
         case .staged:
             staged = true
         case .declined(let step, let count):
@@ -163,18 +162,12 @@ struct StreamedRestorePlan {
                 let size = chosen[0].size
                 let spare = jobs - busyLong - ready.filter { $0.size >= Self.batch }.count
                 let wanted = size >= splitSize ? Int((size - 1) / splitSize + 1) : 1
-                let last = chosen[0].follows != nil || positions[chosen[0].dumpId].map { isLast($0.upperBound) } ?? true
+                let last = positions[chosen[0].dumpId].map { isLast($0.upperBound) } ?? true
                 if wanted >= 2, last, let copy = splitCopy(chosen[0].dumpId) {
-                    let table = chosen[0].dumpId
-                    let connections = max(1, min(spare, wanted))
-                    var started = launch(.tables([table]), entries: [table], jobs: connections, copy: copy)
-                    started.follows = chosen[0].follows
-                    if started.follows != nil { followed.insert(table) }
-                    launches.append(started)
-                    if connections < wanted { growable[.tables([table])] = wanted - connections }
+                    launches.append(splitLoad(chosen[0].dumpId, size: size, spare: spare, copy: copy))
                     continue
                 }
-                while let next = ready.last, next.follows == nil, chosen.reduce(0, { $0 + $1.size }) + next.size <= Self.batch {
+                while let next = ready.last, chosen.reduce(0, { $0 + $1.size }) + next.size <= Self.batch {
                     chosen.append(ready.removeLast())
                 }
                 let step = Step.tables(chosen.map(\.dumpId))
@@ -193,6 +186,14 @@ struct StreamedRestorePlan {
                     for entry in entries { early[entry] = nil }
                     launches.append(launch(.indexes(table: table, entries), entries: entries))
                 }
+            }
+            // A connection nothing else wants: to the last large table, begun, to load it as it arrives.
+            if let table = begun, busy < jobs, ready.isEmpty, let copy = splitCopy(table.dumpId) {
+                begun = nil
+                followed.insert(table.dumpId)
+                var started = splitLoad(table.dumpId, size: table.size, spare: jobs - busyLong, copy: copy)
+                started.follows = table.start
+                launches.append(started)
             }
             // Connections still free, the whole dump staged and no table waiting: to a split load that asked for
             // more than it got (before the dump is staged, the tables still to arrive will want them, and a
@@ -225,6 +226,15 @@ struct StreamedRestorePlan {
         let blocks = needed.compactMap { positions[$0] }
         guard blocks.count == needed.count else { return nil }
         return [0..<contents.tableOfContentsSize] + blocks.sorted { $0.lowerBound < $1.lowerBound }
+    }
+
+    /// A large table's split load, on the spare connections, at least one, at most one per `splitSize`; it may take
+    /// more later (`growable`) when it asked for more than it got.
+    private mutating func splitLoad(_ table: Int, size: Int64, spare: Int, copy: SplitCopy) -> Launch {
+        let wanted = Int((size - 1) / splitSize + 1)
+        let connections = max(1, min(spare, wanted))
+        if connections < wanted { growable[.tables([table])] = wanted - connections }
+        return launch(.tables([table]), entries: [table], jobs: connections, copy: copy)
     }
 
     private mutating func launch(_ step: Step, entries: [Int]?, jobs: Int = 1, copy: SplitCopy? = nil) -> Launch {
