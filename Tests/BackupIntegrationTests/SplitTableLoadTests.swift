@@ -90,6 +90,20 @@ struct SplitTableLoadTests {
         }
     }
 
+    /// A restore of `dump` as it arrives into `database` on two connections, tables over 1 MiB split.
+    static func restore(
+        _ dump: StagedDump, _ arrival: DumpArrival, into database: String, on server: PostgresServer, tools: PostgresTools,
+        logger: Logger
+    ) throws -> StreamedDumpRestore {
+        var restore = StreamedDumpRestore(
+            tools: tools, dump: dump, arrival: arrival,
+            connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres"))),
+            database: database, applicationName: "contingency-test", ownership: true, settings: [:], jobs: 2,
+            logger: logger)
+        restore.splitSize = 1 << 20
+        return restore
+    }
+
     static func createDatabase(_ server: PostgresServer, _ name: String, latin1: Bool) async throws {
         _ = try await server.psql(
             latin1
@@ -354,13 +368,8 @@ struct SplitTableLoadTests {
             let arrival = try #require(dump.arrival)
             try await Self.createDatabase(server, "target", latin1: false)
             let logged = LogCollector()
-            var restore = StreamedDumpRestore(
-                tools: tools, dump: dump, arrival: arrival,
-                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres"))),
-                database: "target", applicationName: "contingency-follow", ownership: true, settings: [:], jobs: 2,
-                logger: logged.logger)
-            restore.splitSize = 1 << 20
-            let restoring = Task { [restore] in try await restore.run() }
+            let restore = try Self.restore(dump, arrival, into: "target", on: server, tools: tools, logger: logged.logger)
+            let restoring = Task { try await restore.run() }
             defer { restoring.cancel() }
 
             // The dump up to the middle of zz_big's block, in the archive reader's pieces (sealed: all of it).
@@ -481,12 +490,7 @@ struct SplitTableLoadTests {
                 try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "split"))))
             try gate.query("SELECT pg_advisory_lock(7)")
             let logged = LogCollector()
-            var restore = StreamedDumpRestore(
-                tools: tools, dump: dump, arrival: arrival,
-                connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "postgres"))),
-                database: "split", applicationName: "contingency-test", ownership: true, settings: [:], jobs: 2,
-                logger: logged.logger)
-            restore.splitSize = 1 << 20
+            let restore = try Self.restore(dump, arrival, into: "split", on: server, tools: tools, logger: logged.logger)
             let restoring = Task { try await restore.run() }
             do {
                 try await eventually("the freed connection to join gated's load") {
