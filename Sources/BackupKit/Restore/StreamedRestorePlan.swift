@@ -4,7 +4,8 @@ import BackupInterop
 /// When each step of a restore that follows a dump as it arrives may start (`StreamedDumpRestore` runs them):
 /// the schema as soon as the table of contents is there, each table's data as soon as its block is (up to
 /// `jobs` connections at a time, the largest table first, small tables several to a step, the last large one
-/// split across several connections), a large table's indexes and primary key as soon as it is loaded while
+/// split across several connections, and begun while its block still arrives when a connection is free for
+/// it), a large table's indexes and primary key as soon as it is loaded while
 /// other tables still load, and, once the whole dump is there and nothing else runs, everything else with
 /// `jobs` jobs. Events in, steps out; no I/O, so its decisions are tested with tables of cases.
 struct StreamedRestorePlan {
