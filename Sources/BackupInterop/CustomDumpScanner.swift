@@ -20,11 +20,11 @@ public final class CustomDumpScanner {
         public let section: Int
         /// Whether the entry has a data block in the archive.
         public let hasData: Bool
-        /// Whether the table of contents says where that block starts (pg_dump wrote a file it could seek in,
-        /// not a pipe).
-        public let dataOffsetKnown: Bool
-        /// Where that block starts, when the table of contents says.
+        /// Where that block starts, when the table of contents says (pg_dump wrote a file it could seek in, not
+        /// a pipe).
         public let dataOffset: Int64?
+        /// Whether the table of contents says where that block starts.
+        public var dataOffsetKnown: Bool { dataOffset != nil }
         /// The entries this one depends on.
         public let dependencies: [Int]
         /// A TABLE DATA entry's `COPY … FROM stdin;` statement, as the dump gives it (nil for other entries, or
@@ -39,18 +39,16 @@ public final class CustomDumpScanner {
         public let needsRowOrder: Bool
 
         public init(
-            dumpId: Int, desc: String, tag: String, section: Int, hasData: Bool, dataOffsetKnown: Bool,
-            dependencies: [Int], copyStatement: String? = nil, definition: String? = nil, needsRowOrder: Bool = false,
-            dataOffset: Int64? = nil
+            dumpId: Int, desc: String, tag: String, section: Int, hasData: Bool, dataOffset: Int64?,
+            dependencies: [Int], copyStatement: String? = nil, definition: String? = nil, needsRowOrder: Bool = false
         ) {
             self.needsRowOrder = needsRowOrder
-            self.dataOffset = dataOffsetKnown ? dataOffset : nil
+            self.dataOffset = dataOffset
             self.dumpId = dumpId
             self.desc = desc
             self.tag = tag
             self.section = section
             self.hasData = hasData
-            self.dataOffsetKnown = dataOffsetKnown
             self.dependencies = dependencies
             self.copyStatement = copyStatement
             self.definition = definition
@@ -353,9 +351,9 @@ public final class CustomDumpScanner {
                 entries.append(
                     Entry(
                         dumpId: dumpId, desc: desc, tag: tag, section: section, hasData: dataState != 3,
-                        dataOffsetKnown: dataState == 2, dependencies: dependencies, copyStatement: copyStatement,
-                        definition: desc == "ENCODING" ? definition : nil, needsRowOrder: needsRowOrder,
-                        dataOffset: offset <= UInt64(Int64.max) ? Int64(offset) : nil))
+                        dataOffset: dataState == 2 && offset <= UInt64(Int64.max) ? Int64(offset) : nil,
+                        dependencies: dependencies, copyStatement: copyStatement,
+                        definition: desc == "ENCODING" ? definition : nil, needsRowOrder: needsRowOrder))
             }
             return (
                 Contents(

@@ -32,12 +32,12 @@ struct StreamedRestorePlanTests {
         {
             let statement = badCopy && tag == "big" ? "COPY public.big (id) FROM stdin; SELECT 1;\n" : "COPY public.\(tag) (id) FROM stdin;\n"
             return .init(
-                dumpId: id, desc: desc, tag: tag, section: section, hasData: data, dataOffsetKnown: true,
+                dumpId: id, desc: desc, tag: tag, section: section, hasData: data,
+                // Where "block" places them: at their id × 1000 MiB.
+                dataOffset: offsets && data ? Int64(id) * 1000 * mib : nil,
                 dependencies: dependencies, copyStatement: copy && desc == "TABLE DATA" ? statement : nil,
                 definition: desc == "ENCODING" ? "SET client_encoding = 'UTF8';\n" : nil,
-                needsRowOrder: brin && tag == "big_name",
-                // Where "block" places them: at their id × 1000 MiB.
-                dataOffset: offsets && data ? Int64(id) * 1000 * mib : nil)
+                needsRowOrder: brin && tag == "big_name")
         }
         let pre = CustomDumpScanner.Entry.preData
         let data = CustomDumpScanner.Entry.data
@@ -342,9 +342,8 @@ struct StreamedRestorePlanTests {
         let entries = Self.splittable().entries.map { entry in
             CustomDumpScanner.Entry(
                 dumpId: entry.dumpId, desc: entry.desc, tag: entry.tag, section: entry.section, hasData: entry.hasData,
-                dataOffsetKnown: true, dependencies: entry.dependencies, copyStatement: entry.copyStatement,
-                definition: entry.definition,
-                dataOffset: [11: Int64.max - 1, 12: 12_000 * Self.mib, 13: 13_000 * Self.mib][entry.dumpId])
+                dataOffset: [11: Int64.max - 1, 12: 12_000 * Self.mib, 13: 13_000 * Self.mib][entry.dumpId],
+                dependencies: entry.dependencies, copyStatement: entry.copyStatement, definition: entry.definition)
         }
         let forged = CustomDumpScanner.Contents(version: (1, 14, 0), entries: entries, tableOfContentsSize: 1000, compressed: false)
         #expect(StreamedRestorePlan.blockSizes(forged, dumpSize: 13_300 * Self.mib) == [12: 1000 * Self.mib, 13: 300 * Self.mib])

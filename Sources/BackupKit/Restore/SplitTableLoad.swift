@@ -23,9 +23,11 @@ import Synchronization
 /// A load may start on fewer connections than it could use (other steps of the restore hold the rest) and take
 /// more while it runs (`add`): each new connection gets the next segments, as the least behind.
 final class SplitTableLoad: Sendable {
-    /// The table's data block, from its first byte; `stopped` says when the load has stopped (a source that
+    /// Opens the table's data block, from its first byte; `stopped` says when the load has stopped (a source that
     /// waits for bytes still arriving asks it).
-    let source: @Sendable (_ stopped: @escaping @Sendable () -> Bool) throws -> any ByteSource
+    typealias Source = @Sendable (_ stopped: @escaping @Sendable () -> Bool) throws -> any ByteSource
+
+    let source: Source
     let dumpId: Int
     let copy: StreamedRestorePlan.SplitCopy
     let connection: ConnectionParameters
@@ -47,8 +49,7 @@ final class SplitTableLoad: Sendable {
     }
 
     init(
-        source: @escaping @Sendable (_ stopped: @escaping @Sendable () -> Bool) throws -> any ByteSource,
-        dumpId: Int, copy: StreamedRestorePlan.SplitCopy,
+        source: @escaping Source, dumpId: Int, copy: StreamedRestorePlan.SplitCopy,
         connection: ConnectionParameters, database: String, applicationName: String, settings: [String: String],
         connections: Int, segmentSize: Int = 1 << 20
     ) {

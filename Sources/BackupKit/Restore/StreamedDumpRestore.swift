@@ -75,7 +75,7 @@ struct StreamedDumpRestore {
                     return added < launch.jobs ? plan.handle(.declined(launch.step, count: launch.jobs - added)) : []
                 }
                 if let copy = launch.copy, case .tables(let dumpIds) = launch.step, let dumpId = dumpIds.first {
-                    let source: @Sendable (_ stopped: @escaping @Sendable () -> Bool) throws -> any ByteSource
+                    let source: SplitTableLoad.Source
                     let size: Int64
                     if let start = launch.follows {
                         // Its block is still arriving: read as it is staged and checked.

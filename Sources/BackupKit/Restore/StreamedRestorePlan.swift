@@ -161,10 +161,9 @@ struct StreamedRestorePlan {
                 // With one connection spare it still loads through its own COPY, and takes the connections
                 // other steps leave (below): the last table would otherwise end the restore alone on one.
                 let size = chosen[0].size
-                let spare = jobs - busyLong - ready.filter { $0.size >= Self.batch }.count
-                let wanted = size >= splitSize ? Int((size - 1) / splitSize + 1) : 1
                 let last = positions[chosen[0].dumpId].map { isLast($0.upperBound) } ?? true
-                if wanted >= 2, last, let copy = splitCopy(chosen[0].dumpId) {
+                if size > splitSize, last, let copy = splitCopy(chosen[0].dumpId) {
+                    let spare = jobs - busyLong - ready.filter { $0.size >= Self.batch }.count
                     launches.append(splitLoad(chosen[0].dumpId, size: size, spare: spare, copy: copy))
                     continue
                 }
