@@ -296,9 +296,12 @@ private struct ComposeProject {
         // The app was broken (the sidecar saw it fail) and the runner, not something else, brought it back: it
         // recreated the container that ran the broken release.
         #expect(await logs("sidecar").components(separatedBy: "Rollback requested after").count == requestsBefore + 1)
+        // The app answers before the runner's own health check has said so: its line is awaited, not read at once.
+        try await eventually(timeout: .seconds(60), pollInterval: .seconds(1), "the runner to report the rollback healed it") {
+            await logs("restore-runner").contains("succeeded: the application is healthy")
+        }
         let runnerLog = await logs("restore-runner")
         #expect(runnerLog.contains("replacing localhost/contingency-example-app:2-broken"), "\(runnerLog)")
-        #expect(runnerLog.contains("succeeded: the application is healthy"), "the runner reports the rollback healed it")
 
         // Disaster recovery by hand: the table is lost again; `docker compose run --rm restore` brings back the
         // newest verified backup (the pre-deploy one: the rollback's safety backup is never a target).
