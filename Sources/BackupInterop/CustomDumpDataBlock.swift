@@ -40,25 +40,46 @@ public struct CustomDumpDataBlock {
 
     /// Hands the block's data to `body`, a run of bytes at a time (each run a view into the reader's buffer,
     /// valid only during the call), until the block ends.
+    ///
+    /// pg_dump writes a chunk per row: the payloads of the chunks lying whole in the buffer are moved together,
+    /// over the lengths between them, into one run, since a call per row cost more than moving its bytes.
     public mutating func forEachRun(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let width = 1 + intSize
         while !finished {
-            if remaining == 0 {
-                guard try fill(1 + intSize) else { throw Malformed(description: "a data block is cut short") }
-                let length = try integer()
-                guard length >= 0 else { throw Malformed(description: "a data chunk of negative length \(length)") }
-                if length == 0 {
-                    finished = true
-                    return
+            // The run is buffer[run..<joined]; what is read next is at `start`, never before `joined`.
+            let run = start
+            var joined = start
+            while true {
+                if remaining == 0 {
+                    guard end - start >= width else { break }
+                    let length = try integer()
+                    guard length >= 0 else { throw Malformed(description: "a data chunk of negative length \(length)") }
+                    if length == 0 {
+                        finished = true
+                        break
+                    }
+                    remaining = length
                 }
-                remaining = length
+                let count = min(remaining, end - start)
+                if count == 0 { break }
+                if joined != start {
+                    buffer.withUnsafeMutableBytes { raw in
+                        _ = memmove(raw.baseAddress! + joined, raw.baseAddress! + start, count)
+                    }
+                }
+                joined += count
+                start += count
+                remaining -= count
+                if remaining > 0 { break }
             }
-            if start == end {
-                guard try fill(1) else { throw Malformed(description: "a data chunk is cut short") }
+            if joined > run {
+                try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[run..<joined])) }
             }
-            let run = min(remaining, end - start)
-            try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[start..<start + run])) }
-            start += run
-            remaining -= run
+            if finished { return }
+            // The buffer holds no more of the chunk under way, or only part of the next length.
+            guard try fill(remaining == 0 ? width : 1) else {
+                throw Malformed(description: remaining == 0 ? "a data block is cut short" : "a data chunk is cut short")
+            }
         }
     }
 

@@ -170,7 +170,8 @@ public final class CustomDumpScanner {
         var completed: [Block] = []
         var index = 0
         while index < bytes.count {
-            // Chunk payloads are passed over whole; only the few bytes of each header are read one by one.
+            // Chunk payloads are passed over whole; only the few bytes of a header cut by the end of `bytes`, or
+            // of a block's, are read one by one.
             if case .skip(let remaining, let blobs) = state {
                 let count = min(Int64(bytes.count - index), remaining)
                 index += Int(count)
@@ -178,12 +179,43 @@ public final class CustomDumpScanner {
                 state = count == remaining ? .chunkLength(blobs: blobs) : .skip(remaining - count, blobs: blobs)
                 continue
             }
+            if case .chunkLength(blobs: false) = state, field.isEmpty {
+                // Whole chunk lengths and payloads, as long as they lie in these bytes.
+                let next = chunks(bytes, from: index)
+                if next > index {
+                    index = next
+                    continue
+                }
+            }
             step(bytes[index], &completed)
             if failure != nil { return completed }
             index += 1
             position += 1
         }
         return completed
+    }
+
+    /// Passes over a table's data chunks from `start` (where a chunk length begins), reading each length straight
+    /// from `bytes` while it lies whole in them: pg_dump writes a chunk per row, so this is most of the framing,
+    /// and going through `step` a byte at a time cost as much as the rest of the scan. Stops before a length cut
+    /// by the end of `bytes`, a length of 0 (the block's end) or one out of range, all left to `step`, which reads
+    /// them as it reads any other; and in a payload running past `bytes`, left to skip. Returns where it stopped.
+    private func chunks(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        let width = 1 + intSize
+        var index = start
+        while bytes.count - index >= width,
+              let length = Self.decode(UnsafeRawBufferPointer(rebasing: bytes[index..<index + width])), length > 0 {
+            let payload = index + width
+            guard bytes.count - payload >= length else {
+                // The payload runs past these bytes.
+                state = .skip(Int64(length - (bytes.count - payload)), blobs: false)
+                index = bytes.count
+                break
+            }
+            index = payload + length
+        }
+        position += Int64(index - start)
+        return index
     }
 
     /// After the last byte: whether the archive ended between blocks, as a complete one does.
@@ -269,7 +301,7 @@ public final class CustomDumpScanner {
     /// magnitude is above `Int32.max`. pg_dump writes C `int`s (`WriteInt`), so a larger one is not pg_dump's,
     /// whatever the header says the integer size is; refusing it also keeps every later use of the value (a
     /// negation, a length, a count) clear of overflow.
-    static func decode(_ bytes: ArraySlice<UInt8>) -> Int? {
+    static func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Int? {
         var magnitude: UInt64 = 0
         for (index, byte) in bytes.dropFirst().enumerated() where byte != 0 {
             guard index < 4 else { return nil }
