@@ -201,6 +201,51 @@ struct CustomDumpScannerTests {
         #expect(Self.failure(Self.crafted(intSize: 8, data: length), chunk: chunk)?.contains("out of range") == true)
     }
 
+    @Test("chunk lengths read whole or a byte at a time: the same blocks, and the same errors at the same byte")
+    func chunkLengthsEitherWay() {
+        for intSize in [4, 8] {
+            func integer(_ value: Int) -> [UInt8] {
+                [value < 0 ? 1 : 0] + (0..<intSize).map { UInt8(truncatingIfNeeded: abs(value) >> (8 * $0)) }
+            }
+            // A chunk per row, as pg_dump writes them.
+            var rows: [UInt8] = [1] + integer(1)
+            for number in 0..<300 {
+                let row = Array("\(number)\trow \(String(repeating: "x", count: number % 40))\n".utf8)
+                rows += integer(row.count) + row
+            }
+            func scanned(_ bytes: [UInt8], chunk: Int) -> (blocks: [CustomDumpScanner.Block], failure: String?) {
+                let scanner = CustomDumpScanner()
+                var blocks: [CustomDumpScanner.Block] = []
+                var offset = 0
+                while offset < bytes.count {
+                    let end = min(bytes.count, offset + chunk)
+                    blocks += bytes[offset..<end].withUnsafeBytes { scanner.consume($0) }
+                    offset = end
+                }
+                blocks += scanner.finish()
+                return (blocks, scanner.failure)
+            }
+            let valid = Self.crafted(intSize: intSize, data: rows + integer(0))
+            let one = scanned(valid, chunk: 1)
+            #expect(one.failure == nil && one.blocks.count == 1 && one.blocks.first?.range.upperBound == Int64(valid.count))
+            // Negative: refused where it stands. Beyond a C int: refused. Int32.max: valid, but the archive ends first.
+            let negative = Self.crafted(intSize: intSize, data: rows + integer(-3) + Array("abc".utf8))
+            var beyond = Self.crafted(intSize: intSize, data: rows + integer(0) + [1] + integer(1))
+            beyond += intSize == 8 ? [0, 0, 0, 0, 0x80, 0, 0, 0, 0] : [1, 0, 0, 0, 0x80]
+            let huge = Self.crafted(intSize: intSize, data: rows + integer(Int(Int32.max)) + Array("abc".utf8))
+            for chunk in [7, 4096, 1 << 20] {
+                #expect(scanned(valid, chunk: chunk).blocks == one.blocks, "\(chunk)-byte pieces")
+                #expect(scanned(valid, chunk: chunk).failure == nil)
+                for (bytes, expected) in [(negative, "a negative chunk length at byte"), (beyond, "out of range"),
+                                          (huge, "it ends inside a data block")] {
+                    let failure = scanned(bytes, chunk: chunk).failure
+                    #expect(failure == scanned(bytes, chunk: 1).failure, "\(chunk)-byte pieces")
+                    #expect(failure?.contains(expected) == true, "\(failure ?? "no failure")")
+                }
+            }
+        }
+    }
+
     @Test("the largest and smallest C ints are still read")
     func integerLimits() {
         #expect(CustomDumpScanner.decode([0, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0]) == Int(Int32.max))
