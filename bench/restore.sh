@@ -2,7 +2,8 @@
 # The restore benchmark, one command: restores only, on two data sets one after the other, RUNS rounds each
 # (every case once per round): the runbook's shell restore, restore-job gzip, zstd and gzip + age (archives made
 # once by backup-job), and the floors (pg_restore -j2 of the dump file; the server's COPY of every table from a
-# local file with no index, then the index builds). Writes bench/results/restore.md (and restore.raw, the
+# local file with no index, then the index builds), and the least work any verified restore of the zstd archive
+# does (zstd -d of it, tar -x of the uploads, the SHA-256 rate of openssl speed). Writes bench/results/restore.md (and restore.raw, the
 # measurements, not committed). Not part of the test suite.
 #   bench/restore.sh                               # both data sets at their default sizes
 #   PGBENCH20_SCALE=2 PGBENCH20_EXTRA_MB=5 PGBENCH20_UPLOADS_MB=20 SCALE=2 EXTRA_MB=10 UPLOADS_MB=20 RUNS=2 \
