@@ -1,6 +1,7 @@
 import BackupCore
 import Foundation
 import Testing
+import TestSupport
 
 @testable import BackupInterop
 
@@ -32,19 +33,6 @@ struct CustomDumpDataBlockTests {
         }
     }
 
-    /// SplitMix64: the same bytes on every run, so that a failure can be run again as it was.
-    struct SeededRandom: RandomNumberGenerator {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static func integer(_ value: Int, intSize: Int) -> [UInt8] {
         [value < 0 ? 1 : 0] + (0..<intSize).map { UInt8(truncatingIfNeeded: abs(value) >> (8 * $0)) }
     }
@@ -58,7 +46,7 @@ struct CustomDumpDataBlockTests {
 
     /// Rows of varied lengths, as pg_dump writes them (a chunk per row), with a few chunks far larger than a row.
     static func payloads(seed: UInt64) -> [[UInt8]] {
-        var random = SeededRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         return (0..<600).map { number in
             let length = number % 97 == 0 ? Int.random(in: 3000...9000, using: &random) : Int.random(in: 1...180, using: &random)
             return (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }

@@ -17,15 +17,7 @@ struct CustomDumpScannerTests {
     /// The whole file, fed in `chunk`-byte pieces; fails the test if the scanner gave up.
     static func scan(_ path: String, chunk: Int = 1 << 20) throws -> Scan {
         let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        let scanner = CustomDumpScanner()
-        var blocks: [CustomDumpScanner.Block] = []
-        var offset = 0
-        while offset < bytes.count {
-            let end = min(bytes.count, offset + chunk)
-            blocks += bytes[offset..<end].withUnsafeBytes { scanner.consume($0) }
-            offset = end
-        }
-        blocks += scanner.finish()
+        let (blocks, scanner) = feed(bytes, chunk: chunk)
         if let failure = scanner.failure { throw ContingencyError.failed("the scanner stopped: \(failure)") }
         let contents = try #require(scanner.contents)
         return Scan(contents: contents, blocks: blocks, size: Int64(bytes.count))
@@ -158,17 +150,23 @@ struct CustomDumpScannerTests {
         return bytes + data
     }
 
-    /// The scanner's failure for `bytes` fed in `chunk`-byte pieces, or nil when it follows them to the end.
-    static func failure(_ bytes: [UInt8], chunk: Int = 1 << 20) -> String? {
+    /// `bytes` fed to a new scanner in `chunk`-byte pieces, then finished: the blocks it gave, and the scanner.
+    static func feed(_ bytes: [UInt8], chunk: Int) -> (blocks: [CustomDumpScanner.Block], scanner: CustomDumpScanner) {
         let scanner = CustomDumpScanner()
+        var blocks: [CustomDumpScanner.Block] = []
         var offset = 0
         while offset < bytes.count {
             let end = min(bytes.count, offset + chunk)
-            _ = bytes[offset..<end].withUnsafeBytes { scanner.consume($0) }
+            blocks += bytes[offset..<end].withUnsafeBytes { scanner.consume($0) }
             offset = end
         }
-        _ = scanner.finish()
-        return scanner.failure
+        blocks += scanner.finish()
+        return (blocks, scanner)
+    }
+
+    /// The scanner's failure for `bytes` fed in `chunk`-byte pieces, or nil when it follows them to the end.
+    static func failure(_ bytes: [UInt8], chunk: Int = 1 << 20) -> String? {
+        feed(bytes, chunk: chunk).scanner.failure
     }
 
     @Test("the crafted archive itself is followed to its end: the hostile cases below differ from it in one field")
@@ -214,16 +212,8 @@ struct CustomDumpScannerTests {
                 rows += integer(row.count) + row
             }
             func scanned(_ bytes: [UInt8], chunk: Int) -> (blocks: [CustomDumpScanner.Block], failure: String?) {
-                let scanner = CustomDumpScanner()
-                var blocks: [CustomDumpScanner.Block] = []
-                var offset = 0
-                while offset < bytes.count {
-                    let end = min(bytes.count, offset + chunk)
-                    blocks += bytes[offset..<end].withUnsafeBytes { scanner.consume($0) }
-                    offset = end
-                }
-                blocks += scanner.finish()
-                return (blocks, scanner.failure)
+                let fed = Self.feed(bytes, chunk: chunk)
+                return (fed.blocks, fed.scanner.failure)
             }
             let valid = Self.crafted(intSize: intSize, data: rows + integer(0))
             let one = scanned(valid, chunk: 1)

@@ -217,27 +217,4 @@ public struct FileTreeSnapshot: Equatable, Sendable, CustomStringConvertible {
             at: directory.appendingPathComponent("empty folder"), withIntermediateDirectories: true)
         return made
     }
-
-    /// A small deterministic pseudo-random generator for sample content.
-    private struct SplitMix64 {
-        var state: UInt64
-
-        init(seed: UInt64) { state = seed }
-
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-
-        mutating func bytes(_ count: Int) -> Data {
-            var data = Data(capacity: count + 8)
-            while data.count < count {
-                withUnsafeBytes(of: next().littleEndian) { data.append(contentsOf: $0) }
-            }
-            return data.prefix(count)
-        }
-    }
 }
