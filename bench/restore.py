@@ -98,8 +98,10 @@ class RestoreBench(Bench):
         # counts at its own cost, without reading a file.
         sh(f"tar -cf {self.work}/uploads.tar -C {self.a.uploads} .")
         self.inflated_bytes = int(sh(f"set -o pipefail; zstd -dc {self.archive_in(self.store('zstd'))} | wc -c").stdout)
-        speed = sh("openssl speed -evp sha256 -bytes 1048576 -seconds 2 2>/dev/null | tail -1").stdout.split()
-        self.sha256_rate = float(speed[-1].rstrip("k")) * 1000
+        speed = sh("set -o pipefail; openssl speed -evp sha256 -bytes 1048576 -seconds 2 2>/dev/null | tail -1").stdout
+        if not (rate := re.fullmatch(r"sha256\s+([\d.]+)k\s*", speed)):
+            raise SystemExit(f"openssl speed printed an unexpected line: {speed!r}")
+        self.sha256_rate = float(rate[1]) * 1000  # openssl's "k" is 1000 bytes a second
         # Written by the server (COPY TO a file needs a superuser; the benchmark's PGUSER is postgres), so the
         # folder is the server's user's.
         os.makedirs(self.copies, exist_ok=True)
@@ -260,8 +262,10 @@ def report(raw_path, out):
         "measured alone: the archive inflated (`zstd -d` to /dev/null), the uploads written (`tar -x` of an "
         "uncompressed tar of them, from the page cache) and the SHA-256 of the stored archive and of every inflated "
         "byte, counted at the rate `openssl speed` gives on this machine. With the server's CPU in the pg_restore -j2 "
-        "floor, over the machine's processors, it bounds from below the wall time any such restore could take here "
-        "(parsing the dump, sending its rows and staging left out).",
+        "floor, over the machine's processors, it estimates from below the wall time of such a restore here "
+        "(parsing the dump, sending its rows and staging left out). It rests on choices that are not all "
+        "necessary: the uploads' own hashes repeat what the stored archive's hash proves; the COPY floor's server "
+        "spends less than pg_restore -j2's; tar -x reads its tar and zstd -d checks zstd's frame checksum.",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".",
     ]
@@ -386,7 +390,8 @@ def report(raw_path, out):
 def least_work(d, stat, cores):
     """The least processor time any restore of the zstd archive that verifies it as restore-job does must spend
     here, spread over every processor with none idle: the server's CPU in the pg_restore -j2 floor (PostgreSQL's own
-    parallel restore of the uncompressed dump, the least a restore over client connections makes it do here), the
+    parallel restore of the uncompressed dump, taken as the least a restore over client connections makes it do
+    here: an assumption, the COPY floor's server spends less), the
     archive inflated (zstd -d alone), the SHA-256 of the stored archive and of every inflated byte (at `openssl
     speed`'s rate, no file read), and the uploads written (tar -x of an uncompressed tar). Left out, so that this
     is a lower bound: parsing, sending the rows to the server, staging. Returns (seconds, what it sums) or None."""
