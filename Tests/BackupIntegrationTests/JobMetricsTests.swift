@@ -183,6 +183,25 @@ struct JobMetricsTests {
         }
     }
 
+    @Test("credentials over http:// are warned of and never shown; over https://, or no credentials, no warning")
+    func credentialsInClear() throws {
+        let folder = try TemporaryDirectory(prefix: "contingency-push")
+        defer { folder.remove() }
+        let storage = try VolumeStorage(root: folder.path)
+        for (url, warned) in [
+            ("http://pusher:s3cret-pw@127.0.0.1:9091", true), ("HTTP://:s3cret-pw@gateway:9091/prefix", true),
+            ("http://s3cret-pw@gateway:9091", true), ("https://pusher:s3cret-pw@gateway", false),
+            ("http://gateway:9091", false),
+        ] {
+            let logged = LogCollector()
+            _ = JobMetrics(job: "backup", storage: storage, pushgatewayURL: url, countsWebhookFailures: true, logger: logged.logger)
+            let warnings = logged.lines.filter { $0.contains("unencrypted over http://") }
+            #expect(warnings.count == (warned ? 1 : 0), "\(url): \(logged.lines)")
+            #expect(!logged.lines.joined().contains("s3cret-pw"), "\(url)")
+            #expect(!logged.lines.joined().contains("pusher"), "\(url)")
+        }
+    }
+
     @Test("an unreachable Pushgateway leaves the backup succeeded, with a warning, and backup.prom written")
     func unreachablePushgateway() async throws {
         try await ApplicationFixture.with(uploadFiles: 3) { app in

@@ -31,6 +31,12 @@ public struct JobMetrics: Sendable {
         pushgateway = pushgatewayURL.map(Pushgateway.init(url:))
         self.countsWebhookFailures = countsWebhookFailures
         self.logger = logger
+        if let pushgateway, pushgateway.sendsCredentialsInClear {
+            let shown = pushgateway.redacted
+            logger.warning(
+                "PUSHGATEWAY_URL (\(shown), credentials not shown) sends its basic-auth credentials unencrypted over http://: anyone on the network path can read them; give the gateway an https:// URL, or drop the credentials if it needs none"
+            )
+        }
     }
 
     public static let webhookFailuresName = "contingency_webhook_failures_total"

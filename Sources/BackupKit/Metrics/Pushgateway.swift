@@ -30,6 +30,13 @@ public struct Pushgateway: Sendable {
     /// For logs: the URL without its credentials (and without any query).
     public var redacted: String { CurlEasy.redacted(url) }
 
+    /// Whether the URL carries basic-auth credentials over plain http://, where anyone on the way reads them.
+    /// Not refused: a gateway inside a cluster's own network is often plain http; the job warns instead.
+    public var sendsCredentialsInClear: Bool {
+        guard let components = URLComponents(string: url), components.scheme?.lowercased() == "http" else { return false }
+        return !(components.user ?? "").isEmpty || !(components.password ?? "").isEmpty
+    }
+
     /// The families as pushed: without a `job` label of their own (none of the jobs' files has one; a file
     /// another writer left in the store might), which the gateway would overwrite with the grouping key's and
     /// client libraries refuse to push.
