@@ -158,6 +158,8 @@ struct JobMetricsTests {
                     "\(logs)")
                 #expect(!logs.contains(password) && !logs.contains(user), "the credentials appear in the log:\n\(logs)")
                 #expect(!logs.contains("Could not push"), "\(logs)")
+                // The gateway here is plain http: the job says what that exposes.
+                #expect(logs.contains("sends its basic-auth credentials unencrypted over http://"), "\(logs)")
 
                 let scrape = try await gateway.metrics()
                 let runs = try Self.family("contingency_backup_runs_total", in: scrape)
