@@ -258,8 +258,8 @@ def report(raw_path, out):
         "uploads aside; restore-job reads the "
         "compressed archive, verifies it as it streams and restores the uploads too.",
         "",
-        "The least work: what any restore that verifies the zstd archive as restore-job does cannot avoid, each part "
-        "measured alone: the archive inflated (`zstd -d` to /dev/null), the uploads written (`tar -x` of an "
+        "The least work: an estimate of what a restore that verifies the zstd archive as restore-job does must "
+        "spend, each part measured alone: the archive inflated (`zstd -d` to /dev/null), the uploads written (`tar -x` of an "
         "uncompressed tar of them, from the page cache) and the SHA-256 of the stored archive and of every inflated "
         "byte, counted at the rate `openssl speed` gives on this machine. With the server's CPU in the pg_restore -j2 "
         "floor, over the machine's processors, it estimates from below the wall time of such a restore here "
