@@ -198,9 +198,9 @@ public final class CustomDumpScanner {
     /// Passes over a table's data chunks from `start` (where a chunk length begins), reading each length straight
     /// from `bytes` while it lies whole in them: pg_dump writes a chunk per row, so this is most of the framing,
     /// and reading it through `step` a byte at a time took about a tenth of restore-job's processor time on a table
-    /// of short rows. Stops before a length cut
-    /// by the end of `bytes`, a length of 0 (the block's end) or one out of range, all left to `step`, which reads
-    /// them as it reads any other; and in a payload running past `bytes`, left to skip. Returns where it stopped.
+    /// of short rows. Stops before a length cut by the end of `bytes`, a length of 0 (the block's end) or one out
+    /// of range, all left to `step`, which reads them as it reads any other; and in a payload running past
+    /// `bytes`, left to skip. Returns where it stopped.
     private func chunks(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
         let width = 1 + intSize
         var index = start
