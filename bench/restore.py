@@ -97,7 +97,8 @@ class RestoreBench(Bench):
         # the rate at which this machine's OpenSSL hashes (1 MiB blocks, as restore-job hashes), so that hashing
         # counts at its own cost, without reading a file.
         sh(f"tar -cf {self.work}/uploads.tar -C {self.a.uploads} .")
-        self.inflated_bytes = int(sh(f"set -o pipefail; zstd -dc {self.archive_in(self.store('zstd'))} | wc -c").stdout)
+        self.zstd_archive = self.archive_in(self.store("zstd"))
+        self.inflated_bytes = int(sh(f"set -o pipefail; zstd -dc {self.zstd_archive} | wc -c").stdout)
         speed = sh("set -o pipefail; openssl speed -evp sha256 -bytes 1048576 -seconds 2 2>/dev/null | tail -1").stdout
         if not (rate := re.fullmatch(r"sha256\s+([\d.]+)k\s*", speed)):
             raise SystemExit(f"openssl speed printed an unexpected line: {speed!r}")
@@ -131,7 +132,7 @@ class RestoreBench(Bench):
             "largest_table": largest, "largest_copy_bytes": copy_bytes[largest],
             "largest_size": int(sh(f"{psql} -c \"SELECT pg_table_size('{largest}')\"", env=self.env).stdout),
             "parameters": self.a.parameters, "runs": self.a.runs,
-            "zstd_archive_bytes": os.path.getsize(self.archive_in(self.store("zstd"))),
+            "zstd_archive_bytes": os.path.getsize(self.zstd_archive),
             "inflated_bytes": self.inflated_bytes, "sha256_bytes_per_s": self.sha256_rate,
         }
 
@@ -185,7 +186,7 @@ class RestoreBench(Bench):
         sh(f"{bin}/dropdb floor_copy", env=self.env)
 
         self.measure(INFLATE, "least work",
-                     ["bash", "-c", f"zstd -dc {self.archive_in(self.store('zstd'))} > /dev/null"])
+                     ["bash", "-c", f"zstd -dc {self.zstd_archive} > /dev/null"])
         written = f"{self.work}/uploads-written"
         self.clear(written)
         self.measure(WRITE_UPLOADS, "least work", ["tar", "-xf", f"{self.work}/uploads.tar", "-C", written])
