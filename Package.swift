@@ -35,6 +35,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CMalloc"),
+        .systemLibrary(name: "CLinux"),
         .systemLibrary(name: "CLibDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
 
@@ -44,7 +45,7 @@ let package = Package(
         .target(
             name: "BackupInterop",
             dependencies: [
-                "BackupCore", "CLibPQ", "CLibArchive", "CCurl", "COpenSSL", "CMalloc", "CLibDeflate", "CZstd",
+                "BackupCore", "CLibPQ", "CLibArchive", "CCurl", "COpenSSL", "CMalloc", "CLinux", "CLibDeflate", "CZstd",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Logging", package: "swift-log"),
             ],

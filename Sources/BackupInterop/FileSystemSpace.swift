@@ -1,4 +1,5 @@
 import BackupCore
+import CLinux
 import Foundation
 
 #if canImport(Glibc)
@@ -32,6 +33,16 @@ public struct FileSystemSpace: Sendable, Equatable {
         return FileSystemSpace(
             freeBytes: Int64(info.f_bavail) * Int64(info.f_frsize), totalBytes: Int64(info.f_blocks) * Int64(info.f_frsize),
             freeInodes: Int64(info.f_favail), device: UInt64(status.st_dev))
+    }
+}
+
+extension FileSystemSpace {
+    /// Frees the disk space and cached pages of `range` of the open file `fd` (a hole: it reads as zeros, the
+    /// file keeps its size), for bytes a job has used and will not read again. False where it could not (a file
+    /// system without holes, EOPNOTSUPP): the bytes then stay, which costs only space.
+    public static func release(_ range: Range<Int64>, ofFile fd: Int32) -> Bool {
+        guard !range.isEmpty else { return true }
+        return contingency_punch_hole(fd, range.lowerBound, Int64(range.count)) == 0
     }
 }
 

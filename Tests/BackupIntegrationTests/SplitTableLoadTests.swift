@@ -399,6 +399,112 @@ struct SplitTableLoadTests {
             // Sealed, split all the same, once its block is whole.
             let loading = logged.lines.filter { $0.contains("Loading the data of \"public\".\"zz_big\"") }
             #expect(loading.count == 1 && loading.allSatisfy { $0.contains("as it is staged") != sealed }, "\(logged.lines)")
+            // Plain, zz_big's block was given back (as it was read, and whole once loaded), as was aa_small's: their
+            // bytes are no longer on disk; the table of contents is.
+            #expect(dump.isWhole == sealed)
+            if !sealed {
+                let staged = Array(try Data(contentsOf: URL(fileURLWithPath: dump.file.path)))
+                #expect(staged.count == bytes.count)
+                let toc = Int(contents.tableOfContentsSize)
+                let tocKept = staged[..<toc] == bytes[..<toc]
+                #expect(tocKept)
+                for each in blocks {
+                    #expect(
+                        staged[Int(each.range.lowerBound)..<Int(each.range.upperBound)].allSatisfy { $0 == 0 },
+                        "the block of entry \(each.dumpId) is still in the file")
+                }
+            }
+        }
+    }
+
+    @Test(
+        "a plain dump gives back each table's block once it is loaded, its table of contents kept; a sealed one, or one that does not record where its blocks start (pg_dump into a pipe), stays whole",
+        arguments: ["file", "pipe", "sealed"])
+    func releasesLoadedBlocks(kind: String) async throws {
+        try await Self.withDumpedSource { server, tools, folder, path in
+            var dumpPath = path
+            if kind == "pipe" {
+                dumpPath = folder.appending("pipe.dump").path
+                let sink = try LocalFile(writing: dumpPath)
+                let dumped = try await tools.dump(
+                    into: sink, connection: try ConnectionParameters(DatabaseSettings(url: server.connectionURL(database: "source"))))
+                try #require(dumped.succeeded, "pg_dump: \(dumped)")
+                sink.close()
+            }
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: dumpPath)))
+            let (dump, arrival) = try Self.stage(dumpPath, in: folder, sealed: kind == "sealed")
+            try await Self.createDatabase(server, "target", latin1: false)
+            let logged = LogCollector()
+            try await Self.restore(dump, arrival, into: "target", on: server, tools: tools, logger: logged.logger).run()
+            #expect(try await server.snapshot(database: "target") == (try await server.snapshot(database: "source")))
+            #expect(dump.isWhole == (kind != "file"), "\(logged.lines)")
+            guard kind != "sealed" else { return }
+
+            let scanner = CustomDumpScanner()
+            let blocks = bytes.withUnsafeBytes { scanner.consume($0) } + scanner.finish()
+            let contents = try #require(scanner.contents)
+            #expect(blocks.count == contents.entries.filter(\.hasData).count && blocks.count >= 3)
+            let staged = Array(try Data(contentsOf: URL(fileURLWithPath: dump.file.path)))
+            #expect(staged.count == bytes.count)
+            let toc = Int(contents.tableOfContentsSize)
+            let tocKept = staged[..<toc] == bytes[..<toc]
+            #expect(tocKept)
+            for block in blocks {
+                let range = Int(block.range.lowerBound)..<Int(block.range.upperBound)
+                if kind == "file" {
+                    #expect(staged[range].allSatisfy { $0 == 0 }, "the block of entry \(block.dumpId) is still in the file")
+                } else {
+                    let kept = staged[range] == bytes[range]
+                    #expect(kept, "the block of entry \(block.dumpId) changed")
+                }
+            }
+            // Given back, not only zeroed: the file takes less room than the blocks.
+            var status = stat()
+            try #require(stat(dump.file.path, &status) == 0)
+            let allocated = Int64(status.st_blocks) * 512
+            if kind == "file" {
+                #expect(allocated < Int64(bytes.count) / 4, "\(allocated) bytes allocated for a dump of \(bytes.count)")
+            } else {
+                #expect(allocated >= Int64(bytes.count), "\(allocated) bytes allocated for a dump of \(bytes.count)")
+            }
+        }
+    }
+
+    @Test("restored in place (another session stays connected, RESTORE_TERMINATE_CONNECTIONS off) after the new database's load gave back the staged dump: the dump is read from the archive again")
+    func inPlaceAfterRelease() async throws {
+        try await ApplicationFixture.with(uploadFiles: 2) { app in
+            _ = try await app.server.psql(
+                """
+                CREATE TABLE zz_big AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) AS body
+                    FROM generate_series(1, 100000) g;
+                ALTER TABLE zz_big ADD PRIMARY KEY (id);
+                """, database: app.database, timeout: .seconds(120))
+            let before = try await app.snapshot()
+            let backup = try await app.run("backup-job")
+            try #require(backup.succeeded, "\(backup)")
+            _ = try await app.server.psql("DELETE FROM zz_big WHERE id % 3 = 0", database: app.database)
+
+            var environment = app.server.environment
+            environment["PGAPPNAME"] = "idle-client"
+            let client = try ProcessRunner.launch(
+                app.server.binDir.appendingPathComponent("psql").path,
+                ["-X", "-q", "-d", app.database, "-c", "SELECT pg_sleep(3600)"], environment: environment)
+            defer { client.kill() }
+            try await eventually("the other client is connected") {
+                try await app.server.query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'idle-client' AND datname = '\(app.database)'"
+                ).first?.first == "1"
+            }
+            let restore = try await app.run("restore-job", environment: ["RESTORE_SPLIT_TABLE_SIZE": "1MiB"])
+            try #require(restore.succeeded, "\(restore)")
+            #expect(restore.stdout.contains("Loading the data of \"public\".\"zz_big\""), "\(restore.stdout)")
+            #expect(restore.stdout.contains("in place, in one transaction"), "\(restore.stdout)")
+            #expect(
+                restore.stdout.contains("Reading database.dump from the archive again: its staged copy was freed"),
+                "\(restore.stdout)")
+            #expect(restore.stdout.contains("Read and verified visual_backup_"), "\(restore.stdout)")
+            let after = try await app.snapshot()
+            #expect(after == before, "\(restore.stdout)")
         }
     }
 

@@ -171,10 +171,12 @@ struct StagedDumpTests {
         private var ending: Result<Void, any Error>?
         private var stopped = false
 
-        init(_ dump: StagedDump, from start: Int64, arrival: DumpArrival) {
+        init(_ dump: StagedDump, from start: Int64, arrival: DumpArrival, releasing: Bool = false) {
             NamedThread.start("test.follower") { [self] in
                 do {
-                    let source = try dump.following(from: start, arrival: arrival) { [self] in lock.withLock { stopped } }
+                    let source = try dump.following(from: start, arrival: arrival, releasing: releasing) { [self] in
+                        lock.withLock { stopped }
+                    }
                     var buffer = [UInt8](repeating: 0, count: 64 << 10)
                     while true {
                         let count = try buffer.withUnsafeMutableBytes { try source.read(into: $0) }
@@ -271,6 +273,69 @@ struct StagedDumpTests {
         #expect(error.message.contains(mismatch ? "does not match the manifest" : "stopped"), "\(error)")
         // Nothing past what was checked was read.
         #expect(follower.bytes == Array(written[Int(start)..<(2 << 20)]))
+    }
+
+    @Test("a plain dump's released range reads as zeros and leaves the disk, the rest and the size kept; a sealed dump is left whole", arguments: [false, true])
+    func release(sealed: Bool) throws {
+        let folder = try TemporaryDirectory(prefix: "contingency-staged")
+        defer { folder.remove() }
+        let dump = try StagedDump(staging: try LocalStaging(creating: folder.path), name: "a.dump", sealed: sealed)
+        let bytes = Self.pattern(8 << 20)
+        let sink = try dump.sink()
+        try bytes.withUnsafeBytes { try sink.write($0) }
+        try dump.finish()
+        #expect(dump.isWhole)
+        func allocated() throws -> Int64 {
+            var status = stat()
+            try #require(stat(dump.file.path, &status) == 0)
+            return Int64(status.st_blocks) * 512
+        }
+        let before = try allocated()
+        // Not on page boundaries: the bytes at either side stay.
+        let freed = 1_000_001..<7_000_003
+        dump.release(Int64(freed.lowerBound)..<Int64(freed.upperBound))
+        #expect(dump.isWhole == sealed)
+        #expect(try Self.read(dump.source()) == (sealed ? bytes : bytes.enumerated().map { freed.contains($0.offset) ? 0 : $0.element }))
+        let after = try allocated()
+        if sealed {
+            #expect(after == before)
+        } else {
+            #expect(after <= before - 5_900_000, "\(before) bytes allocated before, \(after) after")
+        }
+    }
+
+    @Test("a follower that releases gives back what it has read, a few MiB at a time, and reads every byte all the same")
+    func followerReleases() async throws {
+        let folder = try TemporaryDirectory(prefix: "contingency-staged")
+        defer { folder.remove() }
+        let archive = Self.minimalArchive(blockSizes: [1_000_000, 13_000_000, 1_000_000])
+        let written = archive.toc + archive.blocks.flatMap { $0 }
+        let dump = try StagedDump(
+            staging: try LocalStaging(creating: folder.path), name: "a.dump", sealed: false, followed: Self.recorded(written))
+        let arrival = try #require(dump.arrival)
+        let start = archive.toc.count + archive.blocks[0].count
+        let sink = try dump.sink()
+        try written[..<start].withUnsafeBytes { try sink.write($0) }
+        let follower = Follower(dump, from: Int64(start), arrival: arrival, releasing: true)
+        defer { follower.stop() }
+        for piece in stride(from: start, to: written.count, by: 500_000) {
+            try written[piece..<min(piece + 500_000, written.count)].withUnsafeBytes { try sink.write($0) }
+        }
+        try dump.finish()
+        try await eventually("the follower to end") { follower.ended != nil }
+        #expect(throws: Never.self) { try follower.ended?.get() }
+        #expect(follower.bytes == Array(written[start...]))
+        #expect(!dump.isWhole)
+        // What it read went back each time 4 MiB more had been read (its reads are 64 KiB at most): three times
+        // over these 14 MB; what comes before, and the last, partial step, stay.
+        let step = Int(FollowingSource.releaseStep)
+        let staged = try Self.read(dump.source())
+        #expect(staged.count == written.count)
+        #expect(staged[..<start] == written[..<start])
+        #expect(staged[start..<(start + 3 * step)].allSatisfy { $0 == 0 })
+        let kept = start + 3 * step + 3 * (64 << 10)
+        #expect(kept < written.count - 1_000_000)
+        #expect(staged[kept...] == written[kept...])
     }
 
     @Test("a sealed dump is not followed: its chunks are only readable whole")

@@ -113,8 +113,12 @@ struct DatabaseRestorer {
     /// (RESTORE_KEEP_OLD, or the rollback's safety copy), or to be dropped by the caller with `dropReplaced` once
     /// the application is back: DROP DATABASE forces a checkpoint of the whole server, freshly restored pages
     /// included, which the application need not wait for.
+    /// `restage` stages the dump again, read and verified from the archive, for a restore in place when the
+    /// restore into the new database freed some of it (`StagedDump.isWhole`).
     @discardableResult
-    func complete(_ incoming: Incoming?, dump: StagedDump) async throws -> Replaced? {
+    func complete(
+        _ incoming: Incoming?, dump: StagedDump, restage: () async throws -> StagedDump
+    ) async throws -> Replaced? {
         let maintenance = try PostgresConnection(parameters.maintenance(besides: database))
         let exists = try maintenance.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]).rowCount > 0
         var connected = 0
@@ -133,7 +137,12 @@ struct DatabaseRestorer {
                 logger.info("Restoring \(database) in place, in one transaction (\(connected) other session(s) connected and RESTORE_TERMINATE_CONNECTIONS is off)")
                 discard(incoming)
             }
-            try await restoreInPlace(dump, exists: exists, on: maintenance)
+            var whole = dump
+            if !dump.isWhole {
+                logger.info("Reading database.dump from the archive again: its staged copy was freed as the new database was loaded")
+                whole = try await restage()
+            }
+            try await restoreInPlace(whole, exists: exists, on: maintenance)
             return nil
         }
         Failpoint.hit("restore-swap")

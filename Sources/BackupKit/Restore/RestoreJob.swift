@@ -184,7 +184,7 @@ public struct RestoreJob: Sendable {
                 try Task.checkCancellation()
                 if parts.contains(.database) {
                     let old = try await timed("Database \(database) restored") {
-                        try await restorer.complete(incoming, dump: dump)
+                        try await restorer.complete(incoming, dump: dump, restage: { try await stageDumpAgain(target) })
                     }
                     if let old, !old.kept { swappedOut.database = old } else { replaced.database = old?.name }
                     replacedRecord?.update { [kept = replaced.database] in $0.database = kept }
@@ -282,6 +282,17 @@ public struct RestoreJob: Sendable {
     /// The backup to restore: LATEST_BACKUP, else the newest trusted one (see `BackupLocator`).
     func chooseTarget() throws -> BackupTarget {
         try BackupLocator(configuration, stores: stores, logger: logger).locate(configuration.backup)
+    }
+
+    /// database.dump staged again from the archive, which is read and verified whole as the first time (the
+    /// uploads hashed, not extracted), for a restore in place after the first staged copy was freed as it was
+    /// loaded into a new database (`StagedDump.release`).
+    private func stageDumpAgain(_ target: BackupTarget) async throws -> StagedDump {
+        let dump = try target.stagedDump(in: stores.staging, "restore")
+        _ = try await timed("Read and verified \(target.fileName) again") {
+            try await check(target, into: .init(dump: dump, uploads: nil, env: nil))
+        }
+        return dump
     }
 
     /// `BackupCheck.verify` with this restore's configuration.

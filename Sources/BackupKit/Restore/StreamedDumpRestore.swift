@@ -21,6 +21,10 @@ import Logging
 /// Only for a database nobody uses yet, dropped by the caller if anything fails: the data goes in before the
 /// rest of the archive, the dump's own hash included, has been checked.
 ///
+/// A plain dump whose table of contents records where each block starts gives back each table's data block
+/// once the table is loaded (`StagedDump.release`): no later step reads it, and its space and pages serve what
+/// follows. A followed block goes a few MiB at a time behind its reader.
+///
 /// A dump whose layout cannot be followed (`DumpArrival.Event.unfollowable`) is not a failure: what remains
 /// waits for the whole dump and is restored by pg_restore from it, as without any of this.
 struct StreamedDumpRestore {
@@ -57,6 +61,10 @@ struct StreamedDumpRestore {
             }
             var plan = StreamedRestorePlan(jobs: jobs, splitSize: splitSize ?? .max, dumpSize: dump.checkedMember?.size)
             var staged = false
+            /// Whether loaded tables' blocks are freed from the staged dump, decided once the table of contents is there.
+            var releasing = false
+            /// Tables loaded whose block has not been freed yet (its place not known when the load ended).
+            var loadedUnplaced: Set<Int> = []
             let started = Date()
             /// The split loads running, to give them the connections other steps leave.
             var loads: [Step: SplitTableLoad] = [:]
@@ -79,7 +87,9 @@ struct StreamedDumpRestore {
                     let size: Int64
                     if let start = launch.follows {
                         // Its block is still arriving: read as it is staged and checked.
-                        source = { stopped in try dump.following(from: start, arrival: arrival, stopped: stopped) }
+                        source = { [releasing] stopped in
+                            try dump.following(from: start, arrival: arrival, releasing: releasing, stopped: stopped)
+                        }
                         size = plan.expectedSizes[dumpId] ?? 0
                     } else if let range = plan.positions[dumpId] {
                         source = { _ in try dump.source(ranges: [range]) }
@@ -125,6 +135,14 @@ struct StreamedDumpRestore {
                 return []
             }
 
+            /// A tables step ended well: their blocks are read by no later step.
+            func release(_ step: Step) {
+                guard releasing, case .tables(let dumpIds) = step else { return }
+                for dumpId in dumpIds {
+                    if let range = plan.positions[dumpId] { dump.release(range) } else { loadedUnplaced.insert(dumpId) }
+                }
+            }
+
             for await message in messages {
                 let event: StreamedRestorePlan.Event
                 switch message {
@@ -133,12 +151,14 @@ struct StreamedDumpRestore {
                     logger.info(
                         "Restoring the dump as it is read: the schema now, each of its \(tables) tables once its data is staged and a large one's indexes once it is loaded (\(jobs) at a time), the rest once the whole dump is"
                     )
+                    releasing = !dump.isSealed && StreamedRestorePlan.recordsEveryBlockStart(found)
                     event = .contents(found)
                 case .arrival(.opened(let dumpId, let start)):
                     // A sealed dump's chunks are readable only whole: its blocks are loaded once whole.
                     guard !dump.isSealed else { continue }
                     event = .opened(dumpId: dumpId, start: start)
                 case .arrival(.block(let dumpId, let range)):
+                    if loadedUnplaced.remove(dumpId) != nil { dump.release(range) }
                     event = .block(dumpId: dumpId, range: range)
                 case .arrival(.unfollowable(let why)):
                     logger.info(
@@ -164,6 +184,7 @@ struct StreamedDumpRestore {
                         logger.info(
                             "Restored \(describe(step, plan)), \(DurationFormat.string(seconds: Date().timeIntervalSince(started))) in")
                     }
+                    release(step)
                     event = .finished(step)
                 case .loaded(let step, let loaded):
                     logger.info(
@@ -172,6 +193,7 @@ struct StreamedDumpRestore {
                         \(loaded.rows) rows, \(DurationFormat.string(seconds: Date().timeIntervalSince(started))) in
                         """)
                     loads[step] = nil
+                    release(step)
                     event = .finished(step)
                 case .loadFailed(let step, let why):
                     throw ContingencyError.failed("loading the data of \(tables(step, plan)) into a new database failed: \(why)")

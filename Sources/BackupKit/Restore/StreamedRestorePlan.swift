@@ -283,6 +283,13 @@ struct StreamedRestorePlan {
         return SplitCopy(statement: statement, encoding: encoding, intSize: contents.intSize)
     }
 
+    /// Whether the table of contents records where every data block starts, so that pg_restore seeks to the blocks
+    /// a step names and reads no other (without, it reads its way through the blocks before them): only then may
+    /// a loaded table's block be freed from the staged dump (`StagedDump.release`).
+    static func recordsEveryBlockStart(_ contents: CustomDumpScanner.Contents) -> Bool {
+        contents.entries.allSatisfy { !$0.hasData || $0.dataOffsetKnown }
+    }
+
     /// Entries restored after the data, in the privileges passes, by pg_restore's rules
     /// (pg_backup_archiver.c `_tocEntryRestorePass`).
     static func restoredLast(_ entry: CustomDumpScanner.Entry) -> Bool {

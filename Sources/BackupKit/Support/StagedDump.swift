@@ -2,6 +2,7 @@ import BackupCore
 import BackupInterop
 import BackupStorage
 import Foundation
+import Synchronization
 
 /// The database dump between pg_dump and the archive, or between the archive and pg_restore: the one member
 /// staged on disk (a tar header needs its size first; pg_restore needs the whole dump).
@@ -26,6 +27,8 @@ final class StagedDump: @unchecked Sendable {
 
     /// Where the sealed payload starts, after age's header and nonce.
     private var payloadStart: Int64 = 0
+    /// Whether `release` has freed (or tried to free) some of the file.
+    private let released = Atomic<Bool>(false)
 
     /// `followed`: the dump as its manifest records it; when that records its block hashes, a restore may
     /// follow the dump as it arrives (`arrival`), each block checked before it is announced. Without block
@@ -83,6 +86,23 @@ final class StagedDump: @unchecked Sendable {
         arrival?.finish()
     }
 
+    /// Whether every staged byte is still in the file: false once `release` has freed some, after which only
+    /// the steps of the restore that freed them may read it (`DatabaseRestorer.complete` reads the dump from the
+    /// archive again for a restore in place).
+    var isWhole: Bool { !released.load(ordering: .acquiring) }
+
+    /// Frees the staged bytes of `range`, a table's data that is loaded into the new database and that no later
+    /// step reads: their disk space and page cache go back while the restore goes on, instead of when it ends.
+    /// A large table's data is then never on disk whole, and the pages it took are taken again by what follows
+    /// (on a virtual machine that hands free memory back to its host, a page taken for the first time costs
+    /// many times its copy). Plain dumps only: a sealed one's file is ciphertext, at other offsets.
+    func release(_ range: Range<Int64>) {
+        guard key == nil, !range.isEmpty else { return }
+        // Marked first: whatever the call did, the file is no longer known to be whole.
+        released.store(true, ordering: .releasing)
+        _ = file.release(range)
+    }
+
     /// The plaintext dump, from its start.
     func source() throws -> any ByteSource {
         let file = try LocalFile(reading: file.path)
@@ -111,12 +131,15 @@ final class StagedDump: @unchecked Sendable {
 
     /// The plain dump from `start` on, read as it is staged: each read waits for checked bytes past what was
     /// read (`DumpArrival.bytes(after:)`), and the end of the dump is its end. For a block still arriving; not
-    /// for a sealed dump (whose chunks are only readable whole).
-    func following(from start: Int64, arrival: DumpArrival, stopped: @escaping () -> Bool) throws -> any ByteSource {
+    /// for a sealed dump (whose chunks are only readable whole). `releasing`: what has been read is freed behind
+    /// the reader (`release`), a few MiB at a time.
+    func following(
+        from start: Int64, arrival: DumpArrival, releasing: Bool = false, stopped: @escaping () -> Bool
+    ) throws -> any ByteSource {
         guard key == nil else { throw ContingencyError.failed("a sealed dump is not read as it is staged") }
         let file = try LocalFile(reading: file.path)
         try file.seek(to: start)
-        return FollowingSource(file, from: start, arrival: arrival, stopped: stopped)
+        return FollowingSource(file, from: start, arrival: arrival, stopped: stopped, release: releasing ? { self.release($0) } : nil)
     }
 
     /// For pg_restore: the file itself when plain (it can seek in it), a decrypting stream when sealed.
@@ -138,19 +161,28 @@ final class CountingSink: ByteSink {
     }
 }
 
-/// A file read up to what its `DumpArrival` says is staged and checked, waiting for more at that point.
+/// A file read up to what its `DumpArrival` says is staged and checked, waiting for more at that point; with
+/// `release`, what it has read is handed to it every `releaseStep` bytes.
 final class FollowingSource: ByteSource {
     private let file: LocalFile
     private let arrival: DumpArrival
     private let stopped: () -> Bool
+    private let release: ((Range<Int64>) -> Void)?
     private var position: Int64
+    private var releasedUpTo: Int64
     private var available: (end: Int64, whole: Bool) = (0, false)
+    static let releaseStep: Int64 = 4 << 20
 
-    init(_ file: LocalFile, from start: Int64, arrival: DumpArrival, stopped: @escaping () -> Bool) {
+    init(
+        _ file: LocalFile, from start: Int64, arrival: DumpArrival, stopped: @escaping () -> Bool,
+        release: ((Range<Int64>) -> Void)? = nil
+    ) {
         self.file = file
         self.arrival = arrival
         self.stopped = stopped
+        self.release = release
         position = start
+        releasedUpTo = start
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
@@ -164,6 +196,10 @@ final class FollowingSource: ByteSource {
         // The file holds every byte before `available.end`: fewer means it changed under the restore.
         guard count > 0 else { throw ContingencyError.failed("the staged dump ends before what was staged") }
         position += Int64(count)
+        if let release, position - releasedUpTo >= Self.releaseStep {
+            release(releasedUpTo..<position)
+            releasedUpTo = position
+        }
         return count
     }
 }

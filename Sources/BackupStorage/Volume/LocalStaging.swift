@@ -103,6 +103,10 @@ public final class TemporaryFile: Sendable {
         close(fd)
     }
 
+    /// Frees the disk space and cached pages of `range`, which nothing will read again (it then reads as zeros);
+    /// false where the file system cannot (`FileSystemSpace.release`).
+    public func release(_ range: Range<Int64>) -> Bool { FileSystemSpace.release(range, ofFile: fd) }
+
     /// The file's current size.
     public var size: Int64 {
         var info = stat()
