@@ -113,10 +113,12 @@ public struct BackupMetadata: Codable, Sendable, Equatable {
         }
 
         /// Whether `found` (what a restore read) is this summary, the link count compared only where this one
-        /// records it.
-        public func matches(_ found: UploadsSummary?) -> Bool {
+        /// records it; without `digest`, the counts and bytes only (a read that did not hash the files, whose
+        /// bytes the archive's own hash covers).
+        public func matches(_ found: UploadsSummary?, digest: Bool = true) -> Bool {
             guard var found else { return false }
             if links == nil { found.links = nil }
+            if !digest { found.sha256 = sha256 }
             return found == self
         }
     }

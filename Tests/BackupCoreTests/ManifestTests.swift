@@ -267,4 +267,26 @@ struct ManifestTests {
         #expect(metadata.member(named: ".env.backup")?.size == 412)
         #expect(metadata.member(named: "package-lock.json") == nil)
     }
+
+    @Test("an uploads summary matches one read with the same counts, bytes and digest; without the digest, on counts and bytes alone")
+    func uploadsSummaryMatches() {
+        let recorded = BackupMetadata.UploadsSummary(files: 3, directories: 1, bytes: 300, sha256: "aa", links: 1)
+        let read = BackupMetadata.UploadsSummary(files: 3, directories: 1, bytes: 300, sha256: "bb", links: 1)
+        #expect(!recorded.matches(read))
+        #expect(recorded.matches(read, digest: false))
+        #expect(recorded.matches(recorded))
+        for other in [
+            BackupMetadata.UploadsSummary(files: 2, directories: 1, bytes: 300, sha256: "aa", links: 1),
+            BackupMetadata.UploadsSummary(files: 3, directories: 2, bytes: 300, sha256: "aa", links: 1),
+            BackupMetadata.UploadsSummary(files: 3, directories: 1, bytes: 299, sha256: "aa", links: 1),
+            BackupMetadata.UploadsSummary(files: 3, directories: 1, bytes: 300, sha256: "aa", links: 0),
+        ] {
+            #expect(!recorded.matches(other, digest: false), "\(other)")
+            #expect(!recorded.matches(other), "\(other)")
+        }
+        #expect(!recorded.matches(nil, digest: false))
+        // Links compared only where recorded.
+        let older = BackupMetadata.UploadsSummary(files: 3, directories: 1, bytes: 300, sha256: "aa")
+        #expect(older.matches(read, digest: false))
+    }
 }

@@ -165,7 +165,8 @@ public enum BackupForger {
                 data = source.extractfile(member).read() if member.isfile() else b''
             target.addfile(member, io.BytesIO(data) if member.isfile() else None)
             uploads.add(member, data)
-            if name in [c['name'] for c in changes if c['kind'] == 'replace']:
+            # An upload is no member of its own: the uploads' aggregate covers it.
+            if name in [c['name'] for c in changes if c['kind'] == 'replace'] and below_uploads(member.name) is None:
                 digests[name] = data
         if replaced:
             sys.exit('no such member to replace: ' + ', '.join(replaced))

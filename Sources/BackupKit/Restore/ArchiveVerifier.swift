@@ -23,6 +23,10 @@ final class ArchiveVerifier {
         /// own names (`restore-job --extract`); nil: they are only read and hashed. Only these fixed names are
         /// written there: nothing from the archive chooses a path.
         var others: String? = nil
+        /// Whether each uploaded file is hashed, for the uploads' digest. A restore does without: the uploads are
+        /// swapped in only once the whole archive's hash matches its manifest's, which covers every byte of them
+        /// (their count and bytes are still checked); `--verify`, `--extract` and drills hash them all the same.
+        var hashUploads = true
     }
 
     /// How the uploads tree is extracted (RESTORE_ALLOW_OUTSIDE_SYMLINKS, RESTORE_OWNERS).
@@ -46,6 +50,8 @@ final class ArchiveVerifier {
         var uploads: BackupMetadata.UploadsSummary?
         var legacyLayout = false
         var hasUploads = false
+        /// Whether `uploads.sha256` is the digest of the files read (`Destinations.hashUploads`).
+        var uploadsHashed = true
         var hasEnv = false
         /// The roles' SQL (globals.sql), when the archive has it.
         var globals: [UInt8]?
@@ -87,8 +93,9 @@ final class ArchiveVerifier {
         var report = Report()
         if let staging = destinations.uploads { try FolderSwap.makeStagingFolder(staging) }
         let owner = policy.restoreOwners ? nil : destinations.uploadsOwner
+        report.uploadsHashed = destinations.hashUploads
         let tree = UploadsExtraction(
-            root: destinations.uploads, declared: declared, policy: policy, owner: owner,
+            root: destinations.uploads, declared: declared, policy: policy, owner: owner, hashing: destinations.hashUploads,
             space: declared == nil ? try destinations.uploads.map { try SpaceAllowance.of($0) } : nil,
             linkSpace: declared != nil && declared?.uploads?.links == nil
                 ? try destinations.uploads.map { try SpaceAllowance.of($0) } : nil)
@@ -326,16 +333,16 @@ final class ArchiveVerifier {
                 entry.pathBytes = destination
                 try disk.writeHeader(entry)
             }
-            let hash = BackupInterop.SHA256()
+            let hash = tree.hashing ? BackupInterop.SHA256() : nil
             var count: Int64 = 0
             try drain(archive, limit: tree.bytesLeft, exceeded: tree.overBytes(shown)) { chunk in
-                hash.update(chunk)
+                hash?.update(chunk)
                 if disk != nil { try tree.space?.consume(bytes: chunk.count, for: shown) }
                 try disk?.write(chunk)
                 count += Int64(chunk.count)
             }
             tree.spent(bytes: count)
-            tree.digest.addFile(relative, size: count, sha256: hash.finalizeHex())
+            tree.digest.addFile(relative, size: count, sha256: hash?.finalizeHex() ?? "")
         case .directory:
             try tree.countDirectory(shown)
             if let destination, let disk {
@@ -446,6 +453,8 @@ final class UploadsExtraction {
     let root: String?
     var rules: UploadsTreeRules
     let digest = UploadsDigest()
+    /// Whether each file's content is hashed into `digest` (`ArchiveVerifier.Destinations.hashUploads`).
+    let hashing: Bool
     let owner: (uid: uid_t, gid: gid_t)?
     /// Set when the archive declares nothing (no manifest): the file system's free space bounds it instead.
     let space: SpaceAllowance?
@@ -460,9 +469,10 @@ final class UploadsExtraction {
 
     init(
         root: String?, declared: BackupMetadata?, policy: ArchiveVerifier.UploadsPolicy, owner: (uid: uid_t, gid: gid_t)?,
-        space: SpaceAllowance?, linkSpace: SpaceAllowance? = nil
+        hashing: Bool = true, space: SpaceAllowance?, linkSpace: SpaceAllowance? = nil
     ) {
         self.root = root
+        self.hashing = hashing
         self.rules = UploadsTreeRules(allowOutsideSymlinks: policy.allowOutsideSymlinks)
         self.owner = owner
         self.space = space

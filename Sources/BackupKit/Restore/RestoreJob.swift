@@ -146,7 +146,7 @@ public struct RestoreJob: Sendable {
             target,
             into: .init(
                 dump: dump, uploads: uploadsStaging, env: envStaging, expectedDump: expectedDump,
-                uploadsOwner: uploadsTarget.flatMap(FolderSwap.owner(of:))),
+                uploadsOwner: uploadsTarget.flatMap(FolderSwap.owner(of:)), hashUploads: false),
             restorer: restorer, lease: lease, restoringDatabase: parts.contains(.database))
         if !parts.isAll {
             // Asked for by name, a part the backup does not hold is an error, found before anything is touched.
