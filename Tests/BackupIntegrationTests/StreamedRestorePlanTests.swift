@@ -65,7 +65,7 @@ struct StreamedRestorePlanTests {
     }
 
     /// One event, written short: "contents", "block 11 100" (id, MiB), "opened 13" (its block begun, still arriving), "staged", "done schema", "done tables 12,13",
-    /// "done indexes 11", "done rest".
+    /// "done indexes 11", "done other 23" (the other tables' indexes, their entries), "done rest".
     static func event(_ text: String, contents: CustomDumpScanner.Contents = contents) -> StreamedRestorePlan.Event {
         let words = text.split(separator: " ").map(String.init)
         let numbers = { (index: Int) in words[index].split(separator: ",").map { Int($0)! } }
@@ -78,6 +78,7 @@ struct StreamedRestorePlanTests {
             return .block(dumpId: numbers(1)[0], range: start..<start + Int64(numbers(2)[0]) * mib)
         case ("done", "schema"): return .finished(.schema)
         case ("done", "tables"): return .finished(.tables(numbers(2)))
+        case ("done", "other"): return .finished(.otherIndexes(numbers(2)))
         case ("done", "indexes"):
             let entries = [21, 22, 23].filter { [11: [21, 22], 12: [23]][numbers(2)[0]]!.contains($0) }
             return .finished(.indexes(table: numbers(2)[0], entries))
@@ -85,7 +86,7 @@ struct StreamedRestorePlanTests {
         }
     }
 
-    /// A launch, written short: "schema 1,2,3,4", "tables 11", "indexes 11: 21,22", "rest*2 5,14,24" (jobs after *),
+    /// A launch, written short: "schema 1,2,3,4", "tables 11", "indexes 11: 21,22", "other indexes 23", "rest*2 5,14,24" (jobs after *),
     /// "tables 11 split" (through its own COPY), "tables 11 split follows" (reading its block as it arrives), "grow 11 +1"
     /// (connections added to the split load of 11).
     static func text(_ launch: StreamedRestorePlan.Launch) -> String {
@@ -100,6 +101,7 @@ struct StreamedRestorePlanTests {
             let follows = launch.follows.map { $0 == Int64(launch.entries?.first ?? 0) * 1000 * mib ? " follows" : " follows?" } ?? ""
             return launch.copy != nil ? "tables\(jobs) \(entries) split\(follows)" : "tables\(jobs) \(entries)"
         case .indexes(let table, _): return "indexes \(table): \(entries)"
+        case .otherIndexes: return "other indexes \(entries)"
         case .rest: return "rest\(jobs) \(entries)"
         }
     }
@@ -142,6 +144,23 @@ struct StreamedRestorePlanTests {
                 ("done tables 11", ["rest*3 5,14,21,22,23,24"]), ("done rest", []),
             ],
             complete: true),
+        Case(
+            label: "every table loaded while a large table's indexes build: the small tables' beside them, the rest after both",
+            jobs: 2,
+            steps: [
+                ("contents", ["schema 1,2,3,4"]), ("block 11 100", []), ("block 12 1", []), ("block 13 1", []), ("staged", []),
+                ("done schema", ["tables 11", "tables 12,13"]), ("done tables 11", ["indexes 11: 21,22"]),
+                ("done tables 12,13", ["other indexes 23"]), ("done indexes 11", []), ("done other 23", ["rest*2 5,14,24"]),
+                ("done rest", []),
+            ],
+            complete: true),
+        Case(
+            label: "no large table's indexes building once every table is loaded: the small tables' go with the rest", jobs: 1,
+            steps: [
+                ("contents", ["schema 1,2,3,4"]), ("done schema", []), ("block 11 100", ["tables 11"]), ("block 12 1", []),
+                ("block 13 1", []), ("done tables 11", ["tables 12,13"]), ("staged", []),
+                ("done tables 12,13", ["rest 5,14,21,22,23,24"]),
+            ]),
         Case(
             label: "nothing followed (no table of contents): the whole dump once it is staged", jobs: 2,
             steps: [("staged", ["rest*2 all"]), ("done rest", [])], complete: true),

@@ -227,6 +227,7 @@ struct StreamedDumpRestore {
             return "the data of \(names.joined(separator: ", "))\(more) (\(size))"
         case .indexes(let table, _):
             return "the indexes of \(tag(table, contents))"
+        case .otherIndexes: return "the other tables' indexes"
         case .rest: return contents == nil ? "the whole dump" : "indexes, constraints and the rest"
         }
     }

@@ -15,6 +15,8 @@ struct StreamedRestorePlan {
         case tables([Int])
         /// The indexes and primary key or unique constraints of a large table, once it is loaded.
         case indexes(table: Int, [Int])
+        /// Those of the other tables, all loaded, beside a large table's that are still being built.
+        case otherIndexes([Int])
         /// Everything not restored by the other steps; all of the dump when it could not be followed at all.
         case rest
     }
@@ -143,7 +145,7 @@ struct StreamedRestorePlan {
             growable[step] = nil
             switch step {
             case .schema: schemaDone = true
-            case .tables(let dumpIds), .indexes(_, let dumpIds): restored.formUnion(dumpIds)
+            case .tables(let dumpIds), .indexes(_, let dumpIds), .otherIndexes(let dumpIds): restored.formUnion(dumpIds)
             case .rest:
                 isComplete = true
                 return []
@@ -185,6 +187,21 @@ struct StreamedRestorePlan {
                     guard !entries.isEmpty else { continue }
                     for entry in entries { early[entry] = nil }
                     launches.append(launch(.indexes(table: table, entries), entries: entries))
+                }
+            }
+            // Every table loaded while a large table's indexes are still being built: the small tables' indexes and
+            // keys on a connection it leaves, beside it, instead of after it with the rest (whatever else the rest
+            // holds may depend on those large indexes: a foreign key on a primary key). Large tables' go with the
+            // rest, which pg_restore --jobs spreads.
+            let building = running.contains { if case .indexes = $0 { true } else { false } }
+            if !loading && building && busy < jobs && !running.contains(where: { if case .otherIndexes = $0 { true } else { false } }) {
+                let (placed, loaded) = (positions, restored)
+                let entries = early.filter { entry in
+                    entry.value.isSubset(of: loaded) && entry.value.allSatisfy { (placed[$0]?.count ?? .max) < Self.batch }
+                }.keys.sorted()
+                if !entries.isEmpty {
+                    for entry in entries { early[entry] = nil }
+                    launches.append(launch(.otherIndexes(entries), entries: entries))
                 }
             }
             // A connection nothing else wants: to the last large table, begun, to load it as it arrives.
