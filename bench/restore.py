@@ -261,12 +261,13 @@ def report(raw_path, out):
         "",
         "The least work: an estimate of what a restore that verifies the zstd archive as restore-job does must "
         "spend, each part measured alone: the archive inflated (`zstd -d` to /dev/null), the uploads written (`tar -x` of an "
-        "uncompressed tar of them, from the page cache) and the SHA-256 of the stored archive and of every inflated "
-        "byte, counted at the rate `openssl speed` gives on this machine. With the server's CPU in the pg_restore -j2 "
-        "floor, over the machine's processors, it estimates from below the wall time of such a restore here "
-        "(parsing the dump, sending its rows and staging left out). It rests on choices that are not all "
-        "necessary: the uploads' own hashes repeat what the stored archive's hash proves; the COPY floor's server "
-        "spends less than pg_restore -j2's; tar -x reads its tar and zstd -d checks zstd's frame checksum.",
+        "uncompressed tar of them, from the page cache) and the SHA-256 of the stored archive and of the dump "
+        "(whose blocks are checked before the server gets them; the uploads are not hashed one by one, the stored "
+        "archive's hash covers them), counted at the rate `openssl speed` gives on this machine. With the server's "
+        "CPU in the pg_restore -j2 floor, over the machine's processors, it estimates from below the wall time of "
+        "such a restore here (parsing the dump, sending its rows and staging left out). It rests on choices that "
+        "are not all necessary: the COPY floor's server spends less than pg_restore -j2's; tar -x reads its tar "
+        "and zstd -d checks zstd's frame checksum.",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".",
     ]
@@ -393,18 +394,20 @@ def least_work(d, stat, cores):
     here, spread over every processor with none idle: the server's CPU in the pg_restore -j2 floor (PostgreSQL's own
     parallel restore of the uncompressed dump, taken as the least a restore over client connections makes it do
     here: an assumption, the COPY floor's server spends less), the
-    archive inflated (zstd -d alone), the SHA-256 of the stored archive and of every inflated byte (at `openssl
-    speed`'s rate, no file read), and the uploads written (tar -x of an uncompressed tar). Left out, so that this
-    is a lower bound: parsing, sending the rows to the server, staging. Returns (seconds, what it sums) or None."""
+    archive inflated (zstd -d alone), the SHA-256 of the stored archive and of the dump (at `openssl speed`'s rate,
+    no file read; the uploads are not hashed one by one, the stored archive's hash covers them), and the uploads
+    written (tar -x of an uncompressed tar). Left out, so that this is a lower bound: parsing, sending the rows to
+    the server, staging. Returns (seconds, what it sums) or None."""
     server = stat("floor: pg_restore -j2 of the dump file", "server_cpu")[0]
     inflate, write = stat(INFLATE, "cpu")[0], stat(WRITE_UPLOADS, "cpu")[0]
     rate = d.get("sha256_bytes_per_s")
     if None in (server, inflate, write, rate, cores):
         return None
-    hashing = (d["zstd_archive_bytes"] + d["inflated_bytes"]) / rate
+    hashed = d["zstd_archive_bytes"] + d["dump_bytes"]
+    hashing = hashed / rate
     total = server + inflate + hashing + write
     return total / cores, (f"the server {server:.2f} s + inflating {inflate:.2f} s + SHA-256 of "
-                           f"{(d['zstd_archive_bytes'] + d['inflated_bytes']) / 1e9:.2f} GB {hashing:.2f} s + the "
+                           f"{hashed / 1e9:.2f} GB {hashing:.2f} s + the "
                            f"uploads written {write:.2f} s = {total:.2f} processor-seconds")
 
 

@@ -171,10 +171,10 @@ struct StagedDumpTests {
         private var ending: Result<Void, any Error>?
         private var stopped = false
 
-        init(_ dump: StagedDump, from start: Int64, arrival: DumpArrival, releasing: Bool = false) {
+        init(_ dump: StagedDump, from start: Int64, arrival: DumpArrival, releasingBefore: Int64? = nil) {
             NamedThread.start("test.follower") { [self] in
                 do {
-                    let source = try dump.following(from: start, arrival: arrival, releasing: releasing) { [self] in
+                    let source = try dump.following(from: start, arrival: arrival, releasingBefore: releasingBefore) { [self] in
                         lock.withLock { stopped }
                     }
                     var buffer = [UInt8](repeating: 0, count: 64 << 10)
@@ -304,19 +304,22 @@ struct StagedDumpTests {
         }
     }
 
-    @Test("a follower that releases gives back what it has read, a few MiB at a time, and reads every byte all the same")
+    @Test("a follower that releases gives back what it has read, a few MiB at a time, never past its block's end, and reads every byte all the same")
     func followerReleases() async throws {
         let folder = try TemporaryDirectory(prefix: "contingency-staged")
         defer { folder.remove() }
-        let archive = Self.minimalArchive(blockSizes: [1_000_000, 13_000_000, 1_000_000])
+        // The followed block, 13 MB, then another of 4 MB that the follower reads on into (it reads to the dump's
+        // end) but that another step still needs.
+        let archive = Self.minimalArchive(blockSizes: [1_000_000, 13_000_000, 4_000_000])
         let written = archive.toc + archive.blocks.flatMap { $0 }
         let dump = try StagedDump(
             staging: try LocalStaging(creating: folder.path), name: "a.dump", sealed: false, followed: Self.recorded(written))
         let arrival = try #require(dump.arrival)
         let start = archive.toc.count + archive.blocks[0].count
+        let end = start + archive.blocks[1].count
         let sink = try dump.sink()
         try written[..<start].withUnsafeBytes { try sink.write($0) }
-        let follower = Follower(dump, from: Int64(start), arrival: arrival, releasing: true)
+        let follower = Follower(dump, from: Int64(start), arrival: arrival, releasingBefore: Int64(end))
         defer { follower.stop() }
         for piece in stride(from: start, to: written.count, by: 500_000) {
             try written[piece..<min(piece + 500_000, written.count)].withUnsafeBytes { try sink.write($0) }
@@ -326,16 +329,18 @@ struct StagedDumpTests {
         #expect(throws: Never.self) { try follower.ended?.get() }
         #expect(follower.bytes == Array(written[start...]))
         #expect(!dump.isWhole)
-        // What it read went back each time 4 MiB more had been read (its reads are 64 KiB at most): three times
-        // over these 14 MB; what comes before, and the last, partial step, stay.
+        // What it read went back each time 4 MiB more had been read (its reads are 64 KiB at most): three times in
+        // the 13 MB block. Before it, and from its end on, nothing was: the fourth 4 MiB would have reached into
+        // the next block.
         let step = Int(FollowingSource.releaseStep)
         let staged = try Self.read(dump.source())
         #expect(staged.count == written.count)
-        #expect(staged[..<start] == written[..<start])
+        let before = staged[..<start] == written[..<start]
+        #expect(before)
         #expect(staged[start..<(start + 3 * step)].allSatisfy { $0 == 0 })
-        let kept = start + 3 * step + 3 * (64 << 10)
-        #expect(kept < written.count - 1_000_000)
-        #expect(staged[kept...] == written[kept...])
+        #expect(start + 4 * step < written.count)
+        let after = staged[end...] == written[end...]
+        #expect(after, "the next block was freed")
     }
 
     @Test("a sealed dump is not followed: its chunks are only readable whole")

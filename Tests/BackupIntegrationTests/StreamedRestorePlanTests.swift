@@ -86,7 +86,7 @@ struct StreamedRestorePlanTests {
         }
     }
 
-    /// A launch, written short: "schema 1,2,3,4", "tables 11", "indexes 11: 21,22", "other indexes 23", "rest*2 5,14,24" (jobs after *),
+    /// A launch, written short: "schema 1,2,3,4", "tables 11", "indexes 11: 21,22", "other indexes*2 23", "rest*2 5,14,24" (jobs after *),
     /// "tables 11 split" (through its own COPY), "tables 11 split follows" (reading its block as it arrives), "grow 11 +1"
     /// (connections added to the split load of 11).
     static func text(_ launch: StreamedRestorePlan.Launch) -> String {
@@ -101,7 +101,7 @@ struct StreamedRestorePlanTests {
             let follows = launch.follows.map { $0 == Int64(launch.entries?.first ?? 0) * 1000 * mib ? " follows" : " follows?" } ?? ""
             return launch.copy != nil ? "tables\(jobs) \(entries) split\(follows)" : "tables\(jobs) \(entries)"
         case .indexes(let table, _): return "indexes \(table): \(entries)"
-        case .otherIndexes: return "other indexes \(entries)"
+        case .otherIndexes: return "other indexes\(jobs) \(entries)"
         case .rest: return "rest\(jobs) \(entries)"
         }
     }
@@ -154,6 +154,13 @@ struct StreamedRestorePlanTests {
                 ("done rest", []),
             ],
             complete: true),
+        Case(
+            label: "the small tables' indexes beside a large table's get every connection it leaves", jobs: 3,
+            steps: [
+                ("contents", ["schema 1,2,3,4"]), ("block 11 100", []), ("block 12 1", []), ("block 13 1", []), ("staged", []),
+                ("done schema", ["tables 11", "tables 12,13"]), ("done tables 11", ["indexes 11: 21,22"]),
+                ("done tables 12,13", ["other indexes*2 23"]),
+            ]),
         Case(
             label: "no large table's indexes building once every table is loaded: the small tables' go with the rest", jobs: 1,
             steps: [

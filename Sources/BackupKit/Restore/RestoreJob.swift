@@ -184,7 +184,11 @@ public struct RestoreJob: Sendable {
                 try Task.checkCancellation()
                 if parts.contains(.database) {
                     let old = try await timed("Database \(database) restored") {
-                        try await restorer.complete(incoming, dump: dump, restage: { try await stageDumpAgain(target) })
+                        try await restorer.complete(incoming, dump: dump) {
+                            let again = try await stageDumpAgain(target, replacing: dump)
+                            try lease.confirm()
+                            return again
+                        }
                     }
                     if let old, !old.kept { swappedOut.database = old } else { replaced.database = old?.name }
                     replacedRecord?.update { [kept = replaced.database] in $0.database = kept }
@@ -285,12 +289,14 @@ public struct RestoreJob: Sendable {
     }
 
     /// database.dump staged again from the archive, which is read and verified whole as the first time (the
-    /// uploads hashed, not extracted), for a restore in place after the first staged copy was freed as it was
-    /// loaded into a new database (`StagedDump.release`).
-    private func stageDumpAgain(_ target: BackupTarget) async throws -> StagedDump {
+    /// uploads not extracted), for a restore in place after the first staged copy (`replacing`, given back
+    /// whole first: it takes no room beside the new one) was freed as it was loaded into a new database
+    /// (`StagedDump.release`).
+    private func stageDumpAgain(_ target: BackupTarget, replacing first: StagedDump) async throws -> StagedDump {
+        first.release(0..<first.file.size)
         let dump = try target.stagedDump(in: stores.staging, "restore")
         _ = try await timed("Read and verified \(target.fileName) again") {
-            try await check(target, into: .init(dump: dump, uploads: nil, env: nil))
+            try await check(target, into: .init(dump: dump, uploads: nil, env: nil, hashUploads: false))
         }
         return dump
     }

@@ -86,11 +86,13 @@ struct StreamedDumpRestore {
                     let source: SplitTableLoad.Source
                     let size: Int64
                     if let start = launch.follows {
-                        // Its block is still arriving: read as it is staged and checked.
-                        source = { [releasing] stopped in
-                            try dump.following(from: start, arrival: arrival, releasing: releasing, stopped: stopped)
-                        }
+                        // Its block is still arriving: read as it is staged and checked, and given back behind the
+                        // reader up to where the table of contents says the next block starts.
                         size = plan.expectedSizes[dumpId] ?? 0
+                        let releasingBefore = releasing && size > 0 ? start + size : nil
+                        source = { stopped in
+                            try dump.following(from: start, arrival: arrival, releasingBefore: releasingBefore, stopped: stopped)
+                        }
                     } else if let range = plan.positions[dumpId] {
                         source = { _ in try dump.source(ranges: [range]) }
                         size = Int64(range.count)

@@ -201,7 +201,7 @@ struct StreamedRestorePlan {
                 }.keys.sorted()
                 if !entries.isEmpty {
                     for entry in entries { early[entry] = nil }
-                    launches.append(launch(.otherIndexes(entries), entries: entries))
+                    launches.append(launch(.otherIndexes(entries), entries: entries, jobs: jobs - busy))
                 }
             }
             // A connection nothing else wants: to the last large table, begun, to load it as it arrives.

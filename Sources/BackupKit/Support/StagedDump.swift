@@ -97,10 +97,8 @@ final class StagedDump: @unchecked Sendable {
     /// (on a virtual machine that hands free memory back to its host, a page taken for the first time costs
     /// many times its copy). Plain dumps only: a sealed one's file is ciphertext, at other offsets.
     func release(_ range: Range<Int64>) {
-        guard key == nil, !range.isEmpty else { return }
-        // Marked first: whatever the call did, the file is no longer known to be whole.
+        guard key == nil, !range.isEmpty, file.release(range) else { return }
         released.store(true, ordering: .releasing)
-        _ = file.release(range)
     }
 
     /// The plaintext dump, from its start.
@@ -131,15 +129,17 @@ final class StagedDump: @unchecked Sendable {
 
     /// The plain dump from `start` on, read as it is staged: each read waits for checked bytes past what was
     /// read (`DumpArrival.bytes(after:)`), and the end of the dump is its end. For a block still arriving; not
-    /// for a sealed dump (whose chunks are only readable whole). `releasing`: what has been read is freed behind
-    /// the reader (`release`), a few MiB at a time.
+    /// for a sealed dump (whose chunks are only readable whole). With `releasingBefore`, what has been read is
+    /// freed behind the reader (`release`) a few MiB at a time, never at or past that offset: the reader reads on
+    /// past its block's end, into blocks other steps still need.
     func following(
-        from start: Int64, arrival: DumpArrival, releasing: Bool = false, stopped: @escaping () -> Bool
+        from start: Int64, arrival: DumpArrival, releasingBefore end: Int64? = nil, stopped: @escaping () -> Bool
     ) throws -> any ByteSource {
         guard key == nil else { throw ContingencyError.failed("a sealed dump is not read as it is staged") }
         let file = try LocalFile(reading: file.path)
         try file.seek(to: start)
-        return FollowingSource(file, from: start, arrival: arrival, stopped: stopped, release: releasing ? { self.release($0) } : nil)
+        return FollowingSource(
+            file, from: start, arrival: arrival, stopped: stopped, release: end.map { end in (end, { self.release($0) }) })
     }
 
     /// For pg_restore: the file itself when plain (it can seek in it), a decrypting stream when sealed.
@@ -162,12 +162,12 @@ final class CountingSink: ByteSink {
 }
 
 /// A file read up to what its `DumpArrival` says is staged and checked, waiting for more at that point; with
-/// `release`, what it has read is handed to it every `releaseStep` bytes.
+/// `release`, what it has read before `release.end` is handed to `release.body` every `releaseStep` bytes.
 final class FollowingSource: ByteSource {
     private let file: LocalFile
     private let arrival: DumpArrival
     private let stopped: () -> Bool
-    private let release: ((Range<Int64>) -> Void)?
+    private let release: (end: Int64, body: (Range<Int64>) -> Void)?
     private var position: Int64
     private var releasedUpTo: Int64
     private var available: (end: Int64, whole: Bool) = (0, false)
@@ -175,7 +175,7 @@ final class FollowingSource: ByteSource {
 
     init(
         _ file: LocalFile, from start: Int64, arrival: DumpArrival, stopped: @escaping () -> Bool,
-        release: ((Range<Int64>) -> Void)? = nil
+        release: (end: Int64, body: (Range<Int64>) -> Void)? = nil
     ) {
         self.file = file
         self.arrival = arrival
@@ -196,9 +196,10 @@ final class FollowingSource: ByteSource {
         // The file holds every byte before `available.end`: fewer means it changed under the restore.
         guard count > 0 else { throw ContingencyError.failed("the staged dump ends before what was staged") }
         position += Int64(count)
-        if let release, position - releasedUpTo >= Self.releaseStep {
-            release(releasedUpTo..<position)
-            releasedUpTo = position
+        if let release, min(position, release.end) - releasedUpTo >= Self.releaseStep {
+            let end = min(position, release.end)
+            release.body(releasedUpTo..<end)
+            releasedUpTo = end
         }
         return count
     }
