@@ -114,18 +114,9 @@ struct RollbackReviewTests {
             let scenario = try Scenario(app)
             // Another client stays connected and RESTORE_TERMINATE_CONNECTIONS is off: the swap cannot be done and
             // the database is restored in place, in one transaction (the documented fallback).
-            var environment = app.server.environment
-            environment["PGAPPNAME"] = "review-idle-client"
-            let client = try ProcessRunner.launch(
-                app.server.binDir.appendingPathComponent("psql").path,
-                ["-X", "-q", "-d", app.database, "-c", "SELECT pg_sleep(3600)"], environment: environment)
-            defer { client.kill() }
             do {
-                try await eventually("the other client is connected") {
-                    try await app.server.query(
-                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'review-idle-client' AND datname = '\(app.database)'"
-                    ).first?.first == "1"
-                }
+                let client = try await IdleSession(server: app.server, database: app.database)
+                defer { client.end() }
                 try await scenario.managed.control("start")
                 try await eventually("the app is healthy") { await scenario.managed.status() == 200 }
                 #expect(try await app.run("backup-job").succeeded)

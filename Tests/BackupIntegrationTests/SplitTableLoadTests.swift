@@ -484,17 +484,8 @@ struct SplitTableLoadTests {
             try #require(backup.succeeded, "\(backup)")
             _ = try await app.server.psql("DELETE FROM zz_big WHERE id % 3 = 0", database: app.database)
 
-            var environment = app.server.environment
-            environment["PGAPPNAME"] = "idle-client"
-            let client = try ProcessRunner.launch(
-                app.server.binDir.appendingPathComponent("psql").path,
-                ["-X", "-q", "-d", app.database, "-c", "SELECT pg_sleep(3600)"], environment: environment)
-            defer { client.kill() }
-            try await eventually("the other client is connected") {
-                try await app.server.query(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'idle-client' AND datname = '\(app.database)'"
-                ).first?.first == "1"
-            }
+            let client = try await IdleSession(server: app.server, database: app.database)
+            defer { client.end() }
             let restore = try await app.run("restore-job", environment: ["RESTORE_SPLIT_TABLE_SIZE": "1MiB"])
             try #require(restore.succeeded, "\(restore)")
             #expect(restore.stdout.contains("Loading the data of \"public\".\"zz_big\""), "\(restore.stdout)")
