@@ -190,7 +190,7 @@ struct StreamedRestorePlan {
                 }
             }
             // Every table loaded while a large table's indexes are still being built: the small tables' indexes and
-            // keys on a connection it leaves, beside it, instead of after it with the rest (whatever else the rest
+            // keys on the connections it leaves, beside it, instead of after it with the rest (whatever else the rest
             // holds may depend on those large indexes: a foreign key on a primary key). Large tables' go with the
             // rest, which pg_restore --jobs spreads.
             let building = running.contains { if case .indexes = $0 { true } else { false } }
