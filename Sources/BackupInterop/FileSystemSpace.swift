@@ -38,11 +38,14 @@ public struct FileSystemSpace: Sendable, Equatable {
 
 extension FileSystemSpace {
     /// Frees the disk space and cached pages of `range` of the open file `fd` (a hole: it reads as zeros, the
-    /// file keeps its size), for bytes a job has used and will not read again. False where it could not (a file
-    /// system without holes, EOPNOTSUPP): the bytes then stay, which costs only space.
+    /// file keeps its size), for bytes a job has used and will not read again. Returns whether any of the range
+    /// may now read as zeros: when it was freed, and when it failed partway (ENOSPC, EIO: a file system zeroes the
+    /// partial blocks at its ends first); not where the file system cannot punch holes at all (EOPNOTSUPP,
+    /// ENOSYS), which changes nothing: the bytes then stay, which costs only space.
     public static func release(_ range: Range<Int64>, ofFile fd: Int32) -> Bool {
-        guard !range.isEmpty else { return true }
-        return contingency_punch_hole(fd, range.lowerBound, Int64(range.count)) == 0
+        guard !range.isEmpty else { return false }
+        if contingency_punch_hole(fd, range.lowerBound, Int64(range.count)) == 0 { return true }
+        return errno != EOPNOTSUPP && errno != ENOSYS
     }
 }
 

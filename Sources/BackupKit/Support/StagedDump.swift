@@ -27,7 +27,7 @@ final class StagedDump: @unchecked Sendable {
 
     /// Where the sealed payload starts, after age's header and nonce.
     private var payloadStart: Int64 = 0
-    /// Whether `release` has freed some of the file.
+    /// Whether `release` may have zeroed some of the file.
     private let released = Atomic<Bool>(false)
 
     /// `followed`: the dump as its manifest records it; when that records its block hashes, a restore may

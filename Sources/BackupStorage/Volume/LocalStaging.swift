@@ -104,7 +104,7 @@ public final class TemporaryFile: Sendable {
     }
 
     /// Frees the disk space and cached pages of `range`, which nothing will read again (it then reads as zeros);
-    /// false where the file system cannot (`FileSystemSpace.release`).
+    /// returns whether any of it may now read as zeros (`FileSystemSpace.release`).
     public func release(_ range: Range<Int64>) -> Bool { FileSystemSpace.release(range, ofFile: fd) }
 
     /// The file's current size.
