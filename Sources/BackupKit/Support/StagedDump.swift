@@ -93,9 +93,10 @@ final class StagedDump: @unchecked Sendable {
 
     /// Frees the staged bytes of `range`, a table's data that is loaded into the new database and that no later
     /// step reads: their disk space and page cache go back while the restore goes on, instead of when it ends.
-    /// A large table's data is then never on disk whole, and the pages it took are taken again by what follows
-    /// (on a virtual machine that hands free memory back to its host, a page taken for the first time costs
-    /// many times its copy). Plain dumps only: a sealed one's file is ciphertext, at other offsets.
+    /// The last large table's data, loaded as it arrives, is then never on disk whole, and the pages it took are
+    /// taken again by what follows (on a virtual machine that hands free memory back to its host, a page taken
+    /// for the first time costs many times its copy). Plain dumps only: a sealed one's file is ciphertext, at
+    /// other offsets.
     func release(_ range: Range<Int64>) {
         guard key == nil, !range.isEmpty, file.release(range) else { return }
         released.store(true, ordering: .releasing)
