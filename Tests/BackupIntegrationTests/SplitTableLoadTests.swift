@@ -90,6 +90,21 @@ struct SplitTableLoadTests {
         }
     }
 
+    /// A table of `rows` rows of 64 characters with a primary key added to the application's database, then a
+    /// backup-job; returns the application as backed up.
+    static func backUp(_ app: ApplicationFixture, withTable table: String, rows: Int) async throws -> ApplicationSnapshot {
+        _ = try await app.server.psql(
+            """
+            CREATE TABLE \(table) AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) AS body
+                FROM generate_series(1, \(rows)) g;
+            ALTER TABLE \(table) ADD PRIMARY KEY (id);
+            """, database: app.database, timeout: .seconds(300))
+        let before = try await app.snapshot()
+        let backup = try await app.run("backup-job")
+        try #require(backup.succeeded, "\(backup)")
+        return before
+    }
+
     /// A restore of `dump` as it arrives into `database` on two connections, tables over 1 MiB split.
     static func restore(
         _ dump: StagedDump, _ arrival: DumpArrival, into database: String, on server: PostgresServer, tools: PostgresTools,
@@ -307,15 +322,7 @@ struct SplitTableLoadTests {
             ] {
                 _ = try await app.server.psql(statement)
             }
-            _ = try await app.server.psql(
-                """
-                CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) AS body
-                    FROM generate_series(1, 1000000) g;
-                ALTER TABLE big ADD PRIMARY KEY (id);
-                """, database: app.database, timeout: .seconds(300))
-            let before = try await app.snapshot()
-            let backup = try await app.run("backup-job")
-            try #require(backup.succeeded, "\(backup)")
+            let before = try await Self.backUp(app, withTable: "big", rows: 1_000_000)
             let restore = try await app.run("restore-job", environment: ["RESTORE_KEEP_OLD": "false"])
             try #require(restore.succeeded, "\(restore)")
             #expect(
@@ -473,15 +480,7 @@ struct SplitTableLoadTests {
     @Test("restored in place (another session stays connected, RESTORE_TERMINATE_CONNECTIONS off) after the new database's load gave back the staged dump: the dump is read from the archive again")
     func inPlaceAfterRelease() async throws {
         try await ApplicationFixture.with(uploadFiles: 2) { app in
-            _ = try await app.server.psql(
-                """
-                CREATE TABLE zz_big AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) AS body
-                    FROM generate_series(1, 100000) g;
-                ALTER TABLE zz_big ADD PRIMARY KEY (id);
-                """, database: app.database, timeout: .seconds(120))
-            let before = try await app.snapshot()
-            let backup = try await app.run("backup-job")
-            try #require(backup.succeeded, "\(backup)")
+            let before = try await Self.backUp(app, withTable: "zz_big", rows: 100_000)
             _ = try await app.server.psql("DELETE FROM zz_big WHERE id % 3 = 0", database: app.database)
 
             let client = try await IdleSession(server: app.server, database: app.database)

@@ -196,22 +196,27 @@ struct StagedDumpTests {
         var ended: Result<Void, any Error>? { lock.withLock { ending } }
     }
 
-    /// Three tables of 1 MB, 3 MB and 1 MB, with the block hashes backup-job records (1 MiB blocks).
-    static func followedDump(in folder: TemporaryDirectory, changedAt: Int? = nil) throws -> (dump: StagedDump, written: [UInt8], blockStart: Int64) {
-        let archive = Self.minimalArchive(blockSizes: [1_000_000, 3_000_000, 1_000_000])
+    /// Tables of these sizes (by default 1 MB, 3 MB and 1 MB), with the block hashes backup-job records (1 MiB
+    /// blocks); `block`: where the second table's block lies.
+    static func followedDump(
+        in folder: TemporaryDirectory, blockSizes: [Int] = [1_000_000, 3_000_000, 1_000_000], changedAt: Int? = nil
+    ) throws -> (dump: StagedDump, written: [UInt8], block: Range<Int>) {
+        let archive = Self.minimalArchive(blockSizes: blockSizes)
         let bytes = archive.toc + archive.blocks.flatMap { $0 }
         let dump = try StagedDump(
             staging: try LocalStaging(creating: folder.path), name: "a.dump", sealed: false, followed: Self.recorded(bytes))
         var written = bytes
         if let changedAt { written[changedAt] ^= 0x01 }
-        return (dump, written, Int64(archive.toc.count + archive.blocks[0].count))
+        let start = archive.toc.count + archive.blocks[0].count
+        return (dump, written, start..<(start + archive.blocks[1].count))
     }
 
     @Test("a block still arriving is read as it is staged: never past the bytes checked, to the dump's end once it is whole")
     func followsAsStaged() async throws {
         let folder = try TemporaryDirectory(prefix: "contingency-staged")
         defer { folder.remove() }
-        let (dump, written, start) = try Self.followedDump(in: folder)
+        let (dump, written, block) = try Self.followedDump(in: folder)
+        let start = Int64(block.lowerBound)
         let arrival = try #require(dump.arrival)
         var events = arrival.events.makeAsyncIterator()
         let sink = try dump.sink()
@@ -250,7 +255,8 @@ struct StagedDumpTests {
         let folder = try TemporaryDirectory(prefix: "contingency-staged")
         defer { folder.remove() }
         // A changed byte in the 3rd 1 MiB block: the first two are read, then the staging stops.
-        let (dump, written, start) = try Self.followedDump(in: folder, changedAt: mismatch ? 2_200_000 : nil)
+        let (dump, written, block) = try Self.followedDump(in: folder, changedAt: mismatch ? 2_200_000 : nil)
+        let start = Int64(block.lowerBound)
         let arrival = try #require(dump.arrival)
         let sink = try dump.sink()
         try written[..<2_150_000].withUnsafeBytes { try sink.write($0) }
@@ -310,13 +316,9 @@ struct StagedDumpTests {
         defer { folder.remove() }
         // The followed block, 13 MB, then another of 4 MB that the follower reads on into (it reads to the dump's
         // end) but that another step still needs.
-        let archive = Self.minimalArchive(blockSizes: [1_000_000, 13_000_000, 4_000_000])
-        let written = archive.toc + archive.blocks.flatMap { $0 }
-        let dump = try StagedDump(
-            staging: try LocalStaging(creating: folder.path), name: "a.dump", sealed: false, followed: Self.recorded(written))
+        let (dump, written, block) = try Self.followedDump(in: folder, blockSizes: [1_000_000, 13_000_000, 4_000_000])
         let arrival = try #require(dump.arrival)
-        let start = archive.toc.count + archive.blocks[0].count
-        let end = start + archive.blocks[1].count
+        let (start, end) = (block.lowerBound, block.upperBound)
         let sink = try dump.sink()
         try written[..<start].withUnsafeBytes { try sink.write($0) }
         let follower = Follower(dump, from: Int64(start), arrival: arrival, releasingBefore: Int64(end))

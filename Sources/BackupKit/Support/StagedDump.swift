@@ -98,7 +98,7 @@ final class StagedDump: @unchecked Sendable {
     /// for the first time costs many times its copy). Plain dumps only: a sealed one's file is ciphertext, at
     /// other offsets.
     func release(_ range: Range<Int64>) {
-        guard key == nil, !range.isEmpty, file.release(range) else { return }
+        guard key == nil, file.release(range) else { return }
         released.store(true, ordering: .releasing)
     }
 
